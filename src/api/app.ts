@@ -1,0 +1,103 @@
+/**
+ * createApp builds the HTTP surface: OpenFGA's routes (no `/v1` prefix), a request id on every
+ * response, CORS as OpenFGA's defaults, a body size limit, and one error mapper that turns
+ * every failure into `{code, message}` with the status OpenFGA would send. Routes are thin:
+ * zod in, service call, JSON out.
+ *
+ * @module
+ */
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { cors } from 'hono/cors'
+import { PembaError } from '../core/errors.ts'
+import type { AuthzService } from '../service/authz.ts'
+import type { ModelService } from '../service/models.ts'
+import type { Datastore } from '../store/store.ts'
+import type { IdGenerator } from '../core/ids.ts'
+import { registerAssertionRoutes } from './routes/assertions.ts'
+import { registerModelRoutes } from './routes/models.ts'
+import { registerQueryRoutes } from './routes/queries.ts'
+import { registerStoreRoutes } from './routes/stores.ts'
+import { registerTupleRoutes } from './routes/tuples.ts'
+
+export interface AppDeps {
+  datastore: Datastore
+  models: ModelService
+  authz: AuthzService
+  ids: IdGenerator
+  clock: () => Date
+  bodyLimitBytes: number
+  /** Where internal faults are reported (never the caller). */
+  logError: (err: unknown, requestId: string) => void
+}
+
+export type AppEnv = { Variables: { requestId: string } }
+
+/** Known paths, so a wrong method answers `unimplemented` rather than `undefined_endpoint`. */
+const KNOWN_PATHS = [
+  /^\/healthz$/,
+  /^\/stores$/,
+  /^\/stores\/[^/]+$/,
+  /^\/stores\/[^/]+\/(authorization-models|write|read|changes|check|batch-check|expand|list-objects|streamed-list-objects|list-users)$/,
+  /^\/stores\/[^/]+\/authorization-models\/[^/]+$/,
+  /^\/stores\/[^/]+\/assertions\/[^/]+$/,
+]
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>()
+
+  app.use('*', async (c, next) => {
+    const requestId = crypto.randomUUID()
+    c.set('requestId', requestId)
+    c.header('X-Request-Id', requestId)
+    await next()
+    c.res.headers.set('X-Request-Id', requestId)
+  })
+  app.use(
+    '*',
+    cors({
+      origin: (origin) => origin || '*',
+      credentials: true,
+      allowMethods: ['GET', 'POST', 'HEAD', 'PATCH', 'DELETE', 'PUT'],
+      allowHeaders: [],
+      exposeHeaders: ['X-Request-Id', 'Openfga-Authorization-Model-Id', 'Pemba-Result-Truncated'],
+    }),
+  )
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes,
+      onError: (c) =>
+        c.json(
+          { code: 'validation_error', message: `request body exceeds the limit of ${deps.bodyLimitBytes} bytes` },
+          413,
+        ),
+    }),
+  )
+
+  app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
+  registerStoreRoutes(app, deps)
+  registerModelRoutes(app, deps)
+  registerTupleRoutes(app, deps)
+  registerQueryRoutes(app, deps)
+  registerAssertionRoutes(app, deps)
+
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname
+    const known = KNOWN_PATHS.some((p) => p.test(path))
+    return c.json(
+      known ? { code: 'unimplemented', message: 'Method Not Allowed' } : { code: 'undefined_endpoint', message: 'Not Found' },
+      404,
+    )
+  })
+
+  app.onError((err, c) => {
+    if (err instanceof PembaError) {
+      return c.json({ code: err.code, message: err.message }, err.status as 400)
+    }
+    deps.logError(err, c.get('requestId') ?? '')
+    return c.json({ code: 'internal_error', message: 'Internal Server Error' }, 500)
+  })
+
+  return app
+}

@@ -1,0 +1,319 @@
+/**
+ * The request shapes of OpenFGA's HTTP API as zod schemas, with its validation rules (patterns,
+ * lengths, item counts). Unknown fields are dropped, as protojson's DiscardUnknown does. The
+ * rewrite keys accept both spellings (`computedUserset` / `computed_userset`) and come out in
+ * the canonical one.
+ *
+ * @module
+ */
+import { z } from 'zod'
+import type { ConditionParamTypeRef, Userset } from '../model/types.ts'
+
+const TYPE = /^[^:#@\s]{1,254}$/
+const RELATION = /^[^:#@\s]{1,50}$/
+const CONDITION_NAME = /^[^:#@\s]{1,50}$/
+const OBJECT = /^[^\s]{2,256}$/
+const CHECK_USER = /^[^\s]{2,512}$/
+const READ_USER = /^[^\s]{1,511}:[^\s]{1,511}$/
+export const STORE_NAME = /^[a-zA-Z0-9\s.\-/^_&@]{3,64}$/
+export const CORRELATION_ID = /^[\w\d-]{1,36}$/
+export const ULID_ID = /^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$/
+
+const json = z.record(z.string(), z.unknown())
+
+const consistency = z
+  .union([
+    z.enum(['UNSPECIFIED', 'MINIMIZE_LATENCY', 'HIGHER_CONSISTENCY']),
+    z.literal(0).transform(() => 'UNSPECIFIED' as const),
+    z.literal(100).transform(() => 'MINIMIZE_LATENCY' as const),
+    z.literal(200).transform(() => 'HIGHER_CONSISTENCY' as const),
+  ])
+  .optional()
+
+const modelId = z.string().regex(ULID_ID).optional().or(z.literal('').transform(() => undefined))
+
+const relationshipCondition = z
+  .object({
+    name: z.string().regex(/^[^\s]{2,256}$/),
+    context: json.optional().nullable(),
+  })
+  .transform((c) => ({ name: c.name, context: c.context ?? undefined }))
+
+/** TupleKey as written or passed as a contextual tuple. */
+export const tupleKey = z.object({
+  user: z.string().min(1).max(512),
+  relation: z.string().regex(RELATION),
+  object: z.string().regex(OBJECT).max(256),
+  condition: relationshipCondition.optional().nullable(),
+})
+
+const tupleKeyWithoutCondition = z.object({
+  user: z.string().min(1).max(512),
+  relation: z.string().regex(RELATION),
+  object: z.string().regex(OBJECT).max(256),
+})
+
+const checkTupleKey = z.object({
+  user: z.string().regex(CHECK_USER),
+  relation: z.string().regex(RELATION),
+  object: z.string().regex(OBJECT),
+})
+
+const contextualTupleKeys = z.object({ tuple_keys: z.array(tupleKey).max(100).default([]) })
+
+const pageSize = z.coerce.number().int().min(1).max(100).optional()
+const continuationToken = z
+  .string()
+  .max(5120)
+  .regex(/^$|^[A-Za-z0-9-_]+={0,2}$/)
+  .optional()
+
+// --- models ---------------------------------------------------------------------------------
+
+const objectRelation = z.object({
+  object: z.string().optional().default(''),
+  relation: z.string().max(50).optional().default(''),
+})
+
+type UsersetInput = Record<string, unknown>
+
+/** rename moves a snake_case rewrite key to its canonical camelCase spelling. */
+function canonicalUsersetKeys(v: unknown): unknown {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return v
+  const o = { ...(v as UsersetInput) }
+  if ('computed_userset' in o && !('computedUserset' in o)) {
+    o.computedUserset = o.computed_userset
+  }
+  delete o.computed_userset
+  if ('tuple_to_userset' in o && !('tupleToUserset' in o)) {
+    o.tupleToUserset = o.tuple_to_userset
+  }
+  delete o.tuple_to_userset
+  return o
+}
+
+const ttu = z.preprocess(
+  canonicalUsersetKeys,
+  z.object({ tupleset: objectRelation, computedUserset: objectRelation }),
+)
+
+export const userset: z.ZodType<Userset> = z.lazy(() =>
+  z.preprocess(
+    canonicalUsersetKeys,
+    z
+      .object({
+        this: z.object({}).optional(),
+        computedUserset: objectRelation.optional(),
+        tupleToUserset: ttu.optional(),
+        union: z.object({ child: z.array(userset) }).optional(),
+        intersection: z.object({ child: z.array(userset) }).optional(),
+        difference: z.object({ base: userset, subtract: userset }).optional(),
+      })
+      .transform((u, ctx) => {
+        const set = Object.entries(u).filter(([, v]) => v !== undefined)
+        if (set.length !== 1) {
+          ctx.addIssue({ code: 'custom', message: 'a userset rewrite must set exactly one of this, computedUserset, tupleToUserset, union, intersection, difference' })
+          return z.NEVER
+        }
+        return Object.fromEntries(set) as Userset
+      }),
+  ),
+) as z.ZodType<Userset>
+
+const relationReference = z
+  .object({
+    type: z.string().regex(TYPE),
+    relation: z.string().regex(RELATION).optional(),
+    wildcard: z.object({}).optional(),
+    condition: z.string().max(50).optional(),
+  })
+  .transform((r) => {
+    const out: { type: string; relation?: string; wildcard?: Record<string, never>; condition?: string } = { type: r.type }
+    if (r.relation) out.relation = r.relation
+    if (r.wildcard !== undefined) out.wildcard = {}
+    if (r.condition) out.condition = r.condition
+    return out
+  })
+
+const sourceInfo = z.object({ file: z.string().optional() }).nullable().optional()
+
+const relationMetadata = z.object({
+  directly_related_user_types: z.array(relationReference).optional(),
+  module: z.string().optional(),
+  source_info: sourceInfo,
+})
+
+const typeDefinition = z.object({
+  type: z.string().regex(TYPE),
+  relations: z.record(z.string().regex(RELATION), userset).optional().default({}),
+  metadata: z
+    .object({
+      relations: z.record(z.string(), relationMetadata).nullable().optional(),
+      module: z.string().optional(),
+      source_info: sourceInfo,
+    })
+    .nullable()
+    .optional(),
+})
+
+const conditionParamType: z.ZodType<ConditionParamTypeRef> = z.lazy(() =>
+  z.object({
+    type_name: z.enum([
+      'TYPE_NAME_UNSPECIFIED',
+      'TYPE_NAME_ANY',
+      'TYPE_NAME_BOOL',
+      'TYPE_NAME_STRING',
+      'TYPE_NAME_INT',
+      'TYPE_NAME_UINT',
+      'TYPE_NAME_DOUBLE',
+      'TYPE_NAME_DURATION',
+      'TYPE_NAME_TIMESTAMP',
+      'TYPE_NAME_MAP',
+      'TYPE_NAME_LIST',
+      'TYPE_NAME_IPADDRESS',
+    ]),
+    generic_types: z.array(conditionParamType).max(5).optional(),
+  }),
+)
+
+const condition = z.object({
+  name: z.string().regex(CONDITION_NAME),
+  expression: z.string().max(512),
+  parameters: z.record(z.string(), conditionParamType).optional(),
+  metadata: z.object({ module: z.string().optional(), source_info: sourceInfo }).nullable().optional(),
+})
+
+export const writeModelRequest = z.object({
+  // OpenFGA fills in 1.1 when the version is left out.
+  schema_version: z
+    .string()
+    .optional()
+    .transform((v) => v || '1.1'),
+  type_definitions: z.array(typeDefinition).min(1),
+  conditions: z
+    .record(z.string().regex(CONDITION_NAME), condition)
+    .optional()
+    .refine((c) => !c || Object.keys(c).length <= 25, 'value must contain no more than 25 pair(s)'),
+})
+
+// --- stores ---------------------------------------------------------------------------------
+
+export const createStoreRequest = z.object({ name: z.string().regex(STORE_NAME) })
+
+export const listQuery = z.object({
+  page_size: pageSize,
+  continuation_token: continuationToken,
+  name: z.string().optional(),
+})
+
+// --- tuples ---------------------------------------------------------------------------------
+
+export const writeRequest = z.object({
+  writes: z
+    .object({
+      tuple_keys: z.array(tupleKey).min(1),
+      on_duplicate: z.string().optional(),
+    })
+    .optional()
+    .nullable(),
+  deletes: z
+    .object({
+      tuple_keys: z.array(tupleKeyWithoutCondition).min(1),
+      on_missing: z.string().optional(),
+    })
+    .optional()
+    .nullable(),
+  authorization_model_id: modelId,
+})
+
+export const readRequest = z.object({
+  tuple_key: z
+    .object({
+      user: z.string().max(512).regex(READ_USER).optional().or(z.literal('')),
+      relation: z.string().regex(RELATION).optional().or(z.literal('')),
+      object: z.string().max(256).regex(OBJECT).optional().or(z.literal('')),
+    })
+    .optional()
+    .nullable(),
+  page_size: pageSize,
+  continuation_token: continuationToken,
+  consistency,
+})
+
+export const readChangesQuery = z.object({
+  type: z.string().optional(),
+  page_size: z.coerce.number().int().optional(),
+  continuation_token: continuationToken,
+  start_time: z.string().optional(),
+})
+
+// --- queries --------------------------------------------------------------------------------
+
+export const checkRequest = z.object({
+  tuple_key: checkTupleKey,
+  contextual_tuples: contextualTupleKeys.optional().nullable(),
+  authorization_model_id: modelId,
+  context: json.optional().nullable(),
+  consistency,
+  trace: z.boolean().optional(),
+})
+
+export const batchCheckRequest = z.object({
+  checks: z.array(
+    z.object({
+      tuple_key: checkTupleKey,
+      contextual_tuples: contextualTupleKeys.optional().nullable(),
+      context: json.optional().nullable(),
+      correlation_id: z.string().regex(CORRELATION_ID),
+    }),
+  ),
+  authorization_model_id: modelId,
+  consistency,
+})
+
+export const expandRequest = z.object({
+  tuple_key: z.object({
+    relation: z.string().regex(RELATION),
+    object: z.string().regex(OBJECT),
+  }),
+  authorization_model_id: modelId,
+  consistency,
+  contextual_tuples: contextualTupleKeys.optional().nullable(),
+})
+
+export const listObjectsRequest = z.object({
+  authorization_model_id: modelId,
+  type: z.string().regex(TYPE),
+  relation: z.string().regex(RELATION),
+  user: z.string().min(1).max(512),
+  contextual_tuples: contextualTupleKeys.optional().nullable(),
+  context: json.optional().nullable(),
+  consistency,
+})
+
+export const listUsersRequest = z.object({
+  authorization_model_id: modelId,
+  object: z.object({ type: z.string().regex(TYPE), id: z.string().regex(/^[^#:\s]+$/) }),
+  relation: z.string().regex(RELATION),
+  user_filters: z
+    .array(z.object({ type: z.string().regex(TYPE), relation: z.string().regex(RELATION).optional().or(z.literal('')) }))
+    .length(1),
+  contextual_tuples: z.array(tupleKey).max(100).optional().nullable(),
+  context: json.optional().nullable(),
+  consistency,
+})
+
+// --- assertions -----------------------------------------------------------------------------
+
+export const writeAssertionsRequest = z.object({
+  assertions: z
+    .array(
+      z.object({
+        tuple_key: checkTupleKey,
+        expectation: z.boolean(),
+        contextual_tuples: z.array(tupleKey).max(20).optional().nullable(),
+        context: json.optional().nullable(),
+      }),
+    )
+    .max(100),
+})

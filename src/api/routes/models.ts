@@ -1,0 +1,44 @@
+import type { Hono } from 'hono'
+import { modelFromDSL } from '../../model/dsl.ts'
+import type { AppDeps, AppEnv } from '../app.ts'
+import { listQuery, writeModelRequest } from '../contracts.ts'
+import { modelJson } from '../serialize.ts'
+import { checkModelId, checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody } from '../validation.ts'
+import { queryParams } from './stores.ts'
+
+export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { models } = deps
+
+  /**
+   * Accepts OpenFGA's JSON, or the DSL itself with `Content-Type: text/plain` (Pemba's
+   * addition, so `curl --data-binary @model.fga` works without a transformer on the client).
+   */
+  app.post('/stores/:store/authorization-models', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const contentType = c.req.header('content-type') ?? ''
+    const raw = contentType.startsWith('text/plain') ? modelFromDSL(await c.req.text()) : await parseJsonBody(c.req.raw)
+    const input = parseInput(writeModelRequest, raw, 'WriteAuthorizationModelRequest')
+    const id = await models.write(storeId, input)
+    return c.json({ authorization_model_id: id }, 201)
+  })
+
+  app.get('/stores/:store/authorization-models', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const q = parseInput(listQuery, queryParams(c.req.url), 'ReadAuthorizationModelsRequest')
+    const page = await models.list(storeId, {
+      pageSize: q.page_size ?? 50,
+      after: decodeToken(q.continuation_token, 'models'),
+    })
+    return c.json({
+      authorization_models: page.items.map(modelJson),
+      continuation_token: encodeToken(page.next, 'models'),
+    })
+  })
+
+  app.get('/stores/:store/authorization-models/:id', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const id = checkModelId(c.req.param('id'))
+    const model = await models.read(storeId, id)
+    return c.json({ authorization_model: modelJson(model) })
+  })
+}

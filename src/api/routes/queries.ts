@@ -1,0 +1,175 @@
+import type { Context, Hono } from 'hono'
+import { PembaError } from '../../core/errors.ts'
+import type { TupleKey } from '../../core/tuple.ts'
+import type { AppDeps, AppEnv } from '../app.ts'
+import { batchCheckRequest, checkRequest, expandRequest, listObjectsRequest, listUsersRequest } from '../contracts.ts'
+import { userJson } from '../serialize.ts'
+import { checkStoreId, parseInput, parseJsonBody } from '../validation.ts'
+
+const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
+/** Set when a list answer was cut by the result limit or the deadline; the body says so too. */
+export const TRUNCATED_HEADER = 'Pemba-Result-Truncated'
+
+type WireTupleKey = {
+  user: string
+  relation: string
+  object: string
+  condition?: { name: string; context?: Record<string, unknown> | null } | null
+}
+
+function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
+  if (!keys || keys.length === 0) return undefined
+  return keys.map((k) => ({
+    user: k.user,
+    relation: k.relation,
+    object: k.object,
+    condition: k.condition ? { name: k.condition.name, context: k.condition.context ?? undefined } : undefined,
+  }))
+}
+
+export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { authz } = deps
+
+  app.post('/stores/:store/check', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(checkRequest, await parseJsonBody(c.req.raw), 'CheckRequest')
+    const r = await authz.check(storeId, {
+      modelId: body.authorization_model_id,
+      tupleKey: body.tuple_key,
+      contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
+      context: body.context ?? undefined,
+      consistency: body.consistency,
+    })
+    c.header(MODEL_HEADER, r.modelId)
+    return c.json({ allowed: r.allowed, resolution: '' })
+  })
+
+  app.post('/stores/:store/batch-check', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(batchCheckRequest, await parseJsonBody(c.req.raw), 'BatchCheckRequest')
+    const r = await authz.batchCheck(storeId, {
+      modelId: body.authorization_model_id,
+      consistency: body.consistency,
+      checks: body.checks.map((ch) => ({
+        tupleKey: ch.tuple_key,
+        contextualTuples: contextual(ch.contextual_tuples?.tuple_keys),
+        context: ch.context ?? undefined,
+        correlationId: ch.correlation_id,
+      })),
+    })
+    c.header(MODEL_HEADER, r.modelId)
+    return c.json({ result: r.result })
+  })
+
+  app.post('/stores/:store/expand', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(expandRequest, await parseJsonBody(c.req.raw), 'ExpandRequest')
+    const r = await authz.expand(storeId, {
+      modelId: body.authorization_model_id,
+      tupleKey: body.tuple_key,
+      contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
+      consistency: body.consistency,
+    })
+    c.header(MODEL_HEADER, r.modelId)
+    return c.json({ tree: { root: r.root } })
+  })
+
+  const listObjectsInput = async (c: Context<AppEnv>) => {
+    const storeId = checkStoreId(c.req.param('store')!)
+    const body = parseInput(listObjectsRequest, await parseJsonBody(c.req.raw), 'ListObjectsRequest')
+    return {
+      storeId,
+      input: {
+        modelId: body.authorization_model_id,
+        type: body.type,
+        relation: body.relation,
+        user: body.user,
+        contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
+        context: body.context ?? undefined,
+        consistency: body.consistency,
+      },
+    }
+  }
+
+  app.post('/stores/:store/list-objects', async (c) => {
+    const { storeId, input } = await listObjectsInput(c)
+    const r = await authz.listObjects(storeId, input)
+    c.header(MODEL_HEADER, r.modelId)
+    if (r.truncated) {
+      c.header(TRUNCATED_HEADER, r.truncated)
+      return c.json({ objects: r.objects, truncated: r.truncated })
+    }
+    return c.json({ objects: r.objects })
+  })
+
+  /**
+   * Streams NDJSON `{"result":{"object":"document:1"}}` lines as objects are confirmed. Errors
+   * found before the first object get the normal 400 answer; later ones end the stream with an
+   * `{"error":{...}}` line, as OpenFGA does.
+   */
+  app.post('/stores/:store/streamed-list-objects', async (c) => {
+    const { storeId, input } = await listObjectsInput(c)
+    const encoder = new TextEncoder()
+    // ReadableStream calls start() synchronously, so the controller exists before any emit.
+    let controller!: ReadableStreamDefaultController<Uint8Array>
+    const body = new ReadableStream<Uint8Array>({
+      start(ctrl) {
+        controller = ctrl
+      },
+    })
+    let started = false
+    let onFirst: () => void = () => {}
+    const firstObject = new Promise<undefined>((resolve) => (onFirst = () => resolve(undefined)))
+    const emit = (object: string) => {
+      controller.enqueue(encoder.encode(JSON.stringify({ result: { object } }) + '\n'))
+      if (!started) {
+        started = true
+        onFirst()
+      }
+    }
+    const run = authz.listObjects(storeId, input, emit).then(
+      (r) => ({ ok: true as const, r }),
+      (e: unknown) => ({ ok: false as const, e }),
+    )
+    const outcome = await Promise.race([run, firstObject])
+    if (outcome && !outcome.ok) throw outcome.e
+    const modelId = outcome?.r.modelId
+    void run.then((o) => {
+      if (o.ok && o.r.truncated) {
+        // The SDK skips lines without `result`; this one tells other readers the list is partial.
+        controller.enqueue(encoder.encode(JSON.stringify({ truncated: o.r.truncated }) + '\n'))
+      }
+      if (!o.ok) {
+        const message = o.e instanceof PembaError ? o.e.message : 'Internal Server Error'
+        if (!(o.e instanceof PembaError)) deps.logError(o.e, c.get('requestId'))
+        controller.enqueue(encoder.encode(JSON.stringify({ error: { code: 2, message, details: [] } }) + '\n'))
+      }
+      controller.close()
+    })
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' }
+    if (modelId) headers[MODEL_HEADER] = modelId
+    return new Response(body, { status: 200, headers })
+  })
+
+  app.post('/stores/:store/list-users', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(listUsersRequest, await parseJsonBody(c.req.raw), 'ListUsersRequest')
+    const r = await authz.listUsers(storeId, {
+      modelId: body.authorization_model_id,
+      object: body.object,
+      relation: body.relation,
+      userFilters: body.user_filters.map((f) => ({ type: f.type, relation: f.relation || undefined })),
+      contextualTuples: contextual(body.contextual_tuples),
+      context: body.context ?? undefined,
+      consistency: body.consistency,
+    })
+    c.header(MODEL_HEADER, r.modelId)
+    const users = r.users.map(userJson)
+    if (r.truncated) {
+      c.header(TRUNCATED_HEADER, r.truncated)
+      return c.json({ users, truncated: r.truncated })
+    }
+    return c.json({ users })
+  })
+}
+

@@ -1,0 +1,108 @@
+/**
+ * Turning request input into typed values, with OpenFGA's error codes and message format
+ * (`invalid CheckRequest.tuple_key.user: ...`), and the opaque continuation tokens.
+ *
+ * @module
+ */
+import type { z } from 'zod'
+import { PembaError, type ErrorCode } from '../core/errors.ts'
+import { ULID_ID } from './contracts.ts'
+
+/** Some fields refine `validation_error` into a more specific code, as OpenFGA does. */
+function codeFor(path: (string | number | symbol)[], issue: z.core.$ZodIssue): ErrorCode {
+  const last = path[path.length - 1]
+  if (last === 'page_size') return 'page_size_invalid'
+  if (last === 'tuple_key' && issue.code === 'invalid_type') return 'tuple_key_value_not_specified'
+  if (last === 'type_definitions' && issue.code === 'too_small') return 'type_definitions_too_few_items'
+  if (last === 'assertions' && issue.code === 'too_big') return 'assertions_too_many_items'
+  if (path[0] === 'type_definitions' && last === 'type' && issue.code === 'invalid_format') {
+    return 'type_invalid_pattern'
+  }
+  return 'validation_error'
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined) return 'value is required'
+  if (issue.code === 'invalid_format' && 'pattern' in issue && issue.pattern) {
+    return `value does not match regex pattern ${JSON.stringify(String(issue.pattern).replace(/^\/|\/$/g, ''))}`
+  }
+  return issue.message
+}
+
+/** parseInput validates input against a schema or throws a 400 naming the first bad field. */
+export function parseInput<S extends z.ZodType>(schema: S, input: unknown, messageName: string): z.output<S> {
+  const r = schema.safeParse(input)
+  if (r.success) return r.data
+  const issue = r.error.issues[0]
+  const path = issue.path
+  const field = path.length ? '.' + path.map(String).join('.') : ''
+  throw new PembaError(codeFor(path, issue), `invalid ${messageName}${field}: ${describeIssue(issue)}`)
+}
+
+/** parseJsonBody reads a request body: empty is `{}`, malformed JSON is a 400. */
+export async function parseJsonBody(req: Request): Promise<unknown> {
+  const text = await req.text()
+  if (text.trim() === '') return {}
+  try {
+    return JSON.parse(text)
+  } catch (e) {
+    throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}`)
+  }
+}
+
+/** checkStoreId validates the `{store_id}` path parameter. */
+export function checkStoreId(id: string): string {
+  if (id.length !== 26) {
+    throw new PembaError('store_id_invalid_length', `invalid StoreId: value length must be 26 runes`)
+  }
+  if (!ULID_ID.test(id)) {
+    throw new PembaError('validation_error', `invalid StoreId: value does not match regex pattern "^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"`)
+  }
+  return id
+}
+
+export function checkModelId(id: string): string {
+  if (!ULID_ID.test(id)) {
+    throw new PembaError('validation_error', `invalid AuthorizationModelId: value does not match regex pattern "^[ABCDEFGHJKMNPQRSTVWXYZ0-9]{26}$"`)
+  }
+  return id
+}
+
+/**
+ * Continuation tokens are URL-safe base64 of a JSON envelope `{c: <store cursor>, k: <kind>}`;
+ * the kind stops a token of one endpoint (or one read-changes type filter) being replayed on
+ * another.
+ */
+export function encodeToken(cursor: string, kind: string): string {
+  if (!cursor) return ''
+  return Buffer.from(JSON.stringify({ c: cursor, k: kind })).toString('base64url')
+}
+
+export function decodeToken(token: string | undefined, kind: string): string | undefined {
+  if (!token) return undefined
+  const env = decodeEnvelope(token)
+  if (env.k !== kind) throw invalidToken()
+  return env.c
+}
+
+export function decodeEnvelope(token: string): { c: string; k: string } {
+  let env: unknown
+  try {
+    env = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'))
+  } catch {
+    throw invalidToken()
+  }
+  if (!env || typeof env !== 'object') throw invalidToken()
+  const { c, k } = env as { c?: unknown; k?: unknown }
+  if (typeof c !== 'string' || typeof k !== 'string') throw invalidToken()
+  return { c, k }
+}
+
+export function invalidToken(): PembaError {
+  return new PembaError('invalid_continuation_token', 'Invalid continuation token')
+}
+
+/** formatTime prints RFC 3339 in UTC, with fractional seconds only when there are some. */
+export function formatTime(d: Date): string {
+  return d.toISOString().replace('.000Z', 'Z')
+}

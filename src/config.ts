@@ -1,0 +1,127 @@
+/**
+ * Configuration from environment variables and command-line flags (flags win). Every setting
+ * has a default that serves the embedded quick start: `npm start` listens on 127.0.0.1:8080
+ * with `./data/pemba.db`.
+ *
+ * @module
+ */
+
+export interface PembaConfig {
+  /** PEMBA_HOST / --host */
+  host: string
+  /** PEMBA_PORT / --port; 0 picks a free port. */
+  port: number
+  /** PEMBA_DATABASE_URL / --database-url: `sqlite:<path>` or `sqlite::memory:`. */
+  databaseUrl: string
+  /** PEMBA_MAX_TUPLES_PER_WRITE: writes + deletes in one Write. */
+  maxTuplesPerWrite: number
+  /** PEMBA_MAX_TYPES_PER_MODEL */
+  maxTypesPerModel: number
+  /** PEMBA_MAX_MODEL_SIZE_BYTES: a model's serialized size. */
+  maxModelSizeBytes: number
+  /** PEMBA_MAX_CHECKS_PER_BATCH */
+  maxChecksPerBatch: number
+  /** PEMBA_RESOLVE_NODE_LIMIT: rewrite hops before `authorization_model_resolution_too_complex`. */
+  resolveNodeLimit: number
+  /** PEMBA_MAX_DISPATCHES_PER_REQUEST: subproblems one request may evaluate. */
+  maxDispatchesPerRequest: number
+  /** PEMBA_CHECK_DEADLINE_MS: time budget of one check. */
+  checkDeadlineMs: number
+  /** PEMBA_LIST_MAX_RESULTS: list-objects / list-users stop (and say so) after this many; 0 = no limit. */
+  listMaxResults: number
+  /** PEMBA_LIST_DEADLINE_MS: list-objects / list-users stop (and say so) after this long. */
+  listDeadlineMs: number
+  /** PEMBA_MAX_CONDITION_COST: the CEL evaluation budget of one condition. */
+  maxConditionCost: number
+  /** PEMBA_BODY_LIMIT_BYTES: the largest request body accepted. */
+  bodyLimitBytes: number
+}
+
+export const DEFAULTS: PembaConfig = {
+  host: '127.0.0.1',
+  port: 8080,
+  databaseUrl: 'sqlite:./data/pemba.db',
+  maxTuplesPerWrite: 100,
+  maxTypesPerModel: 100,
+  maxModelSizeBytes: 256 * 1024,
+  maxChecksPerBatch: 50,
+  resolveNodeLimit: 25,
+  maxDispatchesPerRequest: 200_000,
+  checkDeadlineMs: 10_000,
+  listMaxResults: 100_000,
+  listDeadlineMs: 30_000,
+  maxConditionCost: 100_000,
+  bodyLimitBytes: 1024 * 1024,
+}
+
+const ENV: Record<keyof PembaConfig, string> = {
+  host: 'PEMBA_HOST',
+  port: 'PEMBA_PORT',
+  databaseUrl: 'PEMBA_DATABASE_URL',
+  maxTuplesPerWrite: 'PEMBA_MAX_TUPLES_PER_WRITE',
+  maxTypesPerModel: 'PEMBA_MAX_TYPES_PER_MODEL',
+  maxModelSizeBytes: 'PEMBA_MAX_MODEL_SIZE_BYTES',
+  maxChecksPerBatch: 'PEMBA_MAX_CHECKS_PER_BATCH',
+  resolveNodeLimit: 'PEMBA_RESOLVE_NODE_LIMIT',
+  maxDispatchesPerRequest: 'PEMBA_MAX_DISPATCHES_PER_REQUEST',
+  checkDeadlineMs: 'PEMBA_CHECK_DEADLINE_MS',
+  listMaxResults: 'PEMBA_LIST_MAX_RESULTS',
+  listDeadlineMs: 'PEMBA_LIST_DEADLINE_MS',
+  maxConditionCost: 'PEMBA_MAX_CONDITION_COST',
+  bodyLimitBytes: 'PEMBA_BODY_LIMIT_BYTES',
+}
+
+/** flagName turns `databaseUrl` into `--database-url`. */
+function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+}
+
+export class ConfigError extends Error {}
+
+/** loadConfig reads the environment, then flags (`--port 0` or `--port=0`). */
+export function loadConfig(source: { env: Record<string, string | undefined>; argv: string[] }): PembaConfig {
+  const config: PembaConfig = { ...DEFAULTS }
+  const raw = new Map<keyof PembaConfig, string>()
+  for (const key of Object.keys(ENV) as (keyof PembaConfig)[]) {
+    const v = source.env[ENV[key]]
+    if (v !== undefined && v !== '') raw.set(key, v)
+  }
+  const flags = new Map<string, keyof PembaConfig>()
+  for (const key of Object.keys(ENV) as (keyof PembaConfig)[]) flags.set(flagName(key), key)
+  for (let i = 0; i < source.argv.length; i++) {
+    const arg = source.argv[i]
+    if (!arg.startsWith('--')) continue
+    const eq = arg.indexOf('=')
+    const name = eq === -1 ? arg : arg.slice(0, eq)
+    const key = flags.get(name)
+    if (!key) throw new ConfigError(`unknown flag ${name}`)
+    const value = eq === -1 ? source.argv[++i] : arg.slice(eq + 1)
+    if (value === undefined) throw new ConfigError(`flag ${name} needs a value`)
+    raw.set(key, value)
+  }
+  for (const [key, value] of raw) {
+    if (typeof DEFAULTS[key] === 'number') {
+      const n = Number(value)
+      if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${ENV[key]} must be a non-negative integer, got '${value}'`)
+      if (key === 'port' && n > 65535) throw new ConfigError(`${ENV[key]} must be at most 65535`)
+      ;(config as unknown as Record<string, number>)[key] = n
+    } else {
+      ;(config as unknown as Record<string, string>)[key] = value
+    }
+  }
+  parseDatabaseUrl(config.databaseUrl)
+  return config
+}
+
+export type DatabaseTarget = { dialect: 'sqlite'; filename: string }
+
+/** parseDatabaseUrl understands `sqlite:<path>`, `sqlite://<path>` and `sqlite::memory:`. */
+export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (url.startsWith('sqlite:')) {
+    let rest = url.slice('sqlite:'.length)
+    if (rest.startsWith('//')) rest = rest.slice(2)
+    if (rest === '' ) throw new ConfigError(`PEMBA_DATABASE_URL '${url}' names no file`)
+    return { dialect: 'sqlite', filename: rest === ':memory:' ? ':memory:' : rest }
+  }
+  throw new ConfigError(`PEMBA_DATABASE_URL '${url}' is not supported (use sqlite:<path> or sqlite::memory:)`)
+}

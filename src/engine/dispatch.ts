@@ -1,0 +1,92 @@
+/**
+ * The check dispatcher contract. Every subproblem of a check — `folder:f1#viewer@user:anne`
+ * reached from `document:d1#viewer` through `viewer from parent` — goes back through a
+ * `CheckDispatcher`, so that memoisation, cycle detection and the depth limit wrap every
+ * recursive edge as decorators rather than living inside the walker.
+ *
+ * @module
+ */
+import type { Subject } from '../core/tuple.ts'
+import type { TypeSystem } from '../model/typesystem.ts'
+import type { Revision, TupleReader } from '../store/store.ts'
+
+/** PathNode is the chain of subproblem keys from the root to the current one (cycle detection). */
+export interface PathNode {
+  key: string
+  /** Position on the path: 0 for the root subproblem. */
+  index: number
+  parent: PathNode | undefined
+}
+
+/**
+ * ResolutionContext holds what is constant for one top-level request: the model, the reader
+ * bound to a revision (including any contextual tuples), the condition context, and the
+ * request-scoped memo of subproblem results.
+ */
+export interface ResolutionContext {
+  storeId: string
+  revision: Revision
+  typesystem: TypeSystem
+  reader: TupleReader
+  /** The request's condition context (`context` on check); tuple contexts override it. */
+  context: Record<string, unknown> | undefined
+  /** Results of subproblems already settled in this request, keyed by `checkKey`. */
+  memo: Map<string, CheckResult>
+  /** How many sibling subproblems to evaluate at once (1 = one by one, short-circuiting first). */
+  concurrency: number
+  /** Counts dispatches, for limits and diagnostics. */
+  stats: { dispatches: number; reads: number }
+  /** An absolute time (ms) after which evaluation stops with a deadline error; 0 = none. */
+  deadline: number
+}
+
+/** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */
+export interface CheckRequest {
+  objectType: string
+  objectId: string
+  relation: string
+  subject: Subject
+  /** Rewrite hops taken so far through usersets and tuple-to-usersets. */
+  depth: number
+  path: PathNode | undefined
+  ctx: ResolutionContext
+}
+
+/**
+ * CheckResult is the answer to one subproblem. `cycleAt` is the path index of the highest
+ * ancestor this answer ran into while it was still being computed, or `NO_CYCLE`. Such an answer
+ * depends on the unfinished ancestor: it is not memoised, and an exclusion whose subtrahend
+ * depends on it denies (`viewer: [user] but not restricted`, `restricted: [document#viewer]`
+ * is a paradox, and Pemba, like OpenFGA, answers false). Once the ancestor itself finishes, the
+ * cycle is resolved (least fixpoint) and its answer is definite.
+ */
+export interface CheckResult {
+  allowed: boolean
+  cycleAt: number
+}
+
+export const NO_CYCLE = Number.POSITIVE_INFINITY
+
+export interface CheckDispatcher {
+  dispatchCheck(req: CheckRequest): Promise<CheckResult>
+}
+
+/** checkKey is the canonical name of a subproblem, e.g. `document:1#viewer@group:eng#member`. */
+export function checkKey(objectType: string, objectId: string, relation: string, s: Subject): string {
+  const user = s.relation ? `${s.type}:${s.id}#${s.relation}` : `${s.type}:${s.id}`
+  return `${objectType}:${objectId}#${relation}@${user}`
+}
+
+/** pathIndexOf is the position of `key` on the path, or -1. */
+export function pathIndexOf(path: PathNode | undefined, key: string): number {
+  for (let p = path; p; p = p.parent) if (p.key === key) return p.index
+  return -1
+}
+
+export const ALLOWED: CheckResult = Object.freeze({ allowed: true, cycleAt: NO_CYCLE })
+export const DENIED: CheckResult = Object.freeze({ allowed: false, cycleAt: NO_CYCLE })
+
+/** deniedByCycle is the answer for a subproblem found on the path at `index`. */
+export function deniedByCycle(index: number): CheckResult {
+  return { allowed: false, cycleAt: index }
+}

@@ -1,0 +1,123 @@
+/**
+ * listUsers finds the users of one filter type (`user`, or a userset kind like `group#member`)
+ * related to an object, in two phases: a forward walk from `object#relation` over tuples
+ * collects candidates (objects, wildcards `user:*`, usersets `group:eng#member`), then check
+ * confirms each one with the request's shared memo, so the answer always agrees with check.
+ *
+ * @module
+ */
+import type { Subject } from '../core/tuple.ts'
+import type { Rewrite } from '../model/typesystem.ts'
+import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
+import { DeadlineExceededError } from './limits.ts'
+
+export interface ListUsersRequest {
+  objectType: string
+  objectId: string
+  relation: string
+  filter: { type: string; relation: string }
+  ctx: ResolutionContext
+  maxResults: number
+}
+
+export interface ListUsersResult {
+  users: Subject[]
+  truncated: '' | 'max_results' | 'deadline'
+}
+
+export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersRequest): Promise<ListUsersResult> {
+  const { ctx, filter } = req
+  const ts = ctx.typesystem
+  const seen = new Set<string>()
+  const queue: Subject[] = []
+  const candidates = new Map<string, Subject>()
+  const addCandidate = (s: Subject) => {
+    const key = s.relation ? `${s.type}:${s.id}#${s.relation}` : `${s.type}:${s.id}`
+    if (!candidates.has(key)) candidates.set(key, s)
+  }
+  const enqueue = (s: Subject) => {
+    const key = `${s.type}:${s.id}#${s.relation}`
+    if (seen.has(key)) return
+    seen.add(key)
+    queue.push(s)
+    if (filter.relation && s.type === filter.type && s.relation === filter.relation) addCandidate(s)
+  }
+  enqueue({ type: req.objectType, id: req.objectId, relation: req.relation })
+
+  let truncated: ListUsersResult['truncated'] = ''
+  for (let i = 0; i < queue.length; i++) {
+    if (ctx.deadline && (i & 63) === 0 && Date.now() > ctx.deadline) {
+      truncated = 'deadline'
+      break
+    }
+    const node = queue[i]
+    const rel = ts.relation(node.type, node.relation)
+    if (!rel) continue
+    const visit = async (rw: Rewrite): Promise<void> => {
+      switch (rw.kind) {
+        case 'this': {
+          ctx.stats.reads++
+          const tuples = await ctx.reader.readObjectRelation(node.type, node.id, node.relation)
+          for (const t of tuples) {
+            if (!ts.admits(t)) continue
+            if (t.userRelation) {
+              enqueue({ type: t.userType, id: t.userId, relation: t.userRelation })
+            } else if (!filter.relation && t.userType === filter.type) {
+              addCandidate({ type: t.userType, id: t.userId, relation: '' })
+            }
+          }
+          return
+        }
+        case 'computed':
+          enqueue({ type: node.type, id: node.id, relation: rw.relation })
+          return
+        case 'ttu': {
+          ctx.stats.reads++
+          const tuples = await ctx.reader.readObjectRelation(node.type, node.id, rw.tupleset)
+          for (const t of tuples) {
+            if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
+            if (ts.relation(t.userType, rw.computed)) enqueue({ type: t.userType, id: t.userId, relation: rw.computed })
+          }
+          return
+        }
+        case 'union':
+        case 'intersection':
+          for (const c of rw.children) await visit(c)
+          return
+        case 'difference':
+          await visit(rw.base)
+          return
+      }
+    }
+    await visit(rel.rewrite)
+  }
+
+  const users: Subject[] = []
+  let firstError: unknown
+  for (const candidate of candidates.values()) {
+    if (req.maxResults && users.length >= req.maxResults) {
+      truncated = 'max_results'
+      break
+    }
+    try {
+      const r = await dispatcher.dispatchCheck({
+        objectType: req.objectType,
+        objectId: req.objectId,
+        relation: req.relation,
+        subject: candidate,
+        depth: 0,
+        path: undefined,
+        ctx,
+      })
+      if (r.allowed) users.push(candidate)
+    } catch (e) {
+      if (e instanceof DeadlineExceededError) {
+        truncated = 'deadline'
+        break
+      }
+      firstError ??= e
+    }
+  }
+  if (firstError !== undefined && users.length === 0) throw firstError
+  return { users, truncated }
+}

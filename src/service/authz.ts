@@ -1,0 +1,384 @@
+/**
+ * AuthzService is what the HTTP routes call: it resolves the model, validates the request's
+ * tuples against it, binds a reader to the store's current revision (with contextual tuples laid
+ * over it), and runs the engine. It speaks in parsed domain values; JSON shapes belong to the
+ * API layer.
+ *
+ * @module
+ */
+import { ERROR_CODES, PembaError, validationError, type ErrorCode } from '../core/errors.ts'
+import { parseObject, parseSubject, type Subject, type Tuple, type TupleKey } from '../core/tuple.ts'
+import { buildCheckDispatcher } from '../engine/build.ts'
+import type { CheckDispatcher, ResolutionContext } from '../engine/dispatch.ts'
+import { expand, type ExpandNode } from '../engine/expand.ts'
+import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
+import { listUsers, type ListUsersResult } from '../engine/list-users.ts'
+import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
+import type { TypeSystem } from '../model/typesystem.ts'
+import { ContextualTupleReader } from '../store/contextual.ts'
+import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity } from '../store/store.ts'
+import type { ModelService } from './models.ts'
+
+export type Consistency = 'UNSPECIFIED' | 'MINIMIZE_LATENCY' | 'HIGHER_CONSISTENCY'
+
+export interface AuthzServiceOptions {
+  datastore: Datastore
+  models: ModelService
+  clock: () => Date
+  maxTuplesPerWrite: number
+  maxChecksPerBatch: number
+  resolveNodeLimit: number
+  maxDispatchesPerRequest: number
+  checkDeadlineMs: number
+  listMaxResults: number
+  listDeadlineMs: number
+}
+
+export interface QueryOptions {
+  modelId?: string
+  contextualTuples?: TupleKey[]
+  context?: Record<string, unknown>
+  consistency?: Consistency
+}
+
+export interface CheckInput extends QueryOptions {
+  tupleKey: { user: string; relation: string; object: string }
+}
+
+export interface BatchCheckItem {
+  tupleKey: { user: string; relation: string; object: string }
+  contextualTuples?: TupleKey[]
+  context?: Record<string, unknown>
+  correlationId: string
+}
+
+export type BatchCheckOutcome =
+  | { allowed: boolean }
+  | { error: { input_error?: string; internal_error?: string; message: string } }
+
+export interface WriteInput {
+  modelId?: string
+  writes?: TupleKey[]
+  deletes?: { user: string; relation: string; object: string }[]
+  onDuplicate: 'error' | 'ignore'
+  onMissing: 'error' | 'ignore'
+}
+
+export class AuthzService {
+  readonly #o: AuthzServiceOptions
+  readonly #dispatcher: CheckDispatcher
+
+  constructor(options: AuthzServiceOptions) {
+    this.#o = options
+    this.#dispatcher = buildCheckDispatcher({
+      maxDepth: options.resolveNodeLimit,
+      maxDispatches: options.maxDispatchesPerRequest,
+    })
+  }
+
+  // --- writes ------------------------------------------------------------------------------
+
+  async write(storeId: string, input: WriteInput): Promise<{ modelId: string }> {
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const writes = input.writes ?? []
+    const deletes = input.deletes ?? []
+    if (input.writes === undefined && input.deletes === undefined) {
+      throw new PembaError(
+        'invalid_write_input',
+        'Invalid input. Make sure you provide at least one write, or at least one delete',
+      )
+    }
+    if (writes.length + deletes.length > this.#o.maxTuplesPerWrite) {
+      throw new PembaError(
+        'exceeded_entity_limit',
+        `The number of write operations exceeds the allowed limit of ${this.#o.maxTuplesPerWrite}`,
+      )
+    }
+    const seen = new Set<string>()
+    for (const k of [...writes, ...deletes]) {
+      const id = `${k.object}#${k.relation}@${k.user}`
+      if (seen.has(id)) {
+        throw new PembaError(
+          'cannot_allow_duplicate_tuples_in_one_request',
+          `duplicate tuple in write: user: '${k.user}', relation: '${k.relation}', object: '${k.object}'`,
+        )
+      }
+      seen.add(id)
+    }
+    const parsedWrites: Tuple[] = writes.map((k) => {
+      const v = validateTuple(ts, k)
+      if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
+      return v.tuple
+    })
+    const parsedDeletes: TupleIdentity[] = deletes.map((k) => {
+      const object = parseObject(k.object)
+      const user = parseSubject(k.user)
+      if (!object || !user || !k.relation) {
+        throw validationError(invalidTupleMessage(k, !user ? "the 'user' field is malformed" : 'invalid object'))
+      }
+      return {
+        objectType: object.type,
+        objectId: object.id,
+        relation: k.relation,
+        userType: user.type,
+        userId: user.id,
+        userRelation: user.relation,
+      }
+    })
+    await this.#o.datastore.write(
+      storeId,
+      { writes: parsedWrites, deletes: parsedDeletes, onDuplicate: input.onDuplicate, onMissing: input.onMissing },
+      this.#o.clock(),
+    )
+    return { modelId: ts.id }
+  }
+
+  read(
+    storeId: string,
+    key: { user?: string; relation?: string; object?: string } | undefined,
+    page: { pageSize: number; after?: string },
+  ): Promise<Page<StoredTuple>> {
+    const filter: ReadFilter = {}
+    if (key) {
+      const object = key.object ?? ''
+      const colon = object.indexOf(':')
+      const type = colon === -1 ? '' : object.slice(0, colon)
+      const id = colon === -1 ? '' : object.slice(colon + 1)
+      if (!type || (!id && !key.user)) {
+        throw validationError(
+          "the 'tuple_key' field was provided but the object type field is required and both the object id and user cannot be empty",
+        )
+      }
+      filter.objectType = type
+      if (id) filter.objectId = id
+      if (key.relation) filter.relation = key.relation
+      if (key.user) {
+        const user = parseSubject(key.user)
+        if (user) {
+          filter.userType = user.type
+          filter.userId = user.id
+          filter.userRelation = user.relation
+        } else {
+          // `user:` (a type with no id) is not a user; OpenFGA's pattern rejects it too.
+          throw validationError(`invalid 'user' field: '${key.user}'`)
+        }
+      }
+    }
+    return this.#o.datastore.read(storeId, filter, page)
+  }
+
+  readChanges(
+    storeId: string,
+    q: { objectType?: string; after?: string; startTime?: Date; pageSize: number },
+  ): Promise<Page<TupleChange>> {
+    return this.#o.datastore.readChanges(storeId, q)
+  }
+
+  // --- queries -----------------------------------------------------------------------------
+
+  async check(storeId: string, input: CheckInput): Promise<{ allowed: boolean; modelId: string }> {
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const { object, subject } = validateCheckKey(ts, input.tupleKey)
+    const contextual = this.#contextualTuples(ts, input.contextualTuples)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs)
+    const r = await this.#dispatcher.dispatchCheck({
+      objectType: object.type,
+      objectId: object.id,
+      relation: input.tupleKey.relation,
+      subject,
+      depth: 0,
+      path: undefined,
+      ctx,
+    })
+    return { allowed: r.allowed, modelId: ts.id }
+  }
+
+  async batchCheck(
+    storeId: string,
+    input: { modelId?: string; consistency?: Consistency; checks: BatchCheckItem[] },
+  ): Promise<{ result: Record<string, BatchCheckOutcome>; modelId: string }> {
+    if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
+    if (input.checks.length > this.#o.maxChecksPerBatch) {
+      throw validationError(
+        `batchCheck received ${input.checks.length} checks, the maximum allowed is ${this.#o.maxChecksPerBatch}`,
+      )
+    }
+    const ids = new Set<string>()
+    for (const c of input.checks) {
+      if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
+      ids.add(c.correlationId)
+    }
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    // Identical checks (same key, context and contextual tuples) are computed once.
+    const byShape = new Map<string, Promise<BatchCheckOutcome>>()
+    const result: Record<string, BatchCheckOutcome> = {}
+    await Promise.all(
+      input.checks.map(async (c) => {
+        const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? []])
+        let p = byShape.get(shape)
+        if (!p) {
+          p = this.check(storeId, {
+            modelId: ts.id,
+            tupleKey: c.tupleKey,
+            contextualTuples: c.contextualTuples,
+            context: c.context,
+            consistency: input.consistency,
+          }).then(
+            (r): BatchCheckOutcome => ({ allowed: r.allowed }),
+            (e): BatchCheckOutcome => ({ error: batchError(e) }),
+          )
+          byShape.set(shape, p)
+        }
+        result[c.correlationId] = await p
+      }),
+    )
+    return { result, modelId: ts.id }
+  }
+
+  async expand(
+    storeId: string,
+    input: QueryOptions & { tupleKey: { relation: string; object: string } },
+  ): Promise<{ root: ExpandNode; modelId: string }> {
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const object = parseObject(input.tupleKey.object)
+    if (!object || object.id === '*') throw new PembaError('invalid_expand_input', `invalid object '${input.tupleKey.object}'`)
+    if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
+    if (!ts.relation(object.type, input.tupleKey.relation)) {
+      throw new PembaError('relation_not_found', `relation '${object.type}#${input.tupleKey.relation}' not found`)
+    }
+    const contextual = this.#contextualTuples(ts, input.contextualTuples)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs)
+    const root = await expand(ctx, object.type, object.id, input.tupleKey.relation)
+    return { root, modelId: ts.id }
+  }
+
+  async listObjects(
+    storeId: string,
+    input: QueryOptions & { type: string; relation: string; user: string },
+    onObject?: (object: string) => void,
+  ): Promise<ListObjectsResult & { modelId: string }> {
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    if (!ts.hasType(input.type)) throw new PembaError('type_not_found', `type '${input.type}' not found`)
+    if (!ts.relation(input.type, input.relation)) {
+      throw new PembaError('relation_not_found', `relation '${input.type}#${input.relation}' not found`)
+    }
+    const subject = validateSubject(ts, input.user)
+    const contextual = this.#contextualTuples(ts, input.contextualTuples)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs)
+    const r = await listObjects(this.#dispatcher, {
+      objectType: input.type,
+      relation: input.relation,
+      subject,
+      ctx,
+      maxResults: this.#o.listMaxResults,
+      onObject,
+    })
+    return { ...r, modelId: ts.id }
+  }
+
+  async listUsers(
+    storeId: string,
+    input: QueryOptions & {
+      object: { type: string; id: string }
+      relation: string
+      userFilters: { type: string; relation?: string }[]
+    },
+  ): Promise<ListUsersResult & { modelId: string }> {
+    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const { object } = input
+    if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
+    if (!ts.relation(object.type, input.relation)) {
+      throw new PembaError('relation_not_found', `relation '${object.type}#${input.relation}' not found`)
+    }
+    if (input.userFilters.length !== 1) {
+      throw validationError('invalid ListUsersRequest.UserFilters: value must contain exactly 1 item(s)')
+    }
+    const filter = input.userFilters[0]
+    if (!ts.hasType(filter.type)) throw new PembaError('type_not_found', `type '${filter.type}' not found`)
+    if (filter.relation && !ts.relation(filter.type, filter.relation)) {
+      throw new PembaError('relation_not_found', `relation '${filter.type}#${filter.relation}' not found`)
+    }
+    const contextual = this.#contextualTuples(ts, input.contextualTuples)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs)
+    const r = await listUsers(this.#dispatcher, {
+      objectType: object.type,
+      objectId: object.id,
+      relation: input.relation,
+      filter: { type: filter.type, relation: filter.relation ?? '' },
+      ctx,
+      maxResults: this.#o.listMaxResults,
+    })
+    return { ...r, modelId: ts.id }
+  }
+
+  // --- helpers -----------------------------------------------------------------------------
+
+  #contextualTuples(ts: TypeSystem, keys: TupleKey[] | undefined): Tuple[] {
+    if (!keys || keys.length === 0) return []
+    return keys.map((k) => {
+      const v = validateTuple(ts, k)
+      if (!v.ok) throw new PembaError('invalid_tuple', invalidTupleMessage(k, v.reason))
+      return v.tuple
+    })
+  }
+
+  async #context(
+    storeId: string,
+    ts: TypeSystem,
+    contextual: Tuple[],
+    context: Record<string, unknown> | undefined,
+    deadlineMs: number,
+  ): Promise<ResolutionContext> {
+    const ds = this.#o.datastore
+    const revision = await ds.headRevision(storeId)
+    const stored = ds.reader(storeId, revision)
+    return {
+      storeId,
+      revision,
+      typesystem: ts,
+      reader: contextual.length ? new ContextualTupleReader(stored, contextual) : stored,
+      context,
+      memo: new Map(),
+      concurrency: ds.preferredConcurrency,
+      stats: { dispatches: 0, reads: 0 },
+      deadline: deadlineMs ? Date.now() + deadlineMs : 0,
+    }
+  }
+}
+
+/**
+ * validateCheckKey checks a Check's tuple key against the model. OpenFGA answers every
+ * problem here with `validation_error`.
+ */
+function validateCheckKey(
+  ts: TypeSystem,
+  key: { user: string; relation: string; object: string },
+): { object: { type: string; id: string }; subject: Subject } {
+  const object = parseObject(key.object)
+  if (!object || object.id === '*') throw validationError(`invalid 'object' field format: '${key.object}'`)
+  if (!ts.hasType(object.type)) throw validationError(`type '${object.type}' not found`)
+  if (!ts.relation(object.type, key.relation)) {
+    throw validationError(`relation '${object.type}#${key.relation}' not found`)
+  }
+  return { object, subject: validateSubject(ts, key.user) }
+}
+
+function validateSubject(ts: TypeSystem, user: string): Subject {
+  const subject = parseSubject(user)
+  if (!subject) throw validationError(`invalid 'user' field format: '${user}'`)
+  if (!ts.hasType(subject.type)) throw validationError(`type '${subject.type}' not found`)
+  if (subject.relation && !ts.relation(subject.type, subject.relation)) {
+    throw validationError(`relation '${subject.type}#${subject.relation}' not found`)
+  }
+  return subject
+}
+
+function batchError(e: unknown): { input_error?: string; internal_error?: string; message: string } {
+  if (e instanceof PembaError) {
+    const n = ERROR_CODES[e.code as ErrorCode]
+    if (n !== undefined && n >= 2000 && n < 4000) return { input_error: e.code, message: e.message }
+    if (n !== undefined && n >= 4000 && n < 5000) return { internal_error: e.code, message: e.message }
+    return { input_error: 'validation_error', message: e.message }
+  }
+  return { internal_error: 'internal_error', message: 'Internal Server Error' }
+}

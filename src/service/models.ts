@@ -1,0 +1,100 @@
+/**
+ * ModelService writes models (validated, with a fresh ULID) and resolves a request's model to
+ * its compiled TypeSystem, caching compiled models by id: models are immutable, so an entry
+ * never goes stale.
+ *
+ * @module
+ */
+import { LRUCache } from 'lru-cache'
+import { PembaError } from '../core/errors.ts'
+import type { IdGenerator } from '../core/ids.ts'
+import { TypeSystem } from '../model/typesystem.ts'
+import type { AuthorizationModel, AuthorizationModelInput } from '../model/types.ts'
+import { validateAuthorizationModel } from '../model/validate.ts'
+import type { Datastore, Page } from '../store/store.ts'
+
+export interface ModelServiceOptions {
+  datastore: Datastore
+  ids: IdGenerator
+  clock: () => Date
+  maxTypesPerModel: number
+  maxModelSizeBytes: number
+  maxConditionCost: number
+}
+
+export class ModelService {
+  readonly #o: ModelServiceOptions
+  readonly #compiled = new LRUCache<string, TypeSystem>({ max: 1000 })
+
+  constructor(options: ModelServiceOptions) {
+    this.#o = options
+  }
+
+  /** write validates and stores a model; returns its id. Nothing is stored if it is invalid. */
+  async write(storeId: string, input: AuthorizationModelInput): Promise<string> {
+    if (input.type_definitions.length > this.#o.maxTypesPerModel) {
+      throw new PembaError(
+        'exceeded_entity_limit',
+        `The number of type definitions in an authorization model exceeds the allowed limit of ${this.#o.maxTypesPerModel}`,
+      )
+    }
+    const size = Buffer.byteLength(JSON.stringify(input))
+    if (size > this.#o.maxModelSizeBytes) {
+      throw new PembaError(
+        'exceeded_entity_limit',
+        `model exceeds size limit: ${size} bytes vs ${this.#o.maxModelSizeBytes} bytes`,
+      )
+    }
+    validateAuthorizationModel(input)
+    const now = this.#o.clock()
+    const model: AuthorizationModel = { id: this.#o.ids(now.getTime()), ...input }
+    // Compiling also type-checks the conditions' CEL; a model that does not compile is refused.
+    const ts = new TypeSystem(model, { maxConditionCost: this.#o.maxConditionCost })
+    await this.#o.datastore.writeModel(storeId, model, now)
+    this.#compiled.set(`${storeId}/${model.id}`, ts)
+    return model.id
+  }
+
+  async read(storeId: string, id: string): Promise<AuthorizationModel> {
+    const m = await this.#o.datastore.readModel(storeId, id)
+    if (!m) throw modelNotFound(id)
+    return m
+  }
+
+  list(storeId: string, q: { pageSize: number; after?: string }): Promise<Page<AuthorizationModel>> {
+    return this.#o.datastore.listModels(storeId, q)
+  }
+
+  /**
+   * resolve returns the compiled model a request names, or the store's latest when it names
+   * none. A store without models (or that does not exist) is `latest_authorization_model_not_found`.
+   */
+  async resolve(storeId: string, modelId?: string): Promise<TypeSystem> {
+    if (modelId) {
+      const key = `${storeId}/${modelId}`
+      const hit = this.#compiled.get(key)
+      if (hit) return hit
+      const m = await this.#o.datastore.readModel(storeId, modelId)
+      if (!m) throw modelNotFound(modelId)
+      return this.#compile(key, m)
+    }
+    const latestId = await this.#o.datastore.latestModelId(storeId)
+    const latest = latestId === undefined ? undefined : this.#compiled.get(`${storeId}/${latestId}`)
+    if (latest) return latest
+    const m = latestId === undefined ? undefined : await this.#o.datastore.readModel(storeId, latestId)
+    if (!m) {
+      throw new PembaError('latest_authorization_model_not_found', `No authorization models found for store '${storeId}'`)
+    }
+    return this.#compile(`${storeId}/${m.id}`, m)
+  }
+
+  #compile(key: string, m: AuthorizationModel): TypeSystem {
+    const ts = new TypeSystem(m, { maxConditionCost: this.#o.maxConditionCost })
+    this.#compiled.set(key, ts)
+    return ts
+  }
+}
+
+function modelNotFound(id: string): PembaError {
+  return new PembaError('authorization_model_not_found', `Authorization Model '${id}' not found`)
+}

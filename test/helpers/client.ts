@@ -1,0 +1,47 @@
+/**
+ * A test client that drives the real Hono app in-process through `app.request()`, with a fresh
+ * in-memory SQLite database per client unless a database URL is given.
+ */
+import { createPemba, type Pemba } from '../../src/server.ts'
+import { loadConfig, type PembaConfig } from '../../src/config.ts'
+
+export interface TestResponse {
+  status: number
+  headers: Headers
+  text: string
+  /** The parsed JSON body, or undefined when the body is empty or not JSON. */
+  body: any
+}
+
+export interface TestClient {
+  pemba: Pemba
+  request(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<TestResponse>
+  close(): Promise<void>
+}
+
+export async function createTestClient(overrides: Partial<PembaConfig> = {}): Promise<TestClient> {
+  const config = { ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', ...overrides }
+  const pemba = await createPemba(config)
+  return {
+    pemba,
+    async request(method, path, body, headers = {}) {
+      const init: RequestInit = { method, headers: { ...headers } }
+      if (body !== undefined) {
+        init.body = typeof body === 'string' ? body : JSON.stringify(body)
+        ;(init.headers as Record<string, string>)['content-type'] ??= 'application/json'
+      }
+      const res = await pemba.app.request(path, init)
+      const text = await res.text()
+      let parsed: unknown
+      try {
+        parsed = text ? JSON.parse(text) : undefined
+      } catch {
+        parsed = undefined
+      }
+      return { status: res.status, headers: res.headers, text, body: parsed }
+    },
+    async close() {
+      await pemba.close()
+    },
+  }
+}
