@@ -9,6 +9,7 @@
 import type { Subject } from '../core/tuple.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import type { Revision, TupleReader } from '../store/store.ts'
+import type { InFlight } from './memoizing.ts'
 
 /** PathNode is the chain of subproblem keys from the root to the current one (cycle detection). */
 export interface PathNode {
@@ -32,6 +33,8 @@ export interface ResolutionContext {
   context: Record<string, unknown> | undefined
   /** Results of subproblems already settled in this request, keyed by `checkKey`. */
   memo: Map<string, CheckResult>
+  /** Subproblems being computed in this request (see MemoizingDispatcher). */
+  inflight: Map<string, InFlight>
   /** How many sibling subproblems to evaluate at once (1 = one by one, short-circuiting first). */
   concurrency: number
   /** Counts dispatches, for limits and diagnostics. */

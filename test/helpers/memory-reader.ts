@@ -1,0 +1,73 @@
+/**
+ * An in-memory TupleReader over parsed tuples, for engine tests that should not depend on a
+ * datastore. `delayMs` makes every read asynchronous, so concurrent branches interleave.
+ */
+import type { Subject, Tuple } from '../../src/core/tuple.ts'
+import type { TupleReader } from '../../src/store/store.ts'
+
+export function parseTuple(s: string, condition?: { name: string; context?: Record<string, unknown> }): Tuple {
+  const at = s.indexOf('@')
+  const left = s.slice(0, at)
+  const hash = left.indexOf('#')
+  const object = left.slice(0, hash)
+  const relation = left.slice(hash + 1)
+  const user = s.slice(at + 1)
+  const [userObject, userRelation = ''] = user.split('#')
+  const [objectType, objectId] = object.split(':')
+  const [userType, userId] = userObject.split(':')
+  return {
+    objectType,
+    objectId,
+    relation,
+    userType,
+    userId,
+    userRelation,
+    conditionName: condition?.name ?? '',
+    conditionContext: condition?.context,
+  }
+}
+
+export class MemoryTupleReader implements TupleReader {
+  constructor(
+    readonly tuples: Tuple[],
+    readonly delayMs = 0,
+  ) {}
+
+  private async wait(): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
+    else await Promise.resolve()
+  }
+
+  async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    await this.wait()
+    return this.tuples.filter((t) => t.objectType === objectType && t.objectId === objectId && t.relation === relation)
+  }
+
+  async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    await this.wait()
+    return this.tuples.filter(
+      (t) =>
+        t.objectType === objectType &&
+        t.objectId === objectId &&
+        t.relation === relation &&
+        users.some((u) => u.type === t.userType && u.id === t.userId && u.relation === t.userRelation),
+    )
+  }
+
+  async readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    await this.wait()
+    return this.tuples.filter(
+      (t) => t.objectType === objectType && t.objectId === objectId && t.relation === relation && t.userRelation !== '',
+    )
+  }
+
+  async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    await this.wait()
+    return this.tuples.filter(
+      (t) =>
+        t.objectType === objectType &&
+        t.relation === relation &&
+        users.some((u) => u.type === t.userType && u.id === t.userId && u.relation === t.userRelation),
+    )
+  }
+}
