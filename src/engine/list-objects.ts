@@ -112,6 +112,6 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
       firstError ??= e
     }
   }
-  if (firstError !== undefined && objects.length === 0) throw firstError
+  if (firstError !== undefined) throw firstError
   return { objects, truncated }
 }

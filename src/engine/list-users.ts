@@ -4,12 +4,18 @@
  * collects candidates (objects, wildcards `user:*`, usersets `group:eng#member`), then check
  * confirms each one with the request's shared memo, so the answer always agrees with check.
  *
+ * The walk evaluates each tuple's condition as it goes, as OpenFGA does: a false condition
+ * prunes the edge, and one that cannot be evaluated (a missing parameter) fails the request,
+ * even when the user is also reachable another way, because the list would otherwise be
+ * silently incomplete.
+ *
  * @module
  */
 import type { Subject } from '../core/tuple.ts'
 import type { Rewrite } from '../model/typesystem.ts'
 import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
 import { DeadlineExceededError } from './limits.ts'
+import { tupleConditionHolds } from './tuple-conditions.ts'
 
 export interface ListUsersRequest {
   objectType: string
@@ -59,7 +65,7 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
           ctx.stats.reads++
           const tuples = await ctx.reader.readObjectRelation(node.type, node.id, node.relation)
           for (const t of tuples) {
-            if (!ts.admits(t)) continue
+            if (!ts.admits(t) || !tupleConditionHolds(ctx, t)) continue
             if (t.userRelation) {
               enqueue({ type: t.userType, id: t.userId, relation: t.userRelation })
             } else if (!filter.relation && t.userType === filter.type) {
@@ -76,6 +82,7 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
           const tuples = await ctx.reader.readObjectRelation(node.type, node.id, rw.tupleset)
           for (const t of tuples) {
             if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
+            if (!tupleConditionHolds(ctx, t)) continue
             if (ts.relation(t.userType, rw.computed)) enqueue({ type: t.userType, id: t.userId, relation: rw.computed })
           }
           return
@@ -118,6 +125,8 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
       firstError ??= e
     }
   }
-  if (firstError !== undefined && users.length === 0) throw firstError
+  // As OpenFGA does: a candidate whose condition cannot be evaluated fails the whole answer,
+  // since leaving it out would present a partial list as complete.
+  if (firstError !== undefined) throw firstError
   return { users, truncated }
 }
