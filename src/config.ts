@@ -35,6 +35,10 @@ export interface PembaConfig {
   maxConditionCost: number
   /** PEMBA_BODY_LIMIT_BYTES: the largest request body accepted. */
   bodyLimitBytes: number
+  /** PEMBA_CHECK_CACHE_SIZE: entries in the cross-request check cache; 0 turns it off. */
+  checkCacheSize: number
+  /** PEMBA_CHECK_CACHE_STALENESS_MS: how stale a MINIMIZE_LATENCY answer may be. */
+  checkCacheStalenessMs: number
 }
 
 export const DEFAULTS: PembaConfig = {
@@ -50,8 +54,10 @@ export const DEFAULTS: PembaConfig = {
   checkDeadlineMs: 10_000,
   listMaxResults: 100_000,
   listDeadlineMs: 30_000,
-  maxConditionCost: 100_000,
+  maxConditionCost: 100,
   bodyLimitBytes: 1024 * 1024,
+  checkCacheSize: 100_000,
+  checkCacheStalenessMs: 1000,
 }
 
 const ENV: Record<keyof PembaConfig, string> = {
@@ -69,6 +75,8 @@ const ENV: Record<keyof PembaConfig, string> = {
   listDeadlineMs: 'PEMBA_LIST_DEADLINE_MS',
   maxConditionCost: 'PEMBA_MAX_CONDITION_COST',
   bodyLimitBytes: 'PEMBA_BODY_LIMIT_BYTES',
+  checkCacheSize: 'PEMBA_CHECK_CACHE_SIZE',
+  checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
 }
 
 /** flagName turns `databaseUrl` into `--database-url`. */

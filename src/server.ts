@@ -56,6 +56,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     checkDeadlineMs: config.checkDeadlineMs,
     listMaxResults: config.listMaxResults,
     listDeadlineMs: config.listDeadlineMs,
+    checkCacheSize: config.checkCacheSize,
+    checkCacheStalenessMs: config.checkCacheStalenessMs,
   })
   const logError =
     overrides.logError ??

@@ -41,6 +41,12 @@ export interface ResolutionContext {
   stats: { dispatches: number; reads: number }
   /** An absolute time (ms) after which evaluation stops with a deadline error; 0 = none. */
   deadline: number
+  /**
+   * How this request may use the cross-request cache, or undefined when it must not (it has
+   * contextual tuples or a condition context). `prefix` binds entries to store, model and
+   * revision; `read` is false for HIGHER_CONSISTENCY.
+   */
+  sharedCache?: { prefix: string; read: boolean }
 }
 
 /** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */

@@ -9,6 +9,7 @@
 import { ERROR_CODES, PembaError, validationError, type ErrorCode } from '../core/errors.ts'
 import { parseObject, parseSubject, type Subject, type Tuple, type TupleKey } from '../core/tuple.ts'
 import { buildCheckDispatcher } from '../engine/build.ts'
+import { CheckCache } from '../engine/caching.ts'
 import type { CheckDispatcher, ResolutionContext } from '../engine/dispatch.ts'
 import { expand, type ExpandNode } from '../engine/expand.ts'
 import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
@@ -32,6 +33,10 @@ export interface AuthzServiceOptions {
   checkDeadlineMs: number
   listMaxResults: number
   listDeadlineMs: number
+  /** Entries in the cross-request check cache; 0 turns it off. */
+  checkCacheSize: number
+  /** How stale a MINIMIZE_LATENCY answer may be (ms): the age of the head revision it uses. */
+  checkCacheStalenessMs: number
 }
 
 export interface QueryOptions {
@@ -67,13 +72,23 @@ export interface WriteInput {
 export class AuthzService {
   readonly #o: AuthzServiceOptions
   readonly #dispatcher: CheckDispatcher
+  readonly #cache: CheckCache | undefined
+  readonly #heads: HeadRevisions
 
   constructor(options: AuthzServiceOptions) {
     this.#o = options
-    this.#dispatcher = buildCheckDispatcher({
-      maxDepth: options.resolveNodeLimit,
-      maxDispatches: options.maxDispatchesPerRequest,
-    })
+    this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
+    this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs)
+    this.#dispatcher = buildCheckDispatcher(
+      { maxDepth: options.resolveNodeLimit, maxDispatches: options.maxDispatchesPerRequest },
+      this.#cache,
+    )
+  }
+
+  /** cacheStats reports the cross-request cache's counters (all zero when it is off). */
+  cacheStats(): { enabled: boolean; hits: number; misses: number; entries: number } {
+    const c = this.#cache
+    return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
   }
 
   // --- writes ------------------------------------------------------------------------------
@@ -125,11 +140,13 @@ export class AuthzService {
         userRelation: user.relation,
       }
     })
-    await this.#o.datastore.write(
+    const revision = await this.#o.datastore.write(
       storeId,
       { writes: parsedWrites, deletes: parsedDeletes, onDuplicate: input.onDuplicate, onMissing: input.onMissing },
       this.#o.clock(),
     )
+    // Read-your-writes on this replica: later checks here are bound to at least this revision.
+    this.#heads.advance(storeId, revision)
     return { modelId: ts.id }
   }
 
@@ -149,11 +166,12 @@ export class AuthzService {
     })
     const chunk = options.chunkSize ?? 10_000
     for (let i = 0; i < tuples.length; i += chunk) {
-      await this.#o.datastore.write(
+      const revision = await this.#o.datastore.write(
         storeId,
         { writes: tuples.slice(i, i + chunk), deletes: [], onDuplicate: 'ignore', onMissing: 'ignore' },
         this.#o.clock(),
       )
+      this.#heads.advance(storeId, revision)
     }
     return tuples.length
   }
@@ -205,7 +223,7 @@ export class AuthzService {
     const ts = await this.#o.models.resolve(storeId, input.modelId)
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
     const r = await this.#dispatcher.dispatchCheck({
       objectType: object.type,
       objectId: object.id,
@@ -272,7 +290,7 @@ export class AuthzService {
       throw new PembaError('relation_not_found', `relation '${object.type}#${input.tupleKey.relation}' not found`)
     }
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
     const root = await expand(ctx, object.type, object.id, input.tupleKey.relation)
     return { root, modelId: ts.id }
   }
@@ -289,7 +307,7 @@ export class AuthzService {
     }
     const subject = validateSubject(ts, input.user)
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs, input.consistency)
     const r = await listObjects(this.#dispatcher, {
       objectType: input.type,
       relation: input.relation,
@@ -324,7 +342,7 @@ export class AuthzService {
       throw new PembaError('relation_not_found', `relation '${filter.type}#${filter.relation}' not found`)
     }
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs, input.consistency)
     const r = await listUsers(this.#dispatcher, {
       objectType: object.type,
       objectId: object.id,
@@ -353,11 +371,17 @@ export class AuthzService {
     contextual: Tuple[],
     context: Record<string, unknown> | undefined,
     deadlineMs: number,
+    consistency: Consistency | undefined,
   ): Promise<ResolutionContext> {
     const ds = this.#o.datastore
-    const revision = await ds.headRevision(storeId)
+    const higher = consistency === 'HIGHER_CONSISTENCY'
+    const hasContext = context !== undefined && Object.keys(context).length > 0
+    const cacheable = !!this.#cache && contextual.length === 0 && !hasContext
+    // The revision only keys the cross-request cache; readers always read the newest data.
+    const revision = this.#cache ? await this.#heads.get(storeId, higher) : 0
     const stored = ds.reader(storeId, revision)
     return {
+      sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher } : undefined,
       storeId,
       revision,
       typesystem: ts,
@@ -407,4 +431,37 @@ function batchError(e: unknown): { input_error?: string; internal_error?: string
     return { input_error: 'validation_error', message: e.message }
   }
   return { internal_error: 'internal_error', message: 'Internal Server Error' }
+}
+
+/**
+ * HeadRevisions remembers each store's head revision for up to `maxAgeMs`, so that
+ * MINIMIZE_LATENCY requests share cache entries without a database round trip; a
+ * HIGHER_CONSISTENCY request always reads the head afresh. A replica learns of writes made on
+ * other replicas within `maxAgeMs`: that is the staleness bound of MINIMIZE_LATENCY.
+ */
+class HeadRevisions {
+  readonly #ds: Datastore
+  readonly #maxAgeMs: number
+  readonly #heads = new Map<string, { revision: number; at: number }>()
+
+  constructor(ds: Datastore, maxAgeMs: number) {
+    this.#ds = ds
+    this.#maxAgeMs = maxAgeMs
+  }
+
+  async get(storeId: string, fresh: boolean): Promise<number> {
+    const now = Date.now()
+    const known = this.#heads.get(storeId)
+    if (!fresh && known && now - known.at <= this.#maxAgeMs) return known.revision
+    const revision = await this.#ds.headRevision(storeId)
+    this.advance(storeId, revision, now)
+    return Math.max(revision, known?.revision ?? 0)
+  }
+
+  /** advance records a revision this replica knows to be committed; it never moves back. */
+  advance(storeId: string, revision: number, at = Date.now()): void {
+    const known = this.#heads.get(storeId)
+    if (!known || revision >= known.revision) this.#heads.set(storeId, { revision, at })
+    if (this.#heads.size > 100_000) this.#heads.clear()
+  }
 }
