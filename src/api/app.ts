@@ -36,6 +36,7 @@ export type AppEnv = { Variables: { requestId: string } }
 /** Known paths, so a wrong method answers `unimplemented` rather than `undefined_endpoint`. */
 const KNOWN_PATHS = [
   /^\/healthz$/,
+  /^\/metrics$/,
   /^\/stores$/,
   /^\/stores\/[^/]+$/,
   /^\/stores\/[^/]+\/(authorization-models|write|read|changes|check|batch-check|expand|list-objects|streamed-list-objects|list-users)$/,
@@ -76,6 +77,22 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   )
 
   app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
+  // Prometheus text format: the cross-request cache's counters.
+  app.get('/metrics', (c) => {
+    const s = deps.authz.cacheStats()
+    const lines = [
+      '# HELP pemba_check_cache_hits_total Subproblem answers served from the cross-request cache.',
+      '# TYPE pemba_check_cache_hits_total counter',
+      `pemba_check_cache_hits_total ${s.hits}`,
+      '# HELP pemba_check_cache_misses_total Cross-request cache look-ups that found nothing.',
+      '# TYPE pemba_check_cache_misses_total counter',
+      `pemba_check_cache_misses_total ${s.misses}`,
+      '# HELP pemba_check_cache_entries Entries in the cross-request cache.',
+      '# TYPE pemba_check_cache_entries gauge',
+      `pemba_check_cache_entries ${s.entries}`,
+    ]
+    return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
+  })
   registerStoreRoutes(app, deps)
   registerModelRoutes(app, deps)
   registerTupleRoutes(app, deps)

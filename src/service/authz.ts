@@ -78,7 +78,7 @@ export class AuthzService {
   constructor(options: AuthzServiceOptions) {
     this.#o = options
     this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
-    this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs)
+    this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs, () => options.clock().getTime())
     this.#dispatcher = buildCheckDispatcher(
       { maxDepth: options.resolveNodeLimit, maxDispatches: options.maxDispatchesPerRequest },
       this.#cache,
@@ -442,15 +442,17 @@ function batchError(e: unknown): { input_error?: string; internal_error?: string
 class HeadRevisions {
   readonly #ds: Datastore
   readonly #maxAgeMs: number
+  readonly #now: () => number
   readonly #heads = new Map<string, { revision: number; at: number }>()
 
-  constructor(ds: Datastore, maxAgeMs: number) {
+  constructor(ds: Datastore, maxAgeMs: number, now: () => number) {
     this.#ds = ds
     this.#maxAgeMs = maxAgeMs
+    this.#now = now
   }
 
   async get(storeId: string, fresh: boolean): Promise<number> {
-    const now = Date.now()
+    const now = this.#now()
     const known = this.#heads.get(storeId)
     if (!fresh && known && now - known.at <= this.#maxAgeMs) return known.revision
     const revision = await this.#ds.headRevision(storeId)
@@ -459,7 +461,7 @@ class HeadRevisions {
   }
 
   /** advance records a revision this replica knows to be committed; it never moves back. */
-  advance(storeId: string, revision: number, at = Date.now()): void {
+  advance(storeId: string, revision: number, at = this.#now()): void {
     const known = this.#heads.get(storeId)
     if (!known || revision >= known.revision) this.#heads.set(storeId, { revision, at })
     if (this.#heads.size > 100_000) this.#heads.clear()

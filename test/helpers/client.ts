@@ -2,7 +2,7 @@
  * A test client that drives the real Hono app in-process through `app.request()`, with a fresh
  * in-memory SQLite database per client unless a database URL is given.
  */
-import { createPemba, type Pemba } from '../../src/server.ts'
+import { createPemba, type Pemba, type PembaOverrides } from '../../src/server.ts'
 import { loadConfig, type PembaConfig } from '../../src/config.ts'
 
 export interface TestResponse {
@@ -19,9 +19,12 @@ export interface TestClient {
   close(): Promise<void>
 }
 
-export async function createTestClient(overrides: Partial<PembaConfig> = {}): Promise<TestClient> {
+export async function createTestClient(
+  overrides: Partial<PembaConfig> = {},
+  wiring: PembaOverrides = {},
+): Promise<TestClient> {
   const config = { ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', ...overrides }
-  const pemba = await createPemba(config)
+  const pemba = await createPemba(config, wiring)
   return {
     pemba,
     async request(method, path, body, headers = {}) {

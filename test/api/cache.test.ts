@@ -1,0 +1,119 @@
+/**
+ * The cross-request check cache: never stale on the replica that wrote, never read by
+ * HIGHER_CONSISTENCY, never used for requests with context or contextual tuples, and stale on
+ * another replica for at most the configured bound.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestClient, type TestClient } from '../helpers/client.ts'
+import { setup, tupleKey } from '../helpers/fixtures.ts'
+
+const MODEL = `model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, group#member]
+type document
+  relations
+    define viewer: [user, group#member, user with office]
+condition office(ip: ipaddress) {
+  ip.in_cidr("10.0.0.0/8")
+}
+`
+
+const clients: TestClient[] = []
+let dir: string | undefined
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+  dir = undefined
+})
+
+async function client(overrides = {}, now?: () => number) {
+  const c = await createTestClient(overrides, now ? { clock: () => new Date(now()) } : {})
+  clients.push(c)
+  return c
+}
+
+describe('cross-request check cache', () => {
+  it('serves repeated checks from the cache and drops them when this replica writes', async () => {
+    const c = await client()
+    const { storeId, check } = await setup(c, MODEL, ['document:1#viewer@group:eng#member', 'group:eng#member@user:anne'])
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    const before = c.pemba.authz.cacheStats()
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    const after = c.pemba.authz.cacheStats()
+    expect(after.hits).toBeGreaterThan(before.hits)
+    await c.request('POST', `/stores/${storeId}/write`, { deletes: { tuple_keys: [tupleKey('group:eng#member@user:anne')] } })
+    expect(await check('document:1#viewer@user:anne')).toBe(false)
+  })
+
+  it('never serves HIGHER_CONSISTENCY from the cache', async () => {
+    const c = await client()
+    const { check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
+    await check('document:1#viewer@user:anne')
+    const before = c.pemba.authz.cacheStats()
+    expect(await check('document:1#viewer@user:anne', { consistency: 'HIGHER_CONSISTENCY' })).toBe(true)
+    expect(c.pemba.authz.cacheStats().hits).toBe(before.hits)
+  })
+
+  it('does not share answers that depended on request context or contextual tuples', async () => {
+    const c = await client()
+    const { storeId, check } = await setup(c, MODEL)
+    await c.request('POST', `/stores/${storeId}/write`, {
+      writes: { tuple_keys: [{ ...tupleKey('document:1#viewer@user:anne'), condition: { name: 'office' } }] },
+    })
+    expect(await check('document:1#viewer@user:anne', { context: { ip: '10.1.1.1' } })).toBe(true)
+    expect(await check('document:1#viewer@user:anne', { context: { ip: '192.168.1.1' } })).toBe(false)
+    const ctx = { contextual_tuples: { tuple_keys: [tupleKey('document:2#viewer@user:bob')] } }
+    expect(await check('document:2#viewer@user:bob', ctx)).toBe(true)
+    expect(await check('document:2#viewer@user:bob')).toBe(false)
+    expect(c.pemba.authz.cacheStats().hits).toBe(0)
+  })
+
+  it('gives other replicas a bounded staleness for MINIMIZE_LATENCY and none for HIGHER_CONSISTENCY', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pemba-cache-'))
+    const databaseUrl = `sqlite:${join(dir, 'shared.db')}`
+    let now = Date.parse('2026-01-01T00:00:00Z')
+    const a = await client({ databaseUrl, checkCacheStalenessMs: 1000 }, () => now)
+    const b = await client({ databaseUrl, checkCacheStalenessMs: 1000 }, () => now)
+    const { storeId } = await setup(a, MODEL, ['document:1#viewer@user:anne'])
+    const checkB = async (consistency?: string) =>
+      (await b.request('POST', `/stores/${storeId}/check`, { tuple_key: tupleKey('document:1#viewer@user:anne'), consistency })).body.allowed
+    expect(await checkB()).toBe(true) // B caches the answer at the current revision
+    await a.request('POST', `/stores/${storeId}/write`, { deletes: { tuple_keys: [tupleKey('document:1#viewer@user:anne')] } })
+    now += 500
+    expect(await checkB()).toBe(true) // within the 1 s bound, B may still answer from its cache
+    expect(await checkB('HIGHER_CONSISTENCY')).toBe(false) // always fresh
+    expect(await checkB()).toBe(false) // and B has now learned of the newer revision
+    await a.request('POST', `/stores/${storeId}/write`, { writes: { tuple_keys: [tupleKey('document:1#viewer@user:anne')] } })
+    now += 900
+    expect(await checkB()).toBe(false) // still within the bound of B's last look at the head
+    now += 200
+    expect(await checkB()).toBe(true) // past the bound it has learned of the write
+  })
+
+  it('can be turned off', async () => {
+    const c = await client({ checkCacheSize: 0 })
+    const { check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
+    await check('document:1#viewer@user:anne')
+    await check('document:1#viewer@user:anne')
+    expect(c.pemba.authz.cacheStats()).toEqual({ enabled: false, hits: 0, misses: 0, entries: 0 })
+  })
+})
+
+describe('metrics', () => {
+  it('exposes the cache counters in Prometheus text format', async () => {
+    const c = await client()
+    const { check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
+    await check('document:1#viewer@user:anne')
+    await check('document:1#viewer@user:anne')
+    const res = await c.request('GET', '/metrics')
+    expect(res.status).toBe(200)
+    const hits = Number(/pemba_check_cache_hits_total (\d+)/.exec(res.text)?.[1])
+    expect(hits).toBeGreaterThan(0)
+  })
+})
