@@ -24,15 +24,34 @@ import {
   type CheckRequest,
   type CheckResult,
 } from './dispatch.ts'
+import type { Reachable } from './userset-closure.ts'
 
 /** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
 export class CheckCache {
   readonly #lru: LRUCache<string, boolean>
+  /** Userset closures (see userset-closure.ts); false records "too many to walk up". */
+  readonly #closures: LRUCache<string, Reachable | false>
   hits = 0
   misses = 0
 
   constructor(maxEntries: number) {
     this.#lru = new LRUCache({ max: Math.max(1, maxEntries) })
+    // A closure holds up to a few thousand entries; bound them by total size, not count.
+    this.#closures = new LRUCache({
+      maxSize: Math.max(1000, maxEntries),
+      sizeCalculation: (v) => 1 + (v ? v.levels.size : 0),
+    })
+  }
+
+  getClosure(key: string): Reachable | false | undefined {
+    const v = this.#closures.get(key)
+    if (v === undefined) this.misses++
+    else this.hits++
+    return v
+  }
+
+  setClosure(key: string, value: Reachable | false): void {
+    this.#closures.set(key, value)
   }
 
   get(key: string): boolean | undefined {
@@ -52,6 +71,7 @@ export class CheckCache {
 
   clear(): void {
     this.#lru.clear()
+    this.#closures.clear()
   }
 }
 

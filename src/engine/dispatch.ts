@@ -9,7 +9,9 @@
 import type { Subject } from '../core/tuple.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import type { Revision, TupleReader } from '../store/store.ts'
+import type { CheckCache } from './caching.ts'
 import type { InFlight } from './memoizing.ts'
+import type { Reachable } from './userset-closure.ts'
 
 /** PathNode is the chain of subproblem keys from the root to the current one (cycle detection). */
 export interface PathNode {
@@ -46,7 +48,11 @@ export interface ResolutionContext {
    * contextual tuples or a condition context). `prefix` binds entries to store, model and
    * revision; `read` is false for HIGHER_CONSISTENCY.
    */
-  sharedCache?: { prefix: string; read: boolean }
+  sharedCache?: { prefix: string; read: boolean; cache: CheckCache }
+  /** Userset closures computed in this request (see userset-closure.ts). */
+  closures: Map<string, Promise<Reachable | undefined>>
+  /** The resolution depth limit, which the upward userset walk applies itself. */
+  maxDepth: number
 }
 
 /** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */

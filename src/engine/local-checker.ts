@@ -6,7 +6,9 @@
  * @module
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
-import type { Rewrite } from '../model/typesystem.ts'
+import type { Rewrite, UsersetClosure } from '../model/typesystem.ts'
+import { ResolutionTooComplexError } from './limits.ts'
+import { reachableUsersets } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
 import {
   ALLOWED,
@@ -16,6 +18,9 @@ import {
   type CheckResult,
 } from './dispatch.ts'
 import { difference, intersection, union, type Branch } from './reducers.ts'
+
+/** Past this many usersets containing the subject, walking down is the cheaper direction. */
+const MAX_CLOSURE_NODES = 2000
 
 export class LocalChecker implements CheckDispatcher {
   #delegate: CheckDispatcher | undefined
@@ -105,25 +110,72 @@ export class LocalChecker implements CheckDispatcher {
       branches.push(async () => {
         ctx.stats.reads++
         const tuples = await ctx.reader.readUsersets(req.objectType, req.objectId, req.relation)
-        const usable = tuples.filter((t) => ts.admits(t) && !isSubject(t, subject))
-        return union(
-          usable.map((t) => () =>
-            this.conditioned(t, req, () =>
-              this.delegate.dispatchCheck({
-                objectType: t.userType,
-                objectId: t.userId,
-                relation: t.userRelation,
-                subject,
-                depth: req.depth + 1,
-                path: req.path,
-                ctx,
-              }),
-            ),
-          ),
-          ctx.concurrency,
-        )
+        const byKind = new Map<string, Tuple[]>()
+        for (const t of tuples) {
+          if (!ts.admits(t) || isSubject(t, subject)) continue
+          const kind = `${t.userType}#${t.userRelation}`
+          const list = byKind.get(kind)
+          if (list) list.push(t)
+          else byKind.set(kind, [t])
+        }
+        const perKind: Branch[] = []
+        for (const [kind, list] of byKind) {
+          const family = ts.usersetClosure(list[0].userType, list[0].userRelation)
+          perKind.push(family ? () => this.viaClosure(req, kind, family, list) : () => this.downward(req, list))
+        }
+        return union(perKind, 1)
       })
     }
+    return union(branches, 1)
+  }
+
+  /** downward checks each userset tuple's userset for the subject, through the dispatcher. */
+  private downward(req: CheckRequest, tuples: Tuple[]): Promise<CheckResult> {
+    const { ctx, subject } = req
+    return union(
+      tuples.map((t) => () =>
+        this.conditioned(t, req, () =>
+          this.delegate.dispatchCheck({
+            objectType: t.userType,
+            objectId: t.userId,
+            relation: t.userRelation,
+            subject,
+            depth: req.depth + 1,
+            path: req.path,
+            ctx,
+          }),
+        ),
+      ),
+      ctx.concurrency,
+    )
+  }
+
+  /**
+   * viaClosure decides userset tuples of one closure family (`group#member`) by walking up from
+   * the subject once (see userset-closure.ts) and looking the usersets up in what it reached.
+   * A userset reached only deeper than the depth limit allows is the same error the downward
+   * walk would meet.
+   */
+  private async viaClosure(req: CheckRequest, kind: string, family: UsersetClosure, tuples: Tuple[]): Promise<CheckResult> {
+    const { ctx } = req
+    const reach = await reachableUsersets(ctx, kind, family, req.subject, ctx.maxDepth, MAX_CLOSURE_NODES)
+    if (!reach) return this.downward(req, tuples)
+    const branches: Branch[] = []
+    const unresolved: Tuple[] = []
+    for (const t of tuples) {
+      const level = reach.levels.get(`${t.userType}:${t.userId}#${t.userRelation}`)
+      if (level === undefined) {
+        // Past the depth limit the walk up proves nothing; walking down reports the limit.
+        if (reach.truncated) unresolved.push(t)
+        continue
+      }
+      if (req.depth + 1 + level >= ctx.maxDepth) {
+        branches.push(() => Promise.reject(new ResolutionTooComplexError()))
+      } else {
+        branches.push(() => this.conditioned(t, req, () => Promise.resolve(ALLOWED)))
+      }
+    }
+    if (unresolved.length) branches.push(() => this.downward(req, unresolved))
     return union(branches, 1)
   }
 

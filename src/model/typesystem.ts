@@ -29,6 +29,21 @@ export interface CompiledRelation {
   admitted: Map<string, Set<string>>
 }
 
+/**
+ * UsersetClosure describes a family of relations whose membership is plain reachability over
+ * tuples: each is direct-only (`this`), has no conditions, and its usersets point only into the
+ * family, e.g. `group#member: [user, group#member]`. Membership of a subject in any of them can
+ * be computed by walking up from the subject (`user:anne` → `group:backend#member` →
+ * `group:eng#member`), which touches only the groups the subject is in, instead of walking
+ * down every nested group of a document's viewers.
+ */
+export interface UsersetClosure {
+  /** The relations of the family, as `type#relation`. */
+  relations: Set<string>
+  /** For a subject kind (`user`, `user:*`, `group#member`): the family relations that admit it directly. */
+  edges: Map<string, { type: string; relation: string }[]>
+}
+
 export interface CompiledType {
   name: string
   relations: Map<string, CompiledRelation>
@@ -101,6 +116,79 @@ export class TypeSystem {
     }
   }
 
+  #closures: Map<string, UsersetClosure | undefined> | undefined
+
+  /**
+   * usersetClosure returns the closure family containing `type#relation`, or undefined when
+   * membership there needs the full rewrite evaluation.
+   */
+  usersetClosure(type: string, relation: string): UsersetClosure | undefined {
+    this.#closures ??= this.#buildClosures()
+    return this.#closures.get(`${type}#${relation}`)
+  }
+
+  #buildClosures(): Map<string, UsersetClosure | undefined> {
+    // Candidates: direct-only relations without conditions; then drop, until nothing changes,
+    // those whose usersets point outside the candidates.
+    const candidates = new Set<string>()
+    for (const [typeName, t] of this.types) {
+      for (const [name, rel] of t.relations) {
+        if (rel.rewrite.kind === 'this' && rel.directTypes.length > 0 && rel.directTypes.every((r) => !r.condition)) {
+          candidates.add(`${typeName}#${name}`)
+        }
+      }
+    }
+    let changed = true
+    while (changed) {
+      changed = false
+      for (const key of candidates) {
+        const [type, name] = key.split('#')
+        const rel = this.relation(type, name)!
+        if (rel.directTypes.some((r) => r.relation && !candidates.has(`${r.type}#${r.relation}`))) {
+          candidates.delete(key)
+          changed = true
+        }
+      }
+    }
+    const out = new Map<string, UsersetClosure | undefined>()
+    for (const key of candidates) {
+      if (out.has(key)) continue
+      // The family of `key`: everything reachable through its usersets.
+      const relations = new Set<string>([key])
+      const stack = [key]
+      while (stack.length) {
+        const [type, name] = stack.pop()!.split('#')
+        for (const r of this.relation(type, name)!.directTypes) {
+          if (!r.relation) continue
+          const k = `${r.type}#${r.relation}`
+          if (!relations.has(k)) {
+            relations.add(k)
+            stack.push(k)
+          }
+        }
+      }
+      const edges = new Map<string, { type: string; relation: string }[]>()
+      for (const k of relations) {
+        const [type, name] = k.split('#')
+        for (const r of this.relation(type, name)!.directTypes) {
+          const kind = referenceKey(r)
+          let list = edges.get(kind)
+          if (!list) edges.set(kind, (list = []))
+          if (!list.some((e) => e.type === type && e.relation === name)) list.push({ type, relation: name })
+        }
+      }
+      // Only recursive families (`group#member: [user, group#member]`) take the upward walk:
+      // a chain of distinct relations has a bounded depth already, and walking down it
+      // reports the depth limit exactly as OpenFGA does.
+      const [keyType, keyName] = key.split('#')
+      const recursive = this.relation(keyType, keyName)!.directTypes.some(
+        (r) => r.relation && reaches(this, `${r.type}#${r.relation}`, key),
+      )
+      out.set(key, recursive ? { relations, edges } : undefined)
+    }
+    return out
+  }
+
   hasType(type: string): boolean {
     return this.types.has(type)
   }
@@ -125,4 +213,24 @@ export class TypeSystem {
     if (t.conditionName && !this.conditions.has(t.conditionName)) return false
     return true
   }
+}
+
+/** reaches tells whether `to` is reachable from `from` through type-restriction usersets. */
+function reaches(ts: TypeSystem, from: string, to: string): boolean {
+  const seen = new Set<string>([from])
+  const stack = [from]
+  while (stack.length) {
+    const k = stack.pop()!
+    if (k === to) return true
+    const [type, name] = k.split('#')
+    for (const r of ts.relation(type, name)?.directTypes ?? []) {
+      if (!r.relation) continue
+      const next = `${r.type}#${r.relation}`
+      if (!seen.has(next)) {
+        seen.add(next)
+        stack.push(next)
+      }
+    }
+  }
+  return false
 }

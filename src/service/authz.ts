@@ -381,7 +381,9 @@ export class AuthzService {
     const revision = this.#cache ? await this.#heads.get(storeId, higher) : 0
     const stored = ds.reader(storeId, revision)
     return {
-      sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher } : undefined,
+      sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher, cache: this.#cache! } : undefined,
+      closures: new Map(),
+      maxDepth: this.#o.resolveNodeLimit,
       storeId,
       revision,
       typesystem: ts,

@@ -1,0 +1,99 @@
+/**
+ * Userset membership by walking up from the subject. For a closure family such as
+ * `group#member: [user, group#member]`, the groups containing `user:anne` are found by reading
+ * `group:?#member@user:anne`, then `group:?#member@group:<each>#member`, and so on: the walk
+ * touches only the groups anne is in. Checking `document:1#viewer@group:eng#member` then costs
+ * one set look-up instead of a walk down every group nested in group:eng.
+ *
+ * The walk records at which level it found each userset, so the depth limit applies exactly as
+ * it would to the downward walk (the level is the length of the shortest path). It gives up
+ * (and the caller walks down instead) when the subject is in more usersets than `maxNodes`.
+ *
+ * @module
+ */
+import type { Subject } from '../core/tuple.ts'
+import type { UsersetClosure } from '../model/typesystem.ts'
+import type { ResolutionContext } from './dispatch.ts'
+
+/**
+ * Reachable maps `type:id#relation` to the level it was found at (0 = a direct tuple).
+ * `truncated` says the walk stopped at the depth limit with more to explore: a userset not in
+ * the map may still contain the subject further up.
+ */
+export interface Reachable {
+  levels: Map<string, number>
+  truncated: boolean
+}
+
+export function subjectKind(s: Subject): string {
+  if (s.id === '*') return `${s.type}:*`
+  return s.relation ? `${s.type}#${s.relation}` : s.type
+}
+
+/**
+ * reachableUsersets returns every userset of the family that contains `subject`, or undefined
+ * when there are more than `maxNodes` of them. Memoised per request and, when the request may
+ * share, across requests at the same revision.
+ */
+export function reachableUsersets(
+  ctx: ResolutionContext,
+  familyKey: string,
+  family: UsersetClosure,
+  subject: Subject,
+  maxLevel: number,
+  maxNodes: number,
+): Promise<Reachable | undefined> {
+  const s = subject.relation ? `${subject.type}:${subject.id}#${subject.relation}` : `${subject.type}:${subject.id}`
+  const key = `closure:${familyKey}@${s}`
+  const memoised = ctx.closures.get(key)
+  if (memoised) return memoised
+  const shared = ctx.sharedCache
+  if (shared?.read) {
+    const hit = shared.cache.getClosure(shared.prefix + key)
+    if (hit !== undefined) {
+      const p = Promise.resolve(hit || undefined)
+      ctx.closures.set(key, p)
+      return p
+    }
+  }
+  const p = walkUp(ctx, family, subject, maxLevel, maxNodes).then((r) => {
+    shared?.cache.setClosure(shared.prefix + key, r ?? false)
+    return r
+  })
+  ctx.closures.set(key, p)
+  return p
+}
+
+async function walkUp(
+  ctx: ResolutionContext,
+  family: UsersetClosure,
+  subject: Subject,
+  maxLevel: number,
+  maxNodes: number,
+): Promise<Reachable | undefined> {
+  const ts = ctx.typesystem
+  const reached = new Map<string, number>()
+  let frontier: Subject[] = [subject]
+  if (!subject.relation && subject.id !== '*' && family.edges.has(`${subject.type}:*`)) {
+    frontier.push({ type: subject.type, id: '*', relation: '' })
+  }
+  for (let level = 0; frontier.length > 0 && level < maxLevel; level++) {
+    const next: Subject[] = []
+    for (const node of frontier) {
+      for (const edge of family.edges.get(subjectKind(node)) ?? []) {
+        ctx.stats.reads++
+        const tuples = await ctx.reader.readStartingWithUser(edge.type, edge.relation, [node])
+        for (const t of tuples) {
+          if (!ts.admits(t)) continue
+          const k = `${t.objectType}:${t.objectId}#${t.relation}`
+          if (reached.has(k)) continue
+          reached.set(k, level)
+          if (reached.size > maxNodes) return undefined
+          next.push({ type: t.objectType, id: t.objectId, relation: t.relation })
+        }
+      }
+    }
+    frontier = next
+  }
+  return { levels: reached, truncated: frontier.length > 0 }
+}
