@@ -109,6 +109,8 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
    */
   app.post('/stores/:store/streamed-list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
+    // Resolve the model first so its id can go in the header before the first line is sent.
+    input.modelId = (await deps.models.resolve(storeId, input.modelId)).id
     const encoder = new TextEncoder()
     // ReadableStream calls start() synchronously, so the controller exists before any emit.
     let controller!: ReadableStreamDefaultController<Uint8Array>
@@ -133,7 +135,6 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     )
     const outcome = await Promise.race([run, firstObject])
     if (outcome && !outcome.ok) throw outcome.e
-    const modelId = outcome?.r.modelId
     void run.then((o) => {
       if (o.ok && o.r.truncated) {
         // The SDK skips lines without `result`; this one tells other readers the list is partial.
@@ -146,8 +147,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       }
       controller.close()
     })
-    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson' }
-    if (modelId) headers[MODEL_HEADER] = modelId
+    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', [MODEL_HEADER]: input.modelId }
     return new Response(body, { status: 200, headers })
   })
 
