@@ -78,11 +78,19 @@ async function walkUp(
     frontier.push({ type: subject.type, id: '*', relation: '' })
   }
   for (let level = 0; frontier.length > 0 && level < maxLevel; level++) {
-    const next: Subject[] = []
+    // One read per edge for the whole frontier: `group:?#member@{group:a#member, group:b#member}`.
+    const byKind = new Map<string, Subject[]>()
     for (const node of frontier) {
-      for (const edge of family.edges.get(subjectKind(node)) ?? []) {
+      const kind = subjectKind(node)
+      const list = byKind.get(kind)
+      if (list) list.push(node)
+      else byKind.set(kind, [node])
+    }
+    const next: Subject[] = []
+    for (const [kind, nodes] of byKind) {
+      for (const edge of family.edges.get(kind) ?? []) {
         ctx.stats.reads++
-        const tuples = await ctx.reader.readStartingWithUser(edge.type, edge.relation, [node])
+        const tuples = await ctx.reader.readStartingWithUser(edge.type, edge.relation, nodes)
         for (const t of tuples) {
           if (!ts.admits(t)) continue
           const k = `${t.objectType}:${t.objectId}#${t.relation}`

@@ -16,9 +16,13 @@ import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
 import { listUsers, type ListUsersResult } from '../engine/list-users.ts'
 import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
+import { BufferedTupleReader } from '../store/buffered.ts'
 import { ContextualTupleReader } from '../store/contextual.ts'
 import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity } from '../store/store.ts'
 import type { ModelService } from './models.ts'
+
+/** Objects with at most this many tuples are read whole by a request. */
+const OBJECT_BUFFER_LIMIT = 64
 
 export type Consistency = 'UNSPECIFIED' | 'MINIMIZE_LATENCY' | 'HIGHER_CONSISTENCY'
 
@@ -379,7 +383,8 @@ export class AuthzService {
     const cacheable = !!this.#cache && contextual.length === 0 && !hasContext
     // The revision only keys the cross-request cache; readers always read the newest data.
     const revision = this.#cache ? await this.#heads.get(storeId, higher) : 0
-    const stored = ds.reader(storeId, revision)
+    // Objects with a few tuples are read whole, once per request (see BufferedTupleReader).
+    const stored = new BufferedTupleReader(ds.reader(storeId, revision), OBJECT_BUFFER_LIMIT)
     return {
       sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher, cache: this.#cache! } : undefined,
       closures: new Map(),

@@ -25,6 +25,16 @@ export class ContextualTupleReader implements TupleReader {
     }
   }
 
+  async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
+    const stored = await this.#base.readObject(objectType, objectId, limit)
+    if (!stored) return undefined
+    const prefix = `${objectType}:${objectId}#`
+    const extra: Tuple[] = []
+    for (const [k, list] of this.#byObject) if (k.startsWith(prefix)) extra.push(...list)
+    const all = stored.concat(extra)
+    return all.length <= limit ? all : undefined
+  }
+
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
     const stored = await this.#base.readObjectRelation(objectType, objectId, relation)
     const extra = this.#byObject.get(`${objectType}:${objectId}#${relation}`)

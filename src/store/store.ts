@@ -17,6 +17,11 @@ export type Revision = number
  * return the tuples as stored; filtering by the current model is the engine's job.
  */
 export interface TupleReader {
+  /**
+   * readObject: every tuple of one object (`document:1#*@*`), or undefined when it has more than
+   * `limit` of them; lets a request answer all its questions about a small object in one read.
+   */
+  readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined>
   /** readObjectRelation: every tuple `objectType:objectId#relation@*`, e.g. all parents of document:1. */
   readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]>
   /**

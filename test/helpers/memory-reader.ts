@@ -38,6 +38,12 @@ export class MemoryTupleReader implements TupleReader {
     else await Promise.resolve()
   }
 
+  async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
+    await this.wait()
+    const all = this.tuples.filter((t) => t.objectType === objectType && t.objectId === objectId)
+    return all.length > limit ? undefined : all
+  }
+
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
     await this.wait()
     return this.tuples.filter((t) => t.objectType === objectType && t.objectId === objectId && t.relation === relation)

@@ -151,6 +151,41 @@ export function runDatastoreSuite(opts: DatastoreSuiteOptions): void {
       expect(parent[0].conditionContext).toEqual({ a: 'b' })
     })
 
+    it('reads a small object whole, and refuses one over the limit', async () => {
+      await ds.write(
+        S,
+        {
+          writes: [
+            tuple('doc:1', 'viewer', 'user:anne'),
+            tuple('doc:1', 'parent', 'folder:f1'),
+            tuple('doc:1', 'owner', 'group:eng#member'),
+            tuple('doc:2', 'viewer', 'user:anne'),
+          ],
+          deletes: [],
+          onDuplicate: 'error',
+          onMissing: 'error',
+        },
+        T0,
+      )
+      const r = ds.reader(S, await ds.headRevision(S))
+      const whole = await r.readObject('doc', '1', 3)
+      expect(whole?.map((t) => t.relation).sort()).toEqual(['owner', 'parent', 'viewer'])
+      expect(await r.readObject('doc', '1', 2)).toBeUndefined()
+      expect(await r.readObject('doc', '9', 3)).toEqual([])
+    })
+
+    it('reads starting with several users at once, of mixed kinds', async () => {
+      const writes = Array.from({ length: 120 }, (_, i) => tuple(`group:p${i}`, 'member', `group:g${i}#member`))
+      writes.push(tuple('group:top', 'member', 'user:anne'))
+      await ds.write(S, { writes, deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      const r = ds.reader(S, await ds.headRevision(S))
+      const users = Array.from({ length: 120 }, (_, i) => ({ type: 'group', id: `g${i}`, relation: 'member' }))
+      users.push({ type: 'user', id: 'anne', relation: '' }, { type: 'group', id: 'nope', relation: 'member' })
+      const found = await r.readStartingWithUser('group', 'member', users)
+      expect(found).toHaveLength(121)
+      expect(new Set(found.map((t) => t.objectId)).size).toBe(121)
+    })
+
     it('pages tuples by filter with opaque cursors', async () => {
       const writes = Array.from({ length: 7 }, (_, i) => tuple(`doc:${i}`, 'viewer', 'user:anne'))
       writes.push(tuple('folder:1', 'viewer', 'user:anne'))

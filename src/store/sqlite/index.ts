@@ -29,6 +29,9 @@ import type {
 
 const MIGRATIONS = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url))
 
+/** The longest `IN (…)` list one statement binds. */
+const IN_CHUNK = 50
+
 const TUPLE_COLUMNS =
   'object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context'
 
@@ -110,6 +113,9 @@ function prepareStatements(db: Database.Database) {
     listModels: db.prepare(
       'SELECT id, model FROM authorization_models WHERE store_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
     ),
+    object: db.prepare(
+      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? LIMIT ?`,
+    ),
     objectRelation: db.prepare(
       `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ?`,
     ),
@@ -183,6 +189,8 @@ export class SqliteDatastore implements Datastore {
   readonly preferredConcurrency = 1
   readonly db: Database.Database
   readonly #stmt: Statements
+  /** `user_id IN (?, …)` statements by list length, prepared on first use. */
+  readonly #inStatements = new Map<number, Database.Statement>()
 
   constructor(options: SqliteOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
@@ -389,7 +397,7 @@ export class SqliteDatastore implements Datastore {
   }
 
   reader(storeId: string, _revision: Revision): TupleReader {
-    return new SqliteTupleReader(storeId, this.#stmt)
+    return new SqliteTupleReader(storeId, this.#stmt, this.db, this.#inStatements)
   }
 
   async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {
@@ -419,10 +427,19 @@ function describe(t: { objectType: string; objectId: string; relation: string; u
 class SqliteTupleReader implements TupleReader {
   readonly #store: string
   readonly #stmt: Statements
+  readonly #db: Database.Database
+  readonly #inStatements: Map<number, Database.Statement>
 
-  constructor(storeId: string, stmt: Statements) {
+  constructor(storeId: string, stmt: Statements, db: Database.Database, inStatements: Map<number, Database.Statement>) {
     this.#store = storeId
     this.#stmt = stmt
+    this.#db = db
+    this.#inStatements = inStatements
+  }
+
+  async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
+    const rows = this.#stmt.object.all(this.#store, objectType, objectId, limit + 1) as TupleRow[]
+    return rows.length > limit ? undefined : rows.map(rowToTuple)
   }
 
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
@@ -445,12 +462,40 @@ class SqliteTupleReader implements TupleReader {
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    if (users.length === 1) {
+      const u = users[0]
+      return (this.#stmt.startingWithUser.all(this.#store, objectType, relation, u.type, u.relation, u.id) as TupleRow[]).map(rowToTuple)
+    }
+    // Several users of one kind (`group:a#member`, `group:b#member`) in one IN query per chunk.
     const out: Tuple[] = []
+    const byKind = new Map<string, Subject[]>()
     for (const u of users) {
-      const rows = this.#stmt.startingWithUser.all(this.#store, objectType, relation, u.type, u.relation, u.id) as TupleRow[]
-      for (const r of rows) out.push(rowToTuple(r))
+      const k = `${u.type}#${u.relation}`
+      const list = byKind.get(k)
+      if (list) list.push(u)
+      else byKind.set(k, [u])
+    }
+    for (const group of byKind.values()) {
+      for (let i = 0; i < group.length; i += IN_CHUNK) {
+        const chunk = group.slice(i, i + IN_CHUNK)
+        const stmt = this.#startingWithUsers(chunk.length)
+        const rows = stmt.all(this.#store, objectType, relation, chunk[0].type, chunk[0].relation, ...chunk.map((u) => u.id)) as TupleRow[]
+        for (const r of rows) out.push(rowToTuple(r))
+      }
     }
     return out
   }
+
+  #startingWithUsers(n: number): Database.Statement {
+    let stmt = this.#inStatements.get(n)
+    if (!stmt) {
+      stmt = this.#db.prepare(
+        `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND user_id IN (${Array(n).fill('?').join(', ')})`,
+      )
+      this.#inStatements.set(n, stmt)
+    }
+    return stmt
+  }
+
 }
 
