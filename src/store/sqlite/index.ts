@@ -97,6 +97,7 @@ function prepareStatements(db: Database.Database) {
       'UPDATE stores SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL',
     ),
     headRevision: db.prepare('SELECT revision FROM stores WHERE id = ?').pluck(),
+    unbumpRevision: db.prepare('UPDATE stores SET revision = revision - 1 WHERE id = ?'),
     bumpRevision: db
       .prepare('UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision')
       .pluck(),
@@ -132,7 +133,7 @@ function prepareStatements(db: Database.Database) {
       'SELECT condition_name, condition_context FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?',
     ),
     insertTuple: db.prepare(
-      'INSERT INTO tuples (store_id, object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, revision, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO tuples (store_id, object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, revision, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     deleteTuple: db.prepare(
       'DELETE FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?',
@@ -284,10 +285,10 @@ export class SqliteDatastore implements Datastore {
       for (const w of req.writes) {
         const key = [storeId, w.objectType, w.objectId, w.relation, w.userRelation, w.userType, w.userId]
         const ctx = canonicalContext(w.conditionContext)
-        const existing = s.existingTuple.get(...key) as
-          | { condition_name: string; condition_context: string | null }
-          | undefined
-        if (existing) {
+        // Insert first: the common case (a new tuple) costs one statement, not a look-up too.
+        const rev = nextRevision()
+        if (s.insertTuple.run(...key, w.conditionName, ctx, rev, ts).changes === 0) {
+          const existing = s.existingTuple.get(...key) as { condition_name: string; condition_context: string | null }
           if (req.onDuplicate === 'error') {
             throw new PembaError(
               'write_failed_due_to_invalid_input',
@@ -301,10 +302,13 @@ export class SqliteDatastore implements Datastore {
           }
           continue
         }
-        const rev = nextRevision()
-        s.insertTuple.run(...key, w.conditionName, ctx, rev, ts)
         const user = formatSubject({ type: w.userType, id: w.userId, relation: w.userRelation })
         s.insertChange.run(storeId, rev, seq++, w.objectType, w.objectId, w.relation, user, w.conditionName, ctx, 0, ts)
+      }
+      if (seq === 0 && revision !== 0) {
+        // Nothing changed after all (every write already existed): undo the revision bump.
+        s.unbumpRevision.run(storeId)
+        revision = 0
       }
       return revision === 0 ? (s.headRevision.get(storeId) as number) ?? 0 : revision
     })
