@@ -59,6 +59,16 @@ const checkTupleKey = z.object({
   object: z.string().regex(OBJECT),
 })
 
+/**
+ * on_behalf_of (Pemba): the principals the user acts for, nearest first; one identity may be
+ * given as a plain string. Each must look like `type:id`.
+ */
+const onBehalfOf = z
+  .union([z.string().min(3).max(512), z.array(z.string().min(3).max(512)).min(1).max(32)])
+  .transform((v) => (typeof v === 'string' ? [v] : v))
+  .optional()
+  .nullable()
+
 const contextualTupleKeys = z.object({ tuple_keys: z.array(tupleKey).max(100).default([]) })
 
 const pageSize = z.coerce.number().int().min(1).max(100).optional()
@@ -251,6 +261,7 @@ export const readChangesQuery = z.object({
 
 export const checkRequest = z.object({
   tuple_key: checkTupleKey,
+  on_behalf_of: onBehalfOf,
   contextual_tuples: contextualTupleKeys.optional().nullable(),
   authorization_model_id: modelId,
   context: json.optional().nullable(),
@@ -264,6 +275,7 @@ export const batchCheckRequest = z.object({
       tuple_key: checkTupleKey,
       contextual_tuples: contextualTupleKeys.optional().nullable(),
       context: json.optional().nullable(),
+      on_behalf_of: onBehalfOf,
       correlation_id: z.string().regex(CORRELATION_ID),
     }),
   ),
@@ -286,6 +298,7 @@ export const listObjectsRequest = z.object({
   type: z.string().regex(TYPE),
   relation: z.string().regex(RELATION),
   user: z.string().min(1).max(512),
+  on_behalf_of: onBehalfOf,
   contextual_tuples: contextualTupleKeys.optional().nullable(),
   context: json.optional().nullable(),
   consistency,

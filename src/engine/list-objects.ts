@@ -22,6 +22,12 @@ export interface ListObjectsRequest {
   maxResults: number
   /** Called for each confirmed object id, as soon as it is known (for streaming). */
   onObject?: (id: string) => void
+  /**
+   * Confirms a candidate instead of checking `subject` on it, e.g. for a delegated list whose
+   * answer is what every identity of the chain can reach. Candidates still come from the
+   * walk from `subject`, so `confirm` must imply that `subject` has the relation.
+   */
+  confirm?: (objectId: string) => Promise<boolean>
 }
 
 export interface ListObjectsResult {
@@ -91,16 +97,20 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
       break
     }
     try {
-      const r = await dispatcher.dispatchCheck({
-        objectType: req.objectType,
-        objectId: id,
-        relation: req.relation,
-        subject,
-        depth: 0,
-        path: undefined,
-        ctx,
-      })
-      if (r.allowed) {
+      const allowed = req.confirm
+        ? await req.confirm(id)
+        : (
+            await dispatcher.dispatchCheck({
+              objectType: req.objectType,
+              objectId: id,
+              relation: req.relation,
+              subject,
+              depth: 0,
+              path: undefined,
+              ctx,
+            })
+          ).allowed
+      if (allowed) {
         objects.push(`${req.objectType}:${id}`)
         req.onObject?.(`${req.objectType}:${id}`)
       }

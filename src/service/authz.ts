@@ -11,6 +11,7 @@ import { parseObject, parseSubject, type Subject, type Tuple, type TupleKey } fr
 import { buildCheckDispatcher } from '../engine/build.ts'
 import { CheckCache } from '../engine/caching.ts'
 import type { CheckDispatcher, ResolutionContext } from '../engine/dispatch.ts'
+import { ACTS_FOR, delegatedCheck, type DeniedBy } from '../engine/delegation.ts'
 import { expand, type ExpandNode } from '../engine/expand.ts'
 import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
 import { listUsers, type ListUsersResult } from '../engine/list-users.ts'
@@ -37,6 +38,8 @@ export interface AuthzServiceOptions {
   checkDeadlineMs: number
   listMaxResults: number
   listDeadlineMs: number
+  /** The longest `on_behalf_of` chain a delegated request may name. */
+  maxDelegationChain: number
   /** Entries in the cross-request check cache; 0 turns it off. */
   checkCacheSize: number
   /** How stale a MINIMIZE_LATENCY answer may be (ms): the age of the head revision it uses. */
@@ -52,17 +55,27 @@ export interface QueryOptions {
 
 export interface CheckInput extends QueryOptions {
   tupleKey: { user: string; relation: string; object: string }
+  /** The principals the user acts for, nearest first (`["agent:planner", "user:alice"]`). */
+  onBehalfOf?: string[]
+}
+
+export interface CheckOutput {
+  allowed: boolean
+  modelId: string
+  /** For a delegated check that was denied: which part failed. */
+  deniedBy?: DeniedBy
 }
 
 export interface BatchCheckItem {
   tupleKey: { user: string; relation: string; object: string }
   contextualTuples?: TupleKey[]
   context?: Record<string, unknown>
+  onBehalfOf?: string[]
   correlationId: string
 }
 
 export type BatchCheckOutcome =
-  | { allowed: boolean }
+  | { allowed: boolean; denied_by?: DeniedBy }
   | { error: { input_error?: string; internal_error?: string; message: string } }
 
 export interface WriteInput {
@@ -223,11 +236,16 @@ export class AuthzService {
 
   // --- queries -----------------------------------------------------------------------------
 
-  async check(storeId: string, input: CheckInput): Promise<{ allowed: boolean; modelId: string }> {
+  async check(storeId: string, input: CheckInput): Promise<CheckOutput> {
     const ts = await this.#o.models.resolve(storeId, input.modelId)
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
+    const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
     const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
+    if (chain) {
+      const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
+      return { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }
+    }
     const r = await this.#dispatcher.dispatchCheck({
       objectType: object.type,
       objectId: object.id,
@@ -238,6 +256,35 @@ export class AuthzService {
       ctx,
     })
     return { allowed: r.allowed, modelId: ts.id }
+  }
+
+  /**
+   * #delegationChain validates `on_behalf_of`: each identity a plain object (`user:alice`, not a
+   * userset or wildcard) of a type that defines `acts_for`, no longer than the configured limit.
+   */
+  #delegationChain(ts: TypeSystem, actor: Subject, onBehalfOf: string[]): Subject[] {
+    if (onBehalfOf.length === 0) throw validationError('on_behalf_of must name at least one principal')
+    if (onBehalfOf.length > this.#o.maxDelegationChain) {
+      throw validationError(
+        `on_behalf_of names ${onBehalfOf.length} principals, the maximum allowed is ${this.#o.maxDelegationChain}`,
+      )
+    }
+    if (actor.relation || actor.id === '*') {
+      throw validationError('a delegated check needs a single identity as the user, not a userset or wildcard')
+    }
+    return onBehalfOf.map((p) => {
+      const s = parseSubject(p)
+      if (!s || s.relation || s.id === '*') {
+        throw validationError(`invalid on_behalf_of identity '${p}': expected 'type:id'`)
+      }
+      if (!ts.hasType(s.type)) throw validationError(`type '${s.type}' not found`)
+      if (!ts.relation(s.type, ACTS_FOR)) {
+        throw validationError(
+          `type '${s.type}' defines no '${ACTS_FOR}' relation, so nothing can act on behalf of '${p}'`,
+        )
+      }
+      return s
+    })
   }
 
   async batchCheck(
@@ -261,7 +308,7 @@ export class AuthzService {
     const result: Record<string, BatchCheckOutcome> = {}
     await Promise.all(
       input.checks.map(async (c) => {
-        const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? []])
+        const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? [], c.onBehalfOf ?? null])
         let p = byShape.get(shape)
         if (!p) {
           p = this.check(storeId, {
@@ -270,8 +317,9 @@ export class AuthzService {
             contextualTuples: c.contextualTuples,
             context: c.context,
             consistency: input.consistency,
+            onBehalfOf: c.onBehalfOf,
           }).then(
-            (r): BatchCheckOutcome => ({ allowed: r.allowed }),
+            (r): BatchCheckOutcome => (r.deniedBy ? { allowed: false, denied_by: r.deniedBy } : { allowed: r.allowed }),
             (e): BatchCheckOutcome => ({ error: batchError(e) }),
           )
           byShape.set(shape, p)
@@ -301,17 +349,27 @@ export class AuthzService {
 
   async listObjects(
     storeId: string,
-    input: QueryOptions & { type: string; relation: string; user: string },
+    input: QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] },
     onObject?: (object: string) => void,
-  ): Promise<ListObjectsResult & { modelId: string }> {
+  ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
     const ts = await this.#o.models.resolve(storeId, input.modelId)
     if (!ts.hasType(input.type)) throw new PembaError('type_not_found', `type '${input.type}' not found`)
     if (!ts.relation(input.type, input.relation)) {
       throw new PembaError('relation_not_found', `relation '${input.type}#${input.relation}' not found`)
     }
     const subject = validateSubject(ts, input.user)
+    const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
     const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.listDeadlineMs, input.consistency)
+    let confirm: ((id: string) => Promise<boolean>) | undefined
+    if (chain) {
+      // A broken delegation chain reaches nothing; otherwise the answer is what every identity
+      // of the chain reaches, confirmed object by object with the same rule as check.
+      const probe = await delegatedCheck(this.#dispatcher, ctx, { type: '', id: '' }, '', subject, chain, true)
+      if (!probe.allowed) return { objects: [], truncated: '', modelId: ts.id, deniedBy: 'delegation' }
+      confirm = async (id) =>
+        (await delegatedCheck(this.#dispatcher, ctx, { type: input.type, id }, input.relation, subject, chain)).allowed
+    }
     const r = await listObjects(this.#dispatcher, {
       objectType: input.type,
       relation: input.relation,
@@ -319,6 +377,7 @@ export class AuthzService {
       ctx,
       maxResults: this.#o.listMaxResults,
       onObject,
+      confirm,
     })
     return { ...r, modelId: ts.id }
   }

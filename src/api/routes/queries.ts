@@ -39,8 +39,10 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
       context: body.context ?? undefined,
       consistency: body.consistency,
+      onBehalfOf: body.on_behalf_of ?? undefined,
     })
     c.header(MODEL_HEADER, r.modelId)
+    if (r.deniedBy) return c.json({ allowed: false, resolution: '', denied_by: r.deniedBy })
     return c.json({ allowed: r.allowed, resolution: '' })
   })
 
@@ -54,6 +56,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         tupleKey: ch.tuple_key,
         contextualTuples: contextual(ch.contextual_tuples?.tuple_keys),
         context: ch.context ?? undefined,
+        onBehalfOf: ch.on_behalf_of ?? undefined,
         correlationId: ch.correlation_id,
       })),
     })
@@ -84,6 +87,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         type: body.type,
         relation: body.relation,
         user: body.user,
+        onBehalfOf: body.on_behalf_of ?? undefined,
         contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
         context: body.context ?? undefined,
         consistency: body.consistency,
@@ -95,11 +99,13 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const { storeId, input } = await listObjectsInput(c)
     const r = await authz.listObjects(storeId, input)
     c.header(MODEL_HEADER, r.modelId)
+    const body: Record<string, unknown> = { objects: r.objects }
     if (r.truncated) {
       c.header(TRUNCATED_HEADER, r.truncated)
-      return c.json({ objects: r.objects, truncated: r.truncated })
+      body.truncated = r.truncated
     }
-    return c.json({ objects: r.objects })
+    if (r.deniedBy) body.denied_by = r.deniedBy
+    return c.json(body)
   })
 
   /**

@@ -1,0 +1,59 @@
+/**
+ * Delegated checks: an actor acting on behalf of a principal, possibly through a chain
+ * (`agent:summarizer` for `agent:planner` for `user:alice`). The actor may do something only if
+ *
+ * 1. every hop is delegated: `agent:summarizer acts_for agent:planner` and
+ *    `agent:planner acts_for user:alice` (the `acts_for` relation of each principal's type, which
+ *    may itself be conditional, expiring or reached through groups like any other relation); and
+ * 2. every identity in the chain, the actor included, has the relation on the object.
+ *
+ * So an agent can never do more than the person it works for, nor more than its own grants,
+ * nor act for someone who did not delegate to it: the confused-deputy problem, closed.
+ *
+ * @module
+ */
+import type { Subject } from '../core/tuple.ts'
+import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
+
+/** The relation a principal's type defines to say who may act for it. */
+export const ACTS_FOR = 'acts_for'
+
+/** Which part of a delegated check failed. */
+export type DeniedBy = 'delegation' | 'principal' | 'actor'
+
+export interface DelegatedCheckResult {
+  allowed: boolean
+  deniedBy?: DeniedBy
+}
+
+/**
+ * delegatedCheck decides whether `actor`, acting through `chain` (nearest principal first),
+ * has `relation` on `objectType:objectId`. Delegation hops are checked first (they are cheap
+ * and most often what is missing), then the principals, then the actor.
+ */
+export async function delegatedCheck(
+  dispatcher: CheckDispatcher,
+  ctx: ResolutionContext,
+  object: { type: string; id: string },
+  relation: string,
+  actor: Subject,
+  chain: Subject[],
+  /** Only check the delegation hops (for list-objects, which checks the rest per object). */
+  hopsOnly = false,
+): Promise<DelegatedCheckResult> {
+  const ask = (objectType: string, objectId: string, rel: string, subject: Subject) =>
+    dispatcher.dispatchCheck({ objectType, objectId, relation: rel, subject, depth: 0, path: undefined, ctx })
+  let acting = actor
+  for (const principal of chain) {
+    const hop = await ask(principal.type, principal.id, ACTS_FOR, acting)
+    if (!hop.allowed) return { allowed: false, deniedBy: 'delegation' }
+    acting = principal
+  }
+  if (hopsOnly) return { allowed: true }
+  for (let i = chain.length - 1; i >= 0; i--) {
+    const r = await ask(object.type, object.id, relation, chain[i])
+    if (!r.allowed) return { allowed: false, deniedBy: 'principal' }
+  }
+  const own = await ask(object.type, object.id, relation, actor)
+  return own.allowed ? { allowed: true } : { allowed: false, deniedBy: 'actor' }
+}
