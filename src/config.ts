@@ -11,8 +11,17 @@ export interface PembaConfig {
   host: string
   /** PEMBA_PORT / --port; 0 picks a free port. */
   port: number
-  /** PEMBA_DATABASE_URL / --database-url: `sqlite:<path>` or `sqlite::memory:`. */
+  /** PEMBA_DATABASE_URL / --database-url: `sqlite:<path>`, `sqlite::memory:` or `postgres://…`. */
   databaseUrl: string
+  /**
+   * PEMBA_MIGRATIONS / --migrations: `auto` applies pending migrations at start; `check` refuses
+   * to start while any are pending (for operators who run `pemba migrate` separately).
+   */
+  migrations: 'auto' | 'check'
+  /** PEMBA_PG_POOL_SIZE: PostgreSQL connections per process. */
+  pgPoolSize: number
+  /** PEMBA_PG_STATEMENT_TIMEOUT_MS: `statement_timeout` of each PostgreSQL connection; 0 = the server's. */
+  pgStatementTimeoutMs: number
   /** PEMBA_MAX_TUPLES_PER_WRITE: writes + deletes in one Write. */
   maxTuplesPerWrite: number
   /** PEMBA_MAX_TYPES_PER_MODEL */
@@ -35,6 +44,8 @@ export interface PembaConfig {
   maxConditionCost: number
   /** PEMBA_BODY_LIMIT_BYTES: the largest request body accepted. */
   bodyLimitBytes: number
+  /** PEMBA_MAX_DELEGATION_CHAIN: principals an `on_behalf_of` chain may name. */
+  maxDelegationChain: number
   /** PEMBA_CHECK_CACHE_SIZE: entries in the cross-request check cache; 0 turns it off. */
   checkCacheSize: number
   /** PEMBA_CHECK_CACHE_STALENESS_MS: how stale a MINIMIZE_LATENCY answer may be. */
@@ -45,6 +56,9 @@ export const DEFAULTS: PembaConfig = {
   host: '127.0.0.1',
   port: 8080,
   databaseUrl: 'sqlite:./data/pemba.db',
+  migrations: 'auto',
+  pgPoolSize: 10,
+  pgStatementTimeoutMs: 5000,
   maxTuplesPerWrite: 100,
   maxTypesPerModel: 100,
   maxModelSizeBytes: 256 * 1024,
@@ -56,6 +70,7 @@ export const DEFAULTS: PembaConfig = {
   listDeadlineMs: 30_000,
   maxConditionCost: 100,
   bodyLimitBytes: 1024 * 1024,
+  maxDelegationChain: 4,
   checkCacheSize: 100_000,
   checkCacheStalenessMs: 1000,
 }
@@ -64,6 +79,9 @@ const ENV: Record<keyof PembaConfig, string> = {
   host: 'PEMBA_HOST',
   port: 'PEMBA_PORT',
   databaseUrl: 'PEMBA_DATABASE_URL',
+  migrations: 'PEMBA_MIGRATIONS',
+  pgPoolSize: 'PEMBA_PG_POOL_SIZE',
+  pgStatementTimeoutMs: 'PEMBA_PG_STATEMENT_TIMEOUT_MS',
   maxTuplesPerWrite: 'PEMBA_MAX_TUPLES_PER_WRITE',
   maxTypesPerModel: 'PEMBA_MAX_TYPES_PER_MODEL',
   maxModelSizeBytes: 'PEMBA_MAX_MODEL_SIZE_BYTES',
@@ -75,6 +93,7 @@ const ENV: Record<keyof PembaConfig, string> = {
   listDeadlineMs: 'PEMBA_LIST_DEADLINE_MS',
   maxConditionCost: 'PEMBA_MAX_CONDITION_COST',
   bodyLimitBytes: 'PEMBA_BODY_LIMIT_BYTES',
+  maxDelegationChain: 'PEMBA_MAX_DELEGATION_CHAIN',
   checkCacheSize: 'PEMBA_CHECK_CACHE_SIZE',
   checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
 }
@@ -117,19 +136,31 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
       ;(config as unknown as Record<string, string>)[key] = value
     }
   }
+  if (config.migrations !== 'auto' && config.migrations !== 'check') {
+    throw new ConfigError(`${ENV.migrations} must be 'auto' or 'check', got '${config.migrations}'`)
+  }
+  if (config.pgPoolSize < 1) throw new ConfigError(`${ENV.pgPoolSize} must be at least 1`)
   parseDatabaseUrl(config.databaseUrl)
   return config
 }
 
-export type DatabaseTarget = { dialect: 'sqlite'; filename: string }
+export type DatabaseTarget = { dialect: 'sqlite'; filename: string } | { dialect: 'postgres'; url: string }
 
-/** parseDatabaseUrl understands `sqlite:<path>`, `sqlite://<path>` and `sqlite::memory:`. */
+/**
+ * parseDatabaseUrl understands `sqlite:<path>`, `sqlite://<path>`, `sqlite::memory:`, and
+ * `postgres://…` / `postgresql://…` (node-postgres connection strings, passed on as they are).
+ */
 export function parseDatabaseUrl(url: string): DatabaseTarget {
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    return { dialect: 'postgres', url }
+  }
   if (url.startsWith('sqlite:')) {
     let rest = url.slice('sqlite:'.length)
     if (rest.startsWith('//')) rest = rest.slice(2)
     if (rest === '' ) throw new ConfigError(`PEMBA_DATABASE_URL '${url}' names no file`)
     return { dialect: 'sqlite', filename: rest === ':memory:' ? ':memory:' : rest }
   }
-  throw new ConfigError(`PEMBA_DATABASE_URL '${url}' is not supported (use sqlite:<path> or sqlite::memory:)`)
+  throw new ConfigError(
+    `PEMBA_DATABASE_URL '${url}' is not supported (use sqlite:<path>, sqlite::memory: or postgres://…)`,
+  )
 }

@@ -11,6 +11,8 @@ import { parseDatabaseUrl, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { AuthzService } from './service/authz.ts'
 import { ModelService } from './service/models.ts'
+import { checkSqliteMigrations } from './store/migrations.ts'
+import { PostgresDatastore } from './store/postgres/index.ts'
 import { SqliteDatastore } from './store/sqlite/index.ts'
 import type { Datastore } from './store/store.ts'
 
@@ -28,15 +30,29 @@ export interface PembaOverrides {
   logError?: (err: unknown, requestId: string) => void
 }
 
-export function openDatastore(config: PembaConfig): Datastore {
+/**
+ * openDatastore opens the configured database and applies its pending migrations, or, with
+ * `migrations: 'check'`, throws MigrationsPendingError while any are pending (the SQLite file is
+ * then only read, never created). `pemba migrate` passes `migrations: 'auto'` whatever the setting.
+ */
+export async function openDatastore(config: PembaConfig): Promise<Datastore> {
   const target = parseDatabaseUrl(config.databaseUrl)
+  if (target.dialect === 'postgres') {
+    return PostgresDatastore.open({
+      url: target.url,
+      poolSize: config.pgPoolSize,
+      statementTimeoutMs: config.pgStatementTimeoutMs,
+      migrations: config.migrations,
+    })
+  }
+  if (config.migrations === 'check') checkSqliteMigrations(target.filename)
   return new SqliteDatastore({ filename: target.filename })
 }
 
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
-  const datastore = openDatastore(config)
+  const datastore = await openDatastore(config)
   const models = new ModelService({
     datastore,
     ids,
@@ -56,6 +72,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     checkDeadlineMs: config.checkDeadlineMs,
     listMaxResults: config.listMaxResults,
     listDeadlineMs: config.listDeadlineMs,
+    maxDelegationChain: config.maxDelegationChain,
     checkCacheSize: config.checkCacheSize,
     checkCacheStalenessMs: config.checkCacheStalenessMs,
   })

@@ -7,7 +7,8 @@
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from '../config.ts'
-import { createPemba, openDatastore } from '../server.ts'
+import { createPemba, openDatastore, type Pemba } from '../server.ts'
+import { MigrationsPendingError } from '../store/migrations.ts'
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...rest] = argv
@@ -24,9 +25,10 @@ async function main(argv: string[]): Promise<number> {
     throw e
   }
   if (cmd === 'migrate') {
-    const ds = openDatastore(config)
+    // migrate applies whatever PEMBA_MIGRATIONS says: it is how `check` servers get migrated.
+    const ds = await openDatastore({ ...config, migrations: 'auto' })
     await ds.close()
-    console.log(`migrations applied to ${config.databaseUrl}`)
+    console.log(`migrations applied to ${redactUrl(config.databaseUrl)}`)
     return 0
   }
   if (cmd !== 'serve') {
@@ -34,8 +36,28 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
 
-  const pemba = await createPemba(config)
-  const server = serve({ fetch: pemba.app.fetch, hostname: config.host, port: config.port }, (info: AddressInfo) => {
+  let pemba: Pemba
+  try {
+    pemba = await createPemba(config)
+  } catch (e) {
+    if (e instanceof MigrationsPendingError) {
+      console.error(`pemba: refusing to start: ${e.message}`)
+      return 1
+    }
+    throw e
+  }
+  let stopping = false
+  const app = pemba.app
+  // While draining, every answer says `Connection: close`, so keep-alive clients let go of
+  // their sockets as soon as their in-flight request is answered.
+  const fetch = async (req: Request, env: unknown): Promise<Response> => {
+    const res = await app.fetch(req, env)
+    if (!stopping) return res
+    const headers = new Headers(res.headers)
+    headers.set('connection', 'close')
+    return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
+  }
+  const server = serve({ fetch, hostname: config.host, port: config.port }, (info: AddressInfo) => {
     const host = info.family === 'IPv6' ? `[${info.address}]` : info.address
     console.log(`listening on http://${host}:${info.port}`)
   })
@@ -44,7 +66,8 @@ async function main(argv: string[]): Promise<number> {
     void pemba.close().then(() => process.exit(1))
   })
 
-  let stopping = false
+  const closeIdle = () => (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
+  server.on('request', (_req, res) => res.on('finish', () => stopping && setImmediate(closeIdle)))
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
@@ -56,7 +79,7 @@ async function main(argv: string[]): Promise<number> {
         process.exit(0)
       })
     })
-    ;(server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
+    closeIdle()
     setTimeout(() => {
       console.error('drain timed out after 10 s; closing')
       void pemba.close().then(() => process.exit(1))
@@ -65,6 +88,18 @@ async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
   return -1
+}
+
+/** redactUrl hides a PostgreSQL password in messages: postgres://pemba:***@db/pemba. */
+function redactUrl(url: string): string {
+  if (!/^postgres(ql)?:\/\//.test(url)) return url
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return 'the PostgreSQL database'
+  }
 }
 
 main(process.argv.slice(2)).then(

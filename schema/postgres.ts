@@ -1,0 +1,128 @@
+/**
+ * Pemba's tables for PostgreSQL (node-postgres). The same tables, columns and indexes as
+ * `schema/sqlite.ts`; drizzle-kit generates `migrations/postgres/` from this file and the server
+ * applies them at start (or `pemba migrate` does, with `PEMBA_MIGRATIONS=check` on the servers).
+ *
+ * Two choices keep PostgreSQL answering exactly like SQLite:
+ *
+ * - Text columns are `COLLATE "C"`: byte order, like SQLite's BINARY. Keyset cursors compare
+ *   strings (`(object_type, object_id, …) > ($1, $2, …)`), so the order must not depend on the
+ *   server's locale: with `en_US`, `doc:B` sorts between `doc:a` and `doc:c`, and a glibc
+ *   upgrade can reorder an index under a live cursor. "C" is also the cheapest comparison.
+ * - Times are `bigint` milliseconds since the epoch, as in SQLite, and `condition_context` is
+ *   the JSON text as written (not jsonb): an ignored duplicate write is compared with the stored
+ *   context byte for byte, so `{"a":1,"b":2}` and `{"b":2,"a":1}` conflict on both dialects.
+ *
+ * @module
+ */
+import { bigint, customType, index, integer, pgTable, primaryKey } from 'drizzle-orm/pg-core'
+
+/** text COLLATE "C": a string compared and indexed byte by byte. */
+const ctext = customType<{ data: string }>({ dataType: () => 'text COLLATE "C"' })
+
+/** A millisecond count; int8 comes back from node-postgres as a string, so the store converts. */
+const millis = (name: string) => bigint(name, { mode: 'number' })
+
+/** stores: one row per store; `revision` counts committed writes and orders the changelog. */
+export const stores = pgTable('stores', {
+  id: ctext('id').primaryKey(),
+  name: ctext('name').notNull(),
+  createdAt: millis('created_at').notNull(),
+  updatedAt: millis('updated_at').notNull(),
+  deletedAt: millis('deleted_at'),
+  /** The row every write locks (`SELECT … FOR UPDATE`): writers to one store take turns. */
+  revision: bigint('revision', { mode: 'number' }).notNull().default(0),
+})
+
+/** authorization_models: immutable models; the latest is the highest (ULID) id. */
+export const authorizationModels = pgTable(
+  'authorization_models',
+  {
+    storeId: ctext('store_id').notNull(),
+    id: ctext('id').notNull(),
+    schemaVersion: ctext('schema_version').notNull(),
+    /** The model as canonical JSON (without its id). */
+    model: ctext('model').notNull(),
+    createdAt: millis('created_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.id] })],
+)
+
+/**
+ * tuples: the live relationship tuples. The primary key serves the object → users direction
+ * (`document:1#viewer@?`, with usersets ranging over `user_relation > ''`); `tuples_by_user`
+ * serves the users → objects direction that list-objects walks
+ * (`document:?#viewer@group:eng#member`).
+ */
+export const tuples = pgTable(
+  'tuples',
+  {
+    storeId: ctext('store_id').notNull(),
+    objectType: ctext('object_type').notNull(),
+    objectId: ctext('object_id').notNull(),
+    relation: ctext('relation').notNull(),
+    userRelation: ctext('user_relation').notNull().default(''),
+    userType: ctext('user_type').notNull(),
+    userId: ctext('user_id').notNull(),
+    conditionName: ctext('condition_name').notNull().default(''),
+    /** JSON object, or null when the tuple has no condition context. */
+    conditionContext: ctext('condition_context'),
+    revision: bigint('revision', { mode: 'number' }).notNull(),
+    insertedAt: millis('inserted_at').notNull(),
+  },
+  (t) => [
+    // Named: drizzle's generated name is longer than PostgreSQL's 63-byte identifier limit.
+    primaryKey({
+      name: 'tuples_pkey',
+      columns: [t.storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId],
+    }),
+    index('tuples_by_user').on(
+      t.storeId,
+      t.objectType,
+      t.relation,
+      t.userType,
+      t.userRelation,
+      t.userId,
+      t.objectId,
+    ),
+  ],
+)
+
+/**
+ * changelog: every committed tuple write and delete, in commit order. (`revision`, `seq`) is
+ * the position; revisions are per store and assigned while the writer holds the store row's
+ * lock, so a position once read is never preceded by a later commit, on any replica.
+ */
+export const changelog = pgTable(
+  'changelog',
+  {
+    storeId: ctext('store_id').notNull(),
+    revision: bigint('revision', { mode: 'number' }).notNull(),
+    seq: integer('seq').notNull(),
+    objectType: ctext('object_type').notNull(),
+    objectId: ctext('object_id').notNull(),
+    relation: ctext('relation').notNull(),
+    user: ctext('user').notNull(),
+    conditionName: ctext('condition_name').notNull().default(''),
+    conditionContext: ctext('condition_context'),
+    /** 0 = TUPLE_OPERATION_WRITE, 1 = TUPLE_OPERATION_DELETE. */
+    operation: integer('operation').notNull(),
+    createdAt: millis('created_at').notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.revision, t.seq] }),
+    index('changelog_by_type').on(t.storeId, t.objectType, t.revision, t.seq),
+    index('changelog_by_time').on(t.storeId, t.createdAt),
+  ],
+)
+
+/** assertions: the assertion set of one model, replaced as a whole on each write. */
+export const assertions = pgTable(
+  'assertions',
+  {
+    storeId: ctext('store_id').notNull(),
+    modelId: ctext('model_id').notNull(),
+    assertions: ctext('assertions').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.modelId] })],
+)

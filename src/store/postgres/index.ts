@@ -1,0 +1,793 @@
+/**
+ * PostgresDatastore: the shared store over PostgreSQL with node-postgres, so several stateless
+ * Pemba replicas can serve one set of stores. Its answers are the SQLite store's, call for call
+ * (the same conformance suite runs against both); what differs is how it stays correct when
+ * writers on different replicas race:
+ *
+ * - `write()` is one transaction that first locks the store's row (`SELECT … FOR UPDATE`). Writers
+ *   to one store take turns, so revision r+1 commits after revision r on every replica, and a
+ *   change-feed position (revision, seq) once read is never preceded by a later commit.
+ *   Deadlocks and serialization failures (SQLSTATE 40P01, 40001) are retried with jitter.
+ * - Every statement runs under `statement_timeout` (PEMBA_PG_STATEMENT_TIMEOUT_MS), so a stuck
+ *   query fails the request instead of holding a pooled connection forever.
+ * - Cursors are JSON of column values (a store id, a tuple key, a (revision, seq) pair), never
+ *   process state, so a token from one replica continues on any other.
+ *
+ * Hot queries are named prepared statements (parsed once per pooled connection), and each look-up
+ * is an index range: the primary key for `document:1#viewer@…`, `tuples_by_user` for
+ * `document:?#viewer@group:eng#member`.
+ *
+ * @module
+ */
+import pg from 'pg'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
+import { ConflictError, PembaError } from '../../core/errors.ts'
+import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
+import type { AuthorizationModel } from '../../model/types.ts'
+import {
+  MIGRATION_FOLDERS,
+  MigrationsPendingError,
+  pendingMigrations,
+  type MigrationsMode,
+} from '../migrations.ts'
+import type {
+  ChangesQuery,
+  Datastore,
+  Page,
+  ReadFilter,
+  Revision,
+  StoreRecord,
+  StoredTuple,
+  TupleChange,
+  TupleIdentity,
+  TupleReader,
+  WriteRequest,
+} from '../store.ts'
+
+export interface PostgresOptions {
+  /**
+   * `postgres://user:password@host:5432/db`. Tables live in the connection's current schema
+   * (`public` unless the URL says otherwise, e.g. `?options=-c%20search_path%3Dpemba`).
+   */
+  url: string
+  /** Connections in the pool (PEMBA_PG_POOL_SIZE). Default 10. */
+  poolSize?: number
+  /** `statement_timeout` of each pooled connection (PEMBA_PG_STATEMENT_TIMEOUT_MS). Default 5000. */
+  statementTimeoutMs?: number
+  /** `auto` applies pending migrations at open; `check` refuses to open while any are pending. */
+  migrations?: MigrationsMode
+}
+
+/** Attempts of one write when PostgreSQL reports a deadlock or serialization failure. */
+const WRITE_ATTEMPTS = 5
+const RETRYABLE = new Set(['40001', '40P01'])
+
+/** How long a request waits for a pooled connection before failing instead of queueing forever. */
+const CONNECT_TIMEOUT_MS = 10_000
+
+/** The advisory lock that serialises migrations of one schema across replicas starting at once. */
+const MIGRATION_LOCK = 0x70656d62 // 'pemb'
+
+/** The key columns of a tuple, in primary-key order after store_id. */
+const KEY_COLUMNS = 'object_type, object_id, relation, user_relation, user_type, user_id'
+
+const TUPLE_COLUMNS = `${KEY_COLUMNS}, condition_name, condition_context`
+
+/**
+ * int8 (bigint) comes back as a string by default. Pemba's bigints are millisecond times and
+ * revisions, both far below 2^53, so this pool parses them as numbers; other pools in the
+ * process keep node-postgres' default.
+ */
+const TYPES = {
+  getTypeParser: ((oid: number, format?: 'text') =>
+    oid === pg.types.builtins.INT8
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+}
+
+interface TupleRow {
+  object_type: string
+  object_id: string
+  relation: string
+  user_relation: string
+  user_type: string
+  user_id: string
+  condition_name: string
+  condition_context: string | null
+  inserted_at?: number
+}
+
+interface StoreRow {
+  id: string
+  name: string
+  created_at: number
+  updated_at: number
+  deleted_at: number | null
+}
+
+interface ChangeRow {
+  revision: number
+  seq: number
+  object_type: string
+  object_id: string
+  relation: string
+  user: string
+  condition_name: string
+  condition_context: string | null
+  operation: number
+  created_at: number
+}
+
+function rowToTuple(r: TupleRow): Tuple {
+  return {
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userType: r.user_type,
+    userId: r.user_id,
+    userRelation: r.user_relation,
+    conditionName: r.condition_name,
+    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+  }
+}
+
+function rowToStore(r: StoreRow): StoreRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    deletedAt: r.deleted_at === null ? null : new Date(r.deleted_at),
+  }
+}
+
+/** sql joins a statement written over several lines into one line (for logs, pg_stat_statements). */
+function sql(strings: TemplateStringsArray, ...values: string[]): string {
+  return String.raw({ raw: strings }, ...values).replace(/\s+/g, ' ').trim()
+}
+
+/** `unnest($from::text[], …)`: n parallel text arrays as the rows of a batch. */
+function unnestText(from: number, n: number): string {
+  return `unnest(${Array.from({ length: n }, (_, i) => `$${from + i}::text[]`).join(', ')})`
+}
+
+/** The join of tuples `t` with a batch of keys `k`, both in KEY_COLUMNS. */
+const SAME_KEY = sql`t.object_type = k.object_type AND t.object_id = k.object_id
+  AND t.relation = k.relation AND t.user_relation = k.user_relation
+  AND t.user_type = k.user_type AND t.user_id = k.user_id`
+
+/**
+ * The statements whose text never changes. A name makes node-postgres prepare the statement once
+ * per pooled connection and then only bind and execute it.
+ */
+const SQL = {
+  insertStore: sql`INSERT INTO stores (id, name, created_at, updated_at, deleted_at, revision)
+    VALUES ($1, $2, $3, $4, NULL, 0)`,
+  getStore: 'SELECT * FROM stores WHERE id = $1 AND deleted_at IS NULL',
+  listStores: 'SELECT * FROM stores WHERE deleted_at IS NULL AND id > $1 ORDER BY id LIMIT $2',
+  listStoresByName: sql`SELECT * FROM stores
+    WHERE deleted_at IS NULL AND name = $1 AND id > $2 ORDER BY id LIMIT $3`,
+  deleteStore: sql`UPDATE stores SET deleted_at = $1, updated_at = $2
+    WHERE id = $3 AND deleted_at IS NULL`,
+  headRevision: 'SELECT revision FROM stores WHERE id = $1',
+  /** The row lock that makes writers to one store take turns, on every replica. */
+  lockStore: 'SELECT revision FROM stores WHERE id = $1 FOR UPDATE',
+  setRevision: 'UPDATE stores SET revision = $2 WHERE id = $1',
+  insertModel: sql`INSERT INTO authorization_models
+    (store_id, id, schema_version, model, created_at) VALUES ($1, $2, $3, $4, $5)`,
+  readModel: 'SELECT model FROM authorization_models WHERE store_id = $1 AND id = $2',
+  latestModel: sql`SELECT id, model FROM authorization_models
+    WHERE store_id = $1 ORDER BY id DESC LIMIT 1`,
+  latestModelId: sql`SELECT id FROM authorization_models
+    WHERE store_id = $1 ORDER BY id DESC LIMIT 1`,
+  listModels: sql`SELECT id, model FROM authorization_models
+    WHERE store_id = $1 ORDER BY id DESC LIMIT $2`,
+  listModelsAfter: sql`SELECT id, model FROM authorization_models
+    WHERE store_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
+  /** All of one object's tuples, capped (LIMIT is the cap + 1, to tell "more than" apart). */
+  object: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 LIMIT $4`,
+  objectRelation: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4`,
+  usersets: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
+      AND user_relation > ''`,
+  /** Users of one (type, relation) at once: `user_id = ANY` stays in the primary key's range. */
+  exactUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
+      AND user_relation = $5 AND user_type = $6 AND user_id = ANY($7::text[])`,
+  /** The reverse direction over `tuples_by_user`, again one (type, relation) group at a time. */
+  startingWithUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
+    WHERE store_id = $1 AND object_type = $2 AND relation = $3
+      AND user_type = $4 AND user_relation = $5 AND user_id = ANY($6::text[])`,
+  /** Deletes a batch of keys, returning those that existed (a missing one fails or is ignored). */
+  deleteTuples: sql`DELETE FROM tuples t USING ${unnestText(2, 6)} AS k(${KEY_COLUMNS})
+    WHERE t.store_id = $1 AND ${SAME_KEY}
+    RETURNING t.object_type, t.object_id, t.relation, t.user_relation, t.user_type, t.user_id`,
+  existingTuples: sql`SELECT t.object_type, t.object_id, t.relation, t.user_relation, t.user_type,
+      t.user_id, t.condition_name, t.condition_context
+    FROM tuples t JOIN ${unnestText(2, 6)} AS k(${KEY_COLUMNS}) ON ${SAME_KEY}
+    WHERE t.store_id = $1`,
+  insertTuples: sql`INSERT INTO tuples
+      (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision, inserted_at)
+    SELECT $1::text, k.*, $10::bigint, $11::bigint FROM ${unnestText(2, 8)} AS k`,
+  insertChanges: sql`INSERT INTO changelog (store_id, revision, seq, object_type, object_id,
+      relation, "user", condition_name, condition_context, operation, created_at)
+    SELECT $1::text, $2::bigint, k.*, $11::bigint
+    FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+      $9::text[], $10::int[]) AS k`,
+  writeAssertions: sql`INSERT INTO assertions (store_id, model_id, assertions) VALUES ($1, $2, $3)
+    ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions`,
+  readAssertions: 'SELECT assertions FROM assertions WHERE store_id = $1 AND model_id = $2',
+} as const
+
+type StatementName = keyof typeof SQL
+
+/** A prepared query config: `pemba_<name>` is prepared once per connection. */
+function q(name: StatementName, values: unknown[]): pg.QueryConfig {
+  return { name: `pemba_${name}`, text: SQL[name], values }
+}
+
+function invalidCursor(): PembaError {
+  return new PembaError('invalid_continuation_token', 'Invalid continuation token')
+}
+
+function decodeCursor<T>(after: string | undefined, check: (v: unknown) => v is T): T | undefined {
+  if (after === undefined || after === '') return undefined
+  let v: unknown
+  try {
+    v = JSON.parse(after)
+  } catch {
+    throw invalidCursor()
+  }
+  if (!check(v)) throw invalidCursor()
+  return v
+}
+
+const isStringArray =
+  (n: number) =>
+  (v: unknown): v is string[] =>
+    Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string')
+
+const isChangePosition = (v: unknown): v is [number, number] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x) && x >= 0)
+
+/** The stored context text: null when there is none, so `{}` and no context are the same tuple. */
+function canonicalContext(ctx: Record<string, unknown> | undefined): string | null {
+  if (ctx === undefined || Object.keys(ctx).length === 0) return null
+  return JSON.stringify(ctx)
+}
+
+/** A tuple's key as one string; PostgreSQL text cannot hold NUL, so NUL separates unambiguously. */
+function keyOf(t: TupleIdentity): string {
+  return [t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId].join('\0')
+}
+
+type KeyRow = Pick<TupleRow, 'object_type' | 'object_id' | 'relation' | 'user_relation' | 'user_type' | 'user_id'>
+
+function keyOfRow(r: KeyRow): string {
+  return keyOf({
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userRelation: r.user_relation,
+    userType: r.user_type,
+    userId: r.user_id,
+  })
+}
+
+/** keyArrays turns tuples into the six column arrays a batch statement unnests. */
+function keyArrays(ts: readonly TupleIdentity[]): string[][] {
+  return [
+    ts.map((t) => t.objectType),
+    ts.map((t) => t.objectId),
+    ts.map((t) => t.relation),
+    ts.map((t) => t.userRelation),
+    ts.map((t) => t.userType),
+    ts.map((t) => t.userId),
+  ]
+}
+
+function describe(t: TupleIdentity): string {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
+}
+
+function isRetryable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code
+  return typeof code === 'string' && RETRYABLE.has(code)
+}
+
+/** The URL without its password, for messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url)
+    if (u.password) u.password = '***'
+    return u.toString()
+  } catch {
+    return 'the PostgreSQL database'
+  }
+}
+
+/**
+ * prepareSchema applies (auto) or checks (check) the migrations on a dedicated connection. The
+ * migration runs under a per-schema advisory lock, so replicas starting together apply it once:
+ * the others wait, then find nothing pending. The migrations table sits in the same schema as
+ * the tables, so schemas side by side in one database (one per test run, say) migrate apart.
+ */
+async function prepareSchema(url: string, mode: MigrationsMode): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: 'pemba-migrate' })
+  // A connection error surfaces as the pending query's rejection; this keeps it from also being
+  // an unhandled 'error' event that would end the process.
+  client.on('error', () => {})
+  await client.connect()
+  try {
+    // Migrations may take longer than a request's statement budget; waiting for the lock too.
+    await client.query('SET statement_timeout = 0')
+    const one = async <T>(text: string, values: unknown[] = []): Promise<T> =>
+      Object.values((await client.query(text, values)).rows[0])[0] as T
+    const schema = await one<string | null>('SELECT current_schema()')
+    if (!schema) {
+      throw new Error(
+        `${redact(url)}: no schema to keep Pemba's tables in (search_path names no existing schema)`,
+      )
+    }
+    if (mode === 'check') {
+      const table = `${client.escapeIdentifier(schema)}.__drizzle_migrations`
+      let newest: number | undefined
+      if (await one<string | null>('SELECT to_regclass($1)', [table])) {
+        const max = await one<string | null>(`SELECT MAX(created_at)::text FROM ${table}`)
+        newest = max === null ? undefined : Number(max)
+      }
+      const pending = pendingMigrations(MIGRATION_FOLDERS.postgres, newest)
+      if (pending.length > 0) {
+        throw new MigrationsPendingError(`${redact(url)} (schema ${schema})`, pending)
+      }
+      return
+    }
+    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema])
+    try {
+      await migrate(drizzle({ client }), {
+        migrationsFolder: MIGRATION_FOLDERS.postgres,
+        migrationsSchema: schema,
+        migrationsTable: '__drizzle_migrations',
+      })
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema])
+    }
+  } finally {
+    await client.end()
+  }
+}
+
+export class PostgresDatastore implements Datastore {
+  readonly dialect = 'postgres' as const
+  /**
+   * Each read is a network round trip, so the engine evaluates up to 8 sibling subproblems at
+   * once (`viewer: [user] or editor or viewer from parent` issues its three reads together).
+   */
+  readonly preferredConcurrency = 8
+  readonly pool: pg.Pool
+  #closed = false
+
+  private constructor(pool: pg.Pool) {
+    this.pool = pool
+  }
+
+  /** open connects, applies or checks the migrations, and returns the store. */
+  static async open(options: PostgresOptions): Promise<PostgresDatastore> {
+    await prepareSchema(options.url, options.migrations ?? 'auto')
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      statement_timeout: options.statementTimeoutMs ?? 5000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      application_name: 'pemba',
+      types: TYPES,
+    })
+    // An idle connection that dies (server restart, failover) must not crash the process; the
+    // pool drops it and the next query opens a new one.
+    pool.on('error', (err) => console.error('[pemba] idle PostgreSQL connection failed:', err.message))
+    return new PostgresDatastore(pool)
+  }
+
+  async #query<R extends pg.QueryResultRow>(name: StatementName, values: unknown[]): Promise<R[]> {
+    return (await this.pool.query<R>(q(name, values))).rows
+  }
+
+  async createStore(id: string, name: string, now: Date): Promise<StoreRecord> {
+    await this.#query('insertStore', [id, name, now.getTime(), now.getTime()])
+    return { id, name, createdAt: now, updatedAt: now, deletedAt: null }
+  }
+
+  async getStore(id: string): Promise<StoreRecord | undefined> {
+    const [row] = await this.#query<StoreRow>('getStore', [id])
+    return row && rowToStore(row)
+  }
+
+  async listStores(q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>> {
+    const after = decodeCursor(q.after, isStringArray(1))?.[0] ?? ''
+    const rows =
+      q.name !== undefined
+        ? await this.#query<StoreRow>('listStoresByName', [q.name, after, q.pageSize + 1])
+        : await this.#query<StoreRow>('listStores', [after, q.pageSize + 1])
+    const more = rows.length > q.pageSize
+    const items = rows.slice(0, q.pageSize).map(rowToStore)
+    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
+  }
+
+  async deleteStore(id: string, now: Date): Promise<void> {
+    await this.#query('deleteStore', [now.getTime(), now.getTime(), id])
+  }
+
+  async writeModel(storeId: string, model: AuthorizationModel, now: Date): Promise<void> {
+    const { id, ...body } = model
+    await this.#query('insertModel', [storeId, id, model.schema_version, JSON.stringify(body), now.getTime()])
+  }
+
+  async readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined> {
+    const [row] = await this.#query<{ model: string }>('readModel', [storeId, id])
+    return row === undefined ? undefined : { id, ...JSON.parse(row.model) }
+  }
+
+  async readLatestModel(storeId: string): Promise<AuthorizationModel | undefined> {
+    const [row] = await this.#query<{ id: string; model: string }>('latestModel', [storeId])
+    return row && { id: row.id, ...JSON.parse(row.model) }
+  }
+
+  async latestModelId(storeId: string): Promise<string | undefined> {
+    const [row] = await this.#query<{ id: string }>('latestModelId', [storeId])
+    return row?.id
+  }
+
+  async listModels(storeId: string, q: { pageSize: number; after?: string }): Promise<Page<AuthorizationModel>> {
+    const after = decodeCursor(q.after, isStringArray(1))?.[0]
+    const rows =
+      after === undefined
+        ? await this.#query<{ id: string; model: string }>('listModels', [storeId, q.pageSize + 1])
+        : await this.#query<{ id: string; model: string }>('listModelsAfter', [storeId, after, q.pageSize + 1])
+    const more = rows.length > q.pageSize
+    const items = rows.slice(0, q.pageSize).map((r) => ({ id: r.id, ...JSON.parse(r.model) }))
+    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
+  }
+
+  /**
+   * write runs the whole request in one transaction, retried on deadlock or serialization
+   * failure (nothing of a failed attempt is visible, so a retry is a fresh start).
+   */
+  async write(storeId: string, req: WriteRequest, now: Date): Promise<Revision> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#transaction((c) => applyWrite(c, storeId, req, now.getTime()))
+      } catch (e) {
+        if (attempt >= WRITE_ATTEMPTS || !isRetryable(e)) throw e
+        // 10, 20, 40, 80 ms ceilings, full jitter: racing replicas do not retry in lockstep.
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** (attempt - 1)))
+      }
+    }
+  }
+
+  async #transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect()
+    let broken: Error | undefined
+    try {
+      await client.query('BEGIN')
+      try {
+        const out = await fn(client)
+        await client.query('COMMIT')
+        return out
+      } catch (e) {
+        try {
+          await client.query('ROLLBACK')
+        } catch (rollbackError) {
+          // The connection is unusable (e.g. it was cut); do not return it to the pool.
+          broken = rollbackError as Error
+        }
+        throw e
+      }
+    } finally {
+      client.release(broken)
+    }
+  }
+
+  async read(
+    storeId: string,
+    f: ReadFilter,
+    q: { pageSize: number; after?: string },
+  ): Promise<Page<StoredTuple>> {
+    const where = ['store_id = $1']
+    const params: unknown[] = [storeId]
+    // The statement's shape (which fields are set, whether there is a cursor) names it, so each
+    // of the few shapes in use is prepared once per connection.
+    let shape = ''
+    const add = (col: string, v: string | undefined) => {
+      shape += v === undefined ? '0' : '1'
+      if (v !== undefined) {
+        params.push(v)
+        where.push(`${col} = $${params.length}`)
+      }
+    }
+    add('object_type', f.objectType)
+    add('object_id', f.objectId)
+    add('relation', f.relation)
+    add('user_type', f.userType)
+    add('user_id', f.userId)
+    add('user_relation', f.userRelation)
+    const after = decodeCursor(q.after, isStringArray(6))
+    if (after) {
+      shape += 'c'
+      const n = params.length
+      where.push(`(${KEY_COLUMNS}) > ($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6})`)
+      params.push(...after)
+    }
+    params.push(q.pageSize + 1)
+    const text = sql`SELECT ${TUPLE_COLUMNS}, inserted_at FROM tuples WHERE ${where.join(' AND ')}
+      ORDER BY ${KEY_COLUMNS} LIMIT $${String(params.length)}`
+    const name = `pemba_read_${shape}`
+    const rows = (await this.pool.query<TupleRow>({ name, text, values: params })).rows
+    const more = rows.length > q.pageSize
+    const page = rows.slice(0, q.pageSize)
+    const items = page.map((r) => ({ ...rowToTuple(r), insertedAt: new Date(r.inserted_at!) }))
+    const last = page[page.length - 1]
+    const next = more
+      ? JSON.stringify([
+          last.object_type,
+          last.object_id,
+          last.relation,
+          last.user_relation,
+          last.user_type,
+          last.user_id,
+        ])
+      : ''
+    return { items, next }
+  }
+
+  async readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>> {
+    const where = ['store_id = $1']
+    const params: unknown[] = [storeId]
+    let shape = ''
+    if (q.objectType !== undefined) {
+      params.push(q.objectType)
+      where.push(`object_type = $${params.length}`)
+      shape += 't'
+    }
+    const after = decodeCursor(q.after, isChangePosition)
+    if (after) {
+      params.push(after[0], after[1])
+      where.push(`(revision, seq) > ($${params.length - 1}, $${params.length})`)
+      shape += 'c'
+    } else if (q.startTime) {
+      params.push(q.startTime.getTime())
+      where.push(`created_at >= $${params.length}`)
+      shape += 's'
+    }
+    params.push(q.pageSize)
+    const text = sql`SELECT * FROM changelog WHERE ${where.join(' AND ')}
+      ORDER BY revision, seq LIMIT $${String(params.length)}`
+    const name = `pemba_changes_${shape}`
+    const rows = (await this.pool.query<ChangeRow>({ name, text, values: params })).rows
+    const items: TupleChange[] = rows.map((r) => ({
+      objectType: r.object_type,
+      objectId: r.object_id,
+      relation: r.relation,
+      user: r.user,
+      conditionName: r.condition_name,
+      conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+      operation: r.operation === 0 ? 'write' : 'delete',
+      timestamp: new Date(r.created_at),
+    }))
+    const last = rows[rows.length - 1]
+    return { items, next: last ? JSON.stringify([last.revision, last.seq]) : (q.after ?? '') }
+  }
+
+  async headRevision(storeId: string): Promise<Revision> {
+    const [row] = await this.#query<{ revision: number }>('headRevision', [storeId])
+    return row?.revision ?? 0
+  }
+
+  reader(storeId: string, _revision: Revision): TupleReader {
+    return new PostgresTupleReader(storeId, this.pool)
+  }
+
+  async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {
+    await this.#query('writeAssertions', [storeId, modelId, JSON.stringify(assertions)])
+  }
+
+  async readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined> {
+    const [row] = await this.#query<{ assertions: string }>('readAssertions', [storeId, modelId])
+    return row === undefined ? undefined : JSON.parse(row.assertions)
+  }
+
+  /** close ends the pool once; in-flight queries finish first. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.pool.end()
+  }
+}
+
+/**
+ * applyWrite is one attempt of `write()` inside an open transaction. The store row's lock comes
+ * first, so everything after it sees every earlier write to the store. Then, in batches: deletes
+ * (a delete and a write of `doc:1#viewer@user:anne` in one request re-creates the tuple), the
+ * existence check of the writes, the inserts, and the changelog. The outcome, including which
+ * tuple an error names, is the same as applying the changes one by one in request order, as the
+ * SQLite store does.
+ */
+async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, ts: number): Promise<Revision> {
+  const locked = await c.query<{ revision: number }>(q('lockStore', [storeId]))
+  if (locked.rows.length === 0) throw new PembaError('store_id_not_found', 'Store ID not found')
+  const head = locked.rows[0].revision
+  const revision = head + 1
+
+  const change = {
+    seq: [] as number[],
+    objectType: [] as string[],
+    objectId: [] as string[],
+    relation: [] as string[],
+    user: [] as string[],
+    conditionName: [] as string[],
+    conditionContext: [] as (string | null)[],
+    operation: [] as number[],
+  }
+  const record = (t: TupleIdentity, conditionName: string, ctx: string | null, operation: number) => {
+    change.seq.push(change.seq.length)
+    change.objectType.push(t.objectType)
+    change.objectId.push(t.objectId)
+    change.relation.push(t.relation)
+    change.user.push(formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation }))
+    change.conditionName.push(conditionName)
+    change.conditionContext.push(ctx)
+    change.operation.push(operation)
+  }
+
+  if (req.deletes.length > 0) {
+    const res = await c.query<TupleRow>(q('deleteTuples', [storeId, ...keyArrays(req.deletes)]))
+    const deleted = new Set(res.rows.map(keyOfRow))
+    for (const d of req.deletes) {
+      // Consumed on first use: a second delete of the same tuple in one request finds nothing.
+      if (!deleted.delete(keyOf(d))) {
+        if (req.onMissing === 'error') {
+          throw new PembaError(
+            'write_failed_due_to_invalid_input',
+            `cannot delete a tuple which does not exist: ${describe(d)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+          )
+        }
+        continue
+      }
+      record(d, '', null, 1)
+    }
+  }
+
+  if (req.writes.length > 0) {
+    const res = await c.query<TupleRow>(q('existingTuples', [storeId, ...keyArrays(req.writes)]))
+    const existing = new Map(res.rows.map((r) => [keyOfRow(r), r] as const))
+    const inserts: Tuple[] = []
+    const contexts: (string | null)[] = []
+    for (const w of req.writes) {
+      const key = keyOf(w)
+      const ctx = canonicalContext(w.conditionContext)
+      const found = existing.get(key)
+      if (found) {
+        if (req.onDuplicate === 'error') {
+          throw new PembaError(
+            'write_failed_due_to_invalid_input',
+            `cannot write a tuple which already exists: ${describe(w)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+          )
+        }
+        if (found.condition_name !== w.conditionName || found.condition_context !== ctx) {
+          throw new ConflictError(`tuple to be written already existed with a different condition: ${describe(w)}`)
+        }
+        continue
+      }
+      // A later write of the same key in this request meets this one, as it would row by row.
+      existing.set(key, { ...rowOf(w), condition_name: w.conditionName, condition_context: ctx })
+      inserts.push(w)
+      contexts.push(ctx)
+      record(w, w.conditionName, ctx, 0)
+    }
+    if (inserts.length > 0) {
+      const values = [storeId, ...keyArrays(inserts), inserts.map((w) => w.conditionName), contexts, revision, ts]
+      await c.query(q('insertTuples', values))
+    }
+  }
+
+  // Nothing changed (every delete missing, every write present, all ignored): no new revision.
+  if (change.seq.length === 0) return head
+  await c.query(
+    q('insertChanges', [
+      storeId,
+      revision,
+      change.seq,
+      change.objectType,
+      change.objectId,
+      change.relation,
+      change.user,
+      change.conditionName,
+      change.conditionContext,
+      change.operation,
+      ts,
+    ]),
+  )
+  await c.query(q('setRevision', [storeId, revision]))
+  return revision
+}
+
+function rowOf(t: TupleIdentity): Omit<TupleRow, 'condition_name' | 'condition_context'> {
+  return {
+    object_type: t.objectType,
+    object_id: t.objectId,
+    relation: t.relation,
+    user_relation: t.userRelation,
+    user_type: t.userType,
+    user_id: t.userId,
+  }
+}
+
+/**
+ * groupSubjects groups users by (type, relation), so one `user_id = ANY($n)` query per group
+ * answers them: [user:anne, user:*, group:eng#member] → user/'' [anne, *] and group/member [eng].
+ */
+function groupSubjects(users: readonly Subject[]): { type: string; relation: string; ids: string[] }[] {
+  const groups = new Map<string, { type: string; relation: string; ids: string[] }>()
+  for (const u of users) {
+    const k = `${u.type}#${u.relation}`
+    let g = groups.get(k)
+    if (!g) groups.set(k, (g = { type: u.type, relation: u.relation, ids: [] }))
+    g.ids.push(u.id)
+  }
+  return [...groups.values()]
+}
+
+/**
+ * PostgresTupleReader reads the live tuples through the pool. Like the SQLite reader it reads
+ * the newest committed state, which is at least as fresh as the revision it was bound to.
+ */
+class PostgresTupleReader implements TupleReader {
+  readonly #store: string
+  readonly #pool: pg.Pool
+
+  constructor(storeId: string, pool: pg.Pool) {
+    this.#store = storeId
+    this.#pool = pool
+  }
+
+  async #rows(name: StatementName, values: unknown[]): Promise<Tuple[]> {
+    return (await this.#pool.query<TupleRow>(q(name, values))).rows.map(rowToTuple)
+  }
+
+  async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
+    const rows = await this.#rows('object', [this.#store, objectType, objectId, limit + 1])
+    return rows.length > limit ? undefined : rows
+  }
+
+  readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.#rows('objectRelation', [this.#store, objectType, objectId, relation])
+  }
+
+  async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    const groups = groupSubjects(users)
+    const parts = await Promise.all(
+      groups.map((g) =>
+        this.#rows('exactUsers', [this.#store, objectType, objectId, relation, g.relation, g.type, g.ids]),
+      ),
+    )
+    return parts.flat()
+  }
+
+  readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.#rows('usersets', [this.#store, objectType, objectId, relation])
+  }
+
+  async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    const groups = groupSubjects(users)
+    const parts = await Promise.all(
+      groups.map((g) =>
+        this.#rows('startingWithUsers', [this.#store, objectType, relation, g.type, g.relation, g.ids]),
+      ),
+    )
+    return parts.flat()
+  }
+}

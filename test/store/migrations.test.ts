@@ -1,0 +1,79 @@
+/**
+ * PEMBA_MIGRATIONS on SQLite and the settings around it: `check` compares drizzle's
+ * `__drizzle_migrations` with the journal and refuses (without creating or changing the file)
+ * while anything is pending. The PostgreSQL twin is in postgres.test.ts and
+ * test/e2e/replicas-postgres.test.ts.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig, parseDatabaseUrl } from '../../src/config.ts'
+import { openDatastore } from '../../src/server.ts'
+import {
+  MIGRATION_FOLDERS,
+  MigrationsPendingError,
+  checkSqliteMigrations,
+  pendingMigrations,
+} from '../../src/store/migrations.ts'
+import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'pemba-migrations-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('PEMBA_MIGRATIONS=check on SQLite', () => {
+  it('refuses a file that does not exist yet, without creating it', () => {
+    const file = join(dir, 'missing.db')
+    expect(() => checkSqliteMigrations(file)).toThrow(MigrationsPendingError)
+    expect(() => checkSqliteMigrations(file)).toThrow(/1 pending migration\(s\) \(0000_init\).*pemba migrate/)
+    expect(existsSync(file)).toBe(false)
+  })
+
+  it('refuses an in-memory database, which always starts empty', () => {
+    expect(() => checkSqliteMigrations(':memory:')).toThrow(MigrationsPendingError)
+  })
+
+  it('accepts a migrated file, and openDatastore follows the setting', async () => {
+    const file = join(dir, 'migrated.db')
+    const config = loadConfig({ env: { PEMBA_DATABASE_URL: `sqlite:${file}`, PEMBA_MIGRATIONS: 'check' }, argv: [] })
+    await expect(openDatastore(config)).rejects.toBeInstanceOf(MigrationsPendingError)
+    expect(existsSync(file)).toBe(false)
+    await new SqliteDatastore({ filename: file }).close()
+    expect(() => checkSqliteMigrations(file)).not.toThrow()
+    const ds = await openDatastore(config)
+    expect(ds.dialect).toBe('sqlite')
+    await ds.close()
+  })
+
+  it('counts as pending every journal entry newer than the newest applied one', () => {
+    const all = pendingMigrations(MIGRATION_FOLDERS.sqlite, undefined)
+    expect(all[0]).toBe('0000_init')
+    expect(pendingMigrations(MIGRATION_FOLDERS.sqlite, Number.MAX_SAFE_INTEGER)).toEqual([])
+    expect(pendingMigrations(MIGRATION_FOLDERS.postgres, undefined)[0]).toBe('0000_init')
+  })
+})
+
+describe('database settings', () => {
+  it('reads PEMBA_MIGRATIONS, the pool size and the statement timeout from env and flags', () => {
+    const c = loadConfig({
+      env: { PEMBA_MIGRATIONS: 'check', PEMBA_PG_POOL_SIZE: '4' },
+      argv: ['--pg-statement-timeout-ms', '250'],
+    })
+    expect([c.migrations, c.pgPoolSize, c.pgStatementTimeoutMs]).toEqual(['check', 4, 250])
+    expect(loadConfig({ env: {}, argv: ['--migrations=auto'] }).migrations).toBe('auto')
+    const d = loadConfig({ env: {}, argv: [] })
+    expect([d.migrations, d.pgPoolSize, d.pgStatementTimeoutMs]).toEqual(['auto', 10, 5000])
+    expect(() => loadConfig({ env: { PEMBA_MIGRATIONS: 'later' }, argv: [] })).toThrow(ConfigError)
+    expect(() => loadConfig({ env: { PEMBA_PG_POOL_SIZE: '0' }, argv: [] })).toThrow(/at least 1/)
+  })
+
+  it('selects PostgreSQL for postgres:// and postgresql:// URLs', () => {
+    expect(parseDatabaseUrl('postgres://pemba:pemba@127.0.0.1:5432/pemba')).toEqual({
+      dialect: 'postgres',
+      url: 'postgres://pemba:pemba@127.0.0.1:5432/pemba',
+    })
+    expect(parseDatabaseUrl('postgresql://db.internal/pemba').dialect).toBe('postgres')
+    expect(parseDatabaseUrl('sqlite:./data/pemba.db')).toEqual({ dialect: 'sqlite', filename: './data/pemba.db' })
+    expect(() => parseDatabaseUrl('mysql://x/y')).toThrow(/postgres:\/\//)
+  })
+})
