@@ -20,11 +20,18 @@ export interface ModelServiceOptions {
   maxTypesPerModel: number
   maxModelSizeBytes: number
   maxConditionCost: number
+  /**
+   * How long a replica may keep using the latest model id it last read, for requests that do
+   * not ask for freshness (ms; 0 = read it every time). Models written on this replica are
+   * known at once.
+   */
+  latestModelMaxAgeMs: number
 }
 
 export class ModelService {
   readonly #o: ModelServiceOptions
   readonly #compiled = new LRUCache<string, TypeSystem>({ max: 1000 })
+  readonly #latest = new Map<string, { id: string; at: number }>()
 
   constructor(options: ModelServiceOptions) {
     this.#o = options
@@ -52,6 +59,7 @@ export class ModelService {
     const ts = new TypeSystem(model, { maxConditionCost: this.#o.maxConditionCost })
     await this.#o.datastore.writeModel(storeId, model, now)
     this.#compiled.set(`${storeId}/${model.id}`, ts)
+    this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime() })
     return model.id
   }
 
@@ -68,8 +76,9 @@ export class ModelService {
   /**
    * resolve returns the compiled model a request names, or the store's latest when it names
    * none. A store without models (or that does not exist) is `latest_authorization_model_not_found`.
+   * Unless `fresh`, the latest model id may be up to `latestModelMaxAgeMs` old.
    */
-  async resolve(storeId: string, modelId?: string): Promise<TypeSystem> {
+  async resolve(storeId: string, modelId?: string, options: { fresh?: boolean } = {}): Promise<TypeSystem> {
     if (modelId) {
       const key = `${storeId}/${modelId}`
       const hit = this.#compiled.get(key)
@@ -78,7 +87,7 @@ export class ModelService {
       if (!m) throw modelNotFound(modelId)
       return this.#compile(key, m)
     }
-    const latestId = await this.#o.datastore.latestModelId(storeId)
+    const latestId = await this.#latestModelId(storeId, options.fresh ?? false)
     const latest = latestId === undefined ? undefined : this.#compiled.get(`${storeId}/${latestId}`)
     if (latest) return latest
     const m = latestId === undefined ? undefined : await this.#o.datastore.readModel(storeId, latestId)
@@ -86,6 +95,19 @@ export class ModelService {
       throw new PembaError('latest_authorization_model_not_found', `No authorization models found for store '${storeId}'`)
     }
     return this.#compile(`${storeId}/${m.id}`, m)
+  }
+
+  async #latestModelId(storeId: string, fresh: boolean): Promise<string | undefined> {
+    const now = this.#o.clock().getTime()
+    const known = this.#latest.get(storeId)
+    if (!fresh && known && now - known.at <= this.#o.latestModelMaxAgeMs) return known.id
+    const id = await this.#o.datastore.latestModelId(storeId)
+    if (id === undefined) this.#latest.delete(storeId)
+    else {
+      if (this.#latest.size > 100_000) this.#latest.clear()
+      this.#latest.set(storeId, { id, at: now })
+    }
+    return id
   }
 
   #compile(key: string, m: AuthorizationModel): TypeSystem {
