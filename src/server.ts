@@ -60,6 +60,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxTypesPerModel: config.maxTypesPerModel,
     maxModelSizeBytes: config.maxModelSizeBytes,
     maxConditionCost: config.maxConditionCost,
+    latestModelMaxAgeMs: config.checkCacheStalenessMs,
   })
   const authz = new AuthzService({
     datastore,

@@ -111,7 +111,7 @@ export class AuthzService {
   // --- writes ------------------------------------------------------------------------------
 
   async write(storeId: string, input: WriteInput): Promise<{ modelId: string }> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: true })
     const writes = input.writes ?? []
     const deletes = input.deletes ?? []
     if (input.writes === undefined && input.deletes === undefined) {
@@ -175,7 +175,7 @@ export class AuthzService {
    * tuples were validated and are now stored.
    */
   async importTuples(storeId: string, keys: TupleKey[], options: { modelId?: string; chunkSize?: number } = {}): Promise<number> {
-    const ts = await this.#o.models.resolve(storeId, options.modelId)
+    const ts = await this.#o.models.resolve(storeId, options.modelId, { fresh: true })
     const tuples = keys.map((k) => {
       const v = validateTuple(ts, k)
       if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
@@ -237,7 +237,7 @@ export class AuthzService {
   // --- queries -----------------------------------------------------------------------------
 
   async check(storeId: string, input: CheckInput): Promise<CheckOutput> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
@@ -302,7 +302,7 @@ export class AuthzService {
       if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
       ids.add(c.correlationId)
     }
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     // Identical checks (same key, context and contextual tuples) are computed once.
     const byShape = new Map<string, Promise<BatchCheckOutcome>>()
     const result: Record<string, BatchCheckOutcome> = {}
@@ -334,7 +334,7 @@ export class AuthzService {
     storeId: string,
     input: QueryOptions & { tupleKey: { relation: string; object: string } },
   ): Promise<{ root: ExpandNode; modelId: string }> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     const object = parseObject(input.tupleKey.object)
     if (!object || object.id === '*') throw new PembaError('invalid_expand_input', `invalid object '${input.tupleKey.object}'`)
     if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
@@ -352,7 +352,7 @@ export class AuthzService {
     input: QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] },
     onObject?: (object: string) => void,
   ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     if (!ts.hasType(input.type)) throw new PembaError('type_not_found', `type '${input.type}' not found`)
     if (!ts.relation(input.type, input.relation)) {
       throw new PembaError('relation_not_found', `relation '${input.type}#${input.relation}' not found`)
@@ -390,7 +390,7 @@ export class AuthzService {
       userFilters: { type: string; relation?: string }[]
     },
   ): Promise<ListUsersResult & { modelId: string }> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId)
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     const { object } = input
     if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
     if (!ts.relation(object.type, input.relation)) {
