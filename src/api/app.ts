@@ -7,16 +7,16 @@
  * @module
  */
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
-import { cors } from 'hono/cors'
 import { PembaError } from '../core/errors.ts'
+import { bodySizeLimit } from './body-limit.ts'
+import { openfgaCors } from './cors.ts'
 import type { AuthzService } from '../service/authz.ts'
 import type { ModelService } from '../service/models.ts'
 import type { Datastore } from '../store/store.ts'
 import type { IdGenerator } from '../core/ids.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
-import { registerQueryRoutes } from './routes/queries.ts'
+import { registerQueryRoutes, TRUNCATED_HEADER } from './routes/queries.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
 
@@ -50,31 +50,13 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const requestId = crypto.randomUUID()
     c.set('requestId', requestId)
+    // Set before the handler runs, so it is part of the response as it is built; touching
+    // c.res.headers afterwards would turn node-server's lightweight response into a full one.
     c.header('X-Request-Id', requestId)
     await next()
-    c.res.headers.set('X-Request-Id', requestId)
   })
-  app.use(
-    '*',
-    cors({
-      origin: (origin) => origin || '*',
-      credentials: true,
-      allowMethods: ['GET', 'POST', 'HEAD', 'PATCH', 'DELETE', 'PUT'],
-      allowHeaders: [],
-      exposeHeaders: ['X-Request-Id', 'Openfga-Authorization-Model-Id', 'Pemba-Result-Truncated'],
-    }),
-  )
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: deps.bodyLimitBytes,
-      onError: (c) =>
-        c.json(
-          { code: 'validation_error', message: `request body exceeds the limit of ${deps.bodyLimitBytes} bytes` },
-          413,
-        ),
-    }),
-  )
+  app.use('*', openfgaCors(['X-Request-Id', 'Openfga-Authorization-Model-Id', TRUNCATED_HEADER]))
+  app.use('*', bodySizeLimit(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
   // Prometheus text format: the cross-request cache's counters.

@@ -153,7 +153,11 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       }
       controller.close()
     })
-    const headers: Record<string, string> = { 'content-type': 'application/x-ndjson', [MODEL_HEADER]: input.modelId }
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-ndjson',
+      [MODEL_HEADER]: input.modelId,
+      'X-Request-Id': c.get('requestId'),
+    }
     return new Response(body, { status: 200, headers })
   })
 
