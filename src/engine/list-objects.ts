@@ -60,27 +60,40 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
   if (!subject.relation && subject.id !== '*') enqueue({ type: subject.type, id: '*', relation: '' })
 
   let truncated: ListObjectsResult['truncated'] = ''
-  for (let i = 0; i < queue.length; i++) {
-    if (ctx.deadline && (i & 63) === 0 && Date.now() > ctx.deadline) {
+  // Level by level: all nodes of one kind that meet the same edge are read with one query,
+  // e.g. the documents in any of 300 folders as `document:?#parent@{folder:a, folder:b, …}`.
+  let level = 0
+  while (level < queue.length) {
+    if (ctx.deadline && Date.now() > ctx.deadline) {
       truncated = 'deadline'
       break
     }
-    const node = queue[i]
-    const kind = node.id === '*' ? `${node.type}:*` : node.relation ? `${node.type}#${node.relation}` : node.type
-    for (const edge of graph.get(kind) ?? []) {
-      if (edge.kind === 'computed') {
-        enqueue({ type: edge.type, id: node.id, relation: edge.relation })
-        continue
-      }
-      // A tuple-to-userset edge reads the tupleset's tuples, whose user is the bare object:
-      // folder:x#viewer leads to `document:?#parent@folder:x`.
-      const relation = edge.kind === 'direct' ? edge.relation : edge.tupleset
-      const user = edge.kind === 'direct' ? node : { type: node.type, id: node.id, relation: '' }
-      ctx.stats.reads++
-      const tuples = await ctx.reader.readStartingWithUser(edge.type, relation, [user])
-      for (const t of tuples) {
-        if (!ts.admits(t)) continue
-        enqueue({ type: t.objectType, id: t.objectId, relation: edge.relation })
+    const end = queue.length
+    const byKind = new Map<string, Subject[]>()
+    for (let i = level; i < end; i++) {
+      const node = queue[i]
+      const kind = node.id === '*' ? `${node.type}:*` : node.relation ? `${node.type}#${node.relation}` : node.type
+      const list = byKind.get(kind)
+      if (list) list.push(node)
+      else byKind.set(kind, [node])
+    }
+    level = end
+    for (const [kind, nodes] of byKind) {
+      for (const edge of graph.get(kind) ?? []) {
+        if (edge.kind === 'computed') {
+          for (const node of nodes) enqueue({ type: edge.type, id: node.id, relation: edge.relation })
+          continue
+        }
+        // A tuple-to-userset edge reads the tupleset's tuples, whose user is the bare object:
+        // folder:x#viewer leads to `document:?#parent@folder:x`.
+        const relation = edge.kind === 'direct' ? edge.relation : edge.tupleset
+        const users = edge.kind === 'direct' ? nodes : nodes.map((n) => ({ type: n.type, id: n.id, relation: '' }))
+        ctx.stats.reads++
+        const tuples = await ctx.reader.readStartingWithUser(edge.type, relation, users)
+        for (const t of tuples) {
+          if (!ts.admits(t)) continue
+          enqueue({ type: t.objectType, id: t.objectId, relation: edge.relation })
+        }
       }
     }
   }
