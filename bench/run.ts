@@ -259,9 +259,19 @@ const correctText = (c: Correctness) =>
 
 // ---- in-process measurements ---------------------------------------------------------------
 
+/**
+ * "cache off" turns off every cross-request cache (the check cache and the tuple cache): each
+ * check then reads the database. "cache on" is the defaults with `cacheSize` check entries.
+ */
+function cacheEnv(cacheSize: number): Record<string, string> {
+  return cacheSize === 0
+    ? { PEMBA_CHECK_CACHE_SIZE: '0', PEMBA_TUPLE_CACHE_SIZE: '0' }
+    : { PEMBA_CHECK_CACHE_SIZE: String(cacheSize) }
+}
+
 function pembaConfig(dbPath: string, cacheSize: number) {
   return loadConfig({
-    env: { PEMBA_DATABASE_URL: `sqlite:${dbPath}`, PEMBA_CHECK_CACHE_SIZE: String(cacheSize) },
+    env: { PEMBA_DATABASE_URL: `sqlite:${dbPath}`, ...cacheEnv(cacheSize) },
     argv: [],
   })
 }
@@ -835,7 +845,7 @@ async function main(): Promise<void> {
       PEMBA_HOST: '127.0.0.1',
       PEMBA_PORT: '0',
       PEMBA_DATABASE_URL: `sqlite:${dbPath}`,
-      PEMBA_CHECK_CACHE_SIZE: String(cacheSize),
+      ...cacheEnv(cacheSize),
     })
     const httpRow = (label: string, f: HttpFigure, extra = '') =>
       row(
