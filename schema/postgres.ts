@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { sql } from 'drizzle-orm'
 import { bigint, customType, index, integer, pgTable, primaryKey } from 'drizzle-orm/pg-core'
 
 /** text COLLATE "C": a string compared and indexed byte by byte. */
@@ -69,6 +70,11 @@ export const tuples = pgTable(
     conditionContext: ctext('condition_context'),
     revision: bigint('revision', { mode: 'number' }).notNull(),
     insertedAt: millis('inserted_at').notNull(),
+    /**
+     * When the tuple stops granting (ms since the epoch), or null for never. Readers filter
+     * `expires_at IS NULL OR expires_at > now`; the sweeper deletes expired rows later.
+     */
+    expiresAt: millis('expires_at'),
   },
   (t) => [
     // Named: drizzle's generated name is longer than PostgreSQL's 63-byte identifier limit.
@@ -85,6 +91,10 @@ export const tuples = pgTable(
       t.userId,
       t.objectId,
     ),
+    // Only expiring tuples, in expiry order: what the sweeper scans for `expires_at <= now`.
+    index('tuples_by_expiry')
+      .on(t.expiresAt, t.storeId)
+      .where(sql`${t.expiresAt} IS NOT NULL`),
   ],
 )
 
@@ -105,6 +115,8 @@ export const changelog = pgTable(
     user: ctext('user').notNull(),
     conditionName: ctext('condition_name').notNull().default(''),
     conditionContext: ctext('condition_context'),
+    /** On a write: the written tuple's expiry (ms since the epoch), null for never. */
+    expiresAt: millis('expires_at'),
     /** 0 = TUPLE_OPERATION_WRITE, 1 = TUPLE_OPERATION_DELETE. */
     operation: integer('operation').notNull(),
     createdAt: millis('created_at').notNull(),
@@ -125,4 +137,57 @@ export const assertions = pgTable(
     assertions: ctext('assertions').notNull(),
   },
   (t) => [primaryKey({ columns: [t.storeId, t.modelId] })],
+)
+
+/**
+ * access_requests: just-in-time access requests. A request asks for one tuple
+ * (`namespace:production#deployer@service_account:ci`) for `duration_ms`; an approver writes it
+ * with an expiry. `status` is pending, approved, denied or expired; a pending row whose
+ * `pending_until` has passed counts as expired before the sweeper marks it so.
+ */
+export const accessRequests = pgTable(
+  'access_requests',
+  {
+    storeId: ctext('store_id').notNull(),
+    /** A ULID: requests list in creation order. */
+    id: ctext('id').notNull(),
+    objectType: ctext('object_type').notNull(),
+    objectId: ctext('object_id').notNull(),
+    relation: ctext('relation').notNull(),
+    user: ctext('user').notNull(),
+    durationMs: millis('duration_ms').notNull(),
+    reason: ctext('reason').notNull().default(''),
+    status: ctext('status').notNull(),
+    createdAt: millis('created_at').notNull(),
+    pendingUntil: millis('pending_until').notNull(),
+    /** Set on approval: when the granted tuple expires. */
+    grantExpiresAt: millis('grant_expires_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('access_requests_by_status').on(t.storeId, t.status, t.id),
+    // Pending requests in deadline order: what the sweeper scans to mark them expired.
+    index('access_requests_pending')
+      .on(t.pendingUntil)
+      .where(sql`${t.status} = 'pending'`),
+  ],
+)
+
+/**
+ * access_request_events: every state change of a request (created, approved, denied,
+ * expired), with who and when, appended in the same transaction as the change. `seq` orders
+ * one request's events from 0.
+ */
+export const accessRequestEvents = pgTable(
+  'access_request_events',
+  {
+    storeId: ctext('store_id').notNull(),
+    requestId: ctext('request_id').notNull(),
+    seq: integer('seq').notNull(),
+    type: ctext('type').notNull(),
+    actor: ctext('actor').notNull(),
+    at: millis('at').notNull(),
+    reason: ctext('reason').notNull().default(''),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.requestId, t.seq] })],
 )

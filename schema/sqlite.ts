@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sql } from 'drizzle-orm'
 import { sqliteTable, text, integer, primaryKey, index } from 'drizzle-orm/sqlite-core'
 
 /** stores: one row per store; `revision` counts committed writes and orders the changelog. */
@@ -51,6 +52,11 @@ export const tuples = sqliteTable(
     conditionContext: text('condition_context'),
     revision: integer('revision').notNull(),
     insertedAt: integer('inserted_at').notNull(),
+    /**
+     * When the tuple stops granting (ms since the epoch), or null for never. Readers filter
+     * `expires_at IS NULL OR expires_at > now`; the sweeper deletes expired rows later.
+     */
+    expiresAt: integer('expires_at'),
   },
   (t) => [
     primaryKey({
@@ -65,6 +71,10 @@ export const tuples = sqliteTable(
       t.userId,
       t.objectId,
     ),
+    // Only expiring tuples, in expiry order: what the sweeper scans for `expires_at <= now`.
+    index('tuples_by_expiry')
+      .on(t.expiresAt, t.storeId)
+      .where(sql`${t.expiresAt} IS NOT NULL`),
   ],
 )
 
@@ -85,6 +95,8 @@ export const changelog = sqliteTable(
     user: text('user').notNull(),
     conditionName: text('condition_name').notNull().default(''),
     conditionContext: text('condition_context'),
+    /** On a write: the written tuple's expiry (ms since the epoch), null for never. */
+    expiresAt: integer('expires_at'),
     /** 0 = TUPLE_OPERATION_WRITE, 1 = TUPLE_OPERATION_DELETE. */
     operation: integer('operation').notNull(),
     createdAt: integer('created_at').notNull(),
@@ -105,4 +117,57 @@ export const assertions = sqliteTable(
     assertions: text('assertions').notNull(),
   },
   (t) => [primaryKey({ columns: [t.storeId, t.modelId] })],
+)
+
+/**
+ * access_requests: just-in-time access requests. A request asks for one tuple
+ * (`namespace:production#deployer@service_account:ci`) for `duration_ms`; an approver writes it
+ * with an expiry. `status` is pending, approved, denied or expired; a pending row whose
+ * `pending_until` has passed counts as expired before the sweeper marks it so.
+ */
+export const accessRequests = sqliteTable(
+  'access_requests',
+  {
+    storeId: text('store_id').notNull(),
+    /** A ULID: requests list in creation order. */
+    id: text('id').notNull(),
+    objectType: text('object_type').notNull(),
+    objectId: text('object_id').notNull(),
+    relation: text('relation').notNull(),
+    user: text('user').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    reason: text('reason').notNull().default(''),
+    status: text('status').notNull(),
+    createdAt: integer('created_at').notNull(),
+    pendingUntil: integer('pending_until').notNull(),
+    /** Set on approval: when the granted tuple expires. */
+    grantExpiresAt: integer('grant_expires_at'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('access_requests_by_status').on(t.storeId, t.status, t.id),
+    // Pending requests in deadline order: what the sweeper scans to mark them expired.
+    index('access_requests_pending')
+      .on(t.pendingUntil)
+      .where(sql`${t.status} = 'pending'`),
+  ],
+)
+
+/**
+ * access_request_events: every state change of a request (created, approved, denied,
+ * expired), with who and when, appended in the same transaction as the change. `seq` orders
+ * one request's events from 0.
+ */
+export const accessRequestEvents = sqliteTable(
+  'access_request_events',
+  {
+    storeId: text('store_id').notNull(),
+    requestId: text('request_id').notNull(),
+    seq: integer('seq').notNull(),
+    type: text('type').notNull(),
+    actor: text('actor').notNull(),
+    at: integer('at').notNull(),
+    reason: text('reason').notNull().default(''),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.requestId, t.seq] })],
 )

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { parseDuration } from './service/duration.ts'
 
 export interface PembaConfig {
   /** PEMBA_HOST / --host */
@@ -50,6 +51,18 @@ export interface PembaConfig {
   checkCacheSize: number
   /** PEMBA_CHECK_CACHE_STALENESS_MS: how stale a MINIMIZE_LATENCY answer may be. */
   checkCacheStalenessMs: number
+  /** PEMBA_TUPLE_CACHE_SIZE: tuples held by the cross-request tuple cache; 0 turns it off. */
+  tupleCacheSize: number
+  /**
+   * PEMBA_EXPIRY_SWEEP_INTERVAL_MS: how often the sweeper deletes expired tuples (recording each
+   * delete in the change feed) and marks overdue access requests expired; 0 turns it off.
+   * Expired tuples stop granting at once either way; this bounds how long they stay stored.
+   */
+  expirySweepIntervalMs: number
+  /** PEMBA_JIT_MAX_DURATION: the longest grant an access request may ask for (ISO 8601). */
+  jitMaxDuration: string
+  /** PEMBA_JIT_REQUEST_TTL: how long an access request waits for a decision (ISO 8601). */
+  jitRequestTtl: string
 }
 
 export const DEFAULTS: PembaConfig = {
@@ -73,6 +86,10 @@ export const DEFAULTS: PembaConfig = {
   maxDelegationChain: 4,
   checkCacheSize: 100_000,
   checkCacheStalenessMs: 1000,
+  tupleCacheSize: 500_000,
+  expirySweepIntervalMs: 60_000,
+  jitMaxDuration: 'PT8H',
+  jitRequestTtl: 'PT24H',
 }
 
 const ENV: Record<keyof PembaConfig, string> = {
@@ -96,6 +113,10 @@ const ENV: Record<keyof PembaConfig, string> = {
   maxDelegationChain: 'PEMBA_MAX_DELEGATION_CHAIN',
   checkCacheSize: 'PEMBA_CHECK_CACHE_SIZE',
   checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
+  tupleCacheSize: 'PEMBA_TUPLE_CACHE_SIZE',
+  expirySweepIntervalMs: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS',
+  jitMaxDuration: 'PEMBA_JIT_MAX_DURATION',
+  jitRequestTtl: 'PEMBA_JIT_REQUEST_TTL',
 }
 
 /** flagName turns `databaseUrl` into `--database-url`. */
@@ -140,6 +161,14 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
     throw new ConfigError(`${ENV.migrations} must be 'auto' or 'check', got '${config.migrations}'`)
   }
   if (config.pgPoolSize < 1) throw new ConfigError(`${ENV.pgPoolSize} must be at least 1`)
+  for (const key of ['jitMaxDuration', 'jitRequestTtl'] as const) {
+    const ms = parseDuration(config[key])
+    if (ms === undefined || ms <= 0) {
+      throw new ConfigError(
+        `${ENV[key]} must be a positive ISO 8601 duration such as PT8H, got '${config[key]}'`,
+      )
+    }
+  }
   parseDatabaseUrl(config.databaseUrl)
   return config
 }

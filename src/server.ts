@@ -10,7 +10,10 @@ import { createApp, type AppEnv } from './api/app.ts'
 import { parseDatabaseUrl, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { AuthzService } from './service/authz.ts'
+import { AccessRequestService } from './service/access-requests.ts'
+import { parseDuration } from './service/duration.ts'
 import { ModelService } from './service/models.ts'
+import { Sweeper } from './service/sweeper.ts'
 import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
 import { SqliteDatastore } from './store/sqlite/index.ts'
@@ -22,12 +25,21 @@ export interface Pemba {
   datastore: Datastore
   authz: AuthzService
   models: ModelService
+  accessRequests: AccessRequestService
+  /** Deletes expired tuples and expires overdue access requests; `runOnce()` sweeps on demand. */
+  sweeper: Sweeper
+  /** Stops the sweeper, then closes the database. */
   close(): Promise<void>
 }
 
 export interface PembaOverrides {
   clock?: () => Date
   logError?: (err: unknown, requestId: string) => void
+  /**
+   * false: do not start the sweeper's timer (tests advance a fake clock and call
+   * `pemba.sweeper.runOnce()` themselves). PEMBA_EXPIRY_SWEEP_INTERVAL_MS=0 does the same.
+   */
+  sweeper?: boolean
 }
 
 /**
@@ -76,19 +88,51 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxDelegationChain: config.maxDelegationChain,
     checkCacheSize: config.checkCacheSize,
     checkCacheStalenessMs: config.checkCacheStalenessMs,
+    tupleCacheSize: config.tupleCacheSize,
   })
   const logError =
     overrides.logError ??
     ((err: unknown, requestId: string) => {
       console.error(`[pemba] internal error (request ${requestId}):`, err)
     })
-  const app = createApp({ datastore, models, authz, ids, clock, bodyLimitBytes: config.bodyLimitBytes, logError })
+  const accessRequests = new AccessRequestService({
+    datastore,
+    models,
+    authz,
+    ids,
+    clock,
+    // loadConfig has checked both are positive durations.
+    maxDurationMs: parseDuration(config.jitMaxDuration)!,
+    requestTtlMs: parseDuration(config.jitRequestTtl)!,
+  })
+  const sweeper = new Sweeper({
+    datastore,
+    clock,
+    intervalMs: config.expirySweepIntervalMs,
+    logError: (err) => console.error('[pemba] expiry sweep failed:', err),
+  })
+  if (overrides.sweeper !== false) sweeper.start()
+  const app = createApp({
+    datastore,
+    models,
+    authz,
+    accessRequests,
+    ids,
+    clock,
+    bodyLimitBytes: config.bodyLimitBytes,
+    logError,
+  })
   return {
     config,
     app,
     datastore,
     authz,
     models,
-    close: () => datastore.close(),
+    accessRequests,
+    sweeper,
+    async close() {
+      await sweeper.stop()
+      await datastore.close()
+    },
   }
 }

@@ -10,10 +10,12 @@ import { Hono } from 'hono'
 import { PembaError } from '../core/errors.ts'
 import { bodySizeLimit } from './body-limit.ts'
 import { openfgaCors } from './cors.ts'
+import type { AccessRequestService } from '../service/access-requests.ts'
 import type { AuthzService } from '../service/authz.ts'
 import type { ModelService } from '../service/models.ts'
 import type { Datastore } from '../store/store.ts'
 import type { IdGenerator } from '../core/ids.ts'
+import { registerAccessRequestRoutes } from './routes/access-requests.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
 import { registerQueryRoutes, TRUNCATED_HEADER } from './routes/queries.ts'
@@ -24,6 +26,7 @@ export interface AppDeps {
   datastore: Datastore
   models: ModelService
   authz: AuthzService
+  accessRequests: AccessRequestService
   ids: IdGenerator
   clock: () => Date
   bodyLimitBytes: number
@@ -42,6 +45,8 @@ const KNOWN_PATHS = [
   /^\/stores\/[^/]+\/(authorization-models|write|read|changes|check|batch-check|expand|list-objects|streamed-list-objects|list-users)$/,
   /^\/stores\/[^/]+\/authorization-models\/[^/]+$/,
   /^\/stores\/[^/]+\/assertions\/[^/]+$/,
+  /^\/stores\/[^/]+\/access-requests$/,
+  /^\/stores\/[^/]+\/access-requests\/[^/]+(\/approve|\/deny)?$/,
 ]
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -80,6 +85,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerTupleRoutes(app, deps)
   registerQueryRoutes(app, deps)
   registerAssertionRoutes(app, deps)
+  registerAccessRequestRoutes(app, deps)
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname

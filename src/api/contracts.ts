@@ -39,12 +39,17 @@ const relationshipCondition = z
   })
   .transform((c) => ({ name: c.name, context: c.context ?? undefined }))
 
-/** TupleKey as written or passed as a contextual tuple. */
+/**
+ * TupleKey as written or passed as a contextual tuple. `expires_at` (Pemba): an RFC 3339
+ * date-time after which the tuple grants nothing; parsed and checked by the service, so that a
+ * bad time gets the same `Invalid tuple '…'` message as any other invalid tuple.
+ */
 export const tupleKey = z.object({
   user: z.string().min(1).max(512),
   relation: z.string().regex(RELATION),
   object: z.string().regex(OBJECT).max(256),
   condition: relationshipCondition.optional().nullable(),
+  expires_at: z.string().max(64).optional().nullable(),
 })
 
 const tupleKeyWithoutCondition = z.object({
@@ -329,4 +334,30 @@ export const writeAssertionsRequest = z.object({
       }),
     )
     .max(100),
+})
+
+// --- just-in-time access requests (Pemba) ----------------------------------------------------
+
+/**
+ * A request for one tuple for a while: `{tuple_key, duration: "PT1H", reason}`. The user must be
+ * a single identity (`service_account:ci`); `requested_by` (default: that user) is who asks,
+ * for the record.
+ */
+export const createAccessRequestRequest = z.object({
+  tuple_key: checkTupleKey,
+  duration: z.string().min(2).max(64),
+  reason: z.string().trim().min(1).max(1024),
+  requested_by: z.string().regex(CHECK_USER).optional().nullable(),
+})
+
+/** An approval or denial: who decides (`user:bob`) and, optionally, why. */
+export const decideAccessRequestRequest = z.object({
+  approver: z.string().regex(CHECK_USER),
+  reason: z.string().max(1024).optional().nullable(),
+})
+
+export const listAccessRequestsQuery = z.object({
+  status: z.enum(['pending', 'approved', 'denied', 'expired']).optional(),
+  page_size: pageSize,
+  continuation_token: continuationToken,
 })

@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { tupleToKey, type Subject, type TupleKey } from '../core/tuple.ts'
+import { formatExpiry, tupleToKey, type Subject, type TupleKey } from '../core/tuple.ts'
 import type { AuthorizationModel, RelationReference } from '../model/types.ts'
-import type { StoreRecord, StoredTuple, TupleChange } from '../store/store.ts'
+import type { AccessRequestRecord, StoreRecord, StoredTuple, TupleChange } from '../store/store.ts'
+import { formatDuration } from '../service/duration.ts'
 import { formatTime } from './validation.ts'
 
 export function storeJson(s: StoreRecord, withDeleted = true) {
@@ -20,13 +21,19 @@ export function storeJson(s: StoreRecord, withDeleted = true) {
   return out
 }
 
+/**
+ * tupleKeyJson renders a tuple key as OpenFGA does, plus `expires_at` (Pemba) only when the
+ * tuple has one: a tuple without an expiry reads exactly as in OpenFGA.
+ */
 export function tupleKeyJson(k: TupleKey) {
-  return {
+  const out: Record<string, unknown> = {
     user: k.user,
     relation: k.relation,
     object: k.object,
     condition: k.condition ? { name: k.condition.name, context: k.condition.context ?? {} } : null,
   }
+  if (k.expires_at) out.expires_at = k.expires_at
+  return out
 }
 
 export function storedTupleJson(t: StoredTuple) {
@@ -37,6 +44,9 @@ export function changeJson(c: TupleChange) {
   const key: TupleKey = { user: c.user, relation: c.relation, object: `${c.objectType}:${c.objectId}` }
   if (c.operation === 'write' && c.conditionName) {
     key.condition = { name: c.conditionName, context: c.conditionContext ?? {} }
+  }
+  if (c.operation === 'write' && c.expiresAt !== undefined) {
+    key.expires_at = formatExpiry(c.expiresAt)
   }
   return {
     tuple_key: tupleKeyJson(key),
@@ -101,3 +111,25 @@ export function userJson(s: Subject) {
   return { object: { type: s.type, id: s.id } }
 }
 
+/**
+ * accessRequestJson renders a just-in-time access request (as presented at the request's
+ * instant, so a pending one past its deadline reads `expired`).
+ */
+export function accessRequestJson(r: AccessRequestRecord) {
+  return {
+    id: r.id,
+    tuple_key: { user: r.user, relation: r.relation, object: `${r.objectType}:${r.objectId}` },
+    duration: formatDuration(r.durationMs),
+    reason: r.reason,
+    status: r.status,
+    created_at: formatTime(r.createdAt),
+    pending_until: formatTime(r.pendingUntil),
+    grant_expires_at: r.grantExpiresAt ? formatTime(r.grantExpiresAt) : null,
+    events: r.events.map((e) => ({
+      type: e.type,
+      actor: e.actor,
+      at: formatTime(e.at),
+      reason: e.reason,
+    })),
+  }
+}

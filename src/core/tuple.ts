@@ -29,12 +29,16 @@ export interface TupleCondition {
   context?: Record<string, unknown>
 }
 
-/** TupleKey is the wire form of a tuple: three strings plus an optional condition. */
+/**
+ * TupleKey is the wire form of a tuple: three strings plus an optional condition and, as a Pemba
+ * extension, an optional `expires_at` (RFC 3339) after which the tuple grants nothing.
+ */
 export interface TupleKey {
   user: string
   relation: string
   object: string
   condition?: TupleCondition | null
+  expires_at?: string | null
 }
 
 /**
@@ -51,6 +55,8 @@ export interface Tuple {
   userRelation: string
   conditionName: string
   conditionContext: Record<string, unknown> | undefined
+  /** When the tuple stops granting anything (ms since the epoch); undefined = never. */
+  expiresAt?: number
 }
 
 export const WILDCARD = '*'
@@ -95,7 +101,10 @@ export function formatObject(type: string, id: string): string {
   return `${type}:${id}`
 }
 
-/** tupleToKey renders a parsed tuple in its wire form (condition omitted when absent). */
+/**
+ * tupleToKey renders a parsed tuple in its wire form (condition and expiry omitted when
+ * absent, so a tuple without them reads exactly as OpenFGA renders it).
+ */
 export function tupleToKey(t: Tuple): TupleKey {
   const key: TupleKey = {
     user: formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation }),
@@ -105,7 +114,39 @@ export function tupleToKey(t: Tuple): TupleKey {
   if (t.conditionName) {
     key.condition = { name: t.conditionName, context: t.conditionContext ?? {} }
   }
+  if (t.expiresAt !== undefined) key.expires_at = formatExpiry(t.expiresAt)
   return key
+}
+
+/**
+ * RFC 3339 date-time: `2026-11-29T10:00:00Z`, `2026-11-29T12:00:00.5+02:00`. `T` and `Z` may be
+ * lower case, as RFC 3339 allows; a zone is required (a local time names no instant).
+ */
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$/
+
+/**
+ * parseExpiresAt reads an `expires_at` value: the instant in ms since the epoch, or undefined
+ * when it is not an RFC 3339 date-time naming a real calendar instant (`2026-02-30T00:00:00Z`
+ * is refused rather than rolled over to March). Fractions below a millisecond are cut, so the
+ * tuple expires at most a fraction of a millisecond early, never late. Leap seconds (`:60`) are
+ * refused: JavaScript time has none.
+ */
+export function parseExpiresAt(s: string): number | undefined {
+  const m = RFC3339.exec(s)
+  if (!m) return undefined
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number)
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate()
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return undefined
+  if (hour > 23 || minute > 59 || second > 59) return undefined
+  if (m[9] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined
+  const ms = Date.parse(s.toUpperCase())
+  return Number.isNaN(ms) ? undefined : ms
+}
+
+/** formatExpiry prints an expiry as RFC 3339 in UTC, with fractional seconds only when set. */
+export function formatExpiry(ms: number): string {
+  return new Date(ms).toISOString().replace('.000Z', 'Z')
 }
 
 /** tupleString renders `object#relation@user`, the form used in messages and cache keys. */

@@ -27,10 +27,17 @@ import {
 import type { Reachable } from './userset-closure.ts'
 
 /** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
+/** A cached answer, valid until `until` (ms; Infinity when nothing it read expires). */
+interface Entry<T> {
+  value: T
+  until: number
+}
+
+/** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
 export class CheckCache {
-  readonly #lru: LRUCache<string, boolean>
+  readonly #lru: LRUCache<string, Entry<boolean>>
   /** Userset closures (see userset-closure.ts); false records "too many to walk up". */
-  readonly #closures: LRUCache<string, Reachable | false>
+  readonly #closures: LRUCache<string, Entry<Reachable | false>>
   hits = 0
   misses = 0
 
@@ -39,30 +46,33 @@ export class CheckCache {
     // A closure holds up to a few thousand entries; bound them by total size, not count.
     this.#closures = new LRUCache({
       maxSize: Math.max(1000, maxEntries),
-      sizeCalculation: (v) => 1 + (v ? v.levels.size : 0),
+      sizeCalculation: (e) => 1 + (e.value ? e.value.levels.size : 0),
     })
   }
 
-  getClosure(key: string): Reachable | false | undefined {
-    const v = this.#closures.get(key)
-    if (v === undefined) this.misses++
-    else this.hits++
-    return v
+  #hit<T>(e: Entry<T> | undefined, now: number): Entry<T> | undefined {
+    if (e === undefined || e.until <= now) {
+      this.misses++
+      return undefined
+    }
+    this.hits++
+    return e
   }
 
-  setClosure(key: string, value: Reachable | false): void {
-    this.#closures.set(key, value)
+  get(key: string, now: number): Entry<boolean> | undefined {
+    return this.#hit(this.#lru.get(key), now)
   }
 
-  get(key: string): boolean | undefined {
-    const v = this.#lru.get(key)
-    if (v === undefined) this.misses++
-    else this.hits++
-    return v
+  set(key: string, allowed: boolean, until: number): void {
+    this.#lru.set(key, { value: allowed, until })
   }
 
-  set(key: string, allowed: boolean): void {
-    this.#lru.set(key, allowed)
+  getClosure(key: string, now: number): Entry<Reachable | false> | undefined {
+    return this.#hit(this.#closures.get(key), now)
+  }
+
+  setClosure(key: string, value: Reachable | false, until: number): void {
+    this.#closures.set(key, { value, until })
   }
 
   get size(): number {
@@ -91,12 +101,17 @@ export class CachingDispatcher implements CheckDispatcher {
     const policy = req.ctx.sharedCache
     if (!policy) return this.#next.dispatchCheck(req)
     const key = policy.prefix + checkKey(req.objectType, req.objectId, req.relation, req.subject)
+    const ctx = req.ctx
     if (policy.read) {
-      const hit = this.#cache.get(key)
-      if (hit !== undefined) return hit ? ALLOWED_CACHED : DENIED_CACHED
+      const hit = this.#cache.get(key, ctx.now)
+      if (hit !== undefined) {
+        // What this request builds on the hit is valid no longer than the hit itself.
+        if (hit.until < ctx.validUntil) ctx.validUntil = hit.until
+        return hit.value ? ALLOWED_CACHED : DENIED_CACHED
+      }
     }
     const result = await this.#next.dispatchCheck(req)
-    if (result.cycleAt === NO_CYCLE) this.#cache.set(key, result.allowed)
+    if (result.cycleAt === NO_CYCLE) this.#cache.set(key, result.allowed, ctx.validUntil)
     return result
   }
 }

@@ -53,6 +53,13 @@ export interface ResolutionContext {
   closures: Map<string, Promise<Reachable | undefined>>
   /** The resolution depth limit, which the upward userset walk applies itself. */
   maxDepth: number
+  /** The request's instant (ms): tuples expired by then do not count. */
+  now: number
+  /**
+   * The earliest expiry among the tuples (and cached answers) this request has used so far;
+   * answers it caches are valid until then (see expiry-tracking.ts).
+   */
+  validUntil: number
 }
 
 /** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */

@@ -31,6 +31,8 @@ function context(ts: TypeSystem, tuples: string[], concurrency: number, delayMs 
     deadline: 0,
     closures: new Map(),
     maxDepth: 25,
+    now: Date.now(),
+    validUntil: Number.POSITIVE_INFINITY,
   }
 }
 

@@ -49,15 +49,16 @@ export function reachableUsersets(
   if (memoised) return memoised
   const shared = ctx.sharedCache
   if (shared?.read) {
-    const hit = shared.cache.getClosure(shared.prefix + key)
+    const hit = shared.cache.getClosure(shared.prefix + key, ctx.now)
     if (hit !== undefined) {
-      const p = Promise.resolve(hit || undefined)
+      if (hit.until < ctx.validUntil) ctx.validUntil = hit.until
+      const p = Promise.resolve(hit.value || undefined)
       ctx.closures.set(key, p)
       return p
     }
   }
   const p = walkUp(ctx, family, subject, maxLevel, maxNodes).then((r) => {
-    shared?.cache.setClosure(shared.prefix + key, r ?? false)
+    shared?.cache.setClosure(shared.prefix + key, r ?? false, ctx.validUntil)
     return r
   })
   ctx.closures.set(key, p)

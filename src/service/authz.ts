@@ -7,7 +7,14 @@
  * @module
  */
 import { ERROR_CODES, PembaError, validationError, type ErrorCode } from '../core/errors.ts'
-import { parseObject, parseSubject, type Subject, type Tuple, type TupleKey } from '../core/tuple.ts'
+import {
+  parseExpiresAt,
+  parseObject,
+  parseSubject,
+  type Subject,
+  type Tuple,
+  type TupleKey,
+} from '../core/tuple.ts'
 import { buildCheckDispatcher } from '../engine/build.ts'
 import { CheckCache } from '../engine/caching.ts'
 import type { CheckDispatcher, ResolutionContext } from '../engine/dispatch.ts'
@@ -19,7 +26,9 @@ import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts
 import type { TypeSystem } from '../model/typesystem.ts'
 import { BufferedTupleReader } from '../store/buffered.ts'
 import { ContextualTupleReader } from '../store/contextual.ts'
-import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity } from '../store/store.ts'
+import { CachedObjectReader, ObjectCache } from '../store/object-cache.ts'
+import { ExpiryTrackingReader } from '../engine/expiry-tracking.ts'
+import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity, TupleReader } from '../store/store.ts'
 import type { ModelService } from './models.ts'
 
 /** Objects with at most this many tuples are read whole by a request. */
@@ -44,6 +53,8 @@ export interface AuthzServiceOptions {
   checkCacheSize: number
   /** How stale a MINIMIZE_LATENCY answer may be (ms): the age of the head revision it uses. */
   checkCacheStalenessMs: number
+  /** Tuples held by the cross-request tuple cache (whole small objects); 0 turns it off. */
+  tupleCacheSize: number
 }
 
 export interface QueryOptions {
@@ -90,11 +101,13 @@ export class AuthzService {
   readonly #o: AuthzServiceOptions
   readonly #dispatcher: CheckDispatcher
   readonly #cache: CheckCache | undefined
+  readonly #objects: ObjectCache | undefined
   readonly #heads: HeadRevisions
 
   constructor(options: AuthzServiceOptions) {
     this.#o = options
     this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
+    this.#objects = options.tupleCacheSize > 0 ? new ObjectCache(options.tupleCacheSize) : undefined
     this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs, () => options.clock().getTime())
     this.#dispatcher = buildCheckDispatcher(
       { maxDepth: options.resolveNodeLimit, maxDispatches: options.maxDispatchesPerRequest },
@@ -102,9 +115,23 @@ export class AuthzService {
     )
   }
 
+  /**
+   * noteRevision records a revision this replica committed outside write() (a JIT approval),
+   * so later checks here read their own writes, as after write().
+   */
+  noteRevision(storeId: string, revision: number): void {
+    this.#heads.advance(storeId, revision)
+  }
+
   /** cacheStats reports the cross-request cache's counters (all zero when it is off). */
   cacheStats(): { enabled: boolean; hits: number; misses: number; entries: number } {
     const c = this.#cache
+    return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
+  }
+
+  /** tupleCacheStats reports the cross-request tuple cache's counters. */
+  tupleCacheStats(): { enabled: boolean; hits: number; misses: number; entries: number } {
+    const c = this.#objects
     return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
   }
 
@@ -137,11 +164,8 @@ export class AuthzService {
       }
       seen.add(id)
     }
-    const parsedWrites: Tuple[] = writes.map((k) => {
-      const v = validateTuple(ts, k)
-      if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
-      return v.tuple
-    })
+    const now = this.#o.clock()
+    const parsedWrites: Tuple[] = writes.map((k) => parseWrite(ts, k, now.getTime()))
     const parsedDeletes: TupleIdentity[] = deletes.map((k) => {
       const object = parseObject(k.object)
       const user = parseSubject(k.user)
@@ -160,7 +184,7 @@ export class AuthzService {
     const revision = await this.#o.datastore.write(
       storeId,
       { writes: parsedWrites, deletes: parsedDeletes, onDuplicate: input.onDuplicate, onMissing: input.onMissing },
-      this.#o.clock(),
+      now,
     )
     // Read-your-writes on this replica: later checks here are bound to at least this revision.
     this.#heads.advance(storeId, revision)
@@ -176,11 +200,8 @@ export class AuthzService {
    */
   async importTuples(storeId: string, keys: TupleKey[], options: { modelId?: string; chunkSize?: number } = {}): Promise<number> {
     const ts = await this.#o.models.resolve(storeId, options.modelId, { fresh: true })
-    const tuples = keys.map((k) => {
-      const v = validateTuple(ts, k)
-      if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
-      return v.tuple
-    })
+    const now = this.#o.clock().getTime()
+    const tuples = keys.map((k) => parseWrite(ts, k, now))
     const chunk = options.chunkSize ?? 10_000
     for (let i = 0; i < tuples.length; i += chunk) {
       const revision = await this.#o.datastore.write(
@@ -224,7 +245,7 @@ export class AuthzService {
         }
       }
     }
-    return this.#o.datastore.read(storeId, filter, page)
+    return this.#o.datastore.read(storeId, filter, page, this.#o.clock().getTime())
   }
 
   readChanges(
@@ -419,14 +440,25 @@ export class AuthzService {
 
   // --- helpers -----------------------------------------------------------------------------
 
+  /**
+   * #contextualTuples validates a request's contextual tuples. One may carry `expires_at` like a
+   * written tuple (e.g. a token's group claims, valid until the token expires); an unparseable
+   * time is a 400, an expiry already past simply makes the tuple count for nothing.
+   */
   #contextualTuples(ts: TypeSystem, keys: TupleKey[] | undefined): Tuple[] {
     if (!keys || keys.length === 0) return []
     return keys.map((k) => {
       const v = validateTuple(ts, k)
       if (!v.ok) throw new PembaError('invalid_tuple', invalidTupleMessage(k, v.reason))
+      if (k.expires_at) {
+        const expiresAt = parseExpiresAt(k.expires_at)
+        if (expiresAt === undefined) throw new PembaError('invalid_tuple', invalidExpiryMessage(k))
+        v.tuple.expiresAt = expiresAt
+      }
       return v.tuple
     })
   }
+
 
   async #context(
     storeId: string,
@@ -440,26 +472,64 @@ export class AuthzService {
     const higher = consistency === 'HIGHER_CONSISTENCY'
     const hasContext = context !== undefined && Object.keys(context).length > 0
     const cacheable = !!this.#cache && contextual.length === 0 && !hasContext
-    // The revision only keys the cross-request cache; readers always read the newest data.
-    const revision = this.#cache ? await this.#heads.get(storeId, higher) : 0
+    const now = this.#o.clock().getTime()
+    // The revision only keys the cross-request caches; readers always read the newest data.
+    const revision = this.#cache || this.#objects ? await this.#heads.get(storeId, higher) : 0
+    let stored: TupleReader = ds.reader(storeId, revision, now)
+    if (this.#objects) {
+      // Stored tuples only: contextual tuples are laid over them below, per request.
+      stored = new CachedObjectReader(stored, this.#objects, { prefix: `${storeId}/${revision}/`, read: !higher, now })
+    }
     // Objects with a few tuples are read whole, once per request (see BufferedTupleReader).
-    const stored = new BufferedTupleReader(ds.reader(storeId, revision), OBJECT_BUFFER_LIMIT)
-    return {
+    stored = new BufferedTupleReader(stored, OBJECT_BUFFER_LIMIT)
+    if (contextual.length) stored = new ContextualTupleReader(stored, contextual, now)
+    const ctx: ResolutionContext = {
       sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher, cache: this.#cache! } : undefined,
       closures: new Map(),
       maxDepth: this.#o.resolveNodeLimit,
       storeId,
       revision,
       typesystem: ts,
-      reader: contextual.length ? new ContextualTupleReader(stored, contextual) : stored,
+      reader: stored,
       context,
       memo: new Map(),
       inflight: new Map(),
       concurrency: ds.preferredConcurrency,
       stats: { dispatches: 0, reads: 0 },
+      now,
+      validUntil: Number.POSITIVE_INFINITY,
       deadline: deadlineMs ? Date.now() + deadlineMs : 0,
     }
+    // Every tuple the engine sees bounds how long what it concludes may be cached.
+    ctx.reader = new ExpiryTrackingReader(stored, ctx)
+    return ctx
   }
+}
+
+/**
+ * parseWrite validates a tuple to be written against the model and reads its `expires_at`: an
+ * unparseable time, or one at or before `now` (a grant that would never count), is a 400 and
+ * the whole write is refused. E.g. `namespace:prod#deployer@service_account:ci` with
+ * `expires_at: "2026-11-29T10:00:00Z"` is written at 09:00Z and refused at 10:00Z.
+ */
+export function parseWrite(ts: TypeSystem, k: TupleKey, now: number): Tuple {
+  const v = validateTuple(ts, k)
+  if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
+  if (k.expires_at) {
+    const expiresAt = parseExpiresAt(k.expires_at)
+    if (expiresAt === undefined) throw validationError(invalidExpiryMessage(k))
+    if (expiresAt <= now) {
+      const reason = `expires_at '${k.expires_at}' is not in the future`
+      throw validationError(invalidTupleMessage(k, reason))
+    }
+    v.tuple.expiresAt = expiresAt
+  }
+  return v.tuple
+}
+
+function invalidExpiryMessage(k: TupleKey): string {
+  const reason = `expires_at '${k.expires_at}' is not an RFC 3339 date-time (e.g. 2026-11-29T10:00:00Z)`
+  return invalidTupleMessage(k, reason)
 }
 
 /**

@@ -6,7 +6,9 @@
  * that are read relation by relation, as before, so a group with a million members is never
  * loaded whole.
  *
- * It lives for one request: it never serves data older than the request's own reads.
+ * It lives for one request: it never serves data older than the request's own reads. Expiry
+ * needs nothing here: the reader underneath is bound to the request's `now` and already hides
+ * expired tuples, and the whole request is evaluated at that one instant.
  *
  * @module
  */

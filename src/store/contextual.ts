@@ -1,7 +1,9 @@
 /**
  * ContextualTupleReader lays a request's contextual tuples over a stored reader: they count as
  * if written, for this request only (e.g. the groups of an incoming token, passed as
- * `group:eng#member@user:anne`, without being stored).
+ * `group:eng#member@user:anne`, without being stored). A contextual tuple may expire like a
+ * stored one: with `expires_at` at or before the request's `now` it counts for nothing, as the
+ * stored reader underneath (bound to the same `now`) hides expired stored tuples.
  *
  * @module
  */
@@ -13,10 +15,11 @@ export class ContextualTupleReader implements TupleReader {
   readonly #byObject = new Map<string, Tuple[]>()
   readonly #byUser = new Map<string, Tuple[]>()
 
-  constructor(base: TupleReader, contextual: Tuple[]) {
+  constructor(base: TupleReader, contextual: Tuple[], now: number) {
     this.#base = base
     const seen = new Set<string>()
     for (const t of contextual) {
+      if (t.expiresAt !== undefined && t.expiresAt <= now) continue
       const id = `${t.objectType}:${t.objectId}#${t.relation}@${t.userType}:${t.userId}#${t.userRelation}|${t.conditionName}|${JSON.stringify(t.conditionContext ?? null)}`
       if (seen.has(id)) continue
       seen.add(id)

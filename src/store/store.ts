@@ -14,7 +14,9 @@ export type Revision = number
 
 /**
  * TupleReader answers the look-ups the evaluator needs. No ordering is guaranteed. Readers
- * return the tuples as stored; filtering by the current model is the engine's job.
+ * return the tuples as stored (with their `expiresAt`), except expired ones: a reader bound to
+ * `now` never returns a tuple whose `expiresAt <= now`, whether or not the sweeper has deleted
+ * it yet. Filtering by the current model is the engine's job.
  */
 export interface TupleReader {
   /**
@@ -67,6 +69,8 @@ export interface TupleChange {
   user: string
   conditionName: string
   conditionContext: Record<string, unknown> | undefined
+  /** On a write: when the written tuple expires (ms since the epoch); undefined = never. */
+  expiresAt?: number
   operation: 'write' | 'delete'
   timestamp: Date
 }
@@ -81,8 +85,8 @@ export interface ReadFilter {
   userRelation?: string
 }
 
-/** TupleIdentity is the key of a tuple, without its condition: what a delete names. */
-export type TupleIdentity = Omit<Tuple, 'conditionName' | 'conditionContext'>
+/** TupleIdentity is the key of a tuple, without its condition or expiry: what a delete names. */
+export type TupleIdentity = Omit<Tuple, 'conditionName' | 'conditionContext' | 'expiresAt'>
 
 export interface WriteRequest {
   deletes: TupleIdentity[]
@@ -97,6 +101,80 @@ export interface ChangesQuery {
   after?: string
   startTime?: Date
   pageSize: number
+}
+
+/** The states of a just-in-time access request. */
+export type AccessRequestStatus = 'pending' | 'approved' | 'denied' | 'expired'
+
+/** AccessRequestEvent is one state change of an access request: what, who, when, why. */
+export interface AccessRequestEvent {
+  type: 'created' | 'approved' | 'denied' | 'expired'
+  /** Who: the requester, the approver, or `pemba` for expiry. */
+  actor: string
+  at: Date
+  reason: string
+}
+
+/**
+ * AccessRequestRecord is a just-in-time access request as stored: the tuple it asks for
+ * (`namespace:production#deployer@service_account:ci`), for how long, and its history. `status`
+ * is as stored: a `pending` request whose `pendingUntil` has passed is expired even before the
+ * sweeper marks it so (the service presents it that way).
+ */
+export interface AccessRequestRecord {
+  storeId: string
+  id: string
+  objectType: string
+  objectId: string
+  relation: string
+  /** The requested user, a single identity (`service_account:ci`). */
+  user: string
+  durationMs: number
+  reason: string
+  status: AccessRequestStatus
+  createdAt: Date
+  /** When a request still pending expires. */
+  pendingUntil: Date
+  /** Once approved: when the granted tuple expires. */
+  grantExpiresAt: Date | null
+  /** Oldest first; the first is always `created`. */
+  events: AccessRequestEvent[]
+}
+
+/**
+ * What approving or denying found: done, or the request was not pending at `now` (its
+ * effective status says why, `missing` when there is no such request), or (approve only) the
+ * tuple already exists with a condition, which a grant must not silently replace.
+ */
+export type AccessRequestDecision =
+  | { ok: true; revision: Revision }
+  | { ok: false; status: Exclude<AccessRequestStatus, 'pending'> | 'missing' }
+  | { ok: false; status: 'pending'; conflict: string }
+
+/** Who expires a request nobody decided on in time (the actor of its `expired` event). */
+export const EXPIRY_ACTOR = 'pemba'
+
+/**
+ * effectiveStatus is a stored status as of `now` (ms): a pending request past its
+ * `pendingUntil` is expired, whether or not the sweeper has marked it so yet.
+ */
+export function effectiveStatus(
+  status: AccessRequestStatus,
+  pendingUntil: number,
+  now: number,
+): AccessRequestStatus {
+  return status === 'pending' && pendingUntil <= now ? 'expired' : status
+}
+
+export interface AccessRequestQuery {
+  /**
+   * Effective status at `now`: `pending` excludes requests past their `pendingUntil`, and
+   * `expired` includes them.
+   */
+  status?: AccessRequestStatus
+  now: number
+  pageSize: number
+  after?: string
 }
 
 export interface Datastore {
@@ -124,11 +202,63 @@ export interface Datastore {
    * a different condition; nothing is written then.
    */
   write(storeId: string, req: WriteRequest, now: Date): Promise<Revision>
-  read(storeId: string, filter: ReadFilter, q: { pageSize: number; after?: string }): Promise<Page<StoredTuple>>
+  /** read pages the tuples matching `filter`, hiding those expired at `now` (ms). */
+  read(
+    storeId: string,
+    filter: ReadFilter,
+    q: { pageSize: number; after?: string },
+    now: number,
+  ): Promise<Page<StoredTuple>>
   readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>>
 
   headRevision(storeId: string): Promise<Revision>
-  reader(storeId: string, revision: Revision): TupleReader
+  /**
+   * reader reads the store's tuples as of `revision` (or newer) at the instant `now` (ms since
+   * the epoch): tuples with `expiresAt <= now` are invisible to it.
+   */
+  reader(storeId: string, revision: Revision, now: number): TupleReader
+
+  /**
+   * sweepExpired deletes up to `limit` tuples (across stores) that expired at or before `now`,
+   * one transaction per store touched, and records each removal in the changelog as a delete
+   * under a new revision of its store. Safe to run on several replicas at once: a tuple is
+   * deleted, and its delete recorded, once. Returns how many tuples it deleted; fewer than
+   * `limit` means none were left.
+   */
+  sweepExpired(now: Date, limit: number): Promise<number>
+
+  createAccessRequest(r: AccessRequestRecord): Promise<void>
+  /** getAccessRequest returns the stored request with its events, or undefined. */
+  getAccessRequest(storeId: string, id: string): Promise<AccessRequestRecord | undefined>
+  /** listAccessRequests pages a store's requests, oldest first, by effective status. */
+  listAccessRequests(storeId: string, q: AccessRequestQuery): Promise<Page<AccessRequestRecord>>
+  /**
+   * approveAccessRequest, in one transaction: if the request is pending at `now`, grants
+   * `tuple` (which carries its `expiresAt`) under a new revision recorded in the changelog, marks
+   * the request approved with `grantExpiresAt = tuple.expiresAt` and appends `event`; otherwise
+   * changes nothing. Granting a tuple that already exists without a condition keeps the later
+   * expiry (an unexpiring tuple stays as it is); an expired one not yet swept is replaced.
+   */
+  approveAccessRequest(
+    storeId: string,
+    id: string,
+    tuple: Tuple,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision>
+  /** denyAccessRequest marks a request pending at `now` denied and appends `event`. */
+  denyAccessRequest(
+    storeId: string,
+    id: string,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision>
+  /**
+   * expireAccessRequests marks up to `limit` requests still pending at `now` past their
+   * `pendingUntil` as expired, each with an `expired` event by `pemba` at its `pendingUntil`.
+   * Returns how many it marked.
+   */
+  expireAccessRequests(now: Date, limit: number): Promise<number>
 
   writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void>
   readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined>

@@ -117,3 +117,54 @@ describe('metrics', () => {
     expect(hits).toBeGreaterThan(0)
   })
 })
+
+describe('caches and expiring tuples', () => {
+  it('never serves a cached allowed past the expiry of the tuple that granted it', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z')
+    const c = await client({}, () => now)
+    const { storeId, check } = await setup(c, MODEL)
+    const write = await c.request('POST', `/stores/${storeId}/write`, {
+      writes: {
+        tuple_keys: [
+          { ...tupleKey('group:eng#member@user:anne'), expires_at: '2026-01-01T00:10:00Z' },
+          tupleKey('document:1#viewer@group:eng#member'),
+        ],
+      },
+    })
+    expect(write.status, write.text).toBe(200)
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    now += 5 * 60_000
+    const hitsBefore = c.pemba.authz.cacheStats().hits
+    expect(await check('document:1#viewer@user:anne')).toBe(true) // from the cache
+    expect(c.pemba.authz.cacheStats().hits).toBeGreaterThan(hitsBefore)
+    now = Date.parse('2026-01-01T00:10:00Z') // the instant it expires; no write, no sweep
+    expect(await check('document:1#viewer@user:anne')).toBe(false)
+    expect(await check('group:eng#member@user:anne')).toBe(false)
+  })
+
+  it('keeps a tuple-cached object honest about expiry too', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z')
+    const c = await client({ checkCacheSize: 0 }, () => now)
+    const { storeId, check } = await setup(c, MODEL)
+    await c.request('POST', `/stores/${storeId}/write`, {
+      writes: { tuple_keys: [{ ...tupleKey('document:1#viewer@user:anne'), expires_at: '2026-01-01T01:00:00Z' }] },
+    })
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    expect(c.pemba.authz.tupleCacheStats().hits).toBeGreaterThan(0)
+    now = Date.parse('2026-01-01T01:00:00Z')
+    expect(await check('document:1#viewer@user:anne')).toBe(false)
+  })
+
+  it('drops tuple-cached objects when this replica writes', async () => {
+    const c = await client({ checkCacheSize: 0 })
+    const { storeId, check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    expect(await check('document:1#viewer@user:bob')).toBe(false)
+    await c.request('POST', `/stores/${storeId}/write`, { writes: { tuple_keys: [tupleKey('document:1#viewer@user:bob')] } })
+    expect(await check('document:1#viewer@user:bob')).toBe(true)
+    const before = c.pemba.authz.tupleCacheStats().hits
+    expect(await check('document:1#viewer@user:bob', { consistency: 'HIGHER_CONSISTENCY' })).toBe(true)
+    expect(c.pemba.authz.tupleCacheStats().hits).toBe(before)
+  })
+})

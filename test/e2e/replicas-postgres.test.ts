@@ -6,7 +6,7 @@
  *   store's head revision for up to PEMBA_CHECK_CACHE_STALENESS_MS. HIGHER_CONSISTENCY on B
  *   sees A's write at once; the default (MINIMIZE_LATENCY) sees it within that bound; A sees its
  *   own write at once in both modes.
- * - C runs with PEMBA_CHECK_CACHE_SIZE=0: no cross-request cache, every check reads the
+ * - C runs with PEMBA_CHECK_CACHE_SIZE=0 and PEMBA_TUPLE_CACHE_SIZE=0: no cross-request cache, every check reads the
  *   database, so C sees A's write at once in both modes.
  *
  * Skipped with the reason printed when PEMBA_TEST_POSTGRES_URL is unset or unreachable; failed
@@ -46,7 +46,7 @@ describePostgres('replicas on PostgreSQL', target, () => {
     const started = await Promise.allSettled([
       startServer(env),
       startServer(env),
-      startServer({ ...env, PEMBA_CHECK_CACHE_SIZE: '0' }),
+      startServer({ ...env, PEMBA_CHECK_CACHE_SIZE: '0', PEMBA_TUPLE_CACHE_SIZE: '0' }),
     ])
     for (const s of started) if (s.status === 'fulfilled') procs.push(s.value)
     for (const s of started) if (s.status === 'rejected') throw s.reason
@@ -161,7 +161,7 @@ describePostgres('PEMBA_MIGRATIONS=check on PostgreSQL', target, () => {
     const refused = runPemba(['serve'], env)
     procs.push(refused)
     expect(await refused.exited).toBe(1)
-    expect(refused.stderr()).toMatch(/refusing to start: .*1 pending migration\(s\) \(0000_init\).*pemba migrate/)
+    expect(refused.stderr()).toMatch(/refusing to start: .*2 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests\).*pemba migrate/)
     expect(refused.stderr()).not.toContain(':pemba@') // no password in the message
 
     const migrated = runPemba(['migrate'], env)

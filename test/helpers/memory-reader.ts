@@ -1,11 +1,17 @@
 /**
  * An in-memory TupleReader over parsed tuples, for engine tests that should not depend on a
- * datastore. `delayMs` makes every read asynchronous, so concurrent branches interleave.
+ * datastore. `delayMs` makes every read asynchronous, so concurrent branches interleave. Like
+ * the datastores' readers it hides tuples expired at `now` (ms; settable, so a test can move
+ * time on); the default, 0, hides none written with a real expiry.
  */
 import type { Subject, Tuple } from '../../src/core/tuple.ts'
 import type { TupleReader } from '../../src/store/store.ts'
 
-export function parseTuple(s: string, condition?: { name: string; context?: Record<string, unknown> }): Tuple {
+export function parseTuple(
+  s: string,
+  condition?: { name: string; context?: Record<string, unknown> },
+  expiresAt?: number,
+): Tuple {
   const at = s.indexOf('@')
   const left = s.slice(0, at)
   const hash = left.indexOf('#')
@@ -24,14 +30,21 @@ export function parseTuple(s: string, condition?: { name: string; context?: Reco
     userRelation,
     conditionName: condition?.name ?? '',
     conditionContext: condition?.context,
+    ...(expiresAt === undefined ? {} : { expiresAt }),
   }
 }
 
 export class MemoryTupleReader implements TupleReader {
   constructor(
-    readonly tuples: Tuple[],
+    readonly all: Tuple[],
     readonly delayMs = 0,
+    public now = 0,
   ) {}
+
+  /** The tuples live at `now`: `expiresAt` unset, or after now. */
+  get tuples(): Tuple[] {
+    return this.all.filter((t) => t.expiresAt === undefined || t.expiresAt > this.now)
+  }
 
   private async wait(): Promise<void> {
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))

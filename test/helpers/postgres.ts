@@ -8,7 +8,7 @@
  * end, so files running in parallel and earlier runs never see each other's tables.
  */
 import pg from 'pg'
-import { describe, it } from 'vitest'
+import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest'
 
 export interface PostgresTarget {
   /** The server's URL, when it answered. */
@@ -81,11 +81,9 @@ export async function createTestSchema(serverUrl: string): Promise<TestSchema> {
     url: withSearchPath(serverUrl, name),
     name,
     async truncate() {
-      await admin.query(
-        `TRUNCATE ${['stores', 'authorization_models', 'tuples', 'changelog', 'assertions']
-          .map((t) => `${ident}.${t}`)
-          .join(', ')}`,
-      )
+      const tables = ['stores', 'authorization_models', 'tuples', 'changelog', 'assertions']
+      tables.push('access_requests', 'access_request_events')
+      await admin.query(`TRUNCATE ${tables.map((t) => `${ident}.${t}`).join(', ')}`)
     },
     async drop() {
       try {
@@ -113,4 +111,26 @@ function redact(url: string): string {
   } catch {
     return '(unparseable URL)'
   }
+}
+
+/**
+ * usePostgresSchema, called inside a describePostgres suite, gives it a schema of its own with
+ * Pemba's migrations applied, emptied before each case (the sweeper sweeps every store in the
+ * database, so cases must not see each other's tuples) and dropped at the end. Returns a
+ * function for the schema's URL, valid once the suite's hooks have run.
+ */
+export function usePostgresSchema(target: PostgresTarget): () => string {
+  let schema: TestSchema | undefined
+  beforeAll(async () => {
+    schema = await createTestSchema(target.url!)
+    const { PostgresDatastore } = await import('../../src/store/postgres/index.ts')
+    await (await PostgresDatastore.open({ url: schema.url, poolSize: 1 })).close()
+  })
+  afterAll(async () => {
+    await schema?.drop()
+  })
+  beforeEach(async () => {
+    await schema!.truncate()
+  })
+  return () => schema!.url
 }

@@ -4,6 +4,9 @@
  * while anything is pending. The PostgreSQL twin is in postgres.test.ts and
  * test/e2e/replicas-postgres.test.ts.
  */
+import Database from 'better-sqlite3'
+import { drizzle } from 'drizzle-orm/better-sqlite3'
+import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +20,7 @@ import {
   pendingMigrations,
 } from '../../src/store/migrations.ts'
 import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
+import { oldMigrations } from '../helpers/migrations.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pemba-migrations-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -25,7 +29,7 @@ describe('PEMBA_MIGRATIONS=check on SQLite', () => {
   it('refuses a file that does not exist yet, without creating it', () => {
     const file = join(dir, 'missing.db')
     expect(() => checkSqliteMigrations(file)).toThrow(MigrationsPendingError)
-    expect(() => checkSqliteMigrations(file)).toThrow(/1 pending migration\(s\) \(0000_init\).*pemba migrate/)
+    expect(() => checkSqliteMigrations(file)).toThrow(/2 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests\).*pemba migrate/)
     expect(existsSync(file)).toBe(false)
   })
 
@@ -50,6 +54,33 @@ describe('PEMBA_MIGRATIONS=check on SQLite', () => {
     expect(all[0]).toBe('0000_init')
     expect(pendingMigrations(MIGRATION_FOLDERS.sqlite, Number.MAX_SAFE_INTEGER)).toEqual([])
     expect(pendingMigrations(MIGRATION_FOLDERS.postgres, undefined)[0]).toBe('0000_init')
+  })
+})
+
+describe('upgrading an existing database', () => {
+  it('applies the expiry and access-request migration on top of 0000_init, keeping the data', async () => {
+    const file = join(dir, 'upgraded.db')
+    const db = new Database(file)
+    migrate(drizzle(db), { migrationsFolder: oldMigrations('sqlite', 1, join(dir, 'sqlite-0000')) })
+    db.prepare("INSERT INTO stores (id, name, created_at, updated_at, revision) VALUES ('01HZZZZZZZZZZZZZZZZZZZZZZZ', 'old', 0, 0, 1)").run()
+    db.prepare(
+      "INSERT INTO tuples (store_id, object_type, object_id, relation, user_type, user_id, revision, inserted_at) VALUES ('01HZZZZZZZZZZZZZZZZZZZZZZZ', 'doc', '1', 'viewer', 'user', 'anne', 1, 0)",
+    ).run()
+    db.close()
+    expect(() => checkSqliteMigrations(file)).toThrow(/1 pending migration\(s\) \(0001_expiry_and_access_requests\)/)
+
+    const ds = new SqliteDatastore({ filename: file })
+    try {
+      expect(() => checkSqliteMigrations(file)).not.toThrow()
+      const old = await ds.reader('01HZZZZZZZZZZZZZZZZZZZZZZZ', 1, Date.now()).readObjectRelation('doc', '1', 'viewer')
+      expect(old.map((t) => [t.userId, t.expiresAt])).toEqual([['anne', undefined]])
+      const write = { deletes: [], onDuplicate: 'error' as const, onMissing: 'error' as const }
+      const bob = { ...old[0], userId: 'bob', expiresAt: Date.now() + 60_000 }
+      expect(await ds.write('01HZZZZZZZZZZZZZZZZZZZZZZZ', { ...write, writes: [bob] }, new Date())).toBe(2)
+      expect(await ds.sweepExpired(new Date(Date.now() + 120_000), 10)).toBe(1)
+    } finally {
+      await ds.close()
+    }
   })
 })
 

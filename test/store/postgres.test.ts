@@ -5,13 +5,19 @@
  * Skipped (with the reason printed) when PEMBA_TEST_POSTGRES_URL is unset or unreachable; failed
  * instead when PEMBA_REQUIRE_POSTGRES=1.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import pg from 'pg'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import { migrate } from 'drizzle-orm/node-postgres/migrator'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { Tuple } from '../../src/core/tuple.ts'
 import { MigrationsPendingError } from '../../src/store/migrations.ts'
 import { PostgresDatastore } from '../../src/store/postgres/index.ts'
 import type { TupleChange } from '../../src/store/store.ts'
 import { createTestSchema, describePostgres, probePostgres, type TestSchema } from '../helpers/postgres.ts'
+import { oldMigrations } from '../helpers/migrations.ts'
 import { runDatastoreSuite } from './datastore.case.test.ts'
 
 const target = await probePostgres()
@@ -106,7 +112,7 @@ describePostgres('postgres', target, () => {
       const seen: string[] = []
       let after: string | undefined
       do {
-        const page = await (seen.length % 2 === 0 ? b : a).read(S, { objectType: 'doc' }, { pageSize: 25, after })
+        const page = await (seen.length % 2 === 0 ? b : a).read(S, { objectType: 'doc' }, { pageSize: 25, after }, T0.getTime())
         seen.push(...page.items.map((t) => t.objectId))
         after = page.next || undefined
       } while (after)
@@ -172,6 +178,111 @@ describePostgres('postgres', target, () => {
       expect(filtered.items).toHaveLength(4)
     })
 
+    it('sweeps from both replicas at once without losing or double-recording a delete', async () => {
+      const stores = ['1', '2', '3'].map((n) => `01HZZZZZZZZZZZZZZZZZZZZZZ${n}`)
+      const N = 120
+      for (const id of stores) {
+        await a.createStore(id, 'sweep', T0)
+        const writes: Tuple[] = Array.from({ length: N }, (_, i) => ({
+          ...viewer(`e${i}`),
+          expiresAt: T0.getTime() + 1000 + i,
+        }))
+        writes.push(viewer('kept'))
+        await a.write(id, { writes, deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      }
+      const now = new Date(T0.getTime() + 60_000)
+      // Small batches, so the replicas interleave on every store; each loops until it finds none.
+      const drain = async (ds: PostgresDatastore) => {
+        let total = 0
+        for (let n; (n = await ds.sweepExpired(now, 7)) > 0; ) total += n
+        return total
+      }
+      const [x, y, z, w] = await Promise.all([drain(a), drain(b), drain(a), drain(b)])
+      expect(x + y + z + w).toBe(stores.length * N)
+      for (const id of stores) {
+        const changes: TupleChange[] = []
+        let after: string | undefined
+        for (;;) {
+          const page = await a.readChanges(id, { pageSize: 100, after })
+          if (page.items.length === 0) break
+          changes.push(...page.items)
+          after = page.next
+        }
+        const deletes = changes.filter((c) => c.operation === 'delete').map((c) => c.objectId)
+        expect(deletes).toHaveLength(N)
+        expect(new Set(deletes).size).toBe(N)
+        const left = await b.read(id, {}, { pageSize: 10 }, 0)
+        expect(left.items.map((t) => t.objectId)).toEqual(['kept'])
+      }
+    })
+
+    it('lets exactly one of racing approvals of one request write its tuple', async () => {
+      await a.createStore(S, 'jit', T0)
+      const id = '01HA0000000000000000000001'
+      await a.createAccessRequest({
+        storeId: S,
+        id,
+        objectType: 'doc',
+        objectId: 'prod',
+        relation: 'viewer',
+        user: 'user:anne',
+        durationMs: 3_600_000,
+        reason: 'incident',
+        status: 'pending',
+        createdAt: T0,
+        pendingUntil: new Date(T0.getTime() + 86_400_000),
+        grantExpiresAt: null,
+        events: [{ type: 'created', actor: 'user:anne', at: T0, reason: 'incident' }],
+      })
+      const grant = { ...viewer('prod'), expiresAt: T0.getTime() + 3_600_000 }
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => {
+          const event = { type: 'approved' as const, actor: `user:approver${i}`, at: T0, reason: '' }
+          return (i % 2 ? a : b).approveAccessRequest(S, id, grant, event, T0)
+        }),
+      )
+      expect(results.filter((r) => r.ok)).toHaveLength(1)
+      expect(results.filter((r) => !r.ok).every((r) => r.status === 'approved')).toBe(true)
+      const r = await b.getAccessRequest(S, id)
+      expect(r?.events.map((e) => e.type)).toEqual(['created', 'approved'])
+      expect((await a.readChanges(S, { pageSize: 10 })).items).toHaveLength(1)
+      // Expiring it from both replicas at once: only pending requests are touched, so nothing.
+      const dayAfter = new Date(T0.getTime() + 2 * 86_400_000)
+      const expired = await Promise.all([a.expireAccessRequests(dayAfter, 10), b.expireAccessRequests(dayAfter, 10)])
+      expect(expired).toEqual([0, 0])
+    })
+
+    it('expires a pending request once when both replicas sweep', async () => {
+      await a.createStore(S, 'jit', T0)
+      for (let i = 0; i < 30; i++) {
+        await a.createAccessRequest({
+          storeId: S,
+          id: `01HA00000000000000000000${String(i).padStart(2, '0')}`,
+          objectType: 'doc',
+          objectId: 'prod',
+          relation: 'viewer',
+          user: 'user:anne',
+          durationMs: 1000,
+          reason: '',
+          status: 'pending',
+          createdAt: T0,
+          pendingUntil: new Date(T0.getTime() + 1000),
+          grantExpiresAt: null,
+          events: [{ type: 'created', actor: 'user:anne', at: T0, reason: '' }],
+        })
+      }
+      const later = new Date(T0.getTime() + 5000)
+      const drain = async (ds: PostgresDatastore) => {
+        let total = 0
+        for (let n; (n = await ds.expireAccessRequests(later, 4)) > 0; ) total += n
+        return total
+      }
+      const counts = await Promise.all([drain(a), drain(b), drain(a), drain(b)])
+      expect(counts.reduce((x, y) => x + y, 0)).toBe(30)
+      const all = await a.listAccessRequests(S, { now: later.getTime(), pageSize: 100 })
+      expect(all.items.every((r) => r.status === 'expired' && r.events.length === 2)).toBe(true)
+    })
+
     it('reads what the other replica wrote at once, in both directions', async () => {
       await a.createStore(S, 'shared', T0)
       await a.write(
@@ -184,7 +295,7 @@ describePostgres('postgres', target, () => {
         },
         T0,
       )
-      const r = b.reader(S, await b.headRevision(S))
+      const r = b.reader(S, await b.headRevision(S), T0.getTime())
       const users = await r.readUsers('doc', '1', 'viewer', [
         { type: 'user', id: 'anne', relation: '' },
         { type: 'user', id: '*', relation: '' },
@@ -225,7 +336,7 @@ describePostgres('postgres', target, () => {
         await other.query('SELECT revision FROM stores WHERE id = $1 FOR UPDATE', [S])
         await other.query('ROLLBACK')
         expect(await write).toBe(2)
-        expect(await ds.reader(S, 2).readObjectRelation('doc', 'x', 'viewer')).toEqual([])
+        expect(await ds.reader(S, 2, T0.getTime()).readObjectRelation('doc', 'x', 'viewer')).toEqual([])
       } finally {
         await other.end()
         await ds.close()
@@ -249,6 +360,47 @@ describePostgres('postgres', target, () => {
   })
 
   describe('migrations', () => {
+    it('upgrades a schema made by 0000_init to the current one, keeping the data', async () => {
+      const old = await createTestSchema(target.url!)
+      const dir = mkdtempSync(join(tmpdir(), 'pemba-pg-migrations-'))
+      const client = new pg.Client({ connectionString: old.url })
+      await client.connect()
+      try {
+        await migrate(drizzle({ client }), {
+          migrationsFolder: oldMigrations('postgres', 1, dir),
+          migrationsSchema: old.name,
+          migrationsTable: '__drizzle_migrations',
+        })
+        await client.query(
+          "INSERT INTO stores (id, name, created_at, updated_at, revision) VALUES ($1, 'old', 0, 0, 1)",
+          [S],
+        )
+        await client.query(
+          `INSERT INTO tuples (store_id, object_type, object_id, relation, user_type, user_id, revision, inserted_at)
+           VALUES ($1, 'doc', '1', 'viewer', 'user', 'anne', 1, 0)`,
+          [S],
+        )
+        await expect(PostgresDatastore.open({ url: old.url, migrations: 'check' })).rejects.toThrow(
+          /1 pending migration\(s\) \(0001_expiry_and_access_requests\)/,
+        )
+        const ds = await PostgresDatastore.open({ url: old.url, poolSize: 1 })
+        try {
+          const tuples = await ds.reader(S, 1, T0.getTime()).readObjectRelation('doc', '1', 'viewer')
+          expect(tuples.map((t) => [t.userId, t.expiresAt])).toEqual([['anne', undefined]])
+          const bob = { ...viewer('1', 'bob'), expiresAt: T0.getTime() + 1000 }
+          expect(await ds.write(S, { writes: [bob], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)).toBe(2)
+          expect(await ds.sweepExpired(new Date(T0.getTime() + 2000), 10)).toBe(1)
+        } finally {
+          await ds.close()
+        }
+        await (await PostgresDatastore.open({ url: old.url, migrations: 'check', poolSize: 1 })).close()
+      } finally {
+        await client.end()
+        rmSync(dir, { recursive: true, force: true })
+        await old.drop()
+      }
+    })
+
     it('check refuses an unmigrated schema; auto migrates it once even when replicas race', async () => {
       const fresh = await createTestSchema(target.url!)
       try {

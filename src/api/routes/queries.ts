@@ -15,6 +15,7 @@ type WireTupleKey = {
   relation: string
   object: string
   condition?: { name: string; context?: Record<string, unknown> | null } | null
+  expires_at?: string | null
 }
 
 function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
@@ -24,6 +25,7 @@ function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undef
     relation: k.relation,
     object: k.object,
     condition: k.condition ? { name: k.condition.name, context: k.condition.context ?? undefined } : undefined,
+    expires_at: k.expires_at ?? undefined,
   }))
 }
 

@@ -31,18 +31,25 @@ import {
   pendingMigrations,
   type MigrationsMode,
 } from '../migrations.ts'
-import type {
-  ChangesQuery,
-  Datastore,
-  Page,
-  ReadFilter,
-  Revision,
-  StoreRecord,
-  StoredTuple,
-  TupleChange,
-  TupleIdentity,
-  TupleReader,
-  WriteRequest,
+import {
+  EXPIRY_ACTOR,
+  effectiveStatus,
+  type AccessRequestDecision,
+  type AccessRequestEvent,
+  type AccessRequestQuery,
+  type AccessRequestRecord,
+  type AccessRequestStatus,
+  type ChangesQuery,
+  type Datastore,
+  type Page,
+  type ReadFilter,
+  type Revision,
+  type StoreRecord,
+  type StoredTuple,
+  type TupleChange,
+  type TupleIdentity,
+  type TupleReader,
+  type WriteRequest,
 } from '../store.ts'
 
 export interface PostgresOptions {
@@ -72,7 +79,13 @@ const MIGRATION_LOCK = 0x70656d62 // 'pemb'
 /** The key columns of a tuple, in primary-key order after store_id. */
 const KEY_COLUMNS = 'object_type, object_id, relation, user_relation, user_type, user_id'
 
-const TUPLE_COLUMNS = `${KEY_COLUMNS}, condition_name, condition_context`
+const TUPLE_COLUMNS = `${KEY_COLUMNS}, condition_name, condition_context, expires_at`
+
+/**
+ * The reader's filter, with `now` as parameter n: an expired tuple is gone the instant it
+ * expires, whether or not the sweeper has deleted the row yet.
+ */
+const live = (n: number, alias = '') => `(${alias}expires_at IS NULL OR ${alias}expires_at > $${n})`
 
 /**
  * int8 (bigint) comes back as a string by default. Pemba's bigints are millisecond times and
@@ -95,6 +108,7 @@ interface TupleRow {
   user_id: string
   condition_name: string
   condition_context: string | null
+  expires_at: number | null
   inserted_at?: number
 }
 
@@ -115,8 +129,33 @@ interface ChangeRow {
   user: string
   condition_name: string
   condition_context: string | null
+  expires_at: number | null
   operation: number
   created_at: number
+}
+
+interface AccessRequestRow {
+  store_id: string
+  id: string
+  object_type: string
+  object_id: string
+  relation: string
+  user: string
+  duration_ms: number
+  reason: string
+  status: AccessRequestStatus
+  created_at: number
+  pending_until: number
+  grant_expires_at: number | null
+}
+
+interface EventRow {
+  request_id: string
+  seq: number
+  type: AccessRequestEvent['type']
+  actor: string
+  at: number
+  reason: string
 }
 
 function rowToTuple(r: TupleRow): Tuple {
@@ -129,6 +168,46 @@ function rowToTuple(r: TupleRow): Tuple {
     userRelation: r.user_relation,
     conditionName: r.condition_name,
     conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
+  }
+}
+
+function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): AccessRequestRecord {
+  return {
+    storeId: r.store_id,
+    id: r.id,
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    user: r.user,
+    durationMs: r.duration_ms,
+    reason: r.reason,
+    status: r.status,
+    createdAt: new Date(r.created_at),
+    pendingUntil: new Date(r.pending_until),
+    grantExpiresAt: r.grant_expires_at === null ? null : new Date(r.grant_expires_at),
+    events: events.map((e) => ({
+      type: e.type,
+      actor: e.actor,
+      at: new Date(e.at),
+      reason: e.reason,
+    })),
+  }
+}
+
+/** The WHERE clause of an effective-status filter; `pending` and `expired` compare with $n. */
+function statusClause(status: AccessRequestStatus | undefined, n: number): string | undefined {
+  switch (status) {
+    case undefined:
+      return undefined
+    case 'pending':
+      return `(status = 'pending' AND pending_until > $${n})`
+    case 'expired':
+      return `(status = 'expired' OR (status = 'pending' AND pending_until <= $${n}))`
+    case 'approved':
+      return "status = 'approved'"
+    case 'denied':
+      return "status = 'denied'"
   }
 }
 
@@ -187,36 +266,84 @@ const SQL = {
     WHERE store_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3`,
   /** All of one object's tuples, capped (LIMIT is the cap + 1, to tell "more than" apart). */
   object: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 LIMIT $4`,
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND ${live(5)} LIMIT $4`,
   objectRelation: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4`,
+    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4 AND ${live(5)}`,
   usersets: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
     WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
-      AND user_relation > ''`,
+      AND user_relation > '' AND ${live(5)}`,
   /** Users of one (type, relation) at once: `user_id = ANY` stays in the primary key's range. */
   exactUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
     WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
-      AND user_relation = $5 AND user_type = $6 AND user_id = ANY($7::text[])`,
+      AND user_relation = $5 AND user_type = $6 AND user_id = ANY($7::text[]) AND ${live(8)}`,
   /** The reverse direction over `tuples_by_user`, again one (type, relation) group at a time. */
   startingWithUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
     WHERE store_id = $1 AND object_type = $2 AND relation = $3
-      AND user_type = $4 AND user_relation = $5 AND user_id = ANY($6::text[])`,
-  /** Deletes a batch of keys, returning those that existed (a missing one fails or is ignored). */
+      AND user_type = $4 AND user_relation = $5 AND user_id = ANY($6::text[]) AND ${live(7)}`,
+  /**
+   * Deletes a batch of live keys, returning those that existed (a missing one fails or is
+   * ignored). An expired row counts as missing: it is gone, and the sweeper records it.
+   */
   deleteTuples: sql`DELETE FROM tuples t USING ${unnestText(2, 6)} AS k(${KEY_COLUMNS})
-    WHERE t.store_id = $1 AND ${SAME_KEY}
+    WHERE t.store_id = $1 AND ${SAME_KEY} AND ${live(8, 't.')}
     RETURNING t.object_type, t.object_id, t.relation, t.user_relation, t.user_type, t.user_id`,
+  /** Deletes the rows of a batch of keys whatever their expiry (expired rows being replaced). */
+  deleteRows: sql`DELETE FROM tuples t USING ${unnestText(2, 6)} AS k(${KEY_COLUMNS})
+    WHERE t.store_id = $1 AND ${SAME_KEY}`,
   existingTuples: sql`SELECT t.object_type, t.object_id, t.relation, t.user_relation, t.user_type,
-      t.user_id, t.condition_name, t.condition_context
+      t.user_id, t.condition_name, t.condition_context, t.expires_at
     FROM tuples t JOIN ${unnestText(2, 6)} AS k(${KEY_COLUMNS}) ON ${SAME_KEY}
     WHERE t.store_id = $1`,
-  insertTuples: sql`INSERT INTO tuples
-      (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision, inserted_at)
-    SELECT $1::text, k.*, $10::bigint, $11::bigint FROM ${unnestText(2, 8)} AS k`,
+  insertTuples: sql`INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name,
+      condition_context, expires_at, revision, inserted_at)
+    SELECT $1::text, k.*, $11::bigint, $12::bigint
+    FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+      $8::text[], $9::text[], $10::bigint[]) AS k`,
   insertChanges: sql`INSERT INTO changelog (store_id, revision, seq, object_type, object_id,
-      relation, "user", condition_name, condition_context, operation, created_at)
-    SELECT $1::text, $2::bigint, k.*, $11::bigint
+      relation, "user", condition_name, condition_context, expires_at, operation, created_at)
+    SELECT $1::text, $2::bigint, k.*, $12::bigint
     FROM unnest($3::int[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-      $9::text[], $10::int[]) AS k`,
+      $9::text[], $10::bigint[], $11::int[]) AS k`,
+  /** The stores with the oldest expired tuples, over tuples_by_expiry (no locks taken). */
+  expiredStores: sql`SELECT DISTINCT store_id FROM (SELECT store_id FROM tuples
+    WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2) e`,
+  /**
+   * Deletes up to $3 of one store's expired tuples. Run while holding the store row's lock, as
+   * every writer does, so a sweeper on another replica either already deleted a row (this
+   * statement, in a newer snapshot, no longer sees it) or waits its turn.
+   */
+  sweepStore: sql`DELETE FROM tuples WHERE ctid = ANY(ARRAY(SELECT ctid FROM tuples
+      WHERE store_id = $1 AND expires_at <= $2 ORDER BY expires_at LIMIT $3))
+    RETURNING ${KEY_COLUMNS}`,
+  insertAccessRequest: sql`INSERT INTO access_requests (store_id, id, object_type, object_id,
+      relation, "user", duration_ms, reason, status, created_at, pending_until, grant_expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+  getAccessRequest: 'SELECT * FROM access_requests WHERE store_id = $1 AND id = $2',
+  /** The request's row lock: approvals, denials and expiry of one request take turns. */
+  lockAccessRequest: sql`SELECT status, pending_until FROM access_requests
+    WHERE store_id = $1 AND id = $2 FOR UPDATE`,
+  setAccessRequestStatus: sql`UPDATE access_requests SET status = $3, grant_expires_at = $4
+    WHERE store_id = $1 AND id = $2`,
+  /** Appends an event; callers hold the request's row lock (or just created it), so seq is free. */
+  insertEvent: sql`INSERT INTO access_request_events
+      (store_id, request_id, seq, type, actor, at, reason)
+    SELECT $1::text, $2::text, COUNT(*), $3::text, $4::text, $5::bigint, $6::text
+    FROM access_request_events WHERE store_id = $1 AND request_id = $2`,
+  events: sql`SELECT * FROM access_request_events
+    WHERE store_id = $1 AND request_id = ANY($2::text[]) ORDER BY request_id, seq`,
+  /** Pending requests past their deadline; rows another sweeper holds are left to it. */
+  duePendingRequests: sql`SELECT store_id, id, pending_until FROM access_requests
+    WHERE status = 'pending' AND pending_until <= $1 ORDER BY pending_until LIMIT $2
+    FOR UPDATE SKIP LOCKED`,
+  expireRequests: sql`UPDATE access_requests a SET status = 'expired'
+    FROM unnest($1::text[], $2::text[]) AS k(store_id, id)
+    WHERE a.store_id = k.store_id AND a.id = k.id`,
+  insertExpiredEvents: sql`INSERT INTO access_request_events
+      (store_id, request_id, seq, type, actor, at, reason)
+    SELECT k.store_id, k.id, (SELECT COUNT(*) FROM access_request_events e
+        WHERE e.store_id = k.store_id AND e.request_id = k.id),
+      'expired', $4::text, k.at, ''
+    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(store_id, id, at)`,
   writeAssertions: sql`INSERT INTO assertions (store_id, model_id, assertions) VALUES ($1, $2, $3)
     ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions`,
   readAssertions: 'SELECT assertions FROM assertions WHERE store_id = $1 AND model_id = $2',
@@ -458,15 +585,8 @@ export class PostgresDatastore implements Datastore {
    * failure (nothing of a failed attempt is visible, so a retry is a fresh start).
    */
   async write(storeId: string, req: WriteRequest, now: Date): Promise<Revision> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.#transaction((c) => applyWrite(c, storeId, req, now.getTime()))
-      } catch (e) {
-        if (attempt >= WRITE_ATTEMPTS || !isRetryable(e)) throw e
-        // 10, 20, 40, 80 ms ceilings, full jitter: racing replicas do not retry in lockstep.
-        await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** (attempt - 1)))
-      }
-    }
+    const ts = now.getTime()
+    return this.#retrying(() => this.#transaction((c) => applyWrite(c, storeId, req, ts)))
   }
 
   async #transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -496,9 +616,10 @@ export class PostgresDatastore implements Datastore {
     storeId: string,
     f: ReadFilter,
     q: { pageSize: number; after?: string },
+    now: number,
   ): Promise<Page<StoredTuple>> {
-    const where = ['store_id = $1']
-    const params: unknown[] = [storeId]
+    const where = ['store_id = $1', live(2)]
+    const params: unknown[] = [storeId, now]
     // The statement's shape (which fields are set, whether there is a cursor) names it, so each
     // of the few shapes in use is prepared once per connection.
     let shape = ''
@@ -575,6 +696,7 @@ export class PostgresDatastore implements Datastore {
       user: r.user,
       conditionName: r.condition_name,
       conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+      ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
       operation: r.operation === 0 ? 'write' : 'delete',
       timestamp: new Date(r.created_at),
     }))
@@ -587,8 +709,165 @@ export class PostgresDatastore implements Datastore {
     return row?.revision ?? 0
   }
 
-  reader(storeId: string, _revision: Revision): TupleReader {
-    return new PostgresTupleReader(storeId, this.pool)
+  reader(storeId: string, _revision: Revision, now: number): TupleReader {
+    return new PostgresTupleReader(storeId, now, this.pool)
+  }
+
+  /**
+   * sweepExpired finds the stores with the oldest expired tuples, then sweeps each in its own
+   * transaction under the store row's lock (the lock every write takes first), so replicas
+   * sweeping at once take turns per store and a tuple's delete is recorded once; lock order is
+   * store row, then tuples, as in write(), so sweeping cannot deadlock with writers.
+   */
+  async sweepExpired(now: Date, limit: number): Promise<number> {
+    const ts = now.getTime()
+    const stores = await this.#query<{ store_id: string }>('expiredStores', [ts, limit])
+    let swept = 0
+    for (const { store_id: storeId } of stores) {
+      if (swept >= limit) break
+      const left = limit - swept
+      const sweep = () => this.#transaction((c) => sweepStore(c, storeId, ts, left))
+      swept += await this.#retrying(sweep)
+    }
+    return swept
+  }
+
+  // --- access requests -----------------------------------------------------------------------
+
+  async createAccessRequest(r: AccessRequestRecord): Promise<void> {
+    await this.#transaction(async (c) => {
+      await c.query(
+        q('insertAccessRequest', [
+          r.storeId,
+          r.id,
+          r.objectType,
+          r.objectId,
+          r.relation,
+          r.user,
+          r.durationMs,
+          r.reason,
+          r.status,
+          r.createdAt.getTime(),
+          r.pendingUntil.getTime(),
+          r.grantExpiresAt?.getTime() ?? null,
+        ]),
+      )
+      for (const e of r.events) await appendEvent(c, r.storeId, r.id, e)
+    })
+  }
+
+  async getAccessRequest(storeId: string, id: string): Promise<AccessRequestRecord | undefined> {
+    const rows = await this.#query<AccessRequestRow>('getAccessRequest', [storeId, id])
+    return rows.length ? (await this.#withEvents(storeId, rows))[0] : undefined
+  }
+
+  async listAccessRequests(
+    storeId: string,
+    q: AccessRequestQuery,
+  ): Promise<Page<AccessRequestRecord>> {
+    const where = ['store_id = $1']
+    const params: unknown[] = [storeId]
+    let shape = q.status ?? 'all'
+    const status = statusClause(q.status, 2)
+    if (status) {
+      where.push(status)
+      if (q.status === 'pending' || q.status === 'expired') params.push(q.now)
+    }
+    const after = decodeCursor(q.after, isStringArray(1))
+    if (after) {
+      params.push(after[0])
+      where.push(`id > $${params.length}`)
+      shape += '_c'
+    }
+    params.push(q.pageSize + 1)
+    const text = sql`SELECT * FROM access_requests WHERE ${where.join(' AND ')}
+      ORDER BY id LIMIT $${String(params.length)}`
+    const name = `pemba_requests_${shape}`
+    const rows = (await this.pool.query<AccessRequestRow>({ name, text, values: params })).rows
+    const more = rows.length > q.pageSize
+    const items = await this.#withEvents(storeId, rows.slice(0, q.pageSize))
+    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
+  }
+
+  async approveAccessRequest(
+    storeId: string,
+    id: string,
+    tuple: Tuple,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision> {
+    const ts = now.getTime()
+    return this.#retrying(() =>
+      this.#transaction(async (c) => {
+        // The store row first, as every writer takes it: the grant's revision is then in order.
+        const locked = await c.query<{ revision: number }>(q('lockStore', [storeId]))
+        if (locked.rows.length === 0) return { ok: false, status: 'missing' } as const
+        const notPending = await lockPending(c, storeId, id, ts)
+        if (notPending) return notPending
+        const granted = await grant(c, storeId, tuple, locked.rows[0].revision, ts)
+        if (!granted.ok) return granted
+        const expires = tuple.expiresAt ?? null
+        await c.query(q('setAccessRequestStatus', [storeId, id, 'approved', expires]))
+        await appendEvent(c, storeId, id, event)
+        return granted
+      }),
+    )
+  }
+
+  async denyAccessRequest(
+    storeId: string,
+    id: string,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision> {
+    return this.#retrying(() =>
+      this.#transaction(async (c) => {
+        const notPending = await lockPending(c, storeId, id, now.getTime())
+        if (notPending) return notPending
+        await c.query(q('setAccessRequestStatus', [storeId, id, 'denied', null]))
+        await appendEvent(c, storeId, id, event)
+        const [head] = (await c.query<{ revision: number }>(q('headRevision', [storeId]))).rows
+        return { ok: true, revision: head?.revision ?? 0 } as const
+      }),
+    )
+  }
+
+  async expireAccessRequests(now: Date, limit: number): Promise<number> {
+    return this.#retrying(() =>
+      this.#transaction(async (c) => {
+        const due = (
+          await c.query<{ store_id: string; id: string; pending_until: number }>(
+            q('duePendingRequests', [now.getTime(), limit]),
+          )
+        ).rows
+        if (due.length === 0) return 0
+        const stores = due.map((r) => r.store_id)
+        const ids = due.map((r) => r.id)
+        await c.query(q('expireRequests', [stores, ids]))
+        const at = due.map((r) => r.pending_until)
+        await c.query(q('insertExpiredEvents', [stores, ids, at, EXPIRY_ACTOR]))
+        return due.length
+      }),
+    )
+  }
+
+  async #withEvents(storeId: string, rows: AccessRequestRow[]): Promise<AccessRequestRecord[]> {
+    if (rows.length === 0) return []
+    const events = await this.#query<EventRow>('events', [storeId, rows.map((r) => r.id)])
+    return rows.map((r) => rowToAccessRequest(r, events.filter((e) => e.request_id === r.id)))
+  }
+
+  /** #retrying runs a transaction again on deadlock or serialization failure, with jitter. */
+  async #retrying<T>(fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn()
+      } catch (e) {
+        if (attempt >= WRITE_ATTEMPTS || !isRetryable(e)) throw e
+        // 10, 20, 40, 80 ms ceilings, full jitter: racing replicas do not retry in lockstep.
+        await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** (attempt - 1)))
+      }
+    }
   }
 
   async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {
@@ -630,9 +909,16 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
     user: [] as string[],
     conditionName: [] as string[],
     conditionContext: [] as (string | null)[],
+    expiresAt: [] as (number | null)[],
     operation: [] as number[],
   }
-  const record = (t: TupleIdentity, conditionName: string, ctx: string | null, operation: number) => {
+  const record = (
+    t: TupleIdentity,
+    conditionName: string,
+    ctx: string | null,
+    expires: number | null,
+    operation: number,
+  ) => {
     change.seq.push(change.seq.length)
     change.objectType.push(t.objectType)
     change.objectId.push(t.objectId)
@@ -640,11 +926,12 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
     change.user.push(formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation }))
     change.conditionName.push(conditionName)
     change.conditionContext.push(ctx)
+    change.expiresAt.push(expires)
     change.operation.push(operation)
   }
 
   if (req.deletes.length > 0) {
-    const res = await c.query<TupleRow>(q('deleteTuples', [storeId, ...keyArrays(req.deletes)]))
+    const res = await c.query<TupleRow>(q('deleteTuples', [storeId, ...keyArrays(req.deletes), ts]))
     const deleted = new Set(res.rows.map(keyOfRow))
     for (const d of req.deletes) {
       // Consumed on first use: a second delete of the same tuple in one request finds nothing.
@@ -657,7 +944,7 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
         }
         continue
       }
-      record(d, '', null, 1)
+      record(d, '', null, null, 1)
     }
   }
 
@@ -666,10 +953,19 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
     const existing = new Map(res.rows.map((r) => [keyOfRow(r), r] as const))
     const inserts: Tuple[] = []
     const contexts: (string | null)[] = []
+    const replaced: Tuple[] = []
     for (const w of req.writes) {
       const key = keyOf(w)
       const ctx = canonicalContext(w.conditionContext)
-      const found = existing.get(key)
+      const expires = w.expiresAt ?? null
+      let found = existing.get(key)
+      if (found && found.expires_at !== null && found.expires_at <= ts) {
+        // Expired but not swept yet: gone for everyone, so this is a new tuple. Its removal is
+        // recorded first, as the sweeper would have, so the feed stays a true history.
+        replaced.push(w)
+        record(w, '', null, null, 1)
+        found = undefined
+      }
       if (found) {
         if (req.onDuplicate === 'error') {
           throw new PembaError(
@@ -680,16 +976,35 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
         if (found.condition_name !== w.conditionName || found.condition_context !== ctx) {
           throw new ConflictError(`tuple to be written already existed with a different condition: ${describe(w)}`)
         }
+        if (found.expires_at !== expires) {
+          throw new ConflictError(
+            `tuple to be written already existed with a different expiry: ${describe(w)}`,
+          )
+        }
         continue
       }
       // A later write of the same key in this request meets this one, as it would row by row.
-      existing.set(key, { ...rowOf(w), condition_name: w.conditionName, condition_context: ctx })
+      existing.set(key, {
+        ...rowOf(w),
+        condition_name: w.conditionName,
+        condition_context: ctx,
+        expires_at: expires,
+      })
       inserts.push(w)
       contexts.push(ctx)
-      record(w, w.conditionName, ctx, 0)
+      record(w, w.conditionName, ctx, expires, 0)
     }
+    if (replaced.length > 0) await c.query(q('deleteRows', [storeId, ...keyArrays(replaced)]))
     if (inserts.length > 0) {
-      const values = [storeId, ...keyArrays(inserts), inserts.map((w) => w.conditionName), contexts, revision, ts]
+      const values = [
+        storeId,
+        ...keyArrays(inserts),
+        inserts.map((w) => w.conditionName),
+        contexts,
+        inserts.map((w) => w.expiresAt ?? null),
+        revision,
+        ts,
+      ]
       await c.query(q('insertTuples', values))
     }
   }
@@ -707,6 +1022,7 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
       change.user,
       change.conditionName,
       change.conditionContext,
+      change.expiresAt,
       change.operation,
       ts,
     ]),
@@ -715,7 +1031,140 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
   return revision
 }
 
-function rowOf(t: TupleIdentity): Omit<TupleRow, 'condition_name' | 'condition_context'> {
+/** The changelog's operation codes. */
+const WRITE = 0 as const
+const DELETE = 1 as const
+
+/** recordChanges writes changelog entries (no conditions) under `revision`, seq 0, 1, … */
+async function recordChanges(
+  c: pg.PoolClient,
+  storeId: string,
+  revision: number,
+  ts: number,
+  changes: { t: TupleIdentity; expires: number | null; operation: 0 | 1 }[],
+): Promise<void> {
+  await c.query(
+    q('insertChanges', [
+      storeId,
+      revision,
+      changes.map((_, i) => i),
+      changes.map((x) => x.t.objectType),
+      changes.map((x) => x.t.objectId),
+      changes.map((x) => x.t.relation),
+      changes.map(({ t }) => subjectOf(t)),
+      changes.map(() => ''),
+      changes.map(() => null),
+      changes.map((x) => x.expires),
+      changes.map((x) => x.operation),
+      ts,
+    ]),
+  )
+}
+
+/**
+ * sweepStore is one sweep transaction of one store: lock the store row, delete up to `limit`
+ * expired tuples, record each delete under the store's next revision.
+ */
+async function sweepStore(
+  c: pg.PoolClient,
+  storeId: string,
+  ts: number,
+  limit: number,
+): Promise<number> {
+  const locked = await c.query<{ revision: number }>(q('lockStore', [storeId]))
+  const deleted = (await c.query<KeyRow>(q('sweepStore', [storeId, ts, limit]))).rows
+  // Without a store row there is no revision to order a changelog entry by; the rows still go.
+  if (deleted.length === 0 || locked.rows.length === 0) return deleted.length
+  const revision = locked.rows[0].revision + 1
+  const changes = deleted.map((r) => ({ t: identityOfRow(r), expires: null, operation: DELETE }))
+  await recordChanges(c, storeId, revision, ts, changes)
+  await c.query(q('setRevision', [storeId, revision]))
+  return deleted.length
+}
+
+/**
+ * lockPending locks an access request's row and returns undefined when it is pending at `ts`,
+ * or why it is not (missing, approved, denied, expired).
+ */
+async function lockPending(
+  c: pg.PoolClient,
+  storeId: string,
+  id: string,
+  ts: number,
+): Promise<AccessRequestDecision | undefined> {
+  type Row = { status: AccessRequestStatus; pending_until: number }
+  const [row] = (await c.query<Row>(q('lockAccessRequest', [storeId, id]))).rows
+  if (!row) return { ok: false, status: 'missing' }
+  const status = effectiveStatus(row.status, row.pending_until, ts)
+  return status === 'pending' ? undefined : { ok: false, status }
+}
+
+/**
+ * grant writes a JIT grant inside the caller's transaction, which holds the store row's lock
+ * (`head` is the revision it read). Absent (or expired, not yet swept): written under a new
+ * revision. Present without a condition: its expiry becomes the later of the two (an
+ * unexpiring tuple stays as it is), recorded as a delete and a write so a feed consumer sees the
+ * new expiry. Present with a condition: refused, since replacing it would drop the condition and
+ * keeping it would not grant what was approved.
+ */
+async function grant(
+  c: pg.PoolClient,
+  storeId: string,
+  t: Tuple,
+  head: number,
+  ts: number,
+): Promise<AccessRequestDecision> {
+  const expires = t.expiresAt ?? null
+  const key = keyArrays([t])
+  const [existing] = (await c.query<TupleRow>(q('existingTuples', [storeId, ...key]))).rows
+  const live = existing && (existing.expires_at === null || existing.expires_at > ts)
+  if (existing && live) {
+    if (existing.condition_name !== '' || existing.condition_context !== null) {
+      const conflict = `${describe(t)} already exists with a condition`
+      return { ok: false, status: 'pending', conflict }
+    }
+    if (existing.expires_at === null || (expires !== null && existing.expires_at >= expires)) {
+      return { ok: true, revision: head }
+    }
+  }
+  const revision = head + 1
+  const changes: { t: TupleIdentity; expires: number | null; operation: 0 | 1 }[] = []
+  if (existing) {
+    await c.query(q('deleteRows', [storeId, ...key]))
+    changes.push({ t, expires: null, operation: DELETE })
+  }
+  await c.query(q('insertTuples', [storeId, ...key, [''], [null], [expires], revision, ts]))
+  changes.push({ t, expires, operation: WRITE })
+  await recordChanges(c, storeId, revision, ts, changes)
+  await c.query(q('setRevision', [storeId, revision]))
+  return { ok: true, revision }
+}
+
+async function appendEvent(
+  c: pg.PoolClient,
+  storeId: string,
+  id: string,
+  e: AccessRequestEvent,
+): Promise<void> {
+  await c.query(q('insertEvent', [storeId, id, e.type, e.actor, e.at.getTime(), e.reason]))
+}
+
+function subjectOf(t: TupleIdentity): string {
+  return formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+}
+
+function identityOfRow(r: KeyRow): TupleIdentity {
+  return {
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userRelation: r.user_relation,
+    userType: r.user_type,
+    userId: r.user_id,
+  }
+}
+
+function rowOf(t: TupleIdentity): KeyRow {
   return {
     object_type: t.objectType,
     object_id: t.objectId,
@@ -747,10 +1196,13 @@ function groupSubjects(users: readonly Subject[]): { type: string; relation: str
  */
 class PostgresTupleReader implements TupleReader {
   readonly #store: string
+  /** The reader's instant (ms): tuples with expires_at <= now are invisible. */
+  readonly #now: number
   readonly #pool: pg.Pool
 
-  constructor(storeId: string, pool: pg.Pool) {
+  constructor(storeId: string, now: number, pool: pg.Pool) {
     this.#store = storeId
+    this.#now = now
     this.#pool = pool
   }
 
@@ -759,33 +1211,51 @@ class PostgresTupleReader implements TupleReader {
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
-    const rows = await this.#rows('object', [this.#store, objectType, objectId, limit + 1])
+    const values = [this.#store, objectType, objectId, limit + 1, this.#now]
+    const rows = await this.#rows('object', values)
     return rows.length > limit ? undefined : rows
   }
 
   readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return this.#rows('objectRelation', [this.#store, objectType, objectId, relation])
+    return this.#rows('objectRelation', [this.#store, objectType, objectId, relation, this.#now])
   }
 
   async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     const groups = groupSubjects(users)
     const parts = await Promise.all(
       groups.map((g) =>
-        this.#rows('exactUsers', [this.#store, objectType, objectId, relation, g.relation, g.type, g.ids]),
+        this.#rows('exactUsers', [
+          this.#store,
+          objectType,
+          objectId,
+          relation,
+          g.relation,
+          g.type,
+          g.ids,
+          this.#now,
+        ]),
       ),
     )
     return parts.flat()
   }
 
   readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return this.#rows('usersets', [this.#store, objectType, objectId, relation])
+    return this.#rows('usersets', [this.#store, objectType, objectId, relation, this.#now])
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     const groups = groupSubjects(users)
     const parts = await Promise.all(
       groups.map((g) =>
-        this.#rows('startingWithUsers', [this.#store, objectType, relation, g.type, g.relation, g.ids]),
+        this.#rows('startingWithUsers', [
+          this.#store,
+          objectType,
+          relation,
+          g.type,
+          g.relation,
+          g.ids,
+          this.#now,
+        ]),
       ),
     )
     return parts.flat()

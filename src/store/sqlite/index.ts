@@ -14,17 +14,25 @@ import { fileURLToPath } from 'node:url'
 import { ConflictError, PembaError } from '../../core/errors.ts'
 import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { AuthorizationModel } from '../../model/types.ts'
-import type {
-  ChangesQuery,
-  Datastore,
-  Page,
-  ReadFilter,
-  Revision,
-  StoreRecord,
-  StoredTuple,
-  TupleChange,
-  TupleReader,
-  WriteRequest,
+import {
+  EXPIRY_ACTOR,
+  effectiveStatus,
+  type AccessRequestDecision,
+  type AccessRequestEvent,
+  type AccessRequestQuery,
+  type AccessRequestRecord,
+  type AccessRequestStatus,
+  type ChangesQuery,
+  type Datastore,
+  type Page,
+  type ReadFilter,
+  type Revision,
+  type StoreRecord,
+  type StoredTuple,
+  type TupleChange,
+  type TupleIdentity,
+  type TupleReader,
+  type WriteRequest,
 } from '../store.ts'
 
 const MIGRATIONS = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url))
@@ -33,7 +41,20 @@ const MIGRATIONS = fileURLToPath(new URL('../../../migrations/sqlite', import.me
 const IN_CHUNK = 50
 
 const TUPLE_COLUMNS =
-  'object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context'
+  'object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at'
+
+/**
+ * Every reader query ends with this, bound to the reader's `now`: an expired tuple is gone the
+ * instant it expires, whether or not the sweeper has deleted the row yet.
+ */
+const LIVE = '(expires_at IS NULL OR expires_at > ?)'
+
+/** A readObject row: relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at. */
+type ObjectRow = [string, string, string, string, string, string | null, number | null]
+
+/** The tuple key columns, for statements that name one tuple. */
+const KEY_MATCH =
+  'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
 
 interface TupleRow {
   object_type: string
@@ -44,6 +65,7 @@ interface TupleRow {
   user_id: string
   condition_name: string
   condition_context: string | null
+  expires_at: number | null
   inserted_at?: number
 }
 
@@ -65,6 +87,7 @@ function rowToTuple(r: TupleRow): Tuple {
     userRelation: r.user_relation,
     conditionName: r.condition_name,
     conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
   }
 }
 
@@ -114,32 +137,45 @@ function prepareStatements(db: Database.Database) {
     listModels: db.prepare(
       'SELECT id, model FROM authorization_models WHERE store_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
     ),
-    object: db.prepare(
-      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? LIMIT ?`,
-    ),
     objectRelation: db.prepare(
-      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ?`,
+      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND ${LIVE}`,
     ),
     usersets: db.prepare(
-      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation > ''`,
+      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation > '' AND ${LIVE}`,
     ),
-    exactUser: db.prepare(
-      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?`,
-    ),
+    exactUser: db.prepare(`SELECT ${TUPLE_COLUMNS} FROM tuples WHERE ${KEY_MATCH} AND ${LIVE}`),
     startingWithUser: db.prepare(
-      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND user_id = ?`,
+      `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND user_id = ? AND ${LIVE}`,
     ),
     existingTuple: db.prepare(
-      'SELECT condition_name, condition_context FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?',
+      `SELECT condition_name, condition_context, expires_at FROM tuples WHERE ${KEY_MATCH}`,
     ),
     insertTuple: db.prepare(
-      'INSERT OR IGNORE INTO tuples (store_id, object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, revision, inserted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT OR IGNORE INTO tuples (store_id, object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, revision, inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
-    deleteTuple: db.prepare(
-      'DELETE FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?',
-    ),
+    /** Deletes a live tuple: an expired one is already gone, and is the sweeper's to record. */
+    deleteTuple: db.prepare(`DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE}`),
+    /** Deletes whatever row holds the key (an expired one being replaced or swept). */
+    deleteRow: db.prepare(`DELETE FROM tuples WHERE ${KEY_MATCH}`),
     insertChange: db.prepare(
-      'INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user, condition_name, condition_context, operation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user, condition_name, condition_context, expires_at, operation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    /** The oldest expired tuples, over tuples_by_expiry. */
+    expiredTuples: db.prepare(
+      'SELECT store_id, object_type, object_id, relation, user_relation, user_type, user_id FROM tuples WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
+    ),
+    insertAccessRequest: db.prepare(
+      'INSERT INTO access_requests (store_id, id, object_type, object_id, relation, user, duration_ms, reason, status, created_at, pending_until, grant_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    getAccessRequest: db.prepare('SELECT * FROM access_requests WHERE store_id = ? AND id = ?'),
+    setAccessRequestStatus: db.prepare(
+      'UPDATE access_requests SET status = ?, grant_expires_at = ? WHERE store_id = ? AND id = ?',
+    ),
+    insertEvent: db.prepare(
+      'INSERT INTO access_request_events (store_id, request_id, seq, type, actor, at, reason) VALUES (?, ?, (SELECT COUNT(*) FROM access_request_events WHERE store_id = ? AND request_id = ?), ?, ?, ?, ?)',
+    ),
+    duePendingRequests: db.prepare(
+      "SELECT store_id, id, pending_until FROM access_requests WHERE status = 'pending' AND pending_until <= ? ORDER BY pending_until LIMIT ?",
     ),
     writeAssertions: db.prepare(
       'INSERT INTO assertions (store_id, model_id, assertions) VALUES (?, ?, ?) ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions',
@@ -179,6 +215,139 @@ function canonicalContext(ctx: Record<string, unknown> | undefined): string | nu
   return JSON.stringify(ctx)
 }
 
+interface ExistingRow {
+  condition_name: string
+  condition_context: string | null
+  expires_at: number | null
+}
+
+type KeyRow = Pick<
+  TupleRow,
+  'object_type' | 'object_id' | 'relation' | 'user_relation' | 'user_type' | 'user_id'
+>
+
+/** keyOf is a tuple's primary key, as the parameters of a KEY_MATCH statement. */
+function keyOf(storeId: string, t: TupleIdentity): string[] {
+  return [storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId]
+}
+
+function identityOfRow(r: KeyRow): TupleIdentity {
+  return {
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userRelation: r.user_relation,
+    userType: r.user_type,
+    userId: r.user_id,
+  }
+}
+
+/** logDelete records the delete of `t` at changelog position (revision, seq). */
+function logDelete(
+  s: Statements,
+  storeId: string,
+  revision: number,
+  seq: number,
+  t: TupleIdentity,
+  ts: number,
+): void {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  const { objectType: type, objectId: id, relation } = t
+  s.insertChange.run(storeId, revision, seq, type, id, relation, user, '', null, null, 1, ts)
+}
+
+/** logWrite records the write of `t` (with its condition context `ctx` and expiry). */
+function logWrite(
+  s: Statements,
+  storeId: string,
+  revision: number,
+  seq: number,
+  t: Tuple,
+  ctx: string | null,
+  ts: number,
+): void {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  const { objectType, objectId, relation, conditionName } = t
+  const expires = t.expiresAt ?? null
+  s.insertChange.run(
+    storeId,
+    revision,
+    seq,
+    objectType,
+    objectId,
+    relation,
+    user,
+    conditionName,
+    ctx,
+    expires,
+    0,
+    ts,
+  )
+}
+
+interface AccessRequestRow {
+  store_id: string
+  id: string
+  object_type: string
+  object_id: string
+  relation: string
+  user: string
+  duration_ms: number
+  reason: string
+  status: AccessRequestStatus
+  created_at: number
+  pending_until: number
+  grant_expires_at: number | null
+}
+
+interface EventRow {
+  request_id: string
+  seq: number
+  type: AccessRequestEvent['type']
+  actor: string
+  at: number
+  reason: string
+}
+
+/** The WHERE clause of an effective-status filter; `pending` and `expired` bind `now`. */
+function statusClause(status: AccessRequestStatus | undefined): string | undefined {
+  switch (status) {
+    case undefined:
+      return undefined
+    case 'pending':
+      return "(status = 'pending' AND pending_until > ?)"
+    case 'expired':
+      return "(status = 'expired' OR (status = 'pending' AND pending_until <= ?))"
+    case 'approved':
+      return "status = 'approved'"
+    case 'denied':
+      return "status = 'denied'"
+  }
+}
+
+function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): AccessRequestRecord {
+  return {
+    storeId: r.store_id,
+    id: r.id,
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    user: r.user,
+    durationMs: r.duration_ms,
+    reason: r.reason,
+    status: r.status,
+    createdAt: new Date(r.created_at),
+    pendingUntil: new Date(r.pending_until),
+    grantExpiresAt: r.grant_expires_at === null ? null : new Date(r.grant_expires_at),
+    events: events.map((e) => ({
+      type: e.type,
+      actor: e.actor,
+      at: new Date(e.at),
+      reason: e.reason,
+    })),
+  }
+}
+
 export interface SqliteOptions {
   /** A file path, or ':memory:'. */
   filename: string
@@ -192,6 +361,7 @@ export class SqliteDatastore implements Datastore {
   readonly #stmt: Statements
   /** `user_id IN (?, …)` statements by list length, prepared on first use. */
   readonly #inStatements = new Map<number, Database.Statement>()
+  readonly #objectStatements = new Map<number, Database.Statement>()
 
   constructor(options: SqliteOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
@@ -269,7 +439,7 @@ export class SqliteDatastore implements Datastore {
       }
       for (const d of req.deletes) {
         const key = [storeId, d.objectType, d.objectId, d.relation, d.userRelation, d.userType, d.userId]
-        const res = s.deleteTuple.run(...key)
+        const res = s.deleteTuple.run(...key, ts)
         if (res.changes === 0) {
           if (req.onMissing === 'error') {
             throw new PembaError(
@@ -279,16 +449,25 @@ export class SqliteDatastore implements Datastore {
           }
           continue
         }
-        const user = formatSubject({ type: d.userType, id: d.userId, relation: d.userRelation })
-        s.insertChange.run(storeId, nextRevision(), seq++, d.objectType, d.objectId, d.relation, user, '', null, 1, ts)
+        logDelete(s, storeId, nextRevision(), seq++, d, ts)
       }
       for (const w of req.writes) {
         const key = [storeId, w.objectType, w.objectId, w.relation, w.userRelation, w.userType, w.userId]
         const ctx = canonicalContext(w.conditionContext)
+        const expires = w.expiresAt ?? null
         // Insert first: the common case (a new tuple) costs one statement, not a look-up too.
         const rev = nextRevision()
-        if (s.insertTuple.run(...key, w.conditionName, ctx, rev, ts).changes === 0) {
-          const existing = s.existingTuple.get(...key) as { condition_name: string; condition_context: string | null }
+        if (s.insertTuple.run(...key, w.conditionName, ctx, rev, ts, expires).changes === 0) {
+          const existing = s.existingTuple.get(...key) as ExistingRow
+          if (existing.expires_at !== null && existing.expires_at <= ts) {
+            // Expired but not swept yet: gone for everyone, so this is a new tuple. Its removal
+            // is recorded first, as the sweeper would have, so the feed stays a true history.
+            s.deleteRow.run(...key)
+            logDelete(s, storeId, rev, seq++, w, ts)
+            s.insertTuple.run(...key, w.conditionName, ctx, rev, ts, expires)
+            logWrite(s, storeId, rev, seq++, w, ctx, ts)
+            continue
+          }
           if (req.onDuplicate === 'error') {
             throw new PembaError(
               'write_failed_due_to_invalid_input',
@@ -300,10 +479,14 @@ export class SqliteDatastore implements Datastore {
               `tuple to be written already existed with a different condition: ${describe(w)}`,
             )
           }
+          if (existing.expires_at !== expires) {
+            throw new ConflictError(
+              `tuple to be written already existed with a different expiry: ${describe(w)}`,
+            )
+          }
           continue
         }
-        const user = formatSubject({ type: w.userType, id: w.userId, relation: w.userRelation })
-        s.insertChange.run(storeId, rev, seq++, w.objectType, w.objectId, w.relation, user, w.conditionName, ctx, 0, ts)
+        logWrite(s, storeId, rev, seq++, w, ctx, ts)
       }
       if (seq === 0 && revision !== 0) {
         // Nothing changed after all (every write already existed): undo the revision bump.
@@ -319,9 +502,10 @@ export class SqliteDatastore implements Datastore {
     storeId: string,
     f: ReadFilter,
     q: { pageSize: number; after?: string },
+    now: number,
   ): Promise<Page<StoredTuple>> {
-    const where = ['store_id = ?']
-    const params: unknown[] = [storeId]
+    const where = ['store_id = ?', LIVE]
+    const params: unknown[] = [storeId, now]
     const add = (col: string, v: string | undefined) => {
       if (v !== undefined) {
         where.push(`${col} = ?`)
@@ -379,6 +563,7 @@ export class SqliteDatastore implements Datastore {
       user: string
       condition_name: string
       condition_context: string | null
+      expires_at: number | null
       operation: number
       created_at: number
     }[]
@@ -389,6 +574,7 @@ export class SqliteDatastore implements Datastore {
       user: r.user,
       conditionName: r.condition_name,
       conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+      ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
       operation: r.operation === 0 ? 'write' : 'delete',
       timestamp: new Date(r.created_at),
     }))
@@ -400,8 +586,200 @@ export class SqliteDatastore implements Datastore {
     return (this.#stmt.headRevision.get(storeId) as number | undefined) ?? 0
   }
 
-  reader(storeId: string, _revision: Revision): TupleReader {
-    return new SqliteTupleReader(storeId, this.#stmt, this.db, this.#inStatements)
+  reader(storeId: string, _revision: Revision, now: number): TupleReader {
+    return new SqliteTupleReader(storeId, now, this.#stmt, this.db, this.#inStatements, this.#objectStatements)
+  }
+
+  async sweepExpired(now: Date, limit: number): Promise<number> {
+    const s = this.#stmt
+    const ts = now.getTime()
+    // One immediate transaction holds SQLite's write lock, so no writer (in this process or
+    // another on the same file) interleaves: each row is deleted and recorded once.
+    const sweep = this.db.transaction((): number => {
+      const rows = s.expiredTuples.all(ts, limit) as (KeyRow & { store_id: string })[]
+      const byStore = new Map<string, KeyRow[]>()
+      for (const r of rows) {
+        const list = byStore.get(r.store_id)
+        if (list) list.push(r)
+        else byStore.set(r.store_id, [r])
+      }
+      for (const [storeId, keys] of byStore) {
+        // A new revision per store touched, as if an operator had deleted them in one Write.
+        const revision = s.bumpRevision.get(storeId) as number | undefined
+        let seq = 0
+        for (const k of keys) {
+          const t = identityOfRow(k)
+          s.deleteRow.run(...keyOf(storeId, t))
+          // Without a store row there is no revision to order a changelog entry by.
+          if (revision !== undefined) logDelete(s, storeId, revision, seq++, t, ts)
+        }
+      }
+      return rows.length
+    })
+    return sweep.immediate()
+  }
+
+  // --- access requests -----------------------------------------------------------------------
+
+  async createAccessRequest(r: AccessRequestRecord): Promise<void> {
+    const s = this.#stmt
+    this.db.transaction(() => {
+      s.insertAccessRequest.run(
+        r.storeId,
+        r.id,
+        r.objectType,
+        r.objectId,
+        r.relation,
+        r.user,
+        r.durationMs,
+        r.reason,
+        r.status,
+        r.createdAt.getTime(),
+        r.pendingUntil.getTime(),
+        r.grantExpiresAt?.getTime() ?? null,
+      )
+      for (const e of r.events) this.#appendEvent(r.storeId, r.id, e)
+    }).immediate()
+  }
+
+  async getAccessRequest(storeId: string, id: string): Promise<AccessRequestRecord | undefined> {
+    const row = this.#stmt.getAccessRequest.get(storeId, id) as AccessRequestRow | undefined
+    return row && this.#withEvents(storeId, [row])[0]
+  }
+
+  async listAccessRequests(
+    storeId: string,
+    q: AccessRequestQuery,
+  ): Promise<Page<AccessRequestRecord>> {
+    const where = ['store_id = ?']
+    const params: unknown[] = [storeId]
+    const status = statusClause(q.status)
+    if (status) {
+      where.push(status)
+      if (q.status === 'pending' || q.status === 'expired') params.push(q.now)
+    }
+    const after = decodeCursor(q.after, isStringArray(1))
+    if (after) {
+      where.push('id > ?')
+      params.push(after[0])
+    }
+    params.push(q.pageSize + 1)
+    const rows = this.db
+      .prepare(`SELECT * FROM access_requests WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
+      .all(...params) as AccessRequestRow[]
+    const more = rows.length > q.pageSize
+    const items = this.#withEvents(storeId, rows.slice(0, q.pageSize))
+    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
+  }
+
+  async approveAccessRequest(
+    storeId: string,
+    id: string,
+    tuple: Tuple,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision> {
+    const s = this.#stmt
+    const ts = now.getTime()
+    const approve = this.db.transaction((): AccessRequestDecision => {
+      const found = this.#pendingAt(storeId, id, ts)
+      if (found) return found
+      const granted = this.#grant(storeId, tuple, ts)
+      if (!granted.ok) return granted
+      s.setAccessRequestStatus.run('approved', tuple.expiresAt ?? null, storeId, id)
+      this.#appendEvent(storeId, id, event)
+      return granted
+    })
+    return approve.immediate()
+  }
+
+  async denyAccessRequest(
+    storeId: string,
+    id: string,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision> {
+    const s = this.#stmt
+    const deny = this.db.transaction((): AccessRequestDecision => {
+      const found = this.#pendingAt(storeId, id, now.getTime())
+      if (found) return found
+      s.setAccessRequestStatus.run('denied', null, storeId, id)
+      this.#appendEvent(storeId, id, event)
+      return { ok: true, revision: (s.headRevision.get(storeId) as number | undefined) ?? 0 }
+    })
+    return deny.immediate()
+  }
+
+  async expireAccessRequests(now: Date, limit: number): Promise<number> {
+    const s = this.#stmt
+    const expire = this.db.transaction((): number => {
+      type Due = { store_id: string; id: string; pending_until: number }
+      const due = s.duePendingRequests.all(now.getTime(), limit) as Due[]
+      for (const r of due) {
+        s.setAccessRequestStatus.run('expired', null, r.store_id, r.id)
+        const at = new Date(r.pending_until)
+        const event = { type: 'expired' as const, actor: EXPIRY_ACTOR, at, reason: '' }
+        this.#appendEvent(r.store_id, r.id, event)
+      }
+      return due.length
+    })
+    return expire.immediate()
+  }
+
+  /** #pendingAt returns undefined when the request is pending at ts, else why it is not. */
+  #pendingAt(storeId: string, id: string, ts: number): AccessRequestDecision | undefined {
+    const row = this.#stmt.getAccessRequest.get(storeId, id) as AccessRequestRow | undefined
+    if (!row) return { ok: false, status: 'missing' }
+    const status = effectiveStatus(row.status, row.pending_until, ts)
+    return status === 'pending' ? undefined : { ok: false, status }
+  }
+
+  /**
+   * #grant writes a JIT grant inside the caller's transaction. Absent (or expired, not yet
+   * swept): written, under a new revision. Present without a condition: its expiry becomes the
+   * later of the two (an unexpiring tuple stays as it is), recorded as a delete and a write so
+   * a feed consumer sees the new expiry. Present with a condition: refused, since replacing it
+   * would drop the condition and keeping it would not grant what was approved.
+   */
+  #grant(storeId: string, t: Tuple, ts: number): AccessRequestDecision {
+    const s = this.#stmt
+    const key = keyOf(storeId, t)
+    const expires = t.expiresAt ?? null
+    const existing = s.existingTuple.get(...key) as ExistingRow | undefined
+    const live = existing && (existing.expires_at === null || existing.expires_at > ts)
+    if (existing && live) {
+      if (existing.condition_name !== '' || existing.condition_context !== null) {
+        const conflict = `${describe(t)} already exists with a condition`
+        return { ok: false, status: 'pending', conflict }
+      }
+      if (existing.expires_at === null || (expires !== null && existing.expires_at >= expires)) {
+        return { ok: true, revision: (s.headRevision.get(storeId) as number | undefined) ?? 0 }
+      }
+    }
+    const revision = s.bumpRevision.get(storeId) as number
+    let seq = 0
+    if (existing) {
+      s.deleteRow.run(...key)
+      logDelete(s, storeId, revision, seq++, t, ts)
+    }
+    s.insertTuple.run(...key, '', null, revision, ts, expires)
+    logWrite(s, storeId, revision, seq++, t, null, ts)
+    return { ok: true, revision }
+  }
+
+  #appendEvent(storeId: string, id: string, e: AccessRequestEvent): void {
+    this.#stmt.insertEvent.run(storeId, id, storeId, id, e.type, e.actor, e.at.getTime(), e.reason)
+  }
+
+  #withEvents(storeId: string, rows: AccessRequestRow[]): AccessRequestRecord[] {
+    if (rows.length === 0) return []
+    const ids = rows.map(() => '?').join(', ')
+    const events = this.db
+      .prepare(
+        `SELECT * FROM access_request_events WHERE store_id = ? AND request_id IN (${ids}) ORDER BY request_id, seq`,
+      )
+      .all(storeId, ...rows.map((r) => r.id)) as EventRow[]
+    return rows.map((r) => rowToAccessRequest(r, events.filter((e) => e.request_id === r.id)))
   }
 
   async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {
@@ -433,42 +811,100 @@ class SqliteTupleReader implements TupleReader {
   readonly #stmt: Statements
   readonly #db: Database.Database
   readonly #inStatements: Map<number, Database.Statement>
+  /** readObject statements by limit (the limit is part of the SQL; see readObject). */
+  readonly #objectStatements: Map<number, Database.Statement>
 
-  constructor(storeId: string, stmt: Statements, db: Database.Database, inStatements: Map<number, Database.Statement>) {
+  /** The reader's instant (ms): tuples with expires_at <= now are invisible. */
+  readonly #now: number
+
+  constructor(
+    storeId: string,
+    now: number,
+    stmt: Statements,
+    db: Database.Database,
+    inStatements: Map<number, Database.Statement>,
+    objectStatements: Map<number, Database.Statement>,
+  ) {
     this.#store = storeId
+    this.#now = now
     this.#stmt = stmt
     this.#db = db
     this.#inStatements = inStatements
+    this.#objectStatements = objectStatements
   }
 
+  /**
+   * readObject is the hot read of a check: one per object visited. It returns only the columns
+   * the query does not already fix, as arrays (`.raw()`), with the limit written into the SQL:
+   * a bound `LIMIT ?` made SQLite's plan about twice as slow, and every column turned into a JS
+   * string costs.
+   */
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
-    const rows = this.#stmt.object.all(this.#store, objectType, objectId, limit + 1) as TupleRow[]
-    return rows.length > limit ? undefined : rows.map(rowToTuple)
+    let stmt = this.#objectStatements.get(limit)
+    if (!stmt) {
+      stmt = this.#db
+        .prepare(
+          `SELECT relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND ${LIVE} LIMIT ${Math.floor(limit) + 1}`,
+        )
+        .raw()
+      this.#objectStatements.set(limit, stmt)
+    }
+    const rows = stmt.all(this.#store, objectType, objectId, this.#now) as ObjectRow[]
+    if (rows.length > limit) return undefined
+    const out: Tuple[] = new Array(rows.length)
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]
+      const t: Tuple = {
+        objectType,
+        objectId,
+        relation: r[0],
+        userRelation: r[1],
+        userType: r[2],
+        userId: r[3],
+        conditionName: r[4],
+        conditionContext: r[5] === null ? undefined : JSON.parse(r[5]),
+      }
+      if (r[6] !== null) t.expiresAt = r[6]
+      out[i] = t
+    }
+    return out
   }
 
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return (this.#stmt.objectRelation.all(this.#store, objectType, objectId, relation) as TupleRow[]).map(rowToTuple)
+    const values = [this.#store, objectType, objectId, relation, this.#now]
+    const rows = this.#stmt.objectRelation.all(...values)
+    return (rows as TupleRow[]).map(rowToTuple)
   }
 
   async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     const out: Tuple[] = []
     for (const u of users) {
-      const row = this.#stmt.exactUser.get(this.#store, objectType, objectId, relation, u.relation, u.type, u.id) as
-        | TupleRow
-        | undefined
+      const row = this.#stmt.exactUser.get(
+        this.#store,
+        objectType,
+        objectId,
+        relation,
+        u.relation,
+        u.type,
+        u.id,
+        this.#now,
+      ) as TupleRow | undefined
       if (row) out.push(rowToTuple(row))
     }
     return out
   }
 
   async readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return (this.#stmt.usersets.all(this.#store, objectType, objectId, relation) as TupleRow[]).map(rowToTuple)
+    const rows = this.#stmt.usersets.all(this.#store, objectType, objectId, relation, this.#now)
+    return (rows as TupleRow[]).map(rowToTuple)
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     if (users.length === 1) {
       const u = users[0]
-      return (this.#stmt.startingWithUser.all(this.#store, objectType, relation, u.type, u.relation, u.id) as TupleRow[]).map(rowToTuple)
+      const values = [this.#store, objectType, relation, u.type, u.relation, u.id, this.#now]
+      const rows = this.#stmt.startingWithUser.all(...values)
+      return (rows as TupleRow[]).map(rowToTuple)
     }
     // Several users of one kind (`group:a#member`, `group:b#member`) in one IN query per chunk.
     const out: Tuple[] = []
@@ -483,7 +919,10 @@ class SqliteTupleReader implements TupleReader {
       for (let i = 0; i < group.length; i += IN_CHUNK) {
         const chunk = group.slice(i, i + IN_CHUNK)
         const stmt = this.#startingWithUsers(chunk.length)
-        const rows = stmt.all(this.#store, objectType, relation, chunk[0].type, chunk[0].relation, ...chunk.map((u) => u.id)) as TupleRow[]
+        const ids = chunk.map((u) => u.id)
+        const { type, relation: userRelation } = chunk[0]
+        const values = [this.#store, objectType, relation, type, userRelation, this.#now, ...ids]
+        const rows = stmt.all(...values) as TupleRow[]
         for (const r of rows) out.push(rowToTuple(r))
       }
     }
@@ -494,7 +933,7 @@ class SqliteTupleReader implements TupleReader {
     let stmt = this.#inStatements.get(n)
     if (!stmt) {
       stmt = this.#db.prepare(
-        `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND user_id IN (${Array(n).fill('?').join(', ')})`,
+        `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND ${LIVE} AND user_id IN (${Array(n).fill('?').join(', ')})`,
       )
       this.#inStatements.set(n, stmt)
     }

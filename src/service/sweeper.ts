@@ -1,0 +1,108 @@
+/**
+ * Sweeper removes what has expired. Expired tuples already grant nothing (every reader filters
+ * `expires_at > now`), so sweeping is housekeeping with one visible effect: each removed tuple
+ * appears in the change feed as a TUPLE_OPERATION_DELETE, so a consumer mirroring the store
+ * (`GET /changes`) sees `namespace:prod#deployer@service_account:ci` go away within one interval
+ * of its expiry. It also marks access requests that nobody decided on in time as expired.
+ *
+ * Each run works in bounded batches (one transaction each), so a backlog never holds a lock
+ * for long; several replicas may sweep the same database at once (the datastore makes that
+ * safe). Runs are scheduled `intervalMs` apart, start to start.
+ *
+ * @module
+ */
+import type { Datastore } from '../store/store.ts'
+
+export interface SweeperOptions {
+  datastore: Datastore
+  clock: () => Date
+  /** Time between the starts of two runs; 0 or less: no timer (runOnce still works). */
+  intervalMs: number
+  /** Tuples (or access requests) per transaction. Default 1000. */
+  batchSize?: number
+  /** Where a failed run is reported; the next run tries again. */
+  logError: (err: unknown) => void
+}
+
+export interface SweepResult {
+  /** Expired tuples deleted (and recorded in the change feed). */
+  tuples: number
+  /** Pending access requests marked expired. */
+  accessRequests: number
+}
+
+export class Sweeper {
+  readonly #o: SweeperOptions
+  readonly #batch: number
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<SweepResult> | undefined
+  #stopped = false
+
+  constructor(options: SweeperOptions) {
+    this.#o = options
+    this.#batch = options.batchSize ?? 1000
+  }
+
+  /** start schedules runs every `intervalMs` until stop(); a no-op when the interval is 0. */
+  start(): void {
+    if (this.#o.intervalMs <= 0 || this.#timer || this.#stopped) return
+    this.#schedule(this.#o.intervalMs)
+  }
+
+  /**
+   * runOnce sweeps everything expired at the clock's current time, batch after batch, and
+   * resolves with what it removed. A call while a run is in flight waits for it and then runs
+   * again, so the caller's own clock instant is always covered (tests advance a fake clock and
+   * call this instead of waiting for the timer).
+   */
+  async runOnce(): Promise<SweepResult> {
+    while (this.#running) await this.#running.catch(() => undefined)
+    const run = this.#sweep()
+    this.#running = run
+    try {
+      return await run
+    } finally {
+      if (this.#running === run) this.#running = undefined
+    }
+  }
+
+  /** stop cancels the timer and waits for a run in flight (which stops between batches). */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#running?.catch(() => undefined)
+  }
+
+  #schedule(delayMs: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      const started = Date.now()
+      this.runOnce()
+        .catch((err) => this.#o.logError(err))
+        .finally(() => {
+          if (!this.#stopped)
+            this.#schedule(Math.max(0, this.#o.intervalMs - (Date.now() - started)))
+        })
+    }, delayMs)
+    // The sweeper never keeps the process alive on its own.
+    this.#timer.unref()
+  }
+
+  async #sweep(): Promise<SweepResult> {
+    const now = this.#o.clock()
+    const ds = this.#o.datastore
+    const result: SweepResult = { tuples: 0, accessRequests: 0 }
+    for (;;) {
+      const n = await ds.sweepExpired(now, this.#batch)
+      result.tuples += n
+      if (n < this.#batch || this.#stopped) break
+    }
+    for (;;) {
+      const n = await ds.expireAccessRequests(now, this.#batch)
+      result.accessRequests += n
+      if (n < this.#batch || this.#stopped) break
+    }
+    return result
+  }
+}
