@@ -262,6 +262,8 @@ export class AuthzService {
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
+    const answered = await this.#cachedAnswer(storeId, ts, input, contextual.length, !!chain)
+    if (answered !== undefined) return { allowed: answered, modelId: ts.id }
     const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
@@ -277,6 +279,28 @@ export class AuthzService {
       ctx,
     })
     return { allowed: r.allowed, modelId: ts.id }
+  }
+
+  /**
+   * #cachedAnswer is the fast path of a repeated check: the whole question is a subproblem the
+   * cross-request cache may already hold (`document:1#viewer@user:anne` at this store, model and
+   * revision), so it is looked up before any per-request state is built. Only for requests the
+   * cache may serve (see #context): no context, no contextual tuples, not HIGHER_CONSISTENCY.
+   */
+  async #cachedAnswer(
+    storeId: string,
+    ts: TypeSystem,
+    input: CheckInput,
+    contextualCount: number,
+    delegated: boolean,
+  ): Promise<boolean | undefined> {
+    const cache = this.#cache
+    if (!cache || delegated || contextualCount > 0 || input.consistency === 'HIGHER_CONSISTENCY') return undefined
+    if (input.context && Object.keys(input.context).length > 0) return undefined
+    const revision = await this.#heads.get(storeId, false)
+    const { user, relation, object } = input.tupleKey
+    const hit = cache.get(`${storeId}/${ts.id}/${revision}/${object}#${relation}@${user}`, this.#o.clock().getTime())
+    return hit?.value
   }
 
   /**
