@@ -22,7 +22,20 @@
 import pg from 'pg'
 import { drizzle } from 'drizzle-orm/node-postgres'
 import { migrate } from 'drizzle-orm/node-postgres/migrator'
-import { ConflictError, PembaError } from '../../core/errors.ts'
+import { PembaError } from '../../core/errors.ts'
+import {
+  canonicalContext,
+  conflictError,
+  decodeCursor,
+  deleteMissingError,
+  describeTuple,
+  isChangePosition,
+  isStringArray,
+  rowToAccessRequest,
+  writeExistingError,
+  type AccessRequestRow,
+  type EventRow,
+} from '../common.ts'
 import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { AuthorizationModel } from '../../model/types.ts'
 import {
@@ -134,29 +147,7 @@ interface ChangeRow {
   created_at: number
 }
 
-interface AccessRequestRow {
-  store_id: string
-  id: string
-  object_type: string
-  object_id: string
-  relation: string
-  user: string
-  duration_ms: number
-  reason: string
-  status: AccessRequestStatus
-  created_at: number
-  pending_until: number
-  grant_expires_at: number | null
-}
 
-interface EventRow {
-  request_id: string
-  seq: number
-  type: AccessRequestEvent['type']
-  actor: string
-  at: number
-  reason: string
-}
 
 function rowToTuple(r: TupleRow): Tuple {
   return {
@@ -172,28 +163,6 @@ function rowToTuple(r: TupleRow): Tuple {
   }
 }
 
-function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): AccessRequestRecord {
-  return {
-    storeId: r.store_id,
-    id: r.id,
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    user: r.user,
-    durationMs: r.duration_ms,
-    reason: r.reason,
-    status: r.status,
-    createdAt: new Date(r.created_at),
-    pendingUntil: new Date(r.pending_until),
-    grantExpiresAt: r.grant_expires_at === null ? null : new Date(r.grant_expires_at),
-    events: events.map((e) => ({
-      type: e.type,
-      actor: e.actor,
-      at: new Date(e.at),
-      reason: e.reason,
-    })),
-  }
-}
 
 /** The WHERE clause of an effective-status filter; `pending` and `expired` compare with $n. */
 function statusClause(status: AccessRequestStatus | undefined, n: number): string | undefined {
@@ -356,35 +325,10 @@ function q(name: StatementName, values: unknown[]): pg.QueryConfig {
   return { name: `pemba_${name}`, text: SQL[name], values }
 }
 
-function invalidCursor(): PembaError {
-  return new PembaError('invalid_continuation_token', 'Invalid continuation token')
-}
 
-function decodeCursor<T>(after: string | undefined, check: (v: unknown) => v is T): T | undefined {
-  if (after === undefined || after === '') return undefined
-  let v: unknown
-  try {
-    v = JSON.parse(after)
-  } catch {
-    throw invalidCursor()
-  }
-  if (!check(v)) throw invalidCursor()
-  return v
-}
 
-const isStringArray =
-  (n: number) =>
-  (v: unknown): v is string[] =>
-    Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string')
 
-const isChangePosition = (v: unknown): v is [number, number] =>
-  Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x) && x >= 0)
 
-/** The stored context text: null when there is none, so `{}` and no context are the same tuple. */
-function canonicalContext(ctx: Record<string, unknown> | undefined): string | null {
-  if (ctx === undefined || Object.keys(ctx).length === 0) return null
-  return JSON.stringify(ctx)
-}
 
 /** A tuple's key as one string; PostgreSQL text cannot hold NUL, so NUL separates unambiguously. */
 function keyOf(t: TupleIdentity): string {
@@ -416,10 +360,6 @@ function keyArrays(ts: readonly TupleIdentity[]): string[][] {
   ]
 }
 
-function describe(t: TupleIdentity): string {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
-}
 
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code
@@ -937,10 +877,7 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
       // Consumed on first use: a second delete of the same tuple in one request finds nothing.
       if (!deleted.delete(keyOf(d))) {
         if (req.onMissing === 'error') {
-          throw new PembaError(
-            'write_failed_due_to_invalid_input',
-            `cannot delete a tuple which does not exist: ${describe(d)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-          )
+          throw deleteMissingError(d)
         }
         continue
       }
@@ -968,18 +905,13 @@ async function applyWrite(c: pg.PoolClient, storeId: string, req: WriteRequest, 
       }
       if (found) {
         if (req.onDuplicate === 'error') {
-          throw new PembaError(
-            'write_failed_due_to_invalid_input',
-            `cannot write a tuple which already exists: ${describe(w)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-          )
+          throw writeExistingError(w)
         }
         if (found.condition_name !== w.conditionName || found.condition_context !== ctx) {
-          throw new ConflictError(`tuple to be written already existed with a different condition: ${describe(w)}`)
+          throw conflictError(w, 'condition')
         }
         if (found.expires_at !== expires) {
-          throw new ConflictError(
-            `tuple to be written already existed with a different expiry: ${describe(w)}`,
-          )
+          throw conflictError(w, 'expiry')
         }
         continue
       }
@@ -1120,7 +1052,7 @@ async function grant(
   const live = existing && (existing.expires_at === null || existing.expires_at > ts)
   if (existing && live) {
     if (existing.condition_name !== '' || existing.condition_context !== null) {
-      const conflict = `${describe(t)} already exists with a condition`
+      const conflict = `${describeTuple(t)} already exists with a condition`
       return { ok: false, status: 'pending', conflict }
     }
     if (existing.expires_at === null || (expires !== null && existing.expires_at >= expires)) {

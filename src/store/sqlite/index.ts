@@ -11,7 +11,19 @@ import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { ConflictError, PembaError } from '../../core/errors.ts'
+import {
+  canonicalContext,
+  conflictError,
+  decodeCursor,
+  deleteMissingError,
+  describeTuple,
+  isChangePosition,
+  isStringArray,
+  rowToAccessRequest,
+  writeExistingError,
+  type AccessRequestRow,
+  type EventRow,
+} from '../common.ts'
 import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { AuthorizationModel } from '../../model/types.ts'
 import {
@@ -186,34 +198,10 @@ function prepareStatements(db: Database.Database) {
   }
 }
 
-function invalidCursor(): PembaError {
-  return new PembaError('invalid_continuation_token', 'Invalid continuation token')
-}
 
-function decodeCursor<T>(after: string | undefined, check: (v: unknown) => v is T): T | undefined {
-  if (after === undefined || after === '') return undefined
-  let v: unknown
-  try {
-    v = JSON.parse(after)
-  } catch {
-    throw invalidCursor()
-  }
-  if (!check(v)) throw invalidCursor()
-  return v
-}
 
-const isStringArray =
-  (n: number) =>
-  (v: unknown): v is string[] =>
-    Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string')
 
-const isChangePosition = (v: unknown): v is [number, number] =>
-  Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x) && x >= 0)
 
-function canonicalContext(ctx: Record<string, unknown> | undefined): string | null {
-  if (ctx === undefined || Object.keys(ctx).length === 0) return null
-  return JSON.stringify(ctx)
-}
 
 interface ExistingRow {
   condition_name: string
@@ -285,29 +273,7 @@ function logWrite(
   )
 }
 
-interface AccessRequestRow {
-  store_id: string
-  id: string
-  object_type: string
-  object_id: string
-  relation: string
-  user: string
-  duration_ms: number
-  reason: string
-  status: AccessRequestStatus
-  created_at: number
-  pending_until: number
-  grant_expires_at: number | null
-}
 
-interface EventRow {
-  request_id: string
-  seq: number
-  type: AccessRequestEvent['type']
-  actor: string
-  at: number
-  reason: string
-}
 
 /** The WHERE clause of an effective-status filter; `pending` and `expired` bind `now`. */
 function statusClause(status: AccessRequestStatus | undefined): string | undefined {
@@ -325,28 +291,6 @@ function statusClause(status: AccessRequestStatus | undefined): string | undefin
   }
 }
 
-function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): AccessRequestRecord {
-  return {
-    storeId: r.store_id,
-    id: r.id,
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    user: r.user,
-    durationMs: r.duration_ms,
-    reason: r.reason,
-    status: r.status,
-    createdAt: new Date(r.created_at),
-    pendingUntil: new Date(r.pending_until),
-    grantExpiresAt: r.grant_expires_at === null ? null : new Date(r.grant_expires_at),
-    events: events.map((e) => ({
-      type: e.type,
-      actor: e.actor,
-      at: new Date(e.at),
-      reason: e.reason,
-    })),
-  }
-}
 
 export interface SqliteOptions {
   /** A file path, or ':memory:'. */
@@ -442,10 +386,7 @@ export class SqliteDatastore implements Datastore {
         const res = s.deleteTuple.run(...key, ts)
         if (res.changes === 0) {
           if (req.onMissing === 'error') {
-            throw new PembaError(
-              'write_failed_due_to_invalid_input',
-              `cannot delete a tuple which does not exist: ${describe(d)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-            )
+            throw deleteMissingError(d)
           }
           continue
         }
@@ -469,20 +410,13 @@ export class SqliteDatastore implements Datastore {
             continue
           }
           if (req.onDuplicate === 'error') {
-            throw new PembaError(
-              'write_failed_due_to_invalid_input',
-              `cannot write a tuple which already exists: ${describe(w)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-            )
+            throw writeExistingError(w)
           }
           if (existing.condition_name !== w.conditionName || existing.condition_context !== ctx) {
-            throw new ConflictError(
-              `tuple to be written already existed with a different condition: ${describe(w)}`,
-            )
+            throw conflictError(w, 'condition')
           }
           if (existing.expires_at !== expires) {
-            throw new ConflictError(
-              `tuple to be written already existed with a different expiry: ${describe(w)}`,
-            )
+            throw conflictError(w, 'expiry')
           }
           continue
         }
@@ -749,7 +683,7 @@ export class SqliteDatastore implements Datastore {
     const live = existing && (existing.expires_at === null || existing.expires_at > ts)
     if (existing && live) {
       if (existing.condition_name !== '' || existing.condition_context !== null) {
-        const conflict = `${describe(t)} already exists with a condition`
+        const conflict = `${describeTuple(t)} already exists with a condition`
         return { ok: false, status: 'pending', conflict }
       }
       if (existing.expires_at === null || (expires !== null && existing.expires_at >= expires)) {
@@ -796,10 +730,6 @@ export class SqliteDatastore implements Datastore {
   }
 }
 
-function describe(t: { objectType: string; objectId: string; relation: string; userType: string; userId: string; userRelation: string }): string {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
-}
 
 /**
  * SqliteTupleReader reads the live tuples. It reads the newest committed state, which is at

@@ -1,0 +1,114 @@
+/**
+ * What both datastores share: cursor decoding, the canonical form of a condition context, the
+ * messages of write conflicts (OpenFGA's wording), and the access-request row mapping. The SQL
+ * differs per dialect; the semantics must not.
+ *
+ * @module
+ */
+import { ConflictError, PembaError } from '../core/errors.ts'
+import { formatSubject } from '../core/tuple.ts'
+import type { AccessRequestEvent, AccessRequestRecord, AccessRequestStatus, TupleIdentity } from './store.ts'
+
+export function invalidCursor(): PembaError {
+  return new PembaError('invalid_continuation_token', 'Invalid continuation token')
+}
+
+/** decodeCursor parses a store cursor (JSON) and checks its shape; anything else is a 400. */
+export function decodeCursor<T>(after: string | undefined, check: (v: unknown) => v is T): T | undefined {
+  if (after === undefined || after === '') return undefined
+  let v: unknown
+  try {
+    v = JSON.parse(after)
+  } catch {
+    throw invalidCursor()
+  }
+  if (!check(v)) throw invalidCursor()
+  return v
+}
+
+export const isStringArray =
+  (n: number) =>
+  (v: unknown): v is string[] =>
+    Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'string')
+
+/** A change-feed position: [revision, seq]. */
+export const isChangePosition = (v: unknown): v is [number, number] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => Number.isSafeInteger(x) && x >= 0)
+
+/** The stored context text: null when there is none, so `{}` and no context are the same tuple. */
+export function canonicalContext(ctx: Record<string, unknown> | undefined): string | null {
+  if (ctx === undefined || Object.keys(ctx).length === 0) return null
+  return JSON.stringify(ctx)
+}
+
+/** describeTuple renders a tuple as OpenFGA's write errors do: `user: 'u', relation: 'r', object: 'o'`. */
+export function describeTuple(t: TupleIdentity): string {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
+}
+
+export function deleteMissingError(t: TupleIdentity): PembaError {
+  return new PembaError(
+    'write_failed_due_to_invalid_input',
+    `cannot delete a tuple which does not exist: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+  )
+}
+
+export function writeExistingError(t: TupleIdentity): PembaError {
+  return new PembaError(
+    'write_failed_due_to_invalid_input',
+    `cannot write a tuple which already exists: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+  )
+}
+
+/** conflictError: `on_duplicate: ignore` met the same tuple with another condition or expiry. */
+export function conflictError(t: TupleIdentity, what: 'condition' | 'expiry'): ConflictError {
+  return new ConflictError(`tuple to be written already existed with a different ${what}: ${describeTuple(t)}`)
+}
+
+export interface AccessRequestRow {
+  store_id: string
+  id: string
+  object_type: string
+  object_id: string
+  relation: string
+  user: string
+  duration_ms: number
+  reason: string
+  status: AccessRequestStatus
+  created_at: number
+  pending_until: number
+  grant_expires_at: number | null
+}
+
+export interface EventRow {
+  request_id: string
+  seq: number
+  type: AccessRequestEvent['type']
+  actor: string
+  at: number
+  reason: string
+}
+
+export function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): AccessRequestRecord {
+  return {
+    storeId: r.store_id,
+    id: r.id,
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    user: r.user,
+    durationMs: r.duration_ms,
+    reason: r.reason,
+    status: r.status,
+    createdAt: new Date(r.created_at),
+    pendingUntil: new Date(r.pending_until),
+    grantExpiresAt: r.grant_expires_at === null ? null : new Date(r.grant_expires_at),
+    events: events.map((e) => ({
+      type: e.type,
+      actor: e.actor,
+      at: new Date(e.at),
+      reason: e.reason,
+    })),
+  }
+}
