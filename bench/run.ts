@@ -49,6 +49,11 @@ const flags = parseFlags(process.argv.slice(2), {
   /** Run the list-objects requests even when no expected answers exist (scale 10). */
   lookups: false,
   maxMinutes: 0,
+  /**
+   * A PostgreSQL URL: also measure HTTP check with Pemba on PostgreSQL, one replica and two
+   * (the data set is loaded into a new store there). Empty: skipped.
+   */
+  postgres: process.env.PEMBA_BENCH_POSTGRES_URL ?? '',
 })
 const QUICK = flags.quick
 const HTTP_SECONDS = QUICK ? 3 : 10
@@ -605,6 +610,99 @@ async function post(
 
 // ---- the run -------------------------------------------------------------------------------
 
+/**
+ * postgresPart measures HTTP check with Pemba on PostgreSQL: the data set is loaded into a new
+ * store, then one replica (caches off), two replicas at once (caches off; half the connections
+ * on each, answers summed), and two replicas with warm caches.
+ */
+async function postgresPart(
+  http: Record<string, unknown>,
+  bodies: string[],
+  minimal: HttpFigure,
+  keys: { user: string; relation: string; object: string }[],
+  modelDsl: string,
+  row: (...cells: (string | number)[]) => void,
+): Promise<void> {
+  const url = flags.postgres
+  log('PostgreSQL: loading the data set into a new store ...')
+  const pemba = await createPemba(
+    loadConfig({ env: { PEMBA_DATABASE_URL: url, ...cacheEnv(0), PEMBA_EXPIRY_SWEEP_INTERVAL_MS: '0' }, argv: [] }),
+  )
+  let storeId: string
+  let importPerSec: number
+  try {
+    storeId = (await request(pemba, 'POST', '/stores', json({ name: 'bench-postgres' }))).id
+    await request(pemba, 'POST', `/stores/${storeId}/authorization-models`, modelDsl, 'text/plain')
+    const t0 = performance.now()
+    const imported = await pemba.authz.importTuples(storeId, keys)
+    importPerSec = imported / ((performance.now() - t0) / 1000)
+  } finally {
+    await pemba.close()
+  }
+  row('bulk import on PostgreSQL (authz.importTuples)', num(keys.length), '', '', '', `${num(importPerSec)} tuples/s`, '')
+  const path = `/stores/${storeId}/check`
+  const env = (cacheSize: number) => ({
+    PEMBA_HOST: '127.0.0.1',
+    PEMBA_PORT: '0',
+    PEMBA_DATABASE_URL: url,
+    ...cacheEnv(cacheSize),
+  })
+  const both = async (a: Server, b: Server): Promise<HttpFigure> => {
+    const half = HTTP_CONNECTIONS / 2
+    const [x, y] = await Promise.all([
+      cannon(a.url, path, bodies, half, HTTP_SECONDS),
+      cannon(b.url, path, bodies.slice().reverse(), half, HTTP_SECONDS),
+    ])
+    return {
+      connections: HTTP_CONNECTIONS,
+      seconds: Math.max(x.seconds, y.seconds),
+      requests: x.requests + y.requests,
+      reqPerSec: x.reqPerSec + y.reqPerSec,
+      p50Ms: Math.max(x.p50Ms, y.p50Ms),
+      p90Ms: Math.max(x.p90Ms, y.p90Ms),
+      p99Ms: Math.max(x.p99Ms, y.p99Ms),
+      maxMs: Math.max(x.maxMs, y.maxMs),
+      non2xx: x.non2xx + y.non2xx,
+      errors: x.errors + y.errors,
+      timeouts: x.timeouts + y.timeouts,
+    }
+  }
+  const show = (label: string, f: HttpFigure) =>
+    row(
+      label,
+      num(f.requests),
+      ms(f.p50Ms),
+      '',
+      ms(f.p99Ms),
+      `${num(f.reqPerSec)} req/s`,
+      `non-2xx ${f.non2xx}, errors ${f.errors}; ${num((f.reqPerSec / minimal.reqPerSec) * 100, 1)}% of minimal`,
+    )
+  const figures: Record<string, HttpFigure> = {}
+  log('HTTP: Pemba on PostgreSQL, one replica, caches off ...')
+  let a = await startServer('src/cli/main.ts', ['serve'], env(0))
+  try {
+    figures.oneReplicaCacheOff = await cannon(a.url, path, bodies, HTTP_CONNECTIONS, HTTP_SECONDS)
+    show(`HTTP check, Pemba on PostgreSQL, 1 replica, cache off (${HTTP_CONNECTIONS} conn)`, figures.oneReplicaCacheOff)
+  } finally {
+    await stopServer(a)
+  }
+  for (const [cacheSize, label] of [[0, 'cache off'], [flags.cacheSize, 'cache on, warm']] as const) {
+    log(`HTTP: Pemba on PostgreSQL, two replicas, ${label} ...`)
+    a = await startServer('src/cli/main.ts', ['serve'], env(cacheSize))
+    const b = await startServer('src/cli/main.ts', ['serve'], env(cacheSize))
+    try {
+      if (cacheSize > 0) await both(a, b) // a first pass fills both replicas' caches
+      const f = await both(a, b)
+      figures[cacheSize > 0 ? 'twoReplicasWarm' : 'twoReplicasCacheOff'] = f
+      show(`HTTP check, Pemba on PostgreSQL, 2 replicas, ${label} (${HTTP_CONNECTIONS} conn)`, f)
+    } finally {
+      await stopServer(a)
+      await stopServer(b)
+    }
+  }
+  http.postgres = { importPerSec, ...figures }
+}
+
 async function main(): Promise<void> {
   const started = new Date()
   const loadStart = os.loadavg()[0]
@@ -973,6 +1071,7 @@ async function main(): Promise<void> {
     } finally {
       await stopServer(server)
     }
+    if (flags.postgres) await postgresPart(http, bodies, minimal, keys, modelDsl, row)
     const pOff = (http.pembaCacheOff as { peakRssKiB?: number }).peakRssKiB
     const pOn = (http.pembaCacheOn as { peakRssKiB?: number }).peakRssKiB
     const pMin = (http.minimal as { peakRssKiB?: number }).peakRssKiB
