@@ -259,11 +259,12 @@ export class AuthzService {
 
   async check(storeId: string, input: CheckInput): Promise<CheckOutput> {
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
+    // A question answered before at this revision was valid then; nothing to parse again.
+    const answered = await this.#cachedAnswer(storeId, ts, input)
+    if (answered !== undefined) return { allowed: answered, modelId: ts.id }
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const answered = await this.#cachedAnswer(storeId, ts, input, contextual.length, !!chain)
-    if (answered !== undefined) return { allowed: answered, modelId: ts.id }
     const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
@@ -287,15 +288,10 @@ export class AuthzService {
    * revision), so it is looked up before any per-request state is built. Only for requests the
    * cache may serve (see #context): no context, no contextual tuples, not HIGHER_CONSISTENCY.
    */
-  async #cachedAnswer(
-    storeId: string,
-    ts: TypeSystem,
-    input: CheckInput,
-    contextualCount: number,
-    delegated: boolean,
-  ): Promise<boolean | undefined> {
+  async #cachedAnswer(storeId: string, ts: TypeSystem, input: CheckInput): Promise<boolean | undefined> {
     const cache = this.#cache
-    if (!cache || delegated || contextualCount > 0 || input.consistency === 'HIGHER_CONSISTENCY') return undefined
+    if (!cache || input.onBehalfOf || input.consistency === 'HIGHER_CONSISTENCY') return undefined
+    if (input.contextualTuples && input.contextualTuples.length > 0) return undefined
     if (input.context && Object.keys(input.context).length > 0) return undefined
     const revision = await this.#heads.get(storeId, false)
     const { user, relation, object } = input.tupleKey
