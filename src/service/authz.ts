@@ -293,10 +293,10 @@ export class AuthzService {
     if (!cache || input.onBehalfOf || input.consistency === 'HIGHER_CONSISTENCY') return undefined
     if (input.contextualTuples && input.contextualTuples.length > 0) return undefined
     if (input.context && Object.keys(input.context).length > 0) return undefined
-    const revision = await this.#heads.get(storeId, false)
+    const now = this.#o.clock().getTime()
+    const revision = await this.#heads.get(storeId, false, now)
     const { user, relation, object } = input.tupleKey
-    const hit = cache.get(`${storeId}/${ts.id}/${revision}/${object}#${relation}@${user}`, this.#o.clock().getTime())
-    return hit?.value
+    return cache.get(`${storeId}/${ts.id}/${revision}/${object}#${relation}@${user}`, now)?.value
   }
 
   /**
@@ -607,8 +607,7 @@ class HeadRevisions {
     this.#now = now
   }
 
-  async get(storeId: string, fresh: boolean): Promise<number> {
-    const now = this.#now()
+  async get(storeId: string, fresh: boolean, now = this.#now()): Promise<number> {
     const known = this.#heads.get(storeId)
     if (!fresh && known && now - known.at <= this.#maxAgeMs) return known.revision
     const revision = await this.#ds.headRevision(storeId)

@@ -31,7 +31,7 @@ export interface ModelServiceOptions {
 export class ModelService {
   readonly #o: ModelServiceOptions
   readonly #compiled = new LRUCache<string, TypeSystem>({ max: 1000 })
-  readonly #latest = new Map<string, { id: string; at: number }>()
+  readonly #latest = new Map<string, { id: string; at: number; ts?: TypeSystem }>()
 
   constructor(options: ModelServiceOptions) {
     this.#o = options
@@ -59,7 +59,7 @@ export class ModelService {
     const ts = new TypeSystem(model, { maxConditionCost: this.#o.maxConditionCost })
     await this.#o.datastore.writeModel(storeId, model, now)
     this.#compiled.set(`${storeId}/${model.id}`, ts)
-    this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime() })
+    this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime(), ts })
     return model.id
   }
 
@@ -87,9 +87,18 @@ export class ModelService {
       if (!m) throw modelNotFound(modelId)
       return this.#compile(key, m)
     }
+    if (!options.fresh) {
+      // The hot path of every check: the latest model, known and compiled, still fresh enough.
+      const known = this.#latest.get(storeId)
+      if (known?.ts && this.#o.clock().getTime() - known.at <= this.#o.latestModelMaxAgeMs) return known.ts
+    }
     const latestId = await this.#latestModelId(storeId, options.fresh ?? false)
     const latest = latestId === undefined ? undefined : this.#compiled.get(`${storeId}/${latestId}`)
-    if (latest) return latest
+    if (latest) {
+      const entry = this.#latest.get(storeId)
+      if (entry && entry.id === latest.id) entry.ts = latest
+      return latest
+    }
     const m = latestId === undefined ? undefined : await this.#o.datastore.readModel(storeId, latestId)
     if (!m) {
       throw new PembaError('latest_authorization_model_not_found', `No authorization models found for store '${storeId}'`)
