@@ -14,4 +14,3 @@ export function createIdGenerator(): IdGenerator {
   return (now?: number) => next(now)
 }
 
-export const ULID_PATTERN = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/

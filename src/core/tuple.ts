@@ -154,10 +154,6 @@ export function tupleString(key: { user: string; relation: string; object: strin
   return `${key.object}#${key.relation}@${key.user}`
 }
 
-/** isWildcard tells whether a subject is a typed wildcard (`user:*`). */
-export function isWildcard(s: Subject): boolean {
-  return s.id === WILDCARD
-}
 
 function hasSpace(s: string): boolean {
   return /\s/.test(s)

@@ -10,6 +10,7 @@
  */
 import type { Subject } from '../core/tuple.ts'
 import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
+import { subjectReferenceKey } from '../model/typesystem.ts'
 import { reverseGraph } from './graph.ts'
 import { DeadlineExceededError } from './limits.ts'
 
@@ -72,7 +73,7 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
     const byKind = new Map<string, Subject[]>()
     for (let i = level; i < end; i++) {
       const node = queue[i]
-      const kind = node.id === '*' ? `${node.type}:*` : node.relation ? `${node.type}#${node.relation}` : node.type
+      const kind = subjectReferenceKey(node)
       const list = byKind.get(kind)
       if (list) list.push(node)
       else byKind.set(kind, [node])

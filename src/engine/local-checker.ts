@@ -6,7 +6,7 @@
  * @module
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
-import type { Rewrite, UsersetClosure } from '../model/typesystem.ts'
+import { subjectReferenceKey, type Rewrite, type UsersetClosure } from '../model/typesystem.ts'
 import { ResolutionTooComplexError } from './limits.ts'
 import { reachableUsersets } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
@@ -89,7 +89,7 @@ export class LocalChecker implements CheckDispatcher {
     const branches: Branch[] = []
 
     const exact: Subject[] = []
-    const subjectKey = subject.id === '*' ? `${subject.type}:*` : subject.relation ? `${subject.type}#${subject.relation}` : subject.type
+    const subjectKey = subjectReferenceKey(subject)
     if (rel.admitted.has(subjectKey)) exact.push(subject)
     if (!subject.relation && subject.id !== '*' && rel.admitted.has(`${subject.type}:*`)) {
       exact.push({ type: subject.type, id: '*', relation: '' })

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Subject } from '../core/tuple.ts'
-import type { UsersetClosure } from '../model/typesystem.ts'
+import { subjectReferenceKey, type UsersetClosure } from '../model/typesystem.ts'
 import type { ResolutionContext } from './dispatch.ts'
 
 /**
@@ -25,10 +25,6 @@ export interface Reachable {
   truncated: boolean
 }
 
-export function subjectKind(s: Subject): string {
-  if (s.id === '*') return `${s.type}:*`
-  return s.relation ? `${s.type}#${s.relation}` : s.type
-}
 
 /**
  * reachableUsersets returns every userset of the family that contains `subject`, or undefined
@@ -82,7 +78,7 @@ async function walkUp(
     // One read per edge for the whole frontier: `group:?#member@{group:a#member, group:b#member}`.
     const byKind = new Map<string, Subject[]>()
     for (const node of frontier) {
-      const kind = subjectKind(node)
+      const kind = subjectReferenceKey(node)
       const list = byKind.get(kind)
       if (list) list.push(node)
       else byKind.set(kind, [node])

@@ -7,7 +7,7 @@
  */
 import { parseObject, parseSubject, tupleString, type Tuple, type TupleKey } from '../core/tuple.ts'
 import { validateConditionContext } from './conditions.ts'
-import type { TypeSystem } from './typesystem.ts'
+import { subjectReferenceKey, type TypeSystem } from './typesystem.ts'
 
 export type TupleValidation = { ok: true; tuple: Tuple } | { ok: false; reason: string; kind: TupleErrorKind }
 
@@ -41,11 +41,10 @@ export function validateTuple(ts: TypeSystem, key: TupleKey): TupleValidation {
     return fail('not_allowed', 'cannot write a tuple that is implicit')
   }
 
-  const refKey = user.id === '*' ? `${user.type}:*` : user.relation ? `${user.type}#${user.relation}` : user.type
+  const refKey = subjectReferenceKey(user)
   const allowedConditions = rel.admitted.get(refKey)
   if (!allowedConditions) {
-    const shown = user.id === '*' ? `${user.type}:*` : user.relation ? `${user.type}#${user.relation}` : user.type
-    return fail('not_allowed', `type '${shown}' is not an allowed type restriction for '${object.type}#${key.relation}'`)
+    return fail('not_allowed', `type '${refKey}' is not an allowed type restriction for '${object.type}#${key.relation}'`)
   }
 
   const conditionName = key.condition?.name ?? ''

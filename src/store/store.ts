@@ -190,7 +190,6 @@ export interface Datastore {
 
   writeModel(storeId: string, model: AuthorizationModel, now: Date): Promise<void>
   readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined>
-  readLatestModel(storeId: string): Promise<AuthorizationModel | undefined>
   /** latestModelId is the id of the store's newest model, without reading the model itself. */
   latestModelId(storeId: string): Promise<string | undefined>
   listModels(storeId: string, q: { pageSize: number; after?: string }): Promise<Page<AuthorizationModel>>

@@ -227,8 +227,6 @@ const SQL = {
   insertModel: sql`INSERT INTO authorization_models
     (store_id, id, schema_version, model, created_at) VALUES ($1, $2, $3, $4, $5)`,
   readModel: 'SELECT model FROM authorization_models WHERE store_id = $1 AND id = $2',
-  latestModel: sql`SELECT id, model FROM authorization_models
-    WHERE store_id = $1 ORDER BY id DESC LIMIT 1`,
   latestModelId: sql`SELECT id FROM authorization_models
     WHERE store_id = $1 ORDER BY id DESC LIMIT 1`,
   listModels: sql`SELECT id, model FROM authorization_models
@@ -499,11 +497,6 @@ export class PostgresDatastore implements Datastore {
   async readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined> {
     const [row] = await this.#query<{ model: string }>('readModel', [storeId, id])
     return row === undefined ? undefined : { id, ...JSON.parse(row.model) }
-  }
-
-  async readLatestModel(storeId: string): Promise<AuthorizationModel | undefined> {
-    const [row] = await this.#query<{ id: string; model: string }>('latestModel', [storeId])
-    return row && { id: row.id, ...JSON.parse(row.model) }
   }
 
   async latestModelId(storeId: string): Promise<string | undefined> {

@@ -140,9 +140,6 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO authorization_models (store_id, id, schema_version, model, created_at) VALUES (?, ?, ?, ?, ?)',
     ),
     readModel: db.prepare('SELECT model FROM authorization_models WHERE store_id = ? AND id = ?').pluck(),
-    latestModel: db.prepare(
-      'SELECT id, model FROM authorization_models WHERE store_id = ? ORDER BY id DESC LIMIT 1',
-    ),
     latestModelId: db
       .prepare('SELECT id FROM authorization_models WHERE store_id = ? ORDER BY id DESC LIMIT 1')
       .pluck(),
@@ -352,11 +349,6 @@ export class SqliteDatastore implements Datastore {
   async readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined> {
     const json = this.#stmt.readModel.get(storeId, id) as string | undefined
     return json === undefined ? undefined : { id, ...JSON.parse(json) }
-  }
-
-  async readLatestModel(storeId: string): Promise<AuthorizationModel | undefined> {
-    const row = this.#stmt.latestModel.get(storeId) as { id: string; model: string } | undefined
-    return row && { id: row.id, ...JSON.parse(row.model) }
   }
 
   async latestModelId(storeId: string): Promise<string | undefined> {
