@@ -63,33 +63,21 @@ export function registerAccessRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): v
     return c.json(accessRequestJson(r))
   })
 
-  app.post('/stores/:store/access-requests/:id/approve', async (c) => {
-    const storeId = checkStoreId(c.req.param('store'))
-    const id = checkRequestId(c.req.param('id'))
-    const body = parseInput(
-      decideAccessRequestRequest,
-      await parseJsonBody(c.req.raw),
-      'ApproveAccessRequest',
-    )
-    const r = await accessRequests.approve(storeId, id, {
-      approver: body.approver,
-      reason: body.reason ?? undefined,
+  // Approve and deny take the same body and answer the request as it now stands.
+  for (const decision of ['approve', 'deny'] as const) {
+    app.post(`/stores/:store/access-requests/:id/${decision}`, async (c) => {
+      const storeId = checkStoreId(c.req.param('store'))
+      const id = checkRequestId(c.req.param('id'))
+      const body = parseInput(
+        decideAccessRequestRequest,
+        await parseJsonBody(c.req.raw),
+        decision === 'approve' ? 'ApproveAccessRequest' : 'DenyAccessRequest',
+      )
+      const r = await accessRequests[decision](storeId, id, {
+        approver: body.approver,
+        reason: body.reason ?? undefined,
+      })
+      return c.json(accessRequestJson(r))
     })
-    return c.json(accessRequestJson(r))
-  })
-
-  app.post('/stores/:store/access-requests/:id/deny', async (c) => {
-    const storeId = checkStoreId(c.req.param('store'))
-    const id = checkRequestId(c.req.param('id'))
-    const body = parseInput(
-      decideAccessRequestRequest,
-      await parseJsonBody(c.req.raw),
-      'DenyAccessRequest',
-    )
-    const r = await accessRequests.deny(storeId, id, {
-      approver: body.approver,
-      reason: body.reason ?? undefined,
-    })
-    return c.json(accessRequestJson(r))
-  })
+  }
 }
