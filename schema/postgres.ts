@@ -16,7 +16,7 @@
  * @module
  */
 import { sql } from 'drizzle-orm'
-import { bigint, customType, index, integer, pgTable, primaryKey } from 'drizzle-orm/pg-core'
+import { bigint, customType, doublePrecision, index, integer, pgTable, primaryKey } from 'drizzle-orm/pg-core'
 
 /** text COLLATE "C": a string compared and indexed byte by byte. */
 const ctext = customType<{ data: string }>({ dataType: () => 'text COLLATE "C"' })
@@ -190,4 +190,75 @@ export const accessRequestEvents = pgTable(
     reason: ctext('reason').notNull().default(''),
   },
   (t) => [primaryKey({ columns: [t.storeId, t.requestId, t.seq] })],
+)
+
+/** token_issuers: see schema/sqlite.ts. */
+export const tokenIssuers = pgTable(
+  'token_issuers',
+  {
+    storeId: ctext('store_id').notNull(),
+    name: ctext('name').notNull(),
+    issuer: ctext('issuer').notNull(),
+    config: ctext('config').notNull(),
+    createdAt: millis('created_at').notNull(),
+    updatedAt: millis('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.name] })],
+)
+
+/** decision_log: see schema/sqlite.ts. */
+export const decisionLog = pgTable(
+  'decision_log',
+  {
+    storeId: ctext('store_id').notNull(),
+    id: ctext('id').notNull(),
+    at: millis('at').notNull(),
+    kind: ctext('kind').notNull(),
+    modelId: ctext('model_id').notNull(),
+    client: ctext('client').notNull().default(''),
+    subject: ctext('subject').notNull(),
+    onBehalfOf: ctext('on_behalf_of'),
+    relation: ctext('relation').notNull(),
+    object: ctext('object').notNull(),
+    allowed: integer('allowed').notNull(),
+    witness: ctext('witness'),
+    latencyUs: millis('latency_us').notNull(),
+    consistency: ctext('consistency').notNull().default(''),
+    requestId: ctext('request_id').notNull().default(''),
+    detail: ctext('detail'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('decision_log_by_subject').on(t.storeId, t.subject, t.id),
+    index('decision_log_by_object').on(t.storeId, t.object, t.id),
+    index('decision_log_by_time').on(t.at),
+  ],
+)
+
+/** decision_log_settings: see schema/sqlite.ts. */
+export const decisionLogSettings = pgTable('decision_log_settings', {
+  storeId: ctext('store_id').primaryKey(),
+  enabled: integer('enabled').notNull(),
+  sampleRate: doublePrecision('sample_rate').notNull(),
+  updatedAt: millis('updated_at').notNull(),
+})
+
+/** grant_usage: see schema/sqlite.ts. */
+export const grantUsage = pgTable(
+  'grant_usage',
+  {
+    storeId: ctext('store_id').notNull(),
+    objectType: ctext('object_type').notNull(),
+    objectId: ctext('object_id').notNull(),
+    relation: ctext('relation').notNull(),
+    userRelation: ctext('user_relation').notNull().default(''),
+    userType: ctext('user_type').notNull(),
+    userId: ctext('user_id').notNull(),
+    lastUsedAt: millis('last_used_at').notNull(),
+  },
+  (t) => [
+    primaryKey({
+      columns: [t.storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId],
+    }),
+  ],
 )

@@ -5,7 +5,7 @@
  * @module
  */
 import { sql } from 'drizzle-orm'
-import { sqliteTable, text, integer, primaryKey, index } from 'drizzle-orm/sqlite-core'
+import { sqliteTable, text, integer, real, primaryKey, index } from 'drizzle-orm/sqlite-core'
 
 /** stores: one row per store; `revision` counts committed writes and orders the changelog. */
 export const stores = sqliteTable('stores', {
@@ -170,4 +170,98 @@ export const accessRequestEvents = sqliteTable(
     reason: text('reason').notNull().default(''),
   },
   (t) => [primaryKey({ columns: [t.storeId, t.requestId, t.seq] })],
+)
+
+/**
+ * token_issuers: per store, the token issuers a token-native check trusts
+ * (`PUT /stores/{store}/token-issuers/{name}`). `config` is the issuer's JSON document as
+ * validated (audience, jwks or jwks_uri, subject/actor types, subject claim, scope map).
+ */
+export const tokenIssuers = sqliteTable(
+  'token_issuers',
+  {
+    storeId: text('store_id').notNull(),
+    name: text('name').notNull(),
+    issuer: text('issuer').notNull(),
+    config: text('config').notNull(),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.name] })],
+)
+
+/**
+ * decision_log: one row per decision (a check, a batch-check item, a token check, or a whole
+ * list-objects call), appended in batches off the request path. `id` is a ULID, so rows list
+ * in decision order; `at` (ms) drives retention.
+ */
+export const decisionLog = sqliteTable(
+  'decision_log',
+  {
+    storeId: text('store_id').notNull(),
+    id: text('id').notNull(),
+    at: integer('at').notNull(),
+    /** check, batch_check, token_check or list_objects. */
+    kind: text('kind').notNull(),
+    modelId: text('model_id').notNull(),
+    /** The authenticated API client, '' when authentication is off. */
+    client: text('client').notNull().default(''),
+    /** The subject asked about (`agent:summarizer`), or the token's principal. */
+    subject: text('subject').notNull(),
+    /** JSON array of the `on_behalf_of` principals, or null. */
+    onBehalfOf: text('on_behalf_of'),
+    relation: text('relation').notNull(),
+    /** `type:id`, or for list-objects the object type. */
+    object: text('object').notNull(),
+    /** 1 or 0; for list-objects 1 when anything was found. */
+    allowed: integer('allowed').notNull(),
+    /** JSON array of the tuples that granted an allowed answer, or null. */
+    witness: text('witness'),
+    latencyUs: integer('latency_us').notNull(),
+    consistency: text('consistency').notNull().default(''),
+    requestId: text('request_id').notNull().default(''),
+    /** JSON object with what the kind adds (denied_by, token reason, result count, error). */
+    detail: text('detail'),
+  },
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('decision_log_by_subject').on(t.storeId, t.subject, t.id),
+    index('decision_log_by_object').on(t.storeId, t.object, t.id),
+    index('decision_log_by_time').on(t.at),
+  ],
+)
+
+/**
+ * decision_log_settings: per store, whether decisions are recorded and which share of them
+ * (1 = all). A store without a row records everything.
+ */
+export const decisionLogSettings = sqliteTable('decision_log_settings', {
+  storeId: text('store_id').primaryKey(),
+  enabled: integer('enabled').notNull(),
+  sampleRate: real('sample_rate').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+})
+
+/**
+ * grant_usage: when each tuple last granted an allowed decision (it was in the witness),
+ * maintained in batches from the decision recorder. Keyed like `tuples`; a row outliving its
+ * tuple is harmless (reviews join from `tuples`) and is removed by the retention sweep.
+ */
+export const grantUsage = sqliteTable(
+  'grant_usage',
+  {
+    storeId: text('store_id').notNull(),
+    objectType: text('object_type').notNull(),
+    objectId: text('object_id').notNull(),
+    relation: text('relation').notNull(),
+    userRelation: text('user_relation').notNull().default(''),
+    userType: text('user_type').notNull(),
+    userId: text('user_id').notNull(),
+    lastUsedAt: integer('last_used_at').notNull(),
+  },
+  (t) => [
+    primaryKey({
+      columns: [t.storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId],
+    }),
+  ],
 )

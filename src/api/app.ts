@@ -34,7 +34,11 @@ export interface AppDeps {
   logError: (err: unknown, requestId: string) => void
 }
 
-export type AppEnv = { Variables: { requestId: string } }
+/**
+ * Per-request values: `requestId` (also sent as X-Request-Id) and `client`, the authenticated
+ * API client's identity (`client:provisioner`), '' when authentication is off.
+ */
+export type AppEnv = { Variables: { requestId: string; client: string } }
 
 /** Known paths, so a wrong method answers `unimplemented` rather than `undefined_endpoint`. */
 const KNOWN_PATHS = [
@@ -55,6 +59,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use('*', async (c, next) => {
     const requestId = crypto.randomUUID()
     c.set('requestId', requestId)
+    c.set('client', '')
     // Set before the handler runs, so it is part of the response as it is built; touching
     // c.res.headers afterwards would turn node-server's lightweight response into a full one.
     c.header('X-Request-Id', requestId)
