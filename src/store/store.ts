@@ -8,6 +8,16 @@
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import type { AuthorizationModel } from '../model/types.ts'
+import type {
+  DecisionLogSettings,
+  DecisionQuery,
+  GrantUse,
+  GrantWithUsage,
+  GrantsQuery,
+  IdentityGrantStats,
+  IdentityStatsQuery,
+  StoredDecision,
+} from './audit.ts'
 
 /** Revision counts the committed writes of one store; a reader bound to r sees at least r. */
 export type Revision = number
@@ -261,6 +271,36 @@ export interface Datastore {
 
   writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void>
   readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined>
+
+  // --- audit (see audit.ts) ----------------------------------------------------------------
+
+  /**
+   * appendDecisions writes a batch of decisions and the grant uses they carry in one
+   * transaction: the decisions in multi-row inserts, the uses as upserts that keep the latest
+   * `last_used_at` of each tuple.
+   */
+  appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void>
+  /** listDecisions pages a store's decisions matching the filter, newest (highest id) first. */
+  listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>>
+  /** deleteDecisionsBefore deletes up to `limit` decisions (any store) made before `before` (ms). */
+  deleteDecisionsBefore(before: number, limit: number): Promise<number>
+  /**
+   * forgetGrantUsage deletes up to `limit` grant_usage rows last used before `before` whose
+   * tuple no longer exists (the usage of a deleted grant outlives it by the retention period).
+   */
+  forgetGrantUsage(before: number, limit: number): Promise<number>
+  getDecisionLogSettings(storeId: string): Promise<DecisionLogSettings | undefined>
+  putDecisionLogSettings(storeId: string, settings: DecisionLogSettings): Promise<void>
+  /**
+   * listGrants pages the live tuples whose user is exactly `user` (`agent:x`, `agent:*` or
+   * `team:eng#member`), by object type, object id and relation, each with its last use.
+   */
+  listGrants(storeId: string, user: Subject, q: GrantsQuery): Promise<Page<GrantWithUsage>>
+  /**
+   * identityGrantStats pages every identity of `userType` that holds live tuples, with its grant
+   * count and unused count, ordered by unused share (unused / grants) descending, then identity.
+   */
+  identityGrantStats(storeId: string, userType: string, q: IdentityStatsQuery): Promise<Page<IdentityGrantStats>>
 
   close(): Promise<void>
 }

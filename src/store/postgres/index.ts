@@ -64,6 +64,17 @@ import {
   type TupleReader,
   type WriteRequest,
 } from '../store.ts'
+import type {
+  DecisionLogSettings,
+  DecisionQuery,
+  GrantUse,
+  GrantWithUsage,
+  GrantsQuery,
+  IdentityGrantStats,
+  IdentityStatsQuery,
+  StoredDecision,
+} from '../audit.ts'
+import { PostgresAudit } from './audit.ts'
 
 export interface PostgresOptions {
   /**
@@ -437,9 +448,12 @@ export class PostgresDatastore implements Datastore {
   readonly preferredConcurrency = 8
   readonly pool: pg.Pool
   #closed = false
+  /** The decision log, its settings and grant usage (audit.ts). */
+  readonly #audit: PostgresAudit
 
   private constructor(pool: pg.Pool) {
     this.pool = pool
+    this.#audit = new PostgresAudit(pool)
   }
 
   /** open connects, applies or checks the migrations, and returns the store. */
@@ -824,6 +838,38 @@ export class PostgresDatastore implements Datastore {
   async readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined> {
     const [row] = await this.#query<{ assertions: string }>('readAssertions', [storeId, modelId])
     return row === undefined ? undefined : JSON.parse(row.assertions)
+  }
+
+  appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void> {
+    return this.#audit.appendDecisions(decisions, uses)
+  }
+
+  listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {
+    return this.#audit.listDecisions(storeId, q)
+  }
+
+  deleteDecisionsBefore(before: number, limit: number): Promise<number> {
+    return this.#audit.deleteDecisionsBefore(before, limit)
+  }
+
+  forgetGrantUsage(before: number, limit: number): Promise<number> {
+    return this.#audit.forgetGrantUsage(before, limit)
+  }
+
+  getDecisionLogSettings(storeId: string): Promise<DecisionLogSettings | undefined> {
+    return this.#audit.getDecisionLogSettings(storeId)
+  }
+
+  putDecisionLogSettings(storeId: string, settings: DecisionLogSettings): Promise<void> {
+    return this.#audit.putDecisionLogSettings(storeId, settings)
+  }
+
+  listGrants(storeId: string, user: Subject, q: GrantsQuery): Promise<Page<GrantWithUsage>> {
+    return this.#audit.listGrants(storeId, user, q)
+  }
+
+  identityGrantStats(storeId: string, userType: string, q: IdentityStatsQuery): Promise<Page<IdentityGrantStats>> {
+    return this.#audit.identityGrantStats(storeId, userType, q)
   }
 
   /** close ends the pool once; in-flight queries finish first. */

@@ -47,6 +47,18 @@ import {
   type WriteRequest,
 } from '../store.ts'
 
+import type {
+  DecisionLogSettings,
+  DecisionQuery,
+  GrantUse,
+  GrantWithUsage,
+  GrantsQuery,
+  IdentityGrantStats,
+  IdentityStatsQuery,
+  StoredDecision,
+} from '../audit.ts'
+import { SqliteAudit } from './audit.ts'
+
 const MIGRATIONS = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url))
 
 /** The longest `IN (…)` list one statement binds. */
@@ -303,6 +315,8 @@ export class SqliteDatastore implements Datastore {
   /** `user_id IN (?, …)` statements by list length, prepared on first use. */
   readonly #inStatements = new Map<number, Database.Statement>()
   readonly #objectStatements = new Map<number, Database.Statement>()
+  /** The decision log, its settings and grant usage (audit.ts). */
+  readonly #audit: SqliteAudit
 
   constructor(options: SqliteOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
@@ -313,6 +327,7 @@ export class SqliteDatastore implements Datastore {
     this.db.pragma('foreign_keys = ON')
     migrate(drizzle(this.db), { migrationsFolder: MIGRATIONS })
     this.#stmt = prepareStatements(this.db)
+    this.#audit = new SqliteAudit(this.db)
   }
 
   async createStore(id: string, name: string, now: Date): Promise<StoreRecord> {
@@ -715,6 +730,38 @@ export class SqliteDatastore implements Datastore {
   async readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined> {
     const json = this.#stmt.readAssertions.get(storeId, modelId) as string | undefined
     return json === undefined ? undefined : JSON.parse(json)
+  }
+
+  appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void> {
+    return this.#audit.appendDecisions(decisions, uses)
+  }
+
+  listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {
+    return this.#audit.listDecisions(storeId, q)
+  }
+
+  deleteDecisionsBefore(before: number, limit: number): Promise<number> {
+    return this.#audit.deleteDecisionsBefore(before, limit)
+  }
+
+  forgetGrantUsage(before: number, limit: number): Promise<number> {
+    return this.#audit.forgetGrantUsage(before, limit)
+  }
+
+  getDecisionLogSettings(storeId: string): Promise<DecisionLogSettings | undefined> {
+    return this.#audit.getDecisionLogSettings(storeId)
+  }
+
+  putDecisionLogSettings(storeId: string, settings: DecisionLogSettings): Promise<void> {
+    return this.#audit.putDecisionLogSettings(storeId, settings)
+  }
+
+  listGrants(storeId: string, user: Subject, q: GrantsQuery): Promise<Page<GrantWithUsage>> {
+    return this.#audit.listGrants(storeId, user, q)
+  }
+
+  identityGrantStats(storeId: string, userType: string, q: IdentityStatsQuery): Promise<Page<IdentityGrantStats>> {
+    return this.#audit.identityGrantStats(storeId, userType, q)
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,294 @@
+/**
+ * What the datastores keep for audit: the decision log (one row per decision), per-store
+ * decision-log settings, and grant usage (when each tuple last granted an allowed decision).
+ * The types and the row mapping both dialects share; the SQL is in sqlite/audit.ts and
+ * postgres/audit.ts.
+ *
+ * @module
+ */
+import { formatSubject, type TupleKey } from '../core/tuple.ts'
+import type { Decision, DecisionKind } from '../service/decision-sink.ts'
+import { decodeCursor } from './common.ts'
+import type { StoredTuple, TupleIdentity } from './store.ts'
+
+/** A decision as stored: the recorder's decision plus its ULID (`01J…`), unique per store. */
+export type StoredDecision = Decision & { id: string }
+
+/** GrantUse says tuple `key` of a store granted an allowed decision at `usedAt` (ms). */
+export interface GrantUse extends TupleIdentity {
+  storeId: string
+  usedAt: number
+}
+
+/** Filters of the decision log; unset fields match anything. Times are ms since the epoch. */
+export interface DecisionFilter {
+  subject?: string
+  object?: string
+  relation?: string
+  allowed?: boolean
+  client?: string
+  kind?: DecisionKind
+  /** Decisions at or after this instant. */
+  from?: number
+  /** Decisions before this instant. */
+  to?: number
+}
+
+export interface DecisionQuery extends DecisionFilter {
+  pageSize: number
+  /** A cursor from an earlier page (the last id seen). */
+  after?: string
+}
+
+/** Per-store settings; a store without any records every decision. */
+export interface DecisionLogSettings {
+  enabled: boolean
+  /** The share of decisions recorded, 0..1. */
+  sampleRate: number
+  updatedAt: Date
+}
+
+/** A stored tuple whose user is the reviewed identity, with when it last granted anything. */
+export interface GrantWithUsage extends StoredTuple {
+  /** ms since the epoch, or null when no recorded decision was ever granted by it. */
+  lastUsedAt: number | null
+}
+
+export interface GrantsQuery {
+  /** Expired tuples (expires_at <= now) are not grants any more. */
+  now: number
+  pageSize: number
+  after?: string
+}
+
+/** One identity of a type, with how many of its grants are unused (see IdentityStatsQuery). */
+export interface IdentityGrantStats {
+  /** `agent:summarizer` (or `team:eng#member` for a userset). */
+  user: string
+  grants: number
+  unused: number
+}
+
+export interface IdentityStatsQuery {
+  now: number
+  /**
+   * A grant is unused when it was granted before this instant and has not been used since
+   * (never, or last before it). A grant newer than this is too new to judge.
+   */
+  cutoff: number
+  pageSize: number
+  after?: string
+}
+
+/** A tuple row joined with its grant_usage row. */
+export interface GrantRow {
+  object_type: string
+  object_id: string
+  relation: string
+  user_relation: string
+  user_type: string
+  user_id: string
+  condition_name: string
+  condition_context: string | null
+  expires_at: number | null
+  inserted_at: number
+  last_used_at: number | null
+}
+
+export function rowToGrant(r: GrantRow): GrantWithUsage {
+  return {
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userType: r.user_type,
+    userId: r.user_id,
+    userRelation: r.user_relation,
+    conditionName: r.condition_name,
+    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+    ...(r.expires_at === null ? {} : { expiresAt: Number(r.expires_at) }),
+    insertedAt: new Date(Number(r.inserted_at)),
+    lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
+  }
+}
+
+/** A decision row, as both dialects store it (JSON text for the structured columns). */
+export interface DecisionRow {
+  store_id: string
+  id: string
+  at: number
+  kind: string
+  model_id: string
+  client: string
+  subject: string
+  on_behalf_of: string | null
+  relation: string
+  object: string
+  allowed: number
+  witness: string | null
+  latency_us: number
+  consistency: string
+  request_id: string
+  detail: string | null
+}
+
+/** The columns of decision_log in DecisionRow order. */
+export const DECISION_COLUMNS = [
+  'store_id',
+  'id',
+  'at',
+  'kind',
+  'model_id',
+  'client',
+  'subject',
+  'on_behalf_of',
+  'relation',
+  'object',
+  'allowed',
+  'witness',
+  'latency_us',
+  'consistency',
+  'request_id',
+  'detail',
+] as const
+
+/** decisionValues is a decision's column values, in DECISION_COLUMNS order. */
+export function decisionValues(d: StoredDecision): (string | number | null)[] {
+  return [
+    d.storeId,
+    d.id,
+    d.at,
+    d.kind,
+    d.modelId,
+    d.client,
+    d.subject,
+    d.onBehalfOf && d.onBehalfOf.length > 0 ? JSON.stringify(d.onBehalfOf) : null,
+    d.relation,
+    d.object,
+    d.allowed ? 1 : 0,
+    d.witness && d.witness.length > 0 ? JSON.stringify(d.witness.map(plainKey)) : null,
+    Math.max(0, Math.round(d.latencyUs)),
+    d.consistency,
+    d.requestId,
+    d.detail && Object.keys(d.detail).length > 0 ? JSON.stringify(d.detail) : null,
+  ]
+}
+
+/** plainKey keeps what identifies a witness tuple (and its condition's name): no context. */
+function plainKey(k: TupleKey): TupleKey {
+  const out: TupleKey = { user: k.user, relation: k.relation, object: k.object }
+  if (k.condition?.name) out.condition = { name: k.condition.name }
+  return out
+}
+
+export function rowToDecision(r: DecisionRow): StoredDecision {
+  const d: StoredDecision = {
+    id: r.id,
+    storeId: r.store_id,
+    at: Number(r.at),
+    kind: r.kind as DecisionKind,
+    modelId: r.model_id,
+    client: r.client,
+    requestId: r.request_id,
+    subject: r.subject,
+    relation: r.relation,
+    object: r.object,
+    allowed: r.allowed === 1,
+    latencyUs: Number(r.latency_us),
+    consistency: r.consistency,
+  }
+  if (r.on_behalf_of !== null) d.onBehalfOf = JSON.parse(r.on_behalf_of)
+  if (r.witness !== null) d.witness = JSON.parse(r.witness)
+  if (r.detail !== null) d.detail = JSON.parse(r.detail)
+  return d
+}
+
+/**
+ * decisionWhere builds the WHERE clause of a decision query (newest first: `id < cursor`), with
+ * `param(n)` spelling the n-th placeholder (`?` or `$n`). Returns the clause and its values.
+ */
+export function decisionWhere(
+  storeId: string,
+  q: DecisionQuery,
+  param: (n: number) => string,
+): { where: string; values: unknown[] } {
+  const values: unknown[] = [storeId]
+  const parts = [`store_id = ${param(1)}`]
+  const add = (sql: (p: string) => string, v: unknown) => {
+    values.push(v)
+    parts.push(sql(param(values.length)))
+  }
+  if (q.subject !== undefined) add((p) => `subject = ${p}`, q.subject)
+  if (q.object !== undefined) add((p) => `object = ${p}`, q.object)
+  if (q.relation !== undefined) add((p) => `relation = ${p}`, q.relation)
+  if (q.allowed !== undefined) add((p) => `allowed = ${p}`, q.allowed ? 1 : 0)
+  if (q.client !== undefined) add((p) => `client = ${p}`, q.client)
+  if (q.kind !== undefined) add((p) => `kind = ${p}`, q.kind)
+  if (q.from !== undefined) add((p) => `at >= ${p}`, q.from)
+  if (q.to !== undefined) add((p) => `at < ${p}`, q.to)
+  const after = decodeCursor(q.after, isDecisionCursor)?.[0]
+  if (after !== undefined) add((p) => `id < ${p}`, after)
+  return { where: parts.join(' AND '), values }
+}
+
+const isDecisionCursor = (v: unknown): v is [string] =>
+  Array.isArray(v) && v.length === 1 && typeof v[0] === 'string'
+
+/** The cursor after the last decision of a full page. */
+export function decisionCursor(items: StoredDecision[]): string {
+  return JSON.stringify([items[items.length - 1].id])
+}
+
+/**
+ * mergeGrantUses keeps one use per tuple (the latest), sorted by key, so that an upsert touches
+ * each row once and concurrent flushes on several replicas lock rows in the same order.
+ */
+export function mergeGrantUses(uses: GrantUse[]): GrantUse[] {
+  const byKey = new Map<string, GrantUse>()
+  for (const u of uses) {
+    const k = grantKey(u)
+    const seen = byKey.get(k)
+    if (!seen || seen.usedAt < u.usedAt) byKey.set(k, u)
+  }
+  return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, u]) => u)
+}
+
+function grantKey(u: GrantUse): string {
+  return [u.storeId, u.objectType, u.objectId, u.relation, u.userRelation, u.userType, u.userId].join('\u0000')
+}
+
+/** The grants cursor: the last (object_type, object_id, relation) of a page. */
+export const isGrantCursor = (v: unknown): v is [string, string, string] =>
+  Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'string')
+
+/**
+ * The identity-stats cursor: the last row's (unused, grants, user_id, user_relation). Rows are
+ * ordered by unused/grants descending, compared exactly by cross-multiplying integers.
+ */
+export const isIdentityCursor = (v: unknown): v is [number, number, string, string] =>
+  Array.isArray(v) &&
+  v.length === 4 &&
+  Number.isSafeInteger(v[0]) &&
+  Number.isSafeInteger(v[1]) &&
+  (v[1] as number) > 0 &&
+  typeof v[2] === 'string' &&
+  typeof v[3] === 'string'
+
+export interface IdentityStatsRow {
+  user_type: string
+  user_id: string
+  user_relation: string
+  grants: number
+  unused: number
+}
+
+export function rowToIdentityStats(r: IdentityStatsRow): IdentityGrantStats {
+  return {
+    user: formatSubject({ type: r.user_type, id: r.user_id, relation: r.user_relation }),
+    grants: Number(r.grants),
+    unused: Number(r.unused),
+  }
+}
+
+export function identityCursor(r: IdentityStatsRow): string {
+  return JSON.stringify([Number(r.unused), Number(r.grants), r.user_id, r.user_relation])
+}

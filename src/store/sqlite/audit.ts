@@ -1,0 +1,206 @@
+/**
+ * The audit tables over SQLite: decision_log, decision_log_settings and grant_usage. The
+ * SqliteDatastore delegates its audit methods here.
+ *
+ * @module
+ */
+import type Database from 'better-sqlite3'
+import { decodeCursor } from '../common.ts'
+import {
+  DECISION_COLUMNS,
+  decisionCursor,
+  decisionValues,
+  decisionWhere,
+  identityCursor,
+  isGrantCursor,
+  isIdentityCursor,
+  mergeGrantUses,
+  rowToDecision,
+  rowToGrant,
+  rowToIdentityStats,
+  type DecisionLogSettings,
+  type DecisionQuery,
+  type DecisionRow,
+  type GrantRow,
+  type GrantUse,
+  type GrantWithUsage,
+  type GrantsQuery,
+  type IdentityGrantStats,
+  type IdentityStatsQuery,
+  type IdentityStatsRow,
+  type StoredDecision,
+} from '../audit.ts'
+import type { Subject } from '../../core/tuple.ts'
+import type { Page } from '../store.ts'
+
+/** Rows per multi-row INSERT: 100 × 16 columns stays far below SQLite's bound-parameter limit. */
+const INSERT_ROWS = 100
+/** Grant uses per multi-row upsert (8 columns each). */
+const UPSERT_ROWS = 200
+
+const USAGE_COLUMNS =
+  'store_id, object_type, object_id, relation, user_relation, user_type, user_id, last_used_at'
+
+/** The join of a tuple `t` with its usage row `g`. */
+const USAGE_JOIN = `LEFT JOIN grant_usage g ON g.store_id = t.store_id AND g.object_type = t.object_type
+  AND g.object_id = t.object_id AND g.relation = t.relation AND g.user_relation = t.user_relation
+  AND g.user_type = t.user_type AND g.user_id = t.user_id`
+
+export class SqliteAudit {
+  readonly #db: Database.Database
+  /** Multi-row statements by row count, prepared on first use. */
+  readonly #inserts = new Map<number, Database.Statement>()
+  readonly #upserts = new Map<number, Database.Statement>()
+  /** Query statements by SQL text (one per filter shape). */
+  readonly #queries = new Map<string, Database.Statement>()
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  #prepared(sql: string): Database.Statement {
+    let s = this.#queries.get(sql)
+    if (!s) {
+      s = this.#db.prepare(sql)
+      this.#queries.set(sql, s)
+    }
+    return s
+  }
+
+  async appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void> {
+    const merged = mergeGrantUses(uses)
+    const append = this.#db.transaction(() => {
+      for (let i = 0; i < decisions.length; i += INSERT_ROWS) {
+        const chunk = decisions.slice(i, i + INSERT_ROWS)
+        this.#insert(chunk.length).run(...chunk.flatMap(decisionValues))
+      }
+      for (let i = 0; i < merged.length; i += UPSERT_ROWS) {
+        const chunk = merged.slice(i, i + UPSERT_ROWS)
+        const values = chunk.flatMap((u) => [
+          u.storeId,
+          u.objectType,
+          u.objectId,
+          u.relation,
+          u.userRelation,
+          u.userType,
+          u.userId,
+          u.usedAt,
+        ])
+        this.#upsert(chunk.length).run(...values)
+      }
+    })
+    append.immediate()
+  }
+
+  #insert(rows: number): Database.Statement {
+    let s = this.#inserts.get(rows)
+    if (!s) {
+      const row = `(${DECISION_COLUMNS.map(() => '?').join(', ')})`
+      s = this.#db.prepare(
+        `INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(row).join(', ')}`,
+      )
+      this.#inserts.set(rows, s)
+    }
+    return s
+  }
+
+  #upsert(rows: number): Database.Statement {
+    let s = this.#upserts.get(rows)
+    if (!s) {
+      const row = '(?, ?, ?, ?, ?, ?, ?, ?)'
+      s = this.#db.prepare(
+        `INSERT INTO grant_usage (${USAGE_COLUMNS}) VALUES ${Array(rows).fill(row).join(', ')}
+         ON CONFLICT (store_id, object_type, object_id, relation, user_relation, user_type, user_id)
+         DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)`,
+      )
+      this.#upserts.set(rows, s)
+    }
+    return s
+  }
+
+  async listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {
+    const { where, values } = decisionWhere(storeId, q, () => '?')
+    const sql = `SELECT * FROM decision_log WHERE ${where} ORDER BY id DESC LIMIT ?`
+    const rows = this.#prepared(sql).all(...values, q.pageSize + 1) as DecisionRow[]
+    const items = rows.slice(0, q.pageSize).map(rowToDecision)
+    return { items, next: rows.length > q.pageSize ? decisionCursor(items) : '' }
+  }
+
+  async deleteDecisionsBefore(before: number, limit: number): Promise<number> {
+    const sql = 'DELETE FROM decision_log WHERE rowid IN (SELECT rowid FROM decision_log WHERE at < ? LIMIT ?)'
+    return this.#prepared(sql).run(before, limit).changes
+  }
+
+  async forgetGrantUsage(before: number, limit: number): Promise<number> {
+    const sql = `DELETE FROM grant_usage WHERE rowid IN (
+      SELECT g.rowid FROM grant_usage g WHERE g.last_used_at < ? AND NOT EXISTS (
+        SELECT 1 FROM tuples t WHERE t.store_id = g.store_id AND t.object_type = g.object_type
+          AND t.object_id = g.object_id AND t.relation = g.relation AND t.user_relation = g.user_relation
+          AND t.user_type = g.user_type AND t.user_id = g.user_id)
+      LIMIT ?)`
+    return this.#prepared(sql).run(before, limit).changes
+  }
+
+  async getDecisionLogSettings(storeId: string): Promise<DecisionLogSettings | undefined> {
+    const sql = 'SELECT enabled, sample_rate, updated_at FROM decision_log_settings WHERE store_id = ?'
+    const row = this.#prepared(sql).get(storeId) as
+      | { enabled: number; sample_rate: number; updated_at: number }
+      | undefined
+    return row && { enabled: row.enabled === 1, sampleRate: row.sample_rate, updatedAt: new Date(row.updated_at) }
+  }
+
+  async putDecisionLogSettings(storeId: string, s: DecisionLogSettings): Promise<void> {
+    const sql = `INSERT INTO decision_log_settings (store_id, enabled, sample_rate, updated_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (store_id) DO UPDATE SET enabled = excluded.enabled, sample_rate = excluded.sample_rate,
+      updated_at = excluded.updated_at`
+    this.#prepared(sql).run(storeId, s.enabled ? 1 : 0, s.sampleRate, s.updatedAt.getTime())
+  }
+
+  async listGrants(storeId: string, user: Subject, q: GrantsQuery): Promise<Page<GrantWithUsage>> {
+    const after = decodeCursor(q.after, isGrantCursor)
+    const sql = `SELECT t.object_type, t.object_id, t.relation, t.user_relation, t.user_type, t.user_id,
+        t.condition_name, t.condition_context, t.expires_at, t.inserted_at, g.last_used_at
+      FROM tuples t ${USAGE_JOIN}
+      WHERE t.store_id = ? AND t.user_type = ? AND t.user_id = ? AND t.user_relation = ?
+        AND (t.expires_at IS NULL OR t.expires_at > ?)
+        ${after ? 'AND (t.object_type, t.object_id, t.relation) > (?, ?, ?)' : ''}
+      ORDER BY t.object_type, t.object_id, t.relation LIMIT ?`
+    const values = [storeId, user.type, user.id, user.relation, q.now, ...(after ?? []), q.pageSize + 1]
+    const rows = this.#prepared(sql).all(...values) as GrantRow[]
+    const items = rows.slice(0, q.pageSize).map(rowToGrant)
+    const last = items[items.length - 1]
+    const next = rows.length > q.pageSize ? JSON.stringify([last.objectType, last.objectId, last.relation]) : ''
+    return { items, next }
+  }
+
+  async identityGrantStats(
+    storeId: string,
+    userType: string,
+    q: IdentityStatsQuery,
+  ): Promise<Page<IdentityGrantStats>> {
+    const after = decodeCursor(q.after, isIdentityCursor)
+    const sql = `SELECT * FROM (
+        SELECT t.user_type, t.user_id, t.user_relation, COUNT(*) AS grants,
+          SUM(CASE WHEN t.inserted_at < ? AND (g.last_used_at IS NULL OR g.last_used_at < ?) THEN 1 ELSE 0 END) AS unused
+        FROM tuples t ${USAGE_JOIN}
+        WHERE t.store_id = ? AND t.user_type = ? AND (t.expires_at IS NULL OR t.expires_at > ?)
+        GROUP BY t.user_type, t.user_id, t.user_relation) s
+      ${
+        after
+          ? `WHERE s.unused * ? < ? * s.grants OR (s.unused * ? = ? * s.grants
+               AND (s.user_id > ? OR (s.user_id = ? AND s.user_relation > ?)))`
+          : ''
+      }
+      ORDER BY CAST(s.unused AS REAL) / s.grants DESC, s.user_id, s.user_relation LIMIT ?`
+    const values: unknown[] = [q.cutoff, q.cutoff, storeId, userType, q.now]
+    if (after) {
+      const [unused, grants, id, rel] = after
+      values.push(grants, unused, grants, unused, id, id, rel)
+    }
+    values.push(q.pageSize + 1)
+    const rows = this.#prepared(sql).all(...values) as IdentityStatsRow[]
+    const page = rows.slice(0, q.pageSize)
+    const next = rows.length > q.pageSize ? identityCursor(page[page.length - 1]) : ''
+    return { items: page.map(rowToIdentityStats), next }
+  }
+}
