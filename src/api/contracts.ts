@@ -272,6 +272,8 @@ export const checkRequest = z.object({
   context: json.optional().nullable(),
   consistency,
   trace: z.boolean().optional(),
+  /** Pemba: return an explanation (witness path, or every branch tried and why it failed). */
+  explain: z.boolean().optional().nullable(),
 })
 
 export const batchCheckRequest = z.object({
@@ -282,6 +284,7 @@ export const batchCheckRequest = z.object({
       context: json.optional().nullable(),
       on_behalf_of: onBehalfOf,
       correlation_id: z.string().regex(CORRELATION_ID),
+      explain: z.boolean().optional().nullable(),
     }),
   ),
   authorization_model_id: modelId,
@@ -360,4 +363,110 @@ export const listAccessRequestsQuery = z.object({
   status: z.enum(['pending', 'approved', 'denied', 'expired']).optional(),
   page_size: pageSize,
   continuation_token: continuationToken,
+})
+
+// --- token-native checks (Pemba) -------------------------------------------------------------
+
+/** A token issuer's name in its store (the `{name}` of `/stores/{store}/token-issuers/{name}`). */
+export const TOKEN_ISSUER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
+/** An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"` and `\`. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
+
+const isHttpUrl = (v: string) => {
+  try {
+    const u = new URL(v)
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password
+  } catch {
+    return false
+  }
+}
+
+const audienceValue = z.string().min(1).max(1024)
+
+/**
+ * A trusted token issuer (`PUT /stores/{store}/token-issuers/{name}`). Unknown fields are
+ * refused rather than dropped: a misspelt `scopes` would otherwise silently lift the ceiling.
+ */
+export const putTokenIssuerRequest = z
+  .object({
+    issuer: z.string().min(1).max(1024).regex(/^\S+$/, 'must be a non-empty string without whitespace'),
+    audience: z.union([audienceValue, z.array(audienceValue).min(1).max(10)], {
+      error: 'must be a non-empty string or a list of 1 to 10 of them',
+    }),
+    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
+    jwks_uri: z.string().max(2048).refine(isHttpUrl, 'must be an http or https URL without credentials').optional(),
+    subject_type: z.string().regex(TYPE),
+    subject_claim: z.string().regex(/^[^\s]{1,128}$/).default('sub'),
+    actor_type: z.string().regex(TYPE).optional(),
+    scopes: z
+      .record(z.string().regex(SCOPE_TOKEN), z.array(z.string().regex(RELATION)).min(1).max(50))
+      .refine((s) => Object.keys(s).length <= 100, 'value must contain no more than 100 scopes')
+      .optional(),
+  })
+  .strict()
+  .superRefine((b, ctx) => {
+    if ((b.jwks === undefined) === (b.jwks_uri === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'give exactly one of jwks (inline keys) and jwks_uri' })
+    }
+  })
+
+/** A signed JWT standing for the check's user (Pemba). */
+const subjectToken = z.string().min(1).max(16384)
+
+const absent = (v: unknown) => v === undefined || v === null || v === ''
+
+/**
+ * A check whose subject is a token: `tuple_key` without `user`, and `subject_token`. Setting
+ * `user` or `on_behalf_of` as well is a 400: the token names both.
+ */
+export const tokenCheckRequest = z
+  .object({
+    tuple_key: z.object({
+      user: z.unknown().optional(),
+      relation: z.string().regex(RELATION),
+      object: z.string().regex(OBJECT),
+    }),
+    subject_token: subjectToken,
+    on_behalf_of: z.unknown().optional(),
+    contextual_tuples: contextualTupleKeys.optional().nullable(),
+    authorization_model_id: modelId,
+    context: json.optional().nullable(),
+    consistency,
+  })
+  .superRefine((b, ctx) => {
+    if (!absent(b.tuple_key.user)) {
+      ctx.addIssue({ code: 'custom', path: ['tuple_key', 'user'], message: 'give either tuple_key.user or subject_token, not both' })
+    }
+    if (!absent(b.on_behalf_of)) {
+      ctx.addIssue({ code: 'custom', path: ['on_behalf_of'], message: "cannot be combined with subject_token: the token's act claims name the chain" })
+    }
+  })
+
+/** A batch-check where items may carry `subject_token` instead of `tuple_key.user`. */
+export const tokenBatchCheckRequest = z.object({
+  checks: z.array(
+    z
+      .object({
+        tuple_key: z.object({
+          user: z.string().regex(CHECK_USER).optional(),
+          relation: z.string().regex(RELATION),
+          object: z.string().regex(OBJECT),
+        }),
+        subject_token: subjectToken.optional(),
+        contextual_tuples: contextualTupleKeys.optional().nullable(),
+        context: json.optional().nullable(),
+        on_behalf_of: onBehalfOf,
+        correlation_id: z.string().regex(CORRELATION_ID),
+      })
+      .superRefine((b, ctx) => {
+        if ((b.tuple_key.user === undefined) === (b.subject_token === undefined)) {
+          ctx.addIssue({ code: 'custom', path: ['tuple_key', 'user'], message: 'give exactly one of tuple_key.user and subject_token' })
+        }
+        if (b.subject_token !== undefined && b.on_behalf_of) {
+          ctx.addIssue({ code: 'custom', path: ['on_behalf_of'], message: "cannot be combined with subject_token: the token's act claims name the chain" })
+        }
+      }),
+  ),
+  authorization_model_id: modelId,
+  consistency,
 })

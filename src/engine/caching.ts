@@ -18,6 +18,8 @@
  */
 import { LRUCache } from 'lru-cache'
 import {
+  ALLOWED,
+  DENIED,
   NO_CYCLE,
   checkKey,
   type CheckDispatcher,
@@ -26,7 +28,6 @@ import {
 } from './dispatch.ts'
 import type { Reachable } from './userset-closure.ts'
 
-/** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
 /** A cached answer, valid until `until` (ms; Infinity when nothing it read expires). */
 interface Entry<T> {
   value: T
@@ -35,7 +36,7 @@ interface Entry<T> {
 
 /** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
 export class CheckCache {
-  readonly #lru: LRUCache<string, Entry<boolean>>
+  readonly #lru: LRUCache<string, Entry<CheckResult>>
   /** Userset closures (see userset-closure.ts); false records "too many to walk up". */
   readonly #closures: LRUCache<string, Entry<Reachable | false>>
   hits = 0
@@ -59,12 +60,18 @@ export class CheckCache {
     return e
   }
 
-  get(key: string, now: number): Entry<boolean> | undefined {
+  /** get returns a settled answer (with its witness), never one marked by a cycle or a trace. */
+  get(key: string, now: number): Entry<CheckResult> | undefined {
     return this.#hit(this.#lru.get(key), now)
   }
 
-  set(key: string, allowed: boolean, until: number): void {
-    this.#lru.set(key, { value: allowed, until })
+  set(key: string, result: CheckResult, until: number): void {
+    const value: CheckResult = result.witness
+      ? { allowed: result.allowed, cycleAt: NO_CYCLE, witness: result.witness }
+      : result.allowed
+        ? ALLOWED
+        : DENIED
+    this.#lru.set(key, { value, until })
   }
 
   getClosure(key: string, now: number): Entry<Reachable | false> | undefined {
@@ -85,9 +92,6 @@ export class CheckCache {
   }
 }
 
-const ALLOWED_CACHED: CheckResult = Object.freeze({ allowed: true, cycleAt: NO_CYCLE })
-const DENIED_CACHED: CheckResult = Object.freeze({ allowed: false, cycleAt: NO_CYCLE })
-
 export class CachingDispatcher implements CheckDispatcher {
   readonly #next: CheckDispatcher
   readonly #cache: CheckCache
@@ -107,11 +111,11 @@ export class CachingDispatcher implements CheckDispatcher {
       if (hit !== undefined) {
         // What this request builds on the hit is valid no longer than the hit itself.
         if (hit.until < ctx.validUntil) ctx.validUntil = hit.until
-        return hit.value ? ALLOWED_CACHED : DENIED_CACHED
+        return hit.value
       }
     }
     const result = await this.#next.dispatchCheck(req)
-    if (result.cycleAt === NO_CYCLE) this.#cache.set(key, result.allowed, ctx.validUntil)
+    if (result.cycleAt === NO_CYCLE) this.#cache.set(key, result, ctx.validUntil)
     return result
   }
 }

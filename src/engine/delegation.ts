@@ -12,8 +12,9 @@
  *
  * @module
  */
-import type { Subject } from '../core/tuple.ts'
-import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
+import { formatSubject, type Subject, type Tuple } from '../core/tuple.ts'
+import type { CheckDispatcher, CheckResult, ResolutionContext } from './dispatch.ts'
+import { traceOf, type TraceNode } from './explain.ts'
 
 /** The relation a principal's type defines to say who may act for it. */
 export const ACTS_FOR = 'acts_for'
@@ -24,6 +25,10 @@ export type DeniedBy = 'delegation' | 'principal' | 'actor'
 export interface DelegatedCheckResult {
   allowed: boolean
   deniedBy?: DeniedBy
+  /** For an allowed answer: the tuples of every hop and every grant it needed. */
+  witness?: Tuple[]
+  /** In an explained request: one node per question asked, in order. */
+  steps?: TraceNode[]
 }
 
 /**
@@ -41,19 +46,29 @@ export async function delegatedCheck(
   /** Only check the delegation hops (for list-objects, which checks the rest per object). */
   hopsOnly = false,
 ): Promise<DelegatedCheckResult> {
-  const ask = (objectType: string, objectId: string, rel: string, subject: Subject) =>
-    dispatcher.dispatchCheck({ objectType, objectId, relation: rel, subject, depth: 0, path: undefined, ctx })
+  const witness: Tuple[] = []
+  const steps: TraceNode[] | undefined = ctx.explain ? [] : undefined
+  const ask = async (label: string, objectType: string, objectId: string, rel: string, subject: Subject) => {
+    const r: CheckResult = await dispatcher.dispatchCheck({ objectType, objectId, relation: rel, subject, depth: 0, path: undefined, ctx })
+    if (r.witness) witness.push(...r.witness)
+    steps?.push({ step: 'delegation', allowed: r.allowed, label, children: [traceOf(r)] })
+    return r
+  }
+  const denied = (deniedBy: DeniedBy): DelegatedCheckResult => (steps ? { allowed: false, deniedBy, steps } : { allowed: false, deniedBy })
   let acting = actor
   for (const principal of chain) {
-    const hop = await ask(principal.type, principal.id, ACTS_FOR, acting)
-    if (!hop.allowed) return { allowed: false, deniedBy: 'delegation' }
+    const label = `delegation: ${formatSubject(acting)} acts for ${formatSubject(principal)}`
+    const hop = await ask(label, principal.type, principal.id, ACTS_FOR, acting)
+    if (!hop.allowed) return denied('delegation')
     acting = principal
   }
   if (hopsOnly) return { allowed: true }
   for (let i = chain.length - 1; i >= 0; i--) {
-    const r = await ask(object.type, object.id, relation, chain[i])
-    if (!r.allowed) return { allowed: false, deniedBy: 'principal' }
+    const label = `principal ${formatSubject(chain[i])} has ${relation} on ${object.type}:${object.id}`
+    const r = await ask(label, object.type, object.id, relation, chain[i])
+    if (!r.allowed) return denied('principal')
   }
-  const own = await ask(object.type, object.id, relation, actor)
-  return own.allowed ? { allowed: true } : { allowed: false, deniedBy: 'actor' }
+  const own = await ask(`actor ${formatSubject(actor)} has ${relation} on ${object.type}:${object.id}`, object.type, object.id, relation, actor)
+  if (!own.allowed) return denied('actor')
+  return steps ? { allowed: true, witness, steps } : { allowed: true, witness }
 }

@@ -6,10 +6,11 @@
  *
  * @module
  */
-import type { Subject } from '../core/tuple.ts'
+import type { Subject, Tuple } from '../core/tuple.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import type { Revision, TupleReader } from '../store/store.ts'
 import type { CheckCache } from './caching.ts'
+import type { TraceNode } from './explain.ts'
 import type { InFlight } from './memoizing.ts'
 import type { Reachable } from './userset-closure.ts'
 
@@ -60,6 +61,11 @@ export interface ResolutionContext {
    * answers it caches are valid until then (see expiry-tracking.ts).
    */
   validUntil: number
+  /**
+   * Set for an explained check: every step then records a trace (see explain.ts). Explained
+   * requests never use the cross-request cache, so the trace shows the whole evaluation.
+   */
+  explain?: boolean
 }
 
 /** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */
@@ -85,6 +91,16 @@ export interface CheckRequest {
 export interface CheckResult {
   allowed: boolean
   cycleAt: number
+  /**
+   * For an allowed answer: the tuples that granted it, from the object towards the subject
+   * (`document:d1#parent@folder:f3`, `folder:f3#viewer@group:g7#member`,
+   * `group:g7#member@user:u1`); every side of an intersection contributes. The decision log
+   * records it and grant usage is maintained from it. Absent when nothing was read (a userset
+   * is a member of itself).
+   */
+  witness?: readonly Tuple[]
+  /** Only in an explained request: how this answer was reached (see explain.ts). */
+  trace?: TraceNode
 }
 
 export const NO_CYCLE = Number.POSITIVE_INFINITY
@@ -107,6 +123,12 @@ export function pathIndexOf(path: PathNode | undefined, key: string): number {
 
 export const ALLOWED: CheckResult = Object.freeze({ allowed: true, cycleAt: NO_CYCLE })
 export const DENIED: CheckResult = Object.freeze({ allowed: false, cycleAt: NO_CYCLE })
+
+/** allowedBy is an allowed answer granted by `witness`. */
+export function allowedBy(witness: readonly Tuple[] | undefined, cycleAt = NO_CYCLE): CheckResult {
+  if (witness && witness.length) return { allowed: true, cycleAt, witness }
+  return cycleAt === NO_CYCLE ? ALLOWED : { allowed: true, cycleAt }
+}
 
 /** deniedByCycle is the answer for a subproblem found on the path at `index`. */
 export function deniedByCycle(index: number): CheckResult {

@@ -3,24 +3,42 @@
  * every recursive subproblem back to its delegate dispatcher (which is wrapped in memoisation,
  * cycle detection and the depth limit). The rewrite `switch` lives here and only here.
  *
+ * Every allowed answer carries its witness (the tuples that granted it). In an explained
+ * request (`ctx.explain`) every step also returns a trace node (see explain.ts); outside one,
+ * the tracing costs one property read per step.
+ *
  * @module
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import { subjectReferenceKey, type Rewrite, type UsersetClosure } from '../model/typesystem.ts'
 import { ResolutionTooComplexError } from './limits.ts'
-import { reachableUsersets } from './userset-closure.ts'
+import { reachableUsersets, witnessChain } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
 import {
   ALLOWED,
   DENIED,
+  allowedBy,
   type CheckDispatcher,
   type CheckRequest,
   type CheckResult,
 } from './dispatch.ts'
+import {
+  SKIPPED,
+  conditionTrace,
+  errorTrace,
+  subproblemLabel,
+  traceOf,
+  tupleLabel,
+  withTrace,
+  type TraceNode,
+  type TraceStep,
+} from './explain.ts'
 import { difference, intersection, union, type Branch } from './reducers.ts'
 
 /** Past this many usersets containing the subject, walking down is the cheaper direction. */
 const MAX_CLOSURE_NODES = 2000
+
+type Reducer = (branches: Branch[], concurrency: number) => Promise<CheckResult>
 
 export class LocalChecker implements CheckDispatcher {
   #delegate: CheckDispatcher | undefined
@@ -43,38 +61,59 @@ export class LocalChecker implements CheckDispatcher {
       subject.type === req.objectType &&
       subject.id === req.objectId
     ) {
-      return ALLOWED
+      return req.ctx.explain ? withTrace(ALLOWED, checkNode(req, true, [], 'a userset is a member of itself')) : ALLOWED
     }
     const rel = req.ctx.typesystem.relation(req.objectType, req.relation)
-    if (!rel) return DENIED
-    return this.rewrite(req, rel.rewrite)
+    if (!rel) {
+      return req.ctx.explain ? withTrace(DENIED, checkNode(req, false, [], 'the relation is not defined')) : DENIED
+    }
+    const r = await this.rewrite(req, rel.rewrite)
+    return req.ctx.explain ? withTrace(r, checkNode(req, r.allowed, [traceOf(r)])) : r
   }
 
   private rewrite(req: CheckRequest, rw: Rewrite): Promise<CheckResult> {
     switch (rw.kind) {
       case 'this':
         return this.direct(req)
-      case 'computed':
+      case 'computed': {
         // Same object, another relation: no extra depth, as OpenFGA counts it.
-        return this.delegate.dispatchCheck({ ...req, relation: rw.relation })
+        const r = this.delegate.dispatchCheck({ ...req, relation: rw.relation })
+        return req.ctx.explain ? wrapTrace(r, 'computed', `computed from ${rw.relation}`) : r
+      }
       case 'ttu':
         return this.tupleToUserset(req, rw.tupleset, rw.computed)
       case 'union':
-        return union(
-          rw.children.map((c) => () => this.rewrite(req, c)),
-          req.ctx.concurrency,
-        )
+        return this.combine(req, 'union', 'union', union, rw.children.map((c) => () => this.rewrite(req, c)))
       case 'intersection':
-        return intersection(
-          rw.children.map((c) => () => this.rewrite(req, c)),
-          req.ctx.concurrency,
-        )
-      case 'difference':
-        return difference(
-          () => this.rewrite(req, rw.base),
-          () => this.rewrite(req, rw.subtract),
-        )
+        return this.combine(req, 'intersection', 'intersection', intersection, rw.children.map((c) => () => this.rewrite(req, c)))
+      case 'difference': {
+        const base = () => this.rewrite(req, rw.base)
+        const subtract = () => this.rewrite(req, rw.subtract)
+        if (!req.ctx.explain) return difference(base, subtract)
+        return this.combine(req, 'exclusion', `but not ${describeRewrite(rw.subtract)}`, (bs) => difference(bs[0], bs[1]), [base, subtract])
+      }
     }
+  }
+
+  /**
+   * combine applies a set operator to branches. In an explained request it also records each
+   * branch's trace (a branch the operator never started shows as skipped).
+   */
+  private async combine(req: CheckRequest, step: TraceStep, label: string, reduce: Reducer, branches: Branch[], concurrency = req.ctx.concurrency): Promise<CheckResult> {
+    if (!req.ctx.explain) return reduce(branches, concurrency)
+    const traces: TraceNode[] = branches.map(() => SKIPPED)
+    const traced = branches.map((b, i) => async () => {
+      try {
+        const r = await b()
+        traces[i] = traceOf(r)
+        return r
+      } catch (e) {
+        traces[i] = errorTrace(e)
+        throw e
+      }
+    })
+    const r = await reduce(traced, concurrency)
+    return withTrace(r, { step, allowed: r.allowed, label, children: flattenGroups(traces) })
   }
 
   /**
@@ -98,10 +137,8 @@ export class LocalChecker implements CheckDispatcher {
       branches.push(async () => {
         ctx.stats.reads++
         const tuples = await ctx.reader.readUsers(req.objectType, req.objectId, req.relation, exact)
-        return union(
-          tuples.filter((t) => ts.admits(t)).map((t) => async () => (tupleConditionHolds(ctx, t) ? ALLOWED : DENIED)),
-          1,
-        )
+        const leaves = tuples.filter((t) => ts.admits(t)).map((t) => () => this.directTuple(req, t))
+        return this.combine(req, 'union', '', union, leaves, 1)
       })
     }
 
@@ -120,21 +157,45 @@ export class LocalChecker implements CheckDispatcher {
         }
         const perKind: Branch[] = []
         for (const [kind, list] of byKind) {
-          const family = ts.usersetClosure(list[0].userType, list[0].userRelation)
+          // An explanation walks down, so that it can show each userset that was looked into.
+          const family = ctx.explain ? undefined : ts.usersetClosure(list[0].userType, list[0].userRelation)
           perKind.push(family ? () => this.viaClosure(req, kind, family, list) : () => this.downward(req, list))
         }
-        return union(perKind, 1)
+        return this.combine(req, 'union', '', union, perKind, 1)
       })
     }
-    return union(branches, 1)
+    const r = await this.combine(req, 'direct', `direct: ${req.relation}`, union, branches, 1)
+    if (r.trace && !r.allowed && !r.trace.children?.length) {
+      r.trace.reason = `no tuple ${req.objectType}:${req.objectId}#${req.relation}@${describeSubjects(subject, exact, hasUsersetTypes)}`
+    }
+    return r
+  }
+
+  /** directTuple: a tuple naming the subject grants if its condition (if any) holds. */
+  private directTuple(req: CheckRequest, t: Tuple): Promise<CheckResult> {
+    const { ctx } = req
+    if (!ctx.explain) return Promise.resolve(tupleConditionHolds(ctx, t) ? allowedBy([t]) : DENIED)
+    const condition = conditionTrace(ctx, t)
+    const node = (allowed: boolean): TraceNode => ({ step: 'tuple', allowed, label: tupleLabel(t), tuple: tupleLabel(t), condition })
+    try {
+      // Throws the same error as the unexplained path when the condition cannot be evaluated.
+      const holds = tupleConditionHolds(ctx, t)
+      return Promise.resolve(withTrace(holds ? allowedBy([t]) : DENIED, node(holds)))
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /** downward checks each userset tuple's userset for the subject, through the dispatcher. */
   private downward(req: CheckRequest, tuples: Tuple[]): Promise<CheckResult> {
     const { ctx, subject } = req
-    return union(
+    return this.combine(
+      req,
+      'union',
+      '',
+      union,
       tuples.map((t) => () =>
-        this.conditioned(t, req, () =>
+        this.conditioned(t, req, 'userset', () =>
           this.delegate.dispatchCheck({
             objectType: t.userType,
             objectId: t.userId,
@@ -146,7 +207,6 @@ export class LocalChecker implements CheckDispatcher {
           }),
         ),
       ),
-      ctx.concurrency,
     )
   }
 
@@ -163,7 +223,8 @@ export class LocalChecker implements CheckDispatcher {
     const branches: Branch[] = []
     const unresolved: Tuple[] = []
     for (const t of tuples) {
-      const level = reach.levels.get(`${t.userType}:${t.userId}#${t.userRelation}`)
+      const userset = `${t.userType}:${t.userId}#${t.userRelation}`
+      const level = reach.levels.get(userset)
       if (level === undefined) {
         // Past the depth limit the walk up proves nothing; walking down reports the limit.
         if (reach.truncated) unresolved.push(t)
@@ -172,7 +233,7 @@ export class LocalChecker implements CheckDispatcher {
       if (req.depth + 1 + level >= ctx.maxDepth) {
         branches.push(() => Promise.reject(new ResolutionTooComplexError()))
       } else {
-        branches.push(() => this.conditioned(t, req, () => Promise.resolve(ALLOWED)))
+        branches.push(() => this.conditioned(t, req, 'userset', () => Promise.resolve(allowedBy(witnessChain(reach, userset)))))
       }
     }
     if (unresolved.length) branches.push(() => this.downward(req, unresolved))
@@ -193,7 +254,7 @@ export class LocalChecker implements CheckDispatcher {
       if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
       if (!ts.relation(t.userType, computed)) continue
       branches.push(() =>
-        this.conditioned(t, req, () =>
+        this.conditioned(t, req, 'tupleset', () =>
           this.delegate.dispatchCheck({
             objectType: t.userType,
             objectId: t.userId,
@@ -206,15 +267,19 @@ export class LocalChecker implements CheckDispatcher {
         ),
       )
     }
-    return union(branches, ctx.concurrency)
+    const r = await this.combine(req, 'tuple_to_userset', `${computed} from ${tupleset}`, union, branches)
+    if (r.trace && !branches.length) r.trace.reason = `no ${req.objectType}:${req.objectId}#${tupleset} tuple leads to a ${computed}`
+    return r
   }
 
   /**
    * conditioned combines a tuple's condition with the subproblem it leads to: both must hold.
-   * A condition that cannot be evaluated only fails the branch if the subproblem is true.
+   * A condition that cannot be evaluated only fails the branch if the subproblem is true. The
+   * tuple joins the witness of an allowed answer, ahead of what it led to.
    */
-  private async conditioned(t: Tuple, req: CheckRequest, next: Branch): Promise<CheckResult> {
-    if (!t.conditionName) return next()
+  private async conditioned(t: Tuple, req: CheckRequest, step: TraceStep, next: Branch): Promise<CheckResult> {
+    if (req.ctx.explain) return this.conditionedTraced(t, req, step, next)
+    if (!t.conditionName) return prepend(t, await next())
     let holds: boolean
     try {
       holds = tupleConditionHolds(req.ctx, t)
@@ -223,11 +288,81 @@ export class LocalChecker implements CheckDispatcher {
       if (!r.allowed) return r
       throw e
     }
-    return holds ? next() : DENIED
+    return holds ? prepend(t, await next()) : DENIED
   }
+
+  private async conditionedTraced(t: Tuple, req: CheckRequest, step: TraceStep, next: Branch): Promise<CheckResult> {
+    const condition = conditionTrace(req.ctx, t)
+    const node = (allowed: boolean, children: TraceNode[]): TraceNode => ({
+      step,
+      allowed,
+      label: tupleLabel(t),
+      tuple: tupleLabel(t),
+      condition,
+      children,
+    })
+    if (condition?.result === 'false') return withTrace(DENIED, node(false, [SKIPPED]))
+    const r = await next()
+    // A condition that cannot be evaluated fails an allowed branch with the unexplained path's error.
+    if (condition?.result === 'error' && r.allowed) tupleConditionHolds(req.ctx, t)
+    return withTrace(prepend(t, r), node(r.allowed, [traceOf(r)]))
+  }
+}
+
+function prepend(t: Tuple, r: CheckResult): CheckResult {
+  if (!r.allowed) return r
+  const w = r.witness ? [t, ...r.witness] : [t]
+  return r.trace ? { ...allowedBy(w, r.cycleAt), trace: r.trace } : allowedBy(w, r.cycleAt)
+}
+
+function checkNode(req: CheckRequest, allowed: boolean, children: TraceNode[], reason?: string): TraceNode {
+  const node: TraceNode = {
+    step: 'check',
+    allowed,
+    label: subproblemLabel(req.objectType, req.objectId, req.relation, req.subject),
+    children,
+  }
+  if (reason) node.reason = reason
+  return node
+}
+
+async function wrapTrace(p: Promise<CheckResult>, step: TraceStep, label: string): Promise<CheckResult> {
+  const r = await p
+  return withTrace(r, { step, allowed: r.allowed, label, children: [traceOf(r)] })
+}
+
+/** flattenGroups lifts the children of unlabeled grouping unions into their parent. */
+function flattenGroups(nodes: TraceNode[]): TraceNode[] {
+  const out: TraceNode[] = []
+  for (const n of nodes) {
+    if (n.step === 'union' && n.label === '') out.push(...flattenGroups(n.children ?? []))
+    else out.push(n)
+  }
+  return out
+}
+
+function describeRewrite(rw: Rewrite): string {
+  switch (rw.kind) {
+    case 'this':
+      return 'direct'
+    case 'computed':
+      return rw.relation
+    case 'ttu':
+      return `${rw.computed} from ${rw.tupleset}`
+    default:
+      return `(${rw.kind})`
+  }
+}
+
+function describeSubjects(subject: Subject, exact: Subject[], usersets: boolean): string {
+  const names = exact.map((s) => (s.relation ? `${s.type}:${s.id}#${s.relation}` : `${s.type}:${s.id}`))
+  if (usersets) names.push('<a userset containing it>')
+  if (names.length === 0) {
+    return `${subject.relation ? `${subject.type}:${subject.id}#${subject.relation}` : `${subject.type}:${subject.id}`} (its type is not allowed here)`
+  }
+  return names.join(' or ')
 }
 
 function isSubject(t: Tuple, s: Subject): boolean {
   return t.userType === s.type && t.userId === s.id && t.userRelation === s.relation
 }
-

@@ -85,7 +85,7 @@ export class MemoizingDispatcher implements CheckDispatcher {
       if (owner) inflight.delete(key)
     }
     // A cycle back to this very subproblem is resolved now that it is finished.
-    if (result.cycleAt !== NO_CYCLE && result.cycleAt >= index) result = { allowed: result.allowed, cycleAt: NO_CYCLE }
+    if (result.cycleAt !== NO_CYCLE && result.cycleAt >= index) result = { ...result, cycleAt: NO_CYCLE }
     if (result.cycleAt === NO_CYCLE) memo.set(key, result)
     return result
   }

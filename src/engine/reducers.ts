@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { ALLOWED, DENIED, NO_CYCLE, type CheckResult } from './dispatch.ts'
+import type { Tuple } from '../core/tuple.ts'
+import { DENIED, NO_CYCLE, allowedBy, type CheckResult } from './dispatch.ts'
 
 export type Branch = () => Promise<CheckResult>
 
@@ -66,20 +67,25 @@ export async function union(branches: Branch[], concurrency: number): Promise<Ch
   return cycleAt === NO_CYCLE ? DENIED : { allowed: false, cycleAt }
 }
 
-/** intersection: false as soon as any branch is; otherwise the first error; otherwise true. */
+/**
+ * intersection: false as soon as any branch is; otherwise the first error; otherwise true,
+ * granted by the witnesses of every branch together.
+ */
 export async function intersection(branches: Branch[], concurrency: number): Promise<CheckResult> {
   if (branches.length === 0) return DENIED
   const results = await evaluate(branches, concurrency, (s) => s.ok && !s.r.allowed)
   let cycleAt = NO_CYCLE
   let error: Settled | undefined
+  let witness: Tuple[] | undefined
   for (const s of results) {
     if (s.ok) {
       if (!s.r.allowed) return s.r
       cycleAt = Math.min(cycleAt, s.r.cycleAt)
+      if (s.r.witness) witness = witness ? witness.concat(s.r.witness) : s.r.witness.slice()
     } else error ??= s
   }
   if (error && !error.ok) throw error.e
-  return cycleAt === NO_CYCLE ? ALLOWED : { allowed: true, cycleAt }
+  return allowedBy(witness, cycleAt)
 }
 
 /**
@@ -95,5 +101,5 @@ export async function difference(base: Branch, subtract: Branch): Promise<CheckR
   if (s.ok && (s.r.allowed || s.r.cycleAt !== NO_CYCLE)) return { allowed: false, cycleAt: s.r.cycleAt }
   if (!b.ok) throw b.e
   if (!s.ok) throw s.e
-  return b.r.cycleAt === NO_CYCLE ? ALLOWED : { allowed: true, cycleAt: b.r.cycleAt }
+  return b.r
 }

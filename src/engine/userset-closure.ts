@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { Subject } from '../core/tuple.ts'
+import type { Subject, Tuple } from '../core/tuple.ts'
 import { subjectReferenceKey, type UsersetClosure } from '../model/typesystem.ts'
 import type { ResolutionContext } from './dispatch.ts'
 
@@ -22,7 +22,30 @@ import type { ResolutionContext } from './dispatch.ts'
  */
 export interface Reachable {
   levels: Map<string, number>
+  /**
+   * The tuple through which each userset was first reached: for `group:g2#member` reached from
+   * `group:g1#member`, the tuple `group:g2#member@group:g1#member`. Following it back to the
+   * subject gives the witness of a membership.
+   */
+  via: Map<string, Tuple>
   truncated: boolean
+}
+
+/**
+ * witnessChain is the tuples proving the subject is in `userset`, from the userset down to the
+ * subject: `group:g2#member@group:g1#member`, `group:g1#member@user:anne`.
+ */
+export function witnessChain(reach: Reachable, userset: string): Tuple[] {
+  const chain: Tuple[] = []
+  let key: string | undefined = userset
+  // Each step goes one level down, so the chain is at most as long as the number of levels.
+  for (let guard = reach.via.size; key !== undefined && guard >= 0; guard--) {
+    const t = reach.via.get(key)
+    if (!t) break
+    chain.push(t)
+    key = t.userRelation ? `${t.userType}:${t.userId}#${t.userRelation}` : undefined
+  }
+  return chain
 }
 
 
@@ -70,6 +93,7 @@ async function walkUp(
 ): Promise<Reachable | undefined> {
   const ts = ctx.typesystem
   const reached = new Map<string, number>()
+  const via = new Map<string, Tuple>()
   let frontier: Subject[] = [subject]
   if (!subject.relation && subject.id !== '*' && family.edges.has(`${subject.type}:*`)) {
     frontier.push({ type: subject.type, id: '*', relation: '' })
@@ -93,6 +117,7 @@ async function walkUp(
           const k = `${t.objectType}:${t.objectId}#${t.relation}`
           if (reached.has(k)) continue
           reached.set(k, level)
+          via.set(k, t)
           if (reached.size > maxNodes) return undefined
           next.push({ type: t.objectType, id: t.objectId, relation: t.relation })
         }
@@ -100,5 +125,5 @@ async function walkUp(
     }
     frontier = next
   }
-  return { levels: reached, truncated: frontier.length > 0 }
+  return { levels: reached, via, truncated: frontier.length > 0 }
 }

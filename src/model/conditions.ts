@@ -61,6 +61,8 @@ export type ConditionOutcome =
 
 export interface CompiledCondition {
   readonly name: string
+  /** The declared parameter names, in declaration order (explanations show their inputs). */
+  readonly parameterNames: ReadonlySet<string>
   /**
    * tupleContext overrides requestContext key by key (OpenFGA: the tuple's stored context wins).
    * `tupleKey` (`document:1#viewer@user:anne`), when given, names the tuple in the

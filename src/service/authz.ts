@@ -11,15 +11,24 @@ import {
   parseExpiresAt,
   parseObject,
   parseSubject,
+  tupleToKey,
   type Subject,
   type Tuple,
   type TupleKey,
 } from '../core/tuple.ts'
 import { buildCheckDispatcher } from '../engine/build.ts'
 import { CheckCache } from '../engine/caching.ts'
-import type { CheckDispatcher, ResolutionContext } from '../engine/dispatch.ts'
+import type { CheckDispatcher, CheckResult, ResolutionContext } from '../engine/dispatch.ts'
 import { ACTS_FOR, delegatedCheck, type DeniedBy } from '../engine/delegation.ts'
 import { expand, type ExpandNode } from '../engine/expand.ts'
+import {
+  collapseDenied,
+  denialReasons,
+  traceOf,
+  witnessPath,
+  witnessTree,
+  type TraceNode,
+} from '../engine/explain.ts'
 import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
 import { listUsers, type ListUsersResult } from '../engine/list-users.ts'
 import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
@@ -68,6 +77,8 @@ export interface CheckInput extends QueryOptions {
   tupleKey: { user: string; relation: string; object: string }
   /** The principals the user acts for, nearest first (`["agent:planner", "user:alice"]`). */
   onBehalfOf?: string[]
+  /** Return an explanation of the answer (see engine/explain.ts). Same answer, slower. */
+  explain?: boolean
 }
 
 export interface CheckOutput {
@@ -75,6 +86,25 @@ export interface CheckOutput {
   modelId: string
   /** For a delegated check that was denied: which part failed. */
   deniedBy?: DeniedBy
+  /**
+   * For an allowed answer: the stored tuples that granted it (contextual tuples, which exist
+   * only for the request, are left out).
+   */
+  witness?: TupleKey[]
+  /** Only when `explain` was asked for. */
+  explanation?: Explanation
+}
+
+/**
+ * Explanation of one check. Allowed: `path`, the witness path as lines from the object to the
+ * subject, and `tree`, the steps that granted it. Denied: `reasons`, every failed branch with
+ * where it sits, and `tree`, every branch tried (branches never started are left out).
+ */
+export interface Explanation {
+  allowed: boolean
+  path?: string[]
+  reasons?: string[]
+  tree: TraceNode
 }
 
 export interface BatchCheckItem {
@@ -83,10 +113,11 @@ export interface BatchCheckItem {
   context?: Record<string, unknown>
   onBehalfOf?: string[]
   correlationId: string
+  explain?: boolean
 }
 
 export type BatchCheckOutcome =
-  | { allowed: boolean; denied_by?: DeniedBy }
+  | { allowed: boolean; denied_by?: DeniedBy; witness?: TupleKey[]; explanation?: Explanation }
   | { error: { input_error?: string; internal_error?: string; message: string } }
 
 export interface WriteInput {
@@ -260,15 +291,21 @@ export class AuthzService {
   async check(storeId: string, input: CheckInput): Promise<CheckOutput> {
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     // A question answered before at this revision was valid then; nothing to parse again.
-    const answered = await this.#cachedAnswer(storeId, ts, input)
-    if (answered !== undefined) return { allowed: answered, modelId: ts.id }
+    const answered = input.explain ? undefined : await this.#cachedAnswer(storeId, ts, input)
+    if (answered !== undefined) return withWitness({ allowed: answered.allowed, modelId: ts.id }, answered.witness)
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
-    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency)
+    const ctx = await this.#context(storeId, ts, contextual, input.context, this.#o.checkDeadlineMs, input.consistency, input.explain)
+    const stored = (w: readonly Tuple[] | undefined) => (w && contextual.length ? w.filter((t) => !contextual.includes(t)) : w)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
-      return { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }
+      const out: CheckOutput = withWitness({ allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }, stored(r.witness))
+      if (input.explain) {
+        const label = `${input.tupleKey.object}#${input.tupleKey.relation}@${input.tupleKey.user} on behalf of ${input.onBehalfOf!.join(', ')}`
+        out.explanation = explanation({ step: 'intersection', allowed: r.allowed, label, children: r.steps ?? [] })
+      }
+      return out
     }
     const r = await this.#dispatcher.dispatchCheck({
       objectType: object.type,
@@ -279,7 +316,9 @@ export class AuthzService {
       path: undefined,
       ctx,
     })
-    return { allowed: r.allowed, modelId: ts.id }
+    const out = withWitness({ allowed: r.allowed, modelId: ts.id }, stored(r.witness))
+    if (input.explain) out.explanation = explanation(traceOf(r))
+    return out
   }
 
   /**
@@ -288,7 +327,7 @@ export class AuthzService {
    * revision), so it is looked up before any per-request state is built. Only for requests the
    * cache may serve (see #context): no context, no contextual tuples, not HIGHER_CONSISTENCY.
    */
-  async #cachedAnswer(storeId: string, ts: TypeSystem, input: CheckInput): Promise<boolean | undefined> {
+  async #cachedAnswer(storeId: string, ts: TypeSystem, input: CheckInput): Promise<CheckResult | undefined> {
     const cache = this.#cache
     if (!cache || input.onBehalfOf || input.consistency === 'HIGHER_CONSISTENCY') return undefined
     if (input.contextualTuples && input.contextualTuples.length > 0) return undefined
@@ -349,7 +388,7 @@ export class AuthzService {
     const result: Record<string, BatchCheckOutcome> = {}
     await Promise.all(
       input.checks.map(async (c) => {
-        const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? [], c.onBehalfOf ?? null])
+        const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? [], c.onBehalfOf ?? null, !!c.explain])
         let p = byShape.get(shape)
         if (!p) {
           p = this.check(storeId, {
@@ -359,8 +398,13 @@ export class AuthzService {
             context: c.context,
             consistency: input.consistency,
             onBehalfOf: c.onBehalfOf,
+            explain: c.explain,
           }).then(
-            (r): BatchCheckOutcome => (r.deniedBy ? { allowed: false, denied_by: r.deniedBy } : { allowed: r.allowed }),
+            (r): BatchCheckOutcome => {
+              const outcome: BatchCheckOutcome = r.deniedBy ? { allowed: false, denied_by: r.deniedBy } : { allowed: r.allowed }
+              if (r.explanation) Object.assign(outcome, { witness: r.witness, explanation: r.explanation })
+              return outcome
+            },
             (e): BatchCheckOutcome => ({ error: batchError(e) }),
           )
           byShape.set(shape, p)
@@ -487,11 +531,13 @@ export class AuthzService {
     context: Record<string, unknown> | undefined,
     deadlineMs: number,
     consistency: Consistency | undefined,
+    explain = false,
   ): Promise<ResolutionContext> {
     const ds = this.#o.datastore
     const higher = consistency === 'HIGHER_CONSISTENCY'
     const hasContext = context !== undefined && Object.keys(context).length > 0
-    const cacheable = !!this.#cache && contextual.length === 0 && !hasContext
+    // An explained check evaluates everything itself: a cached answer has no trace to show.
+    const cacheable = !!this.#cache && contextual.length === 0 && !hasContext && !explain
     const now = this.#o.clock().getTime()
     // The revision only keys the cross-request caches; readers always read the newest data.
     const revision = this.#cache || this.#objects ? await this.#heads.get(storeId, higher) : 0
@@ -514,16 +560,34 @@ export class AuthzService {
       context,
       memo: new Map(),
       inflight: new Map(),
-      concurrency: ds.preferredConcurrency,
+      // One branch at a time when explaining, so that the explanation is deterministic.
+      concurrency: explain ? 1 : ds.preferredConcurrency,
       stats: { dispatches: 0, reads: 0 },
       now,
       validUntil: Number.POSITIVE_INFINITY,
       deadline: deadlineMs ? Date.now() + deadlineMs : 0,
+      explain,
     }
     // Every tuple the engine sees bounds how long what it concludes may be cached.
     ctx.reader = new ExpiryTrackingReader(stored, ctx)
     return ctx
   }
+}
+
+/** withWitness adds an allowed answer's witness, in wire form, to a check's output. */
+function withWitness(out: CheckOutput, witness: readonly Tuple[] | undefined): CheckOutput {
+  if (out.allowed && witness && witness.length) out.witness = witness.map(tupleToKey)
+  return out
+}
+
+/** explanation turns a check's trace into what the API shows (see Explanation). */
+function explanation(trace: TraceNode): Explanation {
+  if (trace.allowed) {
+    const tree = witnessTree(trace)
+    return { allowed: true, path: witnessPath(tree), tree }
+  }
+  const tree = collapseDenied(trace)
+  return { allowed: false, reasons: denialReasons(tree), tree }
 }
 
 /**

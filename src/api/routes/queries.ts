@@ -42,8 +42,18 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       context: body.context ?? undefined,
       consistency: body.consistency,
       onBehalfOf: body.on_behalf_of ?? undefined,
+      explain: body.explain ?? undefined,
     })
     c.header(MODEL_HEADER, r.modelId)
+    if (r.explanation) {
+      return c.json({
+        allowed: r.allowed,
+        resolution: '',
+        ...(r.deniedBy ? { denied_by: r.deniedBy } : {}),
+        ...(r.witness ? { witness: r.witness } : {}),
+        explanation: r.explanation,
+      })
+    }
     if (r.deniedBy) return c.json({ allowed: false, resolution: '', denied_by: r.deniedBy })
     return c.json({ allowed: r.allowed, resolution: '' })
   })
@@ -60,6 +70,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         context: ch.context ?? undefined,
         onBehalfOf: ch.on_behalf_of ?? undefined,
         correlationId: ch.correlation_id,
+        explain: ch.explain ?? undefined,
       })),
     })
     c.header(MODEL_HEADER, r.modelId)
