@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { AuthSettingsError, checkAuthSettings } from './auth/settings.ts'
 import { parseDuration } from './service/duration.ts'
 
 export interface PembaConfig {
@@ -45,6 +46,14 @@ export interface PembaConfig {
   maxConditionCost: number
   /** PEMBA_BODY_LIMIT_BYTES: the largest request body accepted. */
   bodyLimitBytes: number
+  /** PEMBA_MAX_HEADER_BYTES: the request line and headers together (larger: 431). */
+  maxHeaderBytes: number
+  /** PEMBA_HEADERS_TIMEOUT_MS: how long a client may take to send the request headers (then 408). */
+  headersTimeoutMs: number
+  /** PEMBA_REQUEST_TIMEOUT_MS: how long a client may take to send the whole request (then 408); 0 = no limit. */
+  requestTimeoutMs: number
+  /** PEMBA_KEEP_ALIVE_TIMEOUT_MS: how long an idle keep-alive connection stays open. */
+  keepAliveTimeoutMs: number
   /** PEMBA_MAX_DELEGATION_CHAIN: principals an `on_behalf_of` chain may name. */
   maxDelegationChain: number
   /** PEMBA_CHECK_CACHE_SIZE: entries in the cross-request check cache; 0 turns it off. */
@@ -63,6 +72,36 @@ export interface PembaConfig {
   jitMaxDuration: string
   /** PEMBA_JIT_REQUEST_TTL: how long an access request waits for a decision (ISO 8601). */
   jitRequestTtl: string
+  /** PEMBA_TOKEN_CLOCK_SKEW_SECONDS: leeway on `exp` and `nbf` of a check's `subject_token`. */
+  tokenClockSkewSeconds: number
+  /** PEMBA_DECISION_LOG: `on` records every decision (see src/service/decision-log.ts); `off` none. */
+  decisionLog: 'on' | 'off'
+  /** PEMBA_DECISION_LOG_BATCH: a flush starts once this many decisions wait. */
+  decisionLogBatch: number
+  /** PEMBA_DECISION_LOG_FLUSH_MS: waiting decisions are flushed at least this often. */
+  decisionLogFlushMs: number
+  /** PEMBA_DECISION_LOG_BUFFER_MAX: decisions that may wait; beyond it they are dropped and counted. */
+  decisionLogBufferMax: number
+  /** PEMBA_DECISION_LOG_RETENTION: how long decisions are kept (ISO 8601). */
+  decisionLogRetention: string
+  /** PEMBA_AUTH_MODE: how API clients authenticate: `none`, `preshared` or `oidc` (src/auth/). */
+  authMode: 'none' | 'preshared' | 'oidc'
+  /** PEMBA_AUTH_PRESHARED_KEYS: `<client name>=<key>,…`; each name is the client `client:<name>`. */
+  authPresharedKeys: string
+  /** PEMBA_AUTH_OIDC_ISSUER: the `iss` client tokens must carry. */
+  authOidcIssuer: string
+  /** PEMBA_AUTH_OIDC_AUDIENCE: the `aud` client tokens must carry. */
+  authOidcAudience: string
+  /** PEMBA_AUTH_OIDC_JWKS_URI: where the issuer's signing keys are fetched (https). */
+  authOidcJwksUri: string
+  /** PEMBA_AUTH_OIDC_JWKS_FILE: a local JWKS file instead of a URI. */
+  authOidcJwksFile: string
+  /** PEMBA_AUTH_OIDC_CLOCK_SKEW_SECONDS: tolerance on `exp` and `nbf`. */
+  authOidcClockSkewSeconds: number
+  /** PEMBA_AUTH_JWKS_COOLDOWN_MS: the shortest time between two fetches of one JWKS URI. */
+  authJwksCooldownMs: number
+  /** PEMBA_AUTH_ADMIN_CLIENTS: clients made system admins at start (`provisioner,ops`). */
+  authAdminClients: string
 }
 
 export const DEFAULTS: PembaConfig = {
@@ -83,6 +122,10 @@ export const DEFAULTS: PembaConfig = {
   listDeadlineMs: 30_000,
   maxConditionCost: 100,
   bodyLimitBytes: 1024 * 1024,
+  maxHeaderBytes: 16 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
   maxDelegationChain: 4,
   checkCacheSize: 100_000,
   checkCacheStalenessMs: 1000,
@@ -90,6 +133,21 @@ export const DEFAULTS: PembaConfig = {
   expirySweepIntervalMs: 60_000,
   jitMaxDuration: 'PT8H',
   jitRequestTtl: 'PT24H',
+  tokenClockSkewSeconds: 30,
+  decisionLog: 'on',
+  decisionLogBatch: 500,
+  decisionLogFlushMs: 200,
+  decisionLogBufferMax: 20_000,
+  decisionLogRetention: 'P30D',
+  authMode: 'none',
+  authPresharedKeys: '',
+  authOidcIssuer: '',
+  authOidcAudience: '',
+  authOidcJwksUri: '',
+  authOidcJwksFile: '',
+  authOidcClockSkewSeconds: 30,
+  authJwksCooldownMs: 30_000,
+  authAdminClients: '',
 }
 
 const ENV: Record<keyof PembaConfig, string> = {
@@ -110,6 +168,10 @@ const ENV: Record<keyof PembaConfig, string> = {
   listDeadlineMs: 'PEMBA_LIST_DEADLINE_MS',
   maxConditionCost: 'PEMBA_MAX_CONDITION_COST',
   bodyLimitBytes: 'PEMBA_BODY_LIMIT_BYTES',
+  maxHeaderBytes: 'PEMBA_MAX_HEADER_BYTES',
+  headersTimeoutMs: 'PEMBA_HEADERS_TIMEOUT_MS',
+  requestTimeoutMs: 'PEMBA_REQUEST_TIMEOUT_MS',
+  keepAliveTimeoutMs: 'PEMBA_KEEP_ALIVE_TIMEOUT_MS',
   maxDelegationChain: 'PEMBA_MAX_DELEGATION_CHAIN',
   checkCacheSize: 'PEMBA_CHECK_CACHE_SIZE',
   checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
@@ -117,6 +179,21 @@ const ENV: Record<keyof PembaConfig, string> = {
   expirySweepIntervalMs: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS',
   jitMaxDuration: 'PEMBA_JIT_MAX_DURATION',
   jitRequestTtl: 'PEMBA_JIT_REQUEST_TTL',
+  tokenClockSkewSeconds: 'PEMBA_TOKEN_CLOCK_SKEW_SECONDS',
+  decisionLog: 'PEMBA_DECISION_LOG',
+  decisionLogBatch: 'PEMBA_DECISION_LOG_BATCH',
+  decisionLogFlushMs: 'PEMBA_DECISION_LOG_FLUSH_MS',
+  decisionLogBufferMax: 'PEMBA_DECISION_LOG_BUFFER_MAX',
+  decisionLogRetention: 'PEMBA_DECISION_LOG_RETENTION',
+  authMode: 'PEMBA_AUTH_MODE',
+  authPresharedKeys: 'PEMBA_AUTH_PRESHARED_KEYS',
+  authOidcIssuer: 'PEMBA_AUTH_OIDC_ISSUER',
+  authOidcAudience: 'PEMBA_AUTH_OIDC_AUDIENCE',
+  authOidcJwksUri: 'PEMBA_AUTH_OIDC_JWKS_URI',
+  authOidcJwksFile: 'PEMBA_AUTH_OIDC_JWKS_FILE',
+  authOidcClockSkewSeconds: 'PEMBA_AUTH_OIDC_CLOCK_SKEW_SECONDS',
+  authJwksCooldownMs: 'PEMBA_AUTH_JWKS_COOLDOWN_MS',
+  authAdminClients: 'PEMBA_AUTH_ADMIN_CLIENTS',
 }
 
 /** flagName turns `databaseUrl` into `--database-url`. */
@@ -161,6 +238,8 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
     throw new ConfigError(`${ENV.migrations} must be 'auto' or 'check', got '${config.migrations}'`)
   }
   if (config.pgPoolSize < 1) throw new ConfigError(`${ENV.pgPoolSize} must be at least 1`)
+  checkHttpLimits(config)
+  checkDecisionLogSettings(config)
   for (const key of ['jitMaxDuration', 'jitRequestTtl'] as const) {
     const ms = parseDuration(config[key])
     if (ms === undefined || ms <= 0) {
@@ -169,8 +248,45 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
       )
     }
   }
+  try {
+    checkAuthSettings(config)
+  } catch (e) {
+    if (e instanceof AuthSettingsError) throw new ConfigError(e.message)
+    throw e
+  }
   parseDatabaseUrl(config.databaseUrl)
   return config
+}
+
+/**
+ * checkHttpLimits refuses HTTP server limits node:http would reject or that would leave a slow
+ * client holding a socket for ever: the headers deadline must be set and fit in the request's.
+ */
+function checkHttpLimits(config: PembaConfig): void {
+  if (config.maxHeaderBytes < 1024) throw new ConfigError(`${ENV.maxHeaderBytes} must be at least 1024`)
+  if (config.headersTimeoutMs < 1) throw new ConfigError(`${ENV.headersTimeoutMs} must be at least 1`)
+  if (config.requestTimeoutMs > 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(`${ENV.headersTimeoutMs} must not exceed ${ENV.requestTimeoutMs}`)
+  }
+}
+
+/** checkDecisionLogSettings refuses a decision-log setting that cannot work. */
+function checkDecisionLogSettings(config: PembaConfig): void {
+  if (config.decisionLog !== 'on' && config.decisionLog !== 'off') {
+    throw new ConfigError(`${ENV.decisionLog} must be 'on' or 'off', got '${config.decisionLog}'`)
+  }
+  for (const key of ['decisionLogBatch', 'decisionLogFlushMs'] as const) {
+    if (config[key] < 1) throw new ConfigError(`${ENV[key]} must be at least 1`)
+  }
+  if (config.decisionLogBufferMax < config.decisionLogBatch) {
+    throw new ConfigError(`${ENV.decisionLogBufferMax} must be at least ${ENV.decisionLogBatch} (${config.decisionLogBatch})`)
+  }
+  const retention = parseDuration(config.decisionLogRetention)
+  if (retention === undefined || retention <= 0) {
+    throw new ConfigError(
+      `${ENV.decisionLogRetention} must be a positive ISO 8601 duration such as P30D, got '${config.decisionLogRetention}'`,
+    )
+  }
 }
 
 export type DatabaseTarget = { dialect: 'sqlite'; filename: string } | { dialect: 'postgres'; url: string }

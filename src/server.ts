@@ -11,8 +11,14 @@ import { parseDatabaseUrl, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { AuthzService } from './service/authz.ts'
 import { AccessRequestService } from './service/access-requests.ts'
+import { AccessControl } from './auth/access-control.ts'
+import { createAuthenticator } from './auth/authenticate.ts'
+import { JwksCache } from './auth/jwks.ts'
+import { parseAdminClients } from './auth/settings.ts'
 import { parseDuration } from './service/duration.ts'
 import { ModelService } from './service/models.ts'
+import { TokenCheckService } from './service/token-checks.ts'
+import { TokenIssuerService } from './service/token-issuers.ts'
 import { Sweeper } from './service/sweeper.ts'
 import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
@@ -26,6 +32,14 @@ export interface Pemba {
   authz: AuthzService
   models: ModelService
   accessRequests: AccessRequestService
+  /** API clients' permissions: the system store, decided by the engine (src/auth/access-control.ts). */
+  access: AccessControl
+  /** JWKS key sets, fetched and cached per URI (client tokens in `oidc` mode, token issuers). */
+  jwks: JwksCache
+  /** A store's trusted token issuers (`/stores/{store}/token-issuers`). */
+  tokenIssuers: TokenIssuerService
+  /** Checks whose subject is a `subject_token`. */
+  tokenChecks: TokenCheckService
   /** Deletes expired tuples and expires overdue access requests; `runOnce()` sweeps on demand. */
   sweeper: Sweeper
   /** Stops the sweeper, then closes the database. */
@@ -105,6 +119,33 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxDurationMs: parseDuration(config.jitMaxDuration)!,
     requestTtlMs: parseDuration(config.jitRequestTtl)!,
   })
+  // API clients' permissions live in the system store: created or brought up to date, and the
+  // configured admins made system admins, before anything is served.
+  const access = new AccessControl({ datastore, models, authz, clock, enforced: config.authMode !== 'none' })
+  try {
+    await access.ensureSystemStore(parseAdminClients(config.authAdminClients))
+  } catch (e) {
+    await datastore.close()
+    throw e
+  }
+  const jwks = new JwksCache({ cooldownMs: config.authJwksCooldownMs })
+  const authenticator = createAuthenticator(config, jwks)
+  const tokenIssuers = new TokenIssuerService({
+    datastore,
+    models,
+    jwks,
+    clock,
+    stalenessMs: config.checkCacheStalenessMs,
+  })
+  const tokenChecks = new TokenCheckService({
+    authz,
+    models,
+    issuers: tokenIssuers,
+    clock,
+    clockSkewSeconds: config.tokenClockSkewSeconds,
+    maxDelegationChain: config.maxDelegationChain,
+    maxChecksPerBatch: config.maxChecksPerBatch,
+  })
   const sweeper = new Sweeper({
     datastore,
     clock,
@@ -121,6 +162,10 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     clock,
     bodyLimitBytes: config.bodyLimitBytes,
     logError,
+    access,
+    authenticator,
+    tokenIssuers,
+    tokenChecks,
   })
   return {
     config,
@@ -129,6 +174,10 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     authz,
     models,
     accessRequests,
+    access,
+    jwks,
+    tokenIssuers,
+    tokenChecks,
     sweeper,
     async close() {
       await sweeper.stop()

@@ -13,13 +13,20 @@ import { openfgaCors } from './cors.ts'
 import type { AccessRequestService } from '../service/access-requests.ts'
 import type { AuthzService } from '../service/authz.ts'
 import type { ModelService } from '../service/models.ts'
+import type { TokenCheckService } from '../service/token-checks.ts'
+import type { TokenIssuerService } from '../service/token-issuers.ts'
 import type { Datastore } from '../store/store.ts'
 import type { IdGenerator } from '../core/ids.ts'
+import type { AccessControl } from '../auth/access-control.ts'
+import type { Authenticator } from '../auth/authenticate.ts'
+import { authMiddleware } from './auth.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
+import { registerGrantRoutes } from './routes/grants.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
 import { registerQueryRoutes, TRUNCATED_HEADER } from './routes/queries.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
+import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
 
 export interface AppDeps {
@@ -32,6 +39,13 @@ export interface AppDeps {
   bodyLimitBytes: number
   /** Where internal faults are reported (never the caller). */
   logError: (err: unknown, requestId: string) => void
+  /** A store's trusted token issuers, and checks whose subject is a token. */
+  tokenIssuers: TokenIssuerService
+  tokenChecks: TokenCheckService
+  /** API clients' permissions (system store); enforced unless authentication is off. */
+  access: AccessControl
+  /** Turns the Authorization header into `c.var.client` (mode `none`: nothing to do). */
+  authenticator: Authenticator
 }
 
 /**
@@ -51,6 +65,8 @@ const KNOWN_PATHS = [
   /^\/stores\/[^/]+\/assertions\/[^/]+$/,
   /^\/stores\/[^/]+\/access-requests$/,
   /^\/stores\/[^/]+\/access-requests\/[^/]+(\/approve|\/deny)?$/,
+  /^\/stores\/[^/]+\/token-issuers(\/[^/]+)?$/,
+  /^\/system\/grants$/,
 ]
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -66,6 +82,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next()
   })
   app.use('*', openfgaCors(['X-Request-Id', 'Openfga-Authorization-Model-Id', TRUNCATED_HEADER]))
+  // After CORS (preflights carry no credentials), before the body is read.
+  if (deps.authenticator.mode !== 'none') {
+    app.use('*', authMiddleware({ app, authenticator: deps.authenticator, access: deps.access }))
+  }
   app.use('*', bodySizeLimit(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
@@ -91,6 +111,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerQueryRoutes(app, deps)
   registerAssertionRoutes(app, deps)
   registerAccessRequestRoutes(app, deps)
+  registerGrantRoutes(app, deps)
+  registerTokenIssuerRoutes(app, deps)
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname

@@ -1,6 +1,7 @@
 /**
  * The `pemba` command: `serve` (the default) runs the HTTP server; `migrate` applies the
- * database migrations and exits.
+ * database migrations and exits; `clients` grants, revokes and lists API clients' roles
+ * (src/cli/clients.ts).
  *
  * @module
  */
@@ -9,11 +10,15 @@ import type { AddressInfo } from 'node:net'
 import { ConfigError, loadConfig } from '../config.ts'
 import { createPemba, openDatastore, type Pemba } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
+import { isLoopbackHost } from '../auth/settings.ts'
+import { clientsCommand } from './clients.ts'
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...rest] = argv
   const args = command.startsWith('--') ? argv : rest
   const cmd = command.startsWith('--') ? 'serve' : command
+  // `clients` has options of its own (--store, --client) besides the configuration flags.
+  if (cmd === 'clients') return clientsCommand(rest, process.env)
   let config
   try {
     config = loadConfig({ env: process.env, argv: args })
@@ -32,10 +37,17 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   if (cmd !== 'serve') {
-    console.error(`pemba: unknown command '${cmd}' (use serve or migrate)`)
+    console.error(`pemba: unknown command '${cmd}' (use serve, migrate or clients)`)
     return 2
   }
 
+  if (config.authMode === 'none' && !isLoopbackHost(config.host)) {
+    console.error(
+      `pemba: WARNING: authentication is off (PEMBA_AUTH_MODE=none) and the server listens on ${config.host}, ` +
+        'a non-loopback address: anyone who can reach the port can read and write every store. ' +
+        'Set PEMBA_AUTH_MODE=preshared or oidc (see README, "Authentication and permissions").',
+    )
+  }
   let pemba: Pemba
   try {
     pemba = await createPemba(config)

@@ -11,13 +11,17 @@ export function registerStoreRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post('/stores', async (c) => {
     const body = parseInput(createStoreRequest, await parseJsonBody(c.req.raw), 'CreateStoreRequest')
     const now = deps.clock()
-    const store = await datastore.createStore(deps.ids(now.getTime()), body.name, now)
+    const id = deps.ids(now.getTime())
+    // The creator becomes the store's admin; written first, so a store never exists unowned.
+    await deps.access.onStoreCreated(id, c.get('client'))
+    const store = await datastore.createStore(id, body.name, now)
     return c.json(storeJson(store, false), 201)
   })
 
   app.get('/stores', async (c) => {
     const q = parseInput(listQuery, queryParams(c.req.url), 'ListStoresRequest')
-    const page = await datastore.listStores({
+    // Only the stores this client may read (all but the system store when auth is off).
+    const page = await deps.access.listStores(c.get('client'), {
       pageSize: q.page_size ?? 50,
       after: decodeToken(q.continuation_token, 'stores'),
       name: q.name || undefined,

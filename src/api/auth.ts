@@ -1,0 +1,64 @@
+/**
+ * The authentication and permission middleware, installed only when `PEMBA_AUTH_MODE` is not
+ * `none`. For each request: look the route up in ROUTE_PERMISSIONS; unless it is open,
+ * authenticate the bearer token (401 `bearer_token_missing` / `unauthenticated` / …), set
+ * `c.var.client`, and check the route's permission on the system store (401 `forbidden`, as
+ * OpenFGA sends it). A refused request never reaches its handler, so it changes nothing.
+ *
+ * It only reads request headers and sets context variables before `next()`, and never touches
+ * the response afterwards, so @hono/node-server keeps its lightweight request/response.
+ *
+ * @module
+ */
+import type { Hono, MiddlewareHandler } from 'hono'
+import { PembaError } from '../core/errors.ts'
+import type { AccessControl } from '../auth/access-control.ts'
+import type { Authenticator } from '../auth/authenticate.ts'
+import type { AppEnv } from './app.ts'
+import { compilePath, compileRoutes, findRoute, ROUTE_PERMISSIONS } from './permissions.ts'
+import { checkStoreId } from './validation.ts'
+
+export function authMiddleware(deps: {
+  app: Hono<AppEnv>
+  authenticator: Authenticator
+  access: AccessControl
+}): MiddlewareHandler<AppEnv> {
+  const routes = compileRoutes(ROUTE_PERMISSIONS)
+  // Registered routes the table does not list, found on first need (routes are registered
+  // after this middleware is installed). A request to one of them is refused, not let through.
+  let unlisted: { method: string; pattern: RegExp }[] | undefined
+  const isUnlisted = (method: string, path: string) => {
+    unlisted ??= deps.app.routes
+      .filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
+      .filter((r) => !routes.some((t) => t.method === r.method && t.path.replace(/:[^/]+/g, ':') === r.path.replace(/:[^/]+/g, ':')))
+      .map((r) => ({ method: r.method, pattern: compilePath(r.path).pattern }))
+    const m = method === 'HEAD' ? 'GET' : method
+    return unlisted.some((r) => r.method === m && r.pattern.test(path))
+  }
+
+  return async function authenticateAndAuthorize(c, next) {
+    const path = c.req.path
+    const found = findRoute(routes, c.req.method, path)
+    if (found?.route.requires === 'open') return next()
+    const client = await deps.authenticator.authenticate(c.req.header('authorization'))
+    c.set('client', client)
+    if (!found) {
+      if (isUnlisted(c.req.method, path)) {
+        throw new PembaError('forbidden', `no permission is defined for ${c.req.method} ${path}, so no client may call it`)
+      }
+      // Not a route at all: the usual 404 (undefined_endpoint / unimplemented).
+      return next()
+    }
+    const req = found.route.requires
+    if (typeof req === 'object') {
+      if ('store' in req) {
+        // The route would refuse a malformed id anyway; refuse it here, before asking the engine.
+        const storeId = checkStoreId(found.storeId ?? '')
+        await deps.access.requireOnStore(client, req.store, storeId)
+      } else {
+        await deps.access.requireOnSystem(client, req.system)
+      }
+    }
+    return next()
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The one table of what each endpoint requires of an authenticated API client (when
+ * `PEMBA_AUTH_MODE` is not `none`). The auth middleware (auth.ts) looks every request up here;
+ * a route that has no entry is refused (`forbidden`) rather than left open, and
+ * test/api/auth-permissions.test.ts fails for every registered route without one.
+ *
+ * Requirements:
+ * - `open`: no authentication (health checks).
+ * - `client`: any authenticated client.
+ * - `{ store: P }`: permission P on the store named by the path's `:store`, decided by the
+ *   engine on the system store (see src/auth/access-control.ts).
+ * - `{ system: R }`: the system role R.
+ * - `route`: the handler decides, because the answer depends on the request (ListStores shows
+ *   only readable stores; grants need admin of the store they name, or of the system).
+ *
+ * @module
+ */
+import type { StorePermission, SystemRole } from '../auth/access-control.ts'
+
+export type Requirement = 'open' | 'client' | 'route' | { store: StorePermission } | { system: SystemRole }
+
+export interface RoutePermission {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  /** Hono path syntax; `:store` is the store the permission is checked on. */
+  path: string
+  requires: Requirement
+}
+
+export const ROUTE_PERMISSIONS: RoutePermission[] = [
+  // The hot path first: the table is scanned in order.
+  { method: 'POST', path: '/stores/:store/check', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/batch-check', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer' } },
+  { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/list-users', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/expand', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/read', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/changes', requires: { store: 'reader' } },
+
+  { method: 'GET', path: '/healthz', requires: 'open' },
+  { method: 'GET', path: '/metrics', requires: 'client' },
+
+  { method: 'POST', path: '/stores', requires: { system: 'store_creator' } },
+  { method: 'GET', path: '/stores', requires: 'route' },
+  { method: 'GET', path: '/stores/:store', requires: { store: 'admin' } },
+  { method: 'DELETE', path: '/stores/:store', requires: { store: 'admin' } },
+
+  { method: 'POST', path: '/stores/:store/authorization-models', requires: { store: 'model_writer' } },
+  { method: 'GET', path: '/stores/:store/authorization-models', requires: { store: 'model_reader' } },
+  { method: 'GET', path: '/stores/:store/authorization-models/:id', requires: { store: 'model_reader' } },
+  { method: 'PUT', path: '/stores/:store/assertions/:model', requires: { store: 'model_writer' } },
+  { method: 'GET', path: '/stores/:store/assertions/:model', requires: { store: 'model_reader' } },
+
+  // Asking for access grants nothing by itself, so the clients that check may ask. Approving
+  // and denying write (or refuse) a grant on the word of the client about who the approver is,
+  // so they need `writer`; the approver is then checked through the store's own model.
+  { method: 'POST', path: '/stores/:store/access-requests', requires: { store: 'checker' } },
+  { method: 'GET', path: '/stores/:store/access-requests', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/access-requests/:id', requires: { store: 'reader' } },
+  { method: 'POST', path: '/stores/:store/access-requests/:id/approve', requires: { store: 'writer' } },
+  { method: 'POST', path: '/stores/:store/access-requests/:id/deny', requires: { store: 'writer' } },
+
+  { method: 'GET', path: '/stores/:store/decisions', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/decision-log-settings', requires: { store: 'reader' } },
+  { method: 'PUT', path: '/stores/:store/decision-log-settings', requires: { store: 'admin' } },
+  { method: 'GET', path: '/stores/:store/access-review', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/reach', requires: { store: 'reader' } },
+
+  { method: 'GET', path: '/stores/:store/token-issuers', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/token-issuers/:name', requires: { store: 'reader' } },
+  { method: 'PUT', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
+  { method: 'DELETE', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
+
+  { method: 'GET', path: '/system/grants', requires: 'route' },
+  { method: 'POST', path: '/system/grants', requires: 'route' },
+  { method: 'DELETE', path: '/system/grants', requires: 'route' },
+]
+
+export interface CompiledRoute extends RoutePermission {
+  pattern: RegExp
+  /** The index of the `:store` capture, or -1. */
+  storeGroup: number
+}
+
+/** compilePath turns `/stores/:store/check` into a regex with one capture per parameter. */
+export function compilePath(path: string): { pattern: RegExp; params: string[] } {
+  const params: string[] = []
+  const source = path
+    .split('/')
+    .map((seg) => {
+      if (seg.startsWith(':')) {
+        params.push(seg.slice(1))
+        return '([^/]+)'
+      }
+      return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+    })
+    .join('/')
+  return { pattern: new RegExp(`^${source}$`), params }
+}
+
+export function compileRoutes(table: RoutePermission[]): CompiledRoute[] {
+  return table.map((r) => {
+    const { pattern, params } = compilePath(r.path)
+    return { ...r, pattern, storeGroup: params.indexOf('store') + 1 || -1 }
+  })
+}
+
+/** findRoute returns the entry for a request (HEAD as GET), with the store id when the path names one. */
+export function findRoute(
+  routes: CompiledRoute[],
+  method: string,
+  path: string,
+): { route: CompiledRoute; storeId?: string } | undefined {
+  const m = method === 'HEAD' ? 'GET' : method
+  for (const route of routes) {
+    if (route.method !== m) continue
+    const match = route.pattern.exec(path)
+    if (match) return { route, storeId: route.storeGroup > 0 ? match[route.storeGroup] : undefined }
+  }
+  return undefined
+}

@@ -1,0 +1,196 @@
+/**
+ * Per-store permissions, driven by the route table: for every endpoint in ROUTE_PERMISSIONS and
+ * every role, a client without the permission gets 401 `forbidden` naming it, and a client with
+ * it gets past the check. A registered route missing from the table fails here.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SYSTEM_STORE_ID, type StorePermission } from '../../src/auth/access-control.ts'
+import { compileRoutes, findRoute, ROUTE_PERMISSIONS, type RoutePermission } from '../../src/api/permissions.ts'
+import { createPresharedClient, keyOf, SMALL_MODEL, type AuthedClient } from '../helpers/auth.ts'
+
+const ROLES = ['admin', 'model_writer', 'writer', 'reader', 'checker'] as const
+/** What each role gives; `nobody` has no grant at all. */
+const GIVES: Record<string, StorePermission[]> = {
+  admin: ['admin', 'model_writer', 'writer', 'reader', 'checker', 'model_reader'],
+  model_writer: ['model_writer', 'model_reader'],
+  writer: ['writer', 'model_reader'],
+  reader: ['reader', 'model_reader'],
+  checker: ['checker', 'model_reader'],
+  nobody: [],
+}
+const SOME_ULID = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
+
+let t: AuthedClient
+let store: string
+
+async function newStore(name: string): Promise<string> {
+  const r = await t.as('root', 'POST', '/stores', { name })
+  expect(r.status).toBe(201)
+  return r.body.id
+}
+
+async function grant(client: string, role: string, onStore?: string) {
+  const r = await t.as('root', 'POST', '/system/grants', { client, role, ...(onStore ? { store: onStore } : {}) })
+  expect(r.status, JSON.stringify(r.body)).toBe(200)
+}
+
+beforeAll(async () => {
+  t = await createPresharedClient(['root', ...ROLES, 'nobody', 'creator'], { authAdminClients: 'root' })
+  store = await newStore('matrix')
+  expect((await t.as('root', 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
+  for (const role of ROLES) await grant(`client:${role}`, role, store)
+})
+afterAll(() => t.close())
+
+function pathFor(r: RoutePermission, storeId: string): string {
+  return r.path.replace(':store', storeId).replace(/:[a-z]+/g, SOME_ULID)
+}
+
+describe('the route table', () => {
+  it('has an entry for every registered route', () => {
+    const table = compileRoutes(ROUTE_PERMISSIONS)
+    const registered = t.pemba.app.routes.filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
+    expect(registered.length).toBeGreaterThan(20)
+    const missing = registered.filter((r) => {
+      const found = findRoute(table, r.method, r.path.replace(/:[a-z]+/gi, SOME_ULID))
+      return !found || found.route.path.replace(/:[^/]+/g, ':') !== r.path.replace(/:[^/]+/g, ':')
+    })
+    expect(missing.map((r) => `${r.method} ${r.path}`)).toEqual([])
+  })
+
+  it('refuses a registered route the table does not list, rather than leaving it open', async () => {
+    const c = await createPresharedClient(['root'], { authAdminClients: 'root' })
+    try {
+      c.pemba.app.get('/stores/:store/unlisted-thing', (ctx) => ctx.json({ leaked: true }))
+      const r = await c.as('root', 'GET', `/stores/${SOME_ULID}/unlisted-thing`)
+      expect(r.status).toBe(401)
+      expect(r.body.code).toBe('forbidden')
+      // An unknown path is still the usual 404.
+      expect((await c.as('root', 'GET', '/no/such/path')).body.code).toBe('undefined_endpoint')
+    } finally {
+      await c.close()
+    }
+  })
+})
+
+describe.each(Object.keys(GIVES))('a client with role %s', (role) => {
+  for (const entry of ROUTE_PERMISSIONS) {
+    const req = entry.requires
+    if (typeof req !== 'object' || !('store' in req)) continue
+    const allowed = GIVES[role].includes(req.store)
+    it(`${allowed ? 'may' : 'may not'} ${entry.method} ${entry.path} (needs ${req.store})`, async () => {
+      // Deleting a store that is still needed would spoil the other cases: use a fresh one.
+      const target = entry.method === 'DELETE' && entry.path === '/stores/:store' ? await newStore('doomed') : store
+      if (target !== store && role !== 'nobody') await grant(`client:${role}`, role, target)
+      const body = entry.method === 'GET' || entry.method === 'DELETE' ? undefined : {}
+      const r = await t.as(role, entry.method, pathFor(entry, target), body)
+      if (allowed) {
+        expect(r.body?.code, JSON.stringify(r.body)).not.toBe('forbidden')
+        expect(r.status).not.toBe(401)
+      } else {
+        expect(r.status).toBe(401)
+        expect(r.body).toEqual({
+          code: 'forbidden',
+          message: `client 'client:${role}' lacks the '${req.store}' permission on store '${target}'`,
+        })
+        expect(r.text).not.toContain(keyOf(role))
+      }
+    })
+  }
+})
+
+describe('stores', () => {
+  it('only a store creator (or system admin) creates stores, and becomes the new store admin', async () => {
+    const denied = await t.as('creator', 'POST', '/stores', { name: 'mine' })
+    expect(denied.status).toBe(401)
+    expect(denied.body).toEqual({ code: 'forbidden', message: "client 'client:creator' lacks the 'store_creator' permission on the system" })
+    await grant('client:creator', 'store_creator')
+    const created = await t.as('creator', 'POST', '/stores', { name: 'mine' })
+    expect(created.status).toBe(201)
+    const id = created.body.id
+    expect((await t.as('creator', 'GET', `/stores/${id}`)).status).toBe(200)
+    // ...but not of anyone else's store, and it cannot make itself a system admin.
+    expect((await t.as('creator', 'GET', `/stores/${store}`)).body.code).toBe('forbidden')
+    const escalate = await t.as('creator', 'POST', '/system/grants', { client: 'client:creator', role: 'admin' })
+    expect(escalate.body.code).toBe('forbidden')
+    // The creator may hand out roles on its own store.
+    const g = await t.as('creator', 'POST', '/system/grants', { client: 'nobody', role: 'reader', store: id })
+    expect(g.status).toBe(200)
+    expect(g.body).toEqual({ grant: { client: 'client:nobody', role: 'reader', store: id } })
+    const other = await t.as('creator', 'POST', '/system/grants', { client: 'nobody', role: 'reader', store })
+    expect(other.body.code).toBe('forbidden')
+  })
+
+  it('ListStores shows each client only the stores it may read; never the system store', async () => {
+    const c = await createPresharedClient(['root', 'ana', 'bo'], { authAdminClients: 'root' })
+    try {
+      const ids: string[] = []
+      for (const name of ['st1', 'st2', 'st3', 'st4']) ids.push((await c.as('root', 'POST', '/stores', { name })).body.id)
+      for (const [i, role] of [[0, 'reader'], [1, 'admin'], [3, 'reader']] as const) {
+        await c.as('root', 'POST', '/system/grants', { client: 'ana', role, store: ids[i] })
+      }
+      await c.as('root', 'POST', '/system/grants', { client: 'bo', role: 'writer', store: ids[2] })
+      const names = async (who: string, query = '') => {
+        const r = await c.as(who, 'GET', `/stores${query}`)
+        expect(r.status).toBe(200)
+        return r.body
+      }
+      expect((await names('root')).stores.map((s: { id: string }) => s.id)).toEqual(ids)
+      expect((await names('ana')).stores.map((s: { name: string }) => s.name)).toEqual(['st1', 'st2', 'st4'])
+      expect((await names('bo')).stores).toEqual([]) // a writer is not a reader
+      // Paging over the readable stores, one at a time.
+      const seen: string[] = []
+      let token = ''
+      do {
+        const page = await names('ana', `?page_size=1${token ? `&continuation_token=${token}` : ''}`)
+        seen.push(...page.stores.map((s: { name: string }) => s.name))
+        token = page.continuation_token
+      } while (token)
+      expect(seen).toEqual(['st1', 'st2', 'st4'])
+      expect((await names('ana', '?name=st2')).stores.map((s: { name: string }) => s.name)).toEqual(['st2'])
+      // A deleted store disappears from the list.
+      expect((await c.as('ana', 'DELETE', `/stores/${ids[1]}`)).status).toBe(204)
+      expect((await names('ana')).stores.map((s: { name: string }) => s.name)).toEqual(['st1', 'st4'])
+      const all = await c.as('root', 'GET', '/stores?page_size=100')
+      expect(all.body.stores.some((s: { id: string }) => s.id === SYSTEM_STORE_ID)).toBe(false)
+    } finally {
+      await c.close()
+    }
+  })
+
+  it('the system store is out of reach of the public store endpoints, even for a system admin', async () => {
+    for (const [method, path] of [
+      ['GET', `/stores/${SYSTEM_STORE_ID}`],
+      ['DELETE', `/stores/${SYSTEM_STORE_ID}`],
+      ['POST', `/stores/${SYSTEM_STORE_ID}/read`],
+      ['POST', `/stores/${SYSTEM_STORE_ID}/write`],
+      ['POST', `/stores/${SYSTEM_STORE_ID}/check`],
+    ]) {
+      const r = await t.as('root', method, path, method === 'POST' ? {} : undefined)
+      expect(r.status, `${method} ${path}`).toBe(400)
+      expect(r.body.code).toBe('store_id_invalid_length')
+    }
+    expect(await t.pemba.datastore.getStore(SYSTEM_STORE_ID)).toBeDefined()
+  })
+})
+
+describe('a denied request changes nothing', () => {
+  it('a reader cannot write, a writer cannot delete the store, a checker cannot write a model', async () => {
+    const tuple = { user: 'user:anne', relation: 'viewer', object: 'document:1' }
+    const before = await t.pemba.datastore.headRevision(store)
+    const w = await t.as('reader', 'POST', `/stores/${store}/write`, { writes: { tuple_keys: [tuple] } })
+    expect(w.body.code).toBe('forbidden')
+    const m = await t.as('checker', 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)
+    expect(m.body.code).toBe('forbidden')
+    const d = await t.as('writer', 'DELETE', `/stores/${store}`)
+    expect(d.body.code).toBe('forbidden')
+    expect(await t.pemba.datastore.headRevision(store)).toBe(before)
+    expect((await t.as('reader', 'POST', `/stores/${store}/read`, {})).body.tuples).toEqual([])
+    expect((await t.as('model_writer', 'GET', `/stores/${store}/authorization-models`)).body.authorization_models).toHaveLength(1)
+    expect((await t.as('root', 'GET', `/stores/${store}`)).status).toBe(200)
+    // The writer may write; the checker then sees it.
+    expect((await t.as('writer', 'POST', `/stores/${store}/write`, { writes: { tuple_keys: [tuple] } })).status).toBe(200)
+    const c = await t.as('checker', 'POST', `/stores/${store}/check`, { tuple_key: tuple })
+    expect(c.body).toEqual({ allowed: true, resolution: '' })
+  })
+})
