@@ -184,7 +184,7 @@ export function witnessPath(n: TraceNode): string[] {
       kids.forEach((k, i) => visit(k, `${prefix}[${i + 1}/${kids.length}] `))
     } else if (node.step === 'exclusion') {
       if (kids[0]) visit(kids[0], prefix)
-      if (kids[1]) lines.push(`${prefix}but not ${kids[1].label}: false`)
+      if (kids[1]) lines.push(`${prefix}${node.label}: false`)
     } else {
       for (const k of kids) visit(k, prefix)
     }
@@ -214,6 +214,17 @@ function describe(n: TraceNode): string {
   }
 }
 
+/** witnessTuples lists the tuples of a witness tree, object first. */
+function witnessTuples(n: TraceNode): string[] {
+  const out: string[] = []
+  const visit = (node: TraceNode) => {
+    if (node.tuple && node.allowed) out.push(node.tuple)
+    for (const k of node.children ?? []) visit(k)
+  }
+  visit(n)
+  return out
+}
+
 /**
  * denialReasons lists, for a denied trace, each failed leaf with where it sits
  * (`document:d1#viewer › direct: no tuple`).
@@ -238,7 +249,10 @@ export function denialReasons(n: TraceNode): string[] {
       const [base, subtract] = kids
       if (base && !base.allowed) visit(base, here)
       if (subtract && subtract.step !== 'skipped' && (subtract.allowed || subtract.step === 'cycle')) {
-        out.push(`${here} › ${node.label}: excluded, ${subtract.label} holds`)
+        const what = node.label.replace(/^but not /, '')
+        const by = subtract.allowed ? witnessTuples(witnessTree(subtract)) : []
+        const via = by.length ? ` (${by.join(', ')})` : subtract.allowed ? '' : ' (undecided: a cycle)'
+        out.push(`${here} › excluded: ${what} holds${via}`)
       }
       return
     }
