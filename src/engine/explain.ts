@@ -178,7 +178,8 @@ export function witnessPath(n: TraceNode): string[] {
   const lines: string[] = []
   const visit = (node: TraceNode, prefix: string) => {
     const line = describe(node)
-    if (line) lines.push(prefix + line)
+    // A direct tuple reads exactly like the subproblem it answers: say it once.
+    if (line && lines[lines.length - 1] !== prefix + line) lines.push(prefix + line)
     const kids = node.children ?? []
     if (node.step === 'intersection' && kids.length > 1) {
       kids.forEach((k, i) => visit(k, `${prefix}[${i + 1}/${kids.length}] `))
