@@ -12,6 +12,7 @@ import { createPemba, openDatastore, type Pemba } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
 import { clientsCommand } from './clients.ts'
+import { answerClientError, httpServerOptions } from './http-limits.ts'
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...rest] = argv
@@ -69,10 +70,14 @@ async function main(argv: string[]): Promise<number> {
     headers.set('connection', 'close')
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
   }
-  const server = serve({ fetch, hostname: config.host, port: config.port }, (info: AddressInfo) => {
-    const host = info.family === 'IPv6' ? `[${info.address}]` : info.address
-    console.log(`listening on http://${host}:${info.port}`)
-  })
+  const server = serve(
+    { fetch, hostname: config.host, port: config.port, serverOptions: httpServerOptions(config) },
+    (info: AddressInfo) => {
+      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address
+      console.log(`listening on http://${host}:${info.port}`)
+    },
+  )
+  server.on('clientError', answerClientError(config))
   server.on('error', (err) => {
     console.error(`pemba: cannot listen on ${config.host}:${config.port}: ${err.message}`)
     void pemba.close().then(() => process.exit(1))
