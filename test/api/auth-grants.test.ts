@@ -10,6 +10,7 @@ import { SYSTEM_STORE_ID } from '../../src/auth/access-control.ts'
 import { clientsCommand } from '../../src/cli/clients.ts'
 import { createPresharedClient, keyOf, type AuthedClient } from '../helpers/auth.ts'
 import { runPemba } from '../helpers/processes.ts'
+import { createTestSchema, describePostgres, probePostgres, type TestSchema } from '../helpers/postgres.ts'
 
 let t: AuthedClient
 let store: string
@@ -176,4 +177,32 @@ describe('bootstrap and the pemba clients command', () => {
       keyed.kill()
     }
   }, 40_000)
+})
+
+const target = await probePostgres()
+describePostgres('the system store on PostgreSQL', target, () => {
+  let schema: TestSchema
+  beforeAll(async () => {
+    schema = await createTestSchema(target.url!)
+  })
+  afterAll(() => schema.drop())
+
+  it('two replicas start together on one database; grants made through one count on the other', async () => {
+    const names = ['ops', 'ci']
+    const overrides = { databaseUrl: schema.url, authAdminClients: 'ops', checkCacheStalenessMs: 0 }
+    const [a, b] = await Promise.all([createPresharedClient(names, overrides), createPresharedClient(names, overrides)])
+    try {
+      expect((await a.pemba.datastore.listModels(SYSTEM_STORE_ID, { pageSize: 10 })).items.length).toBeGreaterThanOrEqual(1)
+      const store = (await a.as('ops', 'POST', '/stores', { name: 'pg-store' })).body.id
+      expect((await b.as('ci', 'POST', `/stores/${store}/read`, {})).body.code).toBe('forbidden')
+      expect((await a.as('ops', 'POST', '/system/grants', { client: 'ci', role: 'reader', store })).status).toBe(200)
+      expect((await b.as('ci', 'POST', `/stores/${store}/read`, {})).status).toBe(200)
+      expect((await b.as('ops', 'GET', '/stores')).body.stores.map((s: { id: string }) => s.id)).toEqual([store])
+      expect((await a.as('ops', 'DELETE', `/system/grants?client=ci&role=reader&store=${store}`)).body).toEqual({ revoked: true })
+      expect((await b.as('ci', 'POST', `/stores/${store}/read`, {})).body.code).toBe('forbidden')
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
 })
