@@ -389,7 +389,7 @@ const audienceValue = z.string().min(1).max(1024)
  */
 export const putTokenIssuerRequest = z
   .object({
-    issuer: z.string().min(1).max(1024).regex(/^\S+$/, 'must be a non-empty string without whitespace'),
+    issuer: z.string().max(1024).refine((v) => /^\S+$/.test(v), 'must be a non-empty string without whitespace'),
     audience: z.union([audienceValue, z.array(audienceValue).min(1).max(10)], {
       error: 'must be a non-empty string or a list of 1 to 10 of them',
     }),

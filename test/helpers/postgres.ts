@@ -83,6 +83,7 @@ export async function createTestSchema(serverUrl: string): Promise<TestSchema> {
     async truncate() {
       const tables = ['stores', 'authorization_models', 'tuples', 'changelog', 'assertions']
       tables.push('access_requests', 'access_request_events')
+      tables.push('token_issuers')
       tables.push('decision_log', 'decision_log_settings', 'grant_usage')
       await admin.query(`TRUNCATE ${tables.map((t) => `${ident}.${t}`).join(', ')}`)
     },

@@ -5,6 +5,7 @@ import type { AppDeps, AppEnv } from '../app.ts'
 import { batchCheckRequest, checkRequest, expandRequest, listObjectsRequest, listUsersRequest } from '../contracts.ts'
 import { userJson } from '../serialize.ts'
 import { checkStoreId, parseInput, parseJsonBody } from '../validation.ts'
+import { carriesSubjectToken, tokenBatchCheck, tokenCheck } from './token-checks.ts'
 
 const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
 /** Set when a list answer was cut by the result limit or the deadline; the body says so too. */
@@ -18,7 +19,7 @@ type WireTupleKey = {
   expires_at?: string | null
 }
 
-function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
+export function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
   if (!keys || keys.length === 0) return undefined
   return keys.map((k) => ({
     user: k.user,
@@ -34,7 +35,10 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.post('/stores/:store/check', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
-    const body = parseInput(checkRequest, await parseJsonBody(c.req.raw), 'CheckRequest')
+    const raw = await parseJsonBody(c.req.raw)
+    // Pemba: `subject_token` instead of `tuple_key.user` (token-checks.ts).
+    if (carriesSubjectToken(raw)) return tokenCheck(c, deps, storeId, raw)
+    const body = parseInput(checkRequest, raw, 'CheckRequest')
     const r = await authz.check(storeId, {
       modelId: body.authorization_model_id,
       tupleKey: body.tuple_key,
@@ -60,7 +64,9 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.post('/stores/:store/batch-check', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
-    const body = parseInput(batchCheckRequest, await parseJsonBody(c.req.raw), 'BatchCheckRequest')
+    const raw = await parseJsonBody(c.req.raw)
+    if (carriesSubjectToken(raw, true)) return tokenBatchCheck(c, deps, storeId, raw)
+    const body = parseInput(batchCheckRequest, raw, 'BatchCheckRequest')
     const r = await authz.batchCheck(storeId, {
       modelId: body.authorization_model_id,
       consistency: body.consistency,

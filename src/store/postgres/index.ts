@@ -61,9 +61,13 @@ import {
   type StoredTuple,
   type TupleChange,
   type TupleIdentity,
+  type TokenIssuerInput,
+  type TokenIssuerPut,
+  type TokenIssuerRecord,
   type TupleReader,
   type WriteRequest,
 } from '../store.ts'
+import { PostgresTokenIssuers } from './token-issuers.ts'
 import type {
   DecisionLogSettings,
   DecisionQuery,
@@ -448,11 +452,13 @@ export class PostgresDatastore implements Datastore {
   readonly preferredConcurrency = 8
   readonly pool: pg.Pool
   #closed = false
+  readonly #tokenIssuers: PostgresTokenIssuers
   /** The decision log, its settings and grant usage (audit.ts). */
   readonly #audit: PostgresAudit
 
   private constructor(pool: pg.Pool) {
     this.pool = pool
+    this.#tokenIssuers = new PostgresTokenIssuers(pool)
     this.#audit = new PostgresAudit(pool)
   }
 
@@ -829,6 +835,22 @@ export class PostgresDatastore implements Datastore {
         await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** (attempt - 1)))
       }
     }
+  }
+
+  putTokenIssuer(input: TokenIssuerInput, now: Date): Promise<TokenIssuerPut> {
+    return this.#tokenIssuers.put(input, now)
+  }
+
+  getTokenIssuer(storeId: string, name: string): Promise<TokenIssuerRecord | undefined> {
+    return this.#tokenIssuers.get(storeId, name)
+  }
+
+  listTokenIssuers(storeId: string): Promise<TokenIssuerRecord[]> {
+    return this.#tokenIssuers.list(storeId)
+  }
+
+  deleteTokenIssuer(storeId: string, name: string): Promise<boolean> {
+    return this.#tokenIssuers.delete(storeId, name)
   }
 
   async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {

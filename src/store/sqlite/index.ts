@@ -43,10 +43,13 @@ import {
   type StoredTuple,
   type TupleChange,
   type TupleIdentity,
+  type TokenIssuerInput,
+  type TokenIssuerPut,
+  type TokenIssuerRecord,
   type TupleReader,
   type WriteRequest,
 } from '../store.ts'
-
+import { SqliteTokenIssuers } from './token-issuers.ts'
 import type {
   DecisionLogSettings,
   DecisionQuery,
@@ -315,6 +318,7 @@ export class SqliteDatastore implements Datastore {
   /** `user_id IN (?, …)` statements by list length, prepared on first use. */
   readonly #inStatements = new Map<number, Database.Statement>()
   readonly #objectStatements = new Map<number, Database.Statement>()
+  readonly #tokenIssuers: SqliteTokenIssuers
   /** The decision log, its settings and grant usage (audit.ts). */
   readonly #audit: SqliteAudit
 
@@ -327,6 +331,7 @@ export class SqliteDatastore implements Datastore {
     this.db.pragma('foreign_keys = ON')
     migrate(drizzle(this.db), { migrationsFolder: MIGRATIONS })
     this.#stmt = prepareStatements(this.db)
+    this.#tokenIssuers = new SqliteTokenIssuers(this.db)
     this.#audit = new SqliteAudit(this.db)
   }
 
@@ -721,6 +726,22 @@ export class SqliteDatastore implements Datastore {
       )
       .all(storeId, ...rows.map((r) => r.id)) as EventRow[]
     return rows.map((r) => rowToAccessRequest(r, events.filter((e) => e.request_id === r.id)))
+  }
+
+  async putTokenIssuer(input: TokenIssuerInput, now: Date): Promise<TokenIssuerPut> {
+    return this.#tokenIssuers.put(input, now)
+  }
+
+  async getTokenIssuer(storeId: string, name: string): Promise<TokenIssuerRecord | undefined> {
+    return this.#tokenIssuers.get(storeId, name)
+  }
+
+  async listTokenIssuers(storeId: string): Promise<TokenIssuerRecord[]> {
+    return this.#tokenIssuers.list(storeId)
+  }
+
+  async deleteTokenIssuer(storeId: string, name: string): Promise<boolean> {
+    return this.#tokenIssuers.delete(storeId, name)
   }
 
   async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {

@@ -1,0 +1,328 @@
+/**
+ * Token-native checks: a check whose subject is a signed token (`subject_token`) instead of a
+ * `user` string. Pemba verifies the token against the store's trusted issuers (see
+ * token-issuers.ts) and asks the ordinary check, or the delegated one, about what it names:
+ *
+ * - the principal is `<subject_type>:<claims[subject_claim]>`;
+ * - RFC 8693 `act` claims name the actors: the outermost `act.sub` is the current actor, each
+ *   nested `act` a prior one, each `<actor_type>:<sub>`;
+ * - no `act`: a plain check with the principal as user; with `act`: the delegated check with
+ *   user = the current actor and on_behalf_of = [prior actors…, principal], nearest first. So
+ *   `{sub: "alice", act: {sub: "summarizer", act: {sub: "planner"}}}` asks whether
+ *   `agent:summarizer` may act for `agent:planner`, who acts for `user:alice`;
+ * - when the issuer maps scopes, the relation asked about must also be one that a scope in the
+ *   token's `scope` (space-separated) or `scp` (array) claim allows: scopes are a ceiling, never
+ *   a grant.
+ *
+ * A token that cannot be trusted is an answer, not an error: `{allowed: false, reason}` with
+ * one of TokenRejection. The token itself is never echoed. Malformed requests (an unknown
+ * relation, a bad object) stay 400s, as for any check.
+ *
+ * @module
+ */
+import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
+import { PembaError, validationError } from '../core/errors.ts'
+import { parseObject, type TupleKey } from '../core/tuple.ts'
+import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
+import type { TypeSystem } from '../model/typesystem.ts'
+import type { AuthzService, BatchCheckItem, BatchCheckOutcome, Consistency } from './authz.ts'
+import type { ModelService } from './models.ts'
+import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
+
+/** Why a token check answered `allowed: false` without evaluating relationships. */
+export type TokenRejection =
+  /** Not a verifiable JWT of its issuer: bad signature or format, wrong audience, not yet valid (`nbf`), a refused algorithm, no `exp`, a missing or malformed subject or actor claim. */
+  | 'token_invalid'
+  /** Past its `exp` (beyond the clock skew allowed). */
+  | 'token_expired'
+  /** No `iss`, or one this store does not trust. */
+  | 'issuer_untrusted'
+  /** The issuer's key set could not be fetched or read: nothing can be verified until it can. */
+  | 'issuer_keys_unavailable'
+  /** More `act` hops than PEMBA_MAX_DELEGATION_CHAIN. */
+  | 'delegation_chain_too_long'
+  /** The issuer maps scopes and none of the token's allows this relation. */
+  | 'scope_missing'
+
+/** What a verified token named: its issuer (by name in the store), principal and actors. */
+export interface TokenIdentity {
+  issuer: string
+  /** The principal, `service_account:pipeline-7`. */
+  subject: string
+  /** The actors, current first (`act.sub`, then `act.act.sub`, …); empty without `act`. */
+  actors: string[]
+}
+
+export interface TokenCheckInput {
+  subjectToken: string
+  relation: string
+  object: string
+  modelId?: string
+  contextualTuples?: TupleKey[]
+  context?: Record<string, unknown>
+  consistency?: Consistency
+}
+
+/**
+ * The outcome of one token check, with what a decision log records (kind `token_check`):
+ * `reason` when the token was refused, `token` once it verified, and the check as evaluated:
+ * `user` and `onBehalfOf`.
+ */
+export interface TokenCheckResult {
+  modelId: string
+  allowed: boolean
+  reason?: TokenRejection
+  deniedBy?: DeniedBy
+  token?: TokenIdentity
+  /** The user the check asked about: the current actor, or the principal without actors. */
+  user?: string
+  onBehalfOf?: string[]
+}
+
+/** One batch-check item: a `user` (as ever) or a `subject_token`. */
+export interface MixedBatchCheckItem {
+  correlationId: string
+  tupleKey: { user?: string; relation: string; object: string }
+  subjectToken?: string
+  contextualTuples?: TupleKey[]
+  context?: Record<string, unknown>
+  onBehalfOf?: string[]
+}
+
+/** A batch outcome: as for batch-check, plus `reason` and `token` for token items. */
+export type MixedBatchCheckOutcome =
+  | (BatchCheckOutcome & { token?: TokenIdentity })
+  | { allowed: false; reason: TokenRejection; token?: TokenIdentity }
+
+export interface TokenCheckServiceOptions {
+  authz: AuthzService
+  models: ModelService
+  issuers: TokenIssuerService
+  clock: () => Date
+  /** Leeway for `exp` and `nbf` (seconds), for clocks that disagree a little. */
+  clockSkewSeconds: number
+  /** PEMBA_MAX_DELEGATION_CHAIN: the most `act` hops a token may carry. */
+  maxDelegationChain: number
+  maxChecksPerBatch: number
+}
+
+/** A token resolved to the check it asks: or why it asks none. */
+type Resolved =
+  | { ok: true; token: TokenIdentity; user: string; onBehalfOf?: string[]; brokenChain: boolean }
+  | { ok: false; reason: TokenRejection; token?: TokenIdentity }
+
+/** Longest claim value taken as an identity id (a check's `user` is at most 512 characters). */
+const MAX_ID_LENGTH = 256
+
+export class TokenCheckService {
+  readonly #o: TokenCheckServiceOptions
+
+  constructor(options: TokenCheckServiceOptions) {
+    this.#o = options
+  }
+
+  async check(storeId: string, input: TokenCheckInput): Promise<TokenCheckResult> {
+    const fresh = input.consistency === 'HIGHER_CONSISTENCY'
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
+    validateTarget(ts, input.relation, input.object)
+    const r = await this.#resolve(storeId, ts, input.subjectToken, input.relation, fresh)
+    if (!r.ok) return { modelId: ts.id, allowed: false, reason: r.reason, token: r.token }
+    const asked = { token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
+    if (r.brokenChain) return { modelId: ts.id, allowed: false, deniedBy: 'delegation', ...asked }
+    const out = await this.#o.authz.check(storeId, {
+      modelId: ts.id,
+      tupleKey: { user: r.user, relation: input.relation, object: input.object },
+      onBehalfOf: r.onBehalfOf,
+      contextualTuples: input.contextualTuples,
+      context: input.context,
+      consistency: input.consistency,
+    })
+    return { modelId: out.modelId, allowed: out.allowed, deniedBy: out.deniedBy, ...asked }
+  }
+
+  /**
+   * batchCheck answers a batch whose items may carry `subject_token`: each token item is
+   * verified and resolved on its own (a refused token answers that item only), then every item
+   * still to evaluate goes through the ordinary batch check together.
+   */
+  async batchCheck(
+    storeId: string,
+    input: { modelId?: string; consistency?: Consistency; checks: MixedBatchCheckItem[] },
+  ): Promise<{ result: Record<string, MixedBatchCheckOutcome>; modelId: string }> {
+    // The batch's own limits first, as the ordinary batch check states them.
+    if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
+    if (input.checks.length > this.#o.maxChecksPerBatch) {
+      throw validationError(
+        `batchCheck received ${input.checks.length} checks, the maximum allowed is ${this.#o.maxChecksPerBatch}`,
+      )
+    }
+    const ids = new Set<string>()
+    for (const c of input.checks) {
+      if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
+      ids.add(c.correlationId)
+    }
+    const fresh = input.consistency === 'HIGHER_CONSISTENCY'
+    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
+    const result: Record<string, MixedBatchCheckOutcome> = {}
+    const tokens = new Map<string, TokenIdentity>()
+    const evaluate: BatchCheckItem[] = []
+    await Promise.all(
+      input.checks.map(async (c) => {
+        const common = { correlationId: c.correlationId, contextualTuples: c.contextualTuples, context: c.context }
+        if (c.subjectToken === undefined) {
+          evaluate.push({ ...common, tupleKey: { ...c.tupleKey, user: c.tupleKey.user ?? '' }, onBehalfOf: c.onBehalfOf })
+          return
+        }
+        let r: Resolved
+        try {
+          validateTarget(ts, c.tupleKey.relation, c.tupleKey.object)
+          r = await this.#resolve(storeId, ts, c.subjectToken, c.tupleKey.relation, fresh)
+        } catch (e) {
+          // An item's own mistake answers that item, as in the ordinary batch check.
+          if (!(e instanceof PembaError)) throw e
+          result[c.correlationId] = { error: { input_error: 'validation_error', message: e.message } }
+          return
+        }
+        if (!r.ok) {
+          result[c.correlationId] = r.token
+            ? { allowed: false, reason: r.reason, token: r.token }
+            : { allowed: false, reason: r.reason }
+          return
+        }
+        tokens.set(c.correlationId, r.token)
+        if (r.brokenChain) {
+          result[c.correlationId] = { allowed: false, denied_by: 'delegation', token: r.token }
+          return
+        }
+        const { relation, object } = c.tupleKey
+        evaluate.push({ ...common, tupleKey: { user: r.user, relation, object }, onBehalfOf: r.onBehalfOf })
+      }),
+    )
+    if (evaluate.length > 0) {
+      const out = await this.#o.authz.batchCheck(storeId, { modelId: ts.id, consistency: input.consistency, checks: evaluate })
+      for (const [id, outcome] of Object.entries(out.result)) {
+        const token = tokens.get(id)
+        result[id] = token ? { ...outcome, token } : outcome
+      }
+    }
+    return { result, modelId: ts.id }
+  }
+
+  /**
+   * #resolve verifies a token and turns it into the check it asks. `brokenChain` is set when a
+   * principal's type defines no `acts_for` (nothing can act for it, so the delegated check
+   * would deny with `delegation`); an issuer whose types the model no longer has is a 400, as
+   * the store's configuration and model disagree.
+   */
+  async #resolve(storeId: string, ts: TypeSystem, token: string, relation: string, fresh: boolean): Promise<Resolved> {
+    const verified = await this.#verify(storeId, token, fresh)
+    if (!verified.ok) return verified
+    const { issuer, claims } = verified
+    const c = issuer.config
+    const principalId = identityId(claims[c.subject_claim])
+    if (principalId === undefined) return { ok: false, reason: 'token_invalid' }
+    const subject = `${c.subject_type}:${principalId}`
+    const actors: string[] = []
+    let act: unknown = claims.act
+    while (act !== undefined) {
+      if (c.actor_type === undefined) return { ok: false, reason: 'token_invalid' }
+      if (actors.length === this.#o.maxDelegationChain) return { ok: false, reason: 'delegation_chain_too_long' }
+      if (!act || typeof act !== 'object' || Array.isArray(act)) return { ok: false, reason: 'token_invalid' }
+      const actorId = identityId((act as Record<string, unknown>).sub)
+      if (actorId === undefined) return { ok: false, reason: 'token_invalid' }
+      actors.push(`${c.actor_type}:${actorId}`)
+      act = (act as Record<string, unknown>).act
+    }
+    const identity: TokenIdentity = { issuer: issuer.name, subject, actors }
+    if (c.scopes && !scopeAllows(c.scopes, claims, relation)) {
+      return { ok: false, reason: 'scope_missing', token: identity }
+    }
+    for (const type of [c.subject_type, ...(actors.length ? [c.actor_type!] : [])]) {
+      if (!ts.hasType(type)) {
+        throw validationError(
+          `token issuer '${issuer.name}' maps tokens to type '${type}', which model ${ts.id} does not define`,
+        )
+      }
+    }
+    if (actors.length === 0) return { ok: true, token: identity, user: subject, brokenChain: false }
+    // The current actor acts for the prior actors, who act for the principal: nearest first.
+    const onBehalfOf = [...actors.slice(1), subject]
+    const brokenChain = onBehalfOf.some((p) => !ts.relation(p.slice(0, p.indexOf(':')), ACTS_FOR))
+    return { ok: true, token: identity, user: actors[0], onBehalfOf, brokenChain }
+  }
+
+  async #verify(
+    storeId: string,
+    token: string,
+    fresh: boolean,
+  ): Promise<{ ok: true; issuer: ActiveTokenIssuer; claims: JWTPayload } | { ok: false; reason: TokenRejection }> {
+    let unverified: JWTPayload
+    try {
+      unverified = decodeJwt(token)
+    } catch {
+      return { ok: false, reason: 'token_invalid' }
+    }
+    if (typeof unverified.iss !== 'string') return { ok: false, reason: 'issuer_untrusted' }
+    const issuer = await this.#o.issuers.byIssuer(storeId, unverified.iss, fresh)
+    if (!issuer) return { ok: false, reason: 'issuer_untrusted' }
+    try {
+      const { payload } = await jwtVerify(token, issuer.keys, {
+        issuer: issuer.config.issuer,
+        audience: issuer.config.audience,
+        algorithms: TOKEN_ALGORITHMS,
+        currentDate: this.#o.clock(),
+        clockTolerance: this.#o.clockSkewSeconds,
+        // A token without an expiry would be trusted forever.
+        requiredClaims: ['exp'],
+      })
+      return { ok: true, issuer, claims: payload }
+    } catch (e) {
+      return { ok: false, reason: rejectionOf(e, issuer.remote) }
+    }
+  }
+}
+
+/**
+ * rejectionOf classifies a verification failure. Failing to fetch or read a remote key set is
+ * the issuer's outage, not the token's fault, and is told apart so operators can see it.
+ */
+function rejectionOf(e: unknown, remote: boolean): TokenRejection {
+  if (e instanceof joseErrors.JWTExpired) return 'token_expired'
+  if (remote) {
+    if (e instanceof joseErrors.JWKSTimeout || e instanceof joseErrors.JWKSInvalid) return 'issuer_keys_unavailable'
+    // Non-200 answers and unparseable bodies are plain JOSEErrors; network failures are not JOSE errors.
+    if (!(e instanceof joseErrors.JOSEError) || e.code === 'ERR_JOSE_GENERIC') return 'issuer_keys_unavailable'
+  }
+  return 'token_invalid'
+}
+
+/** identityId accepts a claim as the id of an identity: a string that `type:id` can hold. */
+function identityId(v: unknown): string | undefined {
+  if (typeof v !== 'string' || v === '' || v === '*' || v.length > MAX_ID_LENGTH) return undefined
+  if (/[\s:#]/.test(v)) return undefined
+  return v
+}
+
+/** scopeAllows: does any scope of the token (`scope` string, `scp` array or string) allow `relation`? */
+function scopeAllows(scopes: Record<string, string[]>, claims: JWTPayload, relation: string): boolean {
+  const held = new Set<string>()
+  if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s) held.add(s)
+  const scp = claims.scp
+  if (typeof scp === 'string') for (const s of scp.split(' ')) if (s) held.add(s)
+  if (Array.isArray(scp)) for (const s of scp) if (typeof s === 'string') held.add(s)
+  for (const s of held) {
+    if (Object.hasOwn(scopes, s) && scopes[s].includes(relation)) return true
+  }
+  return false
+}
+
+/**
+ * validateTarget checks the object and relation of a token check against the model, with the
+ * messages an ordinary check gives.
+ */
+function validateTarget(ts: TypeSystem, relation: string, objectText: string): void {
+  const object = parseObject(objectText)
+  if (!object || object.id === '*') throw validationError(`invalid 'object' field format: '${objectText}'`)
+  if (!ts.hasType(object.type)) throw validationError(`type '${object.type}' not found`)
+  if (!ts.relation(object.type, relation)) throw validationError(`relation '${object.type}#${relation}' not found`)
+}
