@@ -7,6 +7,7 @@
 import type { z } from 'zod'
 import { PembaError, type ErrorCode } from '../core/errors.ts'
 import { ULID_ID } from './contracts.ts'
+import { MAX_JSON_NESTING, jsonNestingExceeds } from '../core/nesting.ts'
 
 /** Some fields refine `validation_error` into a more specific code, as OpenFGA does. */
 function codeFor(path: (string | number | symbol)[], issue: z.core.$ZodIssue): ErrorCode {
@@ -39,10 +40,16 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, messa
   throw new PembaError(codeFor(path, issue), `invalid ${messageName}${field}: ${describeIssue(issue)}`)
 }
 
-/** parseJsonBody reads a request body: empty is `{}`, malformed JSON is a 400. */
+/**
+ * parseJsonBody reads a request body: empty is `{}`, malformed JSON is a 400, and so is JSON
+ * nested deeper than MAX_JSON_NESTING (see nesting.ts).
+ */
 export async function parseJsonBody(req: Request): Promise<unknown> {
   const text = await req.text()
   if (text.trim() === '') return {}
+  if (jsonNestingExceeds(text, MAX_JSON_NESTING)) {
+    throw new PembaError('validation_error', `invalid JSON body: nested deeper than ${MAX_JSON_NESTING} levels`)
+  }
   try {
     return JSON.parse(text)
   } catch (e) {

@@ -9,6 +9,8 @@ import { LRUCache } from 'lru-cache'
 import { PembaError } from '../core/errors.ts'
 import type { IdGenerator } from '../core/ids.ts'
 import { TypeSystem } from '../model/typesystem.ts'
+import { modelFromDSL } from '../model/dsl.ts'
+import { MAX_DSL_NESTING, dslNestingExceeds } from '../core/nesting.ts'
 import type { AuthorizationModel, AuthorizationModelInput } from '../model/types.ts'
 import { validateAuthorizationModel } from '../model/validate.ts'
 import type { Datastore, Page } from '../store/store.ts'
@@ -61,6 +63,26 @@ export class ModelService {
     this.#compiled.set(`${storeId}/${model.id}`, ts)
     this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime(), ts })
     return model.id
+  }
+
+  /**
+   * parseDSL converts a model written in the DSL (a request body), refusing before the parser
+   * runs what would only tie it up: text over the model size limit (the JSON of a model is
+   * larger than its DSL, so such a model would be refused anyway) or parentheses nested deeper
+   * than MAX_DSL_NESTING (the parser's time grows faster than linearly with that depth).
+   */
+  parseDSL(text: string): AuthorizationModelInput {
+    const size = Buffer.byteLength(text)
+    if (size > this.#o.maxModelSizeBytes) {
+      throw new PembaError(
+        'exceeded_entity_limit',
+        `model exceeds size limit: ${size} bytes vs ${this.#o.maxModelSizeBytes} bytes`,
+      )
+    }
+    if (dslNestingExceeds(text, MAX_DSL_NESTING)) {
+      throw new PembaError('invalid_authorization_model', `invalid DSL: parentheses nested deeper than ${MAX_DSL_NESTING} levels`)
+    }
+    return modelFromDSL(text)
   }
 
   async read(storeId: string, id: string): Promise<AuthorizationModel> {

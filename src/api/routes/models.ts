@@ -1,5 +1,4 @@
 import type { Hono } from 'hono'
-import { modelFromDSL } from '../../model/dsl.ts'
 import type { AppDeps, AppEnv } from '../app.ts'
 import { listQuery, writeModelRequest } from '../contracts.ts'
 import { modelJson } from '../serialize.ts'
@@ -16,7 +15,7 @@ export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app.post('/stores/:store/authorization-models', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const contentType = c.req.header('content-type') ?? ''
-    const raw = contentType.startsWith('text/plain') ? modelFromDSL(await c.req.text()) : await parseJsonBody(c.req.raw)
+    const raw = contentType.startsWith('text/plain') ? models.parseDSL(await c.req.text()) : await parseJsonBody(c.req.raw)
     const input = parseInput(writeModelRequest, raw, 'WriteAuthorizationModelRequest')
     const id = await models.write(storeId, input)
     return c.json({ authorization_model_id: id }, 201)
