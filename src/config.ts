@@ -248,6 +248,9 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
       )
     }
   }
+  if (config.tokenClockSkewSeconds > 300) {
+    throw new ConfigError(`${ENV.tokenClockSkewSeconds} must be at most 300`)
+  }
   try {
     checkAuthSettings(config)
   } catch (e) {

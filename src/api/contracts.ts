@@ -8,6 +8,7 @@
  */
 import { z } from 'zod'
 import type { ConditionParamTypeRef, Userset } from '../model/types.ts'
+import { isLoopbackHost } from '../auth/settings.ts'
 
 const TYPE = /^[^:#@\s]{1,254}$/
 const RELATION = /^[^:#@\s]{1,50}$/
@@ -372,10 +373,12 @@ export const TOKEN_ISSUER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
 /** An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"` and `\`. */
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
 
-const isHttpUrl = (v: string) => {
+/** https, or http on a loopback address only: keys fetched over plain HTTP could be swapped in transit. */
+const isKeySetUrl = (v: string) => {
   try {
     const u = new URL(v)
-    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.username && !u.password
+    const scheme = u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))
+    return scheme && !u.username && !u.password
   } catch {
     return false
   }
@@ -394,7 +397,11 @@ export const putTokenIssuerRequest = z
       error: 'must be a non-empty string or a list of 1 to 10 of them',
     }),
     jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
-    jwks_uri: z.string().max(2048).refine(isHttpUrl, 'must be an http or https URL without credentials').optional(),
+    jwks_uri: z
+      .string()
+      .max(2048)
+      .refine(isKeySetUrl, 'must be an https URL (http only on a loopback address), without credentials')
+      .optional(),
     subject_type: z.string().regex(TYPE),
     subject_claim: z.string().regex(/^[^\s]{1,128}$/).default('sub'),
     actor_type: z.string().regex(TYPE).optional(),
