@@ -7,11 +7,12 @@
  * the cached set lacks, but never more often than once per `cooldownMs` per URI: a flood of
  * tokens with made-up `kid`s costs one fetch per cooldown, not one per token, so the server
  * cannot be turned into a request amplifier against the issuer. jose's remote key set does
- * exactly this; this module only shares one per URI and bounds how many are kept.
+ * exactly this once it has fetched a set; this module shares one per URI, bounds how many are
+ * kept, and adds the same bound after a failed fetch (jose would retry on every token).
  *
  * @module
  */
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 
 export type KeySource = { jwks: JSONWebKeySet } | { jwksUri: string }
@@ -50,13 +51,37 @@ export class JwksCache {
     }
     let r = this.#remote.get(source.jwksUri)
     if (!r) {
-      r = createRemoteJWKSet(new URL(source.jwksUri), {
-        cooldownDuration: this.#options.cooldownMs,
-        cacheMaxAge: this.#options.cacheMaxAgeMs,
-        timeoutDuration: this.#options.timeoutMs,
-      })
+      r = failFastAfterFailedFetch(
+        createRemoteJWKSet(new URL(source.jwksUri), {
+          cooldownDuration: this.#options.cooldownMs,
+          cacheMaxAge: this.#options.cacheMaxAgeMs,
+          timeoutDuration: this.#options.timeoutMs,
+        }),
+        this.#options.cooldownMs,
+      )
       this.#remote.set(source.jwksUri, r)
     }
     return r
+  }
+}
+
+/**
+ * jose's cooldown starts only after a successful fetch: while the issuer is down (or answers
+ * errors), every token would cause a fetch attempt. After a failed fetch, this answers the same
+ * failure without fetching until the cooldown has passed, so the bound holds then too.
+ */
+function failFastAfterFailedFetch(keys: JWTVerifyGetKey, cooldownMs: number): JWTVerifyGetKey {
+  let failure: { at: number; error: unknown } | undefined
+  return async (header, token) => {
+    if (failure && Date.now() - failure.at < cooldownMs) throw failure.error
+    try {
+      return await keys(header, token)
+    } catch (e) {
+      // Verification verdicts (no matching key, bad key) are the token's fault; anything else
+      // (network, timeout, a non-200 or non-JSON answer) is the fetch's.
+      const verdict = e instanceof joseErrors.JWKSNoMatchingKey || e instanceof joseErrors.JWKSMultipleMatchingKeys
+      if (!verdict && !(e instanceof joseErrors.JOSENotSupported)) failure = { at: Date.now(), error: e }
+      throw e
+    }
   }
 }

@@ -134,6 +134,36 @@ describe('the JWKS refetch bound', () => {
     }
   })
 
+  it('while the issuer fails, a flood of tokens still costs at most one fetch per cooldown', async () => {
+    const k = await signingKey('k')
+    const own = await startIdentityProvider([k])
+    own.failing = true
+    const c = await createTestClient({
+      authMode: 'oidc',
+      authOidcIssuer: ISSUER,
+      authOidcAudience: AUDIENCE,
+      authOidcJwksUri: own.jwksUri,
+      authJwksCooldownMs: 1_000,
+      authAdminClients: 'root-app',
+    })
+    try {
+      const token = await sign(k, claims({ client_id: 'root-app' }))
+      const ask = () => c.request('GET', '/stores', undefined, { authorization: `Bearer ${token}` })
+      const burst = await Promise.all(Array.from({ length: 50 }, ask))
+      for (let i = 0; i < 50; i++) burst.push(await ask())
+      expect(burst.every((r) => r.status === 500 && r.body.code === 'unavailable')).toBe(true)
+      expect(own.jwksFetches()).toBe(1)
+      // The issuer recovers; after the cooldown the next token fetches again and passes.
+      own.failing = false
+      await new Promise((r) => setTimeout(r, 1_100))
+      expect((await ask()).status).toBe(200)
+      expect(own.jwksFetches()).toBe(2)
+    } finally {
+      await c.close()
+      await own.close()
+    }
+  })
+
   it('an issuer whose key set cannot be fetched: a retryable 500 unavailable, not the caller’s fault', async () => {
     const k = await signingKey('k')
     const gone = await startIdentityProvider([k])

@@ -31,6 +31,8 @@ export interface IdentityProvider {
   jwksUri: string
   /** Keys the JWKS endpoint serves now (change it to rotate). */
   published: SigningKey[]
+  /** While true, the JWKS endpoint answers 503 (still counted as a fetch). */
+  failing: boolean
   /** How many times the JWKS was fetched. */
   jwksFetches(): number
   /** Token requests seen by /oauth/token. */
@@ -50,11 +52,15 @@ export interface TokenEndpointOptions {
 export async function startIdentityProvider(published: SigningKey[], tokens?: TokenEndpointOptions): Promise<IdentityProvider> {
   let fetches = 0
   const tokenRequests: Record<string, string>[] = []
-  const idp = { published } as IdentityProvider
+  const idp = { published, failing: false } as IdentityProvider
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost')
     if (req.method === 'GET' && url.pathname === '/jwks') {
       fetches++
+      if (idp.failing) {
+        res.writeHead(503).end()
+        return
+      }
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end(JSON.stringify({ keys: idp.published.map((k) => k.publicJwk) }))
       return
