@@ -20,6 +20,8 @@ import { ModelService } from './service/models.ts'
 import { TokenCheckService } from './service/token-checks.ts'
 import { TokenIssuerService } from './service/token-issuers.ts'
 import { Sweeper } from './service/sweeper.ts'
+import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
+import { ReviewService } from './service/reviews.ts'
 import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
 import { SqliteDatastore } from './store/sqlite/index.ts'
@@ -42,7 +44,11 @@ export interface Pemba {
   tokenChecks: TokenCheckService
   /** Deletes expired tuples and expires overdue access requests; `runOnce()` sweeps on demand. */
   sweeper: Sweeper
-  /** Stops the sweeper, then closes the database. */
+  /** Records decisions in batches; `flush()` writes what waits, `sweepOnce()` applies retention. */
+  decisions: DecisionLog
+  /** Least-privilege reviews (unused grants) and reach. */
+  reviews: ReviewService
+  /** Stops the sweepers, writes the decisions still waiting, then closes the database. */
   close(): Promise<void>
 }
 
@@ -88,10 +94,23 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxConditionCost: config.maxConditionCost,
     latestModelMaxAgeMs: config.checkCacheStalenessMs,
   })
+  const decisions = new DecisionLog({
+    datastore,
+    clock,
+    enabled: config.decisionLog === 'on',
+    batchSize: config.decisionLogBatch,
+    flushIntervalMs: config.decisionLogFlushMs,
+    bufferMax: config.decisionLogBufferMax,
+    // loadConfig has checked it is a positive duration.
+    retentionMs: parseDuration(config.decisionLogRetention)!,
+    sweepIntervalMs: RETENTION_SWEEP_INTERVAL_MS,
+    logError: (err) => console.error('[pemba] decision log:', err),
+  })
   const authz = new AuthzService({
     datastore,
     models,
     clock,
+    decisions,
     maxTuplesPerWrite: config.maxTuplesPerWrite,
     maxChecksPerBatch: config.maxChecksPerBatch,
     resolveNodeLimit: config.resolveNodeLimit,
@@ -153,6 +172,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     logError: (err) => console.error('[pemba] expiry sweep failed:', err),
   })
   if (overrides.sweeper !== false) sweeper.start()
+  const reviews = new ReviewService({ datastore, authz, models, clock })
+  if (overrides.sweeper !== false) decisions.start()
   const app = createApp({
     datastore,
     models,
@@ -166,6 +187,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     authenticator,
     tokenIssuers,
     tokenChecks,
+    decisions,
+    reviews,
   })
   return {
     config,
@@ -179,8 +202,12 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     tokenIssuers,
     tokenChecks,
     sweeper,
+    decisions,
+    reviews,
     async close() {
       await sweeper.stop()
+      // Decisions still waiting are written before the database closes.
+      await decisions.close()
       await datastore.close()
     },
   }

@@ -21,6 +21,9 @@ import type { AccessControl } from '../auth/access-control.ts'
 import type { Authenticator } from '../auth/authenticate.ts'
 import { authMiddleware } from './auth.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
+import { registerAuditRoutes } from './routes/audit.ts'
+import { decisionLogMetricLines, type DecisionLog } from '../service/decision-log.ts'
+import type { ReviewService } from '../service/reviews.ts'
 import { registerGrantRoutes } from './routes/grants.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
@@ -46,6 +49,10 @@ export interface AppDeps {
   access: AccessControl
   /** Turns the Authorization header into `c.var.client` (mode `none`: nothing to do). */
   authenticator: Authenticator
+  /** The decision log (records, settings, metrics). */
+  decisions: DecisionLog
+  /** Least-privilege reviews and reach. */
+  reviews: ReviewService
 }
 
 /**
@@ -67,6 +74,7 @@ const KNOWN_PATHS = [
   /^\/stores\/[^/]+\/access-requests\/[^/]+(\/approve|\/deny)?$/,
   /^\/stores\/[^/]+\/token-issuers(\/[^/]+)?$/,
   /^\/system\/grants$/,
+  /^\/stores\/[^/]+\/(decisions|decision-log-settings|access-review|reach)$/,
 ]
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
@@ -102,6 +110,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       '# HELP pemba_check_cache_entries Entries in the cross-request cache.',
       '# TYPE pemba_check_cache_entries gauge',
       `pemba_check_cache_entries ${s.entries}`,
+      ...decisionLogMetricLines(deps.decisions),
     ]
     return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
   })
@@ -113,6 +122,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerAccessRequestRoutes(app, deps)
   registerGrantRoutes(app, deps)
   registerTokenIssuerRoutes(app, deps)
+  registerAuditRoutes(app, deps)
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname

@@ -39,6 +39,7 @@ import { CachedObjectReader, ObjectCache } from '../store/object-cache.ts'
 import { ExpiryTrackingReader } from '../engine/expiry-tracking.ts'
 import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity, TupleReader } from '../store/store.ts'
 import type { ModelService } from './models.ts'
+import { NO_DECISIONS, type DecisionKind, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 
 /** Objects with at most this many tuples are read whole by a request. */
 const OBJECT_BUFFER_LIMIT = 64
@@ -64,7 +65,16 @@ export interface AuthzServiceOptions {
   checkCacheStalenessMs: number
   /** Tuples held by the cross-request tuple cache (whole small objects); 0 turns it off. */
   tupleCacheSize: number
+  /** Where decisions made for API requests (those given a RequestMeta) are recorded. */
+  decisions?: DecisionSink
 }
+
+/**
+ * Who asked, for the decision log: calls that pass it are recorded (the query API's), calls
+ * without it are Pemba's own (an approver check, reach, API-client permissions) and are not.
+ * `kind` and `detail` let a caller that adds to the check (a token check) record it as its own.
+ */
+export type DecisionMeta = RequestMeta & { kind?: DecisionKind; detail?: Record<string, unknown> }
 
 export interface QueryOptions {
   modelId?: string
@@ -107,6 +117,8 @@ export interface Explanation {
   tree: TraceNode
 }
 
+export type ListObjectsInput = QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] }
+
 export interface BatchCheckItem {
   tupleKey: { user: string; relation: string; object: string }
   contextualTuples?: TupleKey[]
@@ -114,6 +126,8 @@ export interface BatchCheckItem {
   onBehalfOf?: string[]
   correlationId: string
   explain?: boolean
+  /** What the decision log records this item as, when not a plain batch_check (a token check). */
+  decision?: { kind: DecisionKind; detail?: Record<string, unknown> }
 }
 
 export type BatchCheckOutcome =
@@ -134,9 +148,11 @@ export class AuthzService {
   readonly #cache: CheckCache | undefined
   readonly #objects: ObjectCache | undefined
   readonly #heads: HeadRevisions
+  readonly #decisions: DecisionSink
 
   constructor(options: AuthzServiceOptions) {
     this.#o = options
+    this.#decisions = options.decisions ?? NO_DECISIONS
     this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
     this.#objects = options.tupleCacheSize > 0 ? new ObjectCache(options.tupleCacheSize) : undefined
     this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs, () => options.clock().getTime())
@@ -288,7 +304,33 @@ export class AuthzService {
 
   // --- queries -----------------------------------------------------------------------------
 
-  async check(storeId: string, input: CheckInput): Promise<CheckOutput> {
+  /** check answers one check; with `meta` (an API request) the decision is recorded. */
+  async check(storeId: string, input: CheckInput, meta?: DecisionMeta): Promise<CheckOutput> {
+    if (!meta || this.#decisions === NO_DECISIONS) return this.#check(storeId, input)
+    const started = performance.now()
+    const r = await this.#check(storeId, input)
+    const detail = r.deniedBy ? { ...meta.detail, denied_by: r.deniedBy } : meta.detail
+    this.#decisions.record({
+      kind: meta.kind ?? 'check',
+      storeId,
+      modelId: r.modelId,
+      client: meta.client,
+      requestId: meta.requestId,
+      subject: input.tupleKey.user,
+      onBehalfOf: input.onBehalfOf,
+      relation: input.tupleKey.relation,
+      object: input.tupleKey.object,
+      allowed: r.allowed,
+      witness: r.allowed ? r.witness : undefined,
+      latencyUs: (performance.now() - started) * 1000,
+      consistency: input.consistency ?? 'UNSPECIFIED',
+      at: this.#o.clock().getTime(),
+      detail,
+    })
+    return r
+  }
+
+  async #check(storeId: string, input: CheckInput): Promise<CheckOutput> {
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     // A question answered before at this revision was valid then; nothing to parse again.
     const answered = input.explain ? undefined : await this.#cachedAnswer(storeId, ts, input)
@@ -367,9 +409,15 @@ export class AuthzService {
     })
   }
 
+  /**
+   * batchCheck answers up to maxChecksPerBatch checks. With `meta` (an API request) every item
+   * answered is one decision, also when identical items were computed once; an item answered
+   * with an error is not a decision, as a failed check is not.
+   */
   async batchCheck(
     storeId: string,
     input: { modelId?: string; consistency?: Consistency; checks: BatchCheckItem[] },
+    meta?: RequestMeta,
   ): Promise<{ result: Record<string, BatchCheckOutcome>; modelId: string }> {
     if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
     if (input.checks.length > this.#o.maxChecksPerBatch) {
@@ -386,8 +434,11 @@ export class AuthzService {
     // Identical checks (same key, context and contextual tuples) are computed once.
     const byShape = new Map<string, Promise<BatchCheckOutcome>>()
     const result: Record<string, BatchCheckOutcome> = {}
+    // Each shape's answer as check gave it (with its witness), for the decision log.
+    const answers = new Map<string, CheckOutput>()
     await Promise.all(
       input.checks.map(async (c) => {
+        const started = performance.now()
         const shape = JSON.stringify([c.tupleKey, c.context ?? null, c.contextualTuples ?? [], c.onBehalfOf ?? null, !!c.explain])
         let p = byShape.get(shape)
         if (!p) {
@@ -401,6 +452,7 @@ export class AuthzService {
             explain: c.explain,
           }).then(
             (r): BatchCheckOutcome => {
+              answers.set(shape, r)
               const outcome: BatchCheckOutcome = r.deniedBy ? { allowed: false, denied_by: r.deniedBy } : { allowed: r.allowed }
               if (r.explanation) Object.assign(outcome, { witness: r.witness, explanation: r.explanation })
               return outcome
@@ -410,9 +462,40 @@ export class AuthzService {
           byShape.set(shape, p)
         }
         result[c.correlationId] = await p
+        const answer = answers.get(shape)
+        if (meta && answer) this.#recordBatchItem(storeId, input.consistency, c, answer, started, meta)
       }),
     )
     return { result, modelId: ts.id }
+  }
+
+  #recordBatchItem(
+    storeId: string,
+    consistency: Consistency | undefined,
+    c: BatchCheckItem,
+    r: CheckOutput,
+    started: number,
+    meta: RequestMeta,
+  ): void {
+    const detail: Record<string, unknown> = { ...c.decision?.detail, correlation_id: c.correlationId }
+    if (r.deniedBy) detail.denied_by = r.deniedBy
+    this.#decisions.record({
+      kind: c.decision?.kind ?? 'batch_check',
+      storeId,
+      modelId: r.modelId,
+      client: meta.client,
+      requestId: meta.requestId,
+      subject: c.tupleKey.user,
+      onBehalfOf: c.onBehalfOf,
+      relation: c.tupleKey.relation,
+      object: c.tupleKey.object,
+      allowed: r.allowed,
+      witness: r.allowed ? r.witness : undefined,
+      latencyUs: (performance.now() - started) * 1000,
+      consistency: consistency ?? 'UNSPECIFIED',
+      at: this.#o.clock().getTime(),
+      detail,
+    })
   }
 
   async expand(
@@ -432,9 +515,46 @@ export class AuthzService {
     return { root, modelId: ts.id }
   }
 
+  /**
+   * listObjects lists what the user reaches; with `meta` (an API request) the call is one
+   * decision of kind list_objects: `object` is the type, `allowed` whether anything was found,
+   * and `detail.count` how many objects (`truncated` when the list was cut).
+   */
   async listObjects(
     storeId: string,
-    input: QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] },
+    input: ListObjectsInput,
+    onObject?: (object: string) => void,
+    meta?: RequestMeta,
+  ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
+    if (!meta || this.#decisions === NO_DECISIONS) return this.#listObjects(storeId, input, onObject)
+    const started = performance.now()
+    const r = await this.#listObjects(storeId, input, onObject)
+    const detail: Record<string, unknown> = { count: r.objects.length }
+    if (r.truncated) detail.truncated = r.truncated
+    if (r.deniedBy) detail.denied_by = r.deniedBy
+    if (onObject) detail.streamed = true
+    this.#decisions.record({
+      kind: 'list_objects',
+      storeId,
+      modelId: r.modelId,
+      client: meta.client,
+      requestId: meta.requestId,
+      subject: input.user,
+      onBehalfOf: input.onBehalfOf,
+      relation: input.relation,
+      object: input.type,
+      allowed: r.objects.length > 0,
+      latencyUs: (performance.now() - started) * 1000,
+      consistency: input.consistency ?? 'UNSPECIFIED',
+      at: this.#o.clock().getTime(),
+      detail,
+    })
+    return r
+  }
+
+  async #listObjects(
+    storeId: string,
+    input: ListObjectsInput,
     onObject?: (object: string) => void,
   ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })

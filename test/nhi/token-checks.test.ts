@@ -11,6 +11,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { PembaConfig } from '../../src/config.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
+import { describePostgres, probePostgres, usePostgresSchema } from '../helpers/postgres.ts'
 import { createStore, setup, tupleKey, writeModel } from '../helpers/fixtures.ts'
 
 const MODEL = `model
@@ -622,5 +623,29 @@ describe('seed scenario: a CI/CD pipeline with a short-lived deploy token', () =
       tuple_key: tupleKey('namespace:staging#deployer@service_account:ci-pipeline'),
     })
     expect(plain.body.allowed).toBe(true)
+  })
+})
+
+const target = await probePostgres()
+describePostgres('token-native checks on PostgreSQL', target, () => {
+  const url = usePostgresSchema(target)
+  beforeEach(() => start({ databaseUrl: url() }))
+
+  it('stores issuers, verifies tokens with them, and forgets them', async () => {
+    const { storeId, check } = await tokenStore(
+      ['namespace:staging#deployer@service_account:p', 'namespace:staging#deployer@agent:a', 'service_account:p#acts_for@agent:a'],
+      { scopes: { deploy: ['deployer'] } },
+    )
+    expect((await putIssuer(storeId, 'dup', issuerBody())).status).toBe(400)
+    now += MINUTE
+    expect((await putIssuer(storeId, 'ci', issuerBody({ scopes: { deploy: ['deployer'] } }))).body).toMatchObject({
+      created_at: '2026-11-29T09:00:00Z',
+      updated_at: '2026-11-29T09:01:00Z',
+    })
+    expect((await check(await mint({ sub: 'p', act: { sub: 'a' }, scope: 'deploy' }), 'namespace:staging#deployer')).allowed).toBe(true)
+    expect((await check(await mint({ sub: 'p', scope: 'read' }), 'namespace:staging#deployer')).reason).toBe('scope_missing')
+    expect((await client.request('DELETE', `/stores/${storeId}/token-issuers/ci`)).status).toBe(204)
+    expect((await check(await mint({ sub: 'p', scope: 'deploy' }), 'namespace:staging#deployer')).reason).toBe('issuer_untrusted')
+    expect((await client.request('GET', `/stores/${storeId}/token-issuers`)).body).toEqual({ token_issuers: [] })
   })
 })

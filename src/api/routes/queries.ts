@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono'
 import { PembaError } from '../../core/errors.ts'
 import type { TupleKey } from '../../core/tuple.ts'
 import type { AppDeps, AppEnv } from '../app.ts'
+import type { RequestMeta } from '../../service/decision-sink.ts'
 import { batchCheckRequest, checkRequest, expandRequest, listObjectsRequest, listUsersRequest } from '../contracts.ts'
 import { userJson } from '../serialize.ts'
 import { checkStoreId, parseInput, parseJsonBody } from '../validation.ts'
@@ -30,6 +31,11 @@ export function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] 
   }))
 }
 
+/** requestMeta: who asked, for the decision log (a call given it is recorded). */
+export function requestMeta(c: Context<AppEnv>): RequestMeta {
+  return { requestId: c.get('requestId'), client: c.get('client') }
+}
+
 export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { authz } = deps
 
@@ -47,7 +53,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       consistency: body.consistency,
       onBehalfOf: body.on_behalf_of ?? undefined,
       explain: body.explain ?? undefined,
-    })
+    }, requestMeta(c))
     c.header(MODEL_HEADER, r.modelId)
     if (r.explanation) {
       return c.json({
@@ -78,7 +84,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         correlationId: ch.correlation_id,
         explain: ch.explain ?? undefined,
       })),
-    })
+    }, requestMeta(c))
     c.header(MODEL_HEADER, r.modelId)
     return c.json({ result: r.result })
   })
@@ -116,7 +122,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
 
   app.post('/stores/:store/list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
-    const r = await authz.listObjects(storeId, input)
+    const r = await authz.listObjects(storeId, input, undefined, requestMeta(c))
     c.header(MODEL_HEADER, r.modelId)
     const body: Record<string, unknown> = { objects: r.objects }
     if (r.truncated) {
@@ -154,7 +160,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         onFirst()
       }
     }
-    const run = authz.listObjects(storeId, input, emit).then(
+    const run = authz.listObjects(storeId, input, emit, requestMeta(c)).then(
       (r) => ({ ok: true as const, r }),
       (e: unknown) => ({ ok: false as const, e }),
     )

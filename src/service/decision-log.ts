@@ -1,0 +1,304 @@
+/**
+ * DecisionLog records every authorization decision (`agent:summarizer` acting for `user:alice`
+ * → reader of `customer_record:42`: allowed, granted by these tuples) without slowing the
+ * decision down:
+ *
+ * - `record()` only pushes onto an in-memory buffer. Nothing on the request path waits for the
+ *   database, and nothing there can fail.
+ * - A flush starts once `batchSize` decisions wait, and at least every `flushIntervalMs`. Each
+ *   flush writes one batch in one transaction (a multi-row insert), together with the grant
+ *   usage of its allowed decisions (`grant_usage.last_used_at` of every witness tuple, kept at
+ *   its maximum). Flushes run one at a time.
+ * - At most `bufferMax` decisions wait. Beyond that a decision is dropped and counted
+ *   (`pemba_decisions_dropped_total` on /metrics): requests are never blocked by the log.
+ * - `close()` stops taking decisions and flushes what waits; Pemba.close() calls it before it
+ *   closes the database, and the server calls Pemba.close() after draining on SIGTERM.
+ * - What a crash can lose: the decisions waiting in the buffer, normally at most `batchSize`
+ *   or `flushIntervalMs` worth of decisions (whichever comes first), plus a batch being
+ *   written; never more than `bufferMax` plus one batch.
+ *
+ * Per store, `decision_log_settings` turns the log off or samples a share of decisions. Each
+ * flush applies the setting as read from the database at most `settingsMaxAgeMs` before (so a
+ * change made through another replica applies within that bound; one made through this replica
+ * applies at once); while a store is known to be off, its decisions are not even buffered.
+ *
+ * Retention: `sweepOnce()` deletes decisions older than `retentionMs`, in chunks of 1,000 (one
+ * statement each), and the usage rows of grants deleted longer ago than that; it runs every
+ * `sweepIntervalMs`.
+ *
+ * @module
+ */
+import { monotonicFactory } from 'ulid'
+import { parseObject, parseSubject } from '../core/tuple.ts'
+import type { DecisionLogSettings, GrantUse, StoredDecision } from '../store/audit.ts'
+import type { Datastore } from '../store/store.ts'
+import type { Decision, DecisionSink } from './decision-sink.ts'
+
+export interface DecisionLogOptions {
+  datastore: Datastore
+  clock: () => Date
+  /** PEMBA_DECISION_LOG=off: record nothing. */
+  enabled: boolean
+  /** PEMBA_DECISION_LOG_BATCH */
+  batchSize: number
+  /** PEMBA_DECISION_LOG_FLUSH_MS */
+  flushIntervalMs: number
+  /** PEMBA_DECISION_LOG_BUFFER_MAX */
+  bufferMax: number
+  /** PEMBA_DECISION_LOG_RETENTION, in ms. */
+  retentionMs: number
+  /** Time between retention sweeps; 0 or less: no timer (sweepOnce still works). */
+  sweepIntervalMs: number
+  /** How old a per-store setting may be when a flush applies it. Default 5000. */
+  settingsMaxAgeMs?: number
+  /** Where failed writes and sweeps are reported. */
+  logError: (err: unknown) => void
+  /** The sampling draw, in [0, 1); tests may fix it. */
+  random?: () => number
+}
+
+/** What a store gets without a settings row: every decision recorded. */
+export const DEFAULT_SETTINGS = { enabled: true, sampleRate: 1 } as const
+
+/** How often the server sweeps expired decisions (retention is counted in days). */
+export const RETENTION_SWEEP_INTERVAL_MS = 60_000
+
+/** Rows per retention statement: each sweep step holds its locks briefly. */
+const SWEEP_CHUNK = 1000
+
+interface CachedSettings {
+  enabled: boolean
+  sampleRate: number
+  /** When it was read (ms, by the log's clock). */
+  readAt: number
+}
+
+export interface DecisionLogMetrics {
+  /** Decisions written to the database. */
+  recorded: number
+  /** Decisions dropped because the buffer was full. */
+  dropped: number
+  /** Decisions lost because their batch could not be written. */
+  failed: number
+  /** Decisions waiting now. */
+  buffered: number
+}
+
+export class DecisionLog implements DecisionSink {
+  readonly #o: DecisionLogOptions
+  readonly #settingsMaxAgeMs: number
+  readonly #random: () => number
+  readonly #ids = monotonicFactory()
+  readonly #settings = new Map<string, CachedSettings>()
+  #buffer: Decision[] = []
+  /** The flushes, one after another; never rejects. */
+  #chain: Promise<void> = Promise.resolve()
+  #flushTimer: NodeJS.Timeout | undefined
+  #kicked = false
+  #sweepTimer: NodeJS.Timeout | undefined
+  #sweeping: Promise<unknown> | undefined
+  #closed = false
+  #recorded = 0
+  #dropped = 0
+  #failed = 0
+
+  constructor(options: DecisionLogOptions) {
+    this.#o = options
+    this.#settingsMaxAgeMs = options.settingsMaxAgeMs ?? 5000
+    this.#random = options.random ?? Math.random
+  }
+
+  get enabled(): boolean {
+    return this.#o.enabled
+  }
+
+  record(d: Decision): void {
+    if (!this.#o.enabled || this.#closed) return
+    const s = this.#settings.get(d.storeId)
+    if (s && !s.enabled && this.#o.clock().getTime() - s.readAt <= this.#settingsMaxAgeMs) return
+    if (this.#buffer.length >= this.#o.bufferMax) {
+      this.#dropped++
+      return
+    }
+    this.#buffer.push(d)
+    if (this.#buffer.length >= this.#o.batchSize) this.#kick()
+    else if (!this.#flushTimer) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined
+        void this.flush()
+      }, this.#o.flushIntervalMs)
+      // The log never keeps the process alive on its own; close() flushes what waits.
+      this.#flushTimer.unref()
+    }
+  }
+
+  /** #kick starts a flush on the next turn of the event loop (once, however many records ask). */
+  #kick(): void {
+    if (this.#kicked) return
+    this.#kicked = true
+    setImmediate(() => {
+      this.#kicked = false
+      void this.flush()
+    })
+  }
+
+  /**
+   * flush writes every decision waiting now (batch by batch) and resolves when they are
+   * written, or dropped as failed. Flushes run one after another.
+   */
+  flush(): Promise<void> {
+    this.#chain = this.#chain.then(() => this.#drain())
+    return this.#chain
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#flushTimer) {
+      clearTimeout(this.#flushTimer)
+      this.#flushTimer = undefined
+    }
+    while (this.#buffer.length > 0) {
+      const batch = this.#buffer.splice(0, this.#o.batchSize)
+      try {
+        await this.#write(batch)
+      } catch (err) {
+        this.#failed += batch.length
+        this.#o.logError(err)
+      }
+    }
+  }
+
+  async #write(batch: Decision[]): Promise<void> {
+    const now = this.#o.clock().getTime()
+    await this.#refreshSettings(new Set(batch.map((d) => d.storeId)), now)
+    const rows: StoredDecision[] = []
+    const uses: GrantUse[] = []
+    for (const d of batch) {
+      const s = this.#settings.get(d.storeId) ?? DEFAULT_SETTINGS
+      if (!s.enabled) continue
+      if (s.sampleRate < 1 && !(this.#random() < s.sampleRate)) continue
+      rows.push({ ...d, id: this.#ids(d.at) })
+      if (d.allowed && d.witness) {
+        for (const k of d.witness) {
+          const object = parseObject(k.object)
+          const user = parseSubject(k.user)
+          if (!object || !user) continue
+          uses.push({
+            storeId: d.storeId,
+            objectType: object.type,
+            objectId: object.id,
+            relation: k.relation,
+            userType: user.type,
+            userId: user.id,
+            userRelation: user.relation,
+            usedAt: d.at,
+          })
+        }
+      }
+    }
+    if (rows.length === 0) return
+    await this.#o.datastore.appendDecisions(rows, uses)
+    this.#recorded += rows.length
+  }
+
+  /** #refreshSettings reads the settings of the stores whose cached ones are missing or too old. */
+  async #refreshSettings(stores: Set<string>, now: number): Promise<void> {
+    for (const storeId of stores) {
+      const cached = this.#settings.get(storeId)
+      if (cached && now - cached.readAt <= this.#settingsMaxAgeMs) continue
+      try {
+        const s = (await this.#o.datastore.getDecisionLogSettings(storeId)) ?? DEFAULT_SETTINGS
+        this.#cache(storeId, s, now)
+      } catch (err) {
+        // Keep what was known (or the default): a settings read failing must not lose decisions.
+        this.#o.logError(err)
+      }
+    }
+  }
+
+  #cache(storeId: string, s: { enabled: boolean; sampleRate: number }, now: number): void {
+    // Bounded: a process serving very many stores simply reads their settings again.
+    if (this.#settings.size >= 10_000 && !this.#settings.has(storeId)) this.#settings.clear()
+    this.#settings.set(storeId, { enabled: s.enabled, sampleRate: s.sampleRate, readAt: now })
+  }
+
+  /** settings returns a store's decision-log settings (the default when it has none). */
+  async settings(storeId: string): Promise<{ enabled: boolean; sampleRate: number; updatedAt?: Date }> {
+    return (await this.#o.datastore.getDecisionLogSettings(storeId)) ?? { ...DEFAULT_SETTINGS }
+  }
+
+  /** putSettings stores a store's settings; this replica applies them at once. */
+  async putSettings(storeId: string, s: { enabled: boolean; sampleRate: number }): Promise<DecisionLogSettings> {
+    const now = this.#o.clock()
+    const settings: DecisionLogSettings = { enabled: s.enabled, sampleRate: s.sampleRate, updatedAt: now }
+    await this.#o.datastore.putDecisionLogSettings(storeId, settings)
+    this.#cache(storeId, settings, now.getTime())
+    return settings
+  }
+
+  metrics(): DecisionLogMetrics {
+    return { recorded: this.#recorded, dropped: this.#dropped, failed: this.#failed, buffered: this.#buffer.length }
+  }
+
+  // --- retention -------------------------------------------------------------------------------
+
+  /** start schedules retention sweeps every `sweepIntervalMs` (none when it is 0). */
+  start(): void {
+    if (this.#o.sweepIntervalMs <= 0 || this.#sweepTimer || this.#closed) return
+    this.#sweepTimer = setInterval(() => {
+      if (this.#sweeping) return
+      this.#sweeping = this.sweepOnce()
+        .catch((err) => this.#o.logError(err))
+        .finally(() => (this.#sweeping = undefined))
+    }, this.#o.sweepIntervalMs)
+    this.#sweepTimer.unref()
+  }
+
+  /**
+   * sweepOnce deletes the decisions made more than the retention period before the clock's
+   * now, and the usage rows of grants deleted since before then, chunk by chunk.
+   */
+  async sweepOnce(): Promise<{ decisions: number; grantUsage: number }> {
+    const before = this.#o.clock().getTime() - this.#o.retentionMs
+    const ds = this.#o.datastore
+    const out = { decisions: 0, grantUsage: 0 }
+    for (;;) {
+      const n = await ds.deleteDecisionsBefore(before, SWEEP_CHUNK)
+      out.decisions += n
+      if (n < SWEEP_CHUNK) break
+    }
+    for (;;) {
+      const n = await ds.forgetGrantUsage(before, SWEEP_CHUNK)
+      out.grantUsage += n
+      if (n < SWEEP_CHUNK) break
+    }
+    return out
+  }
+
+  /** close stops the timers and takes no more decisions, then flushes everything that waits. */
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer)
+    this.#sweepTimer = undefined
+    await this.#sweeping
+    await this.flush()
+  }
+}
+
+/** decisionLogMetricLines: the log's counters in Prometheus' text format. */
+export function decisionLogMetricLines(log: DecisionLog): string[] {
+  const m = log.metrics()
+  return [
+    '# HELP pemba_decisions_recorded_total Decisions written to the decision log.',
+    '# TYPE pemba_decisions_recorded_total counter',
+    `pemba_decisions_recorded_total ${m.recorded}`,
+    '# HELP pemba_decisions_dropped_total Decisions dropped because PEMBA_DECISION_LOG_BUFFER_MAX decisions were already waiting.',
+    '# TYPE pemba_decisions_dropped_total counter',
+    `pemba_decisions_dropped_total ${m.dropped}`,
+    '# HELP pemba_decisions_write_failed_total Decisions lost because their batch could not be written.',
+    '# TYPE pemba_decisions_write_failed_total counter',
+    `pemba_decisions_write_failed_total ${m.failed}`,
+    '# HELP pemba_decisions_buffered Decisions waiting to be written.',
+    '# TYPE pemba_decisions_buffered gauge',
+    `pemba_decisions_buffered ${m.buffered}`,
+  ]
+}
