@@ -90,11 +90,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     await next()
   })
   app.use('*', openfgaCors(['X-Request-Id', 'Openfga-Authorization-Model-Id', TRUNCATED_HEADER]))
-  // After CORS (preflights carry no credentials), before the body is read.
+  app.use('*', bodySizeLimit(deps.bodyLimitBytes))
+  // After CORS (preflights carry no credentials) and the body limit (a type-limited writer's
+  // Write body is read here), before any handler.
   if (deps.authenticator.mode !== 'none') {
     app.use('*', authMiddleware({ app, authenticator: deps.authenticator, access: deps.access }))
   }
-  app.use('*', bodySizeLimit(deps.bodyLimitBytes))
 
   app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
   // Prometheus text format: the cross-request cache's counters.

@@ -18,6 +18,44 @@ import type { AppEnv } from './app.ts'
 import { compilePath, compileRoutes, findRoute, ROUTE_PERMISSIONS } from './permissions.ts'
 import { checkStoreId } from './validation.ts'
 
+/**
+ * requireObjectTypeWriter lets a Write through when the client is a writer of every object type
+ * it touches (`store_type:<store>/<type>#writer`). Only clients without the store-wide role get
+ * here, so only they pay for reading the body twice (bounded by the body size limit, which runs
+ * first). A body it cannot read types from gets the store-wide refusal.
+ */
+async function requireObjectTypeWriter(
+  access: AccessControl,
+  client: string,
+  storeId: string,
+  req: Request,
+  refusal: PembaError,
+): Promise<void> {
+  let body: unknown
+  try {
+    body = JSON.parse(await req.clone().text())
+  } catch {
+    throw refusal
+  }
+  const types = new Set<string>()
+  for (const part of ['writes', 'deletes'] as const) {
+    const keys = (body as Record<string, { tuple_keys?: unknown } | undefined> | null)?.[part]?.tuple_keys
+    if (keys === undefined) continue
+    if (!Array.isArray(keys)) throw refusal
+    for (const k of keys) {
+      const object = (k as { object?: unknown } | null)?.object
+      const colon = typeof object === 'string' ? object.indexOf(':') : -1
+      if (colon <= 0) throw refusal
+      types.add((object as string).slice(0, colon))
+    }
+  }
+  if (types.size === 0) throw refusal
+  const denied = await access.typeNotWritable(client, storeId, types)
+  if (denied !== undefined) {
+    throw new PembaError('forbidden', `${refusal.message} (nor on its object type '${denied}')`)
+  }
+}
+
 export function authMiddleware(deps: {
   app: Hono<AppEnv>
   authenticator: Authenticator
@@ -54,7 +92,12 @@ export function authMiddleware(deps: {
       if ('store' in req) {
         // The route would refuse a malformed id anyway; refuse it here, before asking the engine.
         const storeId = checkStoreId(found.storeId ?? '')
-        await deps.access.requireOnStore(client, req.store, storeId)
+        try {
+          await deps.access.requireOnStore(client, req.store, storeId)
+        } catch (e) {
+          if (!req.orObjectTypeWriter || !(e instanceof PembaError) || e.code !== 'forbidden') throw e
+          await requireObjectTypeWriter(deps.access, client, storeId, c.req.raw, e)
+        }
       } else {
         await deps.access.requireOnSystem(client, req.system)
       }

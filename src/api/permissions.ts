@@ -8,7 +8,8 @@
  * - `open`: no authentication (health checks).
  * - `client`: any authenticated client.
  * - `{ store: P }`: permission P on the store named by the path's `:store`, decided by the
- *   engine on the system store (see src/auth/access-control.ts).
+ *   engine on the system store (see src/auth/access-control.ts). `orObjectTypeWriter`: a
+ *   client without it may still write tuples of the object types it is a writer of.
  * - `{ system: R }`: the system role R.
  * - `route`: the handler decides, because the answer depends on the request (ListStores shows
  *   only readable stores; grants need admin of the store they name, or of the system).
@@ -17,7 +18,12 @@
  */
 import type { StorePermission, SystemRole } from '../auth/access-control.ts'
 
-export type Requirement = 'open' | 'client' | 'route' | { store: StorePermission } | { system: SystemRole }
+export type Requirement =
+  | 'open'
+  | 'client'
+  | 'route'
+  | { store: StorePermission; orObjectTypeWriter?: true }
+  | { system: SystemRole }
 
 export interface RoutePermission {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE'
@@ -30,7 +36,7 @@ export const ROUTE_PERMISSIONS: RoutePermission[] = [
   // The hot path first: the table is scanned in order.
   { method: 'POST', path: '/stores/:store/check', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/batch-check', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer' } },
+  { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer', orObjectTypeWriter: true } },
   { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/list-users', requires: { store: 'checker' } },

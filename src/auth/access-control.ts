@@ -13,6 +13,9 @@
  *   when the store is created (and at start for stores that predate it).
  * - `model_reader` (reading models) is derived: any of the four roles gives it, since every
  *   client needs the model its calls run against.
+ * - `store_type:<store id>/<object type>#writer`: a writer limited to tuples whose object is of
+ *   that type (`pemba clients grant ci writer --store … --type deployment`). Write checks
+ *   the store-wide `writer` first, then each object type the request touches.
  *
  * @module
  */
@@ -47,6 +50,9 @@ type store
     define reader: [client] or admin
     define checker: [client] or admin
     define model_reader: model_writer or writer or reader or checker
+type store_type
+  relations
+    define writer: [client]
 `
 
 export const STORE_ROLES = ['admin', 'model_writer', 'writer', 'reader', 'checker'] as const
@@ -62,7 +68,12 @@ export interface Grant {
   client: string
   role: string
   store?: string
+  /** With role `writer`: only tuples whose object has this type. */
+  type?: string
 }
+
+/** An object type name as OpenFGA allows it, and without `/` (it is part of an object id here). */
+const OBJECT_TYPE = /^[^:#@\s*/]{1,254}$/
 
 export interface AccessControlOptions {
   datastore: Datastore
@@ -222,10 +233,29 @@ export class AccessControl {
     return { items, next }
   }
 
-  /** normalizeGrant checks a grant's parts; 400 for a bad client, role or store id. */
-  normalizeGrant(g: { client: string; role: string; store?: string }): Grant {
+  /**
+   * typeNotWritable checks whether the client may write tuples of every one of these object
+   * types in the store through type-limited writer grants (the store-wide `writer` is checked
+   * before). Returns the first type it may not write, or undefined when it may write them all.
+   */
+  async typeNotWritable(client: string, storeId: string, types: Iterable<string>): Promise<string | undefined> {
+    for (const type of types) {
+      if (!OBJECT_TYPE.test(type) || !(await this.allowed(client, 'writer', `store_type:${storeId}/${type}`))) return type
+    }
+    return undefined
+  }
+
+  /** normalizeGrant checks a grant's parts; 400 for a bad client, role, store id or type. */
+  normalizeGrant(g: { client: string; role: string; store?: string; type?: string }): Grant {
     const client = clientIdentity(g.client)
     if (!client) throw validationError(`invalid client '${g.client}': expected 'client:<name>' or '<name>' (no ':', '#', '*' or white space)`)
+    if (g.type !== undefined) {
+      if (g.store === undefined || g.role !== 'writer') {
+        throw validationError('a grant limited to an object type must be the writer role on a store')
+      }
+      if (!OBJECT_TYPE.test(g.type)) throw validationError(`invalid object type '${g.type}'`)
+      return { client, role: g.role, store: g.store, type: g.type }
+    }
     if (g.store === undefined) {
       if (!(SYSTEM_ROLES as readonly string[]).includes(g.role)) {
         throw validationError(`invalid system role '${g.role}': expected one of ${SYSTEM_ROLES.join(', ')} (or name a store)`)
@@ -294,10 +324,17 @@ export class AccessControl {
         out.push({ client: `${CLIENT_TYPE}:${t.userId}`, role: t.relation, store: t.objectId })
       }
     }
+    for await (const t of this.#tuples({ objectType: 'store_type', ...user })) {
+      const slash = t.objectId.indexOf('/')
+      const store = t.objectId.slice(0, slash)
+      if (t.userType !== CLIENT_TYPE || (filter.store !== undefined && store !== filter.store)) continue
+      out.push({ client: `${CLIENT_TYPE}:${t.userId}`, role: t.relation, store, type: t.objectId.slice(slash + 1) })
+    }
     return out
   }
 }
 
 function grantObject(g: Grant): string {
-  return g.store === undefined ? SYSTEM_OBJECT : storeObject(g.store)
+  if (g.store === undefined) return SYSTEM_OBJECT
+  return g.type === undefined ? storeObject(g.store) : `store_type:${g.store}/${g.type}`
 }

@@ -2,8 +2,8 @@
  * `pemba clients …`: grant, revoke and list API clients' roles, acting directly on the
  * configured database (the same PEMBA_* settings and flags as `pemba serve`):
  *
- *     pemba clients grant <client> <role> [--store <id>]     # no --store: a system role
- *     pemba clients revoke <client> <role> [--store <id>]
+ *     pemba clients grant <client> <role> [--store <id> [--type <object type>]]   # no --store: a system role
+ *     pemba clients revoke <client> <role> [--store <id> [--type <object type>]]
  *     pemba clients list [--client <client>] [--store <id>]
  *
  * A running server sees a change within PEMBA_CHECK_CACHE_STALENESS_MS.
@@ -16,10 +16,11 @@ import { createPemba } from '../server.ts'
 import { checkStoreId } from '../api/validation.ts'
 import type { Grant } from '../auth/access-control.ts'
 
-const USAGE = `usage: pemba clients grant <client> <role> [--store <id>]
-       pemba clients revoke <client> <role> [--store <id>]
+const USAGE = `usage: pemba clients grant <client> <role> [--store <id> [--type <object type>]]
+       pemba clients revoke <client> <role> [--store <id> [--type <object type>]]
        pemba clients list [--client <client>] [--store <id>]
-store roles: admin, model_writer, writer, reader, checker; system roles (no --store): admin, store_creator`
+store roles: admin, model_writer, writer, reader, checker; system roles (no --store): admin, store_creator;
+--type limits a writer to tuples whose object has that type`
 
 class UsageError extends Error {}
 
@@ -32,7 +33,7 @@ function splitArgs(argv: string[]): { positional: string[]; options: Map<string,
     const arg = argv[i]
     const eq = arg.indexOf('=')
     const name = eq === -1 ? arg : arg.slice(0, eq)
-    if (name === '--store' || name === '--client') {
+    if (name === '--store' || name === '--client' || name === '--type') {
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
       if (value === undefined || value === '') throw new UsageError(`${name} needs a value`)
       options.set(name.slice(2), value)
@@ -47,7 +48,8 @@ function splitArgs(argv: string[]): { positional: string[]; options: Map<string,
 }
 
 function describe(g: Grant): string {
-  return `${g.client}\t${g.role}\t${g.store === undefined ? '(system)' : `store ${g.store}`}`
+  const on = g.store === undefined ? '(system)' : `store ${g.store}${g.type === undefined ? '' : ` type ${g.type}`}`
+  return `${g.client}\t${g.role}\t${on}`
 }
 
 export async function clientsCommand(
@@ -85,15 +87,16 @@ export async function clientsCommand(
       for (const g of grants) out.log(describe(g))
       return 0
     }
+    const type = parsed.options.get('type')
     if (parsed.options.has('client')) {
       out.error(USAGE)
       return 2
     }
     if (action === 'grant') {
-      const g = await pemba.access.grant({ client, role, store })
+      const g = await pemba.access.grant({ client, role, store, type })
       out.log(`granted: ${describe(g)}`)
     } else {
-      const g = pemba.access.normalizeGrant({ client, role, store })
+      const g = pemba.access.normalizeGrant({ client, role, store, type })
       out.log((await pemba.access.revoke(g)) ? `revoked: ${describe(g)}` : `no such grant: ${describe(g)}`)
     }
     return 0

@@ -133,6 +133,10 @@ describe('bootstrap and the pemba clients command', () => {
     }
     expect((await run('revoke', 'ci', 'checker', `--store=${legacy}`)).out).toMatch(/^revoked: /)
     expect((await run('revoke', 'ci', 'checker', `--store=${legacy}`)).out).toMatch(/^no such grant: /)
+    const typed = await run('grant', 'ci', 'writer', '--store', legacy, '--type', 'deployment')
+    expect(typed.out).toBe(`granted: client:ci\twriter\tstore ${legacy} type deployment`)
+    expect((await run('list', '--client', 'ci')).out).toBe(`client:ci\twriter\tstore ${legacy} type deployment`)
+    expect((await run('revoke', 'ci', 'writer', '--store', legacy, '--type', 'deployment')).out).toMatch(/^revoked: /)
     expect((await run('list', '--client', 'ci')).out).toBe('')
   })
 

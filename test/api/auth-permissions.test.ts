@@ -194,3 +194,59 @@ describe('a denied request changes nothing', () => {
     expect(c.body).toEqual({ allowed: true, resolution: '' })
   })
 })
+
+describe('writers limited to object types', () => {
+  const MODEL = {
+    schema_version: '1.1',
+    type_definitions: [
+      { type: 'user' },
+      ...['deployment', 'secret'].map((type) => ({
+        type,
+        relations: { viewer: { this: {} } },
+        metadata: { relations: { viewer: { directly_related_user_types: [{ type: 'user' }] } } },
+      })),
+    ],
+  }
+  const deployment = { user: 'user:anne', relation: 'viewer', object: 'deployment:api' }
+  const secret = { user: 'user:anne', relation: 'viewer', object: 'secret:db' }
+
+  it('write and delete tuples of their types only; a mixed request is refused whole', async () => {
+    const c = await createPresharedClient(['root', 'deployer'], { authAdminClients: 'root' })
+    try {
+      const s = (await c.as('root', 'POST', '/stores', { name: 'typed' })).body.id
+      await c.as('root', 'POST', `/stores/${s}/authorization-models`, MODEL)
+      const g = await c.as('root', 'POST', '/system/grants', { client: 'deployer', role: 'writer', store: s, type: 'deployment' })
+      expect(g.body).toEqual({ grant: { client: 'client:deployer', role: 'writer', store: s, type: 'deployment' } })
+      expect((await c.as('root', 'GET', `/system/grants?store=${s}`)).body.grants).toContainEqual(g.body.grant)
+
+      expect((await c.as('deployer', 'POST', `/stores/${s}/write`, { writes: { tuple_keys: [deployment] } })).status).toBe(200)
+      expect((await c.as('deployer', 'POST', `/stores/${s}/write`, { deletes: { tuple_keys: [deployment] } })).status).toBe(200)
+      const mixed = await c.as('deployer', 'POST', `/stores/${s}/write`, { writes: { tuple_keys: [deployment, secret] } })
+      expect(mixed.status).toBe(401)
+      expect(mixed.body).toEqual({
+        code: 'forbidden',
+        message: `client 'client:deployer' lacks the 'writer' permission on store '${s}' (nor on its object type 'secret')`,
+      })
+      const revision = await c.pemba.datastore.headRevision(s)
+      expect((await c.as('deployer', 'POST', `/stores/${s}/write`, { deletes: { tuple_keys: [secret] } })).body.code).toBe('forbidden')
+      expect((await c.as('deployer', 'POST', `/stores/${s}/write`, 'not json')).body.code).toBe('forbidden')
+      expect(await c.pemba.datastore.headRevision(s)).toBe(revision)
+      // A type grant is not a store-wide role.
+      expect((await c.as('deployer', 'POST', `/stores/${s}/read`, {})).body.code).toBe('forbidden')
+      expect((await c.as('deployer', 'POST', `/stores/${s}/access-requests/01HZZZZZZZZZZZZZZZZZZZZZZZ/approve`, {})).body.code).toBe('forbidden')
+
+      expect((await c.as('root', 'DELETE', `/system/grants?client=deployer&role=writer&store=${s}&type=deployment`)).body).toEqual({ revoked: true })
+      expect((await c.as('deployer', 'POST', `/stores/${s}/write`, { writes: { tuple_keys: [deployment] } })).body.code).toBe('forbidden')
+
+      for (const bad of [
+        { client: 'deployer', role: 'reader', store: s, type: 'deployment' },
+        { client: 'deployer', role: 'writer', type: 'deployment' },
+        { client: 'deployer', role: 'writer', store: s, type: 'a/b' },
+      ]) {
+        expect((await c.as('root', 'POST', '/system/grants', bad)).status, JSON.stringify(bad)).toBe(400)
+      }
+    } finally {
+      await c.close()
+    }
+  })
+})

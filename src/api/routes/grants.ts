@@ -17,12 +17,16 @@ const grantBody = z.strictObject({
   client: z.string().min(1),
   role: z.string().min(1),
   store: z.string().optional(),
+  type: z.string().optional(),
 })
-const grantQuery = z.strictObject({ client: z.string().min(1), role: z.string().min(1), store: z.string().optional() })
+const grantQuery = grantBody
 const listQuery = z.strictObject({ client: z.string().min(1).optional(), store: z.string().optional() })
 
 function grantJson(g: Grant): Record<string, string> {
-  return g.store === undefined ? { client: g.client, role: g.role } : { client: g.client, role: g.role, store: g.store }
+  const out: Record<string, string> = { client: g.client, role: g.role }
+  if (g.store !== undefined) out.store = g.store
+  if (g.type !== undefined) out.type = g.type
+  return out
 }
 
 export function registerGrantRoutes(app: Hono<AppEnv>, deps: { access: AccessControl }): void {
@@ -33,7 +37,7 @@ export function registerGrantRoutes(app: Hono<AppEnv>, deps: { access: AccessCon
     if (store === undefined) await access.requireOnSystem(client, 'admin')
     else await access.requireOnStore(client, 'admin', store)
   }
-  const parseGrant = (input: { client: string; role: string; store?: string }): Grant =>
+  const parseGrant = (input: { client: string; role: string; store?: string; type?: string }): Grant =>
     access.normalizeGrant({ ...input, store: input.store === undefined ? undefined : checkStoreId(input.store) })
 
   app.get('/system/grants', async (c) => {
