@@ -1,7 +1,7 @@
 /**
  * The `pemba` command: `serve` (the default) runs the HTTP server; `migrate` applies the
  * database migrations and exits; `clients` grants, revokes and lists API clients' roles
- * (src/cli/clients.ts).
+ * (src/cli/clients.ts); `review` prints a least-privilege review (src/cli/review.ts).
  *
  * @module
  */
@@ -12,6 +12,7 @@ import { createPemba, openDatastore, type Pemba } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
 import { clientsCommand } from './clients.ts'
+import { reviewCommand } from './review.ts'
 import { answerClientError, httpServerOptions } from './http-limits.ts'
 
 async function main(argv: string[]): Promise<number> {
@@ -20,6 +21,8 @@ async function main(argv: string[]): Promise<number> {
   const cmd = command.startsWith('--') ? 'serve' : command
   // `clients` has options of its own (--store, --client) besides the configuration flags.
   if (cmd === 'clients') return clientsCommand(rest, process.env)
+  // `review` too (--store, --user, --user-type, --unused-for): src/cli/review.ts.
+  if (cmd === 'review') return reviewCommand(rest, process.env)
   let config
   try {
     config = loadConfig({ env: process.env, argv: args })
@@ -38,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
     return 0
   }
   if (cmd !== 'serve') {
-    console.error(`pemba: unknown command '${cmd}' (use serve, migrate or clients)`)
+    console.error(`pemba: unknown command '${cmd}' (use serve, migrate, clients or review)`)
     return 2
   }
 
