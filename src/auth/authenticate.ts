@@ -16,6 +16,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
+import { LRUCache } from 'lru-cache'
 import { PembaError } from '../core/errors.ts'
 import type { JwksCache } from './jwks.ts'
 import {
@@ -104,28 +105,49 @@ function oidcAuthenticator(s: AuthSettings, jwks: JwksCache): Authenticator {
     clockTolerance: s.authOidcClockSkewSeconds,
     requiredClaims: ['exp'],
   }
+  // A client sends the same token with every call until it expires; verifying its signature
+  // costs more than a cached check, so a verified token's identity is remembered (by digest),
+  // until the token expires and for at most VERIFIED_TOKEN_TTL_MS, which also bounds how long a
+  // key the issuer withdrew keeps working.
+  const verified = new LRUCache<string, { client: string; until: number }>({ max: VERIFIED_TOKENS })
   return {
     mode: 'oidc',
     async authenticate(authorization) {
       const token = bearerToken(authorization)
+      const id = digest(token).toString('base64')
+      const now = Date.now()
+      const known = verified.get(id)
+      if (known && now < known.until) return known.client
       let payload: Record<string, unknown>
       try {
         payload = (await jwtVerify(token, keys, options)).payload
       } catch (e) {
         throw tokenError(e)
       }
-      for (const claim of ['client_id', 'azp', 'sub']) {
-        const v = payload[claim]
-        if (typeof v === 'string' && v !== '') {
-          if (!isClientName(v)) {
-            throw new PembaError('auth_failed_invalid_subject', `invalid subject: the '${claim}' claim is not a valid client name`)
-          }
-          return `${CLIENT_TYPE}:${v}`
-        }
-      }
-      throw new PembaError('auth_failed_invalid_subject', 'invalid subject: the token has no client_id, azp or sub claim')
+      const client = clientOf(payload)
+      const exp = (payload.exp as number) * 1000 + s.authOidcClockSkewSeconds * 1000
+      verified.set(id, { client, until: Math.min(exp, now + VERIFIED_TOKEN_TTL_MS) })
+      return client
     },
   }
+}
+
+/** How many verified client tokens are remembered, and for how long at most. */
+const VERIFIED_TOKENS = 10_000
+const VERIFIED_TOKEN_TTL_MS = 60_000
+
+/** clientOf names the client of a verified token: `client_id`, else `azp`, else `sub`. */
+function clientOf(payload: Record<string, unknown>): string {
+  for (const claim of ['client_id', 'azp', 'sub']) {
+    const v = payload[claim]
+    if (typeof v === 'string' && v !== '') {
+      if (!isClientName(v)) {
+        throw new PembaError('auth_failed_invalid_subject', `invalid subject: the '${claim}' claim is not a valid client name`)
+      }
+      return `${CLIENT_TYPE}:${v}`
+    }
+  }
+  throw new PembaError('auth_failed_invalid_subject', 'invalid subject: the token has no client_id, azp or sub claim')
 }
 
 /**

@@ -72,6 +72,28 @@ describe('OIDC client tokens', () => {
     expect((await call(await sign(rsa, noExp))).body.code).toBe('unauthenticated')
   })
 
+  it('a token accepted (and remembered) before it expires is refused once it has', async () => {
+    const c = await createTestClient({
+      authMode: 'oidc',
+      authOidcIssuer: ISSUER,
+      authOidcAudience: AUDIENCE,
+      authOidcJwksUri: idp.jwksUri,
+      authOidcClockSkewSeconds: 0,
+      authAdminClients: 'root-app',
+    })
+    try {
+      const exp = now() + 2
+      const token = await sign(rsa, claims({ client_id: 'root-app', exp }))
+      const ask = () => c.request('GET', '/stores', undefined, { authorization: `Bearer ${token}` })
+      expect((await ask()).status).toBe(200)
+      expect((await ask()).status).toBe(200)
+      await new Promise((r) => setTimeout(r, exp * 1000 - Date.now() + 50))
+      expect((await ask()).body).toEqual({ code: 'unauthenticated', message: 'unauthenticated' })
+    } finally {
+      await c.close()
+    }
+  })
+
   it('refuses tokens signed by another key, HS256, alg none, garbage; never echoes the token', async () => {
     const impostor = await signingKey('rsa-1', 'RS256') // same kid, different key
     const forged = await sign(impostor, claims())
