@@ -593,6 +593,25 @@ async function cannon(
   }
 }
 
+interface DecisionCounters {
+  recorded: number
+  dropped: number
+  failed: number
+}
+
+/** decisionCounters reads the decision log's counters from a server's /metrics (after a flush interval). */
+async function decisionCounters(url: string): Promise<DecisionCounters> {
+  // Let the last flush land: the default flush interval is 200 ms.
+  await new Promise((r) => setTimeout(r, 500))
+  const text = await (await fetch(`${url}/metrics`)).text()
+  const read = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+  return {
+    recorded: read('pemba_decisions_recorded_total'),
+    dropped: read('pemba_decisions_dropped_total'),
+    failed: read('pemba_decisions_write_failed_total'),
+  }
+}
+
 async function post(
   url: string,
   body: unknown,
@@ -939,11 +958,12 @@ async function main(): Promise<void> {
         expected,
       )
     }
-    const pembaEnv = (cacheSize: number) => ({
+    const pembaEnv = (cacheSize: number, extra: Record<string, string> = {}) => ({
       PEMBA_HOST: '127.0.0.1',
       PEMBA_PORT: '0',
       PEMBA_DATABASE_URL: `sqlite:${dbPath}`,
       ...cacheEnv(cacheSize),
+      ...extra,
     })
     const httpRow = (label: string, f: HttpFigure, extra = '') =>
       row(
@@ -1067,7 +1087,37 @@ async function main(): Promise<void> {
         peakRssKiB: rss,
         cacheSize: flags.cacheSize,
         correctness: onCorrect,
+        decisionLog: await decisionCounters(server.url),
       }
+    } finally {
+      await stopServer(server)
+    }
+
+    // The same run with the decision log off (it is on by default, as in every run above): what
+    // recording every decision costs on the hottest path, a warm cached check.
+    log('HTTP: Pemba, cache on, decision log off ...')
+    server = await startServer('src/cli/main.ts', ['serve'], pembaEnv(flags.cacheSize, { PEMBA_DECISION_LOG: 'off' }))
+    try {
+      const offCorrect = await httpAnswers(server.url)
+      const logOff = await cannon(server.url, checkPath, bodies, HTTP_CONNECTIONS, HTTP_SECONDS)
+      httpRow(
+        `HTTP check, Pemba, cache on, warm, decision log off (${HTTP_CONNECTIONS} conn, ${HTTP_SECONDS} s)`,
+        logOff,
+        `; ${num((logOff.reqPerSec / minimal.reqPerSec) * 100, 1)}% of minimal; ${correctText(offCorrect)}`,
+      )
+      const on = (http.pembaCacheOn as { check: HttpFigure; decisionLog: DecisionCounters }).check
+      const counters = (http.pembaCacheOn as { decisionLog: DecisionCounters }).decisionLog
+      const ratio = on.reqPerSec / logOff.reqPerSec
+      row(
+        'HTTP check, decision log on / off (cache on, warm)',
+        '',
+        '',
+        '',
+        '',
+        `${num(ratio, 3)}×`,
+        `target ≥ 0.8; on: ${num(counters.recorded)} decisions written, ${num(counters.dropped)} dropped`,
+      )
+      http.decisionLog = { on, off: logOff, ratio, target: 0.8, counters, correctness: offCorrect }
     } finally {
       await stopServer(server)
     }

@@ -165,12 +165,26 @@ export function decisionValues(d: StoredDecision): (string | number | null)[] {
     d.relation,
     d.object,
     d.allowed ? 1 : 0,
-    d.witness && d.witness.length > 0 ? JSON.stringify(d.witness.map(plainKey)) : null,
+    d.witness && d.witness.length > 0 ? JSON.stringify(distinctKeys(d.witness)) : null,
     Math.max(0, Math.round(d.latencyUs)),
     d.consistency,
     d.requestId,
     d.detail && Object.keys(d.detail).length > 0 ? JSON.stringify(d.detail) : null,
   ]
+}
+
+/**
+ * distinctKeys lists each witness tuple once (a delegated check's witness joins those of
+ * several checks, which may share a tuple), without condition contexts.
+ */
+function distinctKeys(keys: TupleKey[]): TupleKey[] {
+  const seen = new Map<string, TupleKey>()
+  for (const k of keys) {
+    const p = plainKey(k)
+    const id = `${p.object}#${p.relation}@${p.user}`
+    if (!seen.has(id)) seen.set(id, p)
+  }
+  return [...seen.values()]
 }
 
 /** plainKey keeps what identifies a witness tuple (and its condition's name): no context. */
