@@ -21,6 +21,7 @@ import { TokenCheckService } from './service/token-checks.ts'
 import { TokenIssuerService } from './service/token-issuers.ts'
 import { Sweeper } from './service/sweeper.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
+import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
 import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
@@ -110,7 +111,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     datastore,
     models,
     clock,
-    decisions,
+    // Off: the check path does not even time its decisions.
+    decisions: decisions.enabled ? decisions : NO_DECISIONS,
     maxTuplesPerWrite: config.maxTuplesPerWrite,
     maxChecksPerBatch: config.maxChecksPerBatch,
     resolveNodeLimit: config.resolveNodeLimit,
