@@ -13,6 +13,7 @@ import type { PembaConfig } from '../../src/config.ts'
 import { DecisionLog } from '../../src/service/decision-log.ts'
 import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
+import { createPresharedClient, SMALL_MODEL } from '../helpers/auth.ts'
 import { setup, tupleKey } from '../helpers/fixtures.ts'
 import { describePostgres, probePostgres, usePostgresSchema } from '../helpers/postgres.ts'
 
@@ -335,6 +336,21 @@ describe('decision log, server-wide', () => {
     expect(await allDecisions(storeId)).toHaveLength(0)
     const s = await client.request('GET', `/stores/${storeId}/decision-log-settings`)
     expect(s.body.globally_enabled).toBe(false)
+  })
+
+  it('records the authenticated API client', async () => {
+    const t = await createPresharedClient(['root'], { authAdminClients: 'root' })
+    client = t
+    const store = (await t.as('root', 'POST', '/stores', { name: 'audited' })).body.id
+    expect((await t.as('root', 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
+    const asked = await t.as('root', 'POST', `/stores/${store}/check`, { tuple_key: tupleKey('document:1#viewer@user:anne') })
+    expect(asked.status, asked.text).toBe(200)
+    await t.pemba.decisions.flush()
+    const mine = await t.as('root', 'GET', `/stores/${store}/decisions?client=client:root`)
+    expect(mine.body.decisions.map((d: any) => [d.client, d.user, d.allowed])).toEqual([['client:root', 'user:anne', false]])
+    expect((await t.as('root', 'GET', `/stores/${store}/decisions?client=client:other`)).body.decisions).toEqual([])
+    // The log is not open to callers without a key.
+    expect((await t.request('GET', `/stores/${store}/decisions`)).status).toBe(401)
   })
 
   it('flushes what waits when Pemba closes', async () => {
