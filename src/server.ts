@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { createRedactor } from './core/redact.ts'
+import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
 import { parseDatabaseUrl, type PembaConfig } from './config.ts'
@@ -83,6 +85,8 @@ export async function openDatastore(config: PembaConfig): Promise<Datastore> {
 }
 
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
+  // Everything Pemba logs or echoes back about a request goes through this (src/core/redact.ts).
+  const redactor = createRedactor(configuredSecrets(config))
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
   const datastore = await openDatastore(config)
@@ -105,7 +109,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     // loadConfig has checked it is a positive duration.
     retentionMs: parseDuration(config.decisionLogRetention)!,
     sweepIntervalMs: RETENTION_SWEEP_INTERVAL_MS,
-    logError: (err) => console.error('[pemba] decision log:', err),
+    logError: (err) => console.error(`[pemba] decision log: ${redactor.error(err)}`),
   })
   const authz = new AuthzService({
     datastore,
@@ -128,7 +132,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const logError =
     overrides.logError ??
     ((err: unknown, requestId: string) => {
-      console.error(`[pemba] internal error (request ${requestId}):`, err)
+      console.error(`[pemba] internal error (request ${requestId}): ${redactor.error(err)}`)
     })
   const accessRequests = new AccessRequestService({
     datastore,
@@ -171,7 +175,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     datastore,
     clock,
     intervalMs: config.expirySweepIntervalMs,
-    logError: (err) => console.error('[pemba] expiry sweep failed:', err),
+    logError: (err) => console.error(`[pemba] expiry sweep failed: ${redactor.error(err)}`),
   })
   if (overrides.sweeper !== false) sweeper.start()
   const reviews = new ReviewService({ datastore, authz, models, clock })
@@ -185,6 +189,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     clock,
     bodyLimitBytes: config.bodyLimitBytes,
     logError,
+    redact: redactor.text,
     access,
     authenticator,
     tokenIssuers,
@@ -212,5 +217,16 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
       await decisions.close()
       await datastore.close()
     },
+  }
+}
+
+/** configuredSecrets lists the secrets in the configuration, for the redactor to hide verbatim. */
+function configuredSecrets(config: PembaConfig): string[] {
+  if (!config.authPresharedKeys) return []
+  try {
+    return parsePresharedKeys(config.authPresharedKeys).map((k) => k.key)
+  } catch {
+    // loadConfig has refused malformed keys; a hand-built config may still carry one.
+    return config.authPresharedKeys.split(/[,=]/).map((s) => s.trim())
   }
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { Hono } from 'hono'
+import { redactSecrets } from '../core/redact.ts'
 import { PembaError } from '../core/errors.ts'
 import { bodySizeLimit } from './body-limit.ts'
 import { openfgaCors } from './cors.ts'
@@ -42,6 +43,11 @@ export interface AppDeps {
   bodyLimitBytes: number
   /** Where internal faults are reported (never the caller). */
   logError: (err: unknown, requestId: string) => void
+  /**
+   * Hides credentials in text echoed to the caller (error messages quote their input); see
+   * src/core/redact.ts. Defaults to the redactor without configured secrets.
+   */
+  redact?: (text: string) => string
   /** A store's trusted token issuers, and checks whose subject is a token. */
   tokenIssuers: TokenIssuerService
   tokenChecks: TokenCheckService
@@ -78,6 +84,7 @@ const KNOWN_PATHS = [
 ]
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const redact = deps.redact ?? redactSecrets
   const app = new Hono<AppEnv>()
 
   app.use('*', async (c, next) => {
@@ -136,7 +143,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     if (err instanceof PembaError) {
-      return c.json({ code: err.code, message: err.message }, err.status as 400)
+      return c.json({ code: err.code, message: redact(err.message) }, err.status as 400)
     }
     deps.logError(err, c.get('requestId') ?? '')
     return c.json({ code: 'internal_error', message: 'Internal Server Error' }, 500)

@@ -7,6 +7,7 @@
  */
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
+import { createRedactor } from '../core/redact.ts'
 import { ConfigError, loadConfig } from '../config.ts'
 import { createPemba, openDatastore, type Pemba } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
@@ -28,7 +29,7 @@ async function main(argv: string[]): Promise<number> {
     config = loadConfig({ env: process.env, argv: args })
   } catch (e) {
     if (e instanceof ConfigError) {
-      console.error(`pemba: ${e.message}`)
+      console.error(`pemba: ${startupRedactor.text(e.message)}`)
       return 2
     }
     throw e
@@ -57,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
     pemba = await createPemba(config)
   } catch (e) {
     if (e instanceof MigrationsPendingError) {
-      console.error(`pemba: refusing to start: ${e.message}`)
+      console.error(`pemba: refusing to start: ${startupRedactor.text(e.message)}`)
       return 1
     }
     throw e
@@ -82,7 +83,7 @@ async function main(argv: string[]): Promise<number> {
   )
   server.on('clientError', answerClientError(config))
   server.on('error', (err) => {
-    console.error(`pemba: cannot listen on ${config.host}:${config.port}: ${err.message}`)
+    console.error(`pemba: cannot listen on ${config.host}:${config.port}: ${startupRedactor.text(err.message)}`)
     void pemba.close().then(() => process.exit(1))
   })
 
@@ -110,6 +111,22 @@ async function main(argv: string[]): Promise<number> {
   return -1
 }
 
+/**
+ * The CLI's own output (configuration errors, fatal errors) is redacted like the server's logs,
+ * hiding the preshared keys as given in the environment or flags, before they are validated.
+ */
+const startupRedactor = createRedactor(presharedKeysGiven(process.env, process.argv))
+
+function presharedKeysGiven(env: Record<string, string | undefined>, argv: string[]): string[] {
+  const raw = [env.PEMBA_AUTH_PRESHARED_KEYS ?? '']
+  argv.forEach((a, i) => {
+    if (a === '--auth-preshared-keys') raw.push(argv[i + 1] ?? '')
+    else if (a.startsWith('--auth-preshared-keys=')) raw.push(a.slice('--auth-preshared-keys='.length))
+  })
+  // `name=key,name2=key2`: the keys are what follows each `=`.
+  return raw.flatMap((r) => r.split(',').map((e) => e.slice(e.indexOf('=') + 1).trim()))
+}
+
 /** redactUrl hides a PostgreSQL password in messages: postgres://pemba:***@db/pemba. */
 function redactUrl(url: string): string {
   if (!/^postgres(ql)?:\/\//.test(url)) return url
@@ -127,7 +144,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exit(code)
   },
   (err) => {
-    console.error('pemba: fatal:', err)
+    console.error(`pemba: fatal: ${startupRedactor.error(err)}`)
     process.exit(1)
   },
 )

@@ -7,6 +7,7 @@
  * @module
  */
 import { ERROR_CODES, PembaError, validationError, type ErrorCode } from '../core/errors.ts'
+import { redactSecrets } from '../core/redact.ts'
 import {
   parseExpiresAt,
   parseObject,
@@ -766,9 +767,10 @@ function validateSubject(ts: TypeSystem, user: string): Subject {
 function batchError(e: unknown): { input_error?: string; internal_error?: string; message: string } {
   if (e instanceof PembaError) {
     const n = ERROR_CODES[e.code as ErrorCode]
-    if (n !== undefined && n >= 2000 && n < 4000) return { input_error: e.code, message: e.message }
-    if (n !== undefined && n >= 4000 && n < 5000) return { internal_error: e.code, message: e.message }
-    return { input_error: 'validation_error', message: e.message }
+    // Per-check messages quote the check's input, which may carry a credential.
+    if (n !== undefined && n >= 2000 && n < 4000) return { input_error: e.code, message: redactSecrets(e.message) }
+    if (n !== undefined && n >= 4000 && n < 5000) return { internal_error: e.code, message: redactSecrets(e.message) }
+    return { input_error: 'validation_error', message: redactSecrets(e.message) }
   }
   return { internal_error: 'internal_error', message: 'Internal Server Error' }
 }

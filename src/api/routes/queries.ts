@@ -1,4 +1,5 @@
 import type { Context, Hono } from 'hono'
+import { redactSecrets } from '../../core/redact.ts'
 import { PembaError } from '../../core/errors.ts'
 import type { TupleKey } from '../../core/tuple.ts'
 import type { AppDeps, AppEnv } from '../app.ts'
@@ -172,7 +173,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         controller.enqueue(encoder.encode(JSON.stringify({ truncated: o.r.truncated }) + '\n'))
       }
       if (!o.ok) {
-        const message = o.e instanceof PembaError ? o.e.message : 'Internal Server Error'
+        const message = o.e instanceof PembaError ? (deps.redact ?? redactSecrets)(o.e.message) : 'Internal Server Error'
         if (!(o.e instanceof PembaError)) deps.logError(o.e, c.get('requestId'))
         controller.enqueue(encoder.encode(JSON.stringify({ error: { code: 2, message, details: [] } }) + '\n'))
       }

@@ -1,0 +1,78 @@
+/**
+ * Redaction of secrets from whatever Pemba logs or echoes back: error messages quote the
+ * caller's input (`invalid 'user' field format: '…'`, a JSON parser's excerpt of the body),
+ * and internal errors are logged with their messages and stacks. Anything that can carry a
+ * credential goes through a Redactor first, and the credential is replaced by REDACTED:
+ *
+ * - `Bearer <token>` / `Basic <credentials>` (an Authorization header value);
+ * - anything shaped like a JWT or JWE: base64url JSON (`eyJ…`) in dot-separated parts, and a
+ *   lone `eyJ…` run long enough to be a cut-off token;
+ * - the value of a field named like a secret (`subject_token`, `client_secret`, `password`,
+ *   `preshared_key(s)`, `api_token`, `access_token`, `refresh_token`, `id_token`), as JSON
+ *   (`"subject_token":"…"`) or as `name=value`;
+ * - the password of a URL (`postgres://pemba:…@db`);
+ * - the exact text of every configured secret (preshared keys), wherever it appears.
+ *
+ * @module
+ */
+
+/** What every redacted secret is replaced with. */
+export const REDACTED = '[REDACTED]'
+
+export interface Redactor {
+  /** text returns `s` with every secret it can recognise replaced by REDACTED. */
+  text(s: string): string
+  /** error renders an error for a log line (message, stack, cause), redacted. */
+  error(err: unknown): string
+}
+
+const AUTH_SCHEME = /\b(Bearer|Basic)(\s+)[^\s"',;]+/gi
+// base64url JSON object ("{" is `eyJ`): a JWS has 3 parts, a JWE 5; a run of 16+ without dots
+// is treated as a token cut off by whatever quoted it.
+const JWT_LIKE = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){1,4}|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{13,}/g
+const SECRET_FIELD =
+  /((?:\\?["'])?\b(?:subject_token|client_secret|password|preshared_keys?|api_token|access_token|refresh_token|id_token)(?:\\?["'])?\s*[:=]\s*)(\\?"(?:[^"\\]|\\.)*?\\?"|'[^']*'|[^\s,;&}\]]+)/gi
+const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+@/gi
+
+/**
+ * createRedactor makes a Redactor that also hides each of `secrets` (e.g. the configured
+ * preshared keys) verbatim. Empty or very short strings are ignored: hiding every `a` would
+ * make logs unreadable and hides nothing worth hiding.
+ */
+export function createRedactor(secrets: Iterable<string> = []): Redactor {
+  // Longest first, so a secret that contains another is hidden whole.
+  const known = [...new Set(secrets)].filter((s) => s.length >= 8).sort((a, b) => b.length - a.length)
+  const text = (s: string): string => {
+    let out = s
+    for (const secret of known) out = out.split(secret).join(REDACTED)
+    return out
+      .replace(AUTH_SCHEME, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`)
+      .replace(JWT_LIKE, REDACTED)
+      .replace(SECRET_FIELD, (_m, prefix: string, value: string) => {
+        const quote = value.startsWith('\\"') ? '\\"' : value.startsWith('"') ? '"' : value.startsWith("'") ? "'" : ''
+        return `${prefix}${quote}${REDACTED}${quote}`
+      })
+      .replace(URL_PASSWORD, (_m, prefix: string) => `${prefix}***@`)
+  }
+  return { text, error: (err) => text(describeError(err)) }
+}
+
+/** The redactor with no configured secrets: tokens, token-shaped strings and secret fields. */
+export const redactSecrets: (s: string) => string = createRedactor().text
+
+/** describeError renders an error with its stack and causes, as console.error would. */
+function describeError(err: unknown, depth = 0): string {
+  if (!(err instanceof Error)) {
+    if (typeof err === 'string') return err
+    try {
+      return JSON.stringify(err) ?? String(err)
+    } catch {
+      return String(err)
+    }
+  }
+  let out = err.stack ?? `${err.name}: ${err.message}`
+  // A stack starts with the message; one without it (replaced by hand) still shows it.
+  if (!out.includes(err.message)) out = `${err.name}: ${err.message}\n${out}`
+  if (err.cause !== undefined && depth < 5) out += `\n[cause]: ${describeError(err.cause, depth + 1)}`
+  return out
+}
