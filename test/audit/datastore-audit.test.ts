@@ -2,6 +2,9 @@
  * The audit half of the Datastore contract (decision log, its settings, grant usage, and the
  * review queries), run against SQLite and, when PEMBA_TEST_POSTGRES_URL answers, PostgreSQL.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { PembaError } from '../../src/core/errors.ts'
 import type { Tuple } from '../../src/core/tuple.ts'
@@ -269,6 +272,11 @@ function runAuditSuite(name: string, open: () => Promise<Datastore>): void {
 }
 
 runAuditSuite('sqlite in memory', async () => new SqliteDatastore({ filename: ':memory:' }))
+// On a file, batches are written from a worker thread with its own connection.
+const dir = mkdtempSync(join(tmpdir(), 'pemba-audit-'))
+let files = 0
+runAuditSuite('sqlite file', async () => new SqliteDatastore({ filename: join(dir, `audit-${files++}.db`) }))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const target = await probePostgres()
 describePostgres('audit datastore on postgres', target, () => {

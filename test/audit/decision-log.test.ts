@@ -463,3 +463,64 @@ describe('DecisionLog sampling', () => {
     await ds.close()
   })
 })
+
+describe('DecisionLog grant usage', () => {
+  it('writes a tuple’s use again only once its last written use is a minute old', async () => {
+    const ds = new SqliteDatastore({ filename: ':memory:' })
+    const S = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
+    await ds.createStore(S, 's', new Date(T0))
+    await ds.write(
+      S,
+      {
+        writes: [{ objectType: 'doc', objectId: '1', relation: 'reader', userType: 'user', userId: 'alice', userRelation: '', conditionName: '', conditionContext: undefined }],
+        deletes: [],
+        onDuplicate: 'error',
+        onMissing: 'error',
+      },
+      new Date(T0),
+    )
+    const log = new DecisionLog({
+      datastore: ds,
+      clock: () => new Date(T0),
+      enabled: true,
+      batchSize: 100,
+      flushIntervalMs: 60_000,
+      bufferMax: 1000,
+      retentionMs: DAY,
+      sweepIntervalMs: 0,
+      logError: (e) => {
+        throw e
+      },
+    })
+    const lastUsed = async () =>
+      (await ds.listGrants(S, { type: 'user', id: 'alice', relation: '' }, { now: T0, pageSize: 1 })).items[0].lastUsedAt
+    const use = async (at: number) => {
+      log.record({
+        kind: 'check',
+        storeId: S,
+        modelId: 'm',
+        client: '',
+        requestId: 'r',
+        subject: 'user:alice',
+        relation: 'reader',
+        object: 'doc:1',
+        allowed: true,
+        witness: [{ user: 'user:alice', relation: 'reader', object: 'doc:1' }],
+        latencyUs: 1,
+        consistency: '',
+        at,
+      })
+      await log.flush()
+    }
+    await use(T0 + 1000)
+    expect(await lastUsed()).toBe(T0 + 1000)
+    await use(T0 + 30_000)
+    expect(await lastUsed()).toBe(T0 + 1000)
+    await use(T0 + 61_000)
+    expect(await lastUsed()).toBe(T0 + 61_000)
+    // Every use is still a decision of its own.
+    expect((await ds.listDecisions(S, { pageSize: 10 })).items).toHaveLength(3)
+    await log.close()
+    await ds.close()
+  })
+})

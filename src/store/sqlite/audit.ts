@@ -7,7 +7,6 @@
 import type Database from 'better-sqlite3'
 import { decodeCursor } from '../common.ts'
 import {
-  DECISION_COLUMNS,
   decisionCursor,
   decisionValues,
   decisionWhere,
@@ -32,14 +31,8 @@ import {
 } from '../audit.ts'
 import type { Subject } from '../../core/tuple.ts'
 import type { Page } from '../store.ts'
+import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
 
-/** Rows per multi-row INSERT: 100 × 16 columns stays far below SQLite's bound-parameter limit. */
-const INSERT_ROWS = 100
-/** Grant uses per multi-row upsert (8 columns each). */
-const UPSERT_ROWS = 200
-
-const USAGE_COLUMNS =
-  'store_id, object_type, object_id, relation, user_relation, user_type, user_id, last_used_at'
 
 /** The join of a tuple `t` with its usage row `g`. */
 const USAGE_JOIN = `LEFT JOIN grant_usage g ON g.store_id = t.store_id AND g.object_type = t.object_type
@@ -48,14 +41,22 @@ const USAGE_JOIN = `LEFT JOIN grant_usage g ON g.store_id = t.store_id AND g.obj
 
 export class SqliteAudit {
   readonly #db: Database.Database
-  /** Multi-row statements by row count, prepared on first use. */
-  readonly #inserts = new Map<number, Database.Statement>()
-  readonly #upserts = new Map<number, Database.Statement>()
   /** Query statements by SQL text (one per filter shape). */
   readonly #queries = new Map<string, Database.Statement>()
+  /** The worker-thread writer of a file database; undefined for `:memory:`. */
+  readonly #writer: DecisionWriter | undefined
+  /** The in-thread batch write (in-memory databases). */
+  readonly #write: Database.Transaction<(rows: unknown[][], usage: unknown[][]) => void>
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, filename: string) {
     this.#db = db
+    this.#writer = filename === ':memory:' ? undefined : new DecisionWriter(filename)
+    const insert = db.prepare(INSERT_DECISION_SQL)
+    const upsert = db.prepare(UPSERT_USAGE_SQL)
+    this.#write = db.transaction((rows: unknown[][], usage: unknown[][]) => {
+      for (const r of rows) insert.run(r)
+      for (const u of usage) upsert.run(u)
+    })
   }
 
   #prepared(sql: string): Database.Statement {
@@ -67,55 +68,31 @@ export class SqliteAudit {
     return s
   }
 
+  /**
+   * appendDecisions writes one batch in one transaction: from a worker thread when the database
+   * is a file (see decision-writer.ts), in this thread for an in-memory database, which no other
+   * connection can open.
+   */
   async appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void> {
-    const merged = mergeGrantUses(uses)
-    const append = this.#db.transaction(() => {
-      for (let i = 0; i < decisions.length; i += INSERT_ROWS) {
-        const chunk = decisions.slice(i, i + INSERT_ROWS)
-        this.#insert(chunk.length).run(...chunk.flatMap(decisionValues))
-      }
-      for (let i = 0; i < merged.length; i += UPSERT_ROWS) {
-        const chunk = merged.slice(i, i + UPSERT_ROWS)
-        const values = chunk.flatMap((u) => [
-          u.storeId,
-          u.objectType,
-          u.objectId,
-          u.relation,
-          u.userRelation,
-          u.userType,
-          u.userId,
-          u.usedAt,
-        ])
-        this.#upsert(chunk.length).run(...values)
-      }
-    })
-    append.immediate()
+    const rows = decisions.map(decisionValues)
+    const usage = mergeGrantUses(uses).map((u) => [
+      u.storeId,
+      u.objectType,
+      u.objectId,
+      u.relation,
+      u.userRelation,
+      u.userType,
+      u.userId,
+      u.usedAt,
+    ])
+    if (rows.length === 0 && usage.length === 0) return
+    if (this.#writer) return this.#writer.write(rows, usage)
+    this.#write.immediate(rows, usage)
   }
 
-  #insert(rows: number): Database.Statement {
-    let s = this.#inserts.get(rows)
-    if (!s) {
-      const row = `(${DECISION_COLUMNS.map(() => '?').join(', ')})`
-      s = this.#db.prepare(
-        `INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')}) VALUES ${Array(rows).fill(row).join(', ')}`,
-      )
-      this.#inserts.set(rows, s)
-    }
-    return s
-  }
-
-  #upsert(rows: number): Database.Statement {
-    let s = this.#upserts.get(rows)
-    if (!s) {
-      const row = '(?, ?, ?, ?, ?, ?, ?, ?)'
-      s = this.#db.prepare(
-        `INSERT INTO grant_usage (${USAGE_COLUMNS}) VALUES ${Array(rows).fill(row).join(', ')}
-         ON CONFLICT (store_id, object_type, object_id, relation, user_relation, user_type, user_id)
-         DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)`,
-      )
-      this.#upserts.set(rows, s)
-    }
-    return s
+  /** close ends the writer thread (after the batches already handed to it). */
+  async close(): Promise<void> {
+    await this.#writer?.close()
   }
 
   async listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {

@@ -332,7 +332,7 @@ export class SqliteDatastore implements Datastore {
     migrate(drizzle(this.db), { migrationsFolder: MIGRATIONS })
     this.#stmt = prepareStatements(this.db)
     this.#tokenIssuers = new SqliteTokenIssuers(this.db)
-    this.#audit = new SqliteAudit(this.db)
+    this.#audit = new SqliteAudit(this.db, options.filename)
   }
 
   async createStore(id: string, name: string, now: Date): Promise<StoreRecord> {
@@ -786,6 +786,7 @@ export class SqliteDatastore implements Datastore {
   }
 
   async close(): Promise<void> {
+    await this.#audit.close()
     if (this.db.open) this.db.close()
   }
 }

@@ -1,0 +1,132 @@
+/**
+ * DecisionWriter writes decision-log batches to a SQLite file from a worker thread, with a
+ * connection of its own. better-sqlite3 is synchronous: written on the main thread, every batch
+ * (a few hundred rows into a table with three indexes, plus grant-usage upserts) would stall
+ * the event loop that serves checks for its whole duration. In the worker it runs beside it;
+ * the main thread only hands over the rows. WAL lets the main thread keep reading meanwhile;
+ * a main-thread write that meets a batch being written waits for it (busy_timeout), as any two
+ * writers of one SQLite file do.
+ *
+ * Each batch is one transaction of prepared single-row statements (with better-sqlite3 that is
+ * faster than one multi-row statement: binding a 1,600-argument call costs more than it saves).
+ *
+ * @module
+ */
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+import { DECISION_COLUMNS } from '../audit.ts'
+
+/** The upsert that keeps each tuple's latest use (shared with the in-thread writer). */
+export const UPSERT_USAGE_SQL = `INSERT INTO grant_usage (store_id, object_type, object_id, relation, user_relation, user_type, user_id, last_used_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (store_id, object_type, object_id, relation, user_relation, user_type, user_id)
+  DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)`
+
+export const INSERT_DECISION_SQL = `INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')}) VALUES (${DECISION_COLUMNS.map(() => '?').join(', ')})`
+
+/** The worker: plain JavaScript (it runs without the TypeScript loader), CommonJS in eval mode. */
+const WORKER_SOURCE = `
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads')
+const Database = require(workerData.driver)
+const db = new Database(workerData.filename)
+db.pragma('busy_timeout = 5000')
+db.pragma('synchronous = NORMAL')
+const insert = db.prepare(workerData.insertSql)
+const upsert = db.prepare(workerData.upsertSql)
+const write = db.transaction((batches) => {
+  for (const b of batches) {
+    for (const row of b.decisions) insert.run(row)
+    for (const row of b.uses) upsert.run(row)
+  }
+})
+parentPort.on('message', (first) => {
+  // Batches that queued up while the last transaction ran are written together: one commit,
+  // and each index page touched once for all of them.
+  const batches = [first]
+  for (let m; (m = receiveMessageOnPort(parentPort)); ) batches.push(m.message)
+  const writes = batches.filter((b) => !b.close)
+  if (writes.length > 0) {
+    try {
+      write.immediate(writes)
+      for (const b of writes) parentPort.postMessage({ id: b.id })
+    } catch (e) {
+      for (const b of writes) parentPort.postMessage({ id: b.id, error: String((e && e.message) || e) })
+    }
+  }
+  if (writes.length < batches.length) {
+    db.close()
+    parentPort.postMessage({ closed: true })
+  }
+})
+`
+
+type Row = (string | number | null)[]
+
+export class DecisionWriter {
+  readonly #filename: string
+  #worker: Worker | undefined
+  #next = 0
+  readonly #pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>()
+
+  constructor(filename: string) {
+    this.#filename = filename
+  }
+
+  #start(): Worker {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+        filename: this.#filename,
+        insertSql: INSERT_DECISION_SQL,
+        upsertSql: UPSERT_USAGE_SQL,
+      },
+    })
+    worker.on('message', (m: { id?: number; error?: string }) => {
+      if (m.id === undefined) return
+      const p = this.#pending.get(m.id)
+      this.#pending.delete(m.id)
+      if (this.#pending.size === 0) worker.unref()
+      if (m.error) p?.reject(new Error(`decision log write failed: ${m.error}`))
+      else p?.resolve()
+    })
+    const fail = (err: Error) => {
+      for (const p of this.#pending.values()) p.reject(err)
+      this.#pending.clear()
+      if (this.#worker === worker) this.#worker = undefined
+    }
+    worker.on('error', fail)
+    worker.on('exit', (code) => fail(new Error(`decision log writer exited (${code})`)))
+    // An idle writer never keeps the process alive; one with a batch in hand does (write()).
+    worker.unref()
+    return worker
+  }
+
+  /** write sends one batch; resolves once it is committed. */
+  write(decisions: Row[], uses: Row[]): Promise<void> {
+    const worker = (this.#worker ??= this.#start())
+    const id = this.#next++
+    return new Promise<void>((resolve, reject) => {
+      if (this.#pending.size === 0) worker.ref()
+      this.#pending.set(id, { resolve, reject })
+      worker.postMessage({ id, decisions, uses })
+    })
+  }
+
+  /**
+   * close ends the worker once the batches already sent are written: the worker handles its
+   * messages in order, so the close message comes after them.
+   */
+  async close(): Promise<void> {
+    const worker = this.#worker
+    if (!worker) return
+    this.#worker = undefined
+    worker.ref()
+    await new Promise<void>((resolve) => {
+      worker.on('message', (m: { closed?: boolean }) => m.closed && resolve())
+      worker.once('exit', () => resolve())
+      worker.postMessage({ close: true })
+    })
+    await worker.terminate()
+  }
+}
