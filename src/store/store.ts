@@ -323,7 +323,8 @@ export interface Datastore {
 
   /**
    * appendDecisions writes a batch of decisions and the grant uses they carry in one
-   * transaction: the decisions in multi-row inserts, the uses as upserts that keep the latest
+   * transaction (PostgreSQL: one multi-row insert over `unnest`; SQLite: prepared inserts, from
+   * a worker thread when the database is a file), the uses as upserts that keep the latest
    * `last_used_at` of each tuple.
    */
   appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void>
