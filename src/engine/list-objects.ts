@@ -101,7 +101,13 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
 
   const objects: string[] = []
   let firstError: unknown
-  for (const id of candidates) {
+  // Farthest candidates first. Their checks fill the memo with subproblems answered deeper in
+  // the walk, i.e. with less of the depth budget left, so a memoised answer reused later is one
+  // a fresh check would also reach. Nearest-first would let `folder:0`, 40 parents away from
+  // the subject, be confirmed on the back of `folder:1`'s answer although a check of folder:0
+  // exceeds the resolve node limit; farthest-first, list-objects meets that limit as check does.
+  for (let i = candidates.length - 1; i >= 0; i--) {
+    const id = candidates[i]
     if (req.maxResults && objects.length >= req.maxResults) {
       truncated = 'max_results'
       break
