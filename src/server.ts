@@ -170,6 +170,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     clockSkewSeconds: config.tokenClockSkewSeconds,
     maxDelegationChain: config.maxDelegationChain,
     maxChecksPerBatch: config.maxChecksPerBatch,
+    decisions: decisions.enabled ? decisions : NO_DECISIONS,
   })
   const sweeper = new Sweeper({
     datastore,

@@ -439,6 +439,7 @@ export const tokenCheckRequest = z
     authorization_model_id: modelId,
     context: json.optional().nullable(),
     consistency,
+    explain: z.boolean().optional().nullable(),
   })
   .superRefine((b, ctx) => {
     if (!absent(b.tuple_key.user)) {
@@ -464,6 +465,7 @@ export const tokenBatchCheckRequest = z.object({
         context: json.optional().nullable(),
         on_behalf_of: onBehalfOf,
         correlation_id: z.string().regex(CORRELATION_ID),
+        explain: z.boolean().optional().nullable(),
       })
       .superRefine((b, ctx) => {
         if ((b.tuple_key.user === undefined) === (b.subject_token === undefined)) {

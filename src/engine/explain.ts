@@ -42,6 +42,8 @@ export type TraceStep =
   | 'exclusion'
   /** A delegated check's hop, principal or actor (see delegation.ts). */
   | 'delegation'
+  /** A token-native check: what the token was read as, or why it was refused. */
+  | 'token'
   /** A subproblem already being evaluated higher on the same path. */
   | 'cycle'
   /** A branch whose evaluation failed (a condition that cannot be evaluated, the depth limit). */

@@ -25,7 +25,8 @@ import { PembaError, validationError } from '../core/errors.ts'
 import { parseObject, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import type { AuthzService, BatchCheckItem, BatchCheckOutcome, Consistency } from './authz.ts'
+import type { AuthzService, BatchCheckItem, BatchCheckOutcome, Consistency, Explanation } from './authz.ts'
+import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { ModelService } from './models.ts'
 import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
 
@@ -61,6 +62,8 @@ export interface TokenCheckInput {
   contextualTuples?: TupleKey[]
   context?: Record<string, unknown>
   consistency?: Consistency
+  /** Return an explanation: the token's reading, then the check's own explanation. */
+  explain?: boolean
 }
 
 /**
@@ -77,6 +80,8 @@ export interface TokenCheckResult {
   /** The user the check asked about: the current actor, or the principal without actors. */
   user?: string
   onBehalfOf?: string[]
+  /** Only when `explain` was asked for. */
+  explanation?: Explanation
 }
 
 /** One batch-check item: a `user` (as ever) or a `subject_token`. */
@@ -87,12 +92,13 @@ export interface MixedBatchCheckItem {
   contextualTuples?: TupleKey[]
   context?: Record<string, unknown>
   onBehalfOf?: string[]
+  explain?: boolean
 }
 
 /** A batch outcome: as for batch-check, plus `reason` and `token` for token items. */
 export type MixedBatchCheckOutcome =
   | (BatchCheckOutcome & { token?: TokenIdentity })
-  | { allowed: false; reason: TokenRejection; token?: TokenIdentity }
+  | { allowed: false; reason: TokenRejection; token?: TokenIdentity; explanation?: Explanation }
 
 export interface TokenCheckServiceOptions {
   authz: AuthzService
@@ -104,6 +110,11 @@ export interface TokenCheckServiceOptions {
   /** PEMBA_MAX_DELEGATION_CHAIN: the most `act` hops a token may carry. */
   maxDelegationChain: number
   maxChecksPerBatch: number
+  /**
+   * Where refused tokens are recorded (kind `token_check`, with the reason); evaluated token
+   * checks are recorded by AuthzService as the same kind.
+   */
+  decisions?: DecisionSink
 }
 
 /** A token resolved to the check it asks: or why it asks none. */
@@ -121,23 +132,75 @@ export class TokenCheckService {
     this.#o = options
   }
 
-  async check(storeId: string, input: TokenCheckInput): Promise<TokenCheckResult> {
+  /** check answers one token check; with `meta` (an API request) the decision is recorded. */
+  async check(storeId: string, input: TokenCheckInput, meta?: RequestMeta): Promise<TokenCheckResult> {
+    const started = performance.now()
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
     validateTarget(ts, input.relation, input.object)
     const r = await this.#resolve(storeId, ts, input.subjectToken, input.relation, fresh)
-    if (!r.ok) return { modelId: ts.id, allowed: false, reason: r.reason, token: r.token }
+    if (!r.ok || r.brokenChain) {
+      const out: TokenCheckResult = r.ok
+        ? { modelId: ts.id, allowed: false, deniedBy: 'delegation', token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
+        : { modelId: ts.id, allowed: false, reason: r.reason, token: r.token }
+      if (meta) this.#recordUnevaluated(storeId, ts.id, input, out, meta, started)
+      if (input.explain) out.explanation = unevaluatedExplanation(out)
+      return out
+    }
     const asked = { token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
-    if (r.brokenChain) return { modelId: ts.id, allowed: false, deniedBy: 'delegation', ...asked }
-    const out = await this.#o.authz.check(storeId, {
-      modelId: ts.id,
-      tupleKey: { user: r.user, relation: input.relation, object: input.object },
-      onBehalfOf: r.onBehalfOf,
-      contextualTuples: input.contextualTuples,
-      context: input.context,
-      consistency: input.consistency,
+    const out = await this.#o.authz.check(
+      storeId,
+      {
+        modelId: ts.id,
+        tupleKey: { user: r.user, relation: input.relation, object: input.object },
+        onBehalfOf: r.onBehalfOf,
+        contextualTuples: input.contextualTuples,
+        context: input.context,
+        consistency: input.consistency,
+        explain: input.explain,
+      },
+      meta ? { ...meta, kind: 'token_check', detail: tokenDetail(r.token) } : undefined,
+    )
+    const result: TokenCheckResult = { modelId: out.modelId, allowed: out.allowed, deniedBy: out.deniedBy, ...asked }
+    if (out.explanation) result.explanation = withTokenStep(out.explanation, r.token)
+    return result
+  }
+
+  /**
+   * #recordUnevaluated records a token check answered without evaluating relationships: a
+   * refused token (with its reason) or a chain whose principal type no one can act for.
+   */
+  #recordUnevaluated(
+    storeId: string,
+    modelId: string,
+    input: { relation: string; object: string; consistency?: Consistency },
+    out: { reason?: TokenRejection; deniedBy?: DeniedBy; token?: TokenIdentity; user?: string; onBehalfOf?: string[] },
+    meta: RequestMeta,
+    started: number,
+    extra?: Record<string, unknown>,
+  ): void {
+    const sink = this.#o.decisions ?? NO_DECISIONS
+    if (sink === NO_DECISIONS) return
+    const detail: Record<string, unknown> = { ...(out.token ? tokenDetail(out.token) : {}), ...extra }
+    if (out.reason) detail.reason = out.reason
+    if (out.deniedBy) detail.denied_by = out.deniedBy
+    sink.record({
+      kind: 'token_check',
+      storeId,
+      modelId,
+      client: meta.client,
+      requestId: meta.requestId,
+      // A refused token may name no one that can be trusted: recorded as such.
+      subject: out.user ?? out.token?.actors[0] ?? out.token?.subject ?? '',
+      onBehalfOf: out.onBehalfOf,
+      relation: input.relation,
+      object: input.object,
+      allowed: false,
+      latencyUs: (performance.now() - started) * 1000,
+      consistency: input.consistency ?? 'UNSPECIFIED',
+      at: this.#o.clock().getTime(),
+      detail,
     })
-    return { modelId: out.modelId, allowed: out.allowed, deniedBy: out.deniedBy, ...asked }
   }
 
   /**
@@ -148,6 +211,7 @@ export class TokenCheckService {
   async batchCheck(
     storeId: string,
     input: { modelId?: string; consistency?: Consistency; checks: MixedBatchCheckItem[] },
+    meta?: RequestMeta,
   ): Promise<{ result: Record<string, MixedBatchCheckOutcome>; modelId: string }> {
     // The batch's own limits first, as the ordinary batch check states them.
     if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
@@ -168,7 +232,8 @@ export class TokenCheckService {
     const evaluate: BatchCheckItem[] = []
     await Promise.all(
       input.checks.map(async (c) => {
-        const common = { correlationId: c.correlationId, contextualTuples: c.contextualTuples, context: c.context }
+        const started = performance.now()
+        const common = { correlationId: c.correlationId, contextualTuples: c.contextualTuples, context: c.context, explain: c.explain }
         if (c.subjectToken === undefined) {
           evaluate.push({ ...common, tupleKey: { ...c.tupleKey, user: c.tupleKey.user ?? '' }, onBehalfOf: c.onBehalfOf })
           return
@@ -183,26 +248,45 @@ export class TokenCheckService {
           result[c.correlationId] = { error: { input_error: 'validation_error', message: e.message } }
           return
         }
+        const { relation, object } = c.tupleKey
+        const item = { relation, object, consistency: input.consistency }
         if (!r.ok) {
-          result[c.correlationId] = r.token
+          const outcome: MixedBatchCheckOutcome = r.token
             ? { allowed: false, reason: r.reason, token: r.token }
             : { allowed: false, reason: r.reason }
+          if (c.explain) outcome.explanation = unevaluatedExplanation({ reason: r.reason, token: r.token })
+          result[c.correlationId] = outcome
+          if (meta) this.#recordUnevaluated(storeId, ts.id, item, r, meta, started, { correlation_id: c.correlationId })
           return
         }
         tokens.set(c.correlationId, r.token)
         if (r.brokenChain) {
-          result[c.correlationId] = { allowed: false, denied_by: 'delegation', token: r.token }
+          const outcome: BatchCheckOutcome & { token: TokenIdentity } = { allowed: false, denied_by: 'delegation', token: r.token }
+          if (c.explain) outcome.explanation = unevaluatedExplanation({ deniedBy: 'delegation', token: r.token, onBehalfOf: r.onBehalfOf, user: r.user })
+          result[c.correlationId] = outcome
+          const unevaluated = { deniedBy: 'delegation' as const, token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
+          if (meta) this.#recordUnevaluated(storeId, ts.id, item, unevaluated, meta, started, { correlation_id: c.correlationId })
           return
         }
-        const { relation, object } = c.tupleKey
-        evaluate.push({ ...common, tupleKey: { user: r.user, relation, object }, onBehalfOf: r.onBehalfOf })
+        evaluate.push({
+          ...common,
+          tupleKey: { user: r.user, relation, object },
+          onBehalfOf: r.onBehalfOf,
+          decision: { kind: 'token_check', detail: tokenDetail(r.token) },
+        })
       }),
     )
     if (evaluate.length > 0) {
-      const out = await this.#o.authz.batchCheck(storeId, { modelId: ts.id, consistency: input.consistency, checks: evaluate })
+      const out = await this.#o.authz.batchCheck(storeId, { modelId: ts.id, consistency: input.consistency, checks: evaluate }, meta)
       for (const [id, outcome] of Object.entries(out.result)) {
         const token = tokens.get(id)
-        result[id] = token ? { ...outcome, token } : outcome
+        if (!token) {
+          result[id] = outcome
+          continue
+        }
+        const withToken: BatchCheckOutcome & { token: TokenIdentity } = { ...outcome, token }
+        if ('explanation' in withToken && withToken.explanation) withToken.explanation = withTokenStep(withToken.explanation, token)
+        result[id] = withToken
       }
     }
     return { result, modelId: ts.id }
@@ -280,6 +364,49 @@ export class TokenCheckService {
       return { ok: false, reason: rejectionOf(e, issuer.remote) }
     }
   }
+}
+
+/** What the decision log records of a verified token. */
+function tokenDetail(t: TokenIdentity): Record<string, unknown> {
+  return { token_issuer: t.issuer, token_subject: t.subject, token_actors: t.actors }
+}
+
+const REJECTION_TEXT: Record<TokenRejection, string> = {
+  token_invalid: 'the token is not a valid token of its issuer (signature, format, audience, nbf or claims)',
+  token_expired: 'the token has expired',
+  issuer_untrusted: "the token's issuer is not one this store trusts",
+  issuer_keys_unavailable: "the issuer's keys could not be fetched, so nothing it signed can be verified",
+  delegation_chain_too_long: 'the token names more actors than PEMBA_MAX_DELEGATION_CHAIN allows',
+  scope_missing: "no scope of the token allows this relation (scopes are a ceiling, never a grant)",
+}
+
+function tokenLine(t: TokenIdentity): string {
+  const acting = t.actors.length ? `, actors ${t.actors.join(' for ')} for ${t.subject}` : ''
+  return `token of issuer '${t.issuer}': principal ${t.subject}${acting}`
+}
+
+/** unevaluatedExplanation explains a token check answered before any relationship was read. */
+function unevaluatedExplanation(out: {
+  reason?: TokenRejection
+  deniedBy?: DeniedBy
+  token?: TokenIdentity
+  user?: string
+  onBehalfOf?: string[]
+}): Explanation {
+  const why = out.reason
+    ? `${out.reason}: ${REJECTION_TEXT[out.reason]}`
+    : `delegation: nothing can act for ${out.onBehalfOf?.join(', ')} (no acts_for relation on its type)`
+  const label = out.token ? tokenLine(out.token) : 'subject_token'
+  return { allowed: false, reasons: [`${label} › ${why}`], tree: { step: 'token', allowed: false, label, reason: why } }
+}
+
+/** withTokenStep puts the token's reading ahead of the check's own explanation. */
+function withTokenStep(e: Explanation, t: TokenIdentity): Explanation {
+  const label = tokenLine(t)
+  const out: Explanation = { ...e, tree: { step: 'token', allowed: e.allowed, label, children: [e.tree] } }
+  if (e.path) out.path = [label, ...e.path]
+  if (e.reasons) out.reasons = e.reasons.map((r) => `${label} › ${r}`)
+  return out
 }
 
 /**

@@ -626,6 +626,75 @@ describe('seed scenario: a CI/CD pipeline with a short-lived deploy token', () =
   })
 })
 
+describe('token checks in the decision log and explained', () => {
+  beforeEach(() => start())
+
+  it('records evaluated and refused token checks as token_check decisions, with the reason', async () => {
+    const { storeId, check } = await tokenStore(
+      ['namespace:staging#deployer@service_account:p', 'namespace:staging#deployer@agent:a', 'service_account:p#acts_for@agent:a'],
+      { scopes: { deploy: ['deployer'] } },
+    )
+    await check(await mint({ sub: 'p', act: { sub: 'a' }, scope: 'deploy' }), 'namespace:staging#deployer')
+    await check(await mint({ sub: 'p', scope: 'read' }), 'namespace:staging#deployer')
+    await check(await mint({ sub: 'p', scope: 'deploy' }, { key: otherKey }), 'namespace:staging#deployer')
+    const batch = await client.request('POST', `/stores/${storeId}/batch-check`, {
+      checks: [
+        { tuple_key: { object: 'namespace:production', relation: 'deployer' }, subject_token: await mint({ sub: 'p', scope: 'deploy' }), correlation_id: 't1' },
+        { tuple_key: tupleKey('namespace:staging#deployer@service_account:p'), correlation_id: 'u1' },
+      ],
+    })
+    expect(batch.status, batch.text).toBe(200)
+    await client.pemba.decisions.flush()
+    const res = await client.request('GET', `/stores/${storeId}/decisions?page_size=50`)
+    expect(res.status, res.text).toBe(200)
+    const byKind = (k: string) => res.body.decisions.filter((d: { kind: string }) => d.kind === k)
+    const tokens = byKind('token_check')
+    expect(tokens).toHaveLength(4)
+    expect(byKind('batch_check')).toHaveLength(1)
+    // Newest first: the batch item, the forged token, the scope ceiling, the delegated check.
+    const [item, forged, scoped, delegated] = tokens
+    expect(delegated).toMatchObject({
+      user: 'agent:a',
+      on_behalf_of: ['service_account:p'],
+      relation: 'deployer',
+      object: 'namespace:staging',
+      allowed: true,
+      detail: { token_issuer: 'ci', token_subject: 'service_account:p', token_actors: ['agent:a'] },
+    })
+    expect(delegated.witness).toEqual(
+      expect.arrayContaining([tupleKey('service_account:p#acts_for@agent:a'), tupleKey('namespace:staging#deployer@agent:a')]),
+    )
+    expect(scoped).toMatchObject({ user: 'service_account:p', allowed: false, detail: { reason: 'scope_missing', token_issuer: 'ci' } })
+    expect(forged).toMatchObject({ user: '', allowed: false, detail: { reason: 'token_invalid' } })
+    expect(item).toMatchObject({ object: 'namespace:production', allowed: false, detail: { correlation_id: 't1', token_subject: 'service_account:p' } })
+    // No token is ever stored.
+    expect(res.text).not.toMatch(/eyJ/)
+  })
+
+  it('explains a refused token, the scope ceiling, and an evaluated token check', async () => {
+    const { check } = await tokenStore(['namespace:staging#deployer@service_account:p'], { scopes: { deploy: ['deployer'] } })
+    const expired = await mint({ sub: 'p', scope: 'deploy', exp: Math.floor(now / 1000) - 3600, iat: Math.floor(now / 1000) - 7200 })
+    const refused = await check(expired, 'namespace:staging#deployer', { explain: true })
+    expect(refused).toMatchObject({ allowed: false, reason: 'token_expired' })
+    expect(refused.explanation.reasons).toEqual(['subject_token › token_expired: the token has expired'])
+
+    const scoped = await check(await mint({ sub: 'p', scope: 'read' }), 'namespace:staging#deployer', { explain: true })
+    expect(scoped.explanation.reasons[0]).toBe(
+      "token of issuer 'ci': principal service_account:p › scope_missing: no scope of the token allows this relation (scopes are a ceiling, never a grant)",
+    )
+
+    const allowed = await check(await mint({ sub: 'p', scope: 'deploy' }), 'namespace:staging#deployer', { explain: true })
+    expect(allowed.allowed).toBe(true)
+    expect(allowed.explanation.path).toEqual([
+      "token of issuer 'ci': principal service_account:p",
+      'namespace:staging#deployer@service_account:p',
+    ])
+    const denied = await check(await mint({ sub: 'p', scope: 'deploy' }), 'namespace:production#deployer', { explain: true })
+    expect(denied.allowed).toBe(false)
+    expect(denied.explanation.reasons[0]).toMatch(/^token of issuer 'ci': principal service_account:p › namespace:production#deployer@service_account:p › direct: deployer: no tuple/)
+  })
+})
+
 const target = await probePostgres()
 describePostgres('token-native checks on PostgreSQL', target, () => {
   const url = usePostgresSchema(target)

@@ -72,6 +72,7 @@ export function tokenCheckJson(r: TokenCheckResult): Record<string, unknown> {
   if (r.reason) out.reason = r.reason
   if (r.deniedBy) out.denied_by = r.deniedBy
   if (r.token) out.token = r.token
+  if (r.explanation) out.explanation = r.explanation
   return out
 }
 
@@ -86,7 +87,8 @@ export async function tokenCheck(c: Context<AppEnv>, deps: AppDeps, storeId: str
     contextualTuples: contextualTupleKeys(body.contextual_tuples?.tuple_keys),
     context: body.context ?? undefined,
     consistency: body.consistency,
-  })
+    explain: body.explain ?? undefined,
+  }, { requestId: c.get('requestId'), client: c.get('client') })
   c.header(MODEL_HEADER, r.modelId)
   return c.json(tokenCheckJson(r))
 }
@@ -104,8 +106,9 @@ export async function tokenBatchCheck(c: Context<AppEnv>, deps: AppDeps, storeId
       contextualTuples: contextualTupleKeys(ch.contextual_tuples?.tuple_keys),
       context: ch.context ?? undefined,
       onBehalfOf: ch.on_behalf_of ?? undefined,
+      explain: ch.explain ?? undefined,
     })),
-  })
+  }, { requestId: c.get('requestId'), client: c.get('client') })
   c.header(MODEL_HEADER, r.modelId)
   return c.json({ result: r.result })
 }
