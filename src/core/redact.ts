@@ -26,7 +26,9 @@ export interface Redactor {
   error(err: unknown): string
 }
 
-const AUTH_SCHEME = /\b(Bearer|Basic)(\s+)[^\s"',;]+/gi
+// A credential is at least 8 characters: Pemba's own `missing bearer token` is a message, not a
+// leak (preshared keys are at least 16 characters, and are also redacted by value).
+const AUTH_SCHEME = /\b(Bearer|Basic)(\s+)[^\s"',;]{8,}/gi
 // base64url JSON object ("{" is `eyJ`): a JWS has 3 parts, a JWE 5; a run of 16+ without dots
 // is treated as a token cut off by whatever quoted it.
 const JWT_LIKE = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){1,4}|(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{13,}/g
