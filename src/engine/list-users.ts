@@ -9,10 +9,16 @@
  * even when the user is also reachable another way, because the list would otherwise be
  * silently incomplete.
  *
+ * When the filter type has a wildcard anywhere in the model, the subtrahends of exclusions are
+ * walked too, for candidates only. `r2: [user:*] but not (r1 from parent but not r0 from
+ * parent)` grants everyone who is in r0 of the parent, even though only `user:*` is written on
+ * r2 itself, and that wildcard is excluded: `user:u1` of `doc:3#r0@user:u1` must be a candidate.
+ * There, an unevaluable condition keeps the edge (a superset is safe: check decides).
+ *
  * @module
  */
-import type { Subject } from '../core/tuple.ts'
-import type { Rewrite } from '../model/typesystem.ts'
+import type { Subject, Tuple } from '../core/tuple.ts'
+import type { Rewrite, TypeSystem } from '../model/typesystem.ts'
 import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
 import { DeadlineExceededError } from './limits.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
@@ -41,14 +47,22 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
     const key = s.relation ? `${s.type}:${s.id}#${s.relation}` : `${s.type}:${s.id}`
     if (!candidates.has(key)) candidates.set(key, s)
   }
-  const enqueue = (s: Subject) => {
+  // Nodes reached only through a subtrahend: walked for candidates, leniently (see above).
+  const lenient = new Set<string>()
+  const enqueue = (s: Subject, onlyCandidates = false) => {
     const key = `${s.type}:${s.id}#${s.relation}`
-    if (seen.has(key)) return
-    seen.add(key)
+    if (seen.has(key)) {
+      // Reached strictly after a lenient visit: walk it again, strictly.
+      if (onlyCandidates || !lenient.delete(key)) return
+    } else {
+      seen.add(key)
+      if (onlyCandidates) lenient.add(key)
+    }
     queue.push(s)
     if (filter.relation && s.type === filter.type && s.relation === filter.relation) addCandidate(s)
   }
   enqueue({ type: req.objectType, id: req.objectId, relation: req.relation })
+  const walkSubtrahends = !filter.relation && wildcardAdmitted(ts.types, filter.type)
 
   let truncated: ListUsersResult['truncated'] = ''
   for (let i = 0; i < queue.length; i++) {
@@ -59,15 +73,24 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
     const node = queue[i]
     const rel = ts.relation(node.type, node.relation)
     if (!rel) continue
-    const visit = async (rw: Rewrite): Promise<void> => {
+    const nodeLenient = lenient.has(`${node.type}:${node.id}#${node.relation}`)
+    const holds = (t: Tuple, candidateOnly: boolean) => {
+      if (!candidateOnly) return tupleConditionHolds(ctx, t)
+      try {
+        return tupleConditionHolds(ctx, t)
+      } catch {
+        return true
+      }
+    }
+    const visit = async (rw: Rewrite, candidateOnly: boolean): Promise<void> => {
       switch (rw.kind) {
         case 'this': {
           ctx.stats.reads++
           const tuples = await ctx.reader.readObjectRelation(node.type, node.id, node.relation)
           for (const t of tuples) {
-            if (!ts.admits(t) || !tupleConditionHolds(ctx, t)) continue
+            if (!ts.admits(t) || !holds(t, candidateOnly)) continue
             if (t.userRelation) {
-              enqueue({ type: t.userType, id: t.userId, relation: t.userRelation })
+              enqueue({ type: t.userType, id: t.userId, relation: t.userRelation }, candidateOnly)
             } else if (!filter.relation && t.userType === filter.type) {
               addCandidate({ type: t.userType, id: t.userId, relation: '' })
             }
@@ -75,28 +98,31 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
           return
         }
         case 'computed':
-          enqueue({ type: node.type, id: node.id, relation: rw.relation })
+          enqueue({ type: node.type, id: node.id, relation: rw.relation }, candidateOnly)
           return
         case 'ttu': {
           ctx.stats.reads++
           const tuples = await ctx.reader.readObjectRelation(node.type, node.id, rw.tupleset)
           for (const t of tuples) {
             if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
-            if (!tupleConditionHolds(ctx, t)) continue
-            if (ts.relation(t.userType, rw.computed)) enqueue({ type: t.userType, id: t.userId, relation: rw.computed })
+            if (!holds(t, candidateOnly)) continue
+            if (ts.relation(t.userType, rw.computed)) {
+              enqueue({ type: t.userType, id: t.userId, relation: rw.computed }, candidateOnly)
+            }
           }
           return
         }
         case 'union':
         case 'intersection':
-          for (const c of rw.children) await visit(c)
+          for (const c of rw.children) await visit(c, candidateOnly)
           return
         case 'difference':
-          await visit(rw.base)
+          await visit(rw.base, candidateOnly)
+          if (walkSubtrahends) await visit(rw.subtract, true)
           return
       }
     }
-    await visit(rel.rewrite)
+    await visit(rel.rewrite, nodeLenient)
   }
 
   const users: Subject[] = []
@@ -129,4 +155,12 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
   // since leaving it out would present a partial list as complete.
   if (firstError !== undefined) throw firstError
   return { users, truncated }
+}
+
+/** wildcardAdmitted: does any relation of the model admit `<type>:*`? */
+function wildcardAdmitted(types: TypeSystem['types'], type: string): boolean {
+  for (const t of types.values()) {
+    for (const rel of t.relations.values()) if (rel.admitted.has(`${type}:*`)) return true
+  }
+  return false
 }
