@@ -90,6 +90,11 @@ export interface CheckInput extends QueryOptions {
   onBehalfOf?: string[]
   /** Return an explanation of the answer (see engine/explain.ts). Same answer, slower. */
   explain?: boolean
+  /**
+   * Return the witness of an allowed answer in wire form (always computed by the engine; only
+   * rendered when asked for: the decision log and explanations want it, a plain check not).
+   */
+  witness?: boolean
 }
 
 export interface CheckOutput {
@@ -309,7 +314,7 @@ export class AuthzService {
   async check(storeId: string, input: CheckInput, meta?: DecisionMeta): Promise<CheckOutput> {
     if (!meta || this.#decisions === NO_DECISIONS) return this.#check(storeId, input)
     const started = performance.now()
-    const r = await this.#check(storeId, input)
+    const r = await this.#check(storeId, { ...input, witness: true })
     const detail = r.deniedBy ? { ...meta.detail, denied_by: r.deniedBy } : meta.detail
     this.#decisions.record({
       kind: meta.kind ?? 'check',
@@ -335,7 +340,10 @@ export class AuthzService {
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     // A question answered before at this revision was valid then; nothing to parse again.
     const answered = input.explain ? undefined : await this.#cachedAnswer(storeId, ts, input)
-    if (answered !== undefined) return withWitness({ allowed: answered.allowed, modelId: ts.id }, answered.witness)
+    const render = input.witness || input.explain
+    if (answered !== undefined) {
+      return render ? withWitness({ allowed: answered.allowed, modelId: ts.id }, answered.witness) : { allowed: answered.allowed, modelId: ts.id }
+    }
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
     const contextual = this.#contextualTuples(ts, input.contextualTuples)
@@ -343,7 +351,8 @@ export class AuthzService {
     const stored = (w: readonly Tuple[] | undefined) => (w && contextual.length ? w.filter((t) => !contextual.includes(t)) : w)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
-      const out: CheckOutput = withWitness({ allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }, stored(r.witness))
+      const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }
+      if (render) withWitness(out, stored(r.witness))
       if (input.explain) {
         const label = `${input.tupleKey.object}#${input.tupleKey.relation}@${input.tupleKey.user} on behalf of ${input.onBehalfOf!.join(', ')}`
         out.explanation = explanation({ step: 'intersection', allowed: r.allowed, label, children: r.steps ?? [] })
@@ -359,7 +368,8 @@ export class AuthzService {
       path: undefined,
       ctx,
     })
-    const out = withWitness({ allowed: r.allowed, modelId: ts.id }, stored(r.witness))
+    const out: CheckOutput = { allowed: r.allowed, modelId: ts.id }
+    if (render) withWitness(out, stored(r.witness))
     if (input.explain) out.explanation = explanation(traceOf(r))
     return out
   }
@@ -451,6 +461,8 @@ export class AuthzService {
             consistency: input.consistency,
             onBehalfOf: c.onBehalfOf,
             explain: c.explain,
+            // Recorded items carry their witness to the decision log.
+            witness: !!meta && this.#decisions !== NO_DECISIONS,
           }).then(
             (r): BatchCheckOutcome => {
               answers.set(shape, r)
