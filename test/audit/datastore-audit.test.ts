@@ -2,6 +2,8 @@
  * The audit half of the Datastore contract (decision log, its settings, grant usage, and the
  * review queries), run against SQLite and, when PEMBA_TEST_POSTGRES_URL answers, PostgreSQL.
  */
+import { encodeTime } from 'ulid'
+import { SqliteAudit } from '../../src/store/sqlite/audit.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -34,11 +36,16 @@ function use(t: Tuple, usedAt: number, storeId = S): GrantUse {
 }
 
 /** A decision numbered n (ids ascend with n), at T0 + n minutes. */
+/**
+ * decision n, decided n minutes after T0. Its id is a ULID of its time, as the decision log
+ * makes them (a store may narrow a time range by id).
+ */
 function decision(n: number, over: Partial<StoredDecision> = {}): StoredDecision {
+  const at = over.at ?? T0 + n * 60_000
   return {
-    id: `01J0000000000000000000${String(n).padStart(4, '0')}`,
+    id: encodeTime(at, 10) + String(n).padStart(16, '0'),
     storeId: S,
-    at: T0 + n * 60_000,
+    at,
     kind: 'check',
     modelId: '01HMODEL000000000000000000',
     client: 'client:ci',
@@ -291,5 +298,34 @@ describePostgres('audit datastore on postgres', target, () => {
     const ds = await PostgresDatastore.open({ url: schema.url, poolSize: 4 })
     await schema.truncate()
     return ds
+  })
+})
+
+describe('decision log on SQLite: filtered pages scan a bounded window', () => {
+  it('answers a page after at most scanBudget rows, with a token to scan on, and misses nothing', async () => {
+    const ds = new SqliteDatastore({ filename: ':memory:' })
+    try {
+      const audit = new SqliteAudit(ds.db, ':memory:')
+      audit.scanBudget = 5
+      const batch = Array.from({ length: 30 }, (_, i) => decision(i + 1, { subject: i < 3 ? 'agent:rare' : 'agent:common' }))
+      await audit.appendDecisions(batch, [])
+      // The three rare decisions are the oldest: 27 newer rows stand before them.
+      const first = await audit.listDecisions(S, { pageSize: 10, subject: 'agent:rare' })
+      expect(first.items).toEqual([])
+      expect(first.next).not.toBe('')
+      const ids: string[] = []
+      let after: string | undefined
+      let pages = 0
+      do {
+        const page = await audit.listDecisions(S, { pageSize: 10, subject: 'agent:rare', after })
+        ids.push(...page.items.map((d) => d.id))
+        after = page.next || undefined
+        pages++
+      } while (after)
+      expect(ids).toEqual(batch.slice(0, 3).map((d) => d.id).reverse())
+      expect(pages).toBe(6)
+    } finally {
+      await ds.close()
+    }
   })
 })

@@ -32,6 +32,21 @@ import {
 import type { Subject } from '../../core/tuple.ts'
 import type { Page } from '../store.ts'
 import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
+import { encodeTime } from 'ulid'
+
+const isDecisionCursor = (v: unknown): v is [string] =>
+  Array.isArray(v) && v.length === 1 && typeof v[0] === 'string'
+
+/** ulidAtOrAfter is the smallest ULID of instant `ms`: ids at or after it were made at or after `ms`. */
+function ulidAtOrAfter(ms: number): string {
+  return encodeTime(Math.max(0, ms), 10) + '0'.repeat(16)
+}
+
+function minId(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return a < b ? a : b
+}
 
 
 /** The join of a tuple `t` with its usage row `g`. */
@@ -95,17 +110,50 @@ export class SqliteAudit {
     await this.#writer?.close()
   }
 
+  /**
+   * listDecisions pages newest-first through at most `scanBudget` decisions of the store per
+   * call, filtering them (the SQLite table has no secondary indexes: see schema/sqlite.ts).
+   * A page may so hold fewer matches than asked, with a continuation token to scan on; a time
+   * range narrows the scan itself, since ids are ULIDs of the decision time.
+   */
   async listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {
     const { where, values } = decisionWhere(storeId, q, () => '?')
-    const sql = `SELECT * FROM decision_log WHERE ${where} ORDER BY id DESC LIMIT ?`
-    const rows = this.#prepared(sql).all(...values, q.pageSize + 1) as DecisionRow[]
+    const after = decodeCursor(q.after, isDecisionCursor)?.[0]
+    const range: unknown[] = [storeId]
+    let bounds = ''
+    // A second of slack: an id's time may run a little ahead of its decision's (monotonic ids).
+    const upper = minId(after, q.to === undefined ? undefined : ulidAtOrAfter(q.to + 1000))
+    if (upper !== undefined) {
+      bounds += ' AND id < ?'
+      range.push(upper)
+    }
+    if (q.from !== undefined) {
+      // Ids never run behind their decision's time, so none at or after `from` is left out.
+      bounds += ' AND id >= ?'
+      range.push(ulidAtOrAfter(q.from))
+    }
+    const window = `SELECT * FROM decision_log WHERE store_id = ?${bounds} ORDER BY id DESC LIMIT ?`
+    const sql = `SELECT * FROM (${window}) WHERE ${where} ORDER BY id DESC LIMIT ?`
+    const rows = this.#prepared(sql).all(...range, this.scanBudget, ...values, q.pageSize + 1) as DecisionRow[]
     const items = rows.slice(0, q.pageSize).map(rowToDecision)
-    return { items, next: rows.length > q.pageSize ? decisionCursor(items) : '' }
+    if (rows.length > q.pageSize) return { items, next: decisionCursor(items) }
+    // Fewer matches than a page: either the window was the rest of the log, or scanning goes on
+    // below its last row.
+    const edge = this.#prepared(`SELECT id FROM decision_log WHERE store_id = ?${bounds} ORDER BY id DESC LIMIT 2 OFFSET ?`)
+      .all(...range, this.scanBudget - 1) as { id: string }[]
+    return { items, next: edge.length === 2 ? JSON.stringify([edge[0].id]) : '' }
   }
 
+  /** The most decisions one listDecisions call reads (a setting for tests). */
+  scanBudget = 100_000
+
+  /**
+   * deleteDecisionsBefore deletes, among the oldest `limit` rows (rowids grow in insertion
+   * order, which is decision order), those decided before `before`: no index on `at` needed.
+   */
   async deleteDecisionsBefore(before: number, limit: number): Promise<number> {
-    const sql = 'DELETE FROM decision_log WHERE rowid IN (SELECT rowid FROM decision_log WHERE at < ? LIMIT ?)'
-    return this.#prepared(sql).run(before, limit).changes
+    const sql = 'DELETE FROM decision_log WHERE rowid IN (SELECT rowid FROM decision_log ORDER BY rowid LIMIT ?) AND at < ?'
+    return this.#prepared(sql).run(limit, before).changes
   }
 
   async forgetGrantUsage(before: number, limit: number): Promise<number> {
