@@ -107,6 +107,8 @@ export interface CheckOutput {
    * only for the request, are left out).
    */
   witness?: TupleKey[]
+  /** The witness as the engine's tuples (always, for an allowed answer: a reference, no copy). */
+  witnessTuples?: readonly Tuple[]
   /** Only when `explain` was asked for. */
   explanation?: Explanation
 }
@@ -314,7 +316,7 @@ export class AuthzService {
   async check(storeId: string, input: CheckInput, meta?: DecisionMeta): Promise<CheckOutput> {
     if (!meta || this.#decisions === NO_DECISIONS) return this.#check(storeId, input)
     const started = performance.now()
-    const r = await this.#check(storeId, { ...input, witness: true })
+    const r = await this.#check(storeId, input)
     const detail = r.deniedBy ? { ...meta.detail, denied_by: r.deniedBy } : meta.detail
     this.#decisions.record({
       kind: meta.kind ?? 'check',
@@ -327,7 +329,7 @@ export class AuthzService {
       relation: input.tupleKey.relation,
       object: input.tupleKey.object,
       allowed: r.allowed,
-      witness: r.allowed ? r.witness : undefined,
+      witnessTuples: r.allowed ? r.witnessTuples : undefined,
       latencyUs: (performance.now() - started) * 1000,
       consistency: input.consistency ?? 'UNSPECIFIED',
       at: this.#o.clock().getTime(),
@@ -342,7 +344,8 @@ export class AuthzService {
     const answered = input.explain ? undefined : await this.#cachedAnswer(storeId, ts, input)
     const render = input.witness || input.explain
     if (answered !== undefined) {
-      return render ? withWitness({ allowed: answered.allowed, modelId: ts.id }, answered.witness) : { allowed: answered.allowed, modelId: ts.id }
+      const out: CheckOutput = { allowed: answered.allowed, modelId: ts.id, witnessTuples: answered.witness }
+      return render ? withWitness(out, answered.witness) : out
     }
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
     const chain = input.onBehalfOf ? this.#delegationChain(ts, subject, input.onBehalfOf) : undefined
@@ -351,8 +354,8 @@ export class AuthzService {
     const stored = (w: readonly Tuple[] | undefined) => (w && contextual.length ? w.filter((t) => !contextual.includes(t)) : w)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
-      const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy }
-      if (render) withWitness(out, stored(r.witness))
+      const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy, witnessTuples: stored(r.witness) }
+      if (render) withWitness(out, out.witnessTuples)
       if (input.explain) {
         const label = `${input.tupleKey.object}#${input.tupleKey.relation}@${input.tupleKey.user} on behalf of ${input.onBehalfOf!.join(', ')}`
         out.explanation = explanation({ step: 'intersection', allowed: r.allowed, label, children: r.steps ?? [] })
@@ -368,8 +371,8 @@ export class AuthzService {
       path: undefined,
       ctx,
     })
-    const out: CheckOutput = { allowed: r.allowed, modelId: ts.id }
-    if (render) withWitness(out, stored(r.witness))
+    const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, witnessTuples: stored(r.witness) }
+    if (render) withWitness(out, out.witnessTuples)
     if (input.explain) out.explanation = explanation(traceOf(r))
     return out
   }
@@ -461,8 +464,6 @@ export class AuthzService {
             consistency: input.consistency,
             onBehalfOf: c.onBehalfOf,
             explain: c.explain,
-            // Recorded items carry their witness to the decision log.
-            witness: !!meta && this.#decisions !== NO_DECISIONS,
           }).then(
             (r): BatchCheckOutcome => {
               answers.set(shape, r)
@@ -503,7 +504,7 @@ export class AuthzService {
       relation: c.tupleKey.relation,
       object: c.tupleKey.object,
       allowed: r.allowed,
-      witness: r.allowed ? r.witness : undefined,
+      witnessTuples: r.allowed ? r.witnessTuples : undefined,
       latencyUs: (performance.now() - started) * 1000,
       consistency: consistency ?? 'UNSPECIFIED',
       at: this.#o.clock().getTime(),

@@ -30,7 +30,7 @@
  * @module
  */
 import { monotonicFactory } from 'ulid'
-import { parseObject, parseSubject } from '../core/tuple.ts'
+import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
 import type { DecisionLogSettings, GrantUse, StoredDecision } from '../store/audit.ts'
 import type { Datastore } from '../store/store.ts'
 import type { Decision, DecisionSink } from './decision-sink.ts'
@@ -100,6 +100,8 @@ export class DecisionLog implements DecisionSink {
   readonly #settings = new Map<string, CachedSettings>()
   /** The last use written per tuple (key → ms), to skip rewriting it within USAGE_RESOLUTION_MS. */
   readonly #usageWritten = new Map<string, number>()
+  /** The same, per tuple object: when the flush last noted a use of exactly this object. */
+  readonly #usageSeen = new WeakMap<Tuple, number>()
   #buffer: Decision[] = []
   /** The flushes, one after another; never rejects. */
   #chain: Promise<void> = Promise.resolve()
@@ -188,7 +190,33 @@ export class DecisionLog implements DecisionSink {
       if (!s.enabled) continue
       if (s.sampleRate < 1 && !(this.#random() < s.sampleRate)) continue
       rows.push({ ...d, id: this.#ids(d.at) })
-      if (d.allowed && d.witness) {
+      if (d.allowed && d.witnessTuples) {
+        for (const t of d.witnessTuples) {
+          // The same tuple object (from the engine's tuple cache) used again within the
+          // resolution: nothing to build or look up.
+          const seenAt = this.#usageSeen.get(t)
+          if (seenAt !== undefined && d.at >= seenAt && d.at - seenAt < USAGE_RESOLUTION_MS) continue
+          const user = t.userRelation ? `${t.userType}:${t.userId}#${t.userRelation}` : `${t.userType}:${t.userId}`
+          const key = `${d.storeId}/${t.objectType}:${t.objectId}#${t.relation}@${user}`
+          const written = this.#usageWritten.get(key)
+          if (written !== undefined && d.at >= written && d.at - written < USAGE_RESOLUTION_MS) {
+            this.#usageSeen.set(t, written)
+            continue
+          }
+          this.#usageSeen.set(t, d.at)
+          usedKeys.set(key, Math.max(usedKeys.get(key) ?? 0, d.at))
+          uses.push({
+            storeId: d.storeId,
+            objectType: t.objectType,
+            objectId: t.objectId,
+            relation: t.relation,
+            userType: t.userType,
+            userId: t.userId,
+            userRelation: t.userRelation,
+            usedAt: d.at,
+          })
+        }
+      } else if (d.allowed && d.witness) {
         for (const k of d.witness) {
           const key = `${d.storeId}/${k.object}#${k.relation}@${k.user}`
           const written = this.#usageWritten.get(key)

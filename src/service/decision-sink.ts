@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TupleKey } from '../core/tuple.ts'
+import type { Tuple, TupleKey } from '../core/tuple.ts'
 
 export type DecisionKind = 'check' | 'batch_check' | 'token_check' | 'list_objects'
 
@@ -33,6 +33,11 @@ export interface Decision {
   allowed: boolean
   /** For an allowed answer: the stored tuples that granted it (contextual tuples excluded). */
   witness?: TupleKey[]
+  /**
+   * The same witness as the engine's own tuples, as recorded on the request path: rendering it
+   * to wire form costs more than the check it belongs to, so that waits for the flush.
+   */
+  witnessTuples?: readonly Tuple[]
   /** Wall-clock time the decision took, in microseconds. */
   latencyUs: number
   consistency: string

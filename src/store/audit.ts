@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { formatSubject, type TupleKey } from '../core/tuple.ts'
+import { formatSubject, type Tuple, type TupleKey } from '../core/tuple.ts'
 import type { Decision, DecisionKind } from '../service/decision-sink.ts'
 import { decodeCursor } from './common.ts'
 import type { StoredTuple, TupleIdentity } from './store.ts'
@@ -165,12 +165,51 @@ export function decisionValues(d: StoredDecision): (string | number | null)[] {
     d.relation,
     d.object,
     d.allowed ? 1 : 0,
-    d.witness && d.witness.length > 0 ? JSON.stringify(distinctKeys(d.witness)) : null,
+    d.witnessTuples && d.witnessTuples.length > 0
+      ? witnessJson(d.witnessTuples)
+      : d.witness && d.witness.length > 0
+        ? JSON.stringify(distinctKeys(d.witness))
+        : null,
     Math.max(0, Math.round(d.latencyUs)),
     d.consistency,
     d.requestId,
     d.detail && Object.keys(d.detail).length > 0 ? JSON.stringify(d.detail) : null,
   ]
+}
+
+/**
+ * witnessJson renders the engine's witness tuples as stored (and listed): each tuple once, as
+ * `{user, relation, object}` plus its condition's name, built as text directly, since this runs
+ * for every recorded decision.
+ */
+export function witnessJson(tuples: readonly Tuple[]): string {
+  if (tuples.length === 1) return `[${witnessFragment(tuples[0])}]`
+  const seen = new Set<string>()
+  const parts: string[] = []
+  for (const t of tuples) {
+    const fragment = witnessFragment(t)
+    if (seen.has(fragment)) continue
+    seen.add(fragment)
+    parts.push(fragment)
+  }
+  return `[${parts.join(',')}]`
+}
+
+/**
+ * The stored text of one witness tuple, remembered per tuple object: the engine's tuple cache
+ * hands the same objects to request after request, so a busy log renders each tuple once.
+ */
+const fragments = new WeakMap<Tuple, string>()
+
+function witnessFragment(t: Tuple): string {
+  let f = fragments.get(t)
+  if (f === undefined) {
+    const user = t.userRelation ? `${t.userType}:${t.userId}#${t.userRelation}` : `${t.userType}:${t.userId}`
+    const condition = t.conditionName ? `,"condition":{"name":${JSON.stringify(t.conditionName)}}` : ''
+    f = `{"user":${JSON.stringify(user)},"relation":${JSON.stringify(t.relation)},"object":${JSON.stringify(`${t.objectType}:${t.objectId}`)}${condition}}`
+    fragments.set(t, f)
+  }
+  return f
 }
 
 /**
