@@ -18,7 +18,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { PembaError } from '../core/errors.ts'
-import type { JwksCache } from './jwks.ts'
+import { ASYMMETRIC_ALGORITHMS, type JwksCache } from './jwks.ts'
 import {
   CLIENT_TYPE,
   isClientName,
@@ -37,19 +37,7 @@ export interface Authenticator {
 }
 
 /** The algorithms a client token may be signed with: asymmetric only (no `none`, no HS*). */
-export const CLIENT_TOKEN_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-]
+export const CLIENT_TOKEN_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 
 export const bearerTokenMissing = () => new PembaError('bearer_token_missing', 'missing bearer token')
 const unauthenticated = () => new PembaError('unauthenticated', 'unauthenticated')

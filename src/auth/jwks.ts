@@ -17,6 +17,24 @@ import { LRUCache } from 'lru-cache'
 
 export type KeySource = { jwks: JSONWebKeySet } | { jwksUri: string }
 
+/**
+ * The JWS algorithms Pemba accepts anywhere: asymmetric signatures only. `none` would accept
+ * any token, and an HMAC secret would have to be shared with every verifier.
+ */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+]
+
 export interface JwksOptions {
   /** The shortest time between two fetches of one URI (ms). */
   cooldownMs: number

@@ -433,17 +433,7 @@ export class AuthzService {
     input: { modelId?: string; consistency?: Consistency; checks: BatchCheckItem[] },
     meta?: RequestMeta,
   ): Promise<{ result: Record<string, BatchCheckOutcome>; modelId: string }> {
-    if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
-    if (input.checks.length > this.#o.maxChecksPerBatch) {
-      throw validationError(
-        `batchCheck received ${input.checks.length} checks, the maximum allowed is ${this.#o.maxChecksPerBatch}`,
-      )
-    }
-    const ids = new Set<string>()
-    for (const c of input.checks) {
-      if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
-      ids.add(c.correlationId)
-    }
+    validateBatch(input.checks, this.#o.maxChecksPerBatch)
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
     // Identical checks (same key, context and contextual tuples) are computed once.
     const byShape = new Map<string, Promise<BatchCheckOutcome>>()
@@ -705,6 +695,22 @@ export class AuthzService {
     // Every tuple the engine sees bounds how long what it concludes may be cached.
     ctx.reader = new ExpiryTrackingReader(stored, ctx)
     return ctx
+  }
+}
+
+/**
+ * validateBatch applies a batch check's own limits, as OpenFGA states them: 1 to `max` items,
+ * each correlation id once. Shared by the plain and the token-carrying batch check.
+ */
+export function validateBatch(checks: { correlationId: string }[], max: number): void {
+  if (checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
+  if (checks.length > max) {
+    throw validationError(`batchCheck received ${checks.length} checks, the maximum allowed is ${max}`)
+  }
+  const ids = new Set<string>()
+  for (const c of checks) {
+    if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
+    ids.add(c.correlationId)
   }
 }
 

@@ -25,7 +25,7 @@ import { PembaError, validationError } from '../core/errors.ts'
 import { parseObject, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import type { AuthzService, BatchCheckItem, BatchCheckOutcome, Consistency, Explanation } from './authz.ts'
+import { validateBatch, type AuthzService, type BatchCheckItem, type BatchCheckOutcome, type Consistency, type Explanation } from './authz.ts'
 import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { ModelService } from './models.ts'
 import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
@@ -214,17 +214,7 @@ export class TokenCheckService {
     meta?: RequestMeta,
   ): Promise<{ result: Record<string, MixedBatchCheckOutcome>; modelId: string }> {
     // The batch's own limits first, as the ordinary batch check states them.
-    if (input.checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
-    if (input.checks.length > this.#o.maxChecksPerBatch) {
-      throw validationError(
-        `batchCheck received ${input.checks.length} checks, the maximum allowed is ${this.#o.maxChecksPerBatch}`,
-      )
-    }
-    const ids = new Set<string>()
-    for (const c of input.checks) {
-      if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
-      ids.add(c.correlationId)
-    }
+    validateBatch(input.checks, this.#o.maxChecksPerBatch)
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
     const result: Record<string, MixedBatchCheckOutcome> = {}

@@ -23,7 +23,7 @@
 import { importJWK, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { PembaError, validationError, type ErrorCode } from '../core/errors.ts'
-import { JwksCache } from '../auth/jwks.ts'
+import { ASYMMETRIC_ALGORITHMS, JwksCache } from '../auth/jwks.ts'
 import { ACTS_FOR } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import type { Datastore, TokenIssuerRecord } from '../store/store.ts'
@@ -32,20 +32,11 @@ import type { ModelService } from './models.ts'
 /** The most token issuers one store may trust. */
 export const MAX_TOKEN_ISSUERS_PER_STORE = 100
 
-/** The signature algorithms a token may use: asymmetric only (no `none`, no HMAC secrets). */
-export const TOKEN_ALGORITHMS = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-]
+/**
+ * The signature algorithms a token may use: asymmetric only (no `none`, no HMAC secrets), the
+ * same as for API clients' tokens.
+ */
+export const TOKEN_ALGORITHMS = ASYMMETRIC_ALGORITHMS
 
 /** JWK members that only private or symmetric keys carry. */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']
