@@ -183,17 +183,27 @@ export function decisionValues(d: StoredDecision): (string | number | null)[] {
  * for every recorded decision.
  */
 export function witnessJson(tuples: readonly Tuple[]): string {
-  if (tuples.length === 1) return `[${witnessFragment(tuples[0])}]`
-  const seen = new Set<string>()
-  const parts: string[] = []
-  for (const t of tuples) {
-    const fragment = witnessFragment(t)
-    if (seen.has(fragment)) continue
-    seen.add(fragment)
-    parts.push(fragment)
+  // A cached answer hands out the same witness array each time: render it once.
+  let json = witnesses.get(tuples)
+  if (json !== undefined) return json
+  if (tuples.length === 1) {
+    json = `[${witnessFragment(tuples[0])}]`
+  } else {
+    const seen = new Set<string>()
+    const parts: string[] = []
+    for (const t of tuples) {
+      const fragment = witnessFragment(t)
+      if (seen.has(fragment)) continue
+      seen.add(fragment)
+      parts.push(fragment)
+    }
+    json = `[${parts.join(',')}]`
   }
-  return `[${parts.join(',')}]`
+  witnesses.set(tuples, json)
+  return json
 }
+
+const witnesses = new WeakMap<readonly Tuple[], string>()
 
 /**
  * The stored text of one witness tuple, remembered per tuple object: the engine's tuple cache
