@@ -8,7 +8,7 @@
  */
 import { formatSubject, type Tuple, type TupleKey } from '../core/tuple.ts'
 import type { Decision, DecisionKind } from '../service/decision-sink.ts'
-import { decodeCursor } from './common.ts'
+import { decodeCursor, rowToTuple, type TupleRow } from './common.ts'
 import type { StoredTuple, TupleIdentity } from './store.ts'
 
 /** A decision as stored: the recorder's decision plus its ULID (`01J…`), unique per store. */
@@ -81,31 +81,11 @@ export interface IdentityStatsQuery {
 }
 
 /** A tuple row joined with its grant_usage row. */
-export interface GrantRow {
-  object_type: string
-  object_id: string
-  relation: string
-  user_relation: string
-  user_type: string
-  user_id: string
-  condition_name: string
-  condition_context: string | null
-  expires_at: number | null
-  inserted_at: number
-  last_used_at: number | null
-}
+export type GrantRow = TupleRow & { inserted_at: number; last_used_at: number | null }
 
 export function rowToGrant(r: GrantRow): GrantWithUsage {
   return {
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    userType: r.user_type,
-    userId: r.user_id,
-    userRelation: r.user_relation,
-    conditionName: r.condition_name,
-    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
-    ...(r.expires_at === null ? {} : { expiresAt: Number(r.expires_at) }),
+    ...rowToTuple(r),
     insertedAt: new Date(Number(r.inserted_at)),
     lastUsedAt: r.last_used_at === null ? null : Number(r.last_used_at),
   }

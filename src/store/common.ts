@@ -6,7 +6,7 @@
  * @module
  */
 import { ConflictError, PembaError } from '../core/errors.ts'
-import { formatSubject } from '../core/tuple.ts'
+import { formatSubject, type Tuple } from '../core/tuple.ts'
 import type { AccessRequestEvent, AccessRequestRecord, AccessRequestStatus, TupleIdentity } from './store.ts'
 
 export function invalidCursor(): PembaError {
@@ -110,5 +110,33 @@ export function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): Acc
       at: new Date(e.at),
       reason: e.reason,
     })),
+  }
+}
+
+/** A tuple row as both dialects return it (times as numbers: PostgreSQL's int8 is parsed so). */
+export interface TupleRow {
+  object_type: string
+  object_id: string
+  relation: string
+  user_relation: string
+  user_type: string
+  user_id: string
+  condition_name: string
+  condition_context: string | null
+  expires_at: number | null
+  inserted_at?: number
+}
+
+export function rowToTuple(r: TupleRow): Tuple {
+  return {
+    objectType: r.object_type,
+    objectId: r.object_id,
+    relation: r.relation,
+    userType: r.user_type,
+    userId: r.user_id,
+    userRelation: r.user_relation,
+    conditionName: r.condition_name,
+    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
   }
 }

@@ -35,6 +35,8 @@ import {
   writeExistingError,
   type AccessRequestRow,
   type EventRow,
+  rowToTuple,
+  type TupleRow,
 } from '../common.ts'
 import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { AuthorizationModel } from '../../model/types.ts'
@@ -129,18 +131,6 @@ const TYPES = {
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 }
 
-interface TupleRow {
-  object_type: string
-  object_id: string
-  relation: string
-  user_relation: string
-  user_type: string
-  user_id: string
-  condition_name: string
-  condition_context: string | null
-  expires_at: number | null
-  inserted_at?: number
-}
 
 interface StoreRow {
   id: string
@@ -166,19 +156,6 @@ interface ChangeRow {
 
 
 
-function rowToTuple(r: TupleRow): Tuple {
-  return {
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    userType: r.user_type,
-    userId: r.user_id,
-    userRelation: r.user_relation,
-    conditionName: r.condition_name,
-    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
-    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
-  }
-}
 
 
 /** The WHERE clause of an effective-status filter; `pending` and `expired` compare with $n. */

@@ -23,6 +23,8 @@ import {
   writeExistingError,
   type AccessRequestRow,
   type EventRow,
+  rowToTuple,
+  type TupleRow,
 } from '../common.ts'
 import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { AuthorizationModel } from '../../model/types.ts'
@@ -83,18 +85,6 @@ type ObjectRow = [string, string, string, string, string, string | null, number 
 const KEY_MATCH =
   'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
 
-interface TupleRow {
-  object_type: string
-  object_id: string
-  relation: string
-  user_relation: string
-  user_type: string
-  user_id: string
-  condition_name: string
-  condition_context: string | null
-  expires_at: number | null
-  inserted_at?: number
-}
 
 interface StoreRow {
   id: string
@@ -104,19 +94,6 @@ interface StoreRow {
   deleted_at: number | null
 }
 
-function rowToTuple(r: TupleRow): Tuple {
-  return {
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    userType: r.user_type,
-    userId: r.user_id,
-    userRelation: r.user_relation,
-    conditionName: r.condition_name,
-    conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
-    ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
-  }
-}
 
 function rowToStore(r: StoreRow): StoreRecord {
   return {
