@@ -63,6 +63,11 @@ export interface PembaConfig {
   /** PEMBA_TUPLE_CACHE_SIZE: tuples held by the cross-request tuple cache; 0 turns it off. */
   tupleCacheSize: number
   /**
+   * PEMBA_TUPLE_INDEX_MAX_TUPLES: tuples the in-memory tuple index holds across stores (roughly
+   * 300 bytes each); a store that does not fit is read from the database. 0 turns it off.
+   */
+  tupleIndexMaxTuples: number
+  /**
    * PEMBA_EXPIRY_SWEEP_INTERVAL_MS: how often the sweeper deletes expired tuples (recording each
    * delete in the change feed) and marks overdue access requests expired; 0 turns it off.
    * Expired tuples stop granting at once either way; this bounds how long they stay stored.
@@ -130,6 +135,7 @@ export const DEFAULTS: PembaConfig = {
   checkCacheSize: 100_000,
   checkCacheStalenessMs: 1000,
   tupleCacheSize: 500_000,
+  tupleIndexMaxTuples: 2_000_000,
   expirySweepIntervalMs: 60_000,
   jitMaxDuration: 'PT8H',
   jitRequestTtl: 'PT24H',
@@ -176,6 +182,7 @@ const ENV: Record<keyof PembaConfig, string> = {
   checkCacheSize: 'PEMBA_CHECK_CACHE_SIZE',
   checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
   tupleCacheSize: 'PEMBA_TUPLE_CACHE_SIZE',
+  tupleIndexMaxTuples: 'PEMBA_TUPLE_INDEX_MAX_TUPLES',
   expirySweepIntervalMs: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS',
   jitMaxDuration: 'PEMBA_JIT_MAX_DURATION',
   jitRequestTtl: 'PEMBA_JIT_REQUEST_TTL',

@@ -29,6 +29,7 @@ import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
 import { SqliteDatastore } from './store/sqlite/index.ts'
 import type { Datastore } from './store/store.ts'
+import { TupleIndex } from './store/tuple-index.ts'
 
 export interface Pemba {
   config: PembaConfig
@@ -128,6 +129,15 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     checkCacheSize: config.checkCacheSize,
     checkCacheStalenessMs: config.checkCacheStalenessMs,
     tupleCacheSize: config.tupleCacheSize,
+    tupleIndex:
+      config.tupleIndexMaxTuples > 0
+        ? new TupleIndex({
+            datastore,
+            maxTuples: config.tupleIndexMaxTuples,
+            onError: (storeId, err) =>
+              console.error(`[pemba] tuple index of store ${storeId} (read from the database meanwhile): ${redactor.error(err)}`),
+          })
+        : undefined,
   })
   const logError =
     overrides.logError ??

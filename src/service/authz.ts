@@ -37,6 +37,7 @@ import type { TypeSystem } from '../model/typesystem.ts'
 import { BufferedTupleReader } from '../store/buffered.ts'
 import { ContextualTupleReader } from '../store/contextual.ts'
 import { CachedObjectReader, ObjectCache } from '../store/object-cache.ts'
+import type { TupleIndex, TupleIndexStats } from '../store/tuple-index.ts'
 import { ExpiryTrackingReader } from '../engine/expiry-tracking.ts'
 import type { Datastore, Page, ReadFilter, StoredTuple, TupleChange, TupleIdentity, TupleReader } from '../store/store.ts'
 import type { ModelService } from './models.ts'
@@ -66,6 +67,8 @@ export interface AuthzServiceOptions {
   checkCacheStalenessMs: number
   /** Tuples held by the cross-request tuple cache (whole small objects); 0 turns it off. */
   tupleCacheSize: number
+  /** The in-memory tuple index (src/store/tuple-index.ts); without it every read goes to the datastore. */
+  tupleIndex?: TupleIndex
   /** Where decisions made for API requests (those given a RequestMeta) are recorded. */
   decisions?: DecisionSink
 }
@@ -155,6 +158,7 @@ export class AuthzService {
   readonly #dispatcher: CheckDispatcher
   readonly #cache: CheckCache | undefined
   readonly #objects: ObjectCache | undefined
+  readonly #index: TupleIndex | undefined
   readonly #heads: HeadRevisions
   readonly #decisions: DecisionSink
 
@@ -163,6 +167,7 @@ export class AuthzService {
     this.#decisions = options.decisions ?? NO_DECISIONS
     this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
     this.#objects = options.tupleCacheSize > 0 ? new ObjectCache(options.tupleCacheSize) : undefined
+    this.#index = options.tupleIndex
     this.#heads = new HeadRevisions(options.datastore, options.checkCacheStalenessMs, () => options.clock().getTime())
     this.#dispatcher = buildCheckDispatcher(
       { maxDepth: options.resolveNodeLimit, maxDispatches: options.maxDispatchesPerRequest },
@@ -182,6 +187,21 @@ export class AuthzService {
   cacheStats(): { enabled: boolean; hits: number; misses: number; entries: number } {
     const c = this.#cache
     return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
+  }
+
+  /** tupleIndexStats reports the in-memory tuple index's counters, or undefined when it is off. */
+  tupleIndexStats(): TupleIndexStats | undefined {
+    return this.#index?.stats()
+  }
+
+  /** tupleIndexReady waits until the store's tuples are in memory (false: it does not fit, or no index). */
+  async tupleIndexReady(storeId: string): Promise<boolean> {
+    return this.#index ? this.#index.ready(storeId) : false
+  }
+
+  /** forgetStore releases what this service holds for a deleted store. */
+  forgetStore(storeId: string): void {
+    this.#index?.drop(storeId)
   }
 
   /** tupleCacheStats reports the cross-request tuple cache's counters. */
@@ -663,15 +683,19 @@ export class AuthzService {
     // An explained check evaluates everything itself: a cached answer has no trace to show.
     const cacheable = !!this.#cache && contextual.length === 0 && !hasContext && !explain
     const now = this.#o.clock().getTime()
-    // The revision only keys the cross-request caches; readers always read the newest data.
-    const revision = this.#cache || this.#objects ? await this.#heads.get(storeId, higher) : 0
-    let stored: TupleReader = ds.reader(storeId, revision, now)
-    if (this.#objects) {
-      // Stored tuples only: contextual tuples are laid over them below, per request.
-      stored = new CachedObjectReader(stored, this.#objects, { prefix: `${storeId}/${revision}/`, read: !higher, now })
+    // The revision keys the cross-request caches and says how fresh the tuple index must be;
+    // the datastore's own readers always read the newest data.
+    const revision = this.#cache || this.#objects || this.#index ? await this.#heads.get(storeId, higher) : 0
+    let stored = this.#index && (await this.#index.reader(storeId, revision, now))
+    if (!stored) {
+      stored = ds.reader(storeId, revision, now)
+      if (this.#objects) {
+        // Stored tuples only: contextual tuples are laid over them below, per request.
+        stored = new CachedObjectReader(stored, this.#objects, { prefix: `${storeId}/${revision}/`, read: !higher, now })
+      }
+      // Objects with a few tuples are read whole, once per request (see BufferedTupleReader).
+      stored = new BufferedTupleReader(stored, OBJECT_BUFFER_LIMIT)
     }
-    // Objects with a few tuples are read whole, once per request (see BufferedTupleReader).
-    stored = new BufferedTupleReader(stored, OBJECT_BUFFER_LIMIT)
     if (contextual.length) stored = new ContextualTupleReader(stored, contextual, now)
     const ctx: ResolutionContext = {
       sharedCache: cacheable ? { prefix: `${storeId}/${ts.id}/${revision}/`, read: !higher, cache: this.#cache! } : undefined,

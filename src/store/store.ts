@@ -73,6 +73,9 @@ export interface StoredTuple extends Tuple {
 
 /** TupleChange is one changelog entry. */
 export interface TupleChange {
+  /** The change's position in the store's changelog: its revision, then its order within it. */
+  revision: number
+  seq: number
   objectType: string
   objectId: string
   relation: string

@@ -39,6 +39,7 @@ export function registerStoreRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   app.delete('/stores/:store', async (c) => {
     const id = checkStoreId(c.req.param('store'))
     await datastore.deleteStore(id, deps.clock())
+    deps.authz.forgetStore(id)
     return c.body(null, 204)
   })
 }

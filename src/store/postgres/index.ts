@@ -634,6 +634,8 @@ export class PostgresDatastore implements Datastore {
     const name = `pemba_changes_${shape}`
     const rows = (await this.pool.query<ChangeRow>({ name, text, values: params })).rows
     const items: TupleChange[] = rows.map((r) => ({
+      revision: r.revision,
+      seq: r.seq,
       objectType: r.object_type,
       objectId: r.object_id,
       relation: r.relation,

@@ -491,6 +491,8 @@ export class SqliteDatastore implements Datastore {
       created_at: number
     }[]
     const items: TupleChange[] = rows.map((r) => ({
+      revision: r.revision,
+      seq: r.seq,
       objectType: r.object_type,
       objectId: r.object_id,
       relation: r.relation,
