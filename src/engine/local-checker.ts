@@ -33,7 +33,7 @@ import {
   type TraceNode,
   type TraceStep,
 } from './explain.ts'
-import { difference, intersection, union, type Branch } from './reducers.ts'
+import { difference, intersection, union, unionOver, type Branch } from './reducers.ts'
 
 /** Past this many usersets containing the subject, walking down is the cheaper direction. */
 const MAX_CLOSURE_NODES = 2000
@@ -83,6 +83,7 @@ export class LocalChecker implements CheckDispatcher {
       case 'ttu':
         return this.tupleToUserset(req, rw.tupleset, rw.computed)
       case 'union':
+        if (!req.ctx.explain && req.ctx.concurrency <= 1) return unionOver(rw.children, (c) => this.rewrite(req, c))
         return this.combine(req, 'union', 'union', union, rw.children.map((c) => () => this.rewrite(req, c)))
       case 'intersection':
         return this.combine(req, 'intersection', 'intersection', intersection, rw.children.map((c) => () => this.rewrite(req, c)))
@@ -137,6 +138,7 @@ export class LocalChecker implements CheckDispatcher {
       branches.push(async () => {
         ctx.stats.reads++
         const tuples = await ctx.reader.readUsers(req.objectType, req.objectId, req.relation, exact)
+        if (!ctx.explain) return firstHolding(ctx, tuples)
         const leaves = tuples.filter((t) => ts.admits(t)).map((t) => () => this.directTuple(req, t))
         return this.combine(req, 'union', '', union, leaves, 1)
       })
@@ -249,27 +251,34 @@ export class LocalChecker implements CheckDispatcher {
     const ts = ctx.typesystem
     ctx.stats.reads++
     const tuples = await ctx.reader.readObjectRelation(req.objectType, req.objectId, tupleset)
+    if (!ctx.explain && ctx.concurrency <= 1) {
+      return unionOver(tuples, (t) => {
+        if (!ts.admits(t) || t.userRelation || t.userId === '*' || !ts.relation(t.userType, computed)) return Promise.resolve(DENIED)
+        return this.conditioned(t, req, 'tupleset', () => this.#parentCheck(req, t, computed))
+      })
+    }
     const branches: Branch[] = []
     for (const t of tuples) {
       if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
       if (!ts.relation(t.userType, computed)) continue
-      branches.push(() =>
-        this.conditioned(t, req, 'tupleset', () =>
-          this.delegate.dispatchCheck({
-            objectType: t.userType,
-            objectId: t.userId,
-            relation: computed,
-            subject: req.subject,
-            depth: req.depth + 1,
-            path: req.path,
-            ctx,
-          }),
-        ),
-      )
+      branches.push(() => this.conditioned(t, req, 'tupleset', () => this.#parentCheck(req, t, computed)))
     }
     const r = await this.combine(req, 'tuple_to_userset', `${computed} from ${tupleset}`, union, branches)
     if (r.trace && !branches.length) r.trace.reason = `no ${req.objectType}:${req.objectId}#${tupleset} tuple leads to a ${computed}`
     return r
+  }
+
+  /** #parentCheck: is the subject `computed` of the tupleset tuple's user (`folder:f1#viewer`)? */
+  #parentCheck(req: CheckRequest, t: Tuple, computed: string): Promise<CheckResult> {
+    return this.delegate.dispatchCheck({
+      objectType: t.userType,
+      objectId: t.userId,
+      relation: computed,
+      subject: req.subject,
+      depth: req.depth + 1,
+      path: req.path,
+      ctx: req.ctx,
+    })
   }
 
   /**
@@ -307,6 +316,28 @@ export class LocalChecker implements CheckDispatcher {
     if (condition?.result === 'error' && r.allowed) tupleConditionHolds(req.ctx, t)
     return withTrace(prepend(t, r), node(r.allowed, [traceOf(r)]))
   }
+}
+
+/**
+ * firstHolding: the first tuple naming the subject that the model admits and whose condition
+ * holds grants; a condition that cannot be evaluated only matters when none holds.
+ */
+function firstHolding(ctx: CheckRequest['ctx'], tuples: Tuple[]): CheckResult {
+  let failed = false
+  let error: unknown
+  for (const t of tuples) {
+    if (!ctx.typesystem.admits(t)) continue
+    try {
+      if (tupleConditionHolds(ctx, t)) return allowedBy([t])
+    } catch (e) {
+      if (!failed) {
+        failed = true
+        error = e
+      }
+    }
+  }
+  if (failed) throw error
+  return DENIED
 }
 
 function prepend(t: Tuple, r: CheckResult): CheckResult {

@@ -54,6 +54,7 @@ async function evaluate(
 
 /** union: true as soon as any branch is; otherwise the first error; otherwise false. */
 export async function union(branches: Branch[], concurrency: number): Promise<CheckResult> {
+  if (concurrency <= 1 || branches.length <= 1) return unionOver(branches, run)
   const results = await evaluate(branches, concurrency, (s) => s.ok && s.r.allowed)
   let cycleAt = NO_CYCLE
   let error: Settled | undefined
@@ -64,6 +65,34 @@ export async function union(branches: Branch[], concurrency: number): Promise<Ch
     } else error ??= s
   }
   if (error && !error.ok) throw error.e
+  return cycleAt === NO_CYCLE ? DENIED : { allowed: false, cycleAt }
+}
+
+const run = (b: Branch) => b()
+
+/**
+ * unionOver is `union` one item at a time over `items`, each evaluated by `evaluate`: the
+ * common case (SQLite, the tuple index), without a thunk or a settled record per branch.
+ */
+export async function unionOver<T>(items: readonly T[], evaluate: (item: T) => Promise<CheckResult>): Promise<CheckResult> {
+  let cycleAt = NO_CYCLE
+  let failed = false
+  let error: unknown
+  for (const item of items) {
+    let r: CheckResult
+    try {
+      r = await evaluate(item)
+    } catch (e) {
+      if (!failed) {
+        failed = true
+        error = e
+      }
+      continue
+    }
+    if (r.allowed) return r
+    if (r.cycleAt < cycleAt) cycleAt = r.cycleAt
+  }
+  if (failed) throw error
   return cycleAt === NO_CYCLE ? DENIED : { allowed: false, cycleAt }
 }
 
