@@ -323,15 +323,19 @@ interface ObjectTuples {
   count: number
 }
 
+/** UsersOf: for one object type, relation, user type and user relation: user id → tuples. */
+type UsersOf = Map<string, Tuple[]>
+
 /**
- * StoreTupleIndex holds one store's tuples: by object (`document:d1` → relation → tuples) and
- * by user (`document#viewer@group#member` → `eng` → tuples), sharing the tuple objects and
- * interned strings between them.
+ * StoreTupleIndex holds one store's tuples: by object (`document` → `d1` → relation → tuples)
+ * and by user (`document` → `viewer` → `group#member` → `eng` → tuples), sharing the tuple
+ * objects and interned strings between them. Nested maps rather than joined keys: a look-up
+ * then hashes strings the engine already holds (ids from earlier tuples) instead of a new one.
  */
 class StoreTupleIndex {
-  readonly objects = new Map<string, ObjectTuples>()
-  /** `objectType#relation@userType#userRelation` → user id → tuples. */
-  readonly byUser = new Map<string, Map<string, Tuple[]>>()
+  readonly objects = new Map<string, Map<string, ObjectTuples>>()
+  /** object type → relation → `userType#userRelation` → user id → tuples. */
+  readonly byUser = new Map<string, Map<string, Map<string, UsersOf>>>()
   /** The changelog position applied last. */
   position: [number, number] = [0, END_OF_REVISION]
   /** Every change up to this revision is applied. */
@@ -363,11 +367,12 @@ class StoreTupleIndex {
       conditionContext: source.conditionContext,
     }
     if (source.expiresAt !== undefined) t.expiresAt = source.expiresAt
-    const objectKey = `${t.objectType}:${t.objectId}`
-    let object = this.objects.get(objectKey)
+    let ofType = this.objects.get(t.objectType)
+    if (!ofType) this.objects.set(t.objectType, (ofType = new Map()))
+    let object = ofType.get(t.objectId)
     if (!object) {
       object = { relations: new Map(), count: 0 }
-      this.objects.set(objectKey, object)
+      ofType.set(t.objectId, object)
     }
     const rel = object.relations.get(t.relation)
     if (!rel) object.relations.set(t.relation, new RelationTuples([t]))
@@ -378,12 +383,7 @@ class StoreTupleIndex {
     }
     object.count++
 
-    const reverseKey = `${t.objectType}#${t.relation}@${t.userType}#${t.userRelation}`
-    let users = this.byUser.get(reverseKey)
-    if (!users) {
-      users = new Map()
-      this.byUser.set(reverseKey, users)
-    }
+    const users = this.#usersOf(t.objectType, t.relation, t.userType, t.userRelation, true)!
     const list = users.get(t.userId)
     if (!list) users.set(t.userId, [t])
     else if (this.live) users.set(t.userId, [...list, t])
@@ -391,10 +391,32 @@ class StoreTupleIndex {
     this.size++
   }
 
+  /** usersOf finds (or with `create`, makes) the user id → tuples map of one kind of tuple. */
+  #usersOf(objectType: string, relation: string, userType: string, userRelation: string, create: boolean): UsersOf | undefined {
+    let relations = this.byUser.get(objectType)
+    if (!relations) {
+      if (!create) return undefined
+      this.byUser.set(objectType, (relations = new Map()))
+    }
+    let kinds = relations.get(relation)
+    if (!kinds) {
+      if (!create) return undefined
+      relations.set(relation, (kinds = new Map()))
+    }
+    const kind = this.#intern(`${userType}#${userRelation}`)
+    let users = kinds.get(kind)
+    if (!users && create) kinds.set(kind, (users = new Map()))
+    return users
+  }
+
+  /** object returns one object's tuples by relation. */
+  object(objectType: string, objectId: string): ObjectTuples | undefined {
+    return this.objects.get(objectType)?.get(objectId)
+  }
+
   /** remove deletes the tuple with this key (any condition or expiry); false when absent. */
   remove(k: Omit<Tuple, 'conditionName' | 'conditionContext' | 'expiresAt'>): boolean {
-    const objectKey = `${k.objectType}:${k.objectId}`
-    const object = this.objects.get(objectKey)
+    const object = this.object(k.objectType, k.objectId)
     const rel = object?.relations.get(k.relation)
     if (!object || !rel) return false
     const same = (t: Tuple) => t.userId === k.userId && t.userType === k.userType && t.userRelation === k.userRelation
@@ -404,18 +426,14 @@ class StoreTupleIndex {
     if (kept.length) object.relations.set(k.relation, new RelationTuples(kept))
     else object.relations.delete(k.relation)
     object.count -= rel.tuples.length - kept.length
-    if (object.count === 0) this.objects.delete(objectKey)
+    if (object.count === 0) this.objects.get(k.objectType)!.delete(k.objectId)
 
-    const reverseKey = `${k.objectType}#${k.relation}@${k.userType}#${k.userRelation}`
-    const users = this.byUser.get(reverseKey)
+    const users = this.#usersOf(k.objectType, k.relation, k.userType, k.userRelation, false)
     const list = users?.get(k.userId)
     if (users && list) {
       const rest = list.filter((t) => t.objectId !== k.objectId)
       if (rest.length) users.set(k.userId, rest)
-      else {
-        users.delete(k.userId)
-        if (users.size === 0) this.byUser.delete(reverseKey)
-      }
+      else users.delete(k.userId)
     }
     this.size -= rel.tuples.length - kept.length
     return true
@@ -461,7 +479,7 @@ class IndexedTupleReader implements TupleReader {
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
-    const object = this.#index.objects.get(`${objectType}:${objectId}`)
+    const object = this.#index.object(objectType, objectId)
     if (!object) return []
     if (object.count > limit) return undefined
     const out: Tuple[] = []
@@ -470,12 +488,12 @@ class IndexedTupleReader implements TupleReader {
   }
 
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    const rel = this.#index.objects.get(`${objectType}:${objectId}`)?.relations.get(relation)
+    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     return rel ? this.#live(rel.tuples, rel.expiring) : (EMPTY as Tuple[])
   }
 
   async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
-    const rel = this.#index.objects.get(`${objectType}:${objectId}`)?.relations.get(relation)
+    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     if (!rel) return EMPTY as Tuple[]
     const out: Tuple[] = []
     for (const u of users) {
@@ -486,15 +504,26 @@ class IndexedTupleReader implements TupleReader {
   }
 
   async readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    const rel = this.#index.objects.get(`${objectType}:${objectId}`)?.relations.get(relation)
+    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     return rel ? this.#live(rel.usersets(), rel.expiring) : (EMPTY as Tuple[])
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     const out: Tuple[] = []
+    const kinds = this.#index.byUser.get(objectType)?.get(relation)
+    if (!kinds) return out
     const now = this.#now
+    // The users of one call are mostly of one kind (`group:a#member`, `group:b#member`).
+    let type: string | undefined
+    let userRelation: string | undefined
+    let ofKind: UsersOf | undefined
     for (const u of users) {
-      const list = this.#index.byUser.get(`${objectType}#${relation}@${u.type}#${u.relation}`)?.get(u.id)
+      if (u.type !== type || u.relation !== userRelation) {
+        type = u.type
+        userRelation = u.relation
+        ofKind = kinds.get(`${u.type}#${u.relation}`)
+      }
+      const list = ofKind?.get(u.id)
       if (!list) continue
       for (const t of list) if (t.expiresAt === undefined || t.expiresAt > now) out.push(t)
     }
