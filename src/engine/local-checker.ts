@@ -76,6 +76,14 @@ export class LocalChecker implements CheckDispatcher {
       case 'this':
         return this.direct(req)
       case 'computed': {
+        if (!req.ctx.explain && req.ctx.typesystem.relation(req.objectType, rw.relation)?.rewrite.kind === 'this') {
+          // `viewer` in `view: viewer or owner`, where viewer is only direct tuples: evaluated
+          // here rather than dispatched. Its own recursion (through userset tuples) still goes
+          // through the dispatcher, so cycles and limits are seen there; what is saved is the
+          // memo and limit bookkeeping of a step that reads two lists.
+          const direct = { ...req, relation: rw.relation }
+          return isSelf(req.subject, direct) ? Promise.resolve(ALLOWED) : this.direct(direct)
+        }
         // Same object, another relation: no extra depth, as OpenFGA counts it.
         const r = this.delegate.dispatchCheck({ ...req, relation: rw.relation })
         return req.ctx.explain ? wrapTrace(r, 'computed', `computed from ${rw.relation}`) : r
@@ -396,4 +404,9 @@ function describeSubjects(subject: Subject, exact: Subject[], usersets: boolean)
 
 function isSubject(t: Tuple, s: Subject): boolean {
   return t.userType === s.type && t.userId === s.id && t.userRelation === s.relation
+}
+
+/** isSelf: the subject is the userset being asked about (`document:1#viewer` of document:1#viewer). */
+function isSelf(s: Subject, req: { objectType: string; objectId: string; relation: string }): boolean {
+  return s.relation === req.relation && s.type === req.objectType && s.id === req.objectId
 }
