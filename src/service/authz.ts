@@ -686,7 +686,8 @@ export class AuthzService {
     // The revision keys the cross-request caches and says how fresh the tuple index must be;
     // the datastore's own readers always read the newest data.
     const revision = this.#cache || this.#objects || this.#index ? await this.#heads.get(storeId, higher) : 0
-    let stored = this.#index && (await this.#index.reader(storeId, revision, now))
+    const indexed = this.#index && (await this.#index.reader(storeId, revision, now))
+    let stored: TupleReader | undefined = indexed
     if (!stored) {
       stored = ds.reader(storeId, revision, now)
       if (this.#objects) {
@@ -716,8 +717,10 @@ export class AuthzService {
       deadline: deadlineMs ? Date.now() + deadlineMs : 0,
       explain,
     }
-    // Every tuple the engine sees bounds how long what it concludes may be cached.
-    ctx.reader = new ExpiryTrackingReader(stored, ctx)
+    // Every tuple the engine sees bounds how long what it concludes may be cached. The index's
+    // reader notes that itself, one async layer less on every read.
+    if (indexed && stored === indexed) indexed.trackExpiry(ctx)
+    else ctx.reader = new ExpiryTrackingReader(stored, ctx)
     return ctx
   }
 }

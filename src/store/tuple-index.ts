@@ -115,7 +115,7 @@ export class TupleIndex {
    * reader returns a reader over the store's tuples at revision `revision` or newer, evaluated at
    * `now`; or undefined when the store is not indexed (yet), and the caller reads the datastore.
    */
-  async reader(storeId: string, revision: Revision, now: number): Promise<TupleReader | undefined> {
+  async reader(storeId: string, revision: Revision, now: number): Promise<IndexedTupleReader | undefined> {
     let state = this.#stores.get(storeId)
     if (!state || (state.kind === 'unavailable' && this.#now() >= state.until)) {
       state = this.#build(storeId)
@@ -462,20 +462,42 @@ class StoreTupleIndex {
   }
 }
 
-/** IndexedTupleReader answers one request from a store's index, at the request's instant. */
-class IndexedTupleReader implements TupleReader {
+/** The part of a request's context that records the earliest expiry it has read. */
+export interface ExpiryBound {
+  validUntil: number
+}
+
+/**
+ * IndexedTupleReader answers one request from a store's index, at the request's instant. It can
+ * note the earliest expiry among what it returns itself (`trackExpiry`), which costs nothing
+ * for lists without expiring tuples; the engine's ExpiryTrackingReader does the same for any
+ * reader, one layer further out.
+ */
+export class IndexedTupleReader implements TupleReader {
   readonly #index: StoreTupleIndex
   readonly #now: number
+  #bound: ExpiryBound | undefined
 
   constructor(index: StoreTupleIndex, now: number) {
     this.#index = index
     this.#now = now
   }
 
+  trackExpiry(bound: ExpiryBound): void {
+    this.#bound = bound
+  }
+
+  /** #counts: the tuple has not expired; it then bounds the request's answers if it will. */
+  #counts(t: Tuple): boolean {
+    if (t.expiresAt === undefined) return true
+    if (t.expiresAt <= this.#now) return false
+    if (this.#bound && t.expiresAt < this.#bound.validUntil) this.#bound.validUntil = t.expiresAt
+    return true
+  }
+
   #live(tuples: readonly Tuple[], expiring: boolean): Tuple[] {
     if (!expiring) return tuples as Tuple[]
-    const now = this.#now
-    return tuples.filter((t) => t.expiresAt === undefined || t.expiresAt > now)
+    return tuples.filter((t) => this.#counts(t))
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
@@ -498,7 +520,7 @@ class IndexedTupleReader implements TupleReader {
     const out: Tuple[] = []
     for (const u of users) {
       const t = rel.find(u)
-      if (t && (t.expiresAt === undefined || t.expiresAt > this.#now)) out.push(t)
+      if (t && this.#counts(t)) out.push(t)
     }
     return out
   }
@@ -512,7 +534,6 @@ class IndexedTupleReader implements TupleReader {
     const out: Tuple[] = []
     const kinds = this.#index.byUser.get(objectType)?.get(relation)
     if (!kinds) return out
-    const now = this.#now
     // The users of one call are mostly of one kind (`group:a#member`, `group:b#member`).
     let type: string | undefined
     let userRelation: string | undefined
@@ -525,7 +546,7 @@ class IndexedTupleReader implements TupleReader {
       }
       const list = ofKind?.get(u.id)
       if (!list) continue
-      for (const t of list) if (t.expiresAt === undefined || t.expiresAt > now) out.push(t)
+      for (const t of list) if (this.#counts(t)) out.push(t)
     }
     return out
   }

@@ -144,7 +144,7 @@ describe('caches and expiring tuples', () => {
 
   it('keeps a tuple-cached object honest about expiry too', async () => {
     let now = Date.parse('2026-01-01T00:00:00Z')
-    const c = await client({ checkCacheSize: 0 }, () => now)
+    const c = await client({ checkCacheSize: 0, tupleIndexMaxTuples: 0 }, () => now)
     const { storeId, check } = await setup(c, MODEL)
     await c.request('POST', `/stores/${storeId}/write`, {
       writes: { tuple_keys: [{ ...tupleKey('document:1#viewer@user:anne'), expires_at: '2026-01-01T01:00:00Z' }] },
@@ -156,8 +156,25 @@ describe('caches and expiring tuples', () => {
     expect(await check('document:1#viewer@user:anne')).toBe(false)
   })
 
+  it('keeps the tuple index honest about expiry, and a check cached from it', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z')
+    const c = await client({ tupleCacheSize: 0 }, () => now)
+    const { storeId, check } = await setup(c, MODEL)
+    await c.request('POST', `/stores/${storeId}/write`, {
+      writes: { tuple_keys: [{ ...tupleKey('document:1#viewer@user:anne'), expires_at: '2026-01-01T01:00:00Z' }] },
+    })
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    expect(await check('document:1#viewer@user:anne')).toBe(true)
+    const stats = c.pemba.authz.tupleIndexStats()!
+    expect(stats.stores).toBeGreaterThan(0)
+    expect(stats.fallbacks).toBe(0)
+    expect(c.pemba.authz.cacheStats().hits).toBeGreaterThan(0)
+    now = Date.parse('2026-01-01T01:00:00Z') // the instant it expires; no write, no sweep
+    expect(await check('document:1#viewer@user:anne')).toBe(false)
+  })
+
   it('drops tuple-cached objects when this replica writes', async () => {
-    const c = await client({ checkCacheSize: 0 })
+    const c = await client({ checkCacheSize: 0, tupleIndexMaxTuples: 0 })
     const { storeId, check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
     expect(await check('document:1#viewer@user:anne')).toBe(true)
     expect(await check('document:1#viewer@user:bob')).toBe(false)
