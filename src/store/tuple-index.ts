@@ -503,10 +503,13 @@ export class IndexedTupleReader implements TupleReader {
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
     const object = this.#index.object(objectType, objectId)
     if (!object) return []
-    if (object.count > limit) return undefined
+    let expiring = false
+    for (const rel of object.relations.values()) expiring ||= rel.expiring
+    // Expired tuples (not swept yet) do not count towards the limit, as in the datastore.
+    if (object.count > limit && !expiring) return undefined
     const out: Tuple[] = []
     for (const rel of object.relations.values()) out.push(...this.#live(rel.tuples, rel.expiring))
-    return out
+    return out.length > limit ? undefined : out
   }
 
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {

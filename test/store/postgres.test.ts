@@ -19,6 +19,7 @@ import type { TupleChange } from '../../src/store/store.ts'
 import { createTestSchema, describePostgres, probePostgres, type TestSchema } from '../helpers/postgres.ts'
 import { oldMigrations } from '../helpers/migrations.ts'
 import { runDatastoreSuite } from './datastore.case.test.ts'
+import { runTupleIndexSuite } from './tuple-index.case.test.ts'
 
 const target = await probePostgres()
 
@@ -53,6 +54,16 @@ describePostgres('postgres', target, () => {
       const ds = await PostgresDatastore.open({ url: schema.url, poolSize: 4 })
       await schema.truncate()
       return ds
+    },
+  })
+
+  runTupleIndexSuite({
+    name: 'postgres, two replicas',
+    open: async () => {
+      const primary = await PostgresDatastore.open({ url: schema.url, poolSize: 2 })
+      const other = await PostgresDatastore.open({ url: schema.url, poolSize: 2 })
+      await schema.truncate()
+      return { primary, other }
     },
   })
 

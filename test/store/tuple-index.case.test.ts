@@ -1,0 +1,279 @@
+/**
+ * The tuple index against the datastore it mirrors: every read it answers must equal what the
+ * datastore's own reader answers, after a build, after changes made through this handle or
+ * another one (another replica, another process on the same SQLite file), and after a build
+ * that writes raced. Run for SQLite here and for PostgreSQL in postgres.test.ts.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { Subject, Tuple } from '../../src/core/tuple.ts'
+import type { Datastore, TupleIdentity, TupleReader } from '../../src/store/store.ts'
+import { TupleIndex, type IndexSource } from '../../src/store/tuple-index.ts'
+
+export interface TupleIndexSuiteOptions {
+  name: string
+  /** Two handles on one fresh, empty database: `primary` is indexed, `other` writes behind its back. */
+  open(): Promise<{ primary: Datastore; other: Datastore }>
+}
+
+const S = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
+const T0 = new Date('2026-01-01T00:00:00Z')
+const NOW = T0.getTime()
+
+/** A deterministic generator (mulberry32), so a failure names its seed. */
+function random(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const OBJECTS = ['document:d1', 'document:d2', 'document:d3', 'folder:f1', 'folder:f2', 'group:g1', 'group:g2', 'group:g3']
+const RELATIONS = ['viewer', 'owner', 'parent', 'member', 'blocked']
+const USERS = ['user:anne', 'user:bob', 'user:carl', 'user:*', 'group:g1#member', 'group:g2#member', 'folder:f1', 'folder:f2']
+
+function tupleOf(object: string, relation: string, user: string, extra: Partial<Tuple> = {}): Tuple {
+  const [objectType, objectId] = object.split(':')
+  const [u, userRelation = ''] = user.split('#')
+  const [userType, userId] = u.split(':')
+  return { objectType, objectId, relation, userType, userId, userRelation, conditionName: '', conditionContext: undefined, ...extra }
+}
+
+function subjectOf(user: string): Subject {
+  const [u, relation = ''] = user.split('#')
+  const [type, id] = u.split(':')
+  return { type, id, relation }
+}
+
+/** A random tuple: some with a condition and context, some expiring (some already expired at NOW). */
+function randomTuple(rnd: () => number): Tuple {
+  const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]
+  const extra: Partial<Tuple> = {}
+  const r = rnd()
+  if (r < 0.15) extra.conditionName = 'in_hours'
+  if (r < 0.08) extra.conditionContext = { from: Math.floor(rnd() * 24) }
+  const e = rnd()
+  if (e < 0.1) extra.expiresAt = NOW - 1000
+  else if (e < 0.25) extra.expiresAt = NOW + Math.floor(rnd() * 3_600_000) + 1
+  return tupleOf(pick(OBJECTS), pick(RELATIONS), pick(USERS), extra)
+}
+
+const identity = (t: Tuple): TupleIdentity => ({
+  objectType: t.objectType,
+  objectId: t.objectId,
+  relation: t.relation,
+  userType: t.userType,
+  userId: t.userId,
+  userRelation: t.userRelation,
+})
+const idKey = (t: TupleIdentity) => `${t.objectType}:${t.objectId}#${t.relation}@${t.userType}:${t.userId}#${t.userRelation}`
+const full = (t: Tuple) => `${idKey(t)}|${t.conditionName}|${JSON.stringify(t.conditionContext ?? null)}|${t.expiresAt ?? ''}`
+const canon = (ts: Tuple[] | undefined) => (ts === undefined ? 'TOO MANY' : ts.map(full).sort())
+
+/** Every read the engine makes, for every object, relation and user of the universe, at `now`. */
+async function everyRead(reader: TupleReader): Promise<unknown[]> {
+  const out: unknown[] = []
+  for (const object of OBJECTS) {
+    const [type, id] = object.split(':')
+    out.push(canon(await reader.readObject(type, id, 3)), canon(await reader.readObject(type, id, 1000)))
+    for (const relation of RELATIONS) {
+      out.push(canon(await reader.readObjectRelation(type, id, relation)))
+      out.push(canon(await reader.readUsersets(type, id, relation)))
+      out.push(canon(await reader.readUsers(type, id, relation, USERS.map(subjectOf))))
+      for (const u of USERS) out.push(canon(await reader.readUsers(type, id, relation, [subjectOf(u)])))
+    }
+  }
+  for (const type of ['document', 'folder', 'group']) {
+    for (const relation of RELATIONS) {
+      out.push(canon(await reader.readStartingWithUser(type, relation, USERS.map(subjectOf))))
+      for (const u of USERS) out.push(canon(await reader.readStartingWithUser(type, relation, [subjectOf(u)])))
+    }
+  }
+  return out
+}
+
+/** Random writes and deletes in one request, as a client would send them. */
+async function randomWrite(ds: Datastore, rnd: () => number, live: Map<string, Tuple>): Promise<number> {
+  const deletes: TupleIdentity[] = []
+  const writes: Tuple[] = []
+  const touched = new Set<string>()
+  // An expired tuple cannot be deleted (it is already gone for every reader).
+  const known = [...live.values()].filter((t) => t.expiresAt === undefined || t.expiresAt > NOW)
+  for (let i = 0; i < 1 + Math.floor(rnd() * 6); i++) {
+    if (known.length && rnd() < 0.4) {
+      const t = known[Math.floor(rnd() * known.length)]
+      if (touched.has(idKey(t))) continue
+      touched.add(idKey(t))
+      deletes.push(identity(t))
+      // Sometimes the same tuple again with another condition or expiry: a replacement.
+      if (rnd() < 0.3) writes.push({ ...randomTuple(rnd), ...identity(t) })
+    } else {
+      const t = randomTuple(rnd)
+      if (touched.has(idKey(t)) || live.has(idKey(t))) continue
+      touched.add(idKey(t))
+      writes.push(t)
+    }
+  }
+  const revision = await ds.write(S, { writes, deletes, onDuplicate: 'error', onMissing: 'error' }, T0)
+  for (const d of deletes) live.delete(idKey(d))
+  for (const w of writes) live.set(idKey(w), w)
+  return revision
+}
+
+export function runTupleIndexSuite(opts: TupleIndexSuiteOptions): void {
+  describe(`tuple index: ${opts.name}`, () => {
+    let primary: Datastore
+    let other: Datastore
+    beforeEach(async () => {
+      ;({ primary, other } = await opts.open())
+      await primary.createStore(S, 'indexed', T0)
+    })
+    afterEach(async () => {
+      await other.close()
+      await primary.close()
+    })
+
+    for (const seed of [1, 2, 3]) {
+      it(`answers every read as the datastore does, before and after changes from either handle (seed ${seed})`, async () => {
+        const rnd = random(seed)
+        const live = new Map<string, Tuple>()
+        for (let i = 0; i < 8; i++) await randomWrite(primary, rnd, live)
+        const index = new TupleIndex({ datastore: primary, maxTuples: 10_000, pageSize: 7 })
+        expect(await index.ready(S)).toBe(true)
+        for (let round = 0; round < 6; round++) {
+          const head = await primary.headRevision(S)
+          const reader = await index.reader(S, head, NOW)
+          expect(reader).toBeDefined()
+          expect(await everyRead(reader!)).toEqual(await everyRead(primary.reader(S, head, NOW)))
+          // Later on the same clock some expiring tuples have gone.
+          const later = NOW + 1_800_000
+          expect(await everyRead((await index.reader(S, head, later))!)).toEqual(await everyRead(primary.reader(S, head, later)))
+          for (let i = 0; i < 3; i++) await randomWrite(round % 2 ? other : primary, rnd, live)
+        }
+        await index.reader(S, await primary.headRevision(S), NOW)
+        // Expired tuples the sweeper has not deleted yet are held too, as the datastore holds them.
+        const stored = await primary.read(S, {}, { pageSize: 10_000 }, 0)
+        expect(index.stats().tuples).toBe(stored.items.length)
+        expect(index.stats().tuples, 'the test model of the store').toBe(live.size)
+        expect(index.stats().fallbacks).toBe(0)
+      })
+    }
+
+    it('catches up exactly as far as the revision a request is bound to', async () => {
+      const index = new TupleIndex({ datastore: primary, maxTuples: 100 })
+      const r1 = await primary.write(S, { writes: [tupleOf('document:d1', 'viewer', 'user:anne')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      expect(await index.ready(S)).toBe(true)
+      const r2 = await other.write(S, { writes: [tupleOf('document:d1', 'viewer', 'user:bob')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      expect(r2).toBeGreaterThan(r1)
+      const viewers = async (revision: number) =>
+        (await (await index.reader(S, revision, NOW))!.readObjectRelation('document', 'd1', 'viewer')).map((t) => t.userId).sort()
+      // Bound to r1 (a MINIMIZE_LATENCY request within the staleness bound): no read needed.
+      expect(await viewers(r1)).toEqual(['anne'])
+      // Bound to r2 (HIGHER_CONSISTENCY reads the head): the change is applied first.
+      expect(await viewers(r2)).toEqual(['anne', 'bob'])
+      expect(index.stats()).toMatchObject({ catchUps: 1, changesApplied: 1, tuples: 2 })
+    })
+
+    it('ends a build equal to the store when writes land between its pages', async () => {
+      const rnd = random(7)
+      const live = new Map<string, Tuple>()
+      for (let i = 0; i < 10; i++) await randomWrite(primary, rnd, live)
+      // The build reads 3 tuples a page; after each page another handle writes.
+      const racing: IndexSource = {
+        headRevision: (s) => primary.headRevision(s),
+        readChanges: (s, q) => primary.readChanges(s, q),
+        read: async (s, f, q, now) => {
+          const page = await primary.read(s, f, q, now)
+          await randomWrite(other, rnd, live)
+          return page
+        },
+      }
+      const index = new TupleIndex({ datastore: racing, maxTuples: 10_000, pageSize: 3 })
+      expect(await index.ready(S)).toBe(true)
+      const head = await primary.headRevision(S)
+      expect(await everyRead((await index.reader(S, head, NOW))!)).toEqual(await everyRead(primary.reader(S, head, NOW)))
+      expect(index.stats().tuples).toBe(live.size)
+    })
+
+    it('leaves a store that does not fit to the datastore, and lets go of one that outgrows the budget', async () => {
+      let clock = NOW
+      const index = new TupleIndex({ datastore: primary, maxTuples: 4, pageSize: 2, retryMs: 60_000, now: () => clock })
+      const write = (ds: Datastore, users: string[], del: string[] = []) =>
+        ds.write(
+          S,
+          {
+            writes: users.map((u) => tupleOf('group:g1', 'member', u)),
+            deletes: del.map((u) => identity(tupleOf('group:g1', 'member', u))),
+            onDuplicate: 'error',
+            onMissing: 'error',
+          },
+          T0,
+        )
+      await write(primary, ['user:a', 'user:b', 'user:c'])
+      expect(await index.ready(S)).toBe(true)
+      expect(index.stats()).toMatchObject({ stores: 1, tuples: 3 })
+      const r = await write(other, ['user:d', 'user:e'])
+      expect(await index.reader(S, r, NOW)).toBeUndefined()
+      expect(index.stats()).toMatchObject({ stores: 0, tuples: 0, fallbacks: 1 })
+      // Not retried before retryMs, even once it would fit again.
+      const r2 = await write(other, [], ['user:d', 'user:e'])
+      expect(await index.reader(S, r2, NOW)).toBeUndefined()
+      clock += 60_000
+      expect(await index.ready(S)).toBe(true)
+      expect(index.stats()).toMatchObject({ stores: 1, tuples: 3 })
+      // A store too large from the start is never half-held.
+      await write(primary, ['user:f', 'user:g'])
+      index.drop(S)
+      expect(await index.ready(S)).toBe(false)
+      expect(index.stats()).toMatchObject({ stores: 0, tuples: 0 })
+    })
+
+    it('never changes a list it has handed out', async () => {
+      await primary.write(S, { writes: [tupleOf('document:d1', 'viewer', 'user:anne')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      const index = new TupleIndex({ datastore: primary, maxTuples: 100 })
+      expect(await index.ready(S)).toBe(true)
+      const before = await (await index.reader(S, 0, NOW))!.readObjectRelation('document', 'd1', 'viewer')
+      const r = await primary.write(
+        S,
+        {
+          writes: [tupleOf('document:d1', 'viewer', 'user:bob')],
+          deletes: [identity(tupleOf('document:d1', 'viewer', 'user:anne'))],
+          onDuplicate: 'error',
+          onMissing: 'error',
+        },
+        T0,
+      )
+      const after = await (await index.reader(S, r, NOW))!.readObjectRelation('document', 'd1', 'viewer')
+      expect(before.map((t) => t.userId)).toEqual(['anne'])
+      expect(after.map((t) => t.userId)).toEqual(['bob'])
+    })
+
+    it('reads a large store in the background, the datastore answering meanwhile', async () => {
+      await primary.write(
+        S,
+        { writes: ['a', 'b', 'c', 'd', 'e'].map((u) => tupleOf('group:g1', 'member', `user:${u}`)), deletes: [], onDuplicate: 'error', onMissing: 'error' },
+        T0,
+      )
+      const index = new TupleIndex({ datastore: primary, maxTuples: 100, pageSize: 2 })
+      // The first page is not the whole store: this request goes to the datastore.
+      expect(await index.reader(S, 0, NOW)).toBeUndefined()
+      expect(index.stats().fallbacks).toBe(1)
+      expect(await index.ready(S)).toBe(true)
+      expect(await (await index.reader(S, 0, NOW))!.readObjectRelation('group', 'g1', 'member')).toHaveLength(5)
+      index.drop(S)
+      expect(index.stats()).toMatchObject({ stores: 0, tuples: 0 })
+    })
+
+    it('answers a small store from its first page, for the request that asked', async () => {
+      await primary.write(S, { writes: [tupleOf('group:g1', 'member', 'user:a')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      const index = new TupleIndex({ datastore: primary, maxTuples: 100 })
+      const reader = await index.reader(S, await primary.headRevision(S), NOW)
+      expect(reader).toBeDefined()
+      expect(await reader!.readUsers('group', 'g1', 'member', [subjectOf('user:a')])).toHaveLength(1)
+      expect(index.stats()).toMatchObject({ stores: 1, builds: 1, fallbacks: 0 })
+    })
+  })
+}
