@@ -68,6 +68,12 @@ export interface PembaConfig {
    */
   tupleIndexMaxTuples: number
   /**
+   * PEMBA_TUPLE_INDEX_PRELOAD: 'on' reads every store into the tuple index (as far as the budget
+   * allows) before the server listens; 'off' (the default) reads a store on its first request,
+   * large ones in the background while the database answers.
+   */
+  tupleIndexPreload: 'on' | 'off'
+  /**
    * PEMBA_EXPIRY_SWEEP_INTERVAL_MS: how often the sweeper deletes expired tuples (recording each
    * delete in the change feed) and marks overdue access requests expired; 0 turns it off.
    * Expired tuples stop granting at once either way; this bounds how long they stay stored.
@@ -136,6 +142,7 @@ export const DEFAULTS: PembaConfig = {
   checkCacheStalenessMs: 1000,
   tupleCacheSize: 500_000,
   tupleIndexMaxTuples: 2_000_000,
+  tupleIndexPreload: 'off',
   expirySweepIntervalMs: 60_000,
   jitMaxDuration: 'PT8H',
   jitRequestTtl: 'PT24H',
@@ -183,6 +190,7 @@ const ENV: Record<keyof PembaConfig, string> = {
   checkCacheStalenessMs: 'PEMBA_CHECK_CACHE_STALENESS_MS',
   tupleCacheSize: 'PEMBA_TUPLE_CACHE_SIZE',
   tupleIndexMaxTuples: 'PEMBA_TUPLE_INDEX_MAX_TUPLES',
+  tupleIndexPreload: 'PEMBA_TUPLE_INDEX_PRELOAD',
   expirySweepIntervalMs: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS',
   jitMaxDuration: 'PEMBA_JIT_MAX_DURATION',
   jitRequestTtl: 'PEMBA_JIT_REQUEST_TTL',
@@ -282,6 +290,9 @@ function checkHttpLimits(config: PembaConfig): void {
 
 /** checkDecisionLogSettings refuses a decision-log setting that cannot work. */
 function checkDecisionLogSettings(config: PembaConfig): void {
+  if (config.tupleIndexPreload !== 'on' && config.tupleIndexPreload !== 'off') {
+    throw new ConfigError(`${ENV.tupleIndexPreload} must be 'on' or 'off', got '${config.tupleIndexPreload}'`)
+  }
   if (config.decisionLog !== 'on' && config.decisionLog !== 'off') {
     throw new ConfigError(`${ENV.decisionLog} must be 'on' or 'off', got '${config.decisionLog}'`)
   }

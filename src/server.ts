@@ -159,6 +159,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const access = new AccessControl({ datastore, models, authz, clock, enforced: config.authMode !== 'none' })
   try {
     await access.ensureSystemStore(parseAdminClients(config.authAdminClients))
+    if (config.tupleIndexPreload === 'on') await preloadTupleIndex(datastore, authz)
   } catch (e) {
     await datastore.close()
     throw e
@@ -240,4 +241,14 @@ function configuredSecrets(config: PembaConfig): string[] {
     // loadConfig has refused malformed keys; a hand-built config may still carry one.
     return config.authPresharedKeys.split(/[,=]/).map((s) => s.trim())
   }
+}
+
+/** preloadTupleIndex reads every store into the tuple index, oldest first, while the budget lasts. */
+async function preloadTupleIndex(datastore: Datastore, authz: AuthzService): Promise<void> {
+  let after: string | undefined
+  do {
+    const page = await datastore.listStores({ pageSize: 100, after })
+    for (const store of page.items) await authz.tupleIndexReady(store.id)
+    after = page.next || undefined
+  } while (after)
 }
