@@ -265,18 +265,21 @@ const correctText = (c: Correctness) =>
 // ---- in-process measurements ---------------------------------------------------------------
 
 /**
- * "cache off" turns off every cross-request cache (the check cache and the tuple cache): each
- * check then reads the database. "cache on" is the defaults with `cacheSize` check entries.
+ * "cache off" turns off every cross-request cache of answers or query results (the check cache
+ * and the tuple cache); the tuple index, a replica of the tuples kept in step with every write,
+ * stays on as it is by default. "index off" turns it off too: each check then reads SQLite.
+ * "cache on" is the defaults with `cacheSize` check entries.
  */
-function cacheEnv(cacheSize: number): Record<string, string> {
+function cacheEnv(cacheSize: number, index = true): Record<string, string> {
+  const indexEnv: Record<string, string> = index ? {} : { PEMBA_TUPLE_INDEX_MAX_TUPLES: '0' }
   return cacheSize === 0
-    ? { PEMBA_CHECK_CACHE_SIZE: '0', PEMBA_TUPLE_CACHE_SIZE: '0' }
-    : { PEMBA_CHECK_CACHE_SIZE: String(cacheSize) }
+    ? { PEMBA_CHECK_CACHE_SIZE: '0', PEMBA_TUPLE_CACHE_SIZE: '0', ...indexEnv }
+    : { PEMBA_CHECK_CACHE_SIZE: String(cacheSize), ...indexEnv }
 }
 
-function pembaConfig(dbPath: string, cacheSize: number) {
+function pembaConfig(dbPath: string, cacheSize: number, index = true) {
   return loadConfig({
-    env: { PEMBA_DATABASE_URL: `sqlite:${dbPath}`, ...cacheEnv(cacheSize) },
+    env: { PEMBA_DATABASE_URL: `sqlite:${dbPath}`, ...cacheEnv(cacheSize, index) },
     argv: [],
   })
 }
@@ -779,7 +782,28 @@ async function main(): Promise<void> {
     dbFile: relative(ROOT, dbPath),
   }
 
-  // 3. in-process Check, cache off: pass 1 warms JIT and SQLite's page cache, pass 2 is measured
+  // 3. the tuple index: the store read into memory, timed, with the heap it takes
+  global.gc?.()
+  const heapBefore = process.memoryUsage().heapUsed
+  t = performance.now()
+  const indexed = await pemba.authz.tupleIndexReady(storeId)
+  const indexMs = performance.now() - t
+  global.gc?.()
+  const indexHeapMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20
+  const indexStats = pemba.authz.tupleIndexStats()
+  log(`  tuple index: ${indexed ? `${num(indexStats?.tuples ?? 0)} tuples in ${num(indexMs)} ms, heap +${num(indexHeapMiB)} MiB` : 'NOT BUILT'}`)
+  row(
+    'tuple index build (both directions, in memory)',
+    num(indexStats?.tuples ?? 0),
+    '',
+    '',
+    '',
+    indexed ? `${num((indexStats!.tuples / indexMs) * 1000)} tuples/s` : 'not built',
+    `${num(indexMs / 1000, 1)} s; heap +${num(indexHeapMiB)} MiB${global.gc ? '' : ' (without --expose-gc: approximate)'}`,
+  )
+  report.tupleIndex = { built: indexed, ms: indexMs, tuples: indexStats?.tuples, heapMiB: indexHeapMiB }
+
+  // 4. in-process Check, cache off: pass 1 warms JIT and SQLite's page cache, pass 2 is measured
   // the data set's order of kinds (direct-viewer, owner, random, deep-group, ...)
   const kinds = Object.keys(ds.manifest.stats.checkKinds)
   const checkRows = (label: string, p: CheckPass, c: Correctness, perKind: boolean) => {
@@ -821,7 +845,16 @@ async function main(): Promise<void> {
   )
   checkRows('check in-process, cache off', off, offCorrect, true)
 
-  // 4. batch check in-process (cache off)
+  // 4b. the same with the tuple index off too: every read from SQLite
+  log('in-process check, cache and tuple index off ...')
+  const sqlitePemba = await createPemba(pembaConfig(dbPath, 0, false))
+  await checkPass(sqlitePemba, storeId, ds.checks)
+  const sqliteOnly = await checkPass(sqlitePemba, storeId, ds.checks)
+  await sqlitePemba.close()
+  const sqliteOnlyCorrect = judge(ds.checks, sqliteOnly.answers, expected)
+  checkRows('check in-process, cache and index off (SQLite reads)', sqliteOnly, sqliteOnlyCorrect, false)
+
+  // 5. batch check in-process (cache off)
   log('in-process batch check ...')
   await batchPass(pemba, storeId, ds.checks)
   const batch = await batchPass(pemba, storeId, ds.checks)
@@ -836,7 +869,7 @@ async function main(): Promise<void> {
     correctText(batchCorrect),
   )
 
-  // 5. list-objects in-process (cache off)
+  // 6. list-objects in-process (cache off)
   let lookups: LookupFigure[] = []
   if (runLookups) {
     log('in-process list-objects ...')
@@ -874,9 +907,10 @@ async function main(): Promise<void> {
   }
   await pemba.close()
 
-  // 6. in-process Check, cache on: a cold pass (that fills the cache) and a warm pass
+  // 7. in-process Check, cache on: a cold pass (that fills the cache) and a warm pass
   log(`in-process check, cache on (checkCacheSize ${flags.cacheSize}) ...`)
   pemba = await createPemba(pembaConfig(dbPath, flags.cacheSize))
+  await pemba.authz.tupleIndexReady(storeId)
   const cold = await checkPass(pemba, storeId, ds.checks)
   const warm = await checkPass(pemba, storeId, ds.checks)
   const coldCorrect = judge(ds.checks, cold.answers, expected)
@@ -897,7 +931,8 @@ async function main(): Promise<void> {
 
   report.checkInProcess = {
     note:
-      'sequential checks through pemba.authz.check; cache off: the second of two passes; ' +
+      'sequential checks through pemba.authz.check; cache off (tuple index on) and cache and ' +
+      'index off: the second of two passes; ' +
       'cache on: a first pass, then a warm second pass',
     cacheOff: {
       ...off,
@@ -906,6 +941,7 @@ async function main(): Promise<void> {
       firstPassCorrectness: offFirstCorrect,
       firstPassMs: offFirst.wallMs,
     },
+    cacheAndIndexOff: { ...sqliteOnly, answers: undefined, correctness: sqliteOnlyCorrect },
     cacheOnFirstPass: { ...cold, answers: undefined, correctness: coldCorrect },
     cacheOnWarm: { ...warm, answers: undefined, correctness: warmCorrect },
     cacheSize: flags.cacheSize,
@@ -921,7 +957,7 @@ async function main(): Promise<void> {
     ? lookups
     : 'skipped (no expected answers at this scale; --lookups runs them)'
 
-  // 7. HTTP on loopback, against server child processes
+  // 8. HTTP on loopback, against server child processes
   if (!flags.skipHttp) {
     const checkPath = `/stores/${storeId}/check`
     const bodies = ds.checks.map((c) =>
@@ -962,6 +998,8 @@ async function main(): Promise<void> {
       PEMBA_HOST: '127.0.0.1',
       PEMBA_PORT: '0',
       PEMBA_DATABASE_URL: `sqlite:${dbPath}`,
+      // Measured warm: the store is in the tuple index before the server listens.
+      PEMBA_TUPLE_INDEX_PRELOAD: 'on',
       ...cacheEnv(cacheSize),
       ...extra,
     })
