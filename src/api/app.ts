@@ -32,6 +32,7 @@ import { registerQueryRoutes, TRUNCATED_HEADER } from './routes/queries.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
+import type { TupleIndexStats } from '../store/tuple-index.ts'
 
 export interface AppDeps {
   datastore: Datastore
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       '# HELP pemba_check_cache_entries Entries in the cross-request cache.',
       '# TYPE pemba_check_cache_entries gauge',
       `pemba_check_cache_entries ${s.entries}`,
+      ...tupleIndexMetricLines(deps.authz.tupleIndexStats()),
       ...decisionLogMetricLines(deps.decisions),
     ]
     return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
@@ -150,4 +152,21 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   })
 
   return app
+}
+
+/** The tuple index's counters, in Prometheus text format (nothing when the index is off). */
+function tupleIndexMetricLines(s: TupleIndexStats | undefined): string[] {
+  if (!s) return []
+  const metric = (name: string, type: 'counter' | 'gauge', help: string, value: number) => [
+    `# HELP ${name} ${help}`,
+    `# TYPE ${name} ${type}`,
+    `${name} ${value}`,
+  ]
+  return [
+    ...metric('pemba_tuple_index_stores', 'gauge', 'Stores answered from the in-memory tuple index.', s.stores),
+    ...metric('pemba_tuple_index_tuples', 'gauge', 'Tuples held by the tuple index.', s.tuples),
+    ...metric('pemba_tuple_index_builds_total', 'counter', 'Stores read into the tuple index.', s.builds),
+    ...metric('pemba_tuple_index_changes_applied_total', 'counter', 'Changelog entries applied to the tuple index.', s.changesApplied),
+    ...metric('pemba_tuple_index_fallbacks_total', 'counter', 'Requests that read the database because their store was not indexed.', s.fallbacks),
+  ]
 }

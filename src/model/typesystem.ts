@@ -27,6 +27,11 @@ export interface CompiledRelation {
   directTypes: RelationReference[]
   /** Fast membership for tuple admission: keys like `user`, `user:*`, `group#member`, each with its allowed condition names ('' = no condition). */
   admitted: Map<string, Set<string>>
+  /**
+   * The same, by user type and then `''` (a plain user), a relation (a userset) or `*` (the
+   * wildcard): what `admits` looks up for every tuple read, without building a key string.
+   */
+  admittedByUser: Map<string, Map<string, Set<string>>>
 }
 
 /**
@@ -98,11 +103,16 @@ export class TypeSystem {
       for (const [name, userset] of Object.entries(td.relations ?? {})) {
         const directTypes = td.metadata?.relations?.[name]?.directly_related_user_types ?? []
         const admitted = new Map<string, Set<string>>()
+        const admittedByUser = new Map<string, Map<string, Set<string>>>()
         for (const ref of directTypes) {
           const key = referenceKey(ref)
           let conds = admitted.get(key)
           if (!conds) admitted.set(key, (conds = new Set()))
           conds.add(ref.condition ?? '')
+          let byKind = admittedByUser.get(ref.type)
+          if (!byKind) admittedByUser.set(ref.type, (byKind = new Map()))
+          // The same Set: both views stay one.
+          byKind.set(ref.wildcard !== undefined ? '*' : (ref.relation ?? ''), conds)
         }
         relations.set(name, {
           type: td.type,
@@ -110,6 +120,7 @@ export class TypeSystem {
           rewrite: compileRewrite(userset),
           directTypes,
           admitted,
+          admittedByUser,
         })
       }
       this.types.set(td.type, { name: td.type, relations })
@@ -206,9 +217,7 @@ export class TypeSystem {
   admits(t: Tuple): boolean {
     const rel = this.relation(t.objectType, t.relation)
     if (!rel) return false
-    const key =
-      t.userId === '*' ? `${t.userType}:*` : t.userRelation ? `${t.userType}#${t.userRelation}` : t.userType
-    const conds = rel.admitted.get(key)
+    const conds = rel.admittedByUser.get(t.userType)?.get(t.userId === '*' ? '*' : t.userRelation)
     if (!conds || !conds.has(t.conditionName)) return false
     if (t.conditionName && !this.conditions.has(t.conditionName)) return false
     return true

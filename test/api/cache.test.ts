@@ -115,6 +115,9 @@ describe('metrics', () => {
     expect(res.status).toBe(200)
     const hits = Number(/pemba_check_cache_hits_total (\d+)/.exec(res.text)?.[1])
     expect(hits).toBeGreaterThan(0)
+    // The store and the system store are in the tuple index; the one tuple is held.
+    expect(Number(/pemba_tuple_index_stores (\d+)/.exec(res.text)?.[1])).toBeGreaterThanOrEqual(1)
+    expect(res.text).toMatch(/pemba_tuple_index_fallbacks_total 0\n/)
   })
 })
 
