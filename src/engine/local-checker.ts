@@ -10,7 +10,7 @@
  * @module
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
-import { subjectReferenceKey, type Rewrite, type UsersetClosure } from '../model/typesystem.ts'
+import type { Rewrite, UsersetClosure } from '../model/typesystem.ts'
 import { ResolutionTooComplexError } from './limits.ts'
 import { reachableUsersets, witnessChain } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
@@ -137,9 +137,9 @@ export class LocalChecker implements CheckDispatcher {
     const branches: Branch[] = []
 
     const exact: Subject[] = []
-    const subjectKey = subjectReferenceKey(subject)
-    if (rel.admitted.has(subjectKey)) exact.push(subject)
-    if (!subject.relation && subject.id !== '*' && rel.admitted.has(`${subject.type}:*`)) {
+    const admittedKinds = rel.admittedByUser.get(subject.type)
+    if (admittedKinds?.has(subject.id === '*' ? '*' : subject.relation)) exact.push(subject)
+    if (!subject.relation && subject.id !== '*' && admittedKinds?.has('*')) {
       exact.push({ type: subject.type, id: '*', relation: '' })
     }
     if (exact.length > 0) {
@@ -157,6 +157,7 @@ export class LocalChecker implements CheckDispatcher {
       branches.push(async () => {
         ctx.stats.reads++
         const tuples = await ctx.reader.readUsersets(req.objectType, req.objectId, req.relation)
+        if (tuples.length === 0 && !ctx.explain) return DENIED
         const byKind = new Map<string, Tuple[]>()
         for (const t of tuples) {
           if (!ts.admits(t) || isSubject(t, subject)) continue
