@@ -145,13 +145,13 @@ export class TupleIndex {
    * an operator's warm-up uses it, requests never wait for a whole build.
    */
   async ready(storeId: string): Promise<boolean> {
-    for (;;) {
-      let state = this.#stores.get(storeId)
-      if (!state || (state.kind === 'unavailable' && this.#now() >= state.until)) state = this.#build(storeId)
-      if (state.kind === 'ready') return true
-      if (state.kind === 'unavailable') return false
+    let state = this.#stores.get(storeId)
+    if (!state || (state.kind === 'unavailable' && this.#now() >= state.until)) state = this.#build(storeId)
+    while (state?.kind === 'building') {
       await state.building
+      state = this.#stores.get(storeId)
     }
+    return state?.kind === 'ready'
   }
 
   /** drop forgets a store (deleted): its memory is released at once. */
@@ -261,21 +261,25 @@ export class TupleIndex {
    * returns false as soon as `held()` exceeds the budget.
    */
   async #applyChanges(storeId: string, index: StoreTupleIndex, revision: Revision, held: () => number): Promise<boolean> {
-    let applied = 0
+    // Every page is read before any change is applied, and then all are applied at once: a
+    // request reading the index meanwhile never sees a write half applied (its delete of one
+    // tuple without its write of another), even when one revision spans pages.
+    const changes: TupleChange[] = []
+    let after = JSON.stringify(index.position)
     for (;;) {
-      const after = JSON.stringify(index.position)
       const page = await this.#ds.readChanges(storeId, { after, pageSize: this.#pageSize })
-      for (const c of page.items) index.apply(c)
-      applied += page.items.length
-      if (held() > this.#maxTuples) return false
+      changes.push(...page.items)
       if (page.items.length < this.#pageSize) break
+      const last = page.items[page.items.length - 1]
+      after = JSON.stringify([last.revision, last.seq])
     }
-    if (applied > 0) {
+    for (const c of changes) index.apply(c)
+    if (changes.length > 0) {
       this.#catchUps++
-      this.#changesApplied += applied
+      this.#changesApplied += changes.length
     }
     if (revision > index.revision) index.revision = revision
-    return true
+    return held() <= this.#maxTuples
   }
 }
 
@@ -458,6 +462,7 @@ class StoreTupleIndex {
       this.add(t)
     }
     this.position = [c.revision, c.seq]
+    // Whole revisions only: #applyChanges applies every change read, then moves `revision`.
     if (c.revision > this.revision) this.revision = c.revision
   }
 }

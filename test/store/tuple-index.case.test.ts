@@ -231,6 +231,46 @@ export function runTupleIndexSuite(opts: TupleIndexSuiteOptions): void {
       expect(index.stats()).toMatchObject({ stores: 0, tuples: 0 })
     })
 
+    it('never lets a request see a write half applied while it catches up', async () => {
+      const before = ['a', 'b', 'c'].map((u) => tupleOf('group:g1', 'member', `user:${u}`))
+      const r1 = await primary.write(S, { writes: before, deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      // Pages of two changes, and the second page held back until the test lets it go.
+      let release!: () => void
+      const held = new Promise<void>((resolve) => (release = resolve))
+      let pages = 0
+      const slow: IndexSource = {
+        headRevision: (s) => primary.headRevision(s),
+        read: (s, f, q, now) => primary.read(s, f, q, now),
+        readChanges: async (s, q) => {
+          const page = await primary.readChanges(s, q)
+          if (index.stats().stores === 1 && ++pages === 2) await held
+          return page
+        },
+      }
+      const index = new TupleIndex({ datastore: slow, maxTuples: 100, pageSize: 2 })
+      expect(await index.ready(S)).toBe(true)
+      // One write of three changes: two deletes and a write, one revision.
+      const r2 = await other.write(
+        S,
+        {
+          writes: [tupleOf('group:g1', 'member', 'user:d')],
+          deletes: [identity(before[0]), identity(before[1])],
+          onDuplicate: 'error',
+          onMissing: 'error',
+        },
+        T0,
+      )
+      const members = async (revision: number) =>
+        (await (await index.reader(S, revision, NOW))!.readObjectRelation('group', 'g1', 'member')).map((t) => t.userId).sort()
+      const catchingUp = members(r2)
+      // Wait until the catch-up has read its first page and waits on the second.
+      while (pages < 2) await new Promise((r) => setImmediate(r))
+      expect(await members(r1)).toEqual(['a', 'b', 'c'])
+      release()
+      expect(await catchingUp).toEqual(['c', 'd'])
+      expect(await members(r1)).toEqual(['c', 'd'])
+    })
+
     it('never changes a list it has handed out', async () => {
       await primary.write(S, { writes: [tupleOf('document:d1', 'viewer', 'user:anne')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
       const index = new TupleIndex({ datastore: primary, maxTuples: 100 })
