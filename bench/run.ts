@@ -910,11 +910,13 @@ async function main(): Promise<void> {
   }
   await pemba.close()
 
-  // 7. in-process Check, cache on: a cold pass (that fills the cache) and a warm pass
+  // 7. in-process Check, cache on: a cold pass (that fills the cache), then warm passes
   log(`in-process check, cache on (checkCacheSize ${flags.cacheSize}) ...`)
   pemba = await createPemba(pembaConfig(dbPath, flags.cacheSize))
   await pemba.authz.tupleIndexReady(storeId)
   const cold = await checkPass(pemba, storeId, ds.checks)
+  // The second pass warms the JIT on the cache-hit path; the third is measured.
+  await checkPass(pemba, storeId, ds.checks)
   const warm = await checkPass(pemba, storeId, ds.checks)
   const coldCorrect = judge(ds.checks, cold.answers, expected)
   const warmCorrect = judge(ds.checks, warm.answers, expected)
@@ -936,7 +938,7 @@ async function main(): Promise<void> {
     note:
       'sequential checks through pemba.authz.check; cache off (tuple index on) and cache and ' +
       'index off: the third of three passes; ' +
-      'cache on: a first pass, then a warm second pass',
+      'cache on: a first pass, then warm passes (the third is measured)',
     cacheOff: {
       ...off,
       answers: undefined,

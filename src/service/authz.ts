@@ -359,9 +359,12 @@ export class AuthzService {
   }
 
   async #check(storeId: string, input: CheckInput): Promise<CheckOutput> {
-    const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh: input.consistency === 'HIGHER_CONSISTENCY' })
+    const higher = input.consistency === 'HIGHER_CONSISTENCY'
+    // The model and the answer are looked up without an await when both are known: a repeated
+    // check then costs a few map look-ups.
+    const ts = (!higher && this.#o.models.known(storeId, input.modelId)) || (await this.#o.models.resolve(storeId, input.modelId, { fresh: higher }))
     // A question answered before at this revision was valid then; nothing to parse again.
-    const answered = input.explain ? undefined : await this.#cachedAnswer(storeId, ts, input)
+    const answered = input.explain ? undefined : this.#cachedAnswer(storeId, ts, input)
     const render = input.witness || input.explain
     if (answered !== undefined) {
       const out: CheckOutput = { allowed: answered.allowed, modelId: ts.id, witnessTuples: answered.witness }
@@ -403,13 +406,16 @@ export class AuthzService {
    * revision), so it is looked up before any per-request state is built. Only for requests the
    * cache may serve (see #context): no context, no contextual tuples, not HIGHER_CONSISTENCY.
    */
-  async #cachedAnswer(storeId: string, ts: TypeSystem, input: CheckInput): Promise<CheckResult | undefined> {
+  #cachedAnswer(storeId: string, ts: TypeSystem, input: CheckInput): CheckResult | undefined {
     const cache = this.#cache
     if (!cache || input.onBehalfOf || input.consistency === 'HIGHER_CONSISTENCY') return undefined
     if (input.contextualTuples && input.contextualTuples.length > 0) return undefined
     if (input.context && Object.keys(input.context).length > 0) return undefined
     const now = this.#o.clock().getTime()
-    const revision = await this.#heads.get(storeId, false, now)
+    // Only a revision this replica knows (fresh enough) can key a hit; otherwise the check runs
+    // and #context reads the head.
+    const revision = this.#heads.known(storeId, now)
+    if (revision === undefined) return undefined
     const { user, relation, object } = input.tupleKey
     return cache.get(`${storeId}/${ts.id}/${revision}/${object}#${relation}@${user}`, now)?.value
   }
@@ -837,6 +843,12 @@ class HeadRevisions {
     this.#ds = ds
     this.#maxAgeMs = maxAgeMs
     this.#now = now
+  }
+
+  /** known is the head revision remembered for the store, if it is still fresh enough. */
+  known(storeId: string, now = this.#now()): number | undefined {
+    const known = this.#heads.get(storeId)
+    return known && now - known.at <= this.#maxAgeMs ? known.revision : undefined
   }
 
   async get(storeId: string, fresh: boolean, now = this.#now()): Promise<number> {

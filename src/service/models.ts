@@ -100,6 +100,17 @@ export class ModelService {
    * none. A store without models (or that does not exist) is `latest_authorization_model_not_found`.
    * Unless `fresh`, the latest model id may be up to `latestModelMaxAgeMs` old.
    */
+  /**
+   * known is resolve's answer when it needs no database read: the named model compiled, or the
+   * latest model known and fresh enough. Undefined otherwise (then call resolve).
+   */
+  known(storeId: string, modelId?: string): TypeSystem | undefined {
+    if (modelId) return this.#compiled.get(`${storeId}/${modelId}`)
+    const known = this.#latest.get(storeId)
+    if (known?.ts && this.#o.clock().getTime() - known.at <= this.#o.latestModelMaxAgeMs) return known.ts
+    return undefined
+  }
+
   async resolve(storeId: string, modelId?: string, options: { fresh?: boolean } = {}): Promise<TypeSystem> {
     if (modelId) {
       const key = `${storeId}/${modelId}`
