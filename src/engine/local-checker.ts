@@ -145,7 +145,10 @@ export class LocalChecker implements CheckDispatcher {
     if (exact.length > 0) {
       branches.push(async () => {
         ctx.stats.reads++
-        const tuples = await ctx.reader.readUsers(req.objectType, req.objectId, req.relation, exact)
+        const im = ctx.reader.immediate
+        const tuples = im
+          ? im.readUsersNow(req.objectType, req.objectId, req.relation, exact)
+          : await ctx.reader.readUsers(req.objectType, req.objectId, req.relation, exact)
         if (!ctx.explain) return firstHolding(ctx, tuples)
         const leaves = tuples.filter((t) => ts.admits(t)).map((t) => () => this.directTuple(req, t))
         return this.combine(req, 'union', '', union, leaves, 1)
@@ -156,7 +159,10 @@ export class LocalChecker implements CheckDispatcher {
     if (hasUsersetTypes) {
       branches.push(async () => {
         ctx.stats.reads++
-        const tuples = await ctx.reader.readUsersets(req.objectType, req.objectId, req.relation)
+        const im = ctx.reader.immediate
+        const tuples = im
+          ? im.readUsersetsNow(req.objectType, req.objectId, req.relation)
+          : await ctx.reader.readUsersets(req.objectType, req.objectId, req.relation)
         if (tuples.length === 0 && !ctx.explain) return DENIED
         const byKind = new Map<string, Tuple[]>()
         for (const t of tuples) {
@@ -259,7 +265,10 @@ export class LocalChecker implements CheckDispatcher {
     const { ctx } = req
     const ts = ctx.typesystem
     ctx.stats.reads++
-    const tuples = await ctx.reader.readObjectRelation(req.objectType, req.objectId, tupleset)
+    const im = ctx.reader.immediate
+    const tuples = im
+      ? im.readObjectRelationNow(req.objectType, req.objectId, tupleset)
+      : await ctx.reader.readObjectRelation(req.objectType, req.objectId, tupleset)
     if (!ctx.explain && ctx.concurrency <= 1) {
       return unionOver(tuples, (t) => {
         if (!ts.admits(t) || t.userRelation || t.userId === '*' || !ts.relation(t.userType, computed)) return Promise.resolve(DENIED)

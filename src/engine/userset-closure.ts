@@ -111,7 +111,10 @@ async function walkUp(
     for (const [kind, nodes] of byKind) {
       for (const edge of family.edges.get(kind) ?? []) {
         ctx.stats.reads++
-        const tuples = await ctx.reader.readStartingWithUser(edge.type, edge.relation, nodes)
+        const im = ctx.reader.immediate
+        const tuples = im
+          ? im.readStartingWithUserNow(edge.type, edge.relation, nodes)
+          : await ctx.reader.readStartingWithUser(edge.type, edge.relation, nodes)
         for (const t of tuples) {
           if (!ts.admits(t)) continue
           const k = `${t.objectType}:${t.objectId}#${t.relation}`

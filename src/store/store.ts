@@ -50,6 +50,19 @@ export interface TupleReader {
    * directly.
    */
   readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]>
+  /**
+   * Set by a reader that holds the tuples in memory (the tuple index): the same reads, answered
+   * without a promise. The engine uses them when present, one await fewer per read.
+   */
+  readonly immediate?: ImmediateReads
+}
+
+/** ImmediateReads: TupleReader's hot reads, answered at once (same arguments, same answers). */
+export interface ImmediateReads {
+  readObjectRelationNow(objectType: string, objectId: string, relation: string): Tuple[]
+  readUsersNow(objectType: string, objectId: string, relation: string, users: Subject[]): Tuple[]
+  readUsersetsNow(objectType: string, objectId: string, relation: string): Tuple[]
+  readStartingWithUserNow(objectType: string, relation: string, users: Subject[]): Tuple[]
 }
 
 export interface StoreRecord {

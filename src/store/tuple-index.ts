@@ -34,7 +34,7 @@
  * @module
  */
 import { parseSubject, type Subject, type Tuple } from '../core/tuple.ts'
-import type { Datastore, Revision, TupleChange, TupleReader } from './store.ts'
+import type { Datastore, ImmediateReads, Revision, TupleChange, TupleReader } from './store.ts'
 
 /** The part of the datastore an index reads. */
 export type IndexSource = Pick<Datastore, 'read' | 'readChanges' | 'headRevision'>
@@ -478,7 +478,7 @@ export interface ExpiryBound {
  * for lists without expiring tuples; the engine's ExpiryTrackingReader does the same for any
  * reader, one layer further out.
  */
-export class IndexedTupleReader implements TupleReader {
+export class IndexedTupleReader implements TupleReader, ImmediateReads {
   readonly #index: StoreTupleIndex
   readonly #now: number
   #bound: ExpiryBound | undefined
@@ -486,6 +486,10 @@ export class IndexedTupleReader implements TupleReader {
   constructor(index: StoreTupleIndex, now: number) {
     this.#index = index
     this.#now = now
+  }
+
+  get immediate(): ImmediateReads {
+    return this
   }
 
   trackExpiry(bound: ExpiryBound): void {
@@ -518,11 +522,19 @@ export class IndexedTupleReader implements TupleReader {
   }
 
   async readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.readObjectRelationNow(objectType, objectId, relation)
+  }
+
+  readObjectRelationNow(objectType: string, objectId: string, relation: string): Tuple[] {
     const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     return rel ? this.#live(rel.tuples, rel.expiring) : (EMPTY as Tuple[])
   }
 
   async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    return this.readUsersNow(objectType, objectId, relation, users)
+  }
+
+  readUsersNow(objectType: string, objectId: string, relation: string, users: Subject[]): Tuple[] {
     const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     if (!rel) return EMPTY as Tuple[]
     const out: Tuple[] = []
@@ -534,11 +546,19 @@ export class IndexedTupleReader implements TupleReader {
   }
 
   async readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.readUsersetsNow(objectType, objectId, relation)
+  }
+
+  readUsersetsNow(objectType: string, objectId: string, relation: string): Tuple[] {
     const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
     return rel ? this.#live(rel.usersets(), rel.expiring) : (EMPTY as Tuple[])
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    return this.readStartingWithUserNow(objectType, relation, users)
+  }
+
+  readStartingWithUserNow(objectType: string, relation: string, users: Subject[]): Tuple[] {
     const out: Tuple[] = []
     const kinds = this.#index.byUser.get(objectType)?.get(relation)
     if (!kinds) return out
