@@ -74,6 +74,9 @@ const EMPTY: readonly Tuple[] = Object.freeze([])
 /** The lists above this length get a by-user map when a request asks for single users. */
 const USER_MAP_MIN = 16
 
+/** How a catch-up ended: applied, or the index no longer fits, or a rebuild is cheaper. */
+type CatchUp = 'applied' | 'over-budget' | 'too-far-behind'
+
 interface BuildingState {
   kind: 'building'
   /** Settles once the first page is read. */
@@ -220,9 +223,9 @@ export class TupleIndex {
       index.position = [r0, END_OF_REVISION]
       index.revision = r0
       release()
-      const fits = await this.#applyChanges(storeId, index, r0, () => this.#held + index.size)
+      const caughtUp = await this.#applyChanges(storeId, index, r0, () => this.#held + index.size)
       if (!current()) return
-      if (!fits) return giveUp()
+      if (caughtUp !== 'applied') return giveUp()
       index.live = true
       this.#held += index.size
       index.counted = index.size
@@ -238,12 +241,13 @@ export class TupleIndex {
   #catchUp(storeId: string, index: StoreTupleIndex, revision: Revision): Promise<void> {
     if (!index.catchingUp) {
       index.catchingUp = this.#applyChanges(storeId, index, revision, () => this.#held - index.counted + index.size)
-        .then((fits) => {
+        .then((caughtUp) => {
           const state = this.#stores.get(storeId)
           if (state?.kind !== 'ready' || state.index !== index) return
           this.#held += index.size - index.counted
           index.counted = index.size
-          if (!fits) {
+          if (caughtUp === 'too-far-behind') this.drop(storeId) // the next request reads it afresh
+          if (caughtUp === 'over-budget') {
             this.drop(storeId)
             this.#stores.set(storeId, { kind: 'unavailable', until: this.#now() + this.#retryMs })
           }
@@ -260,7 +264,7 @@ export class TupleIndex {
    * afterwards the index reflects at least `revision` (committed before this was called). It
    * returns false as soon as `held()` exceeds the budget.
    */
-  async #applyChanges(storeId: string, index: StoreTupleIndex, revision: Revision, held: () => number): Promise<boolean> {
+  async #applyChanges(storeId: string, index: StoreTupleIndex, revision: Revision, held: () => number): Promise<CatchUp> {
     // Every page is read before any change is applied, and then all are applied at once: a
     // request reading the index meanwhile never sees a write half applied (its delete of one
     // tuple without its write of another), even when one revision spans pages.
@@ -269,6 +273,9 @@ export class TupleIndex {
     for (;;) {
       const page = await this.#ds.readChanges(storeId, { after, pageSize: this.#pageSize })
       changes.push(...page.items)
+      // More changes than the budget holds tuples (a replica that was cut off for long): reading
+      // the store afresh is cheaper than holding them all to apply.
+      if (changes.length > this.#maxTuples) return 'too-far-behind'
       if (page.items.length < this.#pageSize) break
       const last = page.items[page.items.length - 1]
       after = JSON.stringify([last.revision, last.seq])
@@ -279,7 +286,7 @@ export class TupleIndex {
       this.#changesApplied += changes.length
     }
     if (revision > index.revision) index.revision = revision
-    return held() <= this.#maxTuples
+    return held() <= this.#maxTuples ? 'applied' : 'over-budget'
   }
 }
 

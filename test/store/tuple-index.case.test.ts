@@ -271,6 +271,25 @@ export function runTupleIndexSuite(opts: TupleIndexSuiteOptions): void {
       expect(await members(r1)).toEqual(['c', 'd'])
     })
 
+    it('reads a store afresh instead of holding more changes than its budget of tuples', async () => {
+      const member = (u: string) => tupleOf('group:g1', 'member', `user:${u}`)
+      await primary.write(S, { writes: [member('a'), member('b')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      const index = new TupleIndex({ datastore: primary, maxTuples: 4, pageSize: 2 })
+      expect(await index.ready(S)).toBe(true)
+      // Six changes behind (three written, three deleted), though the store stays at two tuples.
+      await other.write(S, { writes: [member('c'), member('d'), member('e')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
+      const r = await other.write(
+        S,
+        { writes: [], deletes: [member('a'), member('c'), member('d')].map(identity), onDuplicate: 'error', onMissing: 'error' },
+        T0,
+      )
+      // This request reads the datastore; the next one finds the store read afresh.
+      expect(await index.reader(S, r, NOW)).toBeUndefined()
+      const reader = await index.reader(S, r, NOW)
+      expect((await reader!.readObjectRelation('group', 'g1', 'member')).map((t) => t.userId).sort()).toEqual(['b', 'e'])
+      expect(index.stats()).toMatchObject({ stores: 1, tuples: 2, builds: 2, changesApplied: 0 })
+    })
+
     it('never changes a list it has handed out', async () => {
       await primary.write(S, { writes: [tupleOf('document:d1', 'viewer', 'user:anne')], deletes: [], onDuplicate: 'error', onMissing: 'error' }, T0)
       const index = new TupleIndex({ datastore: primary, maxTuples: 100 })
