@@ -330,6 +330,8 @@ function userKey(type: string, id: string, relation: string): string {
 }
 
 interface ObjectTuples {
+  /** The object's id, shared by its tuples. */
+  id: string
   relations: Map<string, RelationTuples>
   count: number
 }
@@ -357,6 +359,11 @@ class StoreTupleIndex {
   /** Built: from now on lists handed out are never changed (copy on write). */
   live = false
   catchingUp: Promise<void> | undefined
+  /**
+   * Types, relations and condition names, shared by every tuple that names them. Ids are shared
+   * through the structures instead (an object's id from its entry, a user's id from its list),
+   * so that nothing here outlives the tuples: a store with churning ids does not grow it.
+   */
   readonly #strings = new Map<string, string>()
 
   #intern(s: string): string {
@@ -367,24 +374,30 @@ class StoreTupleIndex {
   }
 
   add(source: Tuple): void {
+    const objectType = this.#intern(source.objectType)
+    const relation = this.#intern(source.relation)
+    const userType = this.#intern(source.userType)
+    const userRelation = this.#intern(source.userRelation)
+    let ofType = this.objects.get(objectType)
+    if (!ofType) this.objects.set(objectType, (ofType = new Map()))
+    let object = ofType.get(source.objectId)
+    if (!object) {
+      object = { id: source.objectId, relations: new Map(), count: 0 }
+      ofType.set(object.id, object)
+    }
+    const users = this.#usersOf(objectType, relation, userType, userRelation, true)!
+    const list = users.get(source.userId)
     const t: Tuple = {
-      objectType: this.#intern(source.objectType),
-      objectId: this.#intern(source.objectId),
-      relation: this.#intern(source.relation),
-      userType: this.#intern(source.userType),
-      userId: this.#intern(source.userId),
-      userRelation: this.#intern(source.userRelation),
+      objectType,
+      objectId: object.id,
+      relation,
+      userType,
+      userId: list ? list[0].userId : source.userId,
+      userRelation,
       conditionName: this.#intern(source.conditionName),
       conditionContext: source.conditionContext,
     }
     if (source.expiresAt !== undefined) t.expiresAt = source.expiresAt
-    let ofType = this.objects.get(t.objectType)
-    if (!ofType) this.objects.set(t.objectType, (ofType = new Map()))
-    let object = ofType.get(t.objectId)
-    if (!object) {
-      object = { relations: new Map(), count: 0 }
-      ofType.set(t.objectId, object)
-    }
     const rel = object.relations.get(t.relation)
     if (!rel) object.relations.set(t.relation, new RelationTuples([t]))
     else if (this.live) object.relations.set(t.relation, new RelationTuples([...rel.tuples, t]))
@@ -394,8 +407,6 @@ class StoreTupleIndex {
     }
     object.count++
 
-    const users = this.#usersOf(t.objectType, t.relation, t.userType, t.userRelation, true)!
-    const list = users.get(t.userId)
     if (!list) users.set(t.userId, [t])
     else if (this.live) users.set(t.userId, [...list, t])
     else list.push(t)
