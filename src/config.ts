@@ -64,7 +64,7 @@ export interface PembaConfig {
   tupleCacheSize: number
   /**
    * PEMBA_TUPLE_INDEX_MAX_TUPLES: tuples the in-memory tuple index holds across stores (roughly
-   * 300 bytes each); a store that does not fit is read from the database. 0 turns it off.
+   * 330 bytes each); a store that does not fit is read from the database. 0 turns it off.
    */
   tupleIndexMaxTuples: number
   /**
@@ -255,6 +255,9 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
   if (config.pgPoolSize < 1) throw new ConfigError(`${ENV.pgPoolSize} must be at least 1`)
   checkHttpLimits(config)
   checkDecisionLogSettings(config)
+  if (config.tupleIndexPreload !== 'on' && config.tupleIndexPreload !== 'off') {
+    throw new ConfigError(`${ENV.tupleIndexPreload} must be 'on' or 'off', got '${config.tupleIndexPreload}'`)
+  }
   for (const key of ['jitMaxDuration', 'jitRequestTtl'] as const) {
     const ms = parseDuration(config[key])
     if (ms === undefined || ms <= 0) {
@@ -290,9 +293,6 @@ function checkHttpLimits(config: PembaConfig): void {
 
 /** checkDecisionLogSettings refuses a decision-log setting that cannot work. */
 function checkDecisionLogSettings(config: PembaConfig): void {
-  if (config.tupleIndexPreload !== 'on' && config.tupleIndexPreload !== 'off') {
-    throw new ConfigError(`${ENV.tupleIndexPreload} must be 'on' or 'off', got '${config.tupleIndexPreload}'`)
-  }
   if (config.decisionLog !== 'on' && config.decisionLog !== 'off') {
     throw new ConfigError(`${ENV.decisionLog} must be 'on' or 'off', got '${config.decisionLog}'`)
   }

@@ -852,11 +852,12 @@ class HeadRevisions {
   }
 
   async get(storeId: string, fresh: boolean, now = this.#now()): Promise<number> {
-    const known = this.#heads.get(storeId)
-    if (!fresh && known && now - known.at <= this.#maxAgeMs) return known.revision
+    const recent = fresh ? undefined : this.known(storeId, now)
+    if (recent !== undefined) return recent
+    const before = this.#heads.get(storeId)?.revision ?? 0
     const revision = await this.#ds.headRevision(storeId)
     this.advance(storeId, revision, now)
-    return Math.max(revision, known?.revision ?? 0)
+    return Math.max(revision, before)
   }
 
   /** advance records a revision this replica knows to be committed; it never moves back. */

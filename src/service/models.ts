@@ -112,18 +112,13 @@ export class ModelService {
   }
 
   async resolve(storeId: string, modelId?: string, options: { fresh?: boolean } = {}): Promise<TypeSystem> {
+    // The hot path of every check: the model known and compiled (the latest one still fresh enough).
+    const known = modelId || !options.fresh ? this.known(storeId, modelId) : undefined
+    if (known) return known
     if (modelId) {
-      const key = `${storeId}/${modelId}`
-      const hit = this.#compiled.get(key)
-      if (hit) return hit
       const m = await this.#o.datastore.readModel(storeId, modelId)
       if (!m) throw modelNotFound(modelId)
-      return this.#compile(key, m)
-    }
-    if (!options.fresh) {
-      // The hot path of every check: the latest model, known and compiled, still fresh enough.
-      const known = this.#latest.get(storeId)
-      if (known?.ts && this.#o.clock().getTime() - known.at <= this.#o.latestModelMaxAgeMs) return known.ts
+      return this.#compile(`${storeId}/${modelId}`, m)
     }
     const latestId = await this.#latestModelId(storeId, options.fresh ?? false)
     const latest = latestId === undefined ? undefined : this.#compiled.get(`${storeId}/${latestId}`)

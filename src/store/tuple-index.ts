@@ -285,7 +285,8 @@ export class TupleIndex {
       this.#catchUps++
       this.#changesApplied += changes.length
     }
-    if (revision > index.revision) index.revision = revision
+    // Every change read is applied, so every revision up to the last one read is whole.
+    index.revision = Math.max(index.revision, revision, changes.length ? changes[changes.length - 1].revision : 0)
     return held() <= this.#maxTuples ? 'applied' : 'over-budget'
   }
 }
@@ -480,8 +481,6 @@ class StoreTupleIndex {
       this.add(t)
     }
     this.position = [c.revision, c.seq]
-    // Whole revisions only: #applyChanges applies every change read, then moves `revision`.
-    if (c.revision > this.revision) this.revision = c.revision
   }
 }
 
