@@ -6,7 +6,7 @@
  * @module
  */
 import { parseObject, parseSubject, tupleString, type Tuple, type TupleKey } from '../core/tuple.ts'
-import { validateConditionContext } from './conditions.ts'
+import { validateConditionContext } from './conditions/compile.ts'
 import { subjectReferenceKey, type TypeSystem } from './typesystem.ts'
 
 export type TupleValidation = { ok: true; tuple: Tuple } | { ok: false; reason: string; kind: TupleErrorKind }

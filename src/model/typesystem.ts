@@ -7,7 +7,7 @@
  */
 import type { AuthorizationModel, RelationReference, Userset } from './types.ts'
 import type { Subject, Tuple } from '../core/tuple.ts'
-import { compileConditions, type CompiledCondition } from './conditions.ts'
+import { compileConditions, type CompiledCondition } from './conditions/compile.ts'
 
 /** Rewrite is the normalised rewrite tree of one relation. */
 export type Rewrite =
