@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { TupleIdentity } from './tuple.ts'
 
 /** Numeric values of the OpenFGA error codes Pemba emits; the range decides the HTTP status. */
 export const ERROR_CODES = {
@@ -132,4 +133,25 @@ export function validationError(message: string): PembaError {
 /** bug reports a broken invariant: a fault in Pemba, never the caller's. */
 export function bug(message: string): never {
   throw new Error(`pemba bug: ${message}`)
+}
+
+/** Why the store's write rules refused a tuple (see store/write-plan.ts). */
+export type WriteRejection = 'delete_missing' | 'write_existing' | 'different_condition' | 'different_expiry'
+
+/**
+ * TupleWriteRejected: a Write broke the store's write rules for `tuple`, and nothing was written.
+ * `delete_missing` (a delete of a tuple that does not exist, `on_missing: error`) and
+ * `write_existing` (a write of one that does, `on_duplicate: error`) are the caller's invalid
+ * input; `different_condition` and `different_expiry` are `on_duplicate: ignore` meeting the same
+ * tuple stored with another condition or expiry (a conflict). The API maps each to OpenFGA's
+ * wire answer; the store only says which rule and which tuple.
+ */
+export class TupleWriteRejected extends Error {
+  constructor(
+    readonly reason: WriteRejection,
+    readonly tuple: TupleIdentity,
+  ) {
+    super(`tuple write rejected (${reason})`)
+    this.name = 'TupleWriteRejected'
+  }
 }

@@ -59,6 +59,9 @@ export interface Tuple {
   expiresAt?: number
 }
 
+/** TupleIdentity is the key of a tuple, without its condition or expiry: what a delete names. */
+export type TupleIdentity = Omit<Tuple, 'conditionName' | 'conditionContext' | 'expiresAt'>
+
 export const WILDCARD = '*'
 
 /** parseObject splits `type:id`; returns undefined when it is not exactly that shape. */

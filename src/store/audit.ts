@@ -1,84 +1,31 @@
 /**
- * What the datastores keep for audit: the decision log (one row per decision), per-store
- * decision-log settings, and grant usage (when each tuple last granted an allowed decision).
- * The types and the row mapping both dialects share; the SQL is in sqlite/audit.ts and
- * postgres/audit.ts.
+ * The row mapping of the audit tables (decision_log, grant_usage) that both dialects share; the
+ * port and its record types are the decision-log service's (service/decision-store.ts), the
+ * SQL is in sql/decisions.ts. The record types are re-exported here for existing importers.
  *
  * @module
  */
 import { formatSubject, type Tuple, type TupleKey } from '../core/tuple.ts'
-import type { Decision, DecisionKind } from '../service/decision-sink.ts'
+import type {
+  DecisionQuery,
+  GrantUse,
+  GrantWithUsage,
+  IdentityGrantStats,
+  StoredDecision,
+} from '../service/decision-store.ts'
 import { decodeCursor, rowToTuple, type TupleRow } from './common.ts'
-import type { StoredTuple, TupleIdentity } from './store.ts'
 
-/** A decision as stored: the recorder's decision plus its ULID (`01J…`), unique per store. */
-export type StoredDecision = Decision & { id: string }
-
-/** GrantUse says tuple `key` of a store granted an allowed decision at `usedAt` (ms). */
-export interface GrantUse extends TupleIdentity {
-  storeId: string
-  usedAt: number
-}
-
-/** Filters of the decision log; unset fields match anything. Times are ms since the epoch. */
-export interface DecisionFilter {
-  subject?: string
-  object?: string
-  relation?: string
-  allowed?: boolean
-  client?: string
-  kind?: DecisionKind
-  /** Decisions at or after this instant. */
-  from?: number
-  /** Decisions before this instant. */
-  to?: number
-}
-
-export interface DecisionQuery extends DecisionFilter {
-  pageSize: number
-  /** A cursor from an earlier page (the last id seen). */
-  after?: string
-}
-
-/** Per-store settings; a store without any records every decision. */
-export interface DecisionLogSettings {
-  enabled: boolean
-  /** The share of decisions recorded, 0..1. */
-  sampleRate: number
-  updatedAt: Date
-}
-
-/** A stored tuple whose user is the reviewed identity, with when it last granted anything. */
-export interface GrantWithUsage extends StoredTuple {
-  /** ms since the epoch, or null when no recorded decision was ever granted by it. */
-  lastUsedAt: number | null
-}
-
-export interface GrantsQuery {
-  /** Expired tuples (expires_at <= now) are not grants any more. */
-  now: number
-  pageSize: number
-  after?: string
-}
-
-/** One identity of a type, with how many of its grants are unused (see IdentityStatsQuery). */
-export interface IdentityGrantStats {
-  /** `agent:summarizer` (or `team:eng#member` for a userset). */
-  user: string
-  grants: number
-  unused: number
-}
-
-export interface IdentityStatsQuery {
-  now: number
-  /**
-   * A grant is unused when it was granted before this instant and has not been used since
-   * (never, or last before it). A grant newer than this is too new to judge.
-   */
-  cutoff: number
-  pageSize: number
-  after?: string
-}
+export type {
+  DecisionFilter,
+  DecisionLogSettings,
+  DecisionQuery,
+  GrantUse,
+  GrantWithUsage,
+  GrantsQuery,
+  IdentityGrantStats,
+  IdentityStatsQuery,
+  StoredDecision,
+} from '../service/decision-store.ts'
 
 /** A tuple row joined with its grant_usage row. */
 export type GrantRow = TupleRow & { inserted_at: number; last_used_at: number | null }
@@ -228,7 +175,7 @@ export function rowToDecision(r: DecisionRow): StoredDecision {
     id: r.id,
     storeId: r.store_id,
     at: Number(r.at),
-    kind: r.kind as DecisionKind,
+    kind: r.kind as StoredDecision['kind'],
     modelId: r.model_id,
     client: r.client,
     requestId: r.request_id,

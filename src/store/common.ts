@@ -1,13 +1,16 @@
 /**
- * What both datastores share: cursor decoding, the canonical form of a condition context, the
- * messages of write conflicts (OpenFGA's wording), and the access-request row mapping. The SQL
- * differs per dialect; the semantics must not.
+ * What the SQL core and its drivers share: cursor decoding, the canonical form of a condition
+ * context, and the row mapping of tuples and access requests (both dialects return the same rows).
  *
  * @module
  */
-import { ConflictError, PembaError } from '../core/errors.ts'
-import { formatSubject, type Tuple } from '../core/tuple.ts'
-import type { AccessRequestEvent, AccessRequestRecord, AccessRequestStatus, TupleIdentity } from './store.ts'
+import { PembaError } from '../core/errors.ts'
+import type { Tuple } from '../core/tuple.ts'
+import type {
+  AccessRequestEvent,
+  AccessRequestRecord,
+  AccessRequestStatus,
+} from '../service/access-request-store.ts'
 
 export function invalidCursor(): PembaError {
   return new PembaError('invalid_continuation_token', 'Invalid continuation token')
@@ -39,31 +42,6 @@ export const isChangePosition = (v: unknown): v is [number, number] =>
 export function canonicalContext(ctx: Record<string, unknown> | undefined): string | null {
   if (ctx === undefined || Object.keys(ctx).length === 0) return null
   return JSON.stringify(ctx)
-}
-
-/** describeTuple renders a tuple as OpenFGA's write errors do: `user: 'u', relation: 'r', object: 'o'`. */
-export function describeTuple(t: TupleIdentity): string {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
-}
-
-export function deleteMissingError(t: TupleIdentity): PembaError {
-  return new PembaError(
-    'write_failed_due_to_invalid_input',
-    `cannot delete a tuple which does not exist: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-  )
-}
-
-export function writeExistingError(t: TupleIdentity): PembaError {
-  return new PembaError(
-    'write_failed_due_to_invalid_input',
-    `cannot write a tuple which already exists: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
-  )
-}
-
-/** conflictError: `on_duplicate: ignore` met the same tuple with another condition or expiry. */
-export function conflictError(t: TupleIdentity, what: 'condition' | 'expiry'): ConflictError {
-  return new ConflictError(`tuple to be written already existed with a different ${what}: ${describeTuple(t)}`)
 }
 
 export interface AccessRequestRow {

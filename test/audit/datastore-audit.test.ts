@@ -3,7 +3,6 @@
  * review queries), run against SQLite and, when PEMBA_TEST_POSTGRES_URL answers, PostgreSQL.
  */
 import { encodeTime } from 'ulid'
-import { SqliteAudit } from '../../src/store/sqlite/audit.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -303,10 +302,9 @@ describePostgres('audit datastore on postgres', target, () => {
 
 describe('decision log on SQLite: filtered pages scan a bounded window', () => {
   it('answers a page after at most scanBudget rows, with a token to scan on, and misses nothing', async () => {
-    const ds = new SqliteDatastore({ filename: ':memory:' })
+    const ds = new SqliteDatastore({ filename: ':memory:', decisionScanBudget: 5 })
     try {
-      const audit = new SqliteAudit(ds.db, ':memory:')
-      audit.scanBudget = 5
+      const audit = ds
       const batch = Array.from({ length: 30 }, (_, i) => decision(i + 1, { subject: i < 3 ? 'agent:rare' : 'agent:common' }))
       await audit.appendDecisions(batch, [])
       // The three rare decisions are the oldest: 27 newer rows stand before them.

@@ -7,7 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Subject, Tuple } from '../../src/core/tuple.ts'
 import type { Datastore, TupleIdentity, TupleReader } from '../../src/store/store.ts'
-import { TupleIndex, type IndexSource } from '../../src/store/tuple-index.ts'
+import { TupleIndex, type IndexSource } from '../../src/store/readers/tuple-index.ts'
 
 export interface TupleIndexSuiteOptions {
   name: string

@@ -1,7 +1,14 @@
 /**
- * SqliteDatastore: the embedded store over one SQLite file (or `:memory:`) with better-sqlite3.
- * WAL mode, migrations applied at open, every statement prepared once. better-sqlite3 is
- * synchronous; the methods stay async so the engine is the same over PostgreSQL.
+ * The SQLite driver: the embedded store over one SQLite file (or `:memory:`) with
+ * better-sqlite3. WAL mode, migrations applied at open, every statement prepared once (cached by
+ * its text). better-sqlite3 is synchronous: a transaction body (sql/driver.ts) runs to its end
+ * inside one `db.transaction()`, so nothing interleaves on the connection; the datastore's
+ * methods stay async so the engine is the same over PostgreSQL.
+ *
+ * What differs from PostgreSQL: batches are prepared single-row statements run one by one (with
+ * better-sqlite3 that beats one multi-row statement: binding a long argument list costs more
+ * than it saves), an IMMEDIATE transaction holds the database instead of row locks, the
+ * decision log is written from a worker thread (decision-writer.ts), and the hot reader below.
  *
  * @module
  */
@@ -10,67 +17,27 @@ import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { formatSubject, type Subject, type Tuple, type TupleIdentity } from '../../core/tuple.ts'
+import { canonicalContext, rowToTuple, type TupleRow } from '../common.ts'
+import { MIGRATION_FOLDERS } from '../migrations.ts'
+import type { TupleReader, WriteRequest } from '../ports.ts'
+import { SqlDatastore } from '../sql/datastore.ts'
 import {
-  canonicalContext,
-  conflictError,
-  decodeCursor,
-  deleteMissingError,
-  describeTuple,
-  isChangePosition,
-  isStringArray,
-  rowToAccessRequest,
-  writeExistingError,
-  type AccessRequestRow,
-  type EventRow,
-  rowToTuple,
-  type TupleRow,
-} from '../common.ts'
-import { formatSubject, type Subject, type Tuple } from '../../core/tuple.ts'
-import type { AuthorizationModel } from '../../model/types.ts'
-import {
-  EXPIRY_ACTOR,
-  effectiveStatus,
-  type AccessRequestDecision,
-  type AccessRequestEvent,
-  type AccessRequestQuery,
-  type AccessRequestRecord,
-  type AccessRequestStatus,
-  type ChangesQuery,
-  type Datastore,
-  type Page,
-  type ReadFilter,
-  type Revision,
-  type StoreRecord,
-  type StoredTuple,
-  type TupleChange,
-  type TupleIdentity,
-  type TokenIssuerInput,
-  type TokenIssuerPut,
-  type TokenIssuerRecord,
-  type TupleReader,
-  type WriteRequest,
-} from '../store.ts'
-import { SqliteTokenIssuers } from './token-issuers.ts'
-import type {
-  DecisionLogSettings,
-  DecisionQuery,
-  GrantUse,
-  GrantWithUsage,
-  GrantsQuery,
-  IdentityGrantStats,
-  IdentityStatsQuery,
-  StoredDecision,
-} from '../audit.ts'
-import { SqliteAudit } from './audit.ts'
-
-const MIGRATIONS = fileURLToPath(new URL('../../../migrations/sqlite', import.meta.url))
+  get,
+  run,
+  runEach,
+  type SqlDriver,
+  type Statement,
+  type StoredForWrite,
+  type Tx,
+  type ValueRow,
+} from '../sql/driver.ts'
+import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
+import { tupleKey, type PlannedChange } from '../write-plan.ts'
+import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
 
 /** The longest `IN (…)` list one statement binds. */
 const IN_CHUNK = 50
-
-const TUPLE_COLUMNS =
-  'object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at'
 
 /**
  * Every reader query ends with this, bound to the reader's `now`: an expired tuple is gone the
@@ -85,59 +52,29 @@ type ObjectRow = [string, string, string, string, string, string | null, number 
 const KEY_MATCH =
   'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
 
+const SQL = {
+  storedTuple: `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE ${KEY_MATCH}`,
+  deleteRow: `DELETE FROM tuples WHERE ${KEY_MATCH}`,
+  insertTuple: `INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision,
+    inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  bumpRevision: 'UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision',
+  unbumpRevision: 'UPDATE stores SET revision = revision - 1 WHERE id = ?',
+  /** Deletes a live tuple, returning it: an expired one is already gone, and is the sweeper's. */
+  deleteLive: `DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE} RETURNING ${TUPLE_COLUMNS}`,
+  insertIgnore: `INSERT OR IGNORE INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context,
+    revision, inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  insertChange: `INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user,
+    condition_name, condition_context, expires_at, operation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  expireRequest: "UPDATE access_requests SET status = 'expired', grant_expires_at = NULL WHERE store_id = ? AND id = ?",
+  insertEvent: `INSERT INTO access_request_events (store_id, request_id, seq, type, actor, at, reason)
+    VALUES (?, ?, (SELECT COUNT(*) FROM access_request_events WHERE store_id = ? AND request_id = ?), ?, ?, ?, ?)`,
+} as const
 
-interface StoreRow {
-  id: string
-  name: string
-  created_at: number
-  updated_at: number
-  deleted_at: number | null
-}
+/** The reader's statements, prepared once per connection. */
+type ReaderStatements = ReturnType<typeof prepareReads>
 
-
-function rowToStore(r: StoreRow): StoreRecord {
+function prepareReads(db: Database.Database) {
   return {
-    id: r.id,
-    name: r.name,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
-    deletedAt: r.deleted_at === null ? null : new Date(r.deleted_at),
-  }
-}
-
-
-type Statements = ReturnType<typeof prepareStatements>
-
-function prepareStatements(db: Database.Database) {
-  return {
-    insertStore: db.prepare(
-      'INSERT INTO stores (id, name, created_at, updated_at, deleted_at, revision) VALUES (?, ?, ?, ?, NULL, 0)',
-    ),
-    getStore: db.prepare('SELECT * FROM stores WHERE id = ? AND deleted_at IS NULL'),
-    listStores: db.prepare(
-      'SELECT * FROM stores WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?',
-    ),
-    listStoresByName: db.prepare(
-      'SELECT * FROM stores WHERE deleted_at IS NULL AND name = ? AND id > ? ORDER BY id LIMIT ?',
-    ),
-    deleteStore: db.prepare(
-      'UPDATE stores SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL',
-    ),
-    headRevision: db.prepare('SELECT revision FROM stores WHERE id = ?').pluck(),
-    unbumpRevision: db.prepare('UPDATE stores SET revision = revision - 1 WHERE id = ?'),
-    bumpRevision: db
-      .prepare('UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision')
-      .pluck(),
-    insertModel: db.prepare(
-      'INSERT INTO authorization_models (store_id, id, schema_version, model, created_at) VALUES (?, ?, ?, ?, ?)',
-    ),
-    readModel: db.prepare('SELECT model FROM authorization_models WHERE store_id = ? AND id = ?').pluck(),
-    latestModelId: db
-      .prepare('SELECT id FROM authorization_models WHERE store_id = ? ORDER BY id DESC LIMIT 1')
-      .pluck(),
-    listModels: db.prepare(
-      'SELECT id, model FROM authorization_models WHERE store_id = ? AND id < ? ORDER BY id DESC LIMIT ?',
-    ),
     objectRelation: db.prepare(
       `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND ${LIVE}`,
     ),
@@ -148,156 +85,49 @@ function prepareStatements(db: Database.Database) {
     startingWithUser: db.prepare(
       `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE store_id = ? AND object_type = ? AND relation = ? AND user_type = ? AND user_relation = ? AND user_id = ? AND ${LIVE}`,
     ),
-    existingTuple: db.prepare(
-      `SELECT condition_name, condition_context, expires_at FROM tuples WHERE ${KEY_MATCH}`,
-    ),
-    insertTuple: db.prepare(
-      'INSERT OR IGNORE INTO tuples (store_id, object_type, object_id, relation, user_relation, user_type, user_id, condition_name, condition_context, revision, inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    /** Deletes a live tuple: an expired one is already gone, and is the sweeper's to record. */
-    deleteTuple: db.prepare(`DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE}`),
-    /** Deletes whatever row holds the key (an expired one being replaced or swept). */
-    deleteRow: db.prepare(`DELETE FROM tuples WHERE ${KEY_MATCH}`),
-    insertChange: db.prepare(
-      'INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user, condition_name, condition_context, expires_at, operation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    /** The oldest expired tuples, over tuples_by_expiry. */
-    expiredTuples: db.prepare(
-      'SELECT store_id, object_type, object_id, relation, user_relation, user_type, user_id FROM tuples WHERE expires_at <= ? ORDER BY expires_at LIMIT ?',
-    ),
-    insertAccessRequest: db.prepare(
-      'INSERT INTO access_requests (store_id, id, object_type, object_id, relation, user, duration_ms, reason, status, created_at, pending_until, grant_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    getAccessRequest: db.prepare('SELECT * FROM access_requests WHERE store_id = ? AND id = ?'),
-    setAccessRequestStatus: db.prepare(
-      'UPDATE access_requests SET status = ?, grant_expires_at = ? WHERE store_id = ? AND id = ?',
-    ),
-    insertEvent: db.prepare(
-      'INSERT INTO access_request_events (store_id, request_id, seq, type, actor, at, reason) VALUES (?, ?, (SELECT COUNT(*) FROM access_request_events WHERE store_id = ? AND request_id = ?), ?, ?, ?, ?)',
-    ),
-    duePendingRequests: db.prepare(
-      "SELECT store_id, id, pending_until FROM access_requests WHERE status = 'pending' AND pending_until <= ? ORDER BY pending_until LIMIT ?",
-    ),
-    writeAssertions: db.prepare(
-      'INSERT INTO assertions (store_id, model_id, assertions) VALUES (?, ?, ?) ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions',
-    ),
-    readAssertions: db
-      .prepare('SELECT assertions FROM assertions WHERE store_id = ? AND model_id = ?')
-      .pluck(),
   }
 }
-
-
-
-
-
-
-interface ExistingRow {
-  condition_name: string
-  condition_context: string | null
-  expires_at: number | null
-}
-
-type KeyRow = Pick<
-  TupleRow,
-  'object_type' | 'object_id' | 'relation' | 'user_relation' | 'user_type' | 'user_id'
->
-
-/** keyOf is a tuple's primary key, as the parameters of a KEY_MATCH statement. */
-function keyOf(storeId: string, t: TupleIdentity): string[] {
-  return [storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId]
-}
-
-function identityOfRow(r: KeyRow): TupleIdentity {
-  return {
-    objectType: r.object_type,
-    objectId: r.object_id,
-    relation: r.relation,
-    userRelation: r.user_relation,
-    userType: r.user_type,
-    userId: r.user_id,
-  }
-}
-
-/** logDelete records the delete of `t` at changelog position (revision, seq). */
-function logDelete(
-  s: Statements,
-  storeId: string,
-  revision: number,
-  seq: number,
-  t: TupleIdentity,
-  ts: number,
-): void {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  const { objectType: type, objectId: id, relation } = t
-  s.insertChange.run(storeId, revision, seq, type, id, relation, user, '', null, null, 1, ts)
-}
-
-/** logWrite records the write of `t` (with its condition context `ctx` and expiry). */
-function logWrite(
-  s: Statements,
-  storeId: string,
-  revision: number,
-  seq: number,
-  t: Tuple,
-  ctx: string | null,
-  ts: number,
-): void {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  const { objectType, objectId, relation, conditionName } = t
-  const expires = t.expiresAt ?? null
-  s.insertChange.run(
-    storeId,
-    revision,
-    seq,
-    objectType,
-    objectId,
-    relation,
-    user,
-    conditionName,
-    ctx,
-    expires,
-    0,
-    ts,
-  )
-}
-
-
-
-/** The WHERE clause of an effective-status filter; `pending` and `expired` bind `now`. */
-function statusClause(status: AccessRequestStatus | undefined): string | undefined {
-  switch (status) {
-    case undefined:
-      return undefined
-    case 'pending':
-      return "(status = 'pending' AND pending_until > ?)"
-    case 'expired':
-      return "(status = 'expired' OR (status = 'pending' AND pending_until <= ?))"
-    case 'approved':
-      return "status = 'approved'"
-    case 'denied':
-      return "status = 'denied'"
-  }
-}
-
 
 export interface SqliteOptions {
   /** A file path, or ':memory:'. */
   filename: string
+  /**
+   * The most decisions one listDecisions call reads (default 100,000): the SQLite decision log
+   * has no secondary indexes, so a filtered page scans a bounded window (a setting for tests).
+   */
+  decisionScanBudget?: number
 }
 
-export class SqliteDatastore implements Datastore {
+/** SqliteDriver runs the SQL core's statements on one better-sqlite3 connection. */
+class SqliteDriver implements SqlDriver {
+  readonly db: Database.Database
   readonly dialect = 'sqlite' as const
   /** better-sqlite3 answers synchronously, so evaluating siblings one by one short-circuits best. */
   readonly preferredConcurrency = 1
-  readonly db: Database.Database
-  readonly #stmt: Statements
+  /** The most decisions one listDecisions call reads (see SqliteOptions). */
+  readonly decisionScanBudget: number
+  /** An IMMEDIATE transaction already holds the database's write lock: no row locks to take. */
+  readonly forUpdate = ''
+  readonly forUpdateSkipLocked = ''
+  readonly rowId = 'rowid'
+  rowIdIn(select: string): string {
+    return `rowid IN (${select})`
+  }
+  /**
+   * Among the oldest `limit` rows (rowids grow in insertion order, which is decision order),
+   * those decided before `before`: no index on `at` needed.
+   */
+  readonly deleteDecisionsSql =
+    'DELETE FROM decision_log WHERE at < ? AND rowid IN (SELECT rowid FROM decision_log ORDER BY rowid LIMIT ?)'
+  /** Prepared statements by SQL text. */
+  readonly #statements = new Map<string, Database.Statement>()
+  readonly #transaction: Database.Transaction<(body: () => Tx<unknown>) => unknown>
+  readonly #reads: ReaderStatements
   /** `user_id IN (?, …)` statements by list length, prepared on first use. */
   readonly #inStatements = new Map<number, Database.Statement>()
   readonly #objectStatements = new Map<number, Database.Statement>()
-  readonly #tokenIssuers: SqliteTokenIssuers
-  /** The decision log, its settings and grant usage (audit.ts). */
-  readonly #audit: SqliteAudit
+  /** The worker-thread writer of a file database; undefined for `:memory:`. */
+  readonly #writer: DecisionWriter | undefined
 
   constructor(options: SqliteOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
@@ -306,470 +136,198 @@ export class SqliteDatastore implements Datastore {
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('busy_timeout = 5000')
     this.db.pragma('foreign_keys = ON')
-    migrate(drizzle(this.db), { migrationsFolder: MIGRATIONS })
-    this.#stmt = prepareStatements(this.db)
-    this.#tokenIssuers = new SqliteTokenIssuers(this.db)
-    this.#audit = new SqliteAudit(this.db, options.filename)
+    migrate(drizzle(this.db), { migrationsFolder: MIGRATION_FOLDERS.sqlite })
+    this.decisionScanBudget = options.decisionScanBudget ?? 100_000
+    this.#transaction = this.db.transaction((body: () => Tx<unknown>) => this.#drive(body()))
+    this.#reads = prepareReads(this.db)
+    this.#writer = options.filename === ':memory:' ? undefined : new DecisionWriter(options.filename)
   }
 
-  async createStore(id: string, name: string, now: Date): Promise<StoreRecord> {
-    this.#stmt.insertStore.run(id, name, now.getTime(), now.getTime())
-    return { id, name, createdAt: now, updatedAt: now, deletedAt: null }
+  #prepare(sql: string): Database.Statement {
+    let s = this.#statements.get(sql)
+    if (!s) {
+      s = this.db.prepare(sql)
+      this.#statements.set(sql, s)
+    }
+    return s
   }
 
-  async getStore(id: string): Promise<StoreRecord | undefined> {
-    const row = this.#stmt.getStore.get(id) as StoreRow | undefined
-    return row && rowToStore(row)
-  }
-
-  async listStores(q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>> {
-    const after = decodeCursor(q.after, isStringArray(1))?.[0] ?? ''
-    const rows = (
-      q.name !== undefined
-        ? this.#stmt.listStoresByName.all(q.name, after, q.pageSize + 1)
-        : this.#stmt.listStores.all(after, q.pageSize + 1)
-    ) as StoreRow[]
-    const more = rows.length > q.pageSize
-    const items = rows.slice(0, q.pageSize).map(rowToStore)
-    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
-  }
-
-  async deleteStore(id: string, now: Date): Promise<void> {
-    this.#stmt.deleteStore.run(now.getTime(), now.getTime(), id)
-  }
-
-  async writeModel(storeId: string, model: AuthorizationModel, now: Date): Promise<void> {
-    const { id, ...body } = model
-    this.#stmt.insertModel.run(storeId, id, model.schema_version, JSON.stringify(body), now.getTime())
-  }
-
-  async readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined> {
-    const json = this.#stmt.readModel.get(storeId, id) as string | undefined
-    return json === undefined ? undefined : { id, ...JSON.parse(json) }
-  }
-
-  async latestModelId(storeId: string): Promise<string | undefined> {
-    return this.#stmt.latestModelId.get(storeId) as string | undefined
-  }
-
-  async listModels(storeId: string, q: { pageSize: number; after?: string }): Promise<Page<AuthorizationModel>> {
-    const after = decodeCursor(q.after, isStringArray(1))?.[0] ?? '\uffff'
-    const rows = this.#stmt.listModels.all(storeId, after, q.pageSize + 1) as { id: string; model: string }[]
-    const more = rows.length > q.pageSize
-    const items = rows.slice(0, q.pageSize).map((r) => ({ id: r.id, ...JSON.parse(r.model) }))
-    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
-  }
-
-  async write(storeId: string, req: WriteRequest, now: Date): Promise<Revision> {
-    const s = this.#stmt
-    const ts = now.getTime()
-    const apply = this.db.transaction((): Revision => {
-      let revision = 0
-      let seq = 0
-      const nextRevision = () => {
-        if (revision === 0) revision = s.bumpRevision.get(storeId) as number
-        return revision
+  #execute(op: Statement): unknown {
+    const s = this.#prepare(op.sql)
+    switch (op.kind) {
+      // Spread: better-sqlite3 binds arguments faster than the elements of one array argument.
+      case 'all':
+        return s.all(...op.params)
+      case 'get':
+        return s.get(...op.params)
+      case 'run':
+        return s.run(...op.params).changes
+      case 'runEach': {
+        const out: number[] = new Array(op.count)
+        for (let i = 0; i < op.count; i++) out[i] = s.run(...op.row(i)).changes
+        return out
       }
-      for (const d of req.deletes) {
-        const key = [storeId, d.objectType, d.objectId, d.relation, d.userRelation, d.userType, d.userId]
-        const res = s.deleteTuple.run(...key, ts)
-        if (res.changes === 0) {
-          if (req.onMissing === 'error') {
-            throw deleteMissingError(d)
-          }
-          continue
-        }
-        logDelete(s, storeId, nextRevision(), seq++, d, ts)
+    }
+  }
+
+  /** #drive runs a transaction body to its end, synchronously. */
+  #drive<T>(body: Tx<T>): T {
+    let step = body.next()
+    while (!step.done) step = body.next(this.#execute(step.value))
+    return step.value
+  }
+
+  async all<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
+    return this.#prepare(sql).all(...params) as R[]
+  }
+
+  async get<R>(sql: string, params: readonly unknown[]): Promise<R | undefined> {
+    return this.#prepare(sql).get(...params) as R | undefined
+  }
+
+  async run(sql: string, params: readonly unknown[]): Promise<number> {
+    return this.#prepare(sql).run(...params).changes
+  }
+
+  /** IMMEDIATE takes the write lock before the first read, so two processes on one file take turns. */
+  async transaction<T>(body: () => Tx<T>): Promise<T> {
+    return this.#transaction.immediate(body) as T
+  }
+
+  /** The revision bump itself: IMMEDIATE already holds the database, so no lock to take first. */
+  *nextRevision(storeId: string): Tx<number | undefined> {
+    return (yield* get<{ revision: number }>(SQL.bumpRevision, [storeId]))?.revision
+  }
+
+  *settleRevision(storeId: string, _revision: number, changed: boolean): Tx<void> {
+    if (!changed) yield* run(SQL.unbumpRevision, [storeId])
+  }
+
+  // The batch statements below run their rows directly on the prepared statements instead of
+  // yielding them: these generators only ever run inside #drive, synchronously, within the
+  // transaction, and binding each row's values as arguments spares an array per row (a bulk
+  // import writes 10,000 rows a transaction).
+
+  /**
+   * storedForWrite applies the request's deletes of live tuples and inserts its writes first
+   * (`DELETE … RETURNING`, `INSERT OR IGNORE`): a new tuple, the common case, so costs one
+   * statement, not a look-up too. Only the writes it did not insert are looked up.
+   */
+  *storedForWrite(storeId: string, req: WriteRequest, revision: number, ts: number): Tx<StoredForWrite> {
+    const { deletes, writes } = req
+    const applied = new Set<TupleIdentity>()
+    const rows: TupleRow[] = []
+    const deleteLive = this.#prepare(SQL.deleteLive)
+    for (const d of deletes) {
+      const { objectType, objectId, relation, userRelation, userType, userId } = d
+      const r = deleteLive.get(storeId, objectType, objectId, relation, userRelation, userType, userId, ts) as TupleRow
+      if (!r) continue
+      rows.push(r)
+      applied.add(d)
+    }
+    const insertIgnore = this.#prepare(SQL.insertIgnore)
+    let lookups: TupleIdentity[] = []
+    let fresh: Tuple[] | undefined
+    for (const w of writes) {
+      const { objectType, objectId, relation, userRelation, userType, userId, conditionName } = w
+      const context = canonicalContext(w.conditionContext)
+      const expires = w.expiresAt ?? null
+      const row = [storeId, objectType, objectId, relation, userRelation, userType, userId] as const
+      if (insertIgnore.run(...row, conditionName, context, revision, ts, expires).changes === 1) {
+        applied.add(w)
+        ;(fresh ??= []).push(w)
+      } else {
+        lookups.push(w)
       }
-      for (const w of req.writes) {
-        const key = [storeId, w.objectType, w.objectId, w.relation, w.userRelation, w.userType, w.userId]
-        const ctx = canonicalContext(w.conditionContext)
-        const expires = w.expiresAt ?? null
-        // Insert first: the common case (a new tuple) costs one statement, not a look-up too.
-        const rev = nextRevision()
-        if (s.insertTuple.run(...key, w.conditionName, ctx, rev, ts, expires).changes === 0) {
-          const existing = s.existingTuple.get(...key) as ExistingRow
-          if (existing.expires_at !== null && existing.expires_at <= ts) {
-            // Expired but not swept yet: gone for everyone, so this is a new tuple. Its removal
-            // is recorded first, as the sweeper would have, so the feed stays a true history.
-            s.deleteRow.run(...key)
-            logDelete(s, storeId, rev, seq++, w, ts)
-            s.insertTuple.run(...key, w.conditionName, ctx, rev, ts, expires)
-            logWrite(s, storeId, rev, seq++, w, ctx, ts)
-            continue
-          }
-          if (req.onDuplicate === 'error') {
-            throw writeExistingError(w)
-          }
-          if (existing.condition_name !== w.conditionName || existing.condition_context !== ctx) {
-            throw conflictError(w, 'condition')
-          }
-          if (existing.expires_at !== expires) {
-            throw conflictError(w, 'expiry')
-          }
-          continue
-        }
-        logWrite(s, storeId, rev, seq++, w, ctx, ts)
-      }
-      if (seq === 0 && revision !== 0) {
-        // Nothing changed after all (every write already existed): undo the revision bump.
-        s.unbumpRevision.run(storeId)
-        revision = 0
-      }
-      return revision === 0 ? (s.headRevision.get(storeId) as number) ?? 0 : revision
+    }
+    if (lookups.length > 0 && fresh !== undefined) {
+      // A key this request just inserted was absent before it: a later write of it must meet
+      // "absent" (the planner knows of the first), not the row inserted here.
+      const keys = new Set(fresh.map(tupleKey))
+      lookups = lookups.filter((t) => !keys.has(tupleKey(t)))
+    }
+    for (const r of yield* this.storedTuples(storeId, lookups)) rows.push(r)
+    return { rows, applied }
+  }
+
+  *storedTuples(storeId: string, keys: readonly TupleIdentity[]): Tx<TupleRow[]> {
+    const stored = this.#prepare(SQL.storedTuple)
+    const rows: TupleRow[] = []
+    for (const k of keys) {
+      const r = stored.get(storeId, k.objectType, k.objectId, k.relation, k.userRelation, k.userType, k.userId)
+      if (r) rows.push(r as TupleRow)
+    }
+    return rows
+  }
+
+  *deleteRows(storeId: string, keys: readonly TupleIdentity[]): Tx<void> {
+    const deleteRow = this.#prepare(SQL.deleteRow)
+    for (const k of keys) deleteRow.run(storeId, k.objectType, k.objectId, k.relation, k.userRelation, k.userType, k.userId)
+  }
+
+  *insertTuples(storeId: string, writes: readonly PlannedChange[], revision: number, ts: number): Tx<void> {
+    const insert = this.#prepare(SQL.insertTuple)
+    for (const { tuple: t, conditionName, context, expiresAt } of writes) {
+      const { objectType, objectId, relation, userRelation, userType, userId } = t
+      insert.run(storeId, objectType, objectId, relation, userRelation, userType, userId, conditionName, context, revision, ts, expiresAt)
+    }
+  }
+
+  *insertChanges(storeId: string, revision: number, changes: readonly PlannedChange[], ts: number): Tx<void> {
+    const insert = this.#prepare(SQL.insertChange)
+    for (let seq = 0; seq < changes.length; seq++) {
+      const { tuple: t, conditionName, context, expiresAt, operation } = changes[seq]
+      const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+      const op = operation === 'write' ? 0 : 1
+      insert.run(storeId, revision, seq, t.objectType, t.objectId, t.relation, user, conditionName, context, expiresAt, op, ts)
+    }
+  }
+
+  *expireRequests(due: readonly { store_id: string; id: string; pending_until: number }[], actor: string): Tx<void> {
+    yield* runEach(SQL.expireRequest, due.length, (i) => [due[i].store_id, due[i].id])
+    yield* runEach(SQL.insertEvent, due.length, (i) => {
+      const r = due[i]
+      return [r.store_id, r.id, r.store_id, r.id, 'expired', actor, r.pending_until, '']
     })
-    return apply.immediate()
-  }
-
-  async read(
-    storeId: string,
-    f: ReadFilter,
-    q: { pageSize: number; after?: string },
-    now: number,
-  ): Promise<Page<StoredTuple>> {
-    const where = ['store_id = ?', LIVE]
-    const params: unknown[] = [storeId, now]
-    const add = (col: string, v: string | undefined) => {
-      if (v !== undefined) {
-        where.push(`${col} = ?`)
-        params.push(v)
-      }
-    }
-    add('object_type', f.objectType)
-    add('object_id', f.objectId)
-    add('relation', f.relation)
-    add('user_type', f.userType)
-    add('user_id', f.userId)
-    add('user_relation', f.userRelation)
-    const after = decodeCursor(q.after, isStringArray(6))
-    if (after) {
-      where.push('(object_type, object_id, relation, user_relation, user_type, user_id) > (?, ?, ?, ?, ?, ?)')
-      params.push(...after)
-    }
-    const sql = `SELECT ${TUPLE_COLUMNS}, inserted_at FROM tuples WHERE ${where.join(' AND ')} ORDER BY object_type, object_id, relation, user_relation, user_type, user_id LIMIT ?`
-    params.push(q.pageSize + 1)
-    const rows = this.db.prepare(sql).all(...params) as TupleRow[]
-    const more = rows.length > q.pageSize
-    const page = rows.slice(0, q.pageSize)
-    const items = page.map((r) => ({ ...rowToTuple(r), insertedAt: new Date(r.inserted_at!) }))
-    const last = page[page.length - 1]
-    const next = more
-      ? JSON.stringify([last.object_type, last.object_id, last.relation, last.user_relation, last.user_type, last.user_id])
-      : ''
-    return { items, next }
-  }
-
-  async readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>> {
-    const where = ['store_id = ?']
-    const params: unknown[] = [storeId]
-    if (q.objectType !== undefined) {
-      where.push('object_type = ?')
-      params.push(q.objectType)
-    }
-    const after = decodeCursor(q.after, isChangePosition)
-    if (after) {
-      where.push('(revision, seq) > (?, ?)')
-      params.push(after[0], after[1])
-    } else if (q.startTime) {
-      where.push('created_at >= ?')
-      params.push(q.startTime.getTime())
-    }
-    params.push(q.pageSize)
-    const rows = this.db
-      .prepare(`SELECT * FROM changelog WHERE ${where.join(' AND ')} ORDER BY revision, seq LIMIT ?`)
-      .all(...params) as {
-      revision: number
-      seq: number
-      object_type: string
-      object_id: string
-      relation: string
-      user: string
-      condition_name: string
-      condition_context: string | null
-      expires_at: number | null
-      operation: number
-      created_at: number
-    }[]
-    const items: TupleChange[] = rows.map((r) => ({
-      revision: r.revision,
-      seq: r.seq,
-      objectType: r.object_type,
-      objectId: r.object_id,
-      relation: r.relation,
-      user: r.user,
-      conditionName: r.condition_name,
-      conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
-      ...(r.expires_at === null ? {} : { expiresAt: r.expires_at }),
-      operation: r.operation === 0 ? 'write' : 'delete',
-      timestamp: new Date(r.created_at),
-    }))
-    const last = rows[rows.length - 1]
-    return { items, next: last ? JSON.stringify([last.revision, last.seq]) : (q.after ?? '') }
-  }
-
-  async headRevision(storeId: string): Promise<Revision> {
-    return (this.#stmt.headRevision.get(storeId) as number | undefined) ?? 0
-  }
-
-  reader(storeId: string, _revision: Revision, now: number): TupleReader {
-    return new SqliteTupleReader(storeId, now, this.#stmt, this.db, this.#inStatements, this.#objectStatements)
-  }
-
-  async sweepExpired(now: Date, limit: number): Promise<number> {
-    const s = this.#stmt
-    const ts = now.getTime()
-    // One immediate transaction holds SQLite's write lock, so no writer (in this process or
-    // another on the same file) interleaves: each row is deleted and recorded once.
-    const sweep = this.db.transaction((): number => {
-      const rows = s.expiredTuples.all(ts, limit) as (KeyRow & { store_id: string })[]
-      const byStore = new Map<string, KeyRow[]>()
-      for (const r of rows) {
-        const list = byStore.get(r.store_id)
-        if (list) list.push(r)
-        else byStore.set(r.store_id, [r])
-      }
-      for (const [storeId, keys] of byStore) {
-        // A new revision per store touched, as if an operator had deleted them in one Write.
-        const revision = s.bumpRevision.get(storeId) as number | undefined
-        let seq = 0
-        for (const k of keys) {
-          const t = identityOfRow(k)
-          s.deleteRow.run(...keyOf(storeId, t))
-          // Without a store row there is no revision to order a changelog entry by.
-          if (revision !== undefined) logDelete(s, storeId, revision, seq++, t, ts)
-        }
-      }
-      return rows.length
-    })
-    return sweep.immediate()
-  }
-
-  // --- access requests -----------------------------------------------------------------------
-
-  async createAccessRequest(r: AccessRequestRecord): Promise<void> {
-    const s = this.#stmt
-    this.db.transaction(() => {
-      s.insertAccessRequest.run(
-        r.storeId,
-        r.id,
-        r.objectType,
-        r.objectId,
-        r.relation,
-        r.user,
-        r.durationMs,
-        r.reason,
-        r.status,
-        r.createdAt.getTime(),
-        r.pendingUntil.getTime(),
-        r.grantExpiresAt?.getTime() ?? null,
-      )
-      for (const e of r.events) this.#appendEvent(r.storeId, r.id, e)
-    }).immediate()
-  }
-
-  async getAccessRequest(storeId: string, id: string): Promise<AccessRequestRecord | undefined> {
-    const row = this.#stmt.getAccessRequest.get(storeId, id) as AccessRequestRow | undefined
-    return row && this.#withEvents(storeId, [row])[0]
-  }
-
-  async listAccessRequests(
-    storeId: string,
-    q: AccessRequestQuery,
-  ): Promise<Page<AccessRequestRecord>> {
-    const where = ['store_id = ?']
-    const params: unknown[] = [storeId]
-    const status = statusClause(q.status)
-    if (status) {
-      where.push(status)
-      if (q.status === 'pending' || q.status === 'expired') params.push(q.now)
-    }
-    const after = decodeCursor(q.after, isStringArray(1))
-    if (after) {
-      where.push('id > ?')
-      params.push(after[0])
-    }
-    params.push(q.pageSize + 1)
-    const rows = this.db
-      .prepare(`SELECT * FROM access_requests WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`)
-      .all(...params) as AccessRequestRow[]
-    const more = rows.length > q.pageSize
-    const items = this.#withEvents(storeId, rows.slice(0, q.pageSize))
-    return { items, next: more ? JSON.stringify([items[items.length - 1].id]) : '' }
-  }
-
-  async approveAccessRequest(
-    storeId: string,
-    id: string,
-    tuple: Tuple,
-    event: AccessRequestEvent,
-    now: Date,
-  ): Promise<AccessRequestDecision> {
-    const s = this.#stmt
-    const ts = now.getTime()
-    const approve = this.db.transaction((): AccessRequestDecision => {
-      const found = this.#pendingAt(storeId, id, ts)
-      if (found) return found
-      const granted = this.#grant(storeId, tuple, ts)
-      if (!granted.ok) return granted
-      s.setAccessRequestStatus.run('approved', tuple.expiresAt ?? null, storeId, id)
-      this.#appendEvent(storeId, id, event)
-      return granted
-    })
-    return approve.immediate()
-  }
-
-  async denyAccessRequest(
-    storeId: string,
-    id: string,
-    event: AccessRequestEvent,
-    now: Date,
-  ): Promise<AccessRequestDecision> {
-    const s = this.#stmt
-    const deny = this.db.transaction((): AccessRequestDecision => {
-      const found = this.#pendingAt(storeId, id, now.getTime())
-      if (found) return found
-      s.setAccessRequestStatus.run('denied', null, storeId, id)
-      this.#appendEvent(storeId, id, event)
-      return { ok: true, revision: (s.headRevision.get(storeId) as number | undefined) ?? 0 }
-    })
-    return deny.immediate()
-  }
-
-  async expireAccessRequests(now: Date, limit: number): Promise<number> {
-    const s = this.#stmt
-    const expire = this.db.transaction((): number => {
-      type Due = { store_id: string; id: string; pending_until: number }
-      const due = s.duePendingRequests.all(now.getTime(), limit) as Due[]
-      for (const r of due) {
-        s.setAccessRequestStatus.run('expired', null, r.store_id, r.id)
-        const at = new Date(r.pending_until)
-        const event = { type: 'expired' as const, actor: EXPIRY_ACTOR, at, reason: '' }
-        this.#appendEvent(r.store_id, r.id, event)
-      }
-      return due.length
-    })
-    return expire.immediate()
-  }
-
-  /** #pendingAt returns undefined when the request is pending at ts, else why it is not. */
-  #pendingAt(storeId: string, id: string, ts: number): AccessRequestDecision | undefined {
-    const row = this.#stmt.getAccessRequest.get(storeId, id) as AccessRequestRow | undefined
-    if (!row) return { ok: false, status: 'missing' }
-    const status = effectiveStatus(row.status, row.pending_until, ts)
-    return status === 'pending' ? undefined : { ok: false, status }
   }
 
   /**
-   * #grant writes a JIT grant inside the caller's transaction. Absent (or expired, not yet
-   * swept): written, under a new revision. Present without a condition: its expiry becomes the
-   * later of the two (an unexpiring tuple stays as it is), recorded as a delete and a write so
-   * a feed consumer sees the new expiry. Present with a condition: refused, since replacing it
-   * would drop the condition and keeping it would not grant what was approved.
+   * appendDecisions writes one batch in one transaction: from a worker thread when the database
+   * is a file (see decision-writer.ts), in this thread for an in-memory database, which no other
+   * connection can open.
    */
-  #grant(storeId: string, t: Tuple, ts: number): AccessRequestDecision {
-    const s = this.#stmt
-    const key = keyOf(storeId, t)
-    const expires = t.expiresAt ?? null
-    const existing = s.existingTuple.get(...key) as ExistingRow | undefined
-    const live = existing && (existing.expires_at === null || existing.expires_at > ts)
-    if (existing && live) {
-      if (existing.condition_name !== '' || existing.condition_context !== null) {
-        const conflict = `${describeTuple(t)} already exists with a condition`
-        return { ok: false, status: 'pending', conflict }
-      }
-      if (existing.expires_at === null || (expires !== null && existing.expires_at >= expires)) {
-        return { ok: true, revision: (s.headRevision.get(storeId) as number | undefined) ?? 0 }
-      }
-    }
-    const revision = s.bumpRevision.get(storeId) as number
-    let seq = 0
-    if (existing) {
-      s.deleteRow.run(...key)
-      logDelete(s, storeId, revision, seq++, t, ts)
-    }
-    s.insertTuple.run(...key, '', null, revision, ts, expires)
-    logWrite(s, storeId, revision, seq++, t, null, ts)
-    return { ok: true, revision }
+  async appendDecisions(decisions: ValueRow[], uses: ValueRow[]): Promise<void> {
+    if (this.#writer) return this.#writer.write(decisions, uses)
+    await this.transaction(function* () {
+      yield* runEach(INSERT_DECISION_SQL, decisions.length, (i) => decisions[i])
+      yield* runEach(UPSERT_USAGE_SQL, uses.length, (i) => uses[i])
+    })
   }
 
-  #appendEvent(storeId: string, id: string, e: AccessRequestEvent): void {
-    this.#stmt.insertEvent.run(storeId, id, storeId, id, e.type, e.actor, e.at.getTime(), e.reason)
+  noteWritten(): void {}
+
+  reader(storeId: string, now: number): TupleReader {
+    return new SqliteTupleReader(storeId, now, this.#reads, this.db, this.#inStatements, this.#objectStatements)
   }
 
-  #withEvents(storeId: string, rows: AccessRequestRow[]): AccessRequestRecord[] {
-    if (rows.length === 0) return []
-    const ids = rows.map(() => '?').join(', ')
-    const events = this.db
-      .prepare(
-        `SELECT * FROM access_request_events WHERE store_id = ? AND request_id IN (${ids}) ORDER BY request_id, seq`,
-      )
-      .all(storeId, ...rows.map((r) => r.id)) as EventRow[]
-    return rows.map((r) => rowToAccessRequest(r, events.filter((e) => e.request_id === r.id)))
-  }
-
-  async putTokenIssuer(input: TokenIssuerInput, now: Date): Promise<TokenIssuerPut> {
-    return this.#tokenIssuers.put(input, now)
-  }
-
-  async getTokenIssuer(storeId: string, name: string): Promise<TokenIssuerRecord | undefined> {
-    return this.#tokenIssuers.get(storeId, name)
-  }
-
-  async listTokenIssuers(storeId: string): Promise<TokenIssuerRecord[]> {
-    return this.#tokenIssuers.list(storeId)
-  }
-
-  async deleteTokenIssuer(storeId: string, name: string): Promise<boolean> {
-    return this.#tokenIssuers.delete(storeId, name)
-  }
-
-  async writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void> {
-    this.#stmt.writeAssertions.run(storeId, modelId, JSON.stringify(assertions))
-  }
-
-  async readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined> {
-    const json = this.#stmt.readAssertions.get(storeId, modelId) as string | undefined
-    return json === undefined ? undefined : JSON.parse(json)
-  }
-
-  appendDecisions(decisions: StoredDecision[], uses: GrantUse[]): Promise<void> {
-    return this.#audit.appendDecisions(decisions, uses)
-  }
-
-  listDecisions(storeId: string, q: DecisionQuery): Promise<Page<StoredDecision>> {
-    return this.#audit.listDecisions(storeId, q)
-  }
-
-  deleteDecisionsBefore(before: number, limit: number): Promise<number> {
-    return this.#audit.deleteDecisionsBefore(before, limit)
-  }
-
-  forgetGrantUsage(before: number, limit: number): Promise<number> {
-    return this.#audit.forgetGrantUsage(before, limit)
-  }
-
-  getDecisionLogSettings(storeId: string): Promise<DecisionLogSettings | undefined> {
-    return this.#audit.getDecisionLogSettings(storeId)
-  }
-
-  putDecisionLogSettings(storeId: string, settings: DecisionLogSettings): Promise<void> {
-    return this.#audit.putDecisionLogSettings(storeId, settings)
-  }
-
-  listGrants(storeId: string, user: Subject, q: GrantsQuery): Promise<Page<GrantWithUsage>> {
-    return this.#audit.listGrants(storeId, user, q)
-  }
-
-  identityGrantStats(storeId: string, userType: string, q: IdentityStatsQuery): Promise<Page<IdentityGrantStats>> {
-    return this.#audit.identityGrantStats(storeId, userType, q)
-  }
-
+  /** close ends the writer thread (after the batches already handed to it), then the connection. */
   async close(): Promise<void> {
-    await this.#audit.close()
+    await this.#writer?.close()
     if (this.db.open) this.db.close()
   }
 }
 
+/** SqliteDatastore: the SQL core over a SqliteDriver. */
+export class SqliteDatastore extends SqlDatastore {
+  /** The connection (for tests and tools that inspect the file). */
+  readonly db: Database.Database
+
+  constructor(options: SqliteOptions) {
+    const driver = new SqliteDriver(options)
+    super(driver)
+    this.db = driver.db
+  }
+}
 
 /**
  * SqliteTupleReader reads the live tuples. It reads the newest committed state, which is at
@@ -778,7 +336,7 @@ export class SqliteDatastore implements Datastore {
  */
 class SqliteTupleReader implements TupleReader {
   readonly #store: string
-  readonly #stmt: Statements
+  readonly #stmt: ReaderStatements
   readonly #db: Database.Database
   readonly #inStatements: Map<number, Database.Statement>
   /** readObject statements by limit (the limit is part of the SQL; see readObject). */
@@ -790,7 +348,7 @@ class SqliteTupleReader implements TupleReader {
   constructor(
     storeId: string,
     now: number,
-    stmt: Statements,
+    stmt: ReaderStatements,
     db: Database.Database,
     inStatements: Map<number, Database.Statement>,
     objectStatements: Map<number, Database.Statement>,

@@ -33,8 +33,9 @@
  *
  * @module
  */
-import { parseSubject, type Subject, type Tuple } from '../core/tuple.ts'
-import type { Datastore, ImmediateReads, Revision, TupleChange, TupleReader } from './store.ts'
+import { parseSubject, type Subject, type Tuple } from '../../core/tuple.ts'
+import type { Datastore, ImmediateReads, Revision, TupleChange, TupleReader } from '../store.ts'
+import type { ExpiryBound } from './expiry-tracking.ts'
 
 /** The part of the datastore an index reads. */
 export type IndexSource = Pick<Datastore, 'read' | 'readChanges' | 'headRevision'>
@@ -484,16 +485,11 @@ class StoreTupleIndex {
   }
 }
 
-/** The part of a request's context that records the earliest expiry it has read. */
-export interface ExpiryBound {
-  validUntil: number
-}
-
 /**
  * IndexedTupleReader answers one request from a store's index, at the request's instant. It can
  * note the earliest expiry among what it returns itself (`trackExpiry`), which costs nothing
- * for lists without expiring tuples; the engine's ExpiryTrackingReader does the same for any
- * reader, one layer further out.
+ * for lists without expiring tuples; ExpiryTrackingReader (expiry-tracking.ts) does the same for
+ * any reader, one layer further out.
  */
 export class IndexedTupleReader implements TupleReader, ImmediateReads {
   readonly #index: StoreTupleIndex

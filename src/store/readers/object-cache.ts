@@ -11,8 +11,8 @@
  * @module
  */
 import { LRUCache } from 'lru-cache'
-import type { Subject, Tuple } from '../core/tuple.ts'
-import type { TupleReader } from './store.ts'
+import type { Subject, Tuple } from '../../core/tuple.ts'
+import type { TupleReader } from '../ports.ts'
 
 export class ObjectCache {
   readonly #lru: LRUCache<string, Tuple[] | false>

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import type { Subject, Tuple } from '../core/tuple.ts'
-import type { TupleReader } from './store.ts'
+import type { Subject, Tuple } from '../../core/tuple.ts'
+import type { TupleReader } from '../ports.ts'
 
 export class BufferedTupleReader implements TupleReader {
   readonly #base: TupleReader

@@ -1,0 +1,187 @@
+/**
+ * The storage ports. The engine reads tuples only through `TupleReader`, bound to one store and
+ * one revision (this module is where the engine, the tuple index and the readers' decorators
+ * import it from); everything else goes through one small port per concern: `StoreCatalog`,
+ * `ModelStore`, `TupleStore` (the Read API and readers), `TupleWriter`, `Changelog`,
+ * `AssertionStore`, and the feature-owned ports declared next to their services
+ * (service/access-request-store.ts, decision-store.ts, token-issuer-store.ts). Every method is
+ * async, even over better-sqlite3, so that PostgreSQL implements the same interfaces without
+ * touching the engine. store.ts composes them into the `Datastore` the server wires.
+ *
+ * @module
+ */
+import type { Subject, Tuple, TupleIdentity } from '../core/tuple.ts'
+import type { AuthorizationModel } from '../model/types.ts'
+
+/** Revision counts the committed writes of one store; a reader bound to r sees at least r. */
+export type Revision = number
+
+/**
+ * TupleReader answers the look-ups the evaluator needs. No ordering is guaranteed. Readers
+ * return the tuples as stored (with their `expiresAt`), except expired ones: a reader bound to
+ * `now` never returns a tuple whose `expiresAt <= now`, whether or not the sweeper has deleted
+ * it yet. Filtering by the current model is the engine's job.
+ */
+export interface TupleReader {
+  /**
+   * readObject: every tuple of one object (`document:1#*@*`), or undefined when it has more than
+   * `limit` of them; lets a request answer all its questions about a small object in one read.
+   */
+  readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined>
+  /** readObjectRelation: every tuple `objectType:objectId#relation@*`, e.g. all parents of document:1. */
+  readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]>
+  /**
+   * readUsers: the tuples `objectType:objectId#relation@u` for each u in users, matched exactly
+   * (a subject `user:*` matches only the wildcard tuple), e.g. users [user:anne, user:*] finds
+   * `document:1#viewer@user:anne` and `document:1#viewer@user:*`.
+   */
+  readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]>
+  /** readUsersets: the tuples of `objectType:objectId#relation` whose user is a userset (`group:eng#member`). */
+  readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]>
+  /**
+   * readStartingWithUser: the tuples `objectType:?#relation@u` for each u in users, e.g.
+   * (document, viewer, [group:eng#member]) finds every document the members of group:eng view
+   * directly.
+   */
+  readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]>
+  /**
+   * Set by a reader that holds the tuples in memory (the tuple index): the same reads, answered
+   * without a promise. The engine uses them when present, one await fewer per read.
+   */
+  readonly immediate?: ImmediateReads
+}
+
+/** ImmediateReads: TupleReader's hot reads, answered at once (same arguments, same answers). */
+export interface ImmediateReads {
+  readObjectRelationNow(objectType: string, objectId: string, relation: string): Tuple[]
+  readUsersNow(objectType: string, objectId: string, relation: string, users: Subject[]): Tuple[]
+  readUsersetsNow(objectType: string, objectId: string, relation: string): Tuple[]
+  readStartingWithUserNow(objectType: string, relation: string, users: Subject[]): Tuple[]
+}
+
+export interface StoreRecord {
+  id: string
+  name: string
+  createdAt: Date
+  updatedAt: Date
+  deletedAt: Date | null
+}
+
+export interface Page<T> {
+  items: T[]
+  /** An opaque store-specific cursor, or '' when there is nothing more. */
+  next: string
+}
+
+/** StoredTuple is a tuple with the time it was written (the Read API's `timestamp`). */
+export interface StoredTuple extends Tuple {
+  insertedAt: Date
+}
+
+/** TupleChange is one changelog entry. */
+export interface TupleChange {
+  /** The change's position in the store's changelog: its revision, then its order within it. */
+  revision: number
+  seq: number
+  objectType: string
+  objectId: string
+  relation: string
+  user: string
+  conditionName: string
+  conditionContext: Record<string, unknown> | undefined
+  /** On a write: when the written tuple expires (ms since the epoch); undefined = never. */
+  expiresAt?: number
+  operation: 'write' | 'delete'
+  timestamp: Date
+}
+
+/** ReadFilter selects tuples for the Read API; unset fields match anything. */
+export interface ReadFilter {
+  objectType?: string
+  objectId?: string
+  relation?: string
+  userType?: string
+  userId?: string
+  userRelation?: string
+}
+
+export interface WriteRequest {
+  deletes: TupleIdentity[]
+  writes: Tuple[]
+  onMissing: 'error' | 'ignore'
+  onDuplicate: 'error' | 'ignore'
+}
+
+export interface ChangesQuery {
+  objectType?: string
+  /** A cursor from an earlier page; takes precedence over startTime. */
+  after?: string
+  startTime?: Date
+  pageSize: number
+}
+
+/** StoreCatalog keeps the stores themselves. */
+export interface StoreCatalog {
+  createStore(id: string, name: string, now: Date): Promise<StoreRecord>
+  getStore(id: string): Promise<StoreRecord | undefined>
+  listStores(q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>>
+  /** deleteStore soft-deletes; deleting a missing store is not an error. */
+  deleteStore(id: string, now: Date): Promise<void>
+}
+
+/** ModelStore keeps each store's authorization models (immutable, newest id last). */
+export interface ModelStore {
+  writeModel(storeId: string, model: AuthorizationModel, now: Date): Promise<void>
+  readModel(storeId: string, id: string): Promise<AuthorizationModel | undefined>
+  /** latestModelId is the id of the store's newest model, without reading the model itself. */
+  latestModelId(storeId: string): Promise<string | undefined>
+  listModels(storeId: string, q: { pageSize: number; after?: string }): Promise<Page<AuthorizationModel>>
+}
+
+/** TupleStore reads the stored tuples: the Read API's pages, and readers bound to a revision. */
+export interface TupleStore {
+  /** read pages the tuples matching `filter`, hiding those expired at `now` (ms). */
+  read(
+    storeId: string,
+    filter: ReadFilter,
+    q: { pageSize: number; after?: string },
+    now: number,
+  ): Promise<Page<StoredTuple>>
+  /**
+   * reader reads the store's tuples as of `revision` (or newer) at the instant `now` (ms since
+   * the epoch): tuples with `expiresAt <= now` are invisible to it.
+   */
+  reader(storeId: string, revision: Revision, now: number): TupleReader
+}
+
+/** TupleWriter changes tuples: a Write, and the sweep of expired tuples. */
+export interface TupleWriter {
+  /**
+   * write applies deletes then writes in one transaction, assigns the store's next revision and
+   * records each change in the changelog (the rules: store/write-plan.ts). Throws
+   * TupleWriteRejected on a missing delete or duplicate write (per onMissing/onDuplicate), or
+   * when `ignore` meets the same tuple with a different condition or expiry; nothing is written
+   * then.
+   */
+  write(storeId: string, req: WriteRequest, now: Date): Promise<Revision>
+  /**
+   * sweepExpired deletes up to `limit` tuples (across stores) that expired at or before `now`,
+   * one transaction per store touched, and records each removal in the changelog as a delete
+   * under a new revision of its store. Safe to run on several replicas at once: a tuple is
+   * deleted, and its delete recorded, once. Returns how many tuples it deleted; fewer than
+   * `limit` means none were left.
+   */
+  sweepExpired(now: Date, limit: number): Promise<number>
+}
+
+/** Changelog: each store's revision and the history of its tuple changes. */
+export interface Changelog {
+  readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>>
+  headRevision(storeId: string): Promise<Revision>
+}
+
+/** AssertionStore keeps the assertions written for one model of a store (opaque JSON). */
+export interface AssertionStore {
+  writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void>
+  readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined>
+}
