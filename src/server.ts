@@ -1,6 +1,6 @@
 /**
- * createPemba wires one Pemba instance from its configuration: the datastore, the model and
- * query services, and the HTTP app. Everything is passed explicitly; nothing is global, so a
+ * createPemba wires one Pemba instance from its configuration: the datastore, the services (one
+ * per capability: models, checks, lists, writes, stores, …), and the HTTP app. Everything is passed explicitly; nothing is global, so a
  * test can run many instances side by side.
  *
  * @module
@@ -11,11 +11,17 @@ import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
 import { parseDatabaseUrl, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
-import { AuthzService } from './service/authz.ts'
+import { AssertionService } from './service/assertions.ts'
+import { CheckService } from './service/checks.ts'
+import { EvaluationService } from './service/evaluation.ts'
+import { HeadRevisions } from './service/head-revisions.ts'
+import { ListService } from './service/lists.ts'
+import { StoreService } from './service/stores.ts'
+import { WriteService } from './service/writes.ts'
 import { AccessRequestService } from './service/access-requests.ts'
 import { AccessControl } from './auth/access-control.ts'
 import { createAuthenticator } from './auth/authenticate.ts'
-import { JwksCache } from './auth/jwks.ts'
+import { JwksCache } from './service/jwks.ts'
 import { parseAdminClients } from './auth/settings.ts'
 import { parseDuration } from './service/duration.ts'
 import { ModelService } from './service/models.ts'
@@ -29,14 +35,23 @@ import { checkSqliteMigrations } from './store/migrations.ts'
 import { PostgresDatastore } from './store/postgres/index.ts'
 import { SqliteDatastore } from './store/sqlite/index.ts'
 import type { Datastore } from './store/store.ts'
-import { TupleIndex } from './store/tuple-index.ts'
+import { TupleIndex } from './store/readers/tuple-index.ts'
 
 export interface Pemba {
   config: PembaConfig
   app: Hono<AppEnv>
   datastore: Datastore
-  authz: AuthzService
   models: ModelService
+  /** What the queries share: the engine, the caches, the tuple index (and their counters). */
+  evaluation: EvaluationService
+  /** Check, batch check, expand. */
+  checks: CheckService
+  /** List objects, list users. */
+  lists: ListService
+  /** Write, import, read, read changes. */
+  writes: WriteService
+  stores: StoreService
+  assertions: AssertionService
   accessRequests: AccessRequestService
   /** API clients' permissions: the system store, decided by the engine (src/auth/access-control.ts). */
   access: AccessControl
@@ -112,22 +127,18 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     sweepIntervalMs: RETENTION_SWEEP_INTERVAL_MS,
     logError: (err) => console.error(`[pemba] decision log: ${redactor.error(err)}`),
   })
-  const authz = new AuthzService({
+  // Off: the check path does not even time its decisions.
+  const decisionSink = decisions.enabled ? decisions : NO_DECISIONS
+  // One view of the stores' head revisions: writes advance it, queries bind to it.
+  const heads = new HeadRevisions(datastore, config.checkCacheStalenessMs, () => clock().getTime())
+  const evaluation = new EvaluationService({
     datastore,
     models,
+    heads,
     clock,
-    // Off: the check path does not even time its decisions.
-    decisions: decisions.enabled ? decisions : NO_DECISIONS,
-    maxTuplesPerWrite: config.maxTuplesPerWrite,
-    maxChecksPerBatch: config.maxChecksPerBatch,
     resolveNodeLimit: config.resolveNodeLimit,
     maxDispatchesPerRequest: config.maxDispatchesPerRequest,
-    checkDeadlineMs: config.checkDeadlineMs,
-    listMaxResults: config.listMaxResults,
-    listDeadlineMs: config.listDeadlineMs,
-    maxDelegationChain: config.maxDelegationChain,
     checkCacheSize: config.checkCacheSize,
-    checkCacheStalenessMs: config.checkCacheStalenessMs,
     tupleCacheSize: config.tupleCacheSize,
     tupleIndex:
       config.tupleIndexMaxTuples > 0
@@ -139,6 +150,24 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
           })
         : undefined,
   })
+  const checks = new CheckService({
+    evaluation,
+    models,
+    clock,
+    decisions: decisionSink,
+    maxChecksPerBatch: config.maxChecksPerBatch,
+    checkDeadlineMs: config.checkDeadlineMs,
+    maxDelegationChain: config.maxDelegationChain,
+  })
+  const lists = new ListService({
+    evaluation,
+    clock,
+    decisions: decisionSink,
+    listMaxResults: config.listMaxResults,
+    listDeadlineMs: config.listDeadlineMs,
+    maxDelegationChain: config.maxDelegationChain,
+  })
+  const writes = new WriteService({ datastore, models, heads, clock, maxTuplesPerWrite: config.maxTuplesPerWrite })
   const logError =
     overrides.logError ??
     ((err: unknown, requestId: string) => {
@@ -147,7 +176,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const accessRequests = new AccessRequestService({
     datastore,
     models,
-    authz,
+    checks,
+    heads,
     ids,
     clock,
     // loadConfig has checked both are positive durations.
@@ -156,10 +186,12 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   })
   // API clients' permissions live in the system store: created or brought up to date, and the
   // configured admins made system admins, before anything is served.
-  const access = new AccessControl({ datastore, models, authz, clock, enforced: config.authMode !== 'none' })
+  const access = new AccessControl({ datastore, models, checks, lists, writes, clock, enforced: config.authMode !== 'none' })
+  const stores = new StoreService({ datastore, grants: access, ids, clock, forgetStore: (id) => evaluation.forgetStore(id) })
+  const assertions = new AssertionService({ datastore, models })
   try {
     await access.ensureSystemStore(parseAdminClients(config.authAdminClients))
-    if (config.tupleIndexPreload === 'on') await preloadTupleIndex(datastore, authz)
+    if (config.tupleIndexPreload === 'on') await preloadTupleIndex(datastore, evaluation)
   } catch (e) {
     await datastore.close()
     throw e
@@ -174,14 +206,14 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     stalenessMs: config.checkCacheStalenessMs,
   })
   const tokenChecks = new TokenCheckService({
-    authz,
+    checks,
     models,
     issuers: tokenIssuers,
     clock,
     clockSkewSeconds: config.tokenClockSkewSeconds,
     maxDelegationChain: config.maxDelegationChain,
     maxChecksPerBatch: config.maxChecksPerBatch,
-    decisions: decisions.enabled ? decisions : NO_DECISIONS,
+    decisions: decisionSink,
   })
   const sweeper = new Sweeper({
     datastore,
@@ -190,12 +222,17 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     logError: (err) => console.error(`[pemba] expiry sweep failed: ${redactor.error(err)}`),
   })
   if (overrides.sweeper !== false) sweeper.start()
-  const reviews = new ReviewService({ datastore, authz, models, clock })
+  const reviews = new ReviewService({ datastore, lists, models, clock })
   if (overrides.sweeper !== false) decisions.start()
   const app = createApp({
     datastore,
     models,
-    authz,
+    evaluation,
+    checks,
+    lists,
+    writes,
+    stores,
+    assertions,
     accessRequests,
     ids,
     clock,
@@ -213,8 +250,13 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     config,
     app,
     datastore,
-    authz,
     models,
+    evaluation,
+    checks,
+    lists,
+    writes,
+    stores,
+    assertions,
     accessRequests,
     access,
     jwks,
@@ -244,11 +286,11 @@ function configuredSecrets(config: PembaConfig): string[] {
 }
 
 /** preloadTupleIndex reads every store into the tuple index, oldest first, while the budget lasts. */
-async function preloadTupleIndex(datastore: Datastore, authz: AuthzService): Promise<void> {
+async function preloadTupleIndex(datastore: Datastore, evaluation: EvaluationService): Promise<void> {
   let after: string | undefined
   do {
     const page = await datastore.listStores({ pageSize: 100, after })
-    for (const store of page.items) await authz.tupleIndexReady(store.id)
+    for (const store of page.items) await evaluation.tupleIndexReady(store.id)
     after = page.next || undefined
   } while (after)
 }

@@ -1,6 +1,6 @@
 /**
  * What each API client may do, kept as relationship tuples in Pemba's own **system store** and
- * decided by Pemba's own engine (AuthzService.check / listObjects), like any other question.
+ * decided by Pemba's own engine (CheckService.check, ListService.listObjects), like any other question.
  *
  * The system store has a reserved id that is not a ULID, so no public store endpoint can name it
  * (they all reject it as an invalid store id), and ListStores leaves it out. Its model is fixed
@@ -22,8 +22,10 @@
 import { PembaError, validationError } from '../core/errors.ts'
 import type { Tuple } from '../core/tuple.ts'
 import { modelFromDSL } from '../model/dsl.ts'
-import type { AuthzService } from '../service/authz.ts'
+import type { CheckService } from '../service/checks.ts'
+import type { ListService } from '../service/lists.ts'
 import type { ModelService } from '../service/models.ts'
+import type { WriteService } from '../service/writes.ts'
 import { decodeCursor, isStringArray } from '../store/common.ts'
 import type { Datastore, Page, ReadFilter, StoreRecord } from '../store/store.ts'
 import { CLIENT_TYPE, clientIdentity } from './settings.ts'
@@ -78,7 +80,10 @@ const OBJECT_TYPE = /^[^:#@\s*/]{1,254}$/
 export interface AccessControlOptions {
   datastore: Datastore
   models: ModelService
-  authz: AuthzService
+  /** The engine, asked about (and told of grants in) the system store: only what this needs of the services. */
+  checks: Pick<CheckService, 'check'>
+  lists: Pick<ListService, 'listObjects'>
+  writes: Pick<WriteService, 'write'>
   clock: () => Date
   /** false in `none` mode: every request is allowed and nothing is checked. */
   enforced: boolean
@@ -124,7 +129,7 @@ export class AccessControl {
       await this.#o.models.write(SYSTEM_STORE_ID, model)
     }
     if (admins.length > 0) {
-      await this.#o.authz.write(SYSTEM_STORE_ID, {
+      await this.#o.writes.write(SYSTEM_STORE_ID, {
         writes: [...new Set(admins)].map((client) => ({ user: client, relation: 'admin', object: SYSTEM_OBJECT })),
         onDuplicate: 'ignore',
         onMissing: 'ignore',
@@ -145,7 +150,7 @@ export class AccessControl {
       after = page.next || undefined
     } while (after)
     for (let i = 0; i < missing.length; i += 100) {
-      await this.#o.authz.write(SYSTEM_STORE_ID, {
+      await this.#o.writes.write(SYSTEM_STORE_ID, {
         writes: missing.slice(i, i + 100).map((id) => ({ user: SYSTEM_OBJECT, relation: 'system', object: storeObject(id) })),
         onDuplicate: 'ignore',
         onMissing: 'ignore',
@@ -169,7 +174,7 @@ export class AccessControl {
    * PEMBA_CHECK_CACHE_STALENESS_MS.
    */
   async allowed(client: string, relation: string, object: string): Promise<boolean> {
-    const r = await this.#o.authz.check(SYSTEM_STORE_ID, { tupleKey: { user: client, relation, object } })
+    const r = await this.#o.checks.check(SYSTEM_STORE_ID, { tupleKey: { user: client, relation, object } })
     return r.allowed
   }
 
@@ -197,7 +202,7 @@ export class AccessControl {
   async onStoreCreated(storeId: string, creator: string): Promise<void> {
     const writes = [{ user: SYSTEM_OBJECT, relation: 'system', object: storeObject(storeId) }]
     if (creator) writes.push({ user: creator, relation: 'admin', object: storeObject(storeId) })
-    await this.#o.authz.write(SYSTEM_STORE_ID, { writes, onDuplicate: 'ignore', onMissing: 'ignore' })
+    await this.#o.writes.write(SYSTEM_STORE_ID, { writes, onDuplicate: 'ignore', onMissing: 'ignore' })
   }
 
   /**
@@ -206,7 +211,7 @@ export class AccessControl {
    */
   async readableStores(client: string): Promise<string[] | undefined> {
     if (!this.#o.enforced || (await this.allowed(client, 'admin', SYSTEM_OBJECT))) return undefined
-    const r = await this.#o.authz.listObjects(SYSTEM_STORE_ID, { type: 'store', relation: 'reader', user: client })
+    const r = await this.#o.lists.listObjects(SYSTEM_STORE_ID, { type: 'store', relation: 'reader', user: client })
     return r.objects.map((o) => o.slice('store:'.length)).sort()
   }
 
@@ -274,7 +279,7 @@ export class AccessControl {
     if (g.store !== undefined && !(await this.#o.datastore.getStore(g.store))) {
       throw new PembaError('store_id_not_found', 'Store ID not found')
     }
-    await this.#o.authz.write(SYSTEM_STORE_ID, {
+    await this.#o.writes.write(SYSTEM_STORE_ID, {
       writes: [{ user: g.client, relation: g.role, object: grantObject(g) }],
       onDuplicate: 'ignore',
       onMissing: 'ignore',
@@ -291,7 +296,7 @@ export class AccessControl {
       existed = true
     }
     if (existed) {
-      await this.#o.authz.write(SYSTEM_STORE_ID, {
+      await this.#o.writes.write(SYSTEM_STORE_ID, {
         deletes: [{ user: g.client, relation: g.role, object: grantObject(g) }],
         onDuplicate: 'ignore',
         onMissing: 'ignore',

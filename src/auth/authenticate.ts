@@ -18,7 +18,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { PembaError } from '../core/errors.ts'
-import { ASYMMETRIC_ALGORITHMS, type JwksCache } from './jwks.ts'
+import { ASYMMETRIC_ALGORITHMS, type JwksCache } from '../service/jwks.ts'
 import {
   CLIENT_TYPE,
   isClientName,

@@ -34,14 +34,18 @@ import {
   type Datastore,
   type Page,
 } from '../store/store.ts'
-import type { AuthzService } from './authz.ts'
+import type { CheckService } from './checks.ts'
+import type { HeadRevisions } from './head-revisions.ts'
 import { formatDuration, parseDuration } from './duration.ts'
 import type { ModelService } from './models.ts'
 
 export interface AccessRequestServiceOptions {
   datastore: Datastore
   models: ModelService
-  authz: AuthzService
+  /** Asks whether the approver may approve (HIGHER_CONSISTENCY checks). */
+  checks: Pick<CheckService, 'check'>
+  /** Told of the revision an approval committed (read-your-writes on this replica). */
+  heads: Pick<HeadRevisions, 'advance'>
   ids: IdGenerator
   clock: () => Date
   /** The longest grant a request may ask for (PEMBA_JIT_MAX_DURATION). */
@@ -182,7 +186,7 @@ export class AccessRequestService {
       throw notPending(id, r.status)
     }
     // Read-your-writes: this replica's next checks see the grant (as after a Write).
-    this.#o.authz.noteRevision(storeId, r.revision)
+    this.#o.heads.advance(storeId, r.revision)
     return this.get(storeId, id)
   }
 
@@ -222,7 +226,7 @@ export class AccessRequestService {
     const approver = formatUser(subject)
     const object = `${record.objectType}:${record.objectId}`
     const check = (user: string, rel: string, obj: string) =>
-      this.#o.authz.check(storeId, {
+      this.#o.checks.check(storeId, {
         modelId: ts.id,
         tupleKey: { user, relation: rel, object: obj },
         consistency: 'HIGHER_CONSISTENCY',

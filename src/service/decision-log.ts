@@ -33,7 +33,9 @@ import { monotonicFactory } from 'ulid'
 import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
 import type { DecisionLogSettings, GrantUse, StoredDecision } from '../store/audit.ts'
 import type { Datastore } from '../store/store.ts'
+import { PembaError } from '../core/errors.ts'
 import type { Decision, DecisionSink } from './decision-sink.ts'
+import type { DecisionQuery, ResultPage } from './decision-store.ts'
 
 export interface DecisionLogOptions {
   datastore: Datastore
@@ -266,18 +268,30 @@ export class DecisionLog implements DecisionSink {
     this.#settings.set(storeId, { enabled: s.enabled, sampleRate: s.sampleRate, readAt: now })
   }
 
-  /** settings returns a store's decision-log settings (the default when it has none). */
+  /** list pages through a store's recorded decisions matching `q` (404 for an unknown store). */
+  async list(storeId: string, q: DecisionQuery): Promise<ResultPage<StoredDecision>> {
+    await this.#requireStore(storeId)
+    return this.#o.datastore.listDecisions(storeId, q)
+  }
+
+  /** settings returns a store's decision-log settings (the default when it has none; 404 for an unknown store). */
   async settings(storeId: string): Promise<{ enabled: boolean; sampleRate: number; updatedAt?: Date }> {
+    await this.#requireStore(storeId)
     return (await this.#o.datastore.getDecisionLogSettings(storeId)) ?? { ...DEFAULT_SETTINGS }
   }
 
   /** putSettings stores a store's settings; this replica applies them at once. */
   async putSettings(storeId: string, s: { enabled: boolean; sampleRate: number }): Promise<DecisionLogSettings> {
+    await this.#requireStore(storeId)
     const now = this.#o.clock()
     const settings: DecisionLogSettings = { enabled: s.enabled, sampleRate: s.sampleRate, updatedAt: now }
     await this.#o.datastore.putDecisionLogSettings(storeId, settings)
     this.#cache(storeId, settings, now.getTime())
     return settings
+  }
+
+  async #requireStore(storeId: string): Promise<void> {
+    if (!(await this.#o.datastore.getStore(storeId))) throw new PembaError('store_id_not_found', 'Store ID not found')
   }
 
   metrics(): DecisionLogMetrics {

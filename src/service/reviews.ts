@@ -23,12 +23,12 @@ import { PembaError, validationError } from '../core/errors.ts'
 import { formatSubject, parseSubject, type TupleKey } from '../core/tuple.ts'
 import type { GrantWithUsage, IdentityGrantStats } from '../store/audit.ts'
 import type { Datastore, Page } from '../store/store.ts'
-import type { AuthzService } from './authz.ts'
+import type { ListService } from './lists.ts'
 import type { ModelService } from './models.ts'
 
 export interface ReviewServiceOptions {
   datastore: Datastore
-  authz: AuthzService
+  lists: Pick<ListService, 'listObjects'>
   models: ModelService
   clock: () => Date
   /** Objects listed per relation by reach (the count covers all of them). Default 10. */
@@ -158,7 +158,7 @@ export class ReviewService {
     for (const [type, t] of ts.types) {
       for (const relation of t.relations.keys()) {
         try {
-          const r = await this.#o.authz.listObjects(storeId, { modelId: ts.id, type, relation, user })
+          const r = await this.#o.lists.listObjects(storeId, { modelId: ts.id, type, relation, user })
           relations.push({
             type,
             relation,

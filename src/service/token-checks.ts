@@ -25,10 +25,12 @@ import { PembaError, validationError } from '../core/errors.ts'
 import { parseObject, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import { validateBatch, type AuthzService, type BatchCheckItem, type BatchCheckOutcome, type Consistency, type Explanation } from './authz.ts'
+import type { BatchCheckItem, CheckOutput, CheckService, Explanation } from './checks.ts'
+import type { Consistency } from './evaluation.ts'
 import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { ModelService } from './models.ts'
 import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
+import { validateBatch } from './tuple-input.ts'
 
 /** Why a token check answered `allowed: false` without evaluating relationships. */
 export type TokenRejection =
@@ -95,13 +97,27 @@ export interface MixedBatchCheckItem {
   explain?: boolean
 }
 
-/** A batch outcome: as for batch-check, plus `reason` and `token` for token items. */
-export type MixedBatchCheckOutcome =
-  | (BatchCheckOutcome & { token?: TokenIdentity })
-  | { allowed: false; reason: TokenRejection; token?: TokenIdentity; explanation?: Explanation }
+/**
+ * One item of a mixed batch: evaluated (a plain item, or a token item whose check ran: the
+ * check's output, with the token that named its user), answered without evaluating (a refused
+ * token, or a chain nothing can act for), or what it threw (with the token, if it verified).
+ * The API layer renders them.
+ */
+export type MixedBatchCheckItemResult =
+  | { ok: true; output: CheckOutput; token?: TokenIdentity }
+  | { ok: true; unevaluated: Unevaluated }
+  | { ok: false; error: unknown; token?: TokenIdentity }
+
+/** A token item answered `allowed: false` before any relationship was read. */
+export interface Unevaluated {
+  reason?: TokenRejection
+  deniedBy?: 'delegation'
+  token?: TokenIdentity
+  explanation?: Explanation
+}
 
 export interface TokenCheckServiceOptions {
-  authz: AuthzService
+  checks: Pick<CheckService, 'check' | 'batchCheck'>
   models: ModelService
   issuers: TokenIssuerService
   clock: () => Date
@@ -112,7 +128,7 @@ export interface TokenCheckServiceOptions {
   maxChecksPerBatch: number
   /**
    * Where refused tokens are recorded (kind `token_check`, with the reason); evaluated token
-   * checks are recorded by AuthzService as the same kind.
+   * checks are recorded by CheckService as the same kind.
    */
   decisions?: DecisionSink
 }
@@ -148,7 +164,7 @@ export class TokenCheckService {
       return out
     }
     const asked = { token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
-    const out = await this.#o.authz.check(
+    const out = await this.#o.checks.check(
       storeId,
       {
         modelId: ts.id,
@@ -212,12 +228,13 @@ export class TokenCheckService {
     storeId: string,
     input: { modelId?: string; consistency?: Consistency; checks: MixedBatchCheckItem[] },
     meta?: RequestMeta,
-  ): Promise<{ result: Record<string, MixedBatchCheckOutcome>; modelId: string }> {
+  ): Promise<{ result: Record<string, MixedBatchCheckItemResult>; modelId: string }> {
     // The batch's own limits first, as the ordinary batch check states them.
     validateBatch(input.checks, this.#o.maxChecksPerBatch)
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
-    const result: Record<string, MixedBatchCheckOutcome> = {}
+    // Items in the order they were answered: those answered without evaluation, then the rest.
+    const result: Record<string, MixedBatchCheckItemResult> = {}
     const tokens = new Map<string, TokenIdentity>()
     const evaluate: BatchCheckItem[] = []
     await Promise.all(
@@ -235,27 +252,25 @@ export class TokenCheckService {
         } catch (e) {
           // An item's own mistake answers that item, as in the ordinary batch check.
           if (!(e instanceof PembaError)) throw e
-          result[c.correlationId] = { error: { input_error: 'validation_error', message: e.message } }
+          result[c.correlationId] = { ok: false, error: e }
           return
         }
         const { relation, object } = c.tupleKey
         const item = { relation, object, consistency: input.consistency }
         if (!r.ok) {
-          const outcome: MixedBatchCheckOutcome = r.token
-            ? { allowed: false, reason: r.reason, token: r.token }
-            : { allowed: false, reason: r.reason }
-          if (c.explain) outcome.explanation = unevaluatedExplanation({ reason: r.reason, token: r.token })
-          result[c.correlationId] = outcome
+          const unevaluated: Unevaluated = r.token ? { reason: r.reason, token: r.token } : { reason: r.reason }
+          if (c.explain) unevaluated.explanation = unevaluatedExplanation({ reason: r.reason, token: r.token })
+          result[c.correlationId] = { ok: true, unevaluated }
           if (meta) this.#recordUnevaluated(storeId, ts.id, item, r, meta, started, { correlation_id: c.correlationId })
           return
         }
         tokens.set(c.correlationId, r.token)
         if (r.brokenChain) {
-          const outcome: BatchCheckOutcome & { token: TokenIdentity } = { allowed: false, denied_by: 'delegation', token: r.token }
-          if (c.explain) outcome.explanation = unevaluatedExplanation({ deniedBy: 'delegation', token: r.token, onBehalfOf: r.onBehalfOf, user: r.user })
-          result[c.correlationId] = outcome
-          const unevaluated = { deniedBy: 'delegation' as const, token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
-          if (meta) this.#recordUnevaluated(storeId, ts.id, item, unevaluated, meta, started, { correlation_id: c.correlationId })
+          const asked = { deniedBy: 'delegation' as const, token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
+          const unevaluated: Unevaluated = { deniedBy: 'delegation', token: r.token }
+          if (c.explain) unevaluated.explanation = unevaluatedExplanation(asked)
+          result[c.correlationId] = { ok: true, unevaluated }
+          if (meta) this.#recordUnevaluated(storeId, ts.id, item, asked, meta, started, { correlation_id: c.correlationId })
           return
         }
         evaluate.push({
@@ -267,16 +282,15 @@ export class TokenCheckService {
       }),
     )
     if (evaluate.length > 0) {
-      const out = await this.#o.authz.batchCheck(storeId, { modelId: ts.id, consistency: input.consistency, checks: evaluate }, meta)
-      for (const [id, outcome] of Object.entries(out.result)) {
+      const out = await this.#o.checks.batchCheck(storeId, { modelId: ts.id, consistency: input.consistency, checks: evaluate }, meta)
+      for (const [id, item] of Object.entries(out.result)) {
         const token = tokens.get(id)
-        if (!token) {
-          result[id] = outcome
-          continue
+        if (!token) result[id] = item
+        else if (!item.ok) result[id] = { ok: false, error: item.error, token }
+        else {
+          const output = item.output.explanation ? { ...item.output, explanation: withTokenStep(item.output.explanation, token) } : item.output
+          result[id] = { ok: true, output, token }
         }
-        const withToken: BatchCheckOutcome & { token: TokenIdentity } = { ...outcome, token }
-        if ('explanation' in withToken && withToken.explanation) withToken.explanation = withTokenStep(withToken.explanation, token)
-        result[id] = withToken
       }
     }
     return { result, modelId: ts.id }

@@ -23,7 +23,7 @@
 import { importJWK, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
 import { PembaError, validationError, type ErrorCode } from '../core/errors.ts'
-import { ASYMMETRIC_ALGORITHMS, JwksCache } from '../auth/jwks.ts'
+import { ASYMMETRIC_ALGORITHMS, JwksCache } from './jwks.ts'
 import { ACTS_FOR } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import type { Datastore, TokenIssuerRecord } from '../store/store.ts'

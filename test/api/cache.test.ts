@@ -43,9 +43,9 @@ describe('cross-request check cache', () => {
     const c = await client()
     const { storeId, check } = await setup(c, MODEL, ['document:1#viewer@group:eng#member', 'group:eng#member@user:anne'])
     expect(await check('document:1#viewer@user:anne')).toBe(true)
-    const before = c.pemba.authz.cacheStats()
+    const before = c.pemba.evaluation.cacheStats()
     expect(await check('document:1#viewer@user:anne')).toBe(true)
-    const after = c.pemba.authz.cacheStats()
+    const after = c.pemba.evaluation.cacheStats()
     expect(after.hits).toBeGreaterThan(before.hits)
     await c.request('POST', `/stores/${storeId}/write`, { deletes: { tuple_keys: [tupleKey('group:eng#member@user:anne')] } })
     expect(await check('document:1#viewer@user:anne')).toBe(false)
@@ -55,9 +55,9 @@ describe('cross-request check cache', () => {
     const c = await client()
     const { check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
     await check('document:1#viewer@user:anne')
-    const before = c.pemba.authz.cacheStats()
+    const before = c.pemba.evaluation.cacheStats()
     expect(await check('document:1#viewer@user:anne', { consistency: 'HIGHER_CONSISTENCY' })).toBe(true)
-    expect(c.pemba.authz.cacheStats().hits).toBe(before.hits)
+    expect(c.pemba.evaluation.cacheStats().hits).toBe(before.hits)
   })
 
   it('does not share answers that depended on request context or contextual tuples', async () => {
@@ -71,7 +71,7 @@ describe('cross-request check cache', () => {
     const ctx = { contextual_tuples: { tuple_keys: [tupleKey('document:2#viewer@user:bob')] } }
     expect(await check('document:2#viewer@user:bob', ctx)).toBe(true)
     expect(await check('document:2#viewer@user:bob')).toBe(false)
-    expect(c.pemba.authz.cacheStats().hits).toBe(0)
+    expect(c.pemba.evaluation.cacheStats().hits).toBe(0)
   })
 
   it('gives other replicas a bounded staleness for MINIMIZE_LATENCY and none for HIGHER_CONSISTENCY', async () => {
@@ -101,7 +101,7 @@ describe('cross-request check cache', () => {
     const { check } = await setup(c, MODEL, ['document:1#viewer@user:anne'])
     await check('document:1#viewer@user:anne')
     await check('document:1#viewer@user:anne')
-    expect(c.pemba.authz.cacheStats()).toEqual({ enabled: false, hits: 0, misses: 0, entries: 0 })
+    expect(c.pemba.evaluation.cacheStats()).toEqual({ enabled: false, hits: 0, misses: 0, entries: 0 })
   })
 })
 
@@ -137,9 +137,9 @@ describe('caches and expiring tuples', () => {
     expect(write.status, write.text).toBe(200)
     expect(await check('document:1#viewer@user:anne')).toBe(true)
     now += 5 * 60_000
-    const hitsBefore = c.pemba.authz.cacheStats().hits
+    const hitsBefore = c.pemba.evaluation.cacheStats().hits
     expect(await check('document:1#viewer@user:anne')).toBe(true) // from the cache
-    expect(c.pemba.authz.cacheStats().hits).toBeGreaterThan(hitsBefore)
+    expect(c.pemba.evaluation.cacheStats().hits).toBeGreaterThan(hitsBefore)
     now = Date.parse('2026-01-01T00:10:00Z') // the instant it expires; no write, no sweep
     expect(await check('document:1#viewer@user:anne')).toBe(false)
     expect(await check('group:eng#member@user:anne')).toBe(false)
@@ -154,7 +154,7 @@ describe('caches and expiring tuples', () => {
     })
     expect(await check('document:1#viewer@user:anne')).toBe(true)
     expect(await check('document:1#viewer@user:anne')).toBe(true)
-    expect(c.pemba.authz.tupleCacheStats().hits).toBeGreaterThan(0)
+    expect(c.pemba.evaluation.tupleCacheStats().hits).toBeGreaterThan(0)
     now = Date.parse('2026-01-01T01:00:00Z')
     expect(await check('document:1#viewer@user:anne')).toBe(false)
   })
@@ -168,10 +168,10 @@ describe('caches and expiring tuples', () => {
     })
     expect(await check('document:1#viewer@user:anne')).toBe(true)
     expect(await check('document:1#viewer@user:anne')).toBe(true)
-    const stats = c.pemba.authz.tupleIndexStats()!
+    const stats = c.pemba.evaluation.tupleIndexStats()!
     expect(stats.stores).toBeGreaterThan(0)
     expect(stats.fallbacks).toBe(0)
-    expect(c.pemba.authz.cacheStats().hits).toBeGreaterThan(0)
+    expect(c.pemba.evaluation.cacheStats().hits).toBeGreaterThan(0)
     now = Date.parse('2026-01-01T01:00:00Z') // the instant it expires; no write, no sweep
     expect(await check('document:1#viewer@user:anne')).toBe(false)
   })
@@ -183,8 +183,8 @@ describe('caches and expiring tuples', () => {
     expect(await check('document:1#viewer@user:bob')).toBe(false)
     await c.request('POST', `/stores/${storeId}/write`, { writes: { tuple_keys: [tupleKey('document:1#viewer@user:bob')] } })
     expect(await check('document:1#viewer@user:bob')).toBe(true)
-    const before = c.pemba.authz.tupleCacheStats().hits
+    const before = c.pemba.evaluation.tupleCacheStats().hits
     expect(await check('document:1#viewer@user:bob', { consistency: 'HIGHER_CONSISTENCY' })).toBe(true)
-    expect(c.pemba.authz.tupleCacheStats().hits).toBe(before)
+    expect(c.pemba.evaluation.tupleCacheStats().hits).toBe(before)
   })
 })

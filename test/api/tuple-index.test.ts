@@ -48,7 +48,7 @@ describe('the tuple index behind the API', () => {
     expect(await check('doc:1#viewer@user:bob')).toBe(true)
     await c.request('POST', `/stores/${storeId}/write`, { deletes: { tuple_keys: [tupleKey('doc:1#viewer@group:eng#member')] } })
     expect(await check('doc:1#viewer@user:anne')).toBe(false)
-    const stats = c.pemba.authz.tupleIndexStats()!
+    const stats = c.pemba.evaluation.tupleIndexStats()!
     expect(stats.stores).toBeGreaterThanOrEqual(1)
     expect(stats.fallbacks).toBe(0)
     expect(stats.changesApplied).toBe(2)
@@ -71,7 +71,7 @@ describe('the tuple index behind the API', () => {
     await b.request('POST', `/stores/${storeId}/write`, { deletes: { tuple_keys: [tupleKey('doc:1#viewer@user:anne')] } })
     now += 1001
     expect(await check('doc:1#viewer@user:anne')).toBe(false)
-    expect(a.pemba.authz.tupleIndexStats()!.fallbacks).toBe(0)
+    expect(a.pemba.evaluation.tupleIndexStats()!.fallbacks).toBe(0)
   })
 
   it('preloads every store before serving when asked to', async () => {
@@ -80,9 +80,9 @@ describe('the tuple index behind the API', () => {
     const { storeId } = await setup(first, MODEL, ['doc:1#viewer@user:anne', 'doc:2#viewer@user:anne'])
     const preloaded = await client({ databaseUrl: url, tupleIndexPreload: 'on' })
     // The system store and the one store, before any request.
-    expect(preloaded.pemba.authz.tupleIndexStats()).toMatchObject({ stores: 2, fallbacks: 0 })
+    expect(preloaded.pemba.evaluation.tupleIndexStats()).toMatchObject({ stores: 2, fallbacks: 0 })
     const lazy = await client({ databaseUrl: url })
-    expect(lazy.pemba.authz.tupleIndexStats()!.stores).toBeLessThan(2)
+    expect(lazy.pemba.evaluation.tupleIndexStats()!.stores).toBeLessThan(2)
     const r = await preloaded.request('POST', `/stores/${storeId}/check`, { tuple_key: tupleKey('doc:2#viewer@user:anne') })
     expect(r.body.allowed).toBe(true)
   })
@@ -95,16 +95,16 @@ describe('the tuple index behind the API', () => {
     const c = await client({ tupleIndexMaxTuples: 0, checkCacheSize: 0 })
     const { check } = await setup(c, MODEL, ['group:eng#member@user:anne', 'doc:1#viewer@group:eng#member'])
     expect(await check('doc:1#viewer@user:anne')).toBe(true)
-    expect(c.pemba.authz.tupleIndexStats()).toBeUndefined()
+    expect(c.pemba.evaluation.tupleIndexStats()).toBeUndefined()
   })
 
   it("lets go of a deleted store's tuples", async () => {
     const c = await client({})
     const { storeId, check } = await setup(c, MODEL, ['doc:1#viewer@user:anne', 'doc:2#viewer@user:anne'])
     expect(await check('doc:1#viewer@user:anne')).toBe(true)
-    const before = c.pemba.authz.tupleIndexStats()!
+    const before = c.pemba.evaluation.tupleIndexStats()!
     expect((await c.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
-    const after = c.pemba.authz.tupleIndexStats()!
+    const after = c.pemba.evaluation.tupleIndexStats()!
     expect(after.stores).toBe(before.stores - 1)
     expect(after.tuples).toBe(before.tuples - 2)
   })

@@ -323,22 +323,22 @@ describe('witnesses of unexplained checks', () => {
       tupleKey('group:g1#member@user:u1'),
     ]
     const ask = () =>
-      client.pemba.authz.check(storeId, { tupleKey: tupleKey('document:d1#viewer@user:u1'), witness: true })
-    const before = client.pemba.authz.cacheStats().hits
+      client.pemba.checks.check(storeId, { tupleKey: tupleKey('document:d1#viewer@user:u1'), witness: true })
+    const before = client.pemba.evaluation.cacheStats().hits
     expect((await ask()).witness).toEqual(expected)
     // The same question again is a cache hit at the top, and still names its witness.
     expect((await ask()).witness).toEqual(expected)
-    expect(client.pemba.authz.cacheStats().hits).toBeGreaterThan(before)
-    const denied = await client.pemba.authz.check(storeId, { tupleKey: tupleKey('document:d1#viewer@user:nobody'), witness: true })
+    expect(client.pemba.evaluation.cacheStats().hits).toBeGreaterThan(before)
+    const denied = await client.pemba.checks.check(storeId, { tupleKey: tupleKey('document:d1#viewer@user:nobody'), witness: true })
     expect(denied).toMatchObject({ allowed: false })
     expect(denied.witness).toBeUndefined()
   })
 
   it('name every side of an intersection and the base of an exclusion', async () => {
     const { storeId } = await setup(client, DOCS, DOC_TUPLES)
-    const publish = await client.pemba.authz.check(storeId, { tupleKey: tupleKey('document:d2#can_publish@user:u2'), witness: true })
+    const publish = await client.pemba.checks.check(storeId, { tupleKey: tupleKey('document:d2#can_publish@user:u2'), witness: true })
     expect(publish.witness).toEqual([tupleKey('document:d2#owner@user:u2'), tupleKey('document:d2#approved@user:u2')])
-    const view = await client.pemba.authz.check(storeId, { tupleKey: tupleKey('document:d3#can_view@user:u3'), witness: true })
+    const view = await client.pemba.checks.check(storeId, { tupleKey: tupleKey('document:d3#can_view@user:u3'), witness: true })
     expect(view.witness).toEqual([tupleKey('document:d3#viewer@user:u3')])
   })
 })

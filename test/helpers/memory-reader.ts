@@ -5,7 +5,7 @@
  * time on); the default, 0, hides none written with a real expiry.
  */
 import type { Subject, Tuple } from '../../src/core/tuple.ts'
-import type { TupleReader } from '../../src/store/store.ts'
+import type { TupleReader } from '../../src/store/ports.ts'
 
 export function parseTuple(
   s: string,

@@ -1,0 +1,198 @@
+/**
+ * EvaluationService is what every query shares: the engine's dispatcher, the cross-request
+ * caches (answers and tuples), the tuple index and the stores' head revisions. For one request
+ * it resolves the model and binds a reader to a revision (`bind`), with the request's contextual
+ * tuples laid over the stored ones; for a repeated check it finds a cached answer without an
+ * await (`cachedAnswer`). It also reports the caches' and the index's counters.
+ *
+ * @module
+ */
+import type { Tuple, TupleKey } from '../core/tuple.ts'
+import { buildCheckDispatcher } from '../engine/build.ts'
+import { CheckCache, cacheKey, cacheScope } from '../engine/caching.ts'
+import type { CheckDispatcher, CheckResult, ResolutionContext } from '../engine/dispatch.ts'
+import type { TypeSystem } from '../model/typesystem.ts'
+import { ObjectCache } from '../store/readers/object-cache.ts'
+import { buildRequestReader } from '../store/readers/request-reader.ts'
+import type { TupleIndex, TupleIndexStats } from '../store/readers/tuple-index.ts'
+import type { TupleStore } from '../store/ports.ts'
+import type { Datastore } from '../store/store.ts'
+import type { HeadRevisions } from './head-revisions.ts'
+import type { ModelService } from './models.ts'
+
+export type Consistency = 'UNSPECIFIED' | 'MINIMIZE_LATENCY' | 'HIGHER_CONSISTENCY'
+
+/** What every query may name besides its question. */
+export interface QueryOptions {
+  modelId?: string
+  contextualTuples?: TupleKey[]
+  context?: Record<string, unknown>
+  consistency?: Consistency
+}
+
+export interface EvaluationServiceOptions {
+  /** The datastore's readers (bound to a revision) and how many reads it serves at once well. */
+  datastore: Pick<TupleStore, 'reader'> & Pick<Datastore, 'preferredConcurrency'>
+  models: ModelService
+  heads: HeadRevisions
+  clock: () => Date
+  resolveNodeLimit: number
+  maxDispatchesPerRequest: number
+  /** Entries in the cross-request check cache; 0 turns it off. */
+  checkCacheSize: number
+  /** Tuples held by the cross-request tuple cache (whole small objects); 0 turns it off. */
+  tupleCacheSize: number
+  /** The in-memory tuple index (src/store/readers/tuple-index.ts); without it every read goes to the datastore. */
+  tupleIndex?: TupleIndex
+}
+
+/** A request to bind (see bind). */
+export interface Binding {
+  /** The request's contextual tuples, validated (see tuple-input.ts). */
+  contextual: Tuple[]
+  /** The request's condition context. */
+  context: Record<string, unknown> | undefined
+  /** How long evaluation may take (ms; 0 = no deadline). */
+  deadlineMs: number
+  consistency: Consistency | undefined
+  /** An explained check: evaluated one branch at a time, without the cross-request cache. */
+  explain?: boolean
+}
+
+/** A cache's counters, for /metrics (all zero when it is off). */
+export interface CacheStats {
+  enabled: boolean
+  hits: number
+  misses: number
+  entries: number
+}
+
+export class EvaluationService {
+  /** The engine: every check, and every check a list or expansion makes, goes through it. */
+  readonly dispatcher: CheckDispatcher
+  readonly #o: EvaluationServiceOptions
+  readonly #cache: CheckCache | undefined
+  readonly #objects: ObjectCache | undefined
+  readonly #index: TupleIndex | undefined
+  readonly #heads: HeadRevisions
+
+  constructor(options: EvaluationServiceOptions) {
+    this.#o = options
+    this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
+    this.#objects = options.tupleCacheSize > 0 ? new ObjectCache(options.tupleCacheSize) : undefined
+    this.#index = options.tupleIndex
+    this.#heads = options.heads
+    this.dispatcher = buildCheckDispatcher(
+      { maxDepth: options.resolveNodeLimit, maxDispatches: options.maxDispatchesPerRequest },
+      this.#cache,
+    )
+  }
+
+  /** model resolves the model a query names (the latest when none); HIGHER_CONSISTENCY reads afresh. */
+  model(storeId: string, modelId: string | undefined, consistency: Consistency | undefined): Promise<TypeSystem> {
+    return this.#o.models.resolve(storeId, modelId, { fresh: consistency === 'HIGHER_CONSISTENCY' })
+  }
+
+  /**
+   * cachedAnswer is the fast path of a repeated check: the whole question is a subproblem the
+   * cross-request cache may already hold (`document:1#viewer@user:anne` at this store, model and
+   * revision), so it is looked up before any per-request state is built. Only for requests the
+   * cache may serve (see bind): no context, no contextual tuples, not HIGHER_CONSISTENCY, not
+   * delegated.
+   */
+  cachedAnswer(
+    storeId: string,
+    ts: TypeSystem,
+    input: QueryOptions & { tupleKey: { user: string; relation: string; object: string }; onBehalfOf?: string[] },
+  ): CheckResult | undefined {
+    const cache = this.#cache
+    if (!cache || input.onBehalfOf || input.consistency === 'HIGHER_CONSISTENCY') return undefined
+    if (input.contextualTuples && input.contextualTuples.length > 0) return undefined
+    if (input.context && Object.keys(input.context).length > 0) return undefined
+    const now = this.#o.clock().getTime()
+    // Only a revision this replica knows (fresh enough) can key a hit; otherwise the check runs
+    // and bind reads the head.
+    const revision = this.#heads.known(storeId, now)
+    if (revision === undefined) return undefined
+    const { user, relation, object } = input.tupleKey
+    // The raw strings are the question in checkKey's form; a question that parses differently
+    // names no cached subproblem and simply misses.
+    return cache.get(cacheKey(cacheScope(storeId, ts.id, revision), `${object}#${relation}@${user}`), now)?.value
+  }
+
+  /**
+   * bind builds one request's context: the revision it reads at (the store's head, remembered
+   * or read afresh), its reader (see store/readers/request-reader.ts) and how it may use the
+   * cross-request cache.
+   */
+  async bind(storeId: string, ts: TypeSystem, b: Binding): Promise<ResolutionContext> {
+    const higher = b.consistency === 'HIGHER_CONSISTENCY'
+    const hasContext = b.context !== undefined && Object.keys(b.context).length > 0
+    // An explained check evaluates everything itself: a cached answer has no trace to show.
+    const cacheable = !!this.#cache && b.contextual.length === 0 && !hasContext && !b.explain
+    const now = this.#o.clock().getTime()
+    // The revision keys the cross-request caches and says how fresh the tuple index must be;
+    // the datastore's own readers always read the newest data.
+    const revision = this.#cache || this.#objects || this.#index ? await this.#heads.get(storeId, higher) : 0
+    const indexed = this.#index && (await this.#index.reader(storeId, revision, now))
+    const ctx: ResolutionContext = {
+      sharedCache: cacheable ? { prefix: cacheScope(storeId, ts.id, revision), read: !higher, cache: this.#cache! } : undefined,
+      closures: new Map(),
+      maxDepth: this.#o.resolveNodeLimit,
+      storeId,
+      revision,
+      typesystem: ts,
+      // Set below: the reader records expiries in this context.
+      reader: undefined!,
+      context: b.context,
+      memo: new Map(),
+      inflight: new Map(),
+      // One branch at a time when explaining, so that the explanation is deterministic.
+      concurrency: b.explain ? 1 : this.#o.datastore.preferredConcurrency,
+      stats: { dispatches: 0, reads: 0 },
+      now,
+      validUntil: Number.POSITIVE_INFINITY,
+      deadline: b.deadlineMs ? Date.now() + b.deadlineMs : 0,
+      explain: !!b.explain,
+    }
+    ctx.reader = buildRequestReader({
+      storeId,
+      revision,
+      now,
+      datastore: this.#o.datastore,
+      indexed: indexed || undefined,
+      objectCache: this.#objects,
+      readCache: !higher,
+      contextual: b.contextual,
+      bound: ctx,
+    })
+    return ctx
+  }
+
+  /** cacheStats reports the cross-request cache's counters (all zero when it is off). */
+  cacheStats(): CacheStats {
+    const c = this.#cache
+    return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
+  }
+
+  /** tupleCacheStats reports the cross-request tuple cache's counters. */
+  tupleCacheStats(): CacheStats {
+    const c = this.#objects
+    return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
+  }
+
+  /** tupleIndexStats reports the in-memory tuple index's counters, or undefined when it is off. */
+  tupleIndexStats(): TupleIndexStats | undefined {
+    return this.#index?.stats()
+  }
+
+  /** tupleIndexReady waits until the store's tuples are in memory (false: it does not fit, or no index). */
+  async tupleIndexReady(storeId: string): Promise<boolean> {
+    return this.#index ? this.#index.ready(storeId) : false
+  }
+
+  /** forgetStore releases what is held for a deleted store. */
+  forgetStore(storeId: string): void {
+    this.#index?.drop(storeId)
+  }
+}

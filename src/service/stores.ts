@@ -1,0 +1,63 @@
+/**
+ * StoreService creates, lists, reads and deletes stores. Creating one also writes its grants in
+ * the system store (the creator becomes its admin), before the store row, so a store never
+ * exists unowned; listing shows a client only the stores it may read.
+ *
+ * @module
+ */
+import { PembaError } from '../core/errors.ts'
+import type { IdGenerator } from '../core/ids.ts'
+import type { Page, StoreCatalog, StoreRecord } from '../store/ports.ts'
+
+/**
+ * What the store service needs of API clients' permissions (src/auth/access-control.ts
+ * implements it): declared here, so the service layer does not depend on auth.
+ */
+export interface StoreGrants {
+  /** Links a new store to the system and makes `creator` (when authenticated) its admin. */
+  onStoreCreated(storeId: string, creator: string): Promise<void>
+  /** ListStores as `client` sees it. */
+  listStores(client: string, q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>>
+}
+
+export interface StoreServiceOptions {
+  datastore: StoreCatalog
+  grants: StoreGrants
+  ids: IdGenerator
+  clock: () => Date
+  /** Releases what the queries hold for a deleted store (the tuple index's copy). */
+  forgetStore: (storeId: string) => void
+}
+
+export class StoreService {
+  readonly #o: StoreServiceOptions
+
+  constructor(options: StoreServiceOptions) {
+    this.#o = options
+  }
+
+  /** create makes a store named `name`, administered by `creator` ('' when authentication is off). */
+  async create(name: string, creator: string): Promise<StoreRecord> {
+    const now = this.#o.clock()
+    const id = this.#o.ids(now.getTime())
+    // The creator becomes the store's admin; written first, so a store never exists unowned.
+    await this.#o.grants.onStoreCreated(id, creator)
+    return this.#o.datastore.createStore(id, name, now)
+  }
+
+  /** list pages through the stores `client` may read (all but the system store when auth is off). */
+  list(client: string, q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>> {
+    return this.#o.grants.listStores(client, q)
+  }
+
+  async get(id: string): Promise<StoreRecord> {
+    const store = await this.#o.datastore.getStore(id)
+    if (!store) throw new PembaError('store_id_not_found', 'Store ID not found')
+    return store
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.#o.datastore.deleteStore(id, this.#o.clock())
+    this.#o.forgetStore(id)
+  }
+}

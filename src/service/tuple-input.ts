@@ -1,0 +1,128 @@
+/**
+ * The checks every service applies to the tuples and identities a request names, against the
+ * model it resolved: what is written (parseWrite), laid over the store for one request
+ * (contextualTuples), or asked about (validateCheckKey, validateSubject, delegationChain).
+ * Pure functions: they throw the OpenFGA error the request deserves and touch nothing.
+ *
+ * @module
+ */
+import { PembaError, validationError } from '../core/errors.ts'
+import { parseExpiresAt, parseObject, parseSubject, type Subject, type Tuple, type TupleKey } from '../core/tuple.ts'
+import { ACTS_FOR } from '../engine/delegation.ts'
+import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
+import type { TypeSystem } from '../model/typesystem.ts'
+
+/**
+ * parseWrite validates a tuple to be written against the model and reads its `expires_at`: an
+ * unparseable time, or one at or before `now` (a grant that would never count), is a 400 and
+ * the whole write is refused. E.g. `namespace:prod#deployer@service_account:ci` with
+ * `expires_at: "2026-11-29T10:00:00Z"` is written at 09:00Z and refused at 10:00Z.
+ */
+export function parseWrite(ts: TypeSystem, k: TupleKey, now: number): Tuple {
+  const v = validateTuple(ts, k)
+  if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
+  if (k.expires_at) {
+    const expiresAt = parseExpiresAt(k.expires_at)
+    if (expiresAt === undefined) throw validationError(invalidExpiryMessage(k))
+    if (expiresAt <= now) {
+      const reason = `expires_at '${k.expires_at}' is not in the future`
+      throw validationError(invalidTupleMessage(k, reason))
+    }
+    v.tuple.expiresAt = expiresAt
+  }
+  return v.tuple
+}
+
+/**
+ * contextualTuples validates a request's contextual tuples. One may carry `expires_at` like a
+ * written tuple (e.g. a token's group claims, valid until the token expires); an unparseable
+ * time is a 400, an expiry already past simply makes the tuple count for nothing.
+ */
+export function contextualTuples(ts: TypeSystem, keys: TupleKey[] | undefined): Tuple[] {
+  if (!keys || keys.length === 0) return []
+  return keys.map((k) => {
+    const v = validateTuple(ts, k)
+    if (!v.ok) throw new PembaError('invalid_tuple', invalidTupleMessage(k, v.reason))
+    if (k.expires_at) {
+      const expiresAt = parseExpiresAt(k.expires_at)
+      if (expiresAt === undefined) throw new PembaError('invalid_tuple', invalidExpiryMessage(k))
+      v.tuple.expiresAt = expiresAt
+    }
+    return v.tuple
+  })
+}
+
+function invalidExpiryMessage(k: TupleKey): string {
+  const reason = `expires_at '${k.expires_at}' is not an RFC 3339 date-time (e.g. 2026-11-29T10:00:00Z)`
+  return invalidTupleMessage(k, reason)
+}
+
+/**
+ * validateCheckKey checks a Check's tuple key against the model. OpenFGA answers every
+ * problem here with `validation_error`.
+ */
+export function validateCheckKey(
+  ts: TypeSystem,
+  key: { user: string; relation: string; object: string },
+): { object: { type: string; id: string }; subject: Subject } {
+  const object = parseObject(key.object)
+  if (!object || object.id === '*') throw validationError(`invalid 'object' field format: '${key.object}'`)
+  if (!ts.hasType(object.type)) throw validationError(`type '${object.type}' not found`)
+  if (!ts.relation(object.type, key.relation)) {
+    throw validationError(`relation '${object.type}#${key.relation}' not found`)
+  }
+  return { object, subject: validateSubject(ts, key.user) }
+}
+
+export function validateSubject(ts: TypeSystem, user: string): Subject {
+  const subject = parseSubject(user)
+  if (!subject) throw validationError(`invalid 'user' field format: '${user}'`)
+  if (!ts.hasType(subject.type)) throw validationError(`type '${subject.type}' not found`)
+  if (subject.relation && !ts.relation(subject.type, subject.relation)) {
+    throw validationError(`relation '${subject.type}#${subject.relation}' not found`)
+  }
+  return subject
+}
+
+/**
+ * delegationChain validates `on_behalf_of`: each identity a plain object (`user:alice`, not a
+ * userset or wildcard) of a type that defines `acts_for`, no more than `max` of them.
+ */
+export function delegationChain(ts: TypeSystem, actor: Subject, onBehalfOf: string[], max: number): Subject[] {
+  if (onBehalfOf.length === 0) throw validationError('on_behalf_of must name at least one principal')
+  if (onBehalfOf.length > max) {
+    throw validationError(`on_behalf_of names ${onBehalfOf.length} principals, the maximum allowed is ${max}`)
+  }
+  if (actor.relation || actor.id === '*') {
+    throw validationError('a delegated check needs a single identity as the user, not a userset or wildcard')
+  }
+  return onBehalfOf.map((p) => {
+    const s = parseSubject(p)
+    if (!s || s.relation || s.id === '*') {
+      throw validationError(`invalid on_behalf_of identity '${p}': expected 'type:id'`)
+    }
+    if (!ts.hasType(s.type)) throw validationError(`type '${s.type}' not found`)
+    if (!ts.relation(s.type, ACTS_FOR)) {
+      throw validationError(
+        `type '${s.type}' defines no '${ACTS_FOR}' relation, so nothing can act on behalf of '${p}'`,
+      )
+    }
+    return s
+  })
+}
+
+/**
+ * validateBatch applies a batch check's own limits, as OpenFGA states them: 1 to `max` items,
+ * each correlation id once. Shared by the plain and the token-carrying batch check.
+ */
+export function validateBatch(checks: { correlationId: string }[], max: number): void {
+  if (checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
+  if (checks.length > max) {
+    throw validationError(`batchCheck received ${checks.length} checks, the maximum allowed is ${max}`)
+  }
+  const ids = new Set<string>()
+  for (const c of checks) {
+    if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
+    ids.add(c.correlationId)
+  }
+}
