@@ -1,91 +1,36 @@
 /**
  * createApp builds the HTTP surface: OpenFGA's routes (no `/v1` prefix), a request id on every
- * response, CORS as OpenFGA's defaults, a body size limit, and one error mapper that turns
- * every failure into `{code, message}` with the status OpenFGA would send. Routes are thin:
- * zod in, service call, JSON out.
+ * response, CORS as OpenFGA's defaults, a body size limit, and the error handler that turns
+ * every failure into `{code, message}` with the status OpenFGA would send (errors.ts, the one
+ * error mapper). Routes are thin: zod in (contracts.ts), one service call, JSON out; each is
+ * registered against the route table (route-table.ts), the one list of endpoints.
  *
  * @module
  */
 import { Hono } from 'hono'
-import { redactSecrets } from '../core/redact.ts'
-import { PembaError } from '../core/errors.ts'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { errorContext, wireError } from './errors.ts'
+import { isKnownPath, route } from './route-table.ts'
 import { bodySizeLimit } from './body-limit.ts'
 import { openfgaCors } from './cors.ts'
-import type { AccessRequestService } from '../service/access-requests.ts'
-import type { AuthzService } from '../service/authz.ts'
-import type { ModelService } from '../service/models.ts'
-import type { TokenCheckService } from '../service/token-checks.ts'
-import type { TokenIssuerService } from '../service/token-issuers.ts'
-import type { Datastore } from '../store/store.ts'
-import type { IdGenerator } from '../core/ids.ts'
-import type { AccessControl } from '../auth/access-control.ts'
-import type { Authenticator } from '../auth/authenticate.ts'
 import { authMiddleware } from './auth.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
-import { decisionLogMetricLines, type DecisionLog } from '../service/decision-log.ts'
-import type { ReviewService } from '../service/reviews.ts'
+import { decisionLogMetricLines } from '../service/decision-log.ts'
 import { registerGrantRoutes } from './routes/grants.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
-import { registerQueryRoutes, TRUNCATED_HEADER } from './routes/queries.ts'
+import { registerQueryRoutes } from './routes/queries.ts'
+import { MODEL_HEADER, TRUNCATED_HEADER } from './contracts.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
-import type { TupleIndexStats } from '../store/tuple-index.ts'
+import type { TupleIndexStats } from '../store/readers/tuple-index.ts'
+import type { AppDeps, AppEnv } from './env.ts'
 
-export interface AppDeps {
-  datastore: Datastore
-  models: ModelService
-  authz: AuthzService
-  accessRequests: AccessRequestService
-  ids: IdGenerator
-  clock: () => Date
-  bodyLimitBytes: number
-  /** Where internal faults are reported (never the caller). */
-  logError: (err: unknown, requestId: string) => void
-  /**
-   * Hides credentials in text echoed to the caller (error messages quote their input); see
-   * src/core/redact.ts. Defaults to the redactor without configured secrets.
-   */
-  redact?: (text: string) => string
-  /** A store's trusted token issuers, and checks whose subject is a token. */
-  tokenIssuers: TokenIssuerService
-  tokenChecks: TokenCheckService
-  /** API clients' permissions (system store); enforced unless authentication is off. */
-  access: AccessControl
-  /** Turns the Authorization header into `c.var.client` (mode `none`: nothing to do). */
-  authenticator: Authenticator
-  /** The decision log (records, settings, metrics). */
-  decisions: DecisionLog
-  /** Least-privilege reviews and reach. */
-  reviews: ReviewService
-}
-
-/**
- * Per-request values: `requestId` (also sent as X-Request-Id) and `client`, the authenticated
- * API client's identity (`client:provisioner`), '' when authentication is off.
- */
-export type AppEnv = { Variables: { requestId: string; client: string } }
-
-/** Known paths, so a wrong method answers `unimplemented` rather than `undefined_endpoint`. */
-const KNOWN_PATHS = [
-  /^\/healthz$/,
-  /^\/metrics$/,
-  /^\/stores$/,
-  /^\/stores\/[^/]+$/,
-  /^\/stores\/[^/]+\/(authorization-models|write|read|changes|check|batch-check|expand|list-objects|streamed-list-objects|list-users)$/,
-  /^\/stores\/[^/]+\/authorization-models\/[^/]+$/,
-  /^\/stores\/[^/]+\/assertions\/[^/]+$/,
-  /^\/stores\/[^/]+\/access-requests$/,
-  /^\/stores\/[^/]+\/access-requests\/[^/]+(\/approve|\/deny)?$/,
-  /^\/stores\/[^/]+\/token-issuers(\/[^/]+)?$/,
-  /^\/system\/grants$/,
-  /^\/stores\/[^/]+\/(decisions|decision-log-settings|access-review|reach)$/,
-]
+export type { AppDeps, AppEnv } from './env.ts'
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
-  const redact = deps.redact ?? redactSecrets
   const app = new Hono<AppEnv>()
 
   app.use('*', async (c, next) => {
@@ -97,7 +42,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     c.header('X-Request-Id', requestId)
     await next()
   })
-  app.use('*', openfgaCors(['X-Request-Id', 'Openfga-Authorization-Model-Id', TRUNCATED_HEADER]))
+  app.use('*', openfgaCors(['X-Request-Id', MODEL_HEADER, TRUNCATED_HEADER]))
   app.use('*', bodySizeLimit(deps.bodyLimitBytes))
   // After CORS (preflights carry no credentials) and the body limit (a type-limited writer's
   // Write body is read here), before any handler.
@@ -105,10 +50,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     app.use('*', authMiddleware({ app, authenticator: deps.authenticator, access: deps.access }))
   }
 
-  app.get('/healthz', (c) => c.json({ status: 'SERVING' }))
+  route(app, 'GET /healthz', (c) => c.json({ status: 'SERVING' }))
   // Prometheus text format: the cross-request cache's counters.
-  app.get('/metrics', (c) => {
-    const s = deps.authz.cacheStats()
+  route(app, 'GET /metrics', (c) => {
+    const s = deps.evaluation.cacheStats()
     const lines = [
       '# HELP pemba_check_cache_hits_total Subproblem answers served from the cross-request cache.',
       '# TYPE pemba_check_cache_hits_total counter',
@@ -119,7 +64,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
       '# HELP pemba_check_cache_entries Entries in the cross-request cache.',
       '# TYPE pemba_check_cache_entries gauge',
       `pemba_check_cache_entries ${s.entries}`,
-      ...tupleIndexMetricLines(deps.authz.tupleIndexStats()),
+      ...tupleIndexMetricLines(deps.evaluation.tupleIndexStats()),
       ...decisionLogMetricLines(deps.decisions),
     ]
     return c.text(lines.join('\n') + '\n', 200, { 'content-type': 'text/plain; version=0.0.4' })
@@ -135,8 +80,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerAuditRoutes(app, deps)
 
   app.notFound((c) => {
-    const path = new URL(c.req.url).pathname
-    const known = KNOWN_PATHS.some((p) => p.test(path))
+    const known = isKnownPath(new URL(c.req.url).pathname)
     return c.json(
       known ? { code: 'unimplemented', message: 'Method Not Allowed' } : { code: 'undefined_endpoint', message: 'Not Found' },
       404,
@@ -144,11 +88,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   })
 
   app.onError((err, c) => {
-    if (err instanceof PembaError) {
-      return c.json({ code: err.code, message: redact(err.message) }, err.status as 400)
-    }
-    deps.logError(err, c.get('requestId') ?? '')
-    return c.json({ code: 'internal_error', message: 'Internal Server Error' }, 500)
+    const wire = wireError(err, errorContext(deps, c.get('requestId') ?? ''))
+    return c.json(wire.body, wire.status as ContentfulStatusCode)
   })
 
   return app

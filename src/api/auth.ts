@@ -1,6 +1,6 @@
 /**
  * The authentication and permission middleware, installed only when `PEMBA_AUTH_MODE` is not
- * `none`. For each request: look the route up in ROUTE_PERMISSIONS; unless it is open,
+ * `none`. For each request: look the route up in the route table (route-table.ts); unless it is open,
  * authenticate the bearer token (401 `bearer_token_missing` / `unauthenticated` / …), set
  * `c.var.client`, and check the route's permission on the system store (401 `forbidden`, as
  * OpenFGA sends it). A refused request never reaches its handler, so it changes nothing.
@@ -14,8 +14,8 @@ import type { Hono, MiddlewareHandler } from 'hono'
 import { PembaError } from '../core/errors.ts'
 import type { AccessControl } from '../auth/access-control.ts'
 import type { Authenticator } from '../auth/authenticate.ts'
-import type { AppEnv } from './app.ts'
-import { compilePath, compileRoutes, findRoute, ROUTE_PERMISSIONS } from './permissions.ts'
+import type { AppEnv } from './env.ts'
+import { compilePath, compileRoutes, findRoute, ROUTES } from './route-table.ts'
 import { checkStoreId } from './validation.ts'
 
 /**
@@ -61,7 +61,7 @@ export function authMiddleware(deps: {
   authenticator: Authenticator
   access: AccessControl
 }): MiddlewareHandler<AppEnv> {
-  const routes = compileRoutes(ROUTE_PERMISSIONS)
+  const routes = compileRoutes(ROUTES)
   // Registered routes the table does not list, found on first need (routes are registered
   // after this middleware is installed). A request to one of them is refused, not let through.
   let unlisted: { method: string; pattern: RegExp }[] | undefined

@@ -8,7 +8,15 @@
  */
 import { z } from 'zod'
 import type { ConditionParamTypeRef, Userset } from '../model/types.ts'
+import { parseExpiresAt } from '../core/tuple.ts'
+import type { DecisionKind } from '../service/decision-sink.ts'
+import { parseDuration } from '../service/duration.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
+
+/** The model a query or write was answered with (OpenFGA's response header). */
+export const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
+/** Set when a list answer was cut by the result limit or the deadline; the body says so too. */
+export const TRUNCATED_HEADER = 'Pemba-Result-Truncated'
 
 const TYPE = /^[^:#@\s]{1,254}$/
 const RELATION = /^[^:#@\s]{1,50}$/
@@ -479,3 +487,77 @@ export const tokenBatchCheckRequest = z.object({
   authorization_model_id: modelId,
   consistency,
 })
+
+// --- audit: the decision log, access reviews, reach (Pemba) --------------------------------------
+
+const DECISION_KINDS = ['check', 'batch_check', 'token_check', 'list_objects'] as const satisfies readonly DecisionKind[]
+
+const pageSizeUpTo = (max: number) => z.coerce.number().int().min(1).max(max).optional()
+const filterText = z.string().min(1).max(512).regex(/^\S+$/, 'must not contain white space')
+const dateTime = z.string().transform((s, ctx) => {
+  const ms = parseExpiresAt(s)
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `'${s}' is not an RFC 3339 date-time (e.g. 2026-11-29T10:00:00Z)` })
+    return z.NEVER
+  }
+  return ms
+})
+
+/** `GET /stores/{store}/decisions?subject=user:anne&allowed=false&from=…`: the filters of a decision log page. */
+export const decisionsQuery = z.object({
+  subject: filterText.optional(),
+  /** OpenFGA's name for the subject, accepted too. */
+  user: filterText.optional(),
+  object: filterText.optional(),
+  relation: filterText.optional(),
+  allowed: z.enum(['true', 'false']).optional(),
+  client: z.string().max(512).optional(),
+  kind: z.enum(DECISION_KINDS).optional(),
+  from: dateTime.optional(),
+  to: dateTime.optional(),
+  page_size: pageSizeUpTo(100),
+  continuation_token: z.string().max(4096).optional(),
+})
+
+/** A store's decision log settings: `{enabled: true, sample_rate: 0.1}`. */
+export const decisionLogSettingsRequest = z.object({
+  enabled: z.boolean(),
+  sample_rate: z.number().min(0).max(1).optional(),
+})
+
+const positiveDuration = z
+  .string()
+  .transform((s, ctx) => {
+    const ms = parseDuration(s)
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: `'${s}' is not a positive ISO 8601 duration (e.g. P30D, PT12H)` })
+      return z.NEVER
+    }
+    return ms
+  })
+
+/** `GET /stores/{store}/access-review?user=user:anne&unused_for=P30D` (or `user_type=` for every identity of a type). */
+export const accessReviewQuery = z.object({
+  user: z.string().min(1).max(512).optional(),
+  user_type: z.string().min(1).max(254).optional(),
+  unused_for: positiveDuration.optional(),
+  page_size: pageSizeUpTo(100),
+  continuation_token: z.string().max(4096).optional(),
+})
+
+/** `GET /stores/{store}/reach?user=user:anne`: everything one identity can reach. */
+export const reachQuery = z.object({ user: z.string().min(1).max(512) })
+
+// --- API clients' grants (Pemba) --------------------------------------------------------------
+
+/** A grant of a role to an API client: on a store (optionally one object type), or on the system. */
+export const grantRequest = z.strictObject({
+  client: z.string().min(1),
+  role: z.string().min(1),
+  store: z.string().optional(),
+  type: z.string().optional(),
+})
+/** A revocation names the grant as the query string (`DELETE /system/grants?client=…&role=…`). */
+export const revokeGrantQuery = grantRequest
+/** `GET /system/grants?client=…&store=…`: the grants of a client, a store, or all. */
+export const listGrantsQuery = z.strictObject({ client: z.string().min(1).optional(), store: z.string().optional() })

@@ -8,6 +8,9 @@ import { formatExpiry, tupleToKey, type Subject, type TupleKey } from '../core/t
 import type { AuthorizationModel, RelationReference } from '../model/types.ts'
 import type { AccessRequestRecord, StoreRecord, StoredTuple, TupleChange } from '../store/store.ts'
 import { formatDuration } from '../service/duration.ts'
+import type { BatchCheckItemResult } from '../service/checks.ts'
+import type { MixedBatchCheckItemResult } from '../service/token-checks.ts'
+import { batchItemError, type ErrorContext } from './errors.ts'
 import { formatTime } from './validation.ts'
 
 export function storeJson(s: StoreRecord, withDeleted = true) {
@@ -132,4 +135,51 @@ export function accessRequestJson(r: AccessRequestRecord) {
       reason: e.reason,
     })),
   }
+}
+
+/**
+ * batchCheckResultJson renders a batch-check's `result`, item by item in the order they were
+ * answered: `{allowed}` as OpenFGA (Pemba adds `denied_by` to a delegated denial, `witness` and
+ * `explanation` to an explained item), or `{error}` (batchItemError).
+ */
+export function batchCheckResultJson(result: Record<string, BatchCheckItemResult>, ctx: ErrorContext) {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [id, item] of Object.entries(result)) out[id] = batchCheckItemJson(item, ctx)
+  return out
+}
+
+function batchCheckItemJson(item: BatchCheckItemResult, ctx: ErrorContext): Record<string, unknown> {
+  if (!item.ok) return { error: batchItemError(item.error, ctx) }
+  const r = item.output
+  const out: Record<string, unknown> = r.deniedBy ? { allowed: false, denied_by: r.deniedBy } : { allowed: r.allowed }
+  if (r.explanation) {
+    out.witness = r.witness
+    out.explanation = r.explanation
+  }
+  return out
+}
+
+/**
+ * mixedBatchCheckResultJson renders a batch whose items may carry `subject_token`: as
+ * batchCheckResultJson, with the verified `token` after the answer, and a token refused (or a
+ * chain nothing can act for) as `{allowed: false, reason | denied_by, token, explanation}`.
+ */
+export function mixedBatchCheckResultJson(result: Record<string, MixedBatchCheckItemResult>, ctx: ErrorContext) {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [id, item] of Object.entries(result)) {
+    if ('unevaluated' in item) {
+      const u = item.unevaluated
+      const json: Record<string, unknown> = { allowed: false }
+      if (u.reason) json.reason = u.reason
+      if (u.deniedBy) json.denied_by = u.deniedBy
+      if (u.token) json.token = u.token
+      if (u.explanation) json.explanation = u.explanation
+      out[id] = json
+      continue
+    }
+    const json = batchCheckItemJson(item, ctx)
+    if (item.token) json.token = item.token
+    out[id] = json
+  }
+  return out
 }

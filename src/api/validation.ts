@@ -1,11 +1,16 @@
 /**
  * Turning request input into typed values, with OpenFGA's error codes and message format
- * (`invalid CheckRequest.tuple_key.user: ...`), and the opaque continuation tokens.
+ * (`invalid CheckRequest.tuple_key.user: ...`): bodies, query strings, path ids, contextual
+ * tuples, who asked (for the decision log), and the opaque continuation tokens.
  *
  * @module
  */
+import type { Context } from 'hono'
 import type { z } from 'zod'
 import { PembaError, type ErrorCode } from '../core/errors.ts'
+import type { TupleKey } from '../core/tuple.ts'
+import type { RequestMeta } from '../service/decision-sink.ts'
+import type { AppEnv } from './env.ts'
 import { ULID_ID } from './contracts.ts'
 import { MAX_JSON_NESTING, jsonNestingExceeds } from '../core/nesting.ts'
 
@@ -55,6 +60,41 @@ export async function parseJsonBody(req: Request): Promise<unknown> {
   } catch (e) {
     throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}`)
   }
+}
+
+/** queryParams reads a query string, accepting camelCase names as their snake_case twins. */
+export function queryParams(url: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of new URL(url).searchParams) {
+    const snake = k.replace(/[A-Z]/g, (ch) => '_' + ch.toLowerCase())
+    out[snake] = v
+  }
+  return out
+}
+
+type WireTupleKey = {
+  user: string
+  relation: string
+  object: string
+  condition?: { name: string; context?: Record<string, unknown> | null } | null
+  expires_at?: string | null
+}
+
+/** contextual turns a request's contextual tuple keys into TupleKeys (none: undefined). */
+export function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
+  if (!keys || keys.length === 0) return undefined
+  return keys.map((k) => ({
+    user: k.user,
+    relation: k.relation,
+    object: k.object,
+    condition: k.condition ? { name: k.condition.name, context: k.condition.context ?? undefined } : undefined,
+    expires_at: k.expires_at ?? undefined,
+  }))
+}
+
+/** requestMeta: who asked, for the decision log (a call given it is recorded). */
+export function requestMeta(c: Context<AppEnv>): RequestMeta {
+  return { requestId: c.get('requestId'), client: c.get('client') }
 }
 
 /** checkStoreId validates the `{store_id}` path parameter. */

@@ -1,11 +1,11 @@
 /**
- * Per-store permissions, driven by the route table: for every endpoint in ROUTE_PERMISSIONS and
+ * Per-store permissions, driven by the route table: for every endpoint in ROUTES and
  * every role, a client without the permission gets 401 `forbidden` naming it, and a client with
  * it gets past the check. A registered route missing from the table fails here.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SYSTEM_STORE_ID, type StorePermission } from '../../src/auth/access-control.ts'
-import { compileRoutes, findRoute, ROUTE_PERMISSIONS, type RoutePermission } from '../../src/api/permissions.ts'
+import { compileRoutes, findRoute, route, ROUTES, type RoutePermission } from '../../src/api/route-table.ts'
 import { createPresharedClient, keyOf, SMALL_MODEL, type AuthedClient } from '../helpers/auth.ts'
 
 const ROLES = ['admin', 'model_writer', 'writer', 'reader', 'checker'] as const
@@ -48,7 +48,7 @@ function pathFor(r: RoutePermission, storeId: string): string {
 
 describe('the route table', () => {
   it('has an entry for every registered route', () => {
-    const table = compileRoutes(ROUTE_PERMISSIONS)
+    const table = compileRoutes(ROUTES)
     const registered = t.pemba.app.routes.filter((r) => r.method !== 'ALL' && !r.path.includes('*'))
     expect(registered.length).toBeGreaterThan(20)
     const missing = registered.filter((r) => {
@@ -56,6 +56,24 @@ describe('the route table', () => {
       return !found || found.route.path.replace(/:[^/]+/g, ':') !== r.path.replace(/:[^/]+/g, ':')
     })
     expect(missing.map((r) => `${r.method} ${r.path}`)).toEqual([])
+  })
+
+  it('is the only way to register a route: a key it does not list is refused when the app is built', () => {
+    const c = t.pemba.app
+    const before = c.routes.length
+    // A type error too (tsc checks this line).
+    // @ts-expect-error: not in the route table
+    expect(() => route(c, 'GET /stores/:store/unlisted-thing', (ctx) => ctx.json({ leaked: true }))).toThrow(
+      /GET \/stores\/:store\/unlisted-thing is not in the route table/,
+    )
+    expect(c.routes.length).toBe(before)
+  })
+
+  it('has every listed endpoint registered, and lists each method and path once', () => {
+    const registered = new Set(t.pemba.app.routes.map((r) => `${r.method} ${r.path}`))
+    const listed = ROUTES.map((r) => `${r.method} ${r.path}`)
+    expect(listed.filter((k) => !registered.has(k))).toEqual([])
+    expect(new Set(listed).size).toBe(listed.length)
   })
 
   it('refuses a registered route the table does not list, rather than leaving it open', async () => {
@@ -74,7 +92,7 @@ describe('the route table', () => {
 })
 
 describe.each(Object.keys(GIVES))('a client with role %s', (role) => {
-  for (const entry of ROUTE_PERMISSIONS) {
+  for (const entry of ROUTES) {
     const req = entry.requires
     if (typeof req !== 'object' || !('store' in req)) continue
     const allowed = GIVES[role].includes(req.store)

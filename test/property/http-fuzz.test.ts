@@ -1,6 +1,6 @@
 /**
  * Property-based fuzzing of the HTTP API, in-process (the real app over an in-memory SQLite
- * store). For every endpoint (app.ts KNOWN_PATHS and the routes, access requests included) it
+ * store). For every endpoint of the route table (src/api/route-table.ts) it
  * sends garbage (arbitrary JSON values, text, invalid UTF-8 bytes, deep nesting, huge strings,
  * random query strings and path segments) and near-valid payloads (a valid request with one
  * field removed or replaced by a wrong type or a boundary value), and checks:
@@ -17,6 +17,7 @@
 import { transformer } from '@openfga/syntax-transformer'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ROUTES as ROUTE_TABLE } from '../../src/api/route-table.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
 import { setup, tupleKey } from '../helpers/fixtures.ts'
 
@@ -160,39 +161,35 @@ function validRequests(s: State): { method: string; path: string; json?: unknown
   ]
 }
 
-/** Path templates for garbage: every route, `{s}`/`{m}`/`{r}` filled with the fuzzed store's ids. */
+/**
+ * Path templates for garbage: every endpoint of the route table (src/api/route-table.ts), but
+ * DELETE /stores/:store (fuzzed on its own below, with ids that are not the fuzzed store's),
+ * then wrong methods on known paths and an unknown path.
+ */
 const ROUTES: [string, string][] = [
-  ['GET', '/healthz'],
-  ['GET', '/metrics'],
-  ['POST', '/stores'],
-  ['GET', '/stores'],
-  ['GET', '/stores/{s}'],
-  ['POST', '/stores/{s}/authorization-models'],
-  ['GET', '/stores/{s}/authorization-models'],
-  ['GET', '/stores/{s}/authorization-models/{m}'],
-  ['POST', '/stores/{s}/write'],
-  ['POST', '/stores/{s}/read'],
-  ['GET', '/stores/{s}/changes'],
-  ['POST', '/stores/{s}/check'],
-  ['POST', '/stores/{s}/batch-check'],
-  ['POST', '/stores/{s}/expand'],
-  ['POST', '/stores/{s}/list-objects'],
-  ['POST', '/stores/{s}/streamed-list-objects'],
-  ['POST', '/stores/{s}/list-users'],
-  ['PUT', '/stores/{s}/assertions/{m}'],
-  ['GET', '/stores/{s}/assertions/{m}'],
-  ['POST', '/stores/{s}/access-requests'],
-  ['GET', '/stores/{s}/access-requests'],
-  ['GET', '/stores/{s}/access-requests/{r}'],
-  ['POST', '/stores/{s}/access-requests/{r}/approve'],
-  ['POST', '/stores/{s}/access-requests/{r}/deny'],
-  // Wrong methods on known paths, and unknown paths.
-  ['PATCH', '/stores/{s}/check'],
-  ['DELETE', '/stores/{s}/write'],
-  ['POST', '/nope/{s}'],
+  ...ROUTE_TABLE.filter((r) => !(r.method === 'DELETE' && r.path === '/stores/:store')).map((r): [string, string] => [r.method, r.path]),
+  ['PATCH', '/stores/:store/check'],
+  ['DELETE', '/stores/:store/write'],
+  ['POST', '/nope/:store'],
 ]
 
-const fill = (template: string, s: State) => template.replace('{s}', s.storeId).replace('{m}', s.modelId).replace('{r}', s.requestId)
+/** A token issuer name for `:name` (none is configured, so every request about it is refused). */
+const ISSUER_NAME = 'fuzz-issuer'
+
+/**
+ * fill puts ids into a template: `:store` the fuzzed store (or `store`), the other parameter
+ * (`:model`, `:id`, `:name`) the fuzzed model, access request or issuer name (or `id`). A
+ * template without a second parameter gets `id` appended when one is given.
+ */
+function fill(template: string, s: State, ids: { store?: string; id?: string } = {}): string {
+  let second = false
+  const path = template.replace(':store', ids.store ?? s.storeId).replace(/:(model|id|name)\b/, (_m, p: string) => {
+    second = true
+    if (ids.id !== undefined) return ids.id
+    return p === 'name' ? ISSUER_NAME : template.includes('/access-requests/') ? s.requestId : s.modelId
+  })
+  return !second && ids.id !== undefined ? `${path}/${ids.id}` : path
+}
 
 // --- arbitraries -------------------------------------------------------------------------
 
@@ -477,11 +474,7 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
         fc.option(pathSegment, { nil: undefined }),
         randomQuery,
         async ([method, template], storeSegment, idSegment, query) => {
-          let path = template
-            .replace('{s}', storeSegment ?? state.storeId)
-            .replace('{m}', idSegment ?? state.modelId)
-            .replace('{r}', idSegment ?? state.requestId)
-          if (path === template && idSegment !== undefined) path = `${path}/${idSegment}`
+          const path = fill(template, state, { store: storeSegment, id: idSegment })
           await exchange({ method, path: `${path}?${query}`, body: method === 'GET' ? undefined : '{}', contentType: 'application/json' })
         },
       ),

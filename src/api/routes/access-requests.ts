@@ -6,7 +6,8 @@
  */
 import type { Hono } from 'hono'
 import { validationError } from '../../core/errors.ts'
-import type { AppDeps, AppEnv } from '../app.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
 import {
   ULID_ID,
   createAccessRequestRequest,
@@ -14,8 +15,7 @@ import {
   listAccessRequestsQuery,
 } from '../contracts.ts'
 import { accessRequestJson } from '../serialize.ts'
-import { checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody } from '../validation.ts'
-import { queryParams } from './stores.ts'
+import { checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 function checkRequestId(id: string): string {
   if (!ULID_ID.test(id)) throw validationError(`invalid access request id '${id}'`)
@@ -25,7 +25,7 @@ function checkRequestId(id: string): string {
 export function registerAccessRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { accessRequests } = deps
 
-  app.post('/stores/:store/access-requests', async (c) => {
+  route(app, 'POST /stores/:store/access-requests', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(
       createAccessRequestRequest,
@@ -41,7 +41,7 @@ export function registerAccessRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): v
     return c.json(accessRequestJson(r), 201)
   })
 
-  app.get('/stores/:store/access-requests', async (c) => {
+  route(app, 'GET /stores/:store/access-requests', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(listAccessRequestsQuery, queryParams(c.req.url), 'ListAccessRequests')
     // The token remembers the status filter: it continues only the listing it came from.
@@ -57,7 +57,7 @@ export function registerAccessRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): v
     })
   })
 
-  app.get('/stores/:store/access-requests/:id', async (c) => {
+  route(app, 'GET /stores/:store/access-requests/:id', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const r = await accessRequests.get(storeId, checkRequestId(c.req.param('id')))
     return c.json(accessRequestJson(r))
@@ -65,7 +65,7 @@ export function registerAccessRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): v
 
   // Approve and deny take the same body and answer the request as it now stands.
   for (const decision of ['approve', 'deny'] as const) {
-    app.post(`/stores/:store/access-requests/:id/${decision}`, async (c) => {
+    route(app, `POST /stores/:store/access-requests/:id/${decision}`, async (c) => {
       const storeId = checkStoreId(c.req.param('store'))
       const id = checkRequestId(c.req.param('id'))
       const body = parseInput(

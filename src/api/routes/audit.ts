@@ -6,70 +6,15 @@
  * @module
  */
 import type { Hono } from 'hono'
-import { z } from 'zod'
-import { PembaError, validationError } from '../../core/errors.ts'
-import { parseExpiresAt } from '../../core/tuple.ts'
-import type { DecisionKind } from '../../service/decision-sink.ts'
+import { validationError } from '../../core/errors.ts'
 import { parseDuration } from '../../service/duration.ts'
 import type { ReviewedGrant } from '../../service/reviews.ts'
 import type { StoredDecision } from '../../store/audit.ts'
-import type { AppDeps, AppEnv } from '../app.ts'
-import { checkStoreId, decodeToken, encodeToken, formatTime, parseInput, parseJsonBody } from '../validation.ts'
-import { queryParams } from './stores.ts'
-
-const KINDS = ['check', 'batch_check', 'token_check', 'list_objects'] as const satisfies readonly DecisionKind[]
-
-const pageSize = (max: number) => z.coerce.number().int().min(1).max(max).optional()
-const filterText = z.string().min(1).max(512).regex(/^\S+$/, 'must not contain white space')
-const time = z.string().transform((s, ctx) => {
-  const ms = parseExpiresAt(s)
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `'${s}' is not an RFC 3339 date-time (e.g. 2026-11-29T10:00:00Z)` })
-    return z.NEVER
-  }
-  return ms
-})
-
-const decisionsQuery = z.object({
-  subject: filterText.optional(),
-  /** OpenFGA's name for the subject, accepted too. */
-  user: filterText.optional(),
-  object: filterText.optional(),
-  relation: filterText.optional(),
-  allowed: z.enum(['true', 'false']).optional(),
-  client: z.string().max(512).optional(),
-  kind: z.enum(KINDS).optional(),
-  from: time.optional(),
-  to: time.optional(),
-  page_size: pageSize(100),
-  continuation_token: z.string().max(4096).optional(),
-})
-
-const settingsBody = z.object({
-  enabled: z.boolean(),
-  sample_rate: z.number().min(0).max(1).optional(),
-})
-
-const duration = z
-  .string()
-  .transform((s, ctx) => {
-    const ms = parseDuration(s)
-    if (ms === undefined || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: `'${s}' is not a positive ISO 8601 duration (e.g. P30D, PT12H)` })
-      return z.NEVER
-    }
-    return ms
-  })
-
-const accessReviewQuery = z.object({
-  user: z.string().min(1).max(512).optional(),
-  user_type: z.string().min(1).max(254).optional(),
-  unused_for: duration.optional(),
-  page_size: pageSize(100),
-  continuation_token: z.string().max(4096).optional(),
-})
-
-const reachQuery = z.object({ user: z.string().min(1).max(512) })
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import { errorContext } from '../errors.ts'
+import { MODEL_HEADER, accessReviewQuery, decisionLogSettingsRequest, decisionsQuery, reachQuery } from '../contracts.ts'
+import { checkStoreId, decodeToken, encodeToken, formatTime, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 const DEFAULT_UNUSED_FOR = 'P30D'
 
@@ -107,13 +52,9 @@ function grantJson(g: ReviewedGrant) {
 }
 
 export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  const { decisions, reviews, datastore } = deps
+  const { decisions, reviews } = deps
 
-  const storeExists = async (storeId: string) => {
-    if (!(await datastore.getStore(storeId))) throw new PembaError('store_id_not_found', 'Store ID not found')
-  }
-
-  app.get('/stores/:store/decisions', async (c) => {
+  route(app, 'GET /stores/:store/decisions', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(decisionsQuery, queryParams(c.req.url), 'ListDecisionsRequest')
     if (q.subject !== undefined && q.user !== undefined && q.subject !== q.user) {
@@ -135,14 +76,12 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     // The token continues only the listing it came from (same filters).
     const kind = `decisions:${JSON.stringify(filter)}`
     const after = decodeToken(q.continuation_token, kind)
-    await storeExists(storeId)
-    const page = await datastore.listDecisions(storeId, { ...filter, pageSize: q.page_size ?? 50, after })
+    const page = await decisions.list(storeId, { ...filter, pageSize: q.page_size ?? 50, after })
     return c.json({ decisions: page.items.map(decisionJson), continuation_token: encodeToken(page.next, kind) })
   })
 
-  app.get('/stores/:store/decision-log-settings', async (c) => {
+  route(app, 'GET /stores/:store/decision-log-settings', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
-    await storeExists(storeId)
     const s = await decisions.settings(storeId)
     return c.json({
       enabled: s.enabled,
@@ -152,10 +91,9 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     })
   })
 
-  app.put('/stores/:store/decision-log-settings', async (c) => {
+  route(app, 'PUT /stores/:store/decision-log-settings', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
-    const body = parseInput(settingsBody, await parseJsonBody(c.req.raw), 'DecisionLogSettings')
-    await storeExists(storeId)
+    const body = parseInput(decisionLogSettingsRequest, await parseJsonBody(c.req.raw), 'DecisionLogSettings')
     const s = await decisions.putSettings(storeId, { enabled: body.enabled, sampleRate: body.sample_rate ?? 1 })
     return c.json({
       enabled: s.enabled,
@@ -165,7 +103,7 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     })
   })
 
-  app.get('/stores/:store/access-review', async (c) => {
+  route(app, 'GET /stores/:store/access-review', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const raw = queryParams(c.req.url)
     const q = parseInput(accessReviewQuery, raw, 'AccessReviewRequest')
@@ -208,11 +146,13 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     })
   })
 
-  app.get('/stores/:store/reach', async (c) => {
+  route(app, 'GET /stores/:store/reach', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(reachQuery, queryParams(c.req.url), 'ReachRequest')
     const r = await reviews.reach(storeId, q.user)
-    c.header('Openfga-Authorization-Model-Id', r.modelId)
+    // A relation's error quotes the request (the user): echoed through the configured redactor.
+    const { redact } = errorContext(deps, c.get('requestId'))
+    c.header(MODEL_HEADER, r.modelId)
     return c.json({
       user: r.user,
       authorization_model_id: r.modelId,
@@ -223,7 +163,7 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         objects: e.objects,
         truncated: e.truncated !== '',
         ...(e.truncated ? { truncated_by: e.truncated } : {}),
-        ...(e.error ? { error: e.error } : {}),
+        ...(e.error ? { error: redact(e.error) } : {}),
       })),
     })
   })

@@ -7,20 +7,11 @@
  * @module
  */
 import type { Hono } from 'hono'
-import { z } from 'zod'
 import type { AccessControl, Grant } from '../../auth/access-control.ts'
-import type { AppEnv } from '../app.ts'
-import { checkStoreId, parseInput, parseJsonBody } from '../validation.ts'
-import { queryParams } from './stores.ts'
-
-const grantBody = z.strictObject({
-  client: z.string().min(1),
-  role: z.string().min(1),
-  store: z.string().optional(),
-  type: z.string().optional(),
-})
-const grantQuery = grantBody
-const listQuery = z.strictObject({ client: z.string().min(1).optional(), store: z.string().optional() })
+import type { AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import { grantRequest, listGrantsQuery, revokeGrantQuery } from '../contracts.ts'
+import { checkStoreId, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 function grantJson(g: Grant): Record<string, string> {
   const out: Record<string, string> = { client: g.client, role: g.role }
@@ -40,22 +31,22 @@ export function registerGrantRoutes(app: Hono<AppEnv>, deps: { access: AccessCon
   const parseGrant = (input: { client: string; role: string; store?: string; type?: string }): Grant =>
     access.normalizeGrant({ ...input, store: input.store === undefined ? undefined : checkStoreId(input.store) })
 
-  app.get('/system/grants', async (c) => {
-    const q = parseInput(listQuery, queryParams(c.req.url), 'ListGrantsRequest')
+  route(app, 'GET /system/grants', async (c) => {
+    const q = parseInput(listGrantsQuery, queryParams(c.req.url), 'ListGrantsRequest')
     const store = q.store === undefined ? undefined : checkStoreId(q.store)
     await requireAdminOf(c.get('client'), store)
     const grants = await access.list({ client: q.client, store })
     return c.json({ grants: grants.map(grantJson) })
   })
 
-  app.post('/system/grants', async (c) => {
-    const g = parseGrant(parseInput(grantBody, await parseJsonBody(c.req.raw), 'GrantRequest'))
+  route(app, 'POST /system/grants', async (c) => {
+    const g = parseGrant(parseInput(grantRequest, await parseJsonBody(c.req.raw), 'GrantRequest'))
     await requireAdminOf(c.get('client'), g.store)
     return c.json({ grant: grantJson(await access.grant(g)) })
   })
 
-  app.delete('/system/grants', async (c) => {
-    const g = parseGrant(parseInput(grantQuery, queryParams(c.req.url), 'RevokeRequest'))
+  route(app, 'DELETE /system/grants', async (c) => {
+    const g = parseGrant(parseInput(revokeGrantQuery, queryParams(c.req.url), 'RevokeRequest'))
     await requireAdminOf(c.get('client'), g.store)
     return c.json({ revoked: await access.revoke(g) })
   })

@@ -1,9 +1,14 @@
+/**
+ * Writing, listing and reading authorization models; see ModelService.
+ *
+ * @module
+ */
 import type { Hono } from 'hono'
-import type { AppDeps, AppEnv } from '../app.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
 import { listQuery, writeModelRequest } from '../contracts.ts'
 import { modelJson } from '../serialize.ts'
-import { checkModelId, checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody } from '../validation.ts'
-import { queryParams } from './stores.ts'
+import { checkModelId, checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { models } = deps
@@ -12,7 +17,7 @@ export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
    * Accepts OpenFGA's JSON, or the DSL itself with `Content-Type: text/plain` (Pemba's
    * addition, so `curl --data-binary @model.fga` works without a transformer on the client).
    */
-  app.post('/stores/:store/authorization-models', async (c) => {
+  route(app, 'POST /stores/:store/authorization-models', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const contentType = c.req.header('content-type') ?? ''
     const raw = contentType.startsWith('text/plain') ? models.parseDSL(await c.req.text()) : await parseJsonBody(c.req.raw)
@@ -21,7 +26,7 @@ export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({ authorization_model_id: id }, 201)
   })
 
-  app.get('/stores/:store/authorization-models', async (c) => {
+  route(app, 'GET /stores/:store/authorization-models', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(listQuery, queryParams(c.req.url), 'ReadAuthorizationModelsRequest')
     const page = await models.list(storeId, {
@@ -34,7 +39,7 @@ export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     })
   })
 
-  app.get('/stores/:store/authorization-models/:id', async (c) => {
+  route(app, 'GET /stores/:store/authorization-models/:id', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const id = checkModelId(c.req.param('id'))
     const model = await models.read(storeId, id)

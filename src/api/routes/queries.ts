@@ -1,52 +1,37 @@
+/**
+ * The queries: check, batch-check, expand, list-objects (plain and streamed) and list-users.
+ * A check or batch-check whose body carries `subject_token` goes to the token-native handlers
+ * (token-checks.ts). Each handler parses its contract, makes one service call and renders it.
+ *
+ * @module
+ */
 import type { Context, Hono } from 'hono'
-import { redactSecrets } from '../../core/redact.ts'
-import { PembaError } from '../../core/errors.ts'
-import type { TupleKey } from '../../core/tuple.ts'
-import type { AppDeps, AppEnv } from '../app.ts'
-import type { RequestMeta } from '../../service/decision-sink.ts'
-import { batchCheckRequest, checkRequest, expandRequest, listObjectsRequest, listUsersRequest } from '../contracts.ts'
-import { userJson } from '../serialize.ts'
-import { checkStoreId, parseInput, parseJsonBody } from '../validation.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import {
+  MODEL_HEADER,
+  TRUNCATED_HEADER,
+  batchCheckRequest,
+  checkRequest,
+  expandRequest,
+  listObjectsRequest,
+  listUsersRequest,
+} from '../contracts.ts'
+import { errorContext, wireError } from '../errors.ts'
+import { batchCheckResultJson, userJson } from '../serialize.ts'
+import { checkStoreId, contextual, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
 import { carriesSubjectToken, tokenBatchCheck, tokenCheck } from './token-checks.ts'
 
-const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
-/** Set when a list answer was cut by the result limit or the deadline; the body says so too. */
-export const TRUNCATED_HEADER = 'Pemba-Result-Truncated'
-
-type WireTupleKey = {
-  user: string
-  relation: string
-  object: string
-  condition?: { name: string; context?: Record<string, unknown> | null } | null
-  expires_at?: string | null
-}
-
-export function contextual(keys: WireTupleKey[] | undefined | null): TupleKey[] | undefined {
-  if (!keys || keys.length === 0) return undefined
-  return keys.map((k) => ({
-    user: k.user,
-    relation: k.relation,
-    object: k.object,
-    condition: k.condition ? { name: k.condition.name, context: k.condition.context ?? undefined } : undefined,
-    expires_at: k.expires_at ?? undefined,
-  }))
-}
-
-/** requestMeta: who asked, for the decision log (a call given it is recorded). */
-export function requestMeta(c: Context<AppEnv>): RequestMeta {
-  return { requestId: c.get('requestId'), client: c.get('client') }
-}
-
 export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  const { authz } = deps
+  const { checks, lists } = deps
 
-  app.post('/stores/:store/check', async (c) => {
+  route(app, 'POST /stores/:store/check', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const raw = await parseJsonBody(c.req.raw)
     // Pemba: `subject_token` instead of `tuple_key.user` (token-checks.ts).
     if (carriesSubjectToken(raw)) return tokenCheck(c, deps, storeId, raw)
     const body = parseInput(checkRequest, raw, 'CheckRequest')
-    const r = await authz.check(storeId, {
+    const r = await checks.check(storeId, {
       modelId: body.authorization_model_id,
       tupleKey: body.tuple_key,
       contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
@@ -69,12 +54,12 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({ allowed: r.allowed, resolution: '' })
   })
 
-  app.post('/stores/:store/batch-check', async (c) => {
+  route(app, 'POST /stores/:store/batch-check', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const raw = await parseJsonBody(c.req.raw)
     if (carriesSubjectToken(raw, true)) return tokenBatchCheck(c, deps, storeId, raw)
     const body = parseInput(batchCheckRequest, raw, 'BatchCheckRequest')
-    const r = await authz.batchCheck(storeId, {
+    const r = await checks.batchCheck(storeId, {
       modelId: body.authorization_model_id,
       consistency: body.consistency,
       checks: body.checks.map((ch) => ({
@@ -87,13 +72,13 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       })),
     }, requestMeta(c))
     c.header(MODEL_HEADER, r.modelId)
-    return c.json({ result: r.result })
+    return c.json({ result: batchCheckResultJson(r.result, errorContext(deps, c.get('requestId'))) })
   })
 
-  app.post('/stores/:store/expand', async (c) => {
+  route(app, 'POST /stores/:store/expand', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(expandRequest, await parseJsonBody(c.req.raw), 'ExpandRequest')
-    const r = await authz.expand(storeId, {
+    const r = await checks.expand(storeId, {
       modelId: body.authorization_model_id,
       tupleKey: body.tuple_key,
       contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
@@ -121,9 +106,9 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     }
   }
 
-  app.post('/stores/:store/list-objects', async (c) => {
+  route(app, 'POST /stores/:store/list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
-    const r = await authz.listObjects(storeId, input, undefined, requestMeta(c))
+    const r = await lists.listObjects(storeId, input, undefined, requestMeta(c))
     c.header(MODEL_HEADER, r.modelId)
     const body: Record<string, unknown> = { objects: r.objects }
     if (r.truncated) {
@@ -139,7 +124,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
    * found before the first object get the normal 400 answer; later ones end the stream with an
    * `{"error":{...}}` line, as OpenFGA does.
    */
-  app.post('/stores/:store/streamed-list-objects', async (c) => {
+  route(app, 'POST /stores/:store/streamed-list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
     // Resolve the model first so its id can go in the header before the first line is sent.
     input.modelId = (await deps.models.resolve(storeId, input.modelId)).id
@@ -161,7 +146,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         onFirst()
       }
     }
-    const run = authz.listObjects(storeId, input, emit, requestMeta(c)).then(
+    const run = lists.listObjects(storeId, input, emit, requestMeta(c)).then(
       (r) => ({ ok: true as const, r }),
       (e: unknown) => ({ ok: false as const, e }),
     )
@@ -173,8 +158,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         controller.enqueue(encoder.encode(JSON.stringify({ truncated: o.r.truncated }) + '\n'))
       }
       if (!o.ok) {
-        const message = o.e instanceof PembaError ? (deps.redact ?? redactSecrets)(o.e.message) : 'Internal Server Error'
-        if (!(o.e instanceof PembaError)) deps.logError(o.e, c.get('requestId'))
+        const { message } = wireError(o.e, errorContext(deps, c.get('requestId'))).body
         controller.enqueue(encoder.encode(JSON.stringify({ error: { code: 2, message, details: [] } }) + '\n'))
       }
       controller.close()
@@ -187,10 +171,10 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return new Response(body, { status: 200, headers })
   })
 
-  app.post('/stores/:store/list-users', async (c) => {
+  route(app, 'POST /stores/:store/list-users', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(listUsersRequest, await parseJsonBody(c.req.raw), 'ListUsersRequest')
-    const r = await authz.listUsers(storeId, {
+    const r = await lists.listUsers(storeId, {
       modelId: body.authorization_model_id,
       object: body.object,
       relation: body.relation,

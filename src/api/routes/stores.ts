@@ -1,27 +1,28 @@
+/**
+ * Creating, listing, reading and deleting stores; see StoreService for the rules (the creator
+ * becomes the store's admin, ListStores shows only readable stores).
+ *
+ * @module
+ */
 import type { Hono } from 'hono'
-import type { AppDeps, AppEnv } from '../app.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
 import { createStoreRequest, listQuery } from '../contracts.ts'
 import { storeJson } from '../serialize.ts'
-import { checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody } from '../validation.ts'
-import { PembaError } from '../../core/errors.ts'
+import { checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 export function registerStoreRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  const { datastore } = deps
+  const { stores } = deps
 
-  app.post('/stores', async (c) => {
+  route(app, 'POST /stores', async (c) => {
     const body = parseInput(createStoreRequest, await parseJsonBody(c.req.raw), 'CreateStoreRequest')
-    const now = deps.clock()
-    const id = deps.ids(now.getTime())
-    // The creator becomes the store's admin; written first, so a store never exists unowned.
-    await deps.access.onStoreCreated(id, c.get('client'))
-    const store = await datastore.createStore(id, body.name, now)
+    const store = await stores.create(body.name, c.get('client'))
     return c.json(storeJson(store, false), 201)
   })
 
-  app.get('/stores', async (c) => {
+  route(app, 'GET /stores', async (c) => {
     const q = parseInput(listQuery, queryParams(c.req.url), 'ListStoresRequest')
-    // Only the stores this client may read (all but the system store when auth is off).
-    const page = await deps.access.listStores(c.get('client'), {
+    const page = await stores.list(c.get('client'), {
       pageSize: q.page_size ?? 50,
       after: decodeToken(q.continuation_token, 'stores'),
       name: q.name || undefined,
@@ -29,27 +30,14 @@ export function registerStoreRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({ stores: page.items.map((s) => storeJson(s)), continuation_token: encodeToken(page.next, 'stores') })
   })
 
-  app.get('/stores/:store', async (c) => {
+  route(app, 'GET /stores/:store', async (c) => {
     const id = checkStoreId(c.req.param('store'))
-    const store = await datastore.getStore(id)
-    if (!store) throw new PembaError('store_id_not_found', 'Store ID not found')
-    return c.json(storeJson(store))
+    return c.json(storeJson(await stores.get(id)))
   })
 
-  app.delete('/stores/:store', async (c) => {
+  route(app, 'DELETE /stores/:store', async (c) => {
     const id = checkStoreId(c.req.param('store'))
-    await datastore.deleteStore(id, deps.clock())
-    deps.authz.forgetStore(id)
+    await stores.delete(id)
     return c.body(null, 204)
   })
-}
-
-/** queryParams reads a query string, accepting camelCase names as their snake_case twins. */
-export function queryParams(url: string): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of new URL(url).searchParams) {
-    const snake = k.replace(/[A-Z]/g, (ch) => '_' + ch.toLowerCase())
-    out[snake] = v
-  }
-  return out
 }

@@ -9,12 +9,12 @@ import type { Context, Hono } from 'hono'
 import { validationError } from '../../core/errors.ts'
 import type { TokenCheckResult } from '../../service/token-checks.ts'
 import type { TokenIssuer, TokenIssuerConfig } from '../../service/token-issuers.ts'
-import type { AppDeps, AppEnv } from '../app.ts'
-import { TOKEN_ISSUER_NAME, putTokenIssuerRequest, tokenBatchCheckRequest, tokenCheckRequest } from '../contracts.ts'
-import { checkStoreId, formatTime, parseInput, parseJsonBody } from '../validation.ts'
-import { contextual as contextualTupleKeys } from './queries.ts'
-
-const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import { errorContext } from '../errors.ts'
+import { mixedBatchCheckResultJson } from '../serialize.ts'
+import { MODEL_HEADER, TOKEN_ISSUER_NAME, putTokenIssuerRequest, tokenBatchCheckRequest, tokenCheckRequest } from '../contracts.ts'
+import { checkStoreId, contextual as contextualTupleKeys, formatTime, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
 
 function checkIssuerName(name: string): string {
   if (!TOKEN_ISSUER_NAME.test(name)) {
@@ -33,7 +33,7 @@ function issuerJson(i: TokenIssuer): Record<string, unknown> {
 export function registerTokenIssuerRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { tokenIssuers } = deps
 
-  app.put('/stores/:store/token-issuers/:name', async (c) => {
+  route(app, 'PUT /stores/:store/token-issuers/:name', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const name = checkIssuerName(c.req.param('name'))
     const body = parseInput(putTokenIssuerRequest, await parseJsonBody(c.req.raw), 'PutTokenIssuer')
@@ -41,18 +41,18 @@ export function registerTokenIssuerRoutes(app: Hono<AppEnv>, deps: AppDeps): voi
     return c.json(issuerJson(r.issuer), r.created ? 201 : 200)
   })
 
-  app.get('/stores/:store/token-issuers', async (c) => {
+  route(app, 'GET /stores/:store/token-issuers', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const issuers = await tokenIssuers.list(storeId)
     return c.json({ token_issuers: issuers.map(issuerJson) })
   })
 
-  app.get('/stores/:store/token-issuers/:name', async (c) => {
+  route(app, 'GET /stores/:store/token-issuers/:name', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     return c.json(issuerJson(await tokenIssuers.get(storeId, checkIssuerName(c.req.param('name')))))
   })
 
-  app.delete('/stores/:store/token-issuers/:name', async (c) => {
+  route(app, 'DELETE /stores/:store/token-issuers/:name', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     await tokenIssuers.delete(storeId, checkIssuerName(c.req.param('name')))
     return c.body(null, 204)
@@ -88,7 +88,7 @@ export async function tokenCheck(c: Context<AppEnv>, deps: AppDeps, storeId: str
     context: body.context ?? undefined,
     consistency: body.consistency,
     explain: body.explain ?? undefined,
-  }, { requestId: c.get('requestId'), client: c.get('client') })
+  }, requestMeta(c))
   c.header(MODEL_HEADER, r.modelId)
   return c.json(tokenCheckJson(r))
 }
@@ -108,7 +108,7 @@ export async function tokenBatchCheck(c: Context<AppEnv>, deps: AppDeps, storeId
       onBehalfOf: ch.on_behalf_of ?? undefined,
       explain: ch.explain ?? undefined,
     })),
-  }, { requestId: c.get('requestId'), client: c.get('client') })
+  }, requestMeta(c))
   c.header(MODEL_HEADER, r.modelId)
-  return c.json({ result: r.result })
+  return c.json({ result: mixedBatchCheckResultJson(r.result, errorContext(deps, c.get('requestId'))) })
 }

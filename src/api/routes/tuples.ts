@@ -1,7 +1,14 @@
+/**
+ * Write, Read and ReadChanges: the request's options and continuation tokens are read here,
+ * the rules are WriteService's.
+ *
+ * @module
+ */
 import type { Hono } from 'hono'
 import { PembaError, validationError } from '../../core/errors.ts'
-import type { AppDeps, AppEnv } from '../app.ts'
-import { readChangesQuery, readRequest, writeRequest } from '../contracts.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import { MODEL_HEADER, readChangesQuery, readRequest, writeRequest } from '../contracts.ts'
 import { changeJson, storedTupleJson } from '../serialize.ts'
 import {
   checkStoreId,
@@ -11,10 +18,8 @@ import {
   invalidToken,
   parseInput,
   parseJsonBody,
+  queryParams,
 } from '../validation.ts'
-import { queryParams } from './stores.ts'
-
-const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
 
 function onOption(v: string | undefined, name: string): 'error' | 'ignore' {
   if (v === undefined || v === '' || v === 'error') return 'error'
@@ -23,12 +28,12 @@ function onOption(v: string | undefined, name: string): 'error' | 'ignore' {
 }
 
 export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  const { authz } = deps
+  const { writes } = deps
 
-  app.post('/stores/:store/write', async (c) => {
+  route(app, 'POST /stores/:store/write', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(writeRequest, await parseJsonBody(c.req.raw), 'WriteRequest')
-    const { modelId } = await authz.write(storeId, {
+    const { modelId } = await writes.write(storeId, {
       modelId: body.authorization_model_id,
       writes: body.writes?.tuple_keys,
       deletes: body.deletes?.tuple_keys,
@@ -39,11 +44,11 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({})
   })
 
-  app.post('/stores/:store/read', async (c) => {
+  route(app, 'POST /stores/:store/read', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(readRequest, await parseJsonBody(c.req.raw), 'ReadRequest')
     const key = body.tuple_key ?? undefined
-    const page = await authz.read(
+    const page = await writes.read(
       storeId,
       key && { user: key.user || undefined, relation: key.relation || undefined, object: key.object || undefined },
       { pageSize: body.page_size ?? 50, after: decodeToken(body.continuation_token, 'read') },
@@ -51,7 +56,7 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     return c.json({ tuples: page.items.map(storedTupleJson), continuation_token: encodeToken(page.next, 'read') })
   })
 
-  app.get('/stores/:store/changes', async (c) => {
+  route(app, 'GET /stores/:store/changes', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(readChangesQuery, queryParams(c.req.url), 'ReadChangesRequest')
     const pageSize = q.page_size ?? 50
@@ -71,15 +76,7 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       }
       after = env.c
     }
-    let startTime: Date | undefined
-    if (q.start_time) {
-      const t = new Date(q.start_time)
-      if (!/^\d{4}-\d{2}-\d{2}T/.test(q.start_time) || Number.isNaN(t.getTime()) || t.getTime() > Date.now()) {
-        throw new PembaError('invalid_start_time', 'Invalid start time')
-      }
-      startTime = t
-    }
-    const page = await authz.readChanges(storeId, { objectType: type || undefined, after, startTime, pageSize })
+    const page = await writes.readChanges(storeId, { objectType: type || undefined, after, startTime: q.start_time || undefined, pageSize })
     return c.json({ changes: page.items.map(changeJson), continuation_token: encodeToken(page.next, `changes:${type}`) })
   })
 }

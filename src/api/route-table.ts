@@ -1,8 +1,18 @@
 /**
- * The one table of what each endpoint requires of an authenticated API client (when
- * `PEMBA_AUTH_MODE` is not `none`). The auth middleware (auth.ts) looks every request up here;
- * a route that has no entry is refused (`forbidden`) rather than left open, and
- * test/api/auth-permissions.test.ts fails for every registered route without one.
+ * The route table: the one list of the API's endpoints, each with what it requires of an
+ * authenticated API client (when `PEMBA_AUTH_MODE` is not `none`). Everything that needs the
+ * list of paths derives it from here:
+ *
+ * - routes are registered with `route(app, 'POST /stores/:store/check', handler)`, which only
+ *   accepts a method and path listed here (a type error, and a refusal at startup);
+ * - the auth middleware (auth.ts) looks every request up here; a route registered some other
+ *   way has no entry and is refused (`forbidden`) rather than left open;
+ * - the 404 answer tells a wrong method on a known path (`unimplemented`) from an unknown path
+ *   (`undefined_endpoint`) with `isKnownPath`;
+ * - test/api/auth-permissions.test.ts checks every entry's permission for every role, and
+ *   test/property/http-fuzz.test.ts fuzzes every entry.
+ *
+ * Adding an endpoint: its contract (contracts.ts), one line here, and its handler in a route file.
  *
  * Requirements:
  * - `open`: no authentication (health checks).
@@ -16,23 +26,26 @@
  *
  * @module
  */
+import type { Context, Handler, Hono } from 'hono'
 import type { StorePermission, SystemRole } from '../auth/access-control.ts'
+import { bug } from '../core/errors.ts'
+import type { AppEnv } from './env.ts'
 
 export type Requirement =
   | 'open'
   | 'client'
   | 'route'
-  | { store: StorePermission; orObjectTypeWriter?: true }
-  | { system: SystemRole }
+  | { readonly store: StorePermission; readonly orObjectTypeWriter?: true }
+  | { readonly system: SystemRole }
 
 export interface RoutePermission {
-  method: 'GET' | 'POST' | 'PUT' | 'DELETE'
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
   /** Hono path syntax; `:store` is the store the permission is checked on. */
-  path: string
-  requires: Requirement
+  readonly path: string
+  readonly requires: Requirement
 }
 
-export const ROUTE_PERMISSIONS: RoutePermission[] = [
+export const ROUTES = [
   // The hot path first: the table is scanned in order.
   { method: 'POST', path: '/stores/:store/check', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/batch-check', requires: { store: 'checker' } },
@@ -81,7 +94,35 @@ export const ROUTE_PERMISSIONS: RoutePermission[] = [
   { method: 'GET', path: '/system/grants', requires: 'route' },
   { method: 'POST', path: '/system/grants', requires: 'route' },
   { method: 'DELETE', path: '/system/grants', requires: 'route' },
-]
+] as const satisfies readonly RoutePermission[]
+
+type KeyOf<R> = R extends { method: infer M extends string; path: infer P extends string } ? `${M} ${P}` : never
+/** An endpoint as `route()` names it: `'POST /stores/:store/check'`. */
+export type RouteKey = KeyOf<(typeof ROUTES)[number]>
+type PathOf<K extends string> = K extends `${string} ${infer P}` ? P : never
+
+const LISTED = new Set<string>(ROUTES.map((r) => `${r.method} ${r.path}`))
+
+/**
+ * route registers the handler of a listed endpoint. A key the table does not list is a type
+ * error, and refused when the app is built, so no endpoint exists without a permission.
+ */
+export function route<K extends RouteKey>(
+  app: Hono<AppEnv>,
+  key: K,
+  handler: (c: Context<AppEnv, PathOf<K>>) => Response | Promise<Response>,
+): void {
+  if (!LISTED.has(key)) bug(`the route ${key} is not in the route table (src/api/route-table.ts)`)
+  const space = key.indexOf(' ')
+  app.on(key.slice(0, space), key.slice(space + 1), handler as unknown as Handler<AppEnv>)
+}
+
+const KNOWN_PATHS = [...new Set(ROUTES.map((r) => r.path))].map((p) => compilePath(p).pattern)
+
+/** isKnownPath: is this a listed path (with any method)? A wrong method answers `unimplemented`. */
+export function isKnownPath(path: string): boolean {
+  return KNOWN_PATHS.some((p) => p.test(path))
+}
 
 export interface CompiledRoute extends RoutePermission {
   pattern: RegExp
@@ -105,7 +146,7 @@ export function compilePath(path: string): { pattern: RegExp; params: string[] }
   return { pattern: new RegExp(`^${source}$`), params }
 }
 
-export function compileRoutes(table: RoutePermission[]): CompiledRoute[] {
+export function compileRoutes(table: readonly RoutePermission[]): CompiledRoute[] {
   return table.map((r) => {
     const { pattern, params } = compilePath(r.path)
     return { ...r, pattern, storeGroup: params.indexOf('store') + 1 || -1 }

@@ -1,0 +1,109 @@
+/**
+ * The one error path of the HTTP layer. Services throw typed errors (`PembaError` with an
+ * OpenFGA code, `TupleWriteRejected` from the store's write rules, anything else is a fault);
+ * every route, batch item and stream turns them into the contract's wire errors here, and every
+ * message goes through the configured redactor, because messages quote the caller's input.
+ *
+ * @module
+ */
+import { ConflictError, PembaError, TupleWriteRejected, ERROR_CODES, type ErrorCode, type WriteRejection } from '../core/errors.ts'
+import { redactSecrets } from '../core/redact.ts'
+import { formatSubject, type TupleIdentity } from '../core/tuple.ts'
+
+/** What the mapper needs: the configured redactor, where faults go, and the request they belong to. */
+export interface ErrorContext {
+  redact: (text: string) => string
+  logError: (err: unknown, requestId: string) => void
+  requestId: string
+}
+
+/**
+ * errorContext binds the mapper to a request. `redact` is the configured redactor (it hides the
+ * configured preshared keys verbatim); only an app built without one (tests) gets the default.
+ */
+export function errorContext(
+  deps: { redact?: (text: string) => string; logError: (err: unknown, requestId: string) => void },
+  requestId: string,
+): ErrorContext {
+  return { redact: deps.redact ?? redactSecrets, logError: deps.logError, requestId }
+}
+
+/** WireError is the contract's `{code, message}` with the HTTP status OpenFGA would send. */
+export interface WireError {
+  status: number
+  body: { code: string; message: string }
+}
+
+/**
+ * wireError maps anything thrown by a handler to the contract's error. A fault that is not the
+ * caller's is logged (with the request id) and answered as a bare 500 `internal_error`.
+ */
+export function wireError(err: unknown, ctx: ErrorContext): WireError {
+  const e = callerError(err)
+  if (e) return { status: e.status, body: { code: e.code, message: ctx.redact(e.message) } }
+  ctx.logError(err, ctx.requestId)
+  return { status: 500, body: { code: 'internal_error', message: 'Internal Server Error' } }
+}
+
+/** BatchItemError is one failed item of a batch-check, as OpenFGA's BatchCheck answers it. */
+export interface BatchItemError {
+  input_error?: string
+  internal_error?: string
+  message: string
+}
+
+/**
+ * batchItemError maps the error of one batch-check item: codes of the input ranges (2000–3999)
+ * are `input_error`, internal ones (4000–4999) `internal_error`; a fault is logged and answered
+ * without detail.
+ */
+export function batchItemError(err: unknown, ctx: ErrorContext): BatchItemError {
+  const e = callerError(err)
+  if (!e) {
+    ctx.logError(err, ctx.requestId)
+    return { internal_error: 'internal_error', message: 'Internal Server Error' }
+  }
+  const message = ctx.redact(e.message)
+  const n = ERROR_CODES[e.code as ErrorCode]
+  if (n !== undefined && n >= 2000 && n < 4000) return { input_error: e.code, message }
+  if (n !== undefined && n >= 4000 && n < 5000) return { internal_error: e.code, message }
+  return { input_error: 'validation_error', message }
+}
+
+/** callerError is the caller's error a thrown value stands for, or undefined for a fault. */
+function callerError(err: unknown): PembaError | undefined {
+  if (err instanceof PembaError) return err
+  if (err instanceof TupleWriteRejected) return writeRejectedError(err.reason, err.tuple)
+  return undefined
+}
+
+/**
+ * The write rules' refusals, in OpenFGA's words. A Write of `doc:1#viewer@user:anne` that is
+ * already stored answers 400 `write_failed_due_to_invalid_input`, "cannot write a tuple which
+ * already exists: user: 'user:anne', relation: 'viewer', object: 'doc:1': …"; with
+ * `on_duplicate: ignore` and another condition or expiry, 409 `Aborted`.
+ */
+function writeRejectedError(reason: WriteRejection, t: TupleIdentity): PembaError {
+  switch (reason) {
+    case 'delete_missing':
+      return new PembaError(
+        'write_failed_due_to_invalid_input',
+        `cannot delete a tuple which does not exist: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+      )
+    case 'write_existing':
+      return new PembaError(
+        'write_failed_due_to_invalid_input',
+        `cannot write a tuple which already exists: ${describeTuple(t)}: tuple to be written already existed or the tuple to be deleted did not exist`,
+      )
+    case 'different_condition':
+      return new ConflictError(`tuple to be written already existed with a different condition: ${describeTuple(t)}`)
+    case 'different_expiry':
+      return new ConflictError(`tuple to be written already existed with a different expiry: ${describeTuple(t)}`)
+  }
+}
+
+/** describeTuple renders a tuple as OpenFGA's write errors do: `user: 'u', relation: 'r', object: 'o'`. */
+function describeTuple(t: TupleIdentity): string {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
+}
