@@ -4,7 +4,7 @@
  * revision) can never make a cached answer reachable for a request bound to the newer
  * revision: old entries simply stop being asked for and age out of the LRU.
  *
- * Which requests use it is decided when the request's context is built (see AuthzService):
+ * Which requests use it is decided when the request's context is built (service/evaluation.ts):
  * - only requests without contextual tuples and without a request `context`, since an answer
  *   that depended on either must not be reused for another request;
  * - HIGHER_CONSISTENCY requests never read from it (they may fill it);
@@ -25,8 +25,25 @@ import {
   type CheckDispatcher,
   type CheckRequest,
   type CheckResult,
+  type Reachable,
 } from './dispatch.ts'
-import type { Reachable } from './userset-closure.ts'
+
+/**
+ * cacheScope is the part of every shared-cache key that binds an entry to a store, model and
+ * revision, `01HX…/01HY…/42/`; a request's context carries it (`sharedCache.prefix`).
+ */
+export function cacheScope(storeId: string, modelId: string, revision: number): string {
+  return `${storeId}/${modelId}/${revision}/`
+}
+
+/**
+ * cacheKey is the shared-cache key of a subproblem's answer: its scope (cacheScope) and its name
+ * in checkKey's form, `01HX…/01HY…/42/document:1#viewer@user:anne`. The one place a key is
+ * built, for the dispatcher below and for the service's look-up of a whole check.
+ */
+export function cacheKey(scope: string, subproblem: string): string {
+  return scope + subproblem
+}
 
 /** A cached answer, valid until `until` (ms; Infinity when nothing it read expires). */
 interface Entry<T> {
@@ -104,7 +121,7 @@ export class CachingDispatcher implements CheckDispatcher {
   async dispatchCheck(req: CheckRequest): Promise<CheckResult> {
     const policy = req.ctx.sharedCache
     if (!policy) return this.#next.dispatchCheck(req)
-    const key = policy.prefix + checkKey(req.objectType, req.objectId, req.relation, req.subject)
+    const key = cacheKey(policy.prefix, checkKey(req.objectType, req.objectId, req.relation, req.subject))
     const ctx = req.ctx
     if (policy.read) {
       const hit = this.#cache.get(key, ctx.now)

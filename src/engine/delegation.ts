@@ -14,7 +14,8 @@
  */
 import { formatSubject, type Subject, type Tuple } from '../core/tuple.ts'
 import type { CheckDispatcher, CheckResult, ResolutionContext } from './dispatch.ts'
-import { traceOf, type TraceNode } from './explain.ts'
+import { traceOf } from './explain.ts'
+import type { TraceNode } from './trace.ts'
 
 /** The relation a principal's type defines to say who may act for it. */
 export const ACTS_FOR = 'acts_for'

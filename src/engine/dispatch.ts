@@ -8,11 +8,8 @@
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import type { Revision, TupleReader } from '../store/store.ts'
-import type { CheckCache } from './caching.ts'
-import type { TraceNode } from './explain.ts'
-import type { InFlight } from './memoizing.ts'
-import type { Reachable } from './userset-closure.ts'
+import type { Revision, TupleReader } from '../store/ports.ts'
+import type { TraceNode } from './trace.ts'
 
 /** PathNode is the chain of subproblem keys from the root to the current one (cycle detection). */
 export interface PathNode {
@@ -49,7 +46,7 @@ export interface ResolutionContext {
    * contextual tuples or a condition context). `prefix` binds entries to store, model and
    * revision; `read` is false for HIGHER_CONSISTENCY.
    */
-  sharedCache?: { prefix: string; read: boolean; cache: CheckCache }
+  sharedCache?: { prefix: string; read: boolean; cache: ClosureCache }
   /** Userset closures computed in this request (see userset-closure.ts). */
   closures: Map<string, Promise<Reachable | undefined>>
   /** The resolution depth limit, which the upward userset walk applies itself. */
@@ -58,7 +55,7 @@ export interface ResolutionContext {
   now: number
   /**
    * The earliest expiry among the tuples (and cached answers) this request has used so far;
-   * answers it caches are valid until then (see expiry-tracking.ts).
+   * answers it caches are valid until then (see store/readers/expiry-tracking.ts).
    */
   validUntil: number
   /**
@@ -101,6 +98,41 @@ export interface CheckResult {
   witness?: readonly Tuple[]
   /** Only in an explained request: how this answer was reached (see explain.ts). */
   trace?: TraceNode
+}
+
+/** InFlight is a subproblem being computed, and the subproblems it is waiting on (see memoizing.ts). */
+export interface InFlight {
+  promise: Promise<CheckResult>
+  /** Keys this computation waits on, with how many of its branches wait on each. */
+  waitingOn: Map<string, number>
+}
+
+/**
+ * Reachable is what the upward userset walk (userset-closure.ts) found: it maps
+ * `type:id#relation` to the level it was found at (0 = a direct tuple).
+ * `truncated` says the walk stopped at the depth limit with more to explore: a userset not in
+ * the map may still contain the subject further up.
+ */
+export interface Reachable {
+  levels: Map<string, number>
+  /**
+   * The tuple through which each userset was first reached: for `group:g2#member` reached from
+   * `group:g1#member`, the tuple `group:g2#member@group:g1#member`. Following it back to the
+   * subject gives the witness of a membership.
+   */
+  via: Map<string, Tuple>
+  truncated: boolean
+}
+
+/**
+ * ClosureCache is the part of the cross-request cache (CheckCache in caching.ts) a request
+ * reaches through its context: userset closures, read and filled by userset-closure.ts. An
+ * entry is valid until `until` (ms); `false` records "too many usersets to walk up".
+ * Subproblem answers are cached by CachingDispatcher, which holds the cache itself.
+ */
+export interface ClosureCache {
+  getClosure(key: string, now: number): { value: Reachable | false; until: number } | undefined
+  setClosure(key: string, value: Reachable | false, until: number): void
 }
 
 export const NO_CYCLE = Number.POSITIVE_INFINITY

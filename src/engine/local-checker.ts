@@ -30,9 +30,8 @@ import {
   traceOf,
   tupleLabel,
   withTrace,
-  type TraceNode,
-  type TraceStep,
 } from './explain.ts'
+import type { TraceNode, TraceStep } from './trace.ts'
 import { difference, intersection, union, unionOver, type Branch } from './reducers.ts'
 
 /** Past this many usersets containing the subject, walking down is the cheaper direction. */

@@ -22,15 +22,9 @@ import {
   type CheckDispatcher,
   type CheckRequest,
   type CheckResult,
+  type InFlight,
   type PathNode,
 } from './dispatch.ts'
-
-/** InFlight is a subproblem being computed, and the subproblems it is waiting on. */
-export interface InFlight {
-  promise: Promise<CheckResult>
-  /** Keys this computation waits on, with how many of its branches wait on each. */
-  waitingOn: Map<string, number>
-}
 
 function addWait(entry: InFlight | undefined, key: string): void {
   if (entry) entry.waitingOn.set(key, (entry.waitingOn.get(key) ?? 0) + 1)

@@ -13,23 +13,7 @@
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import { subjectReferenceKey, type UsersetClosure } from '../model/typesystem.ts'
-import type { ResolutionContext } from './dispatch.ts'
-
-/**
- * Reachable maps `type:id#relation` to the level it was found at (0 = a direct tuple).
- * `truncated` says the walk stopped at the depth limit with more to explore: a userset not in
- * the map may still contain the subject further up.
- */
-export interface Reachable {
-  levels: Map<string, number>
-  /**
-   * The tuple through which each userset was first reached: for `group:g2#member` reached from
-   * `group:g1#member`, the tuple `group:g2#member@group:g1#member`. Following it back to the
-   * subject gives the witness of a membership.
-   */
-  via: Map<string, Tuple>
-  truncated: boolean
-}
+import type { Reachable, ResolutionContext } from './dispatch.ts'
 
 /**
  * witnessChain is the tuples proving the subject is in `userset`, from the userset down to the
