@@ -12,27 +12,45 @@
  *
  * @module
  */
-import autocannon, { type Result as CannonResult } from 'autocannon'
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
-import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, relative } from 'node:path'
 import { loadConfig } from '../src/config.ts'
 import { createPemba, type Pemba } from '../src/server.ts'
+import { loadOrGenerate, parseFlags, tupleKey, type CheckRequest, type LookupRequest } from './dataset.ts'
 import {
-  DATA_FILES,
-  loadOrGenerate,
-  parseFlags,
-  tupleKey,
-  type CheckRequest,
-  type LoadedDataset,
-  type LookupRequest,
-  type Manifest,
-} from './dataset.ts'
+  ROOT,
+  batches as batchesOf,
+  cacheEnv,
+  cannon as runCannon,
+  checkPass as measureChecks,
+  correctText,
+  gitState,
+  guardChildren,
+  httpAnswers as judgeOverHttp,
+  json,
+  judge,
+  killAll,
+  loadExpected,
+  log,
+  mib,
+  ms,
+  num,
+  peakRssKiB,
+  post,
+  request,
+  startServer,
+  stats,
+  stopServer,
+  us,
+  withTimeout,
+  type CheckPass,
+  type Correctness,
+  type Expected,
+  type HttpFigure,
+  type Server,
+} from './harness.ts'
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const TSX = join(ROOT, 'node_modules/.bin/tsx')
 const BATCH_SIZE = 50
 const HTTP_CONNECTIONS = 64
 const HTTP_BATCH_CONNECTIONS = 8
@@ -61,221 +79,11 @@ const HTTP_WARMUP_SECONDS = QUICK ? 0.5 : 1
 const HTTP_BATCH_SECONDS = QUICK ? 2 : 5
 const HTTP_WRITE_SAMPLE = QUICK ? 5_000 : 20_000
 
-// ---- process hygiene: every child is killed, whatever happens ----------------------------
-
-const children = new Set<ChildProcess>()
-
-function killAll(): void {
-  for (const c of children) {
-    if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
-      try {
-        process.kill(-c.pid, 'SIGKILL') // the child's own process group (tsx runs node under it)
-      } catch {
-        // already gone
-      }
-    }
-  }
-  children.clear()
-}
-process.on('exit', killAll)
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    console.error(`\n${sig}: stopping the children and exiting`)
-    killAll()
-    process.exit(130)
-  })
-}
+// every child is killed, whatever happens (see harness.ts)
 const maxMinutes = flags.maxMinutes || (flags.scale > 1 ? 60 : 20)
-setTimeout(() => {
-  console.error(`bench: gave up after ${maxMinutes} minutes (--max-minutes)`)
-  killAll()
-  process.exit(1)
-}, maxMinutes * 60_000).unref()
-
-// ---- small helpers -------------------------------------------------------------------------
-
-const log = (s: string) => console.error(s)
-
-interface LatencyStats {
-  n: number
-  p50Us: number
-  p95Us: number
-  p99Us: number
-  maxUs: number
-  meanUs: number
-  /** n / (sum of the latencies): sequential throughput. */
-  perSec: number
-}
-
-function stats(samplesMs: number[]): LatencyStats {
-  const s = Float64Array.from(samplesMs).sort()
-  const n = s.length
-  const at = (q: number) => (n ? s[Math.min(n - 1, Math.ceil(q * n) - 1)] * 1000 : 0)
-  const sum = s.reduce((a, b) => a + b, 0)
-  return {
-    n,
-    p50Us: at(0.5),
-    p95Us: at(0.95),
-    p99Us: at(0.99),
-    maxUs: n ? s[n - 1] * 1000 : 0,
-    meanUs: n ? (sum / n) * 1000 : 0,
-    perSec: sum ? n / (sum / 1000) : 0,
-  }
-}
-
-const num = (n: number, digits = 0) =>
-  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
-const us = (x: number) =>
-  x < 1000 ? `${num(x)} µs` : x < 100_000 ? `${num(x / 1000, 2)} ms` : `${num(x / 1000)} ms`
-const ms = (x: number) => us(x * 1000)
-const mib = (kib: number) => `${num(kib / 1024)} MiB`
-
-function json(x: unknown): string {
-  return JSON.stringify(x)
-}
-
-async function withTimeout<T>(p: Promise<T>, msTimeout: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what} did not finish within ${msTimeout} ms`)),
-      msTimeout,
-    )
-  })
-  try {
-    return await Promise.race([p, t])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** The code measured: the commit, and whether src/ differs from it. */
-function gitState(): { commit: string; srcModified: boolean } | undefined {
-  try {
-    const git = (...args: string[]) =>
-      execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim()
-    return {
-      commit: git('rev-parse', '--short', 'HEAD'),
-      srcModified: git('status', '--porcelain', 'src').length > 0,
-    }
-  } catch {
-    return undefined
-  }
-}
-
-// ---- expected answers ----------------------------------------------------------------------
-
-interface Expected {
-  dir: string
-  /** The data set's files hash to what the expected answers were computed on. */
-  verified: boolean
-  mismatch: string[]
-  checks?: Map<number, boolean>
-  lookups?: Map<number, string[]>
-}
-
-function loadExpected(ds: LoadedDataset): Expected {
-  const { scale, seed, checks } = ds.manifest.params
-  const dir = join(ROOT, 'bench/expected', `scale-${scale}-seed-${seed}`)
-  const out: Expected = { dir: relative(ROOT, dir), verified: false, mismatch: [] }
-  if (checks !== 2000 || !existsSync(join(dir, 'manifest.json'))) {
-    out.mismatch.push('no expected answers for these parameters')
-    return out
-  }
-  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest
-  for (const name of DATA_FILES) {
-    if (m.sha256[name] !== ds.sha256[name])
-      out.mismatch.push(`${name}: ${ds.sha256[name]} != ${m.sha256[name]}`)
-  }
-  if (out.mismatch.length) return out
-  out.verified = true
-  const rows = (file: string) =>
-    readFileSync(join(dir, file), 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
-  if (existsSync(join(dir, 'checks.expected.jsonl'))) {
-    out.checks = new Map(
-      rows('checks.expected.jsonl').map((r: CheckRequest & { expected: boolean }) => [
-        r.id,
-        r.expected,
-      ]),
-    )
-  }
-  if (existsSync(join(dir, 'lookups.expected.jsonl'))) {
-    out.lookups = new Map(
-      rows('lookups.expected.jsonl').map((r: LookupRequest & { resourceIds: string[] }) => [
-        r.id,
-        r.resourceIds,
-      ]),
-    )
-  }
-  return out
-}
-
-interface Correctness {
-  compared: boolean
-  correct: number
-  wrong: number
-  errors: number
-  of: number
-  /** The first few wrong or failed checks. */
-  examples: string[]
-}
-
-function judge(
-  checks: CheckRequest[],
-  answers: (boolean | string)[],
-  expected: Expected,
-): Correctness {
-  const c: Correctness = {
-    compared: false,
-    correct: 0,
-    wrong: 0,
-    errors: 0,
-    of: checks.length,
-    examples: [],
-  }
-  answers.forEach((a) => {
-    if (typeof a === 'string') c.errors++
-  })
-  if (!expected.checks) return c
-  c.compared = true
-  checks.forEach((ch, i) => {
-    const a = answers[i]
-    const want = expected.checks!.get(ch.id)
-    if (a === want) return void c.correct++
-    if (typeof a === 'boolean') c.wrong++
-    if (c.examples.length < 5) {
-      c.examples.push(
-        `#${ch.id} ${ch.kind} ${ch.resource}#${ch.permission}@${ch.subject}: ${a} (want ${want})`,
-      )
-    }
-  })
-  return c
-}
-
-const correctText = (c: Correctness) =>
-  c.compared
-    ? `${c.correct}/${c.of} correct${c.errors ? `, ${c.errors} errors` : ''}`
-    : c.errors
-      ? `${c.errors} errors`
-      : ''
+guardChildren(maxMinutes)
 
 // ---- in-process measurements ---------------------------------------------------------------
-
-/**
- * "cache off" turns off every cross-request cache of answers or query results (the check cache
- * and the tuple cache); the tuple index, a replica of the tuples kept in step with every write,
- * stays on as it is by default. "index off" turns it off too: each check then reads SQLite.
- * "cache on" is the defaults with `cacheSize` check entries.
- */
-function cacheEnv(cacheSize: number, index = true): Record<string, string> {
-  const indexEnv: Record<string, string> = index ? {} : { PEMBA_TUPLE_INDEX_MAX_TUPLES: '0' }
-  return cacheSize === 0
-    ? { PEMBA_CHECK_CACHE_SIZE: '0', PEMBA_TUPLE_CACHE_SIZE: '0', ...indexEnv }
-    : { PEMBA_CHECK_CACHE_SIZE: String(cacheSize), ...indexEnv }
-}
 
 function pembaConfig(dbPath: string, cacheSize: number, index = true) {
   return loadConfig({
@@ -284,84 +92,23 @@ function pembaConfig(dbPath: string, cacheSize: number, index = true) {
   })
 }
 
-async function request(
-  pemba: Pemba,
-  method: string,
-  path: string,
-  body: string,
-  type = 'application/json',
-) {
-  const res = await pemba.app.request(path, { method, body, headers: { 'content-type': type } })
-  const text = await res.text()
-  if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`)
-  return JSON.parse(text) as Record<string, string>
-}
-
-interface CheckPass {
-  wallMs: number
-  mixed: LatencyStats
-  byKind: Record<string, LatencyStats>
-  answers: (boolean | string)[]
-}
-
 async function checkPass(
   pemba: Pemba,
   storeId: string,
   checks: CheckRequest[],
 ): Promise<CheckPass> {
-  const all: number[] = []
-  const byKind = new Map<string, number[]>()
-  const answers: (boolean | string)[] = []
-  const t0 = performance.now()
-  for (const c of checks) {
-    const tupleKey = { user: c.subject, relation: c.permission, object: c.resource }
-    const t = performance.now()
-    let answer: boolean | string
-    try {
-      answer = (await pemba.authz.check(storeId, { tupleKey })).allowed
-    } catch (e) {
-      answer = `error: ${(e as Error).message}`
-    }
-    const dt = performance.now() - t
-    all.push(dt)
-    let k = byKind.get(c.kind)
-    if (!k) byKind.set(c.kind, (k = []))
-    k.push(dt)
-    answers.push(answer)
-  }
-  const wallMs = performance.now() - t0
-  const mixed = { ...stats(all), perSec: checks.length / (wallMs / 1000) }
-  return {
-    wallMs,
-    mixed,
-    byKind: Object.fromEntries([...byKind].map(([k, v]) => [k, stats(v)])),
-    answers,
-  }
+  return measureChecks((id, input) => pemba.checks.check(id, input), storeId, checks)
 }
 
-function batches(checks: CheckRequest[]) {
-  const out: {
-    correlationId: string
-    tupleKey: { user: string; relation: string; object: string }
-  }[][] = []
-  for (let i = 0; i < checks.length; i += BATCH_SIZE) {
-    out.push(
-      checks.slice(i, i + BATCH_SIZE).map((c) => ({
-        correlationId: String(c.id),
-        tupleKey: { user: c.subject, relation: c.permission, object: c.resource },
-      })),
-    )
-  }
-  return out
-}
+const batches = (checks: CheckRequest[]) => batchesOf(checks, BATCH_SIZE)
 
 async function batchPass(pemba: Pemba, storeId: string, checks: CheckRequest[]) {
   const answers = new Map<string, boolean | string>()
   const t0 = performance.now()
   for (const b of batches(checks)) {
-    const r = await pemba.authz.batchCheck(storeId, { checks: b })
+    const r = await pemba.checks.batchCheck(storeId, { checks: b })
     for (const [id, o] of Object.entries(r.result))
-      answers.set(id, 'allowed' in o ? o.allowed : `error: ${o.error.message}`)
+      answers.set(id, o.ok ? o.output.allowed : `error: ${(o.error as Error).message}`)
   }
   const wallMs = performance.now() - t0
   return {
@@ -401,7 +148,7 @@ async function lookupPass(
       truncated: '',
     }
     try {
-      const r = await pemba.authz.listObjects(storeId, {
+      const r = await pemba.lists.listObjects(storeId, {
         type: l.resourceType,
         relation: l.permission,
         user: l.subject,
@@ -429,172 +176,8 @@ async function lookupPass(
 
 // ---- child processes -----------------------------------------------------------------------
 
-interface Server {
-  child: ChildProcess
-  script: string
-  url: string
-  stderr: string[]
-}
-
-async function startServer(
-  script: string,
-  args: string[],
-  env: Record<string, string>,
-): Promise<Server> {
-  const child = spawn(TSX, [script, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so that the whole tree can be killed by the group id
-  })
-  children.add(child)
-  const stderr: string[] = []
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 50) stderr.push(d)
-  })
-  const url = await withTimeout(
-    new Promise<string>((resolve, reject) => {
-      let buf = ''
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d
-        const m = /listening on (http:\/\/\S+)/.exec(buf)
-        if (m) resolve(m[1])
-      })
-      child.on('exit', (code) =>
-        reject(new Error(`${script} exited (${code}) before listening: ${stderr.join('')}`)),
-      )
-    }),
-    60_000,
-    `${script} start`,
-  ).catch((e) => {
-    void stopServer({ child, script, url: '', stderr })
-    throw e
-  })
-  return { child, script, url, stderr }
-}
-
-/**
- * The process that serves: the deepest descendant of the tsx launcher whose command line names
- * the script (tsx runs it in a child node process, which may itself start helpers, e.g. esbuild).
- */
-function servingPid(pid: number, script: string): number {
-  const childrenOf = (p: number): number[] => {
-    try {
-      return readdirSync(`/proc/${p}/task`).flatMap((t) =>
-        readFileSync(`/proc/${p}/task/${t}/children`, 'utf8')
-          .split(' ')
-          .filter(Boolean)
-          .map(Number),
-      )
-    } catch {
-      return []
-    }
-  }
-  const cmdline = (p: number): string => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')
-    } catch {
-      return ''
-    }
-  }
-  let best = pid
-  let level = [pid]
-  for (let depth = 0; depth < 6 && level.length; depth++) {
-    level = level.flatMap(childrenOf)
-    for (const p of level) if (cmdline(p).includes(script)) best = p
-  }
-  return best
-}
-
-/** Peak resident set (VmHWM) of the serving process, in KiB; undefined off Linux. */
-function peakRssKiB(server: Server): number | undefined {
-  if (server.child.pid === undefined) return undefined
-  try {
-    const status = readFileSync(
-      `/proc/${servingPid(server.child.pid, server.script)}/status`,
-      'utf8',
-    )
-    const m = /VmHWM:\s+(\d+) kB/.exec(status)
-    return m ? Number(m[1]) : undefined
-  } catch {
-    return undefined
-  }
-}
-
-async function stopServer(server: Server): Promise<void> {
-  const { child } = server
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child)
-    return
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  try {
-    process.kill(-child.pid, 'SIGTERM')
-  } catch {
-    // gone
-  }
-  await withTimeout(exited, 5_000, 'server stop').catch(() => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL')
-    } catch {
-      // gone
-    }
-  })
-  children.delete(child)
-}
-
-interface HttpFigure {
-  connections: number
-  seconds: number
-  requests: number
-  reqPerSec: number
-  p50Ms: number
-  p90Ms: number
-  p99Ms: number
-  maxMs: number
-  non2xx: number
-  errors: number
-  timeouts: number
-}
-
-async function cannon(
-  url: string,
-  path: string,
-  bodies: string[],
-  connections: number,
-  seconds: number,
-): Promise<HttpFigure> {
-  let next = 0
-  const r: CannonResult = await autocannon({
-    url,
-    connections,
-    duration: seconds,
-    timeout: 30,
-    warmup: { connections, duration: HTTP_WARMUP_SECONDS },
-    requests: [
-      {
-        method: 'POST',
-        path,
-        headers: { 'content-type': 'application/json' },
-        // every request takes the next body, so that all connections together cycle the set
-        setupRequest: (req) => ({ ...req, body: bodies[next++ % bodies.length] }),
-      },
-    ],
-  })
-  return {
-    connections,
-    seconds: r.duration,
-    requests: r.requests.total,
-    reqPerSec: r.requests.total / r.duration,
-    p50Ms: r.latency.p50,
-    p90Ms: r.latency.p90,
-    p99Ms: r.latency.p99,
-    maxMs: r.latency.max,
-    non2xx: r.non2xx,
-    errors: r.errors,
-    timeouts: r.timeouts,
-  }
-}
+const cannon = (url: string, path: string, bodies: string[], connections: number, seconds: number) =>
+  runCannon(url, path, bodies, connections, seconds, HTTP_WARMUP_SECONDS)
 
 interface DecisionCounters {
   recorded: number
@@ -613,21 +196,6 @@ async function decisionCounters(url: string): Promise<DecisionCounters> {
     dropped: read('pemba_decisions_dropped_total'),
     failed: read('pemba_decisions_write_failed_total'),
   }
-}
-
-async function post(
-  url: string,
-  body: unknown,
-  type = 'application/json',
-): Promise<Record<string, unknown>> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': type },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${text}`)
-  return JSON.parse(text) as Record<string, unknown>
 }
 
 // ---- the run -------------------------------------------------------------------------------
@@ -656,12 +224,12 @@ async function postgresPart(
     storeId = (await request(pemba, 'POST', '/stores', json({ name: 'bench-postgres' }))).id
     await request(pemba, 'POST', `/stores/${storeId}/authorization-models`, modelDsl, 'text/plain')
     const t0 = performance.now()
-    const imported = await pemba.authz.importTuples(storeId, keys)
+    const imported = await pemba.writes.importTuples(storeId, keys)
     importPerSec = imported / ((performance.now() - t0) / 1000)
   } finally {
     await pemba.close()
   }
-  row('bulk import on PostgreSQL (authz.importTuples)', num(keys.length), '', '', '', `${num(importPerSec)} tuples/s`, '')
+  row('bulk import on PostgreSQL (writes.importTuples)', num(keys.length), '', '', '', `${num(importPerSec)} tuples/s`, '')
   const path = `/stores/${storeId}/check`
   // No preload here: the database keeps the stores of earlier runs, and only this run's is asked
   // about (a first pass warms each replica's tuple index, or its caches).
@@ -761,15 +329,15 @@ async function main(): Promise<void> {
     await request(pemba, 'POST', `/stores/${storeId}/authorization-models`, modelDsl, 'text/plain')
   ).authorization_model_id
   const keys = ds.tuples.map(tupleKey)
-  log(`importing ${num(keys.length)} tuples through authz.importTuples ...`)
+  log(`importing ${num(keys.length)} tuples through writes.importTuples ...`)
   t = performance.now()
-  const imported = await pemba.authz.importTuples(storeId, keys)
+  const imported = await pemba.writes.importTuples(storeId, keys)
   const importMs = performance.now() - t
   const importPerSec = imported / (importMs / 1000)
   const rssAfterImportKiB = process.resourceUsage().maxRSS
   log(`  ${num(imported)} tuples in ${num(importMs)} ms: ${num(importPerSec)} tuples/s`)
   row(
-    'bulk import (authz.importTuples, 10k-tuple transactions)',
+    'bulk import (writes.importTuples, 10k-tuple transactions)',
     num(imported),
     '',
     '',
@@ -788,11 +356,11 @@ async function main(): Promise<void> {
   global.gc?.()
   const heapBefore = process.memoryUsage().heapUsed
   t = performance.now()
-  const indexed = await pemba.authz.tupleIndexReady(storeId)
+  const indexed = await pemba.evaluation.tupleIndexReady(storeId)
   const indexMs = performance.now() - t
   global.gc?.()
   const indexHeapMiB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20
-  const indexStats = pemba.authz.tupleIndexStats()
+  const indexStats = pemba.evaluation.tupleIndexStats()
   log(`  tuple index: ${indexed ? `${num(indexStats?.tuples ?? 0)} tuples in ${num(indexMs)} ms, heap +${num(indexHeapMiB)} MiB` : 'NOT BUILT'}`)
   row(
     'tuple index build (both directions, in memory)',
@@ -915,7 +483,7 @@ async function main(): Promise<void> {
   // 7. in-process Check, cache on: a cold pass (that fills the cache), then warm passes
   log(`in-process check, cache on (checkCacheSize ${flags.cacheSize}) ...`)
   pemba = await createPemba(pembaConfig(dbPath, flags.cacheSize))
-  await pemba.authz.tupleIndexReady(storeId)
+  await pemba.evaluation.tupleIndexReady(storeId)
   const cold = await checkPass(pemba, storeId, ds.checks)
   // The second pass warms the JIT on the cache-hit path; the third is measured.
   await checkPass(pemba, storeId, ds.checks)
@@ -938,7 +506,7 @@ async function main(): Promise<void> {
 
   report.checkInProcess = {
     note:
-      'sequential checks through pemba.authz.check; cache off (tuple index on) and cache and ' +
+      'sequential checks through pemba.checks.check; cache off (tuple index on) and cache and ' +
       'index off: the third of three passes; ' +
       'cache on: a first pass, then warm passes (the third is measured)',
     cacheOff: {
@@ -986,21 +554,8 @@ async function main(): Promise<void> {
     }
 
     /** Every check's answer over HTTP (batch-check, 50 at a time), judged. */
-    const httpAnswers = async (url: string): Promise<Correctness> => {
-      const answers = new Map<string, boolean | string>()
-      for (const b of batches(ds.checks)) {
-        const r = (await post(`${url}/stores/${storeId}/batch-check`, {
-          checks: b.map((x) => ({ tuple_key: x.tupleKey, correlation_id: x.correlationId })),
-        })) as { result: Record<string, { allowed?: boolean; error?: { message: string } }> }
-        for (const [id, o] of Object.entries(r.result))
-          answers.set(id, o.error ? `error: ${o.error.message}` : !!o.allowed)
-      }
-      return judge(
-        ds.checks,
-        ds.checks.map((c) => answers.get(String(c.id)) ?? 'missing'),
-        expected,
-      )
-    }
+    const httpAnswers = async (url: string): Promise<Correctness> =>
+      (await judgeOverHttp(url, storeId, ds.checks, expected, BATCH_SIZE)).correctness
     const pembaEnv = (cacheSize: number, extra: Record<string, string> = {}) => ({
       PEMBA_HOST: '127.0.0.1',
       PEMBA_PORT: '0',
