@@ -116,23 +116,7 @@ export class CheckService {
     const started = performance.now()
     const r = await this.#check(storeId, input)
     const detail = r.deniedBy ? { ...meta.detail, denied_by: r.deniedBy } : meta.detail
-    this.#decisions.record({
-      kind: meta.kind ?? 'check',
-      storeId,
-      modelId: r.modelId,
-      client: meta.client,
-      requestId: meta.requestId,
-      subject: input.tupleKey.user,
-      onBehalfOf: input.onBehalfOf,
-      relation: input.tupleKey.relation,
-      object: input.tupleKey.object,
-      allowed: r.allowed,
-      witnessTuples: r.allowed ? r.witnessTuples : undefined,
-      latencyUs: (performance.now() - started) * 1000,
-      consistency: input.consistency ?? 'UNSPECIFIED',
-      at: this.#o.clock().getTime(),
-      detail,
-    })
+    this.#record(storeId, meta.kind ?? 'check', input, input.consistency, r, started, meta, detail)
     return r
   }
 
@@ -238,16 +222,30 @@ export class CheckService {
   ): void {
     const detail: Record<string, unknown> = { ...c.decision?.detail, correlation_id: c.correlationId }
     if (r.deniedBy) detail.denied_by = r.deniedBy
+    this.#record(storeId, c.decision?.kind ?? 'batch_check', c, consistency, r, started, meta, detail)
+  }
+
+  /** #record sends one answered check (plain or a batch item) to the decision log. */
+  #record(
+    storeId: string,
+    kind: DecisionKind,
+    q: { tupleKey: { user: string; relation: string; object: string }; onBehalfOf?: string[] },
+    consistency: Consistency | undefined,
+    r: CheckOutput,
+    started: number,
+    meta: RequestMeta,
+    detail: Record<string, unknown> | undefined,
+  ): void {
     this.#decisions.record({
-      kind: c.decision?.kind ?? 'batch_check',
+      kind,
       storeId,
       modelId: r.modelId,
       client: meta.client,
       requestId: meta.requestId,
-      subject: c.tupleKey.user,
-      onBehalfOf: c.onBehalfOf,
-      relation: c.tupleKey.relation,
-      object: c.tupleKey.object,
+      subject: q.tupleKey.user,
+      onBehalfOf: q.onBehalfOf,
+      relation: q.tupleKey.relation,
+      object: q.tupleKey.object,
       allowed: r.allowed,
       witnessTuples: r.allowed ? r.witnessTuples : undefined,
       latencyUs: (performance.now() - started) * 1000,
