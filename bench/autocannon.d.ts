@@ -1,4 +1,4 @@
-/** The part of autocannon's programmatic API that bench/run.ts uses (it ships no types). */
+/** The part of autocannon's programmatic API that the bench (bench/harness.ts) uses (it ships no types). */
 declare module 'autocannon' {
   export interface Histogram {
     average: number

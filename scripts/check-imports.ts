@@ -4,7 +4,7 @@
  * 1. an import cycle among src/ files, type-only imports included (`import type` ties two
  *    modules as tightly as a value import: neither can be read or moved without the other);
  * 2. an import that breaks the layering, e.g. `src/engine/dispatch.ts` importing
- *    `src/service/authz.ts`, or `src/store/audit.ts` importing a service module that is not a
+ *    `src/service/checks.ts`, or `src/store/audit.ts` importing a service module that is not a
  *    storage port;
  * 3. a src/ source file (tests aside) over {@link MAX_LINES} lines;
  * 4. an import madge cannot resolve (the graph would miss its edge).

@@ -19,24 +19,24 @@ describe('layer rules (scripts/check-imports.ts)', () => {
     // The engine reaching up into a service: no file imports the engine back, so madge's
     // cycle check alone would pass this graph.
     const graph: ImportGraph = {
-      'src/engine/local-checker.ts': ['src/service/authz.ts', 'src/engine/dispatch.ts'],
+      'src/engine/local-checker.ts': ['src/service/checks.ts', 'src/engine/dispatch.ts'],
       'src/engine/dispatch.ts': ['src/core/tuple.ts'],
-      'src/service/authz.ts': [],
+      'src/service/checks.ts': [],
       'src/core/tuple.ts': [],
     }
     const v = rules.check(graph, [])
     expect(v).toHaveLength(1)
     expect(v[0]).toMatchObject({ rule: 'layer', file: 'src/engine/local-checker.ts' })
-    expect(v[0]!.message).toContain('src/engine/local-checker.ts (layer engine) must not import src/service/authz.ts (layer service)')
+    expect(v[0]!.message).toContain('src/engine/local-checker.ts (layer engine) must not import src/service/checks.ts (layer service)')
   })
 
   it('passes imports down the layers and within one layer', () => {
     const graph: ImportGraph = {
       'src/cli/main.ts': ['src/server.ts', 'src/store/migrations.ts'],
       'src/server.ts': ['src/api/app.ts', 'src/store/sqlite/index.ts', 'src/config.ts'],
-      'src/api/app.ts': ['src/api/routes/tuples.ts', 'src/auth/authenticate.ts', 'src/service/authz.ts'],
-      'src/auth/access-control.ts': ['src/service/authz.ts'],
-      'src/service/authz.ts': ['src/engine/build.ts', 'src/store/store.ts', 'src/model/typesystem.ts'],
+      'src/api/app.ts': ['src/api/routes/tuples.ts', 'src/auth/authenticate.ts', 'src/service/checks.ts'],
+      'src/auth/access-control.ts': ['src/service/checks.ts'],
+      'src/service/checks.ts': ['src/engine/build.ts', 'src/store/store.ts', 'src/model/typesystem.ts'],
       'src/engine/build.ts': ['src/engine/dispatch.ts', 'src/store/store.ts'],
       'src/store/sqlite/index.ts': ['src/store/store.ts', 'src/service/decision-store.ts', 'src/model/types.ts'],
       'src/store/store.ts': ['src/service/access-request-store.ts', 'src/core/tuple.ts'],
@@ -57,7 +57,7 @@ describe('layer rules (scripts/check-imports.ts)', () => {
     ['src/store/store.ts', 'src/engine/dispatch.ts'],
     ['src/service/decision-store.ts', 'src/service/decision-log.ts'],
     ['src/service/token-issuers.ts', 'src/auth/jwks.ts'],
-    ['src/service/authz.ts', 'src/store/postgres/index.ts'],
+    ['src/service/checks.ts', 'src/store/postgres/index.ts'],
     ['src/api/routes/queries.ts', 'src/engine/explain.ts'],
     ['src/api/app.ts', 'src/server.ts'],
     ['src/server.ts', 'src/cli/main.ts'],
@@ -68,7 +68,7 @@ describe('layer rules (scripts/check-imports.ts)', () => {
 
   it('checks source files only: tests may import across layers', () => {
     const graph: ImportGraph = {
-      'src/engine/engine.test.ts': ['src/service/authz.ts', '../test/helpers/memory-reader.ts'],
+      'src/engine/engine.test.ts': ['src/service/checks.ts', '../test/helpers/memory-reader.ts'],
       'test/helpers/memory-reader.ts': ['src/store/store.ts'],
     }
     expect(rules.check(graph, [])).toEqual([])
@@ -94,7 +94,7 @@ describe('layer rules (scripts/check-imports.ts)', () => {
 
   it('places files by the first matching layer, `*` within one segment', () => {
     expect(rules.layerOf('src/service/decision-store.ts')?.name).toBe('service-port')
-    expect(rules.layerOf('src/service/authz.ts')?.name).toBe('service')
+    expect(rules.layerOf('src/service/checks.ts')?.name).toBe('service')
     expect(rules.layerOf('src/service/queries/check-store-x.ts')?.name).toBe('service')
     expect(rules.layerOf('src/store/postgres/index.ts')?.name).toBe('store-impl')
     expect(rules.layerOf('src/store/readers/buffered.ts')?.name).toBe('store')
