@@ -225,7 +225,6 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const reviews = new ReviewService({ datastore, lists, models, clock })
   if (overrides.sweeper !== false) decisions.start()
   const app = createApp({
-    datastore,
     models,
     evaluation,
     checks,
@@ -234,8 +233,6 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     stores,
     assertions,
     accessRequests,
-    ids,
-    clock,
     bodyLimitBytes: config.bodyLimitBytes,
     logError,
     redact: redactor.text,

@@ -14,15 +14,12 @@ import type { WriteService } from '../service/writes.ts'
 import type { ModelService } from '../service/models.ts'
 import type { TokenCheckService } from '../service/token-checks.ts'
 import type { TokenIssuerService } from '../service/token-issuers.ts'
-import type { Datastore } from '../store/store.ts'
-import type { IdGenerator } from '../core/ids.ts'
 import type { AccessControl } from '../auth/access-control.ts'
 import type { Authenticator } from '../auth/authenticate.ts'
 import type { DecisionLog } from '../service/decision-log.ts'
 import type { ReviewService } from '../service/reviews.ts'
 
 export interface AppDeps {
-  datastore: Datastore
   models: ModelService
   /** The caches' and the tuple index's counters (/metrics). */
   evaluation: EvaluationService
@@ -32,8 +29,6 @@ export interface AppDeps {
   stores: StoreService
   assertions: AssertionService
   accessRequests: AccessRequestService
-  ids: IdGenerator
-  clock: () => Date
   bodyLimitBytes: number
   /** Where internal faults are reported (never the caller). */
   logError: (err: unknown, requestId: string) => void
