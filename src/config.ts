@@ -7,6 +7,8 @@
  */
 import { AuthSettingsError, checkAuthSettings } from './auth/settings.ts'
 import { parseDuration } from './service/duration.ts'
+import { chooseBackend, UnsupportedDatabaseUrl, type DatabaseChoice } from './store/sql/backends.ts'
+import { InvalidDatabaseUrl } from './store/sql/backend.ts'
 
 export interface PembaConfig {
   /** PEMBA_HOST / --host */
@@ -310,23 +312,31 @@ function checkDecisionLogSettings(config: PembaConfig): void {
   }
 }
 
-export type DatabaseTarget = { dialect: 'sqlite'; filename: string } | { dialect: 'postgres'; url: string }
+/**
+ * What a database URL names: the backend's name as `dialect`, and what the backend made of the
+ * URL, e.g. `{ dialect: 'sqlite', filename: './data/pemba.db' }` or
+ * `{ dialect: 'postgres', url: 'postgres://…' }`.
+ */
+export type DatabaseTarget = { readonly dialect: string } & Record<string, unknown>
 
 /**
- * parseDatabaseUrl understands `sqlite:<path>`, `sqlite://<path>`, `sqlite::memory:`, and
- * `postgres://…` / `postgresql://…` (node-postgres connection strings, passed on as they are).
+ * parseDatabaseUrl reads a URL with the backend registry (src/store/sql/backends.ts): today
+ * `sqlite:<path>`, `sqlite://<path>`, `sqlite::memory:`, and `postgres://…` / `postgresql://…`
+ * (node-postgres connection strings, passed on as they are).
  */
 export function parseDatabaseUrl(url: string): DatabaseTarget {
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    return { dialect: 'postgres', url }
+  const { backend, target } = databaseBackend(url)
+  return { dialect: backend.name, ...target }
+}
+
+/** databaseBackend: the backend that serves `url` and its target, or a ConfigError naming the setting. */
+export function databaseBackend(url: string): DatabaseChoice {
+  try {
+    return chooseBackend(url)
+  } catch (e) {
+    if (e instanceof UnsupportedDatabaseUrl || e instanceof InvalidDatabaseUrl) {
+      throw new ConfigError(`PEMBA_DATABASE_URL '${url}' ${e.message}`)
+    }
+    throw e
   }
-  if (url.startsWith('sqlite:')) {
-    let rest = url.slice('sqlite:'.length)
-    if (rest.startsWith('//')) rest = rest.slice(2)
-    if (rest === '' ) throw new ConfigError(`PEMBA_DATABASE_URL '${url}' names no file`)
-    return { dialect: 'sqlite', filename: rest === ':memory:' ? ':memory:' : rest }
-  }
-  throw new ConfigError(
-    `PEMBA_DATABASE_URL '${url}' is not supported (use sqlite:<path>, sqlite::memory: or postgres://…)`,
-  )
 }

@@ -9,7 +9,7 @@ import { createRedactor } from './core/redact.ts'
 import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
-import { parseDatabaseUrl, type PembaConfig } from './config.ts'
+import { databaseBackend, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { AssertionService } from './service/assertions.ts'
 import { CheckService } from './service/checks.ts'
@@ -31,9 +31,6 @@ import { Sweeper } from './service/sweeper.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
 import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
-import { checkSqliteMigrations } from './store/migrations.ts'
-import { PostgresDatastore } from './store/postgres/index.ts'
-import { SqliteDatastore } from './store/sqlite/index.ts'
 import type { Datastore } from './store/store.ts'
 import { TupleIndex } from './store/readers/tuple-index.ts'
 
@@ -82,22 +79,18 @@ export interface PembaOverrides {
 }
 
 /**
- * openDatastore opens the configured database and applies its pending migrations, or, with
- * `migrations: 'check'`, throws MigrationsPendingError while any are pending (the SQLite file is
- * then only read, never created). `pemba migrate` passes `migrations: 'auto'` whatever the setting.
+ * openDatastore opens the configured database through the backend registry
+ * (src/store/sql/backends.ts) and applies its pending migrations, or, with `migrations: 'check'`,
+ * throws MigrationsPendingError while any are pending (a SQLite file is then only read, never
+ * created). `pemba migrate` migrates through the registry too, whatever the setting.
  */
 export async function openDatastore(config: PembaConfig): Promise<Datastore> {
-  const target = parseDatabaseUrl(config.databaseUrl)
-  if (target.dialect === 'postgres') {
-    return PostgresDatastore.open({
-      url: target.url,
-      poolSize: config.pgPoolSize,
-      statementTimeoutMs: config.pgStatementTimeoutMs,
-      migrations: config.migrations,
-    })
-  }
-  if (config.migrations === 'check') checkSqliteMigrations(target.filename)
-  return new SqliteDatastore({ filename: target.filename })
+  const { backend, target } = databaseBackend(config.databaseUrl)
+  return backend.open(target, {
+    poolSize: config.pgPoolSize,
+    statementTimeoutMs: config.pgStatementTimeoutMs,
+    migrations: config.migrations,
+  })
 }
 
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {

@@ -8,7 +8,7 @@
  */
 import { ConflictError, PembaError, TupleWriteRejected, ERROR_CODES, type ErrorCode, type WriteRejection } from '../core/errors.ts'
 import { redactSecrets } from '../core/redact.ts'
-import { formatSubject, type TupleIdentity } from '../core/tuple.ts'
+import { describeTuple, type TupleIdentity } from '../core/tuple.ts'
 
 /** What the mapper needs: the configured redactor, where faults go, and the request they belong to. */
 export interface ErrorContext {
@@ -100,10 +100,4 @@ function writeRejectedError(reason: WriteRejection, t: TupleIdentity): PembaErro
     case 'different_expiry':
       return new ConflictError(`tuple to be written already existed with a different expiry: ${describeTuple(t)}`)
   }
-}
-
-/** describeTuple renders a tuple as OpenFGA's write errors do: `user: 'u', relation: 'r', object: 'o'`. */
-function describeTuple(t: TupleIdentity): string {
-  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
-  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
 }

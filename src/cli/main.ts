@@ -8,8 +8,8 @@
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import { createRedactor } from '../core/redact.ts'
-import { ConfigError, loadConfig } from '../config.ts'
-import { createPemba, openDatastore, type Pemba } from '../server.ts'
+import { ConfigError, databaseBackend, loadConfig } from '../config.ts'
+import { createPemba, type Pemba } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
 import { clientsCommand } from './clients.ts'
@@ -36,9 +36,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'migrate') {
     // migrate applies whatever PEMBA_MIGRATIONS says: it is how `check` servers get migrated.
-    const ds = await openDatastore({ ...config, migrations: 'auto' })
-    await ds.close()
-    console.log(`migrations applied to ${redactUrl(config.databaseUrl)}`)
+    const { backend, target } = databaseBackend(config.databaseUrl)
+    await backend.migrate(target)
+    console.log(`migrations applied to ${backend.redactUrl(config.databaseUrl)}`)
     return 0
   }
   if (cmd !== 'serve') {
@@ -125,18 +125,6 @@ function presharedKeysGiven(env: Record<string, string | undefined>, argv: strin
   })
   // `name=key,name2=key2`: the keys are what follows each `=`.
   return raw.flatMap((r) => r.split(',').map((e) => e.slice(e.indexOf('=') + 1).trim()))
-}
-
-/** redactUrl hides a PostgreSQL password in messages: postgres://pemba:***@db/pemba. */
-function redactUrl(url: string): string {
-  if (!/^postgres(ql)?:\/\//.test(url)) return url
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return 'the PostgreSQL database'
-  }
 }
 
 main(process.argv.slice(2)).then(

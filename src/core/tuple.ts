@@ -152,6 +152,15 @@ export function formatExpiry(ms: number): string {
   return new Date(ms).toISOString().replace('.000Z', 'Z')
 }
 
+/**
+ * describeTuple renders a tuple as OpenFGA's write errors and messages do:
+ * `user: 'user:anne', relation: 'viewer', object: 'doc:1'`.
+ */
+export function describeTuple(t: TupleIdentity): string {
+  const user = formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation })
+  return `user: '${user}', relation: '${t.relation}', object: '${t.objectType}:${t.objectId}'`
+}
+
 /** tupleString renders `object#relation@user`, the form used in messages and cache keys. */
 export function tupleString(key: { user: string; relation: string; object: string }): string {
   return `${key.object}#${key.relation}@${key.user}`

@@ -1,23 +1,24 @@
 /**
- * Migration bookkeeping shared by both dialects. drizzle's migrator records each applied
+ * Migration bookkeeping shared by every SQL backend. drizzle's migrator records each applied
  * migration in `__drizzle_migrations` with the journal entry's `when` as `created_at`, and applies
  * every journal entry newer than the newest recorded one. `PEMBA_MIGRATIONS=check` asks the same
  * question without applying anything, so operators who migrate separately (`pemba migrate`, then
- * roll the replicas) get a refusal instead of a server running on an older schema.
+ * roll the replicas) get a refusal instead of a server running on an older schema. Each backend
+ * reads its own newest `created_at` (sqlite/index.ts, postgres/index.ts) and asks
+ * pendingMigrations here.
  *
  * @module
  */
-import Database from 'better-sqlite3'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 /** `auto` applies pending migrations at open; `check` refuses to open while any are pending. */
 export type MigrationsMode = 'auto' | 'check'
 
-export const MIGRATION_FOLDERS = {
-  sqlite: fileURLToPath(new URL('../../migrations/sqlite', import.meta.url)),
-  postgres: fileURLToPath(new URL('../../migrations/postgres', import.meta.url)),
-} as const
+/** migrationsFolder: where a backend's drizzle migrations live, `migrations/<name>` in the repository. */
+export function migrationsFolder(name: string): string {
+  return fileURLToPath(new URL(`../../migrations/${name}`, import.meta.url))
+}
 
 /** MigrationsPendingError: `check` found migrations the database has not applied. */
 export class MigrationsPendingError extends Error {
@@ -46,30 +47,4 @@ export function pendingMigrations(folder: string, newestApplied: number | undefi
   return journal.entries
     .filter((e) => newestApplied === undefined || newestApplied < e.when)
     .map((e) => e.tag)
-}
-
-/**
- * checkSqliteMigrations throws MigrationsPendingError unless the SQLite file exists and has
- * every migration applied. It opens the file read-only, so a check never creates or changes a
- * database; an in-memory database is always empty and so always pending.
- */
-export function checkSqliteMigrations(filename: string): void {
-  const target = `sqlite:${filename}`
-  let newest: number | undefined
-  if (filename !== ':memory:' && existsSync(filename)) {
-    const db = new Database(filename, { readonly: true, fileMustExist: true })
-    try {
-      const table = db
-        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
-        .get()
-      if (table) {
-        const v = db.prepare('SELECT MAX(CAST(created_at AS INTEGER)) FROM __drizzle_migrations').pluck().get()
-        newest = v === null || v === undefined ? undefined : Number(v)
-      }
-    } finally {
-      db.close()
-    }
-  }
-  const pending = pendingMigrations(MIGRATION_FOLDERS.sqlite, newest)
-  if (pending.length > 0) throw new MigrationsPendingError(target, pending)
 }

@@ -67,7 +67,8 @@ export interface Datastore
     AccessRequestStore,
     TokenIssuerStore,
     DecisionStore {
-  readonly dialect: 'sqlite' | 'postgres'
+  /** The name of the backend that serves it (its SqlBackend's `name`, src/store/sql/backends.ts): `sqlite`, `postgres`. */
+  readonly dialect: string
   /** How many sibling subproblems the engine should evaluate at once over this store. */
   readonly preferredConcurrency: number
   close(): Promise<void>

@@ -110,6 +110,23 @@ describe('planWrite', () => {
     const [w] = planWrite(req({ writes: [t(ANNE, { conditionName: 'c', conditionContext: { a: [1] }, expiresAt: NOW + 5 })] }), new Map(), NOW)
     expect(w).toMatchObject({ operation: 'write', conditionName: 'c', context: '{"a":[1]}', expiresAt: NOW + 5 })
   })
+
+  it('plans the same without per-write keys when every write is known absent', () => {
+    // Requests whose writes all meet an empty key at their turn: the premise of writesAbsent.
+    const cases: [WriteRequest, Map<string, StoredState>][] = [
+      [req({ writes: [t(ANNE), t(BOB, { conditionName: 'c', conditionContext: { a: 1 }, expiresAt: NOW + 5 })] }), new Map()],
+      [req({ deletes: [t(ANNE)], writes: [t(ANNE), t(BOB)] }), stored([[ANNE, { conditionName: 'c' }]])],
+      [req({ deletes: [t(BOB), t(ANNE)], writes: [t(ANNE)], onMissing: 'ignore' }), stored([[ANNE, {}]])],
+    ]
+    for (const [r, s] of cases) {
+      const fast = planWrite(r, s, NOW, true)
+      expect(fast).toEqual(planWrite(r, s, NOW))
+      expect(fast.map((c) => c.operation)).toContain('write')
+    }
+    // The deletes keep their rules.
+    const missing = req({ deletes: [t(BOB)], writes: [t(ANNE)] })
+    expect(rejection(() => planWrite(missing, new Map(), NOW, true))).toEqual({ reason: 'delete_missing', key: tupleKey(t(BOB)) })
+  })
 })
 
 describe('planGrant', () => {

@@ -1,7 +1,7 @@
 /** Migration folders as older Pemba releases shipped them, for upgrade tests. */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { MIGRATION_FOLDERS } from '../../src/store/migrations.ts'
+import { MIGRATION_FOLDERS } from '../../src/store/sql/backends.ts'
 
 /**
  * oldMigrations writes into `into` a migrations folder holding only the first `n` journal

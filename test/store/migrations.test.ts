@@ -13,13 +13,9 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig, parseDatabaseUrl } from '../../src/config.ts'
 import { openDatastore } from '../../src/server.ts'
-import {
-  MIGRATION_FOLDERS,
-  MigrationsPendingError,
-  checkSqliteMigrations,
-  pendingMigrations,
-} from '../../src/store/migrations.ts'
-import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
+import { MIGRATION_FOLDERS } from '../../src/store/sql/backends.ts'
+import { MigrationsPendingError, pendingMigrations } from '../../src/store/migrations.ts'
+import { SqliteDatastore, checkSqliteMigrations } from '../../src/store/sqlite/index.ts'
 import { oldMigrations } from '../helpers/migrations.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pemba-migrations-'))

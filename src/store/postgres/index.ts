@@ -27,12 +27,13 @@ import { formatSubject, type Subject, type Tuple, type TupleIdentity } from '../
 import { DECISION_COLUMNS } from '../audit.ts'
 import { rowToTuple, type TupleRow } from '../common.ts'
 import {
-  MIGRATION_FOLDERS,
   MigrationsPendingError,
+  migrationsFolder,
   pendingMigrations,
   type MigrationsMode,
 } from '../migrations.ts'
 import type { TupleReader, WriteRequest } from '../ports.ts'
+import type { SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore } from '../sql/datastore.ts'
 import { all, get, run, type SqlDriver, type Statement, type StoredForWrite, type Tx, type ValueRow } from '../sql/driver.ts'
 import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
@@ -208,7 +209,7 @@ function numbered(text: string): string {
 }
 
 class PostgresDriver implements SqlDriver {
-  readonly dialect = 'postgres' as const
+  readonly dialect = postgresBackend.name
   /**
    * Each read is a network round trip, so the engine evaluates up to 8 sibling subproblems at
    * once (`viewer: [user] or editor or viewer from parent` issues its three reads together).
@@ -325,7 +326,7 @@ class PostgresDriver implements SqlDriver {
 
   *storedForWrite(storeId: string, req: WriteRequest): Tx<StoredForWrite> {
     const keys = req.deletes.length === 0 ? req.writes : [...req.deletes, ...req.writes]
-    return { rows: keys.length === 0 ? [] : yield* this.storedTuples(storeId, keys), applied: NOTHING }
+    return { rows: keys.length === 0 ? [] : yield* this.storedTuples(storeId, keys), applied: NOTHING, insertedAll: false }
   }
 
   *storedTuples(storeId: string, keys: readonly TupleIdentity[]): Tx<TupleRow[]> {
@@ -429,6 +430,33 @@ export class PostgresDatastore extends SqlDatastore {
   }
 }
 
+/** What postgresBackend makes of a `postgres://…` URL: the node-postgres connection string as it is. */
+export interface PostgresTarget {
+  url: string
+}
+
+/**
+ * postgresBackend: `postgres://…` and `postgresql://…` (node-postgres connection strings, passed
+ * on as they are). Migrations run on a connection of their own before the pool opens
+ * (prepareSchema), under `check` only compared with the journal.
+ */
+export const postgresBackend: SqlBackend<PostgresTarget> = {
+  name: 'postgres',
+  schemes: ['postgres://', 'postgresql://'],
+  urlForms: ['postgres://…'],
+  migrationsFolder: migrationsFolder('postgres'),
+  parseUrl: (url) => ({ url }),
+  redactUrl: redact,
+  open: (target, options) =>
+    PostgresDatastore.open({
+      url: target.url,
+      poolSize: options.poolSize,
+      statementTimeoutMs: options.statementTimeoutMs,
+      migrations: options.migrations,
+    }),
+  migrate: (target) => prepareSchema(target.url, 'auto'),
+}
+
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && RETRYABLE.has(code)
@@ -475,7 +503,7 @@ async function prepareSchema(url: string, mode: MigrationsMode): Promise<void> {
         const max = await one<string | null>(`SELECT MAX(created_at)::text FROM ${table}`)
         newest = max === null ? undefined : Number(max)
       }
-      const pending = pendingMigrations(MIGRATION_FOLDERS.postgres, newest)
+      const pending = pendingMigrations(postgresBackend.migrationsFolder, newest)
       if (pending.length > 0) {
         throw new MigrationsPendingError(`${redact(url)} (schema ${schema})`, pending)
       }
@@ -484,7 +512,7 @@ async function prepareSchema(url: string, mode: MigrationsMode): Promise<void> {
     await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema])
     try {
       await migrate(drizzle({ client }), {
-        migrationsFolder: MIGRATION_FOLDERS.postgres,
+        migrationsFolder: postgresBackend.migrationsFolder,
         migrationsSchema: schema,
         migrationsTable: '__drizzle_migrations',
       })

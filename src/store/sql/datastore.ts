@@ -18,7 +18,7 @@ import { sqlTuples } from './tuples.ts'
 export interface SqlDatastore extends Omit<Datastore, 'dialect' | 'preferredConcurrency' | 'close'> {}
 
 export class SqlDatastore implements Datastore {
-  readonly dialect: 'sqlite' | 'postgres'
+  readonly dialect: string
   readonly preferredConcurrency: number
   readonly #driver: SqlDriver
 

@@ -59,7 +59,13 @@ export function* runEach(sql: string, count: number, row: (i: number) => readonl
 /** What storedForWrite found: the stored rows, and the writes and deletes it applied already. */
 export interface StoredForWrite {
   rows: TupleRow[]
+  /** The deletes and writes (the request's own objects) applied already; see insertedAll. */
   applied: ReadonlySet<TupleIdentity>
+  /**
+   * Every write was inserted already, each into an empty key (the planner's `writesAbsent`);
+   * `applied` then need not list the writes (a bulk import spares a set of 10,000 entries).
+   */
+  insertedAll: boolean
 }
 
 /** A decision_log row's values in DECISION_COLUMNS order; a grant_usage upsert's 8 values. */
@@ -70,7 +76,8 @@ export type ValueRow = (string | number | null)[]
  * clauses, the batch statements that differ, and its hot tuple reader.
  */
 export interface SqlDriver {
-  readonly dialect: 'sqlite' | 'postgres'
+  /** Its backend's name (SqlBackend.name, sql/backend.ts), which the datastore reports as `dialect`. */
+  readonly dialect: string
   /** How many sibling subproblems the engine should evaluate at once over this store. */
   readonly preferredConcurrency: number
   /**
@@ -123,6 +130,7 @@ export interface SqlDriver {
    * change names that same object; applying the plan skips their inserts. Likewise a driver may
    * remove the live rows the request deletes (SQLite: `DELETE … RETURNING`, which also reads the
    * row's state), returning them and the deletes (the request's objects) it so applied.
+   * A driver that applies nothing early returns an empty `applied` and `insertedAll: false`.
    */
   storedForWrite(storeId: string, req: WriteRequest, revision: number, ts: number): Tx<StoredForWrite>
   /** Removes the rows of `keys`, whatever their expiry. */

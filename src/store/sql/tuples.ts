@@ -26,7 +26,7 @@ import type {
   WriteRequest,
 } from '../ports.ts'
 import { deleteChange, planWrite, tupleKey, type PlannedChange, type StoredState } from '../write-plan.ts'
-import { all, type SqlDriver, type Tx } from './driver.ts'
+import { all, type SqlDriver, type StoredForWrite, type Tx } from './driver.ts'
 
 /** The key columns of a tuple, in primary-key order after store_id. */
 export const KEY_COLUMNS = 'object_type, object_id, relation, user_relation, user_type, user_id'
@@ -52,7 +52,8 @@ interface ChangeRow {
   created_at: number
 }
 
-const NONE: ReadonlySet<TupleIdentity> = new Set()
+/** Nothing applied before planning (a grant; PostgreSQL's writes). */
+const NOTHING_EARLY: Omit<StoredForWrite, 'rows'> = { applied: new Set(), insertedAll: false }
 
 /** storedState maps the stored rows of some keys by tupleKey. */
 function storedState(rows: readonly TupleRow[]): Map<string, StoredState> {
@@ -73,7 +74,8 @@ export function* storedOne(d: SqlDriver, storeId: string, t: TupleIdentity): Tx<
 /**
  * applyChanges makes planned changes under `revision` (from nextRevision): the rows deleted
  * (live deletes, expired rows replaced) before the rows inserted, except those the driver
- * `applied` already, every change recorded, and the store's revision settled.
+ * applied already (`early`: see StoredForWrite), every change recorded, and the store's
+ * revision settled.
  */
 export function* applyChanges(
   d: SqlDriver,
@@ -81,14 +83,20 @@ export function* applyChanges(
   revision: number,
   changes: readonly PlannedChange[],
   ts: number,
-  applied: ReadonlySet<TupleIdentity> = NONE,
+  early: Omit<StoredForWrite, 'rows'> = NOTHING_EARLY,
 ): Tx<void> {
+  const { applied, insertedAll } = early
   const deletes: TupleIdentity[] = []
   const writes: PlannedChange[] = []
   for (const c of changes) {
-    if (applied.has(c.tuple)) continue
-    if (c.operation === 'delete') deletes.push(c.tuple)
-    else writes.push(c)
+    if (c.operation === 'delete') {
+      if (!applied.has(c.tuple)) deletes.push(c.tuple)
+    } else if (insertedAll) {
+      // The plan's writes come last (writesAbsent: no expired row's delete among them).
+      break
+    } else if (!applied.has(c.tuple)) {
+      writes.push(c)
+    }
   }
   if (deletes.length > 0) yield* d.deleteRows(storeId, deletes)
   if (writes.length > 0) yield* d.insertTuples(storeId, writes, revision, ts)
@@ -115,13 +123,13 @@ function identityOfRow(r: Pick<TupleRow, 'object_type' | 'object_id' | 'relation
 function* applyWrite(d: SqlDriver, storeId: string, req: WriteRequest, ts: number): Tx<Revision> {
   const revision = yield* d.nextRevision(storeId)
   if (revision === undefined) throw new PembaError('store_id_not_found', 'Store ID not found')
-  const { rows, applied } = yield* d.storedForWrite(storeId, req, revision, ts)
-  const changes = planWrite(req, storedState(rows), ts)
+  const found = yield* d.storedForWrite(storeId, req, revision, ts)
+  const changes = planWrite(req, storedState(found.rows), ts, found.insertedAll)
   if (changes.length === 0) {
     yield* d.settleRevision(storeId, revision, false)
     return revision - 1
   }
-  yield* applyChanges(d, storeId, revision, changes, ts, applied)
+  yield* applyChanges(d, storeId, revision, changes, ts, found)
   return revision
 }
 

@@ -15,12 +15,13 @@
 import Database from 'better-sqlite3'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
-import { mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { formatSubject, type Subject, type Tuple, type TupleIdentity } from '../../core/tuple.ts'
 import { canonicalContext, rowToTuple, type TupleRow } from '../common.ts'
-import { MIGRATION_FOLDERS } from '../migrations.ts'
+import { MigrationsPendingError, migrationsFolder, pendingMigrations } from '../migrations.ts'
 import type { TupleReader, WriteRequest } from '../ports.ts'
+import { InvalidDatabaseUrl, type SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore } from '../sql/datastore.ts'
 import {
   get,
@@ -48,12 +49,16 @@ const LIVE = '(expires_at IS NULL OR expires_at > ?)'
 /** A readObject row: relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at. */
 type ObjectRow = [string, string, string, string, string, string | null, number | null]
 
+/** A storedState row: condition_name, condition_context, expires_at. */
+type StateRow = [string, string | null, number | null]
+
 /** The tuple key columns, for statements that name one tuple. */
 const KEY_MATCH =
   'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
 
 const SQL = {
-  storedTuple: `SELECT ${TUPLE_COLUMNS} FROM tuples WHERE ${KEY_MATCH}`,
+  /** A tuple's stored state, as [condition_name, condition_context, expires_at] (see storedTuples). */
+  storedState: `SELECT condition_name, condition_context, expires_at FROM tuples WHERE ${KEY_MATCH}`,
   deleteRow: `DELETE FROM tuples WHERE ${KEY_MATCH}`,
   insertTuple: `INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision,
     inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -101,7 +106,7 @@ export interface SqliteOptions {
 /** SqliteDriver runs the SQL core's statements on one better-sqlite3 connection. */
 class SqliteDriver implements SqlDriver {
   readonly db: Database.Database
-  readonly dialect = 'sqlite' as const
+  readonly dialect = sqliteBackend.name
   /** better-sqlite3 answers synchronously, so evaluating siblings one by one short-circuits best. */
   readonly preferredConcurrency = 1
   /** The most decisions one listDecisions call reads (see SqliteOptions). */
@@ -136,7 +141,7 @@ class SqliteDriver implements SqlDriver {
     this.db.pragma('synchronous = NORMAL')
     this.db.pragma('busy_timeout = 5000')
     this.db.pragma('foreign_keys = ON')
-    migrate(drizzle(this.db), { migrationsFolder: MIGRATION_FOLDERS.sqlite })
+    migrate(drizzle(this.db), { migrationsFolder: sqliteBackend.migrationsFolder })
     this.decisionScanBudget = options.decisionScanBudget ?? 100_000
     this.#transaction = this.db.transaction((body: () => Tx<unknown>) => this.#drive(body()))
     this.#reads = prepareReads(this.db)
@@ -211,7 +216,8 @@ class SqliteDriver implements SqlDriver {
   /**
    * storedForWrite applies the request's deletes of live tuples and inserts its writes first
    * (`DELETE … RETURNING`, `INSERT OR IGNORE`): a new tuple, the common case, so costs one
-   * statement, not a look-up too. Only the writes it did not insert are looked up.
+   * statement, not a look-up too. Only the writes it did not insert are looked up; when it
+   * inserted them all (`insertedAll`), neither it nor the planner builds a key per write.
    */
   *storedForWrite(storeId: string, req: WriteRequest, revision: number, ts: number): Tx<StoredForWrite> {
     const { deletes, writes } = req
@@ -226,36 +232,52 @@ class SqliteDriver implements SqlDriver {
       applied.add(d)
     }
     const insertIgnore = this.#prepare(SQL.insertIgnore)
-    let lookups: TupleIdentity[] = []
-    let fresh: Tuple[] | undefined
+    let lookups: TupleIdentity[] | undefined
+    const fresh: Tuple[] = []
     for (const w of writes) {
       const { objectType, objectId, relation, userRelation, userType, userId, conditionName } = w
       const context = canonicalContext(w.conditionContext)
       const expires = w.expiresAt ?? null
-      const row = [storeId, objectType, objectId, relation, userRelation, userType, userId] as const
-      if (insertIgnore.run(...row, conditionName, context, revision, ts, expires).changes === 1) {
-        applied.add(w)
-        ;(fresh ??= []).push(w)
-      } else {
-        lookups.push(w)
-      }
+      const { changes } = insertIgnore.run(
+        storeId, objectType, objectId, relation, userRelation, userType, userId, conditionName, context, revision, ts, expires,
+      )
+      if (changes === 1) fresh.push(w)
+      else (lookups ??= []).push(w)
     }
-    if (lookups.length > 0 && fresh !== undefined) {
+    if (lookups === undefined) return { rows, applied, insertedAll: true }
+    for (const w of fresh) applied.add(w)
+    if (fresh.length > 0) {
       // A key this request just inserted was absent before it: a later write of it must meet
       // "absent" (the planner knows of the first), not the row inserted here.
       const keys = new Set(fresh.map(tupleKey))
       lookups = lookups.filter((t) => !keys.has(tupleKey(t)))
     }
     for (const r of yield* this.storedTuples(storeId, lookups)) rows.push(r)
-    return { rows, applied }
+    return { rows, applied, insertedAll: false }
   }
 
+  /**
+   * storedTuples reads only the state columns, as an array, and takes the key columns from the
+   * key asked for: a re-import of 10,000 existing tuples so makes no strings it already has.
+   */
   *storedTuples(storeId: string, keys: readonly TupleIdentity[]): Tx<TupleRow[]> {
-    const stored = this.#prepare(SQL.storedTuple)
+    const stored = this.#prepare(SQL.storedState).raw()
     const rows: TupleRow[] = []
     for (const k of keys) {
-      const r = stored.get(storeId, k.objectType, k.objectId, k.relation, k.userRelation, k.userType, k.userId)
-      if (r) rows.push(r as TupleRow)
+      const { objectType, objectId, relation, userRelation, userType, userId } = k
+      const r = stored.get(storeId, objectType, objectId, relation, userRelation, userType, userId) as StateRow | undefined
+      if (r === undefined) continue
+      rows.push({
+        object_type: objectType,
+        object_id: objectId,
+        relation,
+        user_relation: userRelation,
+        user_type: userType,
+        user_id: userId,
+        condition_name: r[0],
+        condition_context: r[1],
+        expires_at: r[2],
+      })
     }
     return rows
   }
@@ -327,6 +349,64 @@ export class SqliteDatastore extends SqlDatastore {
     super(driver)
     this.db = driver.db
   }
+}
+
+/** What sqliteBackend makes of `sqlite:./data/pemba.db`: `{ filename: './data/pemba.db' }`. */
+export interface SqliteTarget {
+  /** A file path, or ':memory:'. */
+  filename: string
+}
+
+/**
+ * sqliteBackend: `sqlite:<path>`, `sqlite://<path>` or `sqlite::memory:`. Opening applies the
+ * migrations (the file and its folder are created if missing); under `check` the file is first
+ * only read (checkSqliteMigrations), so a refused start leaves nothing behind.
+ */
+export const sqliteBackend: SqlBackend<SqliteTarget> = {
+  name: 'sqlite',
+  schemes: ['sqlite:'],
+  urlForms: ['sqlite:<path>', 'sqlite::memory:'],
+  migrationsFolder: migrationsFolder('sqlite'),
+  parseUrl(url) {
+    let rest = url.slice('sqlite:'.length)
+    if (rest.startsWith('//')) rest = rest.slice(2)
+    if (rest === '') throw new InvalidDatabaseUrl('names no file')
+    return { filename: rest }
+  },
+  redactUrl: (url) => url,
+  async open(target, options) {
+    if (options.migrations === 'check') checkSqliteMigrations(target.filename)
+    return new SqliteDatastore({ filename: target.filename })
+  },
+  async migrate(target) {
+    await new SqliteDatastore({ filename: target.filename }).close()
+  },
+}
+
+/**
+ * checkSqliteMigrations throws MigrationsPendingError unless the SQLite file exists and has
+ * every migration applied. It opens the file read-only, so a check never creates or changes a
+ * database; an in-memory database is always empty and so always pending.
+ */
+export function checkSqliteMigrations(filename: string): void {
+  const target = `sqlite:${filename}`
+  let newest: number | undefined
+  if (filename !== ':memory:' && existsSync(filename)) {
+    const db = new Database(filename, { readonly: true, fileMustExist: true })
+    try {
+      const table = db
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__drizzle_migrations'")
+        .get()
+      if (table) {
+        const v = db.prepare('SELECT MAX(CAST(created_at AS INTEGER)) FROM __drizzle_migrations').pluck().get()
+        newest = v === null || v === undefined ? undefined : Number(v)
+      }
+    } finally {
+      db.close()
+    }
+  }
+  const pending = pendingMigrations(sqliteBackend.migrationsFolder, newest)
+  if (pending.length > 0) throw new MigrationsPendingError(target, pending)
 }
 
 /**

@@ -1,0 +1,59 @@
+/**
+ * What a SQL backend tells the wiring about itself: the database URLs it accepts, how it opens a
+ * `Datastore` over one, and how it applies or checks its migrations. Each driver file exports one
+ * (`sqliteBackend` in sqlite/index.ts, `postgresBackend` in postgres/index.ts) and the registry
+ * (backends.ts) lists them, so the configuration, the server and `pemba migrate` name no
+ * dialect: a new backend is its driver file, one line in the registry, its schema and migrations.
+ *
+ * @module
+ */
+import type { MigrationsMode } from '../migrations.ts'
+import type { Datastore } from '../store.ts'
+
+/** The settings a backend may use when it opens a datastore; each takes those it understands. */
+export interface OpenOptions {
+  /** Connections in a pool (PEMBA_PG_POOL_SIZE); a single-connection backend ignores it. */
+  poolSize: number
+  /** Per-statement timeout in ms (PEMBA_PG_STATEMENT_TIMEOUT_MS), 0 = the server's. */
+  statementTimeoutMs: number
+  /** `auto` applies pending migrations at open; `check` refuses to open while any are pending. */
+  migrations: MigrationsMode
+}
+
+/**
+ * InvalidDatabaseUrl: a URL of the backend's scheme that still names no database. Its message
+ * is the reason alone (`names no file`); the configuration prefixes the setting and the URL.
+ */
+export class InvalidDatabaseUrl extends Error {
+  constructor(reason: string) {
+    super(reason)
+    this.name = 'InvalidDatabaseUrl'
+  }
+}
+
+/**
+ * SqlBackend describes one backend. `Target` is what `parseUrl` makes of a URL, e.g. SQLite's
+ * `{ filename: './data/pemba.db' }` for `sqlite:./data/pemba.db`, or PostgreSQL's `{ url }`.
+ */
+export interface SqlBackend<Target extends object = object> {
+  /** The backend's name, which its datastores report as `dialect`: `sqlite`, `postgres`. */
+  readonly name: string
+  /** The URL prefixes it accepts, e.g. `postgres://` and `postgresql://`. */
+  readonly schemes: readonly string[]
+  /** The URL forms listed when a URL matches no backend, e.g. `sqlite:<path>`, `sqlite::memory:`. */
+  readonly urlForms: readonly string[]
+  /** The drizzle migrations folder (journal and SQL files) of its schema. */
+  readonly migrationsFolder: string
+  /** parseUrl reads a URL with one of `schemes`; throws InvalidDatabaseUrl if it names no database. */
+  parseUrl(url: string): Target
+  /** redactUrl: the URL as messages may show it (a password hidden: `postgres://pemba:***@db/pemba`). */
+  redactUrl(url: string): string
+  /**
+   * open returns a datastore over `target` after applying its pending migrations, or with
+   * `migrations: 'check'` throws MigrationsPendingError while any are pending (changing
+   * nothing: a SQLite file is only read, never created).
+   */
+  open(target: Target, options: OpenOptions): Promise<Datastore>
+  /** migrate applies the pending migrations and returns (`pemba migrate`). */
+  migrate(target: Target): Promise<void>
+}
