@@ -41,8 +41,8 @@ export interface Layer {
 
 /**
  * The layers, top to bottom: cli → server wiring → api → auth → service → engine → model → core,
- * with the store beside the engine. The engine reads through the store's ports (TupleReader in
- * src/store/store.ts) and never sees SQL; the store serves the engine and the services and
+ * with the store beside the engine. The engine and the HTTP layer see only the store's ports
+ * (TupleReader and the record types in src/store/ports.ts), never its readers or SQL; the store serves the engine and the services and
  * imports neither (a feature's storage port is declared next to its service as
  * `src/service/<feature>-store.ts`, which the store implements). Auth sits above the services,
  * since a client's permissions are decided through them (auth/access-control.ts asks the
@@ -52,25 +52,25 @@ export const LAYERS: readonly Layer[] = [
   {
     name: 'cli',
     files: ['src/cli/**'],
-    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store', 'store-impl', 'model', 'core'],
+    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'model', 'core'],
     about: 'the command line, on top of everything',
   },
   {
     name: 'wiring',
     files: ['src/server.ts', 'src/config.ts'],
-    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store', 'store-impl', 'model', 'core'],
+    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'model', 'core'],
     about: 'configuration and assembly, the only place that picks a datastore',
   },
   {
     name: 'api',
     files: ['src/api/**'],
-    mayImport: ['auth', 'service', 'service-port', 'store', 'model', 'core'],
-    about: 'the HTTP layer, which translates requests into service calls and never reaches the engine or SQL',
+    mayImport: ['auth', 'service', 'service-port', 'store-port', 'model', 'core'],
+    about: 'the HTTP layer, which translates requests into service calls and never reaches the engine, the readers or SQL',
   },
   {
     name: 'auth',
     files: ['src/auth/**'],
-    mayImport: ['service', 'service-port', 'engine', 'store', 'model', 'core'],
+    mayImport: ['service', 'service-port', 'engine', 'store-port', 'store', 'model', 'core'],
     about: "API clients' authentication and permissions, decided through the services",
   },
   {
@@ -78,27 +78,35 @@ export const LAYERS: readonly Layer[] = [
     // decision-sink.ts is the seam between deciding and recording: the `Decision` the decision
     // store persists and the sink interface, types over core only, like the storage ports.
     files: ['src/service/*-store.ts', 'src/service/decision-sink.ts'],
-    mayImport: ['store', 'model', 'core'],
+    mayImport: ['store-port', 'model', 'core'],
     about: 'a storage port owned by a feature (or the decision seam), implemented by the store',
   },
   {
     name: 'service',
     files: ['src/service/**'],
-    mayImport: ['service-port', 'engine', 'store', 'model', 'core'],
+    mayImport: ['service-port', 'engine', 'store-port', 'store', 'model', 'core'],
     about: 'one capability each, over the engine and the storage ports',
   },
   {
     name: 'engine',
     files: ['src/engine/**'],
-    mayImport: ['store', 'model', 'core'],
+    mayImport: ['store-port', 'model', 'core'],
     about: 'the evaluator: reads through a TupleReader bound to a revision, never SQL',
+  },
+  {
+    name: 'store-port',
+    // The storage ports and the composed Datastore: the types services return and the HTTP
+    // layer serialises (a StoredTuple, a TupleChange), without any implementation.
+    files: ['src/store/ports.ts', 'src/store/store.ts'],
+    mayImport: ['service-port', 'model', 'core'],
+    about: 'the storage ports (interfaces and record types only)',
   },
   {
     name: 'store',
     // The files directly in src/store (the ports, the write planner, the migrations bookkeeping)
     // and the readers' decorators; every other folder under src/store is an implementation.
     files: ['src/store/*.ts', 'src/store/readers/**'],
-    mayImport: ['service-port', 'model', 'core'],
+    mayImport: ['store-port', 'service-port', 'model', 'core'],
     about: "the storage ports and the readers' decorators, beside the engine",
   },
   {
@@ -106,7 +114,7 @@ export const LAYERS: readonly Layer[] = [
     // The SQL core (sql/, with the backend registry sql/backends.ts) and one folder per driver
     // (sqlite/, postgres/): a catch-all, so a new backend's folder needs no entry here.
     files: ['src/store/**'],
-    mayImport: ['store', 'service-port', 'model', 'core'],
+    mayImport: ['store-port', 'store', 'service-port', 'model', 'core'],
     about: 'a datastore implementation (the SQL core, its backend registry, a driver), chosen by the wiring',
   },
   {

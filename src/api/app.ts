@@ -25,7 +25,7 @@ import { MODEL_HEADER, TRUNCATED_HEADER } from './contracts.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
-import type { TupleIndexStats } from '../store/readers/tuple-index.ts'
+import type { TupleIndexStats } from '../service/evaluation.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
 export type { AppDeps, AppEnv } from './env.ts'

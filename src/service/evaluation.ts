@@ -15,6 +15,9 @@ import type { TypeSystem } from '../model/typesystem.ts'
 import { ObjectCache } from '../store/readers/object-cache.ts'
 import { buildRequestReader } from '../store/readers/request-reader.ts'
 import type { TupleIndex, TupleIndexStats } from '../store/readers/tuple-index.ts'
+
+/** The tuple index's counters, as /metrics reports them. */
+export type { TupleIndexStats }
 import type { TupleStore } from '../store/ports.ts'
 import type { Datastore } from '../store/store.ts'
 import type { HeadRevisions } from './head-revisions.ts'

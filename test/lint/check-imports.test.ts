@@ -30,6 +30,21 @@ describe('layer rules (scripts/check-imports.ts)', () => {
     expect(v[0]!.message).toContain('src/engine/local-checker.ts (layer engine) must not import src/service/checks.ts (layer service)')
   })
 
+  it('lets the HTTP layer and the engine see the storage ports only', () => {
+    const graph: ImportGraph = {
+      'src/api/app.ts': ['src/store/ports.ts', 'src/store/readers/tuple-index.ts'],
+      'src/engine/dispatch.ts': ['src/store/ports.ts', 'src/store/readers/buffered.ts'],
+      'src/store/ports.ts': [],
+      'src/store/readers/tuple-index.ts': [],
+      'src/store/readers/buffered.ts': [],
+    }
+    const v = rules.check(graph, [])
+    expect(v.map((x) => x.message)).toEqual([
+      expect.stringContaining('src/api/app.ts (layer api) must not import src/store/readers/tuple-index.ts (layer store)'),
+      expect.stringContaining('src/engine/dispatch.ts (layer engine) must not import src/store/readers/buffered.ts (layer store)'),
+    ])
+  })
+
   it('passes imports down the layers and within one layer', () => {
     const graph: ImportGraph = {
       'src/cli/main.ts': ['src/server.ts', 'src/store/migrations.ts'],
