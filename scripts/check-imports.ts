@@ -78,7 +78,7 @@ export const LAYERS: readonly Layer[] = [
     // decision-sink.ts is the seam between deciding and recording: the `Decision` the decision
     // store persists and the sink interface, types over core only, like the storage ports.
     files: ['src/service/*-store.ts', 'src/service/decision-sink.ts'],
-    mayImport: ['store-port', 'model', 'core'],
+    mayImport: ['model', 'core'],
     about: 'a storage port owned by a feature (or the decision seam), implemented by the store',
   },
   {
