@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { TupleWriteRejected } from '../core/errors.ts'
-import type { Tuple } from '../core/tuple.ts'
+import type { Tuple, TupleIdentity } from '../core/tuple.ts'
 import type { WriteRequest } from './ports.ts'
-import { planGrant, planWrite, tupleKey, type PlannedChange, type StoredState } from './write-plan.ts'
+import { planGrant, planWrite as plan, tupleKey, type PlannedChange, type StoredByTuple, type StoredState } from './write-plan.ts'
 
 const NOW = 1_000_000
 
@@ -24,6 +24,48 @@ function stored(entries: [string, Partial<StoredState>][]): Map<string, StoredSt
   return new Map(
     entries.map(([k, s]) => [tupleKey(t(k)), { conditionName: '', context: null, expiresAt: null, ...s }]),
   )
+}
+
+/**
+ * The request's stored state per tuple (StoredByTuple), from `s`: every entry filled, and, when
+ * the keyed plan `changed` is known, also with the entries left undefined that an earlier change
+ * of the request decides (as SQLite's driver leaves them: a write after a delete that found its
+ * key live, or after a write of its key that went in).
+ */
+function perTuple(r: WriteRequest, s: Map<string, StoredState>, changed?: PlannedChange[]): StoredByTuple[] {
+  const full = { deletes: r.deletes.map((d) => s.get(tupleKey(d))), writes: r.writes.map((w) => s.get(tupleKey(w))) }
+  if (!changed) return [full]
+  const changedTuples = new Set(changed.map((c) => c.tuple))
+  const decided = new Set<string>()
+  const sparse = (list: readonly TupleIdentity[]) =>
+    list.map((t) => {
+      const key = tupleKey(t)
+      const state = decided.has(key) ? undefined : s.get(key)
+      if (changedTuples.has(t)) decided.add(key)
+      return state
+    })
+  // In request order: the deletes first, whose changes decide later writes of their keys.
+  const deletes = sparse(r.deletes)
+  return [full, { deletes, writes: sparse(r.writes) }]
+}
+
+/**
+ * planWrite over a keyed lookup, checked to plan the same (or reject the same tuple for the same
+ * reason) over every per-tuple lookup of the same state.
+ */
+function planWrite(r: WriteRequest, s: Map<string, StoredState>, now: number, writesAbsent = false): PlannedChange[] {
+  let keyed: PlannedChange[]
+  try {
+    keyed = plan(r, s, now, writesAbsent)
+  } catch (e) {
+    const expected = rejection(() => {
+      throw e
+    })
+    for (const byTuple of perTuple(r, s)) expect(rejection(() => plan(r, byTuple, now, writesAbsent))).toEqual(expected)
+    throw e
+  }
+  for (const byTuple of perTuple(r, s, keyed)) expect(plan(r, byTuple, now, writesAbsent)).toEqual(keyed)
+  return keyed
 }
 
 /** A plan as `op key` strings, e.g. `delete doc:1#viewer@user:anne`. */
@@ -97,6 +139,12 @@ describe('planWrite', () => {
     expect(rejection(() => ignore({ ...t(ANNE), expiresAt: NOW + 10 })).reason).toBe('different_condition')
     expect(rejection(() => ignore(withCondition)).reason).toBe('different_expiry')
     expect(rejection(() => ignore({ ...withCondition, expiresAt: NOW + 20 })).reason).toBe('different_expiry')
+  })
+
+  it('skips a re-import of stored, identical tuples', () => {
+    const s = stored([[ANNE, {}], [BOB, { conditionName: 'c', context: '{"x":1}' }]])
+    const again = req({ writes: [t(ANNE), t(BOB, { conditionName: 'c', conditionContext: { x: 1 } }), t(ANNE)], onDuplicate: 'ignore' })
+    expect(planWrite(again, s, NOW)).toEqual([])
   })
 
   it('treats an empty condition context as none', () => {

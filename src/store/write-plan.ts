@@ -57,8 +57,24 @@ export function deleteChange(t: TupleIdentity): PlannedChange {
 }
 
 /**
+ * The stored state the planner reads, as the store held it before the request: either by
+ * tupleKey (a driver that fetches rows in batches), or per request tuple, `deletes[i]` and
+ * `writes[i]` being the state of `req.deletes[i]` and `req.writes[i]` (a driver that looks rows
+ * up one by one: no key is built per stored row). Per tuple, an entry may be left undefined
+ * (absent) for a tuple whose key an earlier change of the same request decides (a delete that
+ * found it live, or a write): the planner then reads its own record of that change.
+ */
+export type StoredLookup = ReadonlyMap<string, StoredState> | StoredByTuple
+
+/** The stored state per request tuple (see StoredLookup). */
+export interface StoredByTuple {
+  readonly deletes: readonly (StoredState | undefined)[]
+  readonly writes: readonly (StoredState | undefined)[]
+}
+
+/**
  * planWrite applies the write rules to `req` against `stored` (the state of every key the
- * request names that the store holds, by tupleKey) at `now`, and returns the changes in
+ * request names that the store holds; see StoredLookup) at `now`, and returns the changes in
  * changelog order; none means nothing changes (no new revision). Throws TupleWriteRejected:
  *
  * - `delete_missing`: a delete of a tuple that is absent, expired, or already deleted earlier in
@@ -71,44 +87,48 @@ export function deleteChange(t: TupleIdentity): PlannedChange {
  * A write over an expired tuple not yet swept is a new tuple: the old row's removal is recorded
  * first, as the sweeper would have, so the changelog stays a true history.
  *
+ * The request's own effect is tracked by tupleKey. Over a StoredByTuple lookup a tuple's key is
+ * built only when that effect is not empty or the tuple changes something: a re-import of
+ * tuples all stored and identical builds none.
+ *
  * `writesAbsent` says the caller found every write's key empty at its turn, applying the request
  * in order (SQLite's driver inserts each with `INSERT OR IGNORE` before planning, and every one
  * went in): no write meets a stored row, live or expired, nor an earlier write of its key. Each
  * write then plans as a plain write whatever the deletes did, so none needs its key built and
  * looked up: the plan is the same, at no cost per tuple for a bulk import of new tuples.
  */
-export function planWrite(
-  req: WriteRequest,
-  stored: ReadonlyMap<string, StoredState>,
-  now: number,
-  writesAbsent = false,
-): PlannedChange[] {
+export function planWrite(req: WriteRequest, stored: StoredLookup, now: number, writesAbsent = false): PlannedChange[] {
   /** The request's own effect so far, over `stored`: GONE = deleted, a change = written. */
   const state = new Map<string, StoredState>()
+  const keyed = stored instanceof Map ? (stored as ReadonlyMap<string, StoredState>) : undefined
+  const byTuple = stored as StoredByTuple
   const changes: PlannedChange[] = []
-  for (const d of req.deletes) {
-    const key = tupleKey(d)
-    const found = current(state, stored, key)
+  const { deletes, writes } = req
+  for (let i = 0; i < deletes.length; i++) {
+    const d = deletes[i]
+    const key = keyed || state.size > 0 ? tupleKey(d) : undefined
+    const found = key === undefined ? byTuple.deletes[i] : current(state, keyed ? keyed.get(key) : byTuple.deletes[i], key)
     if (!found || !isLive(found, now)) {
       // An expired row counts as missing: it is already gone, and the sweeper records it.
       if (req.onMissing === 'error') throw new TupleWriteRejected('delete_missing', d)
       continue
     }
-    state.set(key, GONE)
+    state.set(key ?? tupleKey(d), GONE)
     changes.push(deleteChange(d))
   }
   if (writesAbsent) {
-    for (const w of req.writes) {
+    for (const w of writes) {
       const context = canonicalContext(w.conditionContext)
       changes.push({ operation: 'write', tuple: w, conditionName: w.conditionName, context, expiresAt: w.expiresAt ?? null })
     }
     return changes
   }
-  for (const w of req.writes) {
-    const key = tupleKey(w)
+  for (let i = 0; i < writes.length; i++) {
+    const w = writes[i]
+    const key = keyed || state.size > 0 ? tupleKey(w) : undefined
     const context = canonicalContext(w.conditionContext)
     const expiresAt = w.expiresAt ?? null
-    const found = current(state, stored, key)
+    const found = key === undefined ? byTuple.writes[i] : current(state, keyed ? keyed.get(key) : byTuple.writes[i], key)
     if (found && !isLive(found, now)) {
       changes.push(deleteChange(w))
     } else if (found) {
@@ -121,7 +141,7 @@ export function planWrite(
     }
     // The change is also the key's state for a later write of it in this request.
     const change: PlannedChange = { operation: 'write', tuple: w, conditionName: w.conditionName, context, expiresAt }
-    state.set(key, change)
+    state.set(key ?? tupleKey(w), change)
     changes.push(change)
   }
   return changes
@@ -132,15 +152,12 @@ const GONE: StoredState = Object.freeze({ conditionName: '', context: null, expi
 
 /**
  * current: what `key` holds at this point of the request, its own effect (`state`) over
- * `stored`. A function, not a closure in planWrite: none is made per Write.
+ * `before` (the key's stored state). A function, not a closure in planWrite: none is made per
+ * Write.
  */
-function current(
-  state: ReadonlyMap<string, StoredState>,
-  stored: ReadonlyMap<string, StoredState>,
-  key: string,
-): StoredState | undefined {
+function current(state: ReadonlyMap<string, StoredState>, before: StoredState | undefined, key: string): StoredState | undefined {
   const s = state.get(key)
-  return s === undefined ? stored.get(key) : s === GONE ? undefined : s
+  return s === undefined ? before : s === GONE ? undefined : s
 }
 
 /**

@@ -15,7 +15,7 @@
  */
 import type { TupleRow } from '../common.ts'
 import type { TupleReader, WriteRequest } from '../ports.ts'
-import type { PlannedChange } from '../write-plan.ts'
+import type { PlannedChange, StoredByTuple } from '../write-plan.ts'
 import type { TupleIdentity } from '../../core/tuple.ts'
 
 /** One statement for the driver to run: its rows, its first row, or the number of rows changed. */
@@ -56,9 +56,15 @@ export function* runEach(sql: string, count: number, row: (i: number) => readonl
   return (yield { kind: 'runEach', sql, count, row }) as number[]
 }
 
-/** What storedForWrite found: the stored rows, and the writes and deletes it applied already. */
+/** What storedForWrite found: the stored state, and the writes and deletes it applied already. */
 export interface StoredForWrite {
+  /**
+   * The stored state of the keys the request names: as rows (the SQL core keys them by
+   * tupleKey for the planner), or per request tuple (`byTuple`, see StoredLookup), `rows` then
+   * unread.
+   */
   rows: TupleRow[]
+  byTuple?: StoredByTuple
   /** The deletes and writes (the request's own objects) applied already; see insertedAll. */
   applied: ReadonlySet<TupleIdentity>
   /**
@@ -122,7 +128,7 @@ export interface SqlDriver {
   /** The stored rows of `keys` in `storeId` (any order), expired ones included. */
   storedTuples(storeId: string, keys: readonly TupleIdentity[]): Tx<TupleRow[]>
   /**
-   * storedForWrite: the stored rows of the keys a Write names, for the planner. A driver may
+   * storedForWrite: the stored state of the keys a Write names, for the planner. A driver may
    * insert the request's new tuples here already, under `revision` (SQLite: `INSERT OR IGNORE`
    * answers "absent" for the common case in the one statement the insert costs anyway), and
    * returns the writes (the request's own objects) it so inserted. Such a row is exactly what the

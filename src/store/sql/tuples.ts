@@ -124,7 +124,7 @@ function* applyWrite(d: SqlDriver, storeId: string, req: WriteRequest, ts: numbe
   const revision = yield* d.nextRevision(storeId)
   if (revision === undefined) throw new PembaError('store_id_not_found', 'Store ID not found')
   const found = yield* d.storedForWrite(storeId, req, revision, ts)
-  const changes = planWrite(req, storedState(found.rows), ts, found.insertedAll)
+  const changes = planWrite(req, found.byTuple ?? storedState(found.rows), ts, found.insertedAll)
   if (changes.length === 0) {
     yield* d.settleRevision(storeId, revision, false)
     return revision - 1

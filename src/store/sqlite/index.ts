@@ -34,7 +34,7 @@ import {
   type ValueRow,
 } from '../sql/driver.ts'
 import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
-import { tupleKey, type PlannedChange } from '../write-plan.ts'
+import { tupleKey, type PlannedChange, type StoredState } from '../write-plan.ts'
 import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
 
 /** The longest `IN (…)` list one statement binds. */
@@ -57,15 +57,18 @@ const KEY_MATCH =
   'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
 
 const SQL = {
-  /** A tuple's stored state, as [condition_name, condition_context, expires_at] (see storedTuples). */
+  /** A tuple's stored state, as a StateRow (see storedTuples, storedForWrite). */
   storedState: `SELECT condition_name, condition_context, expires_at FROM tuples WHERE ${KEY_MATCH}`,
   deleteRow: `DELETE FROM tuples WHERE ${KEY_MATCH}`,
   insertTuple: `INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision,
     inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   bumpRevision: 'UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision',
   unbumpRevision: 'UPDATE stores SET revision = revision - 1 WHERE id = ?',
-  /** Deletes a live tuple, returning it: an expired one is already gone, and is the sweeper's. */
-  deleteLive: `DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE} RETURNING ${TUPLE_COLUMNS}`,
+  /**
+   * Deletes a live tuple, returning its state as a StateRow: an expired one is already gone,
+   * and is the sweeper's.
+   */
+  deleteLive: `DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE} RETURNING condition_name, condition_context, expires_at`,
   insertIgnore: `INSERT OR IGNORE INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context,
     revision, inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertChange: `INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user,
@@ -217,24 +220,28 @@ class SqliteDriver implements SqlDriver {
    * storedForWrite applies the request's deletes of live tuples and inserts its writes first
    * (`DELETE … RETURNING`, `INSERT OR IGNORE`): a new tuple, the common case, so costs one
    * statement, not a look-up too. Only the writes it did not insert are looked up; when it
-   * inserted them all (`insertedAll`), neither it nor the planner builds a key per write.
+   * inserted them all (`insertedAll`), neither it nor the planner builds a key per write. The
+   * state found is given per request tuple (StoredByTuple), so a re-import of stored tuples
+   * builds no key either: one state object per row found, nothing else.
    */
   *storedForWrite(storeId: string, req: WriteRequest, revision: number, ts: number): Tx<StoredForWrite> {
     const { deletes, writes } = req
     const applied = new Set<TupleIdentity>()
-    const rows: TupleRow[] = []
-    const deleteLive = this.#prepare(SQL.deleteLive)
-    for (const d of deletes) {
-      const { objectType, objectId, relation, userRelation, userType, userId } = d
-      const r = deleteLive.get(storeId, objectType, objectId, relation, userRelation, userType, userId, ts) as TupleRow
-      if (!r) continue
-      rows.push(r)
-      applied.add(d)
+    // The state per request tuple (StoredByTuple): no key is built per stored row.
+    const deleted: (StoredState | undefined)[] = []
+    const deleteLive = this.#prepare(SQL.deleteLive).raw()
+    for (let i = 0; i < deletes.length; i++) {
+      const { objectType, objectId, relation, userRelation, userType, userId } = deletes[i]
+      const r = deleteLive.get(storeId, objectType, objectId, relation, userRelation, userType, userId, ts) as StateRow | undefined
+      if (r === undefined) continue
+      deleted[i] = { conditionName: r[0], context: r[1], expiresAt: r[2] }
+      applied.add(deletes[i])
     }
     const insertIgnore = this.#prepare(SQL.insertIgnore)
-    let lookups: TupleIdentity[] | undefined
+    let lookups: number[] | undefined
     const fresh: Tuple[] = []
-    for (const w of writes) {
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]
       const { objectType, objectId, relation, userRelation, userType, userId, conditionName } = w
       const context = canonicalContext(w.conditionContext)
       const expires = w.expiresAt ?? null
@@ -242,23 +249,29 @@ class SqliteDriver implements SqlDriver {
         storeId, objectType, objectId, relation, userRelation, userType, userId, conditionName, context, revision, ts, expires,
       )
       if (changes === 1) fresh.push(w)
-      else (lookups ??= []).push(w)
+      else (lookups ??= []).push(i)
     }
-    if (lookups === undefined) return { rows, applied, insertedAll: true }
+    if (lookups === undefined) return { rows: [], byTuple: { deletes: deleted, writes: [] }, applied, insertedAll: true }
     for (const w of fresh) applied.add(w)
     if (fresh.length > 0) {
       // A key this request just inserted was absent before it: a later write of it must meet
       // "absent" (the planner knows of the first), not the row inserted here.
       const keys = new Set(fresh.map(tupleKey))
-      lookups = lookups.filter((t) => !keys.has(tupleKey(t)))
+      lookups = lookups.filter((i) => !keys.has(tupleKey(writes[i])))
     }
-    for (const r of yield* this.storedTuples(storeId, lookups)) rows.push(r)
-    return { rows, applied, insertedAll: false }
+    const written: (StoredState | undefined)[] = new Array(writes.length)
+    const stored = this.#prepare(SQL.storedState).raw()
+    for (const i of lookups) {
+      const { objectType, objectId, relation, userRelation, userType, userId } = writes[i]
+      const r = stored.get(storeId, objectType, objectId, relation, userRelation, userType, userId) as StateRow | undefined
+      if (r !== undefined) written[i] = { conditionName: r[0], context: r[1], expiresAt: r[2] }
+    }
+    return { rows: [], byTuple: { deletes: deleted, writes: written }, applied, insertedAll: false }
   }
 
   /**
-   * storedTuples reads only the state columns, as an array, and takes the key columns from the
-   * key asked for: a re-import of 10,000 existing tuples so makes no strings it already has.
+   * storedTuples (a grant's look-up) reads only the state columns, as an array, and takes the
+   * key columns from the key asked for: it makes no strings it already has.
    */
   *storedTuples(storeId: string, keys: readonly TupleIdentity[]): Tx<TupleRow[]> {
     const stored = this.#prepare(SQL.storedState).raw()
