@@ -9,6 +9,7 @@
  */
 import pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, it } from 'vitest'
+import { postgresBackend } from '../../src/store/postgres/index.ts'
 
 export interface PostgresTarget {
   /** The server's URL, when it answered. */
@@ -33,7 +34,7 @@ export function probePostgres(): Promise<PostgresTarget> {
       await client.query('SELECT 1')
       return { url, required }
     } catch (e) {
-      return { required, reason: `PostgreSQL at ${redact(url)} is not reachable: ${(e as Error).message}` }
+      return { required, reason: `PostgreSQL at ${postgresBackend.redactUrl(url)} is not reachable: ${(e as Error).message}` }
     } finally {
       await client.end().catch(() => {})
     }
@@ -103,16 +104,6 @@ export function withSearchPath(url: string, schema: string): string {
   const options = u.searchParams.get('options')
   u.searchParams.set('options', `${options ? options + ' ' : ''}-c search_path=${schema}`)
   return u.toString()
-}
-
-function redact(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
 }
 
 /**
