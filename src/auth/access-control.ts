@@ -27,7 +27,7 @@ import type { ListService } from '../service/lists.ts'
 import type { ModelService } from '../service/models.ts'
 import type { WriteService } from '../service/writes.ts'
 import { decodeCursor, isStringArray } from '../store/common.ts'
-import type { Datastore, Page, ReadFilter, StoreRecord } from '../store/store.ts'
+import type { ModelStore, Page, ReadFilter, StoreCatalog, StoreRecord, TupleStore } from '../store/ports.ts'
 import { CLIENT_TYPE, clientIdentity } from './settings.ts'
 
 /** The system store's id: not a ULID, so unreachable through the public store endpoints. */
@@ -78,7 +78,7 @@ export interface Grant {
 const OBJECT_TYPE = /^[^:#@\s*/]{1,254}$/
 
 export interface AccessControlOptions {
-  datastore: Datastore
+  datastore: StoreCatalog & Pick<ModelStore, 'readModel' | 'latestModelId'> & Pick<TupleStore, 'read'>
   models: ModelService
   /** The engine, asked about (and told of grants in) the system store: only what this needs of the services. */
   checks: Pick<CheckService, 'check'>

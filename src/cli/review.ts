@@ -15,7 +15,7 @@ import { createPemba } from '../server.ts'
 import { checkStoreId, formatTime } from '../api/validation.ts'
 import { parseDuration } from '../service/duration.ts'
 import type { ReviewedGrant } from '../service/reviews.ts'
-import type { IdentityGrantStats } from '../store/audit.ts'
+import type { IdentityGrantStats } from '../service/decision-store.ts'
 
 const USAGE = `usage: pemba review --store <id> --user <identity> [--unused-for P30D]
        pemba review --store <id> --user-type <type> [--unused-for P30D]`

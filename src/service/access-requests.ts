@@ -26,21 +26,21 @@ import { parseObject, parseSubject, type Subject } from '../core/tuple.ts'
 import { ACTS_FOR } from '../engine/delegation.ts'
 import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
+import type { Page } from '../store/ports.ts'
 import {
   EXPIRY_ACTOR,
   effectiveStatus,
   type AccessRequestRecord,
   type AccessRequestStatus,
-  type Datastore,
-  type Page,
-} from '../store/store.ts'
+  type AccessRequestStore,
+} from './access-request-store.ts'
 import type { CheckService } from './checks.ts'
 import type { HeadRevisions } from './head-revisions.ts'
 import { formatDuration, parseDuration } from './duration.ts'
 import type { ModelService } from './models.ts'
 
 export interface AccessRequestServiceOptions {
-  datastore: Datastore
+  datastore: AccessRequestStore
   models: ModelService
   /** Asks whether the approver may approve (HIGHER_CONSISTENCY checks). */
   checks: Pick<CheckService, 'check'>

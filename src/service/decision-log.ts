@@ -31,14 +31,14 @@
  */
 import { monotonicFactory } from 'ulid'
 import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
-import type { DecisionLogSettings, GrantUse, StoredDecision } from '../store/audit.ts'
-import type { Datastore } from '../store/store.ts'
+import type { DecisionLogSettings, GrantUse, StoredDecision } from './decision-store.ts'
+import type { StoreCatalog } from '../store/ports.ts'
 import { PembaError } from '../core/errors.ts'
 import type { Decision, DecisionSink } from './decision-sink.ts'
-import type { DecisionQuery, ResultPage } from './decision-store.ts'
+import type { DecisionQuery, DecisionStore, ResultPage } from './decision-store.ts'
 
 export interface DecisionLogOptions {
-  datastore: Datastore
+  datastore: DecisionStore & Pick<StoreCatalog, 'getStore'>
   clock: () => Date
   /** PEMBA_DECISION_LOG=off: record nothing. */
   enabled: boolean

@@ -13,10 +13,10 @@ import { modelFromDSL } from '../model/dsl.ts'
 import { MAX_DSL_NESTING, dslNestingExceeds } from '../core/nesting.ts'
 import type { AuthorizationModel, AuthorizationModelInput } from '../model/types.ts'
 import { validateAuthorizationModel } from '../model/validate.ts'
-import type { Datastore, Page } from '../store/store.ts'
+import type { ModelStore, Page } from '../store/ports.ts'
 
 export interface ModelServiceOptions {
-  datastore: Datastore
+  datastore: ModelStore
   ids: IdGenerator
   clock: () => Date
   maxTypesPerModel: number

@@ -21,13 +21,13 @@
  */
 import { PembaError, validationError } from '../core/errors.ts'
 import { formatSubject, parseSubject, type TupleKey } from '../core/tuple.ts'
-import type { GrantWithUsage, IdentityGrantStats } from '../store/audit.ts'
-import type { Datastore, Page } from '../store/store.ts'
+import type { DecisionStore, GrantWithUsage, IdentityGrantStats } from './decision-store.ts'
+import type { Page, StoreCatalog } from '../store/ports.ts'
 import type { ListService } from './lists.ts'
 import type { ModelService } from './models.ts'
 
 export interface ReviewServiceOptions {
-  datastore: Datastore
+  datastore: Pick<DecisionStore, 'listGrants' | 'identityGrantStats'> & Pick<StoreCatalog, 'getStore'>
   lists: Pick<ListService, 'listObjects'>
   models: ModelService
   clock: () => Date

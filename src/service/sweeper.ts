@@ -11,10 +11,12 @@
  *
  * @module
  */
-import type { Datastore } from '../store/store.ts'
+import type { TupleWriter } from '../store/ports.ts'
+import type { AccessRequestStore } from './access-request-store.ts'
 
 export interface SweeperOptions {
-  datastore: Datastore
+  /** Where expired tuples are deleted and overdue access requests marked expired. */
+  datastore: Pick<TupleWriter, 'sweepExpired'> & Pick<AccessRequestStore, 'expireAccessRequests'>
   clock: () => Date
   /** Time between the starts of two runs; 0 or less: no timer (runOnce still works). */
   intervalMs: number

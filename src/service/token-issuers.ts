@@ -26,7 +26,8 @@ import { PembaError, validationError, type ErrorCode } from '../core/errors.ts'
 import { ASYMMETRIC_ALGORITHMS, JwksCache } from './jwks.ts'
 import { ACTS_FOR } from '../engine/delegation.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import type { Datastore, TokenIssuerRecord } from '../store/store.ts'
+import type { StoreCatalog } from '../store/ports.ts'
+import type { TokenIssuerRecord, TokenIssuerStore } from './token-issuer-store.ts'
 import type { ModelService } from './models.ts'
 
 /** The most token issuers one store may trust. */
@@ -90,7 +91,7 @@ export class TokenIssuerError extends PembaError {
 }
 
 export interface TokenIssuerServiceOptions {
-  datastore: Datastore
+  datastore: TokenIssuerStore & Pick<StoreCatalog, 'getStore'>
   models: ModelService
   jwks: JwksCache
   clock: () => Date

@@ -1,7 +1,7 @@
 /**
  * The row mapping of the audit tables (decision_log, grant_usage) that both dialects share; the
  * port and its record types are the decision-log service's (service/decision-store.ts), the
- * SQL is in sql/decisions.ts. The record types are re-exported here for existing importers.
+ * SQL is in sql/decisions.ts.
  *
  * @module
  */
@@ -14,18 +14,6 @@ import type {
   StoredDecision,
 } from '../service/decision-store.ts'
 import { decodeCursor, rowToTuple, type TupleRow } from './common.ts'
-
-export type {
-  DecisionFilter,
-  DecisionLogSettings,
-  DecisionQuery,
-  GrantUse,
-  GrantWithUsage,
-  GrantsQuery,
-  IdentityGrantStats,
-  IdentityStatsQuery,
-  StoredDecision,
-} from '../service/decision-store.ts'
 
 /** A tuple row joined with its grant_usage row. */
 export type GrantRow = TupleRow & { inserted_at: number; last_used_at: number | null }
