@@ -52,19 +52,19 @@ export const LAYERS: readonly Layer[] = [
   {
     name: 'cli',
     files: ['src/cli/**'],
-    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'model', 'core'],
+    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'model', 'core'],
     about: 'the command line, on top of everything',
   },
   {
     name: 'wiring',
-    files: ['src/server.ts', 'src/config.ts'],
-    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'model', 'core'],
+    files: ['src/server.ts', 'src/config.ts', 'src/config/**'],
+    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'model', 'core'],
     about: 'configuration and assembly, the only place that picks a datastore',
   },
   {
     name: 'api',
     files: ['src/api/**'],
-    mayImport: ['auth', 'service', 'service-port', 'store-port', 'model', 'core'],
+    mayImport: ['auth', 'service', 'service-port', 'store-port', 'telemetry', 'model', 'core'],
     about: 'the HTTP layer, which translates requests into service calls and never reaches the engine, the readers or SQL',
   },
   {
@@ -116,6 +116,12 @@ export const LAYERS: readonly Layer[] = [
     files: ['src/store/**'],
     mayImport: ['store-port', 'store', 'service-port', 'model', 'core'],
     about: 'a datastore implementation (the SQL core, its backend registry, a driver), chosen by the wiring',
+  },
+  {
+    name: 'telemetry',
+    files: ['src/telemetry/**'],
+    mayImport: ['core'],
+    about: 'logs, traces and metrics (pino, OpenTelemetry, prom-client), handed to the layers above as plain objects',
   },
   {
     name: 'model',

@@ -115,6 +115,24 @@ export interface PembaConfig {
   authJwksCooldownMs: number
   /** PEMBA_AUTH_ADMIN_CLIENTS: clients made system admins at start (`provisioner,ops`). */
   authAdminClients: string
+  /** PEMBA_LOG_LEVEL: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`. */
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent'
+  /** PEMBA_LOG_FORMAT: `json` (one object a line) or `pretty` (for people at a terminal). */
+  logFormat: 'json' | 'pretty'
+  /** PEMBA_ACCESS_LOG: `on` logs one line per request; `off` none. */
+  accessLog: 'on' | 'off'
+  /** PEMBA_METRICS_ADDR: `host:port` of a separate listener serving /metrics without API auth; '' = none. */
+  metricsAddr: string
+  /** PEMBA_CORS_ORIGINS: origins allowed to call the API from a browser (`https://a.example,https://b.example`); '' = CORS off. */
+  corsOrigins: string
+  /** PEMBA_ALLOWED_HOSTS: host names accepted in the Host header besides IP literals and localhost (DNS-rebinding defence). */
+  allowedHosts: string
+  /** PEMBA_DB_STARTUP_TIMEOUT_MS: how long to keep retrying an unreachable database at start; 0 = fail at once. */
+  dbStartupTimeoutMs: number
+  /** PEMBA_READY_TIMEOUT_MS: how long /readyz waits for the database before answering 503. */
+  readyTimeoutMs: number
+  /** PEMBA_CREATE_DIRS: `on` creates a SQLite file's missing directory; `off` refuses (./data is always created). */
+  createDirs: 'on' | 'off'
 }
 
 export const DEFAULTS: PembaConfig = {
@@ -163,6 +181,15 @@ export const DEFAULTS: PembaConfig = {
   authOidcClockSkewSeconds: 30,
   authJwksCooldownMs: 30_000,
   authAdminClients: '',
+  logLevel: 'info',
+  logFormat: 'json',
+  accessLog: 'on',
+  metricsAddr: '',
+  corsOrigins: '',
+  allowedHosts: '',
+  dbStartupTimeoutMs: 30_000,
+  readyTimeoutMs: 1000,
+  createDirs: 'off',
 }
 
 const ENV: Record<keyof PembaConfig, string> = {
@@ -211,6 +238,15 @@ const ENV: Record<keyof PembaConfig, string> = {
   authOidcClockSkewSeconds: 'PEMBA_AUTH_OIDC_CLOCK_SKEW_SECONDS',
   authJwksCooldownMs: 'PEMBA_AUTH_JWKS_COOLDOWN_MS',
   authAdminClients: 'PEMBA_AUTH_ADMIN_CLIENTS',
+  logLevel: 'PEMBA_LOG_LEVEL',
+  logFormat: 'PEMBA_LOG_FORMAT',
+  accessLog: 'PEMBA_ACCESS_LOG',
+  metricsAddr: 'PEMBA_METRICS_ADDR',
+  corsOrigins: 'PEMBA_CORS_ORIGINS',
+  allowedHosts: 'PEMBA_ALLOWED_HOSTS',
+  dbStartupTimeoutMs: 'PEMBA_DB_STARTUP_TIMEOUT_MS',
+  readyTimeoutMs: 'PEMBA_READY_TIMEOUT_MS',
+  createDirs: 'PEMBA_CREATE_DIRS',
 }
 
 /** flagName turns `databaseUrl` into `--database-url`. */
@@ -257,6 +293,17 @@ export function loadConfig(source: { env: Record<string, string | undefined>; ar
   if (config.pgPoolSize < 1) throw new ConfigError(`${ENV.pgPoolSize} must be at least 1`)
   checkHttpLimits(config)
   checkDecisionLogSettings(config)
+  const oneOf: [keyof PembaConfig, readonly string[]][] = [
+    ['logLevel', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']],
+    ['logFormat', ['json', 'pretty']],
+    ['accessLog', ['on', 'off']],
+    ['createDirs', ['on', 'off']],
+  ]
+  for (const [key, allowed] of oneOf) {
+    if (!allowed.includes(config[key] as string)) {
+      throw new ConfigError(`${ENV[key]} must be one of ${allowed.join(', ')}, got '${config[key]}'`)
+    }
+  }
   if (config.tupleIndexPreload !== 'on' && config.tupleIndexPreload !== 'off') {
     throw new ConfigError(`${ENV.tupleIndexPreload} must be 'on' or 'off', got '${config.tupleIndexPreload}'`)
   }

@@ -33,9 +33,12 @@ import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
 import type { Datastore } from './store/store.ts'
 import { TupleIndex } from './store/readers/tuple-index.ts'
+import { createLogger, type Logger } from './telemetry/logger.ts'
 
 export interface Pemba {
   config: PembaConfig
+  /** The structured log every part of this instance writes to (src/telemetry/logger.ts). */
+  logger: Logger
   app: Hono<AppEnv>
   datastore: Datastore
   models: ModelService
@@ -70,6 +73,8 @@ export interface Pemba {
 
 export interface PembaOverrides {
   clock?: () => Date
+  /** The log to write to; by default one built from PEMBA_LOG_LEVEL / PEMBA_LOG_FORMAT on stdout. */
+  logger?: Logger
   logError?: (err: unknown, requestId: string) => void
   /**
    * false: do not start the sweeper's timer (tests advance a fake clock and call
@@ -96,6 +101,8 @@ export async function openDatastore(config: PembaConfig): Promise<Datastore> {
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
   // Everything Pemba logs or echoes back about a request goes through this (src/core/redact.ts).
   const redactor = createRedactor(configuredSecrets(config))
+  const logger =
+    overrides.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
   const datastore = await openDatastore(config)
@@ -118,7 +125,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     // loadConfig has checked it is a positive duration.
     retentionMs: parseDuration(config.decisionLogRetention)!,
     sweepIntervalMs: RETENTION_SWEEP_INTERVAL_MS,
-    logError: (err) => console.error(`[pemba] decision log: ${redactor.error(err)}`),
+    logError: (err) => logger.error({ event: 'decision_log_failed', err }, 'decision log: cannot record decisions'),
   })
   // Off: the check path does not even time its decisions.
   const decisionSink = decisions.enabled ? decisions : NO_DECISIONS
@@ -139,7 +146,10 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
             datastore,
             maxTuples: config.tupleIndexMaxTuples,
             onError: (storeId, err) =>
-              console.error(`[pemba] tuple index of store ${storeId} (read from the database meanwhile): ${redactor.error(err)}`),
+              logger.error(
+                { event: 'tuple_index_failed', store: storeId, err },
+                'tuple index: cannot load the store (read from the database meanwhile)',
+              ),
           })
         : undefined,
   })
@@ -164,7 +174,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const logError =
     overrides.logError ??
     ((err: unknown, requestId: string) => {
-      console.error(`[pemba] internal error (request ${requestId}): ${redactor.error(err)}`)
+      logger.error({ event: 'internal_error', request_id: requestId, err }, 'internal error')
     })
   const accessRequests = new AccessRequestService({
     datastore,
@@ -212,7 +222,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     datastore,
     clock,
     intervalMs: config.expirySweepIntervalMs,
-    logError: (err) => console.error(`[pemba] expiry sweep failed: ${redactor.error(err)}`),
+    logError: (err) => logger.error({ event: 'expiry_sweep_failed', err }, 'expiry sweep failed'),
   })
   if (overrides.sweeper !== false) sweeper.start()
   const reviews = new ReviewService({ datastore, lists, models, clock })
@@ -238,6 +248,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   })
   return {
     config,
+    logger,
     app,
     datastore,
     models,

@@ -5,16 +5,12 @@
  *
  * @module
  */
-import { serve } from '@hono/node-server'
-import type { AddressInfo } from 'node:net'
 import { createRedactor } from '../core/redact.ts'
 import { ConfigError, databaseBackend, loadConfig } from '../config.ts'
-import { createPemba, type Pemba } from '../server.ts'
-import { MigrationsPendingError } from '../store/migrations.ts'
-import { isLoopbackHost } from '../auth/settings.ts'
+import { createLogger } from '../telemetry/logger.ts'
+import { runServe } from './serve.ts'
 import { clientsCommand } from './clients.ts'
 import { reviewCommand } from './review.ts'
-import { answerClientError, httpServerOptions } from './http-limits.ts'
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'serve', ...rest] = argv
@@ -46,69 +42,8 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
 
-  if (config.authMode === 'none' && !isLoopbackHost(config.host)) {
-    console.error(
-      `pemba: WARNING: authentication is off (PEMBA_AUTH_MODE=none) and the server listens on ${config.host}, ` +
-        'a non-loopback address: anyone who can reach the port can read and write every store. ' +
-        'Set PEMBA_AUTH_MODE=preshared or oidc (see README, "Authentication and permissions").',
-    )
-  }
-  let pemba: Pemba
-  try {
-    pemba = await createPemba(config)
-  } catch (e) {
-    if (e instanceof MigrationsPendingError) {
-      console.error(`pemba: refusing to start: ${startupRedactor.text(e.message)}`)
-      return 1
-    }
-    throw e
-  }
-  let stopping = false
-  const app = pemba.app
-  // While draining, every answer says `Connection: close`, so keep-alive clients let go of
-  // their sockets as soon as their in-flight request is answered.
-  const fetch = async (req: Request, env: unknown): Promise<Response> => {
-    const res = await app.fetch(req, env)
-    if (!stopping) return res
-    const headers = new Headers(res.headers)
-    headers.set('connection', 'close')
-    return new Response(res.body, { status: res.status, statusText: res.statusText, headers })
-  }
-  const server = serve(
-    { fetch, hostname: config.host, port: config.port, serverOptions: httpServerOptions(config) },
-    (info: AddressInfo) => {
-      const host = info.family === 'IPv6' ? `[${info.address}]` : info.address
-      console.log(`listening on http://${host}:${info.port}`)
-    },
-  )
-  server.on('clientError', answerClientError(config))
-  server.on('error', (err) => {
-    console.error(`pemba: cannot listen on ${config.host}:${config.port}: ${startupRedactor.text(err.message)}`)
-    void pemba.close().then(() => process.exit(1))
-  })
-
-  const closeIdle = () => (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
-  server.on('request', (_req, res) => res.on('finish', () => stopping && setImmediate(closeIdle)))
-  const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    console.log(`${signal} received: draining in-flight requests`)
-    // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
-    server.close(() => {
-      void pemba.close().then(() => {
-        console.log('stopped')
-        process.exit(0)
-      })
-    })
-    closeIdle()
-    setTimeout(() => {
-      console.error('drain timed out after 10 s; closing')
-      void pemba.close().then(() => process.exit(1))
-    }, 10_000).unref()
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
-  return -1
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, redact: startupRedactor.text })
+  return runServe(config, { logger, redactor: startupRedactor })
 }
 
 /**

@@ -161,8 +161,8 @@ describePostgres('PEMBA_MIGRATIONS=check on PostgreSQL', target, () => {
     const refused = runPemba(['serve'], env)
     procs.push(refused)
     expect(await refused.exited).toBe(1)
-    expect(refused.stderr()).toMatch(/refusing to start: .*3 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers\).*pemba migrate/)
-    expect(refused.stderr()).not.toContain(':pemba@') // no password in the message
+    expect(refused.stdout()).toMatch(/refusing to start: .*3 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers\).*pemba migrate/)
+    expect(refused.stdout() + refused.stderr()).not.toContain(':pemba@') // no password in the message
 
     const migrated = runPemba(['migrate'], env)
     procs.push(migrated)

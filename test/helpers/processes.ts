@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
-const LISTENING = /listening on (http:\/\/\S+)/
+const LISTENING = /listening on (http:\/\/[^\s"]+)/
 
 export interface PembaProcess {
   proc: ChildProcess
