@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Tests that spawn `pemba` run the compiled bin/pemba.js: build dist/ once, up front.
+    globalSetup: ['test/helpers/build-dist.ts'],
   },
 })

@@ -3,6 +3,7 @@
  * store, writes `model.fga` (as DSL) and `tuples.json`, and prints the store id.
  *
  *   npm run example:load -- --url http://127.0.0.1:8080
+ *   PEMBA_API_TOKEN=<key> npm run example:load      # a server with authentication on
  *
  * `loadExample` is the whole procedure over any HTTP function, so a test can run it against an
  * in-process server (test/nhi/example.test.ts) and the example cannot rot.
@@ -11,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 
 /** One HTTP request: JSON bodies are sent as JSON, strings as DSL text. */
 export type Http = (
@@ -56,14 +58,18 @@ export async function loadExample(http: Http, name = 'nhi-example'): Promise<Loa
   }
 }
 
-/** fetchHttp sends requests to a Pemba at `baseUrl` with fetch. */
-export function fetchHttp(baseUrl: string): Http {
+/**
+ * fetchHttp sends requests to a Pemba at `baseUrl` with fetch, with `Authorization: Bearer
+ * <token>` when a token is given (a preshared key, or an OIDC access token).
+ */
+export function fetchHttp(baseUrl: string, token?: string): Http {
   return async (method, path, body) => {
-    const init: RequestInit = { method }
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
+    const init: RequestInit = { method, headers }
     if (body !== undefined) {
       const dsl = typeof body === 'string'
       init.body = dsl ? body : JSON.stringify(body)
-      init.headers = { 'content-type': dsl ? 'text/plain' : 'application/json' }
+      headers['content-type'] = dsl ? 'text/plain' : 'application/json'
     }
     const res = await fetch(new URL(path, baseUrl), init)
     const text = await res.text()
@@ -72,12 +78,14 @@ export function fetchHttp(baseUrl: string): Http {
 }
 
 async function main(argv: string[]): Promise<void> {
-  let url = process.env.PEMBA_URL ?? 'http://127.0.0.1:8080'
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--url') url = argv[++i]
-    else if (argv[i].startsWith('--url=')) url = argv[i].slice('--url='.length)
-  }
-  const loaded = await loadExample(fetchHttp(url))
+  const { values } = parseArgs({
+    args: argv,
+    options: { url: { type: 'string', default: process.env.PEMBA_URL ?? 'http://127.0.0.1:8080' } },
+    strict: true,
+    allowPositionals: false,
+  })
+  const url = values.url
+  const loaded = await loadExample(fetchHttp(url, process.env.PEMBA_API_TOKEN || undefined))
   console.error(`loaded ${loaded.tuples} tuples and model ${loaded.modelId} into ${url}`)
   // The store id alone on stdout: STORE=$(npm run -s example:load -- --url …)
   console.log(loaded.storeId)

@@ -1,73 +1,42 @@
 /**
- * The `pemba` command: `serve` (the default) runs the HTTP server; `migrate` applies the
- * database migrations and exits; `clients` grants, revokes and lists API clients' roles
- * (src/cli/clients.ts); `review` prints a least-privilege review (src/cli/review.ts).
+ * The `pemba` command (bin/pemba.js runs the compiled dist/cli/main.js): `serve` (the default)
+ * runs the HTTP server; `migrate` applies the database migrations and `migrate status` lists
+ * them; `clients` grants, revokes and lists API clients' roles (src/cli/clients.ts); `review`
+ * prints a least-privilege review (src/cli/review.ts). `pemba --help` and `pemba <command>
+ * --help` list every flag with its environment variable and default (src/cli/program.ts).
  *
  * @module
  */
+import { addSettingOptions } from '../config/options.ts'
 import { createRedactor } from '../core/redact.ts'
-import { ConfigError, databaseBackend, loadConfig } from '../config.ts'
 import { createLogger } from '../telemetry/logger.ts'
-import { runServe } from './serve.ts'
-import { clientsCommand } from './clients.ts'
-import { reviewCommand } from './review.ts'
+import { clientsCli } from './clients.ts'
+import { migrateCli } from './migrate.ts'
+import { presharedKeysGiven, runProgram, type Register } from './program.ts'
+import { reviewCli } from './review.ts'
 
-async function main(argv: string[]): Promise<number> {
-  const [command = 'serve', ...rest] = argv
-  const args = command.startsWith('--') ? argv : rest
-  const cmd = command.startsWith('--') ? 'serve' : command
-  // `clients` has options of its own (--store, --client) besides the configuration flags.
-  if (cmd === 'clients') return clientsCommand(rest, process.env)
-  // `review` too (--store, --user, --user-type, --unused-for): src/cli/review.ts.
-  if (cmd === 'review') return reviewCommand(rest, process.env)
-  let config
-  try {
-    config = loadConfig({ env: process.env, argv: args })
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      console.error(`pemba: ${startupRedactor.text(e.message)}`)
-      return 2
-    }
-    throw e
-  }
-  if (cmd === 'migrate') {
-    // migrate applies whatever PEMBA_MIGRATIONS says: it is how `check` servers get migrated.
-    const { backend, target } = databaseBackend(config.databaseUrl)
-    await backend.migrate(target)
-    console.log(`migrations applied to ${backend.redactUrl(config.databaseUrl)}`)
-    return 0
-  }
-  if (cmd !== 'serve') {
-    console.error(`pemba: unknown command '${cmd}' (use serve, migrate, clients or review)`)
-    return 2
-  }
-
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat, redact: startupRedactor.text })
-  return runServe(config, { logger, redactor: startupRedactor })
+const serveCli: Register = (program, ctx) => {
+  const serve = program.command('serve').description('run the HTTP server (the default command)')
+  addSettingOptions(serve)
+  serve.action(() =>
+    ctx.exec(serve, async (config, redactor) => {
+      // Loaded on use, so `--help`, `--version` and the one-shot commands start quickly.
+      const { runServe } = await import('./serve.ts')
+      const logger = createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
+      return runServe(config, { logger, redactor })
+    }),
+  )
 }
 
-/**
- * The CLI's own output (configuration errors, fatal errors) is redacted like the server's logs,
- * hiding the preshared keys as given in the environment or flags, before they are validated.
- */
-const startupRedactor = createRedactor(presharedKeysGiven(process.env, process.argv))
+/** A fatal error's line hides the preshared keys as given, like every other line. */
+const fatalRedactor = createRedactor(presharedKeysGiven(process.env, undefined))
 
-function presharedKeysGiven(env: Record<string, string | undefined>, argv: string[]): string[] {
-  const raw = [env.PEMBA_AUTH_PRESHARED_KEYS ?? '']
-  argv.forEach((a, i) => {
-    if (a === '--auth-preshared-keys') raw.push(argv[i + 1] ?? '')
-    else if (a.startsWith('--auth-preshared-keys=')) raw.push(a.slice('--auth-preshared-keys='.length))
-  })
-  // `name=key,name2=key2`: the keys are what follows each `=`.
-  return raw.flatMap((r) => r.split(',').map((e) => e.slice(e.indexOf('=') + 1).trim()))
-}
-
-main(process.argv.slice(2)).then(
+runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, clientsCli, reviewCli]).then(
   (code) => {
     if (code >= 0) process.exit(code)
   },
   (err) => {
-    console.error(`pemba: fatal: ${startupRedactor.error(err)}`)
+    console.error(`pemba: fatal: ${fatalRedactor.error(err)}`)
     process.exit(1)
   },
 )

@@ -7,105 +7,139 @@
  *     pemba review --store <id> --user <identity> [--unused-for P30D]       # one identity's grants
  *     pemba review --store <id> --user-type <type> [--unused-for P30D]      # every identity of a type
  *
+ * `--json` prints the same review as one JSON object (the HTTP API's field names).
+ *
  * @module
  */
-import { ConfigError, loadConfig } from '../config.ts'
+import { addSettingOptions } from '../config/options.ts'
 import { PembaError } from '../core/errors.ts'
-import { createPemba } from '../server.ts'
+import type { Pemba } from '../server.ts'
 import { checkStoreId, formatTime } from '../api/validation.ts'
 import { parseDuration } from '../service/duration.ts'
 import type { ReviewedGrant } from '../service/reviews.ts'
 import type { IdentityGrantStats } from '../service/decision-store.ts'
-
-const USAGE = `usage: pemba review --store <id> --user <identity> [--unused-for P30D]
-       pemba review --store <id> --user-type <type> [--unused-for P30D]`
-
-const OPTIONS = new Set(['--store', '--user', '--user-type', '--unused-for'])
-
-class UsageError extends Error {}
+import { runProgram, toolLogger, USAGE_EXIT, type CliIo, type Register } from './program.ts'
 
 /** Everything of a listing, page after page (reviews are read whole for the table). */
 const PAGE = 100
 
-export async function reviewCommand(
-  argv: string[],
-  env: Record<string, string | undefined>,
-  out: { log: (s: string) => void; error: (s: string) => void } = console,
-): Promise<number> {
-  const options = new Map<string, string>()
-  const configArgs: string[] = []
-  let config
-  try {
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i]
-      const eq = arg.indexOf('=')
-      const name = eq === -1 ? arg : arg.slice(0, eq)
-      if (OPTIONS.has(name)) {
-        const value = eq === -1 ? argv[++i] : arg.slice(eq + 1)
-        if (value === undefined || value === '') throw new UsageError(`${name} needs a value`)
-        options.set(name.slice(2), value)
-      } else if (arg.startsWith('--')) {
-        configArgs.push(arg)
-        if (eq === -1 && i + 1 < argv.length) configArgs.push(argv[++i])
-      } else {
-        throw new UsageError(`unexpected argument '${arg}'`)
+interface ReviewOptions {
+  store: string
+  user?: string
+  userType?: string
+  unusedFor: string
+  json?: boolean
+}
+
+export const reviewCli: Register = (program, ctx) => {
+  const out = ctx.io.out
+  const review = program
+    .command('review')
+    .description('print a least-privilege review: which grants went unused (from the decision log)')
+    .requiredOption('--store <id>', 'the store to review')
+    .option('--user <identity>', "one identity's grants, e.g. agent:bot")
+    .option('--user-type <type>', 'every identity of a type, by share of unused grants')
+    .option('--unused-for <ISO 8601>', 'a grant not used for this long counts as unused', 'P30D')
+    .option('--json', 'print the review as JSON instead of a table')
+  addSettingOptions(review)
+  review.action((opts: ReviewOptions) => {
+    if ((opts.user === undefined) === (opts.userType === undefined)) {
+      review.error('pemba review: give exactly one of --user or --user-type', { exitCode: USAGE_EXIT })
+    }
+    const unusedForMs = parseDuration(opts.unusedFor)
+    if (unusedForMs === undefined || unusedForMs <= 0) {
+      review.error(`pemba review: --unused-for must be a positive ISO 8601 duration such as P30D, got '${opts.unusedFor}'`, {
+        exitCode: USAGE_EXIT,
+      })
+    }
+    return ctx.exec(review, async (config, redactor) => {
+      // Loaded on use, so `--help` and a usage error need not load the server.
+      const { createPemba } = await import('../server.ts')
+      // A review only reads: no sweeps, and nothing for its decision log to record.
+      const pemba = await createPemba(
+        { ...config, decisionLog: 'off' },
+        { sweeper: false, logger: toolLogger(config, redactor) },
+      )
+      try {
+        out.log(await reviewText(pemba, opts, unusedForMs!, config.maxTuplesPerWrite))
+        return 0
+      } catch (e) {
+        if (e instanceof PembaError) {
+          out.error(`pemba review: ${e.message}`)
+          return 1
+        }
+        throw e
+      } finally {
+        await pemba.close()
       }
-    }
-    if (!options.has('store')) throw new UsageError('--store is required')
-    if (options.has('user') === options.has('user-type')) throw new UsageError('give exactly one of --user or --user-type')
-    config = loadConfig({ env, argv: configArgs })
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ConfigError) {
-      out.error(`pemba review: ${e.message}\n${USAGE}`)
-      return 2
-    }
-    throw e
+    })
+  })
+}
+
+/** reviewText reads the whole review and renders it as a table, or as JSON with --json. */
+async function reviewText(
+  pemba: Pemba,
+  opts: ReviewOptions,
+  unusedForMs: number,
+  maxTuplesPerWrite: number,
+): Promise<string> {
+  const storeId = checkStoreId(opts.store)
+  let since = new Date()
+  let after: string | undefined
+  if (opts.user !== undefined) {
+    const grants: ReviewedGrant[] = []
+    do {
+      const page = await pemba.reviews.accessReview(storeId, opts.user, unusedForMs, { pageSize: PAGE, after })
+      grants.push(...page.grants)
+      since = page.unusedSince
+      after = page.next || undefined
+    } while (after)
+    if (!opts.json) return formatAccessReview(storeId, opts.user, opts.unusedFor, since, grants, maxTuplesPerWrite)
+    return JSON.stringify({
+      store: storeId,
+      user: opts.user,
+      unused_for: opts.unusedFor,
+      unused_since: formatTime(since),
+      grants: grants.map((g) => ({
+        tuple_key: g.tupleKey,
+        granted_at: formatTime(g.grantedAt),
+        last_used_at: g.lastUsedAt ? formatTime(g.lastUsedAt) : null,
+        unused: g.unused,
+        reason: g.verdict,
+      })),
+      revoke_requests: revokeRequests(grants.filter((g) => g.unused), maxTuplesPerWrite),
+    })
   }
-  const unusedFor = options.get('unused-for') ?? 'P30D'
-  const unusedForMs = parseDuration(unusedFor)
-  if (unusedForMs === undefined || unusedForMs <= 0) {
-    out.error(`pemba review: --unused-for must be a positive ISO 8601 duration such as P30D, got '${unusedFor}'`)
-    return 2
+  const identities: IdentityGrantStats[] = []
+  do {
+    const page = await pemba.reviews.typeReview(storeId, opts.userType!, unusedForMs, { pageSize: PAGE, after })
+    identities.push(...page.identities)
+    since = page.unusedSince
+    after = page.next || undefined
+  } while (after)
+  if (!opts.json) return formatTypeReview(storeId, opts.userType!, opts.unusedFor, since, identities)
+  return JSON.stringify({
+    store: storeId,
+    user_type: opts.userType,
+    unused_for: opts.unusedFor,
+    unused_since: formatTime(since),
+    identities: identities.map((i) => ({ ...i, unused_share: i.grants ? i.unused / i.grants : 0 })),
+  })
+}
+
+/** revokeRequests: Write bodies deleting `unused`, each within PEMBA_MAX_TUPLES_PER_WRITE. */
+function revokeRequests(unused: ReviewedGrant[], maxTuplesPerWrite: number): unknown[] {
+  const bodies: unknown[] = []
+  for (let i = 0; i < unused.length; i += maxTuplesPerWrite) {
+    const keys = unused.slice(i, i + maxTuplesPerWrite).map(({ tupleKey: { user, relation, object } }) => ({ user, relation, object }))
+    bodies.push({ deletes: { tuple_keys: keys } })
   }
-  // A review only reads: no sweeps, and nothing for its decision log to record.
-  const pemba = await createPemba({ ...config, decisionLog: 'off' }, { sweeper: false })
-  try {
-    const storeId = checkStoreId(options.get('store')!)
-    const user = options.get('user')
-    if (user !== undefined) {
-      const grants: ReviewedGrant[] = []
-      let after: string | undefined
-      let since = new Date()
-      do {
-        const page = await pemba.reviews.accessReview(storeId, user, unusedForMs, { pageSize: PAGE, after })
-        grants.push(...page.grants)
-        since = page.unusedSince
-        after = page.next || undefined
-      } while (after)
-      out.log(formatAccessReview(storeId, user, unusedFor, since, grants, config.maxTuplesPerWrite))
-    } else {
-      const userType = options.get('user-type')!
-      const identities: IdentityGrantStats[] = []
-      let after: string | undefined
-      let since = new Date()
-      do {
-        const page = await pemba.reviews.typeReview(storeId, userType, unusedForMs, { pageSize: PAGE, after })
-        identities.push(...page.identities)
-        since = page.unusedSince
-        after = page.next || undefined
-      } while (after)
-      out.log(formatTypeReview(storeId, userType, unusedFor, since, identities))
-    }
-    return 0
-  } catch (e) {
-    if (e instanceof PembaError) {
-      out.error(`pemba review: ${e.message}`)
-      return 1
-    }
-    throw e
-  } finally {
-    await pemba.close()
-  }
+  return bodies
+}
+
+/** reviewCommand runs `pemba review <argv…>` with this environment and output (for tests). */
+export function reviewCommand(argv: string[], env: CliIo['env'], out: CliIo['out'] = console): Promise<number> {
+  return runProgram(['review', ...argv], { env, out }, [reviewCli])
 }
 
 /** table aligns rows into columns two spaces apart (the first row is the header). */
@@ -142,14 +176,7 @@ export function formatAccessReview(
   lines.push(`${unused.length} of ${grants.length} grants unused.`)
   if (unused.length > 0) {
     lines.push(`To revoke them, POST to /stores/${storeId}/write:`)
-    for (let i = 0; i < unused.length; i += maxTuplesPerWrite) {
-      const keys = unused.slice(i, i + maxTuplesPerWrite).map((g) => ({
-        user: g.tupleKey.user,
-        relation: g.tupleKey.relation,
-        object: g.tupleKey.object,
-      }))
-      lines.push(`  ${JSON.stringify({ deletes: { tuple_keys: keys } })}`)
-    }
+    for (const body of revokeRequests(unused, maxTuplesPerWrite)) lines.push(`  ${JSON.stringify(body)}`)
   }
   return lines.join('\n')
 }

@@ -41,10 +41,28 @@ export class MigrationsPendingError extends Error {
  * journal [0000_init@100, 0001_x@200] and newest 100 → ['0001_x'].
  */
 export function pendingMigrations(folder: string, newestApplied: number | undefined): string[] {
+  return migrationStatus(folder, newestApplied).pending
+}
+
+/** What `pemba migrate status` prints: the journal's tags, split into applied and pending. */
+export interface MigrationStatus {
+  applied: string[]
+  pending: string[]
+}
+
+/**
+ * migrationStatus splits the journal's tags by the newest recorded `created_at`, as drizzle's
+ * migrator does: journal [0000_init@100, 0001_x@200] and newest 100 → applied ['0000_init'],
+ * pending ['0001_x'].
+ */
+export function migrationStatus(folder: string, newestApplied: number | undefined): MigrationStatus {
   const journal = JSON.parse(readFileSync(`${folder}/meta/_journal.json`, 'utf8')) as {
     entries: { tag: string; when: number }[]
   }
-  return journal.entries
-    .filter((e) => newestApplied === undefined || newestApplied < e.when)
-    .map((e) => e.tag)
+  const status: MigrationStatus = { applied: [], pending: [] }
+  for (const e of journal.entries) {
+    if (newestApplied === undefined || newestApplied < e.when) status.pending.push(e.tag)
+    else status.applied.push(e.tag)
+  }
+  return status
 }

@@ -1,5 +1,5 @@
 /**
- * The server as an operator runs it: `tsx src/cli/main.ts serve` (what `npm start` does) in its
+ * The server as an operator runs it: `node bin/pemba.js serve` (what `npm start` does) in its
  * own process, configured through the environment, on a SQLite file. Covers the `listening on`
  * line, a walkthrough over real HTTP, graceful SIGTERM with requests in flight, durability across
  * a restart, a bad PEMBA_PORT, and `migrate`.
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
+const PEMBA = join(ROOT, 'bin', 'pemba.js')
 const START_TIMEOUT_MS = 30_000
 const EXIT_TIMEOUT_MS = 20_000
 const REQUEST_TIMEOUT_MS = 10_000
@@ -34,7 +34,7 @@ interface Server extends Running {
 const live = new Set<ChildProcess>()
 const tmpDirs: string[] = []
 
-/** Kill a spawned process and whatever it spawned (tsx runs the script in a child node). */
+/** Kill a spawned process and whatever it spawned. */
 function killTree(proc: ChildProcess): void {
   if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return
   try {
@@ -64,11 +64,11 @@ function tempDir(): string {
 }
 
 function run(args: string[], env: Record<string, string>): Running {
-  const proc = spawn(TSX, ['src/cli/main.ts', ...args], {
+  const proc = spawn(process.execPath, [PEMBA, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so cleanup can reach tsx's child too
+    detached: true, // its own process group, so cleanup reaches whatever it spawned too
   })
   live.add(proc)
   let out = ''
@@ -435,6 +435,10 @@ describe('pemba serve, as a process', () => {
       signal: null,
     })
     expect(existsSync(db)).toBe(true)
+    expect(first.stdout()).toBe(
+      `migrations applied to sqlite:${db}: 0000_init, 0001_expiry_and_access_requests, ` +
+        '0002_audit_and_token_issuers, 0003_decision_log_write_optimized\n',
+    )
 
     const sqlite = new Database(db, { readonly: true })
     try {
@@ -465,6 +469,7 @@ describe('pemba serve, as a process', () => {
       code: 0,
       signal: null,
     })
+    expect(second.stdout()).toBe(`nothing pending: sqlite:${db} has all 4 migrations applied\n`)
 
     // The migrated file serves.
     const s = await startServer(db)

@@ -1,14 +1,16 @@
 /**
- * Real `pemba` processes for end-to-end tests: `tsx src/cli/main.ts <command>` (what `npm start`
- * and `npm run migrate` run), each in its own process group so a test can always kill it and
- * whatever tsx spawned.
+ * Real `pemba` processes for end-to-end tests: `node bin/pemba.js <command>`, the installed
+ * command (what `npm start` and `npm run migrate` run) on the compiled dist/ that vitest's
+ * globalSetup built (test/helpers/build-dist.ts), each in its own process group so a test can
+ * always kill it and whatever it spawned.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx')
+/** The command's entry point. */
+const PEMBA_BIN = join(ROOT, 'bin', 'pemba.js')
 const LISTENING = /listening on (http:\/\/[^\s"]+)/
 
 export interface PembaProcess {
@@ -23,7 +25,7 @@ export interface PembaProcess {
 
 /** runPemba starts `pemba <args>` with the given environment added to this one. */
 export function runPemba(args: string[], env: Record<string, string>): PembaProcess {
-  const proc = spawn(TSX, ['src/cli/main.ts', ...args], {
+  const proc = spawn(process.execPath, [PEMBA_BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import type { MigrationsMode } from '../migrations.ts'
+import type { MigrationStatus, MigrationsMode } from '../migrations.ts'
+import type { QueryObserver } from '../ports.ts'
 import type { Datastore } from '../store.ts'
 
 /** The settings a backend may use when it opens a datastore; each takes those it understands. */
@@ -18,6 +19,13 @@ export interface OpenOptions {
   statementTimeoutMs: number
   /** `auto` applies pending migrations at open; `check` refuses to open while any are pending. */
   migrations: MigrationsMode
+  /** Told each operation's duration and outcome (the metrics); none: nothing is timed. */
+  observer?: QueryObserver
+  /**
+   * Told when a pooled connection fails while idle (the server restarted, a failover): the pool
+   * drops it and the next operation opens a new one, so this only reports it.
+   */
+  onConnectionError?: (err: Error) => void
 }
 
 /**
@@ -54,6 +62,15 @@ export interface SqlBackend<Target extends object = object> {
    * nothing: a SQLite file is only read, never created).
    */
   open(target: Target, options: OpenOptions): Promise<Datastore>
-  /** migrate applies the pending migrations and returns (`pemba migrate`). */
-  migrate(target: Target): Promise<void>
+  /** migrate applies the pending migrations and returns their tags, [] when none was pending (`pemba migrate`). */
+  migrate(target: Target): Promise<string[]>
+  /** migrationStatus lists the applied and pending migrations, changing nothing (`pemba migrate status`). */
+  migrationStatus(target: Target): Promise<MigrationStatus>
+  /**
+   * unreachable: `open` failed because the database could not be reached (yet): refused or
+   * timed-out connections, a server still starting. The server retries those at start
+   * (PEMBA_DB_STARTUP_TIMEOUT_MS); anything else (a wrong password, a missing database) stops it
+   * at once. Absent: nothing is retried.
+   */
+  unreachable?(err: unknown): boolean
 }

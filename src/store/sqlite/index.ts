@@ -19,8 +19,8 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { formatSubject, type Subject, type Tuple, type TupleIdentity } from '../../core/tuple.ts'
 import { canonicalContext, rowToTuple, type TupleRow } from '../common.ts'
-import { MigrationsPendingError, migrationsFolder, pendingMigrations } from '../migrations.ts'
-import type { TupleReader, WriteRequest } from '../ports.ts'
+import { MigrationsPendingError, migrationsFolder, migrationStatus, pendingMigrations, type MigrationStatus } from '../migrations.ts'
+import type { PoolStats, QueryObserver, TupleReader, WriteRequest } from '../ports.ts'
 import { InvalidDatabaseUrl, type SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore } from '../sql/datastore.ts'
 import {
@@ -104,6 +104,8 @@ export interface SqliteOptions {
    * has no secondary indexes, so a filtered page scans a bounded window (a setting for tests).
    */
   decisionScanBudget?: number
+  /** Told each operation's duration and outcome (the metrics). */
+  observer?: QueryObserver
 }
 
 /** SqliteDriver runs the SQL core's statements on one better-sqlite3 connection. */
@@ -345,6 +347,24 @@ class SqliteDriver implements SqlDriver {
     return new SqliteTupleReader(storeId, now, this.#reads, this.db, this.#inStatements, this.#objectStatements)
   }
 
+  /** One statement on the connection: it is in this process, so it answers at once or throws (closed). */
+  async ping(): Promise<void> {
+    this.#prepare('SELECT 1').get()
+  }
+
+  /** Read on the open connection: the newest applied migration, compared with the journal. */
+  async pendingMigrations(): Promise<string[]> {
+    const newest = this.#prepare('SELECT MAX(CAST(created_at AS INTEGER)) AS newest FROM __drizzle_migrations').get() as
+      | { newest: number | null }
+      | undefined
+    return pendingMigrations(sqliteBackend.migrationsFolder, newest?.newest ?? undefined)
+  }
+
+  /** One connection, no pool. */
+  poolStats(): PoolStats | undefined {
+    return undefined
+  }
+
   /** close ends the writer thread (after the batches already handed to it), then the connection. */
   async close(): Promise<void> {
     await this.#writer?.close()
@@ -359,7 +379,7 @@ export class SqliteDatastore extends SqlDatastore {
 
   constructor(options: SqliteOptions) {
     const driver = new SqliteDriver(options)
-    super(driver)
+    super(driver, options.observer)
     this.db = driver.db
   }
 }
@@ -389,11 +409,14 @@ export const sqliteBackend: SqlBackend<SqliteTarget> = {
   redactUrl: (url) => url,
   async open(target, options) {
     if (options.migrations === 'check') checkSqliteMigrations(target.filename)
-    return new SqliteDatastore({ filename: target.filename })
+    return new SqliteDatastore({ filename: target.filename, observer: options.observer })
   },
   async migrate(target) {
+    const { pending } = sqliteMigrationStatus(target.filename)
     await new SqliteDatastore({ filename: target.filename }).close()
+    return pending
   },
+  migrationStatus: async (target) => sqliteMigrationStatus(target.filename),
 }
 
 /**
@@ -402,7 +425,15 @@ export const sqliteBackend: SqlBackend<SqliteTarget> = {
  * database; an in-memory database is always empty and so always pending.
  */
 export function checkSqliteMigrations(filename: string): void {
-  const target = `sqlite:${filename}`
+  const { pending } = sqliteMigrationStatus(filename)
+  if (pending.length > 0) throw new MigrationsPendingError(`sqlite:${filename}`, pending)
+}
+
+/**
+ * sqliteMigrationStatus reads which migrations a SQLite file has applied, opening it read-only
+ * (a missing file or an in-memory database has none).
+ */
+function sqliteMigrationStatus(filename: string): MigrationStatus {
   let newest: number | undefined
   if (filename !== ':memory:' && existsSync(filename)) {
     const db = new Database(filename, { readonly: true, fileMustExist: true })
@@ -418,8 +449,7 @@ export function checkSqliteMigrations(filename: string): void {
       db.close()
     }
   }
-  const pending = pendingMigrations(sqliteBackend.migrationsFolder, newest)
-  if (pending.length > 0) throw new MigrationsPendingError(target, pending)
+  return migrationStatus(sqliteBackend.migrationsFolder, newest)
 }
 
 /**

@@ -1,0 +1,463 @@
+/**
+ * Every setting of Pemba, once: one zod schema whose fields carry the setting's environment
+ * variable, help group and description (in the `settingsMeta` registry) and its default (the
+ * field's `.default()`). The command-line flag (`--database-url`) and the config-file key
+ * (`database-url`) are the key spelled in kebab case. loadConfig (load.ts) parses with this
+ * schema, `--help` (options.ts) and the settings table of docs/configuration.md
+ * (scripts/docs-settings.ts) are printed from it.
+ *
+ * Adding a setting is one field here: `name: integer('PEMBA_NAME').default(…)` with its
+ * `meta(…)`; `PembaConfig` follows.
+ *
+ * Every value arrives as text (an environment variable, a flag, or a config-file value turned
+ * into text) and each field parses and checks it, with a message that names the environment
+ * variable and repeats the value.
+ *
+ * @module
+ */
+import { dirname, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { z } from 'zod'
+import { AuthSettingsError, checkAuthSettings } from '../auth/settings.ts'
+import { parseDuration } from '../service/duration.ts'
+import { chooseBackend, UnsupportedDatabaseUrl, type DatabaseChoice } from '../store/sql/backends.ts'
+import { InvalidDatabaseUrl } from '../store/sql/backend.ts'
+import { BrowserSettingError, parseCorsOrigins } from '../api/cors.ts'
+import { parseAllowedHosts } from '../api/host-check.ts'
+import { splitHostPort } from '../telemetry/metrics-listener.ts'
+
+/** What `--help` and the documentation say about a setting. */
+export interface SettingMeta {
+  /** The environment variable, `PEMBA_PORT`. */
+  env: string
+  /** The help section it is listed under. */
+  group: string
+  /** One sentence or two, for `--help` and docs/configuration.md. */
+  description: string
+  /** The value's form as `--help` shows it after the flag: `<n>`, `<on|off>`. */
+  value: string
+}
+
+/** The registry that ties each field of the schema to its SettingMeta. */
+export const settingsMeta = z.registry<SettingMeta>()
+
+const GROUP = {
+  server: 'Server',
+  database: 'Database',
+  limits: 'Limits',
+  caches: 'Caches and tuple index',
+  access: 'Access requests, tokens and expiry',
+  decisions: 'Decision log',
+  auth: 'Authentication',
+  telemetry: 'Logs and metrics',
+  browsers: 'Browsers and hosts',
+} as const
+
+/** ConfigError: a setting that cannot work; its message names the setting (never a secret). */
+export class ConfigError extends Error {}
+
+/** integer reads a non-negative integer (`Number()` semantics), within optional bounds. */
+function integer(env: string, bounds: { min?: number; max?: number } = {}) {
+  return z.string().transform((value, ctx): number => {
+    const n = Number(value)
+    let message: string | undefined
+    if (!Number.isInteger(n) || n < 0) message = `${env} must be a non-negative integer, got '${value}'`
+    else if (bounds.min !== undefined && n < bounds.min) message = `${env} must be at least ${bounds.min}`
+    else if (bounds.max !== undefined && n > bounds.max) message = `${env} must be at most ${bounds.max}`
+    if (message === undefined) return n
+    ctx.addIssue({ code: 'custom', message })
+    return z.NEVER
+  })
+}
+
+/** oneOf reads one of `values`: `PEMBA_X must be 'a', 'b' or 'c', got 'd'`. */
+function oneOf<const T extends readonly [string, ...string[]]>(env: string, values: T) {
+  const quoted = values.map((v) => `'${v}'`)
+  const list = quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`
+  return z.enum(values, { error: (iss) => `${env} must be ${list}, got '${String(iss.input)}'` })
+}
+
+const onOff = (env: string) => oneOf(env, ['on', 'off'])
+
+/** duration reads a positive ISO 8601 duration (`PT8H`), kept as text. */
+function duration(env: string, example: string) {
+  return z.string().refine((v) => (parseDuration(v) ?? 0) > 0, {
+    error: (iss) => `${env} must be a positive ISO 8601 duration such as ${example}, got '${String(iss.input)}'`,
+  })
+}
+
+/**
+ * parsedBy reads a setting with the parser its consumer applies at start (the HTTP layer's
+ * src/api/cors.ts and host-check.ts, the metrics listener's splitHostPort), so what is accepted
+ * here is what runs, and a refusal (`refusal`, naming the setting) comes with the other
+ * configuration errors. '' (off) is accepted unless `emptyIsOff` is false.
+ */
+function parsedBy(parse: (value: string) => unknown, refusal: new (...args: never[]) => Error, emptyIsOff = true) {
+  return z.string().check((ctx) => {
+    if (ctx.value === '' && emptyIsOff) return
+    try {
+      parse(ctx.value)
+    } catch (e) {
+      if (!(e instanceof refusal)) throw e
+      ctx.issues.push({ code: 'custom', message: e.message, input: ctx.value })
+    }
+  })
+}
+
+/**
+ * databaseBackend: the backend that serves `url` and its target, or a ConfigError naming
+ * PEMBA_DATABASE_URL.
+ */
+export function databaseBackend(url: string): DatabaseChoice {
+  try {
+    return chooseBackend(url)
+  } catch (e) {
+    if (e instanceof UnsupportedDatabaseUrl || e instanceof InvalidDatabaseUrl) {
+      throw new ConfigError(`PEMBA_DATABASE_URL '${url}' ${e.message}`)
+    }
+    throw e
+  }
+}
+
+/** meta attaches a setting's description to its field. */
+function meta<S extends z.ZodType>(schema: S, m: SettingMeta): S {
+  settingsMeta.add(schema, m)
+  return schema
+}
+
+const n = '<n>'
+const ms = '<ms>'
+
+/** The fields of the configuration, in the order `--help` and the docs list them. */
+export const settingsShape = {
+  host: meta(z.string().default('127.0.0.1'), {
+    env: 'PEMBA_HOST', group: GROUP.server, value: '<address>',
+    description: 'The address the API listens on. Beyond loopback, turn authentication on.',
+  }),
+  port: meta(integer('PEMBA_PORT', { max: 65535 }).default(8080), {
+    env: 'PEMBA_PORT', group: GROUP.server, value: '<port>',
+    description: 'The API port; 0 picks a free one (the listening line says which).',
+  }),
+  databaseUrl: meta(parsedBy(databaseBackend, ConfigError, false).default('sqlite:./data/pemba.db'), {
+    env: 'PEMBA_DATABASE_URL', group: GROUP.database, value: '<url>',
+    description:
+      '`sqlite:<path>`, or `sqlite::memory:` for a store that lives as long as the process, or ' +
+      '`postgres://user:password@host:5432/db` (also `postgresql://`). A SQLite file\'s directory must exist unless ' +
+      '--create-dirs (./data is always created).',
+  }),
+  createDirs: meta(onOff('PEMBA_CREATE_DIRS').default('off'), {
+    env: 'PEMBA_CREATE_DIRS', group: GROUP.database, value: '[on|off]',
+    description: '`on` creates a SQLite file\'s missing directory; `off` refuses to start (./data is always created).',
+  }),
+  migrations: meta(oneOf('PEMBA_MIGRATIONS', ['auto', 'check']).default('auto'), {
+    env: 'PEMBA_MIGRATIONS', group: GROUP.database, value: '<auto|check>',
+    description:
+      '`auto` applies pending migrations at start; `check` refuses to start (exit 1, naming them) while any are ' +
+      'pending (run `pemba migrate`).',
+  }),
+  pgPoolSize: meta(integer('PEMBA_PG_POOL_SIZE', { min: 1 }).default(10), {
+    env: 'PEMBA_PG_POOL_SIZE', group: GROUP.database, value: n,
+    description: 'PostgreSQL connections per process.',
+  }),
+  pgStatementTimeoutMs: meta(integer('PEMBA_PG_STATEMENT_TIMEOUT_MS').default(5000), {
+    env: 'PEMBA_PG_STATEMENT_TIMEOUT_MS', group: GROUP.database, value: ms,
+    description: "`statement_timeout` of each PostgreSQL connection; 0 = the server's.",
+  }),
+  dbStartupTimeoutMs: meta(integer('PEMBA_DB_STARTUP_TIMEOUT_MS').default(30_000), {
+    env: 'PEMBA_DB_STARTUP_TIMEOUT_MS', group: GROUP.database, value: ms,
+    description: 'How long to keep retrying an unreachable database at start; 0 = fail at once.',
+  }),
+  readyTimeoutMs: meta(integer('PEMBA_READY_TIMEOUT_MS').default(1000), {
+    env: 'PEMBA_READY_TIMEOUT_MS', group: GROUP.database, value: ms,
+    description: 'How long /readyz waits for the database before answering 503.',
+  }),
+  maxTuplesPerWrite: meta(integer('PEMBA_MAX_TUPLES_PER_WRITE').default(100), {
+    env: 'PEMBA_MAX_TUPLES_PER_WRITE', group: GROUP.limits, value: n,
+    description: 'Writes plus deletes in one Write request.',
+  }),
+  maxTypesPerModel: meta(integer('PEMBA_MAX_TYPES_PER_MODEL').default(100), {
+    env: 'PEMBA_MAX_TYPES_PER_MODEL', group: GROUP.limits, value: n,
+    description: 'Type definitions in one authorization model.',
+  }),
+  maxModelSizeBytes: meta(integer('PEMBA_MAX_MODEL_SIZE_BYTES').default(256 * 1024), {
+    env: 'PEMBA_MAX_MODEL_SIZE_BYTES', group: GROUP.limits, value: n,
+    description: "An authorization model's serialized size.",
+  }),
+  maxChecksPerBatch: meta(integer('PEMBA_MAX_CHECKS_PER_BATCH').default(50), {
+    env: 'PEMBA_MAX_CHECKS_PER_BATCH', group: GROUP.limits, value: n,
+    description: 'Checks in one BatchCheck request.',
+  }),
+  resolveNodeLimit: meta(integer('PEMBA_RESOLVE_NODE_LIMIT').default(25), {
+    env: 'PEMBA_RESOLVE_NODE_LIMIT', group: GROUP.limits, value: n,
+    description: 'Rewrite hops before `authorization_model_resolution_too_complex`.',
+  }),
+  maxDispatchesPerRequest: meta(integer('PEMBA_MAX_DISPATCHES_PER_REQUEST').default(200_000), {
+    env: 'PEMBA_MAX_DISPATCHES_PER_REQUEST', group: GROUP.limits, value: n,
+    description: 'Subproblems one request may evaluate.',
+  }),
+  checkDeadlineMs: meta(integer('PEMBA_CHECK_DEADLINE_MS').default(10_000), {
+    env: 'PEMBA_CHECK_DEADLINE_MS', group: GROUP.limits, value: ms,
+    description: 'The time budget of one check or expand.',
+  }),
+  listMaxResults: meta(integer('PEMBA_LIST_MAX_RESULTS').default(100_000), {
+    env: 'PEMBA_LIST_MAX_RESULTS', group: GROUP.limits, value: n,
+    description: 'ListObjects and ListUsers stop (and say so) after this many results; 0 = no limit.',
+  }),
+  listDeadlineMs: meta(integer('PEMBA_LIST_DEADLINE_MS').default(30_000), {
+    env: 'PEMBA_LIST_DEADLINE_MS', group: GROUP.limits, value: ms,
+    description: 'ListObjects and ListUsers stop (and say so) after this long.',
+  }),
+  maxConditionCost: meta(integer('PEMBA_MAX_CONDITION_COST').default(100), {
+    env: 'PEMBA_MAX_CONDITION_COST', group: GROUP.limits, value: n,
+    description: "The CEL evaluation budget of one condition (OpenFGA's cost units).",
+  }),
+  maxDelegationChain: meta(integer('PEMBA_MAX_DELEGATION_CHAIN').default(4), {
+    env: 'PEMBA_MAX_DELEGATION_CHAIN', group: GROUP.limits, value: n,
+    description: 'Principals an `on_behalf_of` chain may name.',
+  }),
+  bodyLimitBytes: meta(integer('PEMBA_BODY_LIMIT_BYTES').default(1024 * 1024), {
+    env: 'PEMBA_BODY_LIMIT_BYTES', group: GROUP.limits, value: n,
+    description: 'The largest request body, with or without a Content-Length (larger: 413).',
+  }),
+  maxHeaderBytes: meta(integer('PEMBA_MAX_HEADER_BYTES', { min: 1024 }).default(16 * 1024), {
+    env: 'PEMBA_MAX_HEADER_BYTES', group: GROUP.limits, value: n,
+    description: 'The request line and headers together (larger: 431).',
+  }),
+  headersTimeoutMs: meta(integer('PEMBA_HEADERS_TIMEOUT_MS', { min: 1 }).default(10_000), {
+    env: 'PEMBA_HEADERS_TIMEOUT_MS', group: GROUP.limits, value: ms,
+    description: 'How long a client may take to send the request headers (then 408 and the connection is closed).',
+  }),
+  requestTimeoutMs: meta(integer('PEMBA_REQUEST_TIMEOUT_MS').default(30_000), {
+    env: 'PEMBA_REQUEST_TIMEOUT_MS', group: GROUP.limits, value: ms,
+    description: 'How long a client may take to send the whole request (then 408); 0 = no limit.',
+  }),
+  keepAliveTimeoutMs: meta(integer('PEMBA_KEEP_ALIVE_TIMEOUT_MS').default(5_000), {
+    env: 'PEMBA_KEEP_ALIVE_TIMEOUT_MS', group: GROUP.limits, value: ms,
+    description: 'How long an idle keep-alive connection stays open.',
+  }),
+  checkCacheSize: meta(integer('PEMBA_CHECK_CACHE_SIZE').default(100_000), {
+    env: 'PEMBA_CHECK_CACHE_SIZE', group: GROUP.caches, value: n,
+    description: 'Entries in the cross-request check cache; 0 turns it off.',
+  }),
+  checkCacheStalenessMs: meta(integer('PEMBA_CHECK_CACHE_STALENESS_MS').default(1000), {
+    env: 'PEMBA_CHECK_CACHE_STALENESS_MS', group: GROUP.caches, value: ms,
+    description: 'How stale a `MINIMIZE_LATENCY` answer may be on a replica (or process) that did not make the write.',
+  }),
+  tupleCacheSize: meta(integer('PEMBA_TUPLE_CACHE_SIZE').default(500_000), {
+    env: 'PEMBA_TUPLE_CACHE_SIZE', group: GROUP.caches, value: n,
+    description: 'Tuples held by the cross-request tuple cache (for stores not in the tuple index); 0 turns it off.',
+  }),
+  tupleIndexMaxTuples: meta(integer('PEMBA_TUPLE_INDEX_MAX_TUPLES').default(2_000_000), {
+    env: 'PEMBA_TUPLE_INDEX_MAX_TUPLES', group: GROUP.caches, value: n,
+    description:
+      'Tuples the in-memory tuple index holds across stores (about 330 bytes each); a store that does not fit is ' +
+      'read from the database. 0 turns it off.',
+  }),
+  tupleIndexPreload: meta(onOff('PEMBA_TUPLE_INDEX_PRELOAD').default('off'), {
+    env: 'PEMBA_TUPLE_INDEX_PRELOAD', group: GROUP.caches, value: '[on|off]',
+    description:
+      '`on` reads every store into the tuple index (as far as the budget allows) before listening; `off` reads a ' +
+      'store on its first request.',
+  }),
+  expirySweepIntervalMs: meta(integer('PEMBA_EXPIRY_SWEEP_INTERVAL_MS').default(60_000), {
+    env: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS', group: GROUP.access, value: ms,
+    description:
+      'How often expired tuples are deleted and overdue access requests marked expired; 0 turns it off ' +
+      '(expired tuples stop granting at once either way).',
+  }),
+  jitMaxDuration: meta(duration('PEMBA_JIT_MAX_DURATION', 'PT8H').default('PT8H'), {
+    env: 'PEMBA_JIT_MAX_DURATION', group: GROUP.access, value: '<ISO 8601>',
+    description: 'The longest grant an access request may ask for.',
+  }),
+  jitRequestTtl: meta(duration('PEMBA_JIT_REQUEST_TTL', 'PT8H').default('PT24H'), {
+    env: 'PEMBA_JIT_REQUEST_TTL', group: GROUP.access, value: '<ISO 8601>',
+    description: 'How long an access request waits for a decision.',
+  }),
+  tokenClockSkewSeconds: meta(integer('PEMBA_TOKEN_CLOCK_SKEW_SECONDS', { max: 300 }).default(30), {
+    env: 'PEMBA_TOKEN_CLOCK_SKEW_SECONDS', group: GROUP.access, value: '<s>',
+    description: "Leeway on `exp` and `nbf` of a check's `subject_token` (at most 300).",
+  }),
+  decisionLog: meta(onOff('PEMBA_DECISION_LOG').default('on'), {
+    env: 'PEMBA_DECISION_LOG', group: GROUP.decisions, value: '[on|off]',
+    description: '`on` records every decision; `off` none (docs/decision-log.md).',
+  }),
+  decisionLogBatch: meta(integer('PEMBA_DECISION_LOG_BATCH', { min: 1 }).default(500), {
+    env: 'PEMBA_DECISION_LOG_BATCH', group: GROUP.decisions, value: n,
+    description: 'A flush starts once this many decisions wait.',
+  }),
+  decisionLogFlushMs: meta(integer('PEMBA_DECISION_LOG_FLUSH_MS', { min: 1 }).default(200), {
+    env: 'PEMBA_DECISION_LOG_FLUSH_MS', group: GROUP.decisions, value: ms,
+    description: 'Waiting decisions are flushed at least this often.',
+  }),
+  decisionLogBufferMax: meta(integer('PEMBA_DECISION_LOG_BUFFER_MAX').default(20_000), {
+    env: 'PEMBA_DECISION_LOG_BUFFER_MAX', group: GROUP.decisions, value: n,
+    description: 'Decisions that may wait; beyond it they are dropped and counted (`pemba_decisions_dropped_total`).',
+  }),
+  decisionLogRetention: meta(duration('PEMBA_DECISION_LOG_RETENTION', 'P30D').default('P30D'), {
+    env: 'PEMBA_DECISION_LOG_RETENTION', group: GROUP.decisions, value: '<ISO 8601>',
+    description: 'How long decisions are kept.',
+  }),
+  authMode: meta(oneOf('PEMBA_AUTH_MODE', ['none', 'preshared', 'oidc']).default('none'), {
+    env: 'PEMBA_AUTH_MODE', group: GROUP.auth, value: '<none|preshared|oidc>',
+    description: 'How API clients authenticate (docs/authentication.md).',
+  }),
+  authPresharedKeys: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_PRESHARED_KEYS', group: GROUP.auth, value: '<name=key,…>',
+    description:
+      '`preshared`: `<client name>=<key>,…` (keys of 16+ characters); each name is the client `client:<name>`. ' +
+      'Prefer the variable to the flag, which `ps` shows.',
+  }),
+  authOidcIssuer: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_OIDC_ISSUER', group: GROUP.auth, value: '<iss>',
+    description: '`oidc`: the `iss` client tokens must carry.',
+  }),
+  authOidcAudience: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_OIDC_AUDIENCE', group: GROUP.auth, value: '<aud>',
+    description: '`oidc`: the `aud` client tokens must carry.',
+  }),
+  authOidcJwksUri: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_OIDC_JWKS_URI', group: GROUP.auth, value: '<https url>',
+    description: "`oidc`: the issuer's key set (https; http only on loopback).",
+  }),
+  authOidcJwksFile: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_OIDC_JWKS_FILE', group: GROUP.auth, value: '<path>',
+    description: '`oidc`: a local JWKS file instead of the URI (public keys only).',
+  }),
+  authOidcClockSkewSeconds: meta(integer('PEMBA_AUTH_OIDC_CLOCK_SKEW_SECONDS').default(30), {
+    env: 'PEMBA_AUTH_OIDC_CLOCK_SKEW_SECONDS', group: GROUP.auth, value: '<s>',
+    description: '`oidc`: tolerance on `exp` and `nbf` of client tokens (at most 300).',
+  }),
+  authJwksCooldownMs: meta(integer('PEMBA_AUTH_JWKS_COOLDOWN_MS').default(30_000), {
+    env: 'PEMBA_AUTH_JWKS_COOLDOWN_MS', group: GROUP.auth, value: ms,
+    description: 'The shortest time between two fetches of one JWKS URI (a token with an unknown `kid` refetches at most this often).',
+  }),
+  authAdminClients: meta(z.string().default(''), {
+    env: 'PEMBA_AUTH_ADMIN_CLIENTS', group: GROUP.auth, value: '<names>',
+    description: 'Clients made system admins at every start (`provisioner,ops`).',
+  }),
+  logLevel: meta(oneOf('PEMBA_LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'), {
+    env: 'PEMBA_LOG_LEVEL', group: GROUP.telemetry, value: '<level>',
+    description: 'The least severe log line written: `trace`, `debug`, `info`, `warn`, `error`, `fatal` or `silent`.',
+  }),
+  logFormat: meta(oneOf('PEMBA_LOG_FORMAT', ['json', 'pretty']).default('json'), {
+    env: 'PEMBA_LOG_FORMAT', group: GROUP.telemetry, value: '<json|pretty>',
+    description: '`json` (one object a line, on stdout) or `pretty` (for people at a terminal).',
+  }),
+  accessLog: meta(onOff('PEMBA_ACCESS_LOG').default('on'), {
+    env: 'PEMBA_ACCESS_LOG', group: GROUP.telemetry, value: '[on|off]',
+    description: '`on` logs one line per request; `off` none.',
+  }),
+  metricsAddr: meta(parsedBy(splitHostPort, Error).default(''), {
+    env: 'PEMBA_METRICS_ADDR', group: GROUP.telemetry, value: '<host:port>',
+    description: '`host:port` of a separate listener serving /metrics without API auth; empty = none (/metrics stays on the API port).',
+  }),
+  corsOrigins: meta(parsedBy(parseCorsOrigins, BrowserSettingError).default(''), {
+    env: 'PEMBA_CORS_ORIGINS', group: GROUP.browsers, value: '<origins>',
+    description:
+      'Origins whose web pages may call the API, as browsers send them (`https://console.example.com,http://localhost:3000`; `*`: any origin, without credentials); empty = CORS off. Writes from other origins are refused.',
+  }),
+  allowedHosts: meta(parsedBy(parseAllowedHosts, BrowserSettingError).default(''), {
+    env: 'PEMBA_ALLOWED_HOSTS', group: GROUP.browsers, value: '<names>',
+    description:
+      'With authentication off, the host names a request may be addressed to besides IP addresses, localhost and PEMBA_HOST (a defence against DNS rebinding).',
+  }),
+}
+
+/** The configuration: every setting, parsed. */
+export type PembaConfig = z.output<z.ZodObject<typeof settingsShape>>
+
+/** A setting's key, `databaseUrl`. */
+export type SettingKey = keyof PembaConfig
+
+/** The fields alone: each value parsed and checked on its own. */
+const fieldsSchema = z.object(settingsShape)
+
+/** Every default, as the schema gives it. */
+export const DEFAULTS: PembaConfig = fieldsSchema.parse({})
+
+/**
+ * The whole schema: the fields, then the checks that span several settings, each reported on
+ * the setting to change.
+ */
+export const configSchema = fieldsSchema.superRefine((config, ctx) => {
+  const fail = (key: SettingKey, message: string) => ctx.addIssue({ code: 'custom', path: [key], message })
+  const env = (key: SettingKey) => settingMeta(key).env
+  if (config.requestTimeoutMs > 0 && config.headersTimeoutMs > config.requestTimeoutMs) {
+    fail('headersTimeoutMs', `${env('headersTimeoutMs')} must not exceed ${env('requestTimeoutMs')}`)
+  }
+  if (config.decisionLogBufferMax < config.decisionLogBatch) {
+    fail(
+      'decisionLogBufferMax',
+      `${env('decisionLogBufferMax')} must be at least ${env('decisionLogBatch')} (${config.decisionLogBatch})`,
+    )
+  }
+  try {
+    checkAuthSettings(config)
+  } catch (e) {
+    if (!(e instanceof AuthSettingsError)) throw e
+    fail('authMode', e.message)
+  }
+  const missing = missingSqliteDirectory(config)
+  if (missing !== undefined) {
+    fail(
+      'databaseUrl',
+      `${env('databaseUrl')} '${config.databaseUrl}' names a file in ${missing}, which does not exist: ` +
+        `create it, or start with --create-dirs (PEMBA_CREATE_DIRS=on)`,
+    )
+  }
+})
+
+/** The directory the default database lives in, created whatever PEMBA_CREATE_DIRS says. */
+const DEFAULT_DATA_DIR = 'data'
+
+/**
+ * missingSqliteDirectory: the directory of a SQLite file that does not exist and may not be
+ * created (PEMBA_CREATE_DIRS=off, and not ./data), else undefined.
+ */
+function missingSqliteDirectory(config: PembaConfig): string | undefined {
+  if (config.createDirs === 'on') return undefined
+  const { backend, target } = databaseBackend(config.databaseUrl)
+  const filename = (target as { filename?: unknown }).filename
+  if (backend.name !== 'sqlite' || typeof filename !== 'string' || filename === ':memory:') return undefined
+  const dir = dirname(filename)
+  if (resolve(dir) === resolve(DEFAULT_DATA_DIR) || existsSync(dir)) return undefined
+  return dir
+}
+
+/** settingMeta: a setting's environment variable, group and description. */
+export function settingMeta(key: SettingKey): SettingMeta {
+  const m = settingsMeta.get(settingsShape[key])
+  if (!m) throw new Error(`setting ${key} has no description`)
+  return m
+}
+
+/** The keys of every setting, in the schema's order. */
+export const SETTING_KEYS = Object.keys(settingsShape) as SettingKey[]
+
+/** kebab: `databaseUrl` → `database-url` (the flag without `--`, and the config-file key). */
+export function kebab(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+}
+
+/**
+ * The configuration file (YAML or JSON, same keys as the flags without `--`) is chosen by this
+ * variable or `--config`; it is not a setting of its own.
+ */
+export const CONFIG_FILE_ENV = 'PEMBA_CONFIG'
+
+/**
+ * Environment variables starting with PEMBA_ that are not settings of the server, read by the
+ * tests, benchmarks and examples. Any other unknown PEMBA_ variable stops the server (a typo
+ * would otherwise fall back to a default, e.g. authentication off).
+ */
+export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
+  PEMBA_API_TOKEN: 'The bearer token `npm run example:load` sends (examples/nhi/load.ts).',
+  PEMBA_URL: 'The server `npm run example:load` loads the example into (default http://127.0.0.1:8080).',
+  PEMBA_TEST_POSTGRES_URL: 'The PostgreSQL database the PostgreSQL test suites use.',
+  PEMBA_REQUIRE_POSTGRES: 'With 1, the PostgreSQL test suites fail instead of skipping when the database is missing.',
+  PEMBA_TEST_DATABASE_URL: 'The database the conformance suite runs against instead of an in-memory SQLite.',
+  PEMBA_BENCH_POSTGRES_URL: 'The PostgreSQL database `npm run bench` measures.',
+  PEMBA_FUZZ_RUNS: 'A multiplier of the HTTP fuzz test runs (default 2).',
+  PEMBA_FUZZ_SEED: 'The seed of the property-based tests (`random` explores new cases).',
+  PEMBA_DIFF_RUNS: 'Runs of the differential test (default 250).',
+}
