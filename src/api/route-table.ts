@@ -58,6 +58,7 @@ export const ROUTES = [
   { method: 'GET', path: '/stores/:store/changes', requires: { store: 'reader' } },
 
   { method: 'GET', path: '/healthz', requires: 'open' },
+  { method: 'GET', path: '/readyz', requires: 'open' },
   { method: 'GET', path: '/metrics', requires: 'client' },
 
   { method: 'POST', path: '/stores', requires: { system: 'store_creator' } },

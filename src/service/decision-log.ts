@@ -358,22 +358,3 @@ function pooledRandom(): () => number {
     return pool[next++] / 256
   }
 }
-
-/** decisionLogMetricLines: the log's counters in Prometheus' text format. */
-export function decisionLogMetricLines(log: DecisionLog): string[] {
-  const m = log.metrics()
-  return [
-    '# HELP pemba_decisions_recorded_total Decisions written to the decision log.',
-    '# TYPE pemba_decisions_recorded_total counter',
-    `pemba_decisions_recorded_total ${m.recorded}`,
-    '# HELP pemba_decisions_dropped_total Decisions dropped because PEMBA_DECISION_LOG_BUFFER_MAX decisions were already waiting.',
-    '# TYPE pemba_decisions_dropped_total counter',
-    `pemba_decisions_dropped_total ${m.dropped}`,
-    '# HELP pemba_decisions_write_failed_total Decisions lost because their batch could not be written.',
-    '# TYPE pemba_decisions_write_failed_total counter',
-    `pemba_decisions_write_failed_total ${m.failed}`,
-    '# HELP pemba_decisions_buffered Decisions waiting to be written.',
-    '# TYPE pemba_decisions_buffered gauge',
-    `pemba_decisions_buffered ${m.buffered}`,
-  ]
-}

@@ -185,3 +185,32 @@ export interface AssertionStore {
   writeAssertions(storeId: string, modelId: string, assertions: unknown[]): Promise<void>
   readAssertions(storeId: string, modelId: string): Promise<unknown[] | undefined>
 }
+
+/** How busy a connection pool is (PostgreSQL); a single-connection backend has none. */
+export interface PoolStats {
+  /** Connections open, idle or in use. */
+  total: number
+  idle: number
+  /** Requests waiting for a connection. */
+  waiting: number
+}
+
+/**
+ * QueryObserver is told how long each datastore operation took (`readObject`, `write`, …) and
+ * whether it failed; the metrics' histogram and error counter implement it. Called once per
+ * operation, so it must be cheap: SQLite answers in microseconds.
+ */
+export type QueryObserver = (operation: string, seconds: number, failed: boolean) => void
+
+/** DatastoreHealth: what readiness (`/readyz`) and the pool gauges ask the database. */
+export interface DatastoreHealth {
+  /**
+   * ping resolves once the database answers a trivial query, rejects when it cannot; it may take
+   * as long as a connection attempt (the caller bounds its wait: src/service/readiness.ts).
+   */
+  ping(): Promise<void>
+  /** pendingMigrations lists the migrations the database has not applied ([] when its schema is current). */
+  pendingMigrations(): Promise<string[]>
+  /** The connection pool's state, or undefined when the backend has no pool. */
+  poolStats(): PoolStats | undefined
+}

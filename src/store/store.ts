@@ -14,6 +14,7 @@ import type { TokenIssuerStore } from '../service/token-issuer-store.ts'
 import type {
   AssertionStore,
   Changelog,
+  DatastoreHealth,
   ModelStore,
   StoreCatalog,
   TupleStore,
@@ -24,9 +25,12 @@ export type {
   AssertionStore,
   ChangesQuery,
   Changelog,
+  DatastoreHealth,
   ImmediateReads,
   ModelStore,
   Page,
+  PoolStats,
+  QueryObserver,
   ReadFilter,
   Revision,
   StoreCatalog,
@@ -66,7 +70,8 @@ export interface Datastore
     AssertionStore,
     AccessRequestStore,
     TokenIssuerStore,
-    DecisionStore {
+    DecisionStore,
+    DatastoreHealth {
   /** The name of the backend that serves it (its SqlBackend's `name`, src/store/sql/backends.ts): `sqlite`, `postgres`. */
   readonly dialect: string
   /** How many sibling subproblems the engine should evaluate at once over this store. */

@@ -29,10 +29,12 @@ import { rowToTuple, type TupleRow } from '../common.ts'
 import {
   MigrationsPendingError,
   migrationsFolder,
+  migrationStatus,
   pendingMigrations,
+  type MigrationStatus,
   type MigrationsMode,
 } from '../migrations.ts'
-import type { TupleReader, WriteRequest } from '../ports.ts'
+import type { PoolStats, QueryObserver, TupleReader, WriteRequest } from '../ports.ts'
 import type { SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore } from '../sql/datastore.ts'
 import { all, get, run, type SqlDriver, type Statement, type StoredForWrite, type Tx, type ValueRow } from '../sql/driver.ts'
@@ -51,6 +53,10 @@ export interface PostgresOptions {
   statementTimeoutMs?: number
   /** `auto` applies pending migrations at open; `check` refuses to open while any are pending. */
   migrations?: MigrationsMode
+  /** Told each operation's duration and outcome (the metrics). */
+  observer?: QueryObserver
+  /** Told when an idle pooled connection fails (the pool replaces it); default: nothing. */
+  onConnectionError?: (err: Error) => void
 }
 
 /** Attempts of one transaction when PostgreSQL reports a deadlock or serialization failure. */
@@ -293,6 +299,10 @@ class PostgresDriver implements SqlDriver {
   async #attempt<T>(body: Tx<T>): Promise<T> {
     const client = await this.pool.connect()
     let broken: Error | undefined
+    // A checked-out client has no listener of the pool's: a connection cut between two
+    // statements would otherwise be an unhandled 'error' event, which ends the process.
+    const onError = (err: Error) => (broken = err)
+    client.on('error', onError)
     try {
       await client.query('BEGIN')
       try {
@@ -310,6 +320,7 @@ class PostgresDriver implements SqlDriver {
         throw e
       }
     } finally {
+      client.off('error', onError)
       client.release(broken)
     }
   }
@@ -394,6 +405,27 @@ class PostgresDriver implements SqlDriver {
     return new PostgresTupleReader(storeId, now, this.pool)
   }
 
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1')
+  }
+
+  async pendingMigrations(): Promise<string[]> {
+    const table = await this.pool.query<{ t: string | null }>(
+      "SELECT to_regclass(quote_ident(current_schema()) || '.__drizzle_migrations')::text AS t",
+    )
+    const name = table.rows[0]?.t
+    let newest: number | undefined
+    if (name) {
+      const max = (await this.pool.query<{ m: string | null }>(`SELECT MAX(created_at)::text AS m FROM ${name}`)).rows[0]?.m
+      newest = max === null || max === undefined ? undefined : Number(max)
+    }
+    return pendingMigrations(postgresBackend.migrationsFolder, newest)
+  }
+
+  poolStats(): PoolStats {
+    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount }
+  }
+
   /** close ends the pool once; in-flight queries finish first. */
   async close(): Promise<void> {
     if (this.#closed) return
@@ -406,8 +438,8 @@ class PostgresDriver implements SqlDriver {
 export class PostgresDatastore extends SqlDatastore {
   readonly pool: pg.Pool
 
-  private constructor(driver: PostgresDriver) {
-    super(driver)
+  private constructor(driver: PostgresDriver, observer?: QueryObserver) {
+    super(driver, observer)
     this.pool = driver.pool
   }
 
@@ -425,8 +457,9 @@ export class PostgresDatastore extends SqlDatastore {
     })
     // An idle connection that dies (server restart, failover) must not crash the process; the
     // pool drops it and the next query opens a new one.
-    pool.on('error', (err) => console.error('[pemba] idle PostgreSQL connection failed:', err.message))
-    return new PostgresDatastore(new PostgresDriver(pool))
+    const onConnectionError = options.onConnectionError ?? (() => {})
+    pool.on('error', (err) => onConnectionError(err))
+    return new PostgresDatastore(new PostgresDriver(pool), options.observer)
   }
 }
 
@@ -453,8 +486,26 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
       poolSize: options.poolSize,
       statementTimeoutMs: options.statementTimeoutMs,
       migrations: options.migrations,
+      observer: options.observer,
+      onConnectionError: options.onConnectionError,
     }),
-  migrate: (target) => prepareSchema(target.url, 'auto'),
+  migrate: async (target) => (await prepareSchema(target.url, 'auto')).pending,
+  migrationStatus: (target) => prepareSchema(target.url, 'status'),
+  unreachable,
+}
+
+/**
+ * unreachable: an error of connecting that may pass by itself: a refused, reset or timed-out
+ * connection, a name not resolving yet, a server starting or shutting down (SQLSTATE 57P0x),
+ * out of connections (53300) or a connection exception (class 08). A wrong password (28P01) or a
+ * missing database (3D000) will not, nor will an error of a statement.
+ */
+function unreachable(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown }
+  if (typeof code === 'string') {
+    return /^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300'
+  }
+  return typeof message === 'string' && /Connection terminated|connection timeout|timeout expired/i.test(message)
 }
 
 function isRetryable(e: unknown): boolean {
@@ -479,8 +530,12 @@ function redact(url: string): string {
  * the others wait, then find nothing pending. The migrations table sits in the same schema as
  * the tables, so schemas side by side in one database (one per test run, say) migrate apart.
  */
-async function prepareSchema(url: string, mode: MigrationsMode): Promise<void> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pemba-migrate' })
+async function prepareSchema(url: string, mode: MigrationsMode | 'status'): Promise<MigrationStatus> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'pemba-migrate',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+  })
   // A connection error surfaces as the pending query's rejection; this keeps it from also being
   // an unhandled 'error' event that would end the process.
   client.on('error', () => {})
@@ -496,26 +551,32 @@ async function prepareSchema(url: string, mode: MigrationsMode): Promise<void> {
         `${redact(url)}: no schema to keep Pemba's tables in (search_path names no existing schema)`,
       )
     }
-    if (mode === 'check') {
+    const readStatus = async (): Promise<MigrationStatus> => {
       const table = `${client.escapeIdentifier(schema)}.__drizzle_migrations`
       let newest: number | undefined
       if (await one<string | null>('SELECT to_regclass($1)', [table])) {
         const max = await one<string | null>(`SELECT MAX(created_at)::text FROM ${table}`)
         newest = max === null ? undefined : Number(max)
       }
-      const pending = pendingMigrations(postgresBackend.migrationsFolder, newest)
-      if (pending.length > 0) {
-        throw new MigrationsPendingError(`${redact(url)} (schema ${schema})`, pending)
+      return migrationStatus(postgresBackend.migrationsFolder, newest)
+    }
+    if (mode !== 'auto') {
+      const status = await readStatus()
+      if (mode === 'check' && status.pending.length > 0) {
+        throw new MigrationsPendingError(`${redact(url)} (schema ${schema})`, status.pending)
       }
-      return
+      return status
     }
     await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema])
     try {
+      // Read under the lock: what this process applies, not what a replica applied meanwhile.
+      const before = await readStatus()
       await migrate(drizzle({ client }), {
         migrationsFolder: postgresBackend.migrationsFolder,
         migrationsSchema: schema,
         migrationsTable: '__drizzle_migrations',
       })
+      return before
     } finally {
       await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema])
     }

@@ -14,7 +14,7 @@
  * @module
  */
 import type { TupleRow } from '../common.ts'
-import type { TupleReader, WriteRequest } from '../ports.ts'
+import type { PoolStats, TupleReader, WriteRequest } from '../ports.ts'
 import type { PlannedChange, StoredByTuple } from '../write-plan.ts'
 import type { TupleIdentity } from '../../core/tuple.ts'
 
@@ -154,5 +154,11 @@ export interface SqlDriver {
   noteWritten(tuples: number): void
   /** The hot reader of one store's live tuples at `now` (ms). */
   reader(storeId: string, now: number): TupleReader
+  /** A trivial statement, answered or rejected (readiness; see DatastoreHealth). */
+  ping(): Promise<void>
+  /** The migrations of its backend's journal the database has not applied. */
+  pendingMigrations(): Promise<string[]>
+  /** Its connection pool's state; undefined for a single connection. */
+  poolStats(): PoolStats | undefined
   close(): Promise<void>
 }
