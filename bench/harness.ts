@@ -9,8 +9,8 @@
  */
 import autocannon, { type Result as CannonResult } from 'autocannon'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { dirname, join, relative } from 'node:path'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { basename, dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { DATA_FILES, type CheckRequest, type LoadedDataset, type LookupRequest, type Manifest } from './dataset.ts'
 
@@ -340,11 +340,18 @@ export interface Server {
   script: string
   url: string
   stderr: string[]
+  /** The file the child's stdout (its log, one JSON line per event and request) goes to. */
+  logFile: string
 }
+
+let serverCount = 0
 
 /**
  * startServer runs `tsx <script> <args>` in checkout `cwd` (with that checkout's tsx) in its own
- * process group and resolves with the URL it prints (`listening on <url>`).
+ * process group and resolves with the URL it logs (`listening on <url>`). Its stdout goes to a
+ * file under bench-data/logs/ (removed when it stops), not to a pipe: the server then writes
+ * its log (an access log line per request, by default) as it would to a file in production,
+ * and the bench process, which runs the load generator, does not have to read it.
  */
 export async function startServer(
   script: string,
@@ -352,36 +359,45 @@ export async function startServer(
   env: Record<string, string>,
   cwd = ROOT,
 ): Promise<Server> {
+  const logDir = join(ROOT, 'bench-data/logs')
+  mkdirSync(logDir, { recursive: true })
+  const logFile = join(logDir, `${process.pid}-${++serverCount}-${basename(script, '.ts')}.log`)
+  const out = openSync(logFile, 'w')
   const child = spawn(join(cwd, 'node_modules/.bin/tsx'), [script, ...args], {
     cwd,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', out, 'pipe'],
     detached: true, // its own process group, so that the whole tree can be killed by the group id
   })
+  closeSync(out)
   children.add(child)
   const stderr: string[] = []
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     if (stderr.length < 50) stderr.push(d)
   })
-  const url = await withTimeout(
+  const server: Server = { child, script, url: '', stderr, logFile }
+  server.url = await withTimeout(
     new Promise<string>((resolve, reject) => {
-      let buf = ''
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        buf += d
-        const m = /listening on (http:\/\/\S+)/.exec(buf)
-        if (m) resolve(m[1])
+      const poll = setInterval(() => {
+        // The JSON line (`"msg":"listening on http://…"`) or a plain one.
+        const m = /listening on (http:\/\/[^\s"]+)/.exec(readFileSync(logFile, 'utf8'))
+        if (m) {
+          clearInterval(poll)
+          resolve(m[1])
+        }
+      }, 50)
+      child.on('exit', (code) => {
+        clearInterval(poll)
+        reject(new Error(`${script} exited (${code}) before listening: ${stderr.join('')}${readFileSync(logFile, 'utf8').slice(0, 2000)}`))
       })
-      child.on('exit', (code) =>
-        reject(new Error(`${script} exited (${code}) before listening: ${stderr.join('')}`)),
-      )
     }),
     60_000,
     `${script} start`,
   ).catch((e) => {
-    void stopServer({ child, script, url: '', stderr })
+    void stopServer(server)
     throw e
   })
-  return { child, script, url, stderr }
+  return server
 }
 
 /**
@@ -417,6 +433,24 @@ function servingPid(pid: number, script: string): number {
   return best
 }
 
+/**
+ * CPU time (user + system, every thread) the serving process has used so far, in seconds;
+ * undefined off Linux. The difference over a run, per request, is a figure that other work on
+ * the machine disturbs far less than a rate does.
+ */
+export function cpuSeconds(server: Server): number | undefined {
+  if (server.child.pid === undefined) return undefined
+  try {
+    const stat = readFileSync(`/proc/${servingPid(server.child.pid, server.script)}/stat`, 'utf8')
+    // Fields after the command name (which may hold spaces, inside parentheses): utime is the
+    // 14th field of the line, stime the 15th, in clock ticks (USER_HZ, 100 on Linux).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return undefined
+  }
+}
+
 /** Peak resident set (VmHWM) of the serving process, in KiB; undefined off Linux. */
 export function peakRssKiB(server: Server): number | undefined {
   if (server.child.pid === undefined) return undefined
@@ -437,6 +471,7 @@ export async function stopServer(server: Server): Promise<void> {
   const { child } = server
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
     children.delete(child)
+    rmSync(server.logFile, { force: true })
     return
   }
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -453,6 +488,7 @@ export async function stopServer(server: Server): Promise<void> {
     }
   })
   children.delete(child)
+  rmSync(server.logFile, { force: true })
 }
 
 export interface HttpFigure {
@@ -487,7 +523,7 @@ export async function cannon(
     connections,
     duration: seconds,
     timeout: 30,
-    warmup: { connections, duration: warmupSeconds },
+    ...(warmupSeconds > 0 ? { warmup: { connections, duration: warmupSeconds } } : {}),
     requests: [
       {
         method: 'POST',

@@ -50,6 +50,7 @@ import {
   type HttpFigure,
   type Server,
 } from './harness.ts'
+import { telemetryPart } from './telemetry.ts'
 
 const BATCH_SIZE = 50
 const HTTP_CONNECTIONS = 64
@@ -721,6 +722,21 @@ async function main(): Promise<void> {
     } finally {
       await stopServer(server)
     }
+    // What the access log and tracing cost (bench/telemetry.ts): three servers, alternated.
+    http.telemetry = await telemetryPart({
+      dbPath,
+      storeId,
+      checks: ds.checks,
+      expected,
+      connections: HTTP_CONNECTIONS,
+      // Short runs, many rounds: the pairs compared are seconds apart, not minutes.
+      seconds: QUICK ? 2 : 5,
+      warmupSeconds: HTTP_WARMUP_SECONDS,
+      initialWarmupSeconds: QUICK ? 3 : 10,
+      rounds: QUICK ? 3 : 6,
+      cacheSize: flags.cacheSize,
+      row,
+    })
     if (flags.postgres) await postgresPart(http, bodies, minimal, keys, modelDsl, row)
     const pOff = (http.pembaCacheOff as { peakRssKiB?: number }).peakRssKiB
     const pOn = (http.pembaCacheOn as { peakRssKiB?: number }).peakRssKiB

@@ -64,6 +64,10 @@ export interface CheckOutput {
   witnessTuples?: readonly Tuple[]
   /** Only when `explain` was asked for. */
   explanation?: Explanation
+  /** Subproblems the engine dispatched for it (0 when the cross-request cache held the answer). */
+  dispatches: number
+  /** The whole question was answered from the cross-request cache, without the engine. */
+  cacheHit: boolean
 }
 
 /**
@@ -129,7 +133,7 @@ export class CheckService {
     const answered = input.explain ? undefined : this.#evaluation.cachedAnswer(storeId, ts, input)
     const render = input.witness || input.explain
     if (answered !== undefined) {
-      const out: CheckOutput = { allowed: answered.allowed, modelId: ts.id, witnessTuples: answered.witness }
+      const out: CheckOutput = { allowed: answered.allowed, modelId: ts.id, witnessTuples: answered.witness, dispatches: 0, cacheHit: true }
       return render ? withWitness(out, answered.witness) : out
     }
     const { object, subject } = validateCheckKey(ts, input.tupleKey)
@@ -145,7 +149,14 @@ export class CheckService {
     const stored = (w: readonly Tuple[] | undefined) => (w && contextual.length ? w.filter((t) => !contextual.includes(t)) : w)
     if (chain) {
       const r = await delegatedCheck(this.#dispatcher, ctx, object, input.tupleKey.relation, subject, chain)
-      const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, deniedBy: r.deniedBy, witnessTuples: stored(r.witness) }
+      const out: CheckOutput = {
+        allowed: r.allowed,
+        modelId: ts.id,
+        deniedBy: r.deniedBy,
+        witnessTuples: stored(r.witness),
+        dispatches: ctx.stats.dispatches,
+        cacheHit: false,
+      }
       if (render) withWitness(out, out.witnessTuples)
       if (input.explain) {
         const label = `${input.tupleKey.object}#${input.tupleKey.relation}@${input.tupleKey.user} on behalf of ${input.onBehalfOf!.join(', ')}`
@@ -162,7 +173,7 @@ export class CheckService {
       path: undefined,
       ctx,
     })
-    const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, witnessTuples: stored(r.witness) }
+    const out: CheckOutput = { allowed: r.allowed, modelId: ts.id, witnessTuples: stored(r.witness), dispatches: ctx.stats.dispatches, cacheHit: false }
     if (render) withWitness(out, out.witnessTuples)
     if (input.explain) out.explanation = explanation(traceOf(r))
     return out

@@ -29,6 +29,11 @@ export interface ListServiceOptions {
 
 export type ListObjectsInput = QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] }
 
+/** What the engine did for a list: subproblems dispatched (checks of candidates, their subproblems). */
+export interface ListFacts {
+  dispatches: number
+}
+
 export type ListUsersInput = QueryOptions & {
   object: { type: string; id: string }
   relation: string
@@ -56,7 +61,7 @@ export class ListService {
     input: ListObjectsInput,
     onObject?: (object: string) => void,
     meta?: RequestMeta,
-  ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
+  ): Promise<ListObjectsResult & ListFacts & { modelId: string; deniedBy?: DeniedBy }> {
     if (!meta || this.#decisions === NO_DECISIONS) return this.#listObjects(storeId, input, onObject)
     const started = performance.now()
     const r = await this.#listObjects(storeId, input, onObject)
@@ -87,7 +92,7 @@ export class ListService {
     storeId: string,
     input: ListObjectsInput,
     onObject?: (object: string) => void,
-  ): Promise<ListObjectsResult & { modelId: string; deniedBy?: DeniedBy }> {
+  ): Promise<ListObjectsResult & ListFacts & { modelId: string; deniedBy?: DeniedBy }> {
     const ts = await this.#evaluation.model(storeId, input.modelId, input.consistency)
     if (!ts.hasType(input.type)) throw new PembaError('type_not_found', `type '${input.type}' not found`)
     if (!ts.relation(input.type, input.relation)) {
@@ -102,7 +107,7 @@ export class ListService {
       // A broken delegation chain reaches nothing; otherwise the answer is what every identity
       // of the chain reaches, confirmed object by object with the same rule as check.
       const probe = await delegatedCheck(dispatcher, ctx, { type: '', id: '' }, '', subject, chain, true)
-      if (!probe.allowed) return { objects: [], truncated: '', modelId: ts.id, deniedBy: 'delegation' }
+      if (!probe.allowed) return { objects: [], truncated: '', modelId: ts.id, deniedBy: 'delegation', dispatches: ctx.stats.dispatches }
       confirm = async (id) => (await delegatedCheck(dispatcher, ctx, { type: input.type, id }, input.relation, subject, chain)).allowed
     }
     const r = await listObjects(dispatcher, {
@@ -114,11 +119,11 @@ export class ListService {
       onObject,
       confirm,
     })
-    return { ...r, modelId: ts.id }
+    return { ...r, modelId: ts.id, dispatches: ctx.stats.dispatches }
   }
 
   /** listUsers lists the users of one filter (a type, or a userset type) that reach `object#relation`. */
-  async listUsers(storeId: string, input: ListUsersInput): Promise<ListUsersResult & { modelId: string }> {
+  async listUsers(storeId: string, input: ListUsersInput): Promise<ListUsersResult & ListFacts & { modelId: string }> {
     const ts = await this.#evaluation.model(storeId, input.modelId, input.consistency)
     const { object } = input
     if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
@@ -142,7 +147,7 @@ export class ListService {
       ctx,
       maxResults: this.#o.listMaxResults,
     })
-    return { ...r, modelId: ts.id }
+    return { ...r, modelId: ts.id, dispatches: ctx.stats.dispatches }
   }
 
   /** #bind binds a list request, its contextual tuples validated, with the lists' deadline. */

@@ -23,7 +23,9 @@ export async function createTestClient(
   overrides: Partial<PembaConfig> = {},
   wiring: PembaOverrides = {},
 ): Promise<TestClient> {
-  const config = { ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', ...overrides }
+  // Warnings and errors only on the test's stdout: not an access log line per request (the
+  // access-log tests ask for `logLevel: 'info'` and their own logger).
+  const config = { ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', logLevel: 'warn' as const, ...overrides }
   const pemba = await createPemba(config, wiring)
   return {
     pemba,

@@ -21,6 +21,8 @@ import { errorContext, wireError } from '../errors.ts'
 import { batchCheckResultJson, userJson } from '../serialize.ts'
 import { checkStoreId, contextual, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
 import { carriesSubjectToken, tokenBatchCheck, tokenCheck } from './token-checks.ts'
+import type { QueryFacts } from '../../telemetry/request-observation.ts'
+import type { BatchCheckItemResult } from '../../service/checks.ts'
 
 export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { checks, lists } = deps
@@ -31,6 +33,8 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     // Pemba: `subject_token` instead of `tuple_key.user` (token-checks.ts).
     if (carriesSubjectToken(raw)) return tokenCheck(c, deps, storeId, raw)
     const body = parseInput(checkRequest, raw, 'CheckRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('check', storeId, body.tuple_key.relation, body.tuple_key.object)
     const r = await checks.check(storeId, {
       modelId: body.authorization_model_id,
       tupleKey: body.tuple_key,
@@ -40,6 +44,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       onBehalfOf: body.on_behalf_of ?? undefined,
       explain: body.explain ?? undefined,
     }, requestMeta(c))
+    observation.endQuery(r.allowed ? 'allowed' : 'denied', r)
     c.header(MODEL_HEADER, r.modelId)
     if (r.explanation) {
       return c.json({
@@ -59,6 +64,8 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const raw = await parseJsonBody(c.req.raw)
     if (carriesSubjectToken(raw, true)) return tokenBatchCheck(c, deps, storeId, raw)
     const body = parseInput(batchCheckRequest, raw, 'BatchCheckRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('batch_check', storeId)
     const r = await checks.batchCheck(storeId, {
       modelId: body.authorization_model_id,
       consistency: body.consistency,
@@ -71,6 +78,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         explain: ch.explain ?? undefined,
       })),
     }, requestMeta(c))
+    observation.endQuery('ok', batchFacts(r), body.checks.length)
     c.header(MODEL_HEADER, r.modelId)
     return c.json({ result: batchCheckResultJson(r.result, errorContext(deps, c.get('requestId'))) })
   })
@@ -78,12 +86,15 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   route(app, 'POST /stores/:store/expand', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(expandRequest, await parseJsonBody(c.req.raw), 'ExpandRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('expand', storeId, body.tuple_key.relation, body.tuple_key.object)
     const r = await checks.expand(storeId, {
       modelId: body.authorization_model_id,
       tupleKey: body.tuple_key,
       contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
       consistency: body.consistency,
     })
+    observation.endQuery('ok', r)
     c.header(MODEL_HEADER, r.modelId)
     return c.json({ tree: { root: r.root } })
   })
@@ -91,6 +102,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const listObjectsInput = async (c: Context<AppEnv>) => {
     const storeId = checkStoreId(c.req.param('store')!)
     const body = parseInput(listObjectsRequest, await parseJsonBody(c.req.raw), 'ListObjectsRequest')
+    c.get('observation').beginQuery('list_objects', storeId, body.relation, body.type)
     return {
       storeId,
       input: {
@@ -109,6 +121,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   route(app, 'POST /stores/:store/list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
     const r = await lists.listObjects(storeId, input, undefined, requestMeta(c))
+    c.get('observation').endQuery('ok', r, r.objects.length)
     c.header(MODEL_HEADER, r.modelId)
     const body: Record<string, unknown> = { objects: r.objects }
     if (r.truncated) {
@@ -126,6 +139,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
    */
   route(app, 'POST /stores/:store/streamed-list-objects', async (c) => {
     const { storeId, input } = await listObjectsInput(c)
+    const observation = c.get('observation')
     // Resolve the model first so its id can go in the header before the first line is sent.
     input.modelId = (await deps.models.resolve(storeId, input.modelId)).id
     const encoder = new TextEncoder()
@@ -153,6 +167,9 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const outcome = await Promise.race([run, firstObject])
     if (outcome && !outcome.ok) throw outcome.e
     void run.then((o) => {
+      // The stream outlives the request's handler: its query ends here.
+      if (o.ok) observation.endQuery('ok', o.r, o.r.objects.length)
+      else observation.endQuery('error', undefined, undefined, o.e)
       if (o.ok && o.r.truncated) {
         // The SDK skips lines without `result`; this one tells other readers the list is partial.
         controller.enqueue(encoder.encode(JSON.stringify({ truncated: o.r.truncated }) + '\n'))
@@ -174,6 +191,8 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   route(app, 'POST /stores/:store/list-users', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(listUsersRequest, await parseJsonBody(c.req.raw), 'ListUsersRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('list_users', storeId, body.relation, body.object.type)
     const r = await lists.listUsers(storeId, {
       modelId: body.authorization_model_id,
       object: body.object,
@@ -183,6 +202,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       context: body.context ?? undefined,
       consistency: body.consistency,
     })
+    observation.endQuery('ok', r, r.users.length)
     c.header(MODEL_HEADER, r.modelId)
     const users = r.users.map(userJson)
     if (r.truncated) {
@@ -193,3 +213,12 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   })
 }
 
+/** What a batch's engine work was: the dispatches of its items (identical items computed once count once each). */
+function batchFacts(r: { modelId: string; result: Record<string, BatchCheckItemResult> }): QueryFacts {
+  let dispatches = 0
+  for (const id in r.result) {
+    const item = r.result[id]
+    if (item.ok) dispatches += item.output.dispatches
+  }
+  return { modelId: r.modelId, dispatches }
+}

@@ -79,6 +79,8 @@ export function tokenCheckJson(r: TokenCheckResult): Record<string, unknown> {
 /** POST /stores/{store}/check with `subject_token`. */
 export async function tokenCheck(c: Context<AppEnv>, deps: AppDeps, storeId: string, raw: unknown): Promise<Response> {
   const body = parseInput(tokenCheckRequest, raw, 'CheckRequest')
+  const observation = c.get('observation')
+  observation.beginQuery('check', storeId, body.tuple_key.relation, body.tuple_key.object)
   const r = await deps.tokenChecks.check(storeId, {
     subjectToken: body.subject_token,
     relation: body.tuple_key.relation,
@@ -89,6 +91,7 @@ export async function tokenCheck(c: Context<AppEnv>, deps: AppDeps, storeId: str
     consistency: body.consistency,
     explain: body.explain ?? undefined,
   }, requestMeta(c))
+  observation.endQuery(r.allowed ? 'allowed' : 'denied', r)
   c.header(MODEL_HEADER, r.modelId)
   return c.json(tokenCheckJson(r))
 }
@@ -96,6 +99,8 @@ export async function tokenCheck(c: Context<AppEnv>, deps: AppDeps, storeId: str
 /** POST /stores/{store}/batch-check where some item carries `subject_token`. */
 export async function tokenBatchCheck(c: Context<AppEnv>, deps: AppDeps, storeId: string, raw: unknown): Promise<Response> {
   const body = parseInput(tokenBatchCheckRequest, raw, 'BatchCheckRequest')
+  const observation = c.get('observation')
+  observation.beginQuery('batch_check', storeId)
   const r = await deps.tokenChecks.batchCheck(storeId, {
     modelId: body.authorization_model_id,
     consistency: body.consistency,
@@ -109,6 +114,7 @@ export async function tokenBatchCheck(c: Context<AppEnv>, deps: AppDeps, storeId
       explain: ch.explain ?? undefined,
     })),
   }, requestMeta(c))
+  observation.endQuery('ok', r, body.checks.length)
   c.header(MODEL_HEADER, r.modelId)
   return c.json({ result: mixedBatchCheckResultJson(r.result, errorContext(deps, c.get('requestId'))) })
 }

@@ -33,6 +33,8 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   route(app, 'POST /stores/:store/write', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(writeRequest, await parseJsonBody(c.req.raw), 'WriteRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('write', storeId)
     const { modelId } = await writes.write(storeId, {
       modelId: body.authorization_model_id,
       writes: body.writes?.tuple_keys,
@@ -40,6 +42,7 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       onDuplicate: onOption(body.writes?.on_duplicate, 'on_duplicate'),
       onMissing: onOption(body.deletes?.on_missing, 'on_missing'),
     })
+    observation.endQuery('ok', { modelId }, (body.writes?.tuple_keys.length ?? 0) + (body.deletes?.tuple_keys.length ?? 0))
     c.header(MODEL_HEADER, modelId)
     return c.json({})
   })
@@ -48,11 +51,14 @@ export function registerTupleRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const storeId = checkStoreId(c.req.param('store'))
     const body = parseInput(readRequest, await parseJsonBody(c.req.raw), 'ReadRequest')
     const key = body.tuple_key ?? undefined
+    const observation = c.get('observation')
+    observation.beginQuery('read', storeId, key?.relation, key?.object)
     const page = await writes.read(
       storeId,
       key && { user: key.user || undefined, relation: key.relation || undefined, object: key.object || undefined },
       { pageSize: body.page_size ?? 50, after: decodeToken(body.continuation_token, 'read') },
     )
+    observation.endQuery('ok', undefined, page.items.length)
     return c.json({ tuples: page.items.map(storedTupleJson), continuation_token: encodeToken(page.next, 'read') })
   })
 

@@ -1,0 +1,65 @@
+/**
+ * X-Request-Id over real HTTP: an incoming id of 1–128 characters from [A-Za-z0-9._:-] is kept
+ * (echoed, logged, recorded with decisions); anything else is replaced by a new UUID, on every
+ * kind of answer (200, 400, 404).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { accessLineFor, servePemba, type ServedPemba } from '../helpers/http-server.ts'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+let s: ServedPemba
+
+beforeAll(async () => {
+  s = await servePemba()
+})
+afterAll(() => s.close())
+
+async function requestWithId(id: string, path = '/healthz', method = 'GET'): Promise<{ status: number; echoed: string }> {
+  const res = await fetch(s.url + path, { method, headers: { 'x-request-id': id } })
+  await res.text()
+  return { status: res.status, echoed: res.headers.get('x-request-id')! }
+}
+
+describe('X-Request-Id', () => {
+  it('a bounded id of the safe characters is kept, echoed and logged', async () => {
+    for (const id of ['abc', 'req-42', 'Trace.ID:7_x-Y', 'a'.repeat(128), '01J6Z9:frontend.7']) {
+      const r = await requestWithId(id)
+      expect(r.status).toBe(200)
+      expect(r.echoed).toBe(id)
+      expect((await accessLineFor(s, id)).request_id).toBe(id)
+    }
+  })
+
+  it('kept on error answers too (400, 404)', async () => {
+    expect(await requestWithId('on-400', '/stores/short', 'GET')).toEqual({ status: 400, echoed: 'on-400' })
+    expect(await requestWithId('on-404', '/nowhere')).toEqual({ status: 404, echoed: 'on-404' })
+  })
+
+  it('too long, empty, or with other characters: replaced by a new UUID', async () => {
+    const refused = ['a'.repeat(129), '', ' ', 'has space', 'semi;colon', 'x<script>', 'quote"d', 'slash/ed', 'é', 'tab\there']
+    const seen = new Set<string>()
+    for (const id of refused) {
+      const res = await fetch(`${s.url}/healthz`, { headers: id === '' ? { 'x-request-id': '' } : { 'x-request-id': id } }).catch(
+        // fetch itself refuses a few header values (e.g. non-Latin-1); those never reach a server.
+        () => undefined,
+      )
+      if (!res) continue
+      await res.text()
+      const echoed = res.headers.get('x-request-id')!
+      expect(echoed, JSON.stringify(id)).toMatch(UUID)
+      expect(echoed).not.toBe(id)
+      seen.add(echoed)
+      expect((await accessLineFor(s, echoed)).request_id).toBe(echoed)
+    }
+    expect(seen.size).toBeGreaterThanOrEqual(refused.length - 2)
+  })
+
+  it('without one, each request gets its own UUID', async () => {
+    const a = await fetch(`${s.url}/healthz`)
+    const b = await fetch(`${s.url}/healthz`)
+    expect(a.headers.get('x-request-id')).toMatch(UUID)
+    expect(b.headers.get('x-request-id')).toMatch(UUID)
+    expect(a.headers.get('x-request-id')).not.toBe(b.headers.get('x-request-id'))
+  })
+})
