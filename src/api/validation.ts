@@ -47,9 +47,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, messa
 
 /**
  * parseJsonBody reads a request body: empty is `{}`, malformed JSON is a 400, and so is JSON
- * nested deeper than MAX_JSON_NESTING (see nesting.ts).
+ * nested deeper than MAX_JSON_NESTING (see nesting.ts). `hint` is added to the malformed-JSON
+ * message (what the caller probably meant, e.g. the DSL without `Content-Type: text/plain`).
  */
-export async function parseJsonBody(req: Request): Promise<unknown> {
+export async function parseJsonBody(req: Request, hint?: string): Promise<unknown> {
   const text = await req.text()
   if (text.trim() === '') return {}
   if (jsonNestingExceeds(text, MAX_JSON_NESTING)) {
@@ -58,7 +59,7 @@ export async function parseJsonBody(req: Request): Promise<unknown> {
   try {
     return JSON.parse(text)
   } catch (e) {
-    throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}`)
+    throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}${hint ? `; ${hint}` : ''}`)
   }
 }
 

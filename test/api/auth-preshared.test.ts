@@ -56,17 +56,6 @@ describe('preshared keys', () => {
     expect(m.text).toContain('pemba_check_cache_hits_total')
   })
 
-  it('CORS preflights need no credentials', async () => {
-    const r = await t.request('OPTIONS', `/stores/${store}/check`, undefined, {
-      origin: 'https://app.example',
-      'access-control-request-method': 'POST',
-    })
-    expect(r.status).toBe(204)
-    const denied = await t.request('POST', `/stores/${store}/check`, {}, { origin: 'https://app.example' })
-    expect(denied.status).toBe(401)
-    expect(denied.headers.get('access-control-allow-origin')).toBe('https://app.example')
-  })
-
   it('unknown paths still answer 404 to an authenticated client, 401 to anyone else', async () => {
     expect((await t.as('ci', 'GET', '/nope')).body.code).toBe('undefined_endpoint')
     expect((await t.request('GET', '/nope')).body.code).toBe('bearer_token_missing')

@@ -137,21 +137,3 @@ describe('errors', () => {
     expect(((await res.json()) as { tuples: unknown[] }).tuples).toHaveLength(1)
   })
 })
-
-describe('CORS', () => {
-  it('answers preflights and exposes headers to browsers, as OpenFGA does by default', async () => {
-    const pre = await client.request('OPTIONS', '/stores', undefined, {
-      origin: 'https://console.example',
-      'access-control-request-method': 'POST',
-      'access-control-request-headers': 'content-type, x-openfga-client-method',
-    })
-    expect(pre.status).toBe(204)
-    expect(pre.headers.get('access-control-allow-origin')).toBe('https://console.example')
-    expect(pre.headers.get('access-control-allow-credentials')).toBe('true')
-    expect(pre.headers.get('access-control-allow-methods')).toContain('POST')
-    expect(pre.headers.get('access-control-allow-headers')).toBe('content-type, x-openfga-client-method')
-    const res = await client.request('GET', '/stores', undefined, { origin: 'https://console.example' })
-    expect(res.headers.get('access-control-allow-origin')).toBe('https://console.example')
-    expect(res.headers.get('access-control-expose-headers')).toContain('X-Request-Id')
-  })
-})

@@ -3,8 +3,9 @@
  * secret-named fields, URL passwords and the configured preshared keys are replaced by
  * [REDACTED] in error answers (which quote the caller's input) and in the internal-error log.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { createRedactor, REDACTED, redactSecrets } from '../../src/core/redact.ts'
+import { createLogger } from '../../src/telemetry/logger.ts'
 import { createTestClient } from '../helpers/client.ts'
 import { setup, tupleKey } from '../helpers/fixtures.ts'
 
@@ -66,7 +67,6 @@ describe('the redactor', () => {
 })
 
 describe('error answers and logs carry no secrets', () => {
-  afterEach(() => vi.restoreAllMocks())
   const MODEL = 'model\n  schema 1.1\ntype user\ntype agent\ntype doc\n  relations\n    define viewer: [user, agent]\n'
   const noSecret = (text: string) => {
     expect(text).not.toContain(JWT)
@@ -105,7 +105,14 @@ describe('error answers and logs carry no secrets', () => {
 
   it('an internal error carrying secrets is logged redacted and answered generically', async () => {
     const logged: string[] = []
-    vi.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(' ')))
+    // The instance's log, built as createPemba builds it (every line through the configured
+    // redactor), writing into an array.
+    const logger = createLogger({
+      level: 'info',
+      format: 'json',
+      redact: createRedactor([PRESHARED]).text,
+      destination: { write: (line: string) => void logged.push(line) },
+    })
     let failing = false
     const client = await createTestClient(
       { authPresharedKeys: `ci=${PRESHARED}` },
@@ -120,6 +127,7 @@ describe('error answers and logs carry no secrets', () => {
           return new Date()
         },
         sweeper: false,
+        logger,
       },
     )
     try {
@@ -129,9 +137,10 @@ describe('error answers and logs carry no secrets', () => {
       expect(res.status).toBe(500)
       expect(res.body).toEqual({ code: 'internal_error', message: 'Internal Server Error' })
       const log = logged.join('\n')
-      expect(log).toContain('[pemba] internal error (request')
-      expect(log).toContain(`Bearer ${REDACTED}`)
-      expect(log).toContain(`"subject_token":"${REDACTED}"`)
+      const line = JSON.parse(logged.find((l) => l.includes('"internal_error"'))!)
+      expect(line).toMatchObject({ level: 'error', event: 'internal_error', request_id: res.headers.get('x-request-id') })
+      expect(line.err.message).toContain(`Bearer ${REDACTED}`)
+      expect(line.err.stack).toContain(`"subject_token":"${REDACTED}"`)
       noSecret(log)
     } finally {
       failing = false
