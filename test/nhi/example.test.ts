@@ -1,13 +1,13 @@
 /**
  * The non-human identities example (examples/nhi), loaded by its own loader into an in-process
- * server, and the README's walkthrough run against it:
+ * server, and the walkthrough of docs/nhi.md run against it:
  *
  * (a) a CI/CD pipeline deploys to staging but not production, until a release manager (through
  *     the release-managers team) approves its just-in-time request; the grant then expires, and
  *     the sweeper's delete shows in the change feed;
  * (b) an AI agent acting for a support engineer reads exactly what both may read;
  * (c) a partner integration refunds only the transactions it originated;
- * (d) the billing API's conditions, as in test/api/readme-conditions.test.ts.
+ * (d) the billing API's conditions, as in test/api/docs-conditions.test.ts.
  *
  * A fake clock drives time; the sweeper runs only when the test says so.
  */

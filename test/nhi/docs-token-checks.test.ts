@@ -1,7 +1,7 @@
 /**
- * The README's "Token-native checks" walkthrough, run as written against the NHI example
+ * The "Token-native checks" walkthrough of docs/nhi.md, run as written against the NHI example
  * (examples/nhi): the CI issuer and its pipeline's deploy token, then the support desk's issuer
- * and an agent's delegated token. The README fetches keys from a jwks_uri; here the same
+ * and an agent's delegated token. The page fetches keys from a jwks_uri; here the same
  * issuers carry the public key inline (test/nhi/token-checks.test.ts covers jwks_uri).
  */
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'

@@ -1,5 +1,5 @@
 /**
- * The README's conditions example, run as written: a service account may call the billing API
+ * The conditions example of docs/api.md, run as written: a service account may call the billing API
  * only from an approved network and inside a maintenance window.
  */
 import { afterEach, beforeEach, expect, it } from 'vitest'
