@@ -32,13 +32,20 @@ import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log
 import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
 import type { Datastore } from './store/store.ts'
+import { MigrationsPendingError } from './store/migrations.ts'
 import { TupleIndex } from './store/readers/tuple-index.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
+import { createMetrics, type PembaMetrics } from './telemetry/metrics.ts'
+import { ReadinessService, reason } from './service/readiness.ts'
+import type { QueryObserver } from './store/ports.ts'
+import { tracingFromEnv, type Tracing } from './telemetry/tracing.ts'
 
 export interface Pemba {
   config: PembaConfig
   /** The structured log every part of this instance writes to (src/telemetry/logger.ts). */
   logger: Logger
+  /** OpenTelemetry tracing, when the OTEL_* environment turned it on (src/telemetry/tracing.ts). */
+  tracing?: Tracing
   app: Hono<AppEnv>
   datastore: Datastore
   models: ModelService
@@ -67,6 +74,10 @@ export interface Pemba {
   decisions: DecisionLog
   /** Least-privilege reviews (unused grants) and reach. */
   reviews: ReviewService
+  /** The Prometheus metrics (`/metrics`, and PEMBA_METRICS_ADDR's listener). */
+  metrics: PembaMetrics
+  /** What `/readyz` asks: the database, its migrations, the tuple index preload. */
+  readiness: ReadinessService
   /** Stops the sweepers, writes the decisions still waiting, then closes the database. */
   close(): Promise<void>
 }
@@ -81,21 +92,88 @@ export interface PembaOverrides {
    * `pemba.sweeper.runOnce()` themselves). PEMBA_EXPIRY_SWEEP_INTERVAL_MS=0 does the same.
    */
   sweeper?: boolean
+  /**
+   * The environment the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, …) are read
+   * from; the CLI passes `process.env`. Absent: tracing is off.
+   */
+  otelEnv?: Record<string, string | undefined>
 }
+
+/** What openDatastore reports to, besides the configuration. */
+export interface OpenDatastoreOptions {
+  /** Where each failed attempt and idle-connection failure is logged (warn). */
+  logger?: Logger
+  /** Told each datastore operation's duration (the metrics). */
+  observer?: QueryObserver
+}
+
+/**
+ * DatabaseUnavailableError: the database could not be opened: unreachable for the whole
+ * PEMBA_DB_STARTUP_TIMEOUT_MS, or refused (a wrong password, no such database). Its message
+ * names PEMBA_DATABASE_URL (password hidden) and the reason; `pemba serve` prints it alone.
+ */
+export class DatabaseUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'DatabaseUnavailableError'
+  }
+}
+
+/** The first wait between attempts to reach the database at start; it doubles up to STARTUP_RETRY_MAX_MS. */
+export const STARTUP_RETRY_FIRST_MS = 250
+export const STARTUP_RETRY_MAX_MS = 5000
 
 /**
  * openDatastore opens the configured database through the backend registry
  * (src/store/sql/backends.ts) and applies its pending migrations, or, with `migrations: 'check'`,
  * throws MigrationsPendingError while any are pending (a SQLite file is then only read, never
  * created). `pemba migrate` migrates through the registry too, whatever the setting.
+ *
+ * A database that cannot be reached yet (PostgreSQL starting beside Pemba, say) is tried again
+ * after 250 ms, 500 ms, 1 s, … up to 5 s apart (±20 %, so replicas spread out), each failure a
+ * warn event naming PEMBA_DATABASE_URL with its password hidden, until PEMBA_DB_STARTUP_TIMEOUT_MS
+ * has passed (0: no retry); then, or at once for an error retrying cannot fix (a wrong
+ * password), it throws DatabaseUnavailableError.
  */
-export async function openDatastore(config: PembaConfig): Promise<Datastore> {
+export async function openDatastore(config: PembaConfig, options: OpenDatastoreOptions = {}): Promise<Datastore> {
   const { backend, target } = databaseBackend(config.databaseUrl)
-  return backend.open(target, {
-    poolSize: config.pgPoolSize,
-    statementTimeoutMs: config.pgStatementTimeoutMs,
-    migrations: config.migrations,
-  })
+  const where = backend.redactUrl(config.databaseUrl)
+  const logger = options.logger
+  const started = Date.now()
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await backend.open(target, {
+        poolSize: config.pgPoolSize,
+        statementTimeoutMs: config.pgStatementTimeoutMs,
+        migrations: config.migrations,
+        observer: options.observer,
+        onConnectionError: (err) =>
+          logger?.warn(
+            { event: 'database_connection_lost', database: where, reason: reason(err) },
+            `an idle connection to ${where} failed (${reason(err)}); the pool opens a new one when needed`,
+          ),
+      })
+    } catch (e) {
+      // A backend that cannot be unreachable (SQLite, in this process) reports its own errors.
+      if (e instanceof MigrationsPendingError || !backend.unreachable) throw e
+      const why = reason(e)
+      if (!backend.unreachable(e)) {
+        throw new DatabaseUnavailableError(`cannot open the database PEMBA_DATABASE_URL=${where}: ${why}`, { cause: e })
+      }
+      const left = config.dbStartupTimeoutMs - (Date.now() - started)
+      if (left <= 0) {
+        const tried = config.dbStartupTimeoutMs > 0 ? ` for ${config.dbStartupTimeoutMs} ms (PEMBA_DB_STARTUP_TIMEOUT_MS, ${attempt} attempts)` : ''
+        throw new DatabaseUnavailableError(`cannot reach the database PEMBA_DATABASE_URL=${where}${tried}: ${why}`, { cause: e })
+      }
+      const backoff = Math.min(STARTUP_RETRY_FIRST_MS * 2 ** (attempt - 1), STARTUP_RETRY_MAX_MS)
+      const wait = Math.round(Math.min(left, backoff * (0.8 + 0.4 * Math.random())))
+      logger?.warn(
+        { event: 'database_unreachable', setting: 'PEMBA_DATABASE_URL', database: where, attempt, retry_in_ms: wait, reason: why },
+        `cannot reach the database PEMBA_DATABASE_URL=${where} (attempt ${attempt}): ${why}; retrying in ${wait} ms`,
+      )
+      await new Promise<void>((resolve) => setTimeout(resolve, wait))
+    }
+  }
 }
 
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
@@ -103,9 +181,12 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const redactor = createRedactor(configuredSecrets(config))
   const logger =
     overrides.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
+  // Before anything is opened: a refused OTEL_* value stops the start with nothing to close.
+  const tracing = overrides.otelEnv ? startTracing(overrides.otelEnv, logger) : undefined
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
-  const datastore = await openDatastore(config)
+  const metrics = createMetrics()
+  const datastore = await openDatastore(config, { logger, observer: metrics.observeDatastore })
   const models = new ModelService({
     datastore,
     ids,
@@ -192,9 +273,19 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const access = new AccessControl({ datastore, models, checks, lists, writes, clock, enforced: config.authMode !== 'none' })
   const stores = new StoreService({ datastore, grants: access, ids, clock, forgetStore: (id) => evaluation.forgetStore(id) })
   const assertions = new AssertionService({ datastore, models })
+  // With PEMBA_TUPLE_INDEX_PRELOAD=on, /readyz reports the preload's state.
+  let preload = 'loading'
+  const readiness = new ReadinessService({
+    datastore,
+    timeoutMs: config.readyTimeoutMs,
+    tupleIndexPreload: config.tupleIndexPreload === 'on' ? () => preload : undefined,
+  })
   try {
     await access.ensureSystemStore(parseAdminClients(config.authAdminClients))
-    if (config.tupleIndexPreload === 'on') await preloadTupleIndex(datastore, evaluation)
+    if (config.tupleIndexPreload === 'on') {
+      await preloadTupleIndex(datastore, evaluation)
+      preload = 'ok'
+    }
   } catch (e) {
     await datastore.close()
     throw e
@@ -227,6 +318,13 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   if (overrides.sweeper !== false) sweeper.start()
   const reviews = new ReviewService({ datastore, lists, models, clock })
   if (overrides.sweeper !== false) decisions.start()
+  metrics.collectFrom({
+    checkCache: () => evaluation.cacheStats(),
+    tupleCache: () => evaluation.tupleCacheStats(),
+    tupleIndex: () => evaluation.tupleIndexStats(),
+    decisionLog: () => decisions.metrics(),
+    pool: () => datastore.poolStats(),
+  })
   const app = createApp({
     models,
     evaluation,
@@ -237,18 +335,25 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     assertions,
     accessRequests,
     bodyLimitBytes: config.bodyLimitBytes,
+    browser: { corsOrigins: config.corsOrigins, allowedHosts: config.allowedHosts, listenHost: config.host },
     logError,
     redact: redactor.text,
+    accessLog: config.accessLog === 'on' ? logger : undefined,
+    tracing,
     access,
     authenticator,
     tokenIssuers,
     tokenChecks,
     decisions,
     reviews,
+    metrics,
+    readiness,
+    metricsExposition: () => metrics.scrape(),
   })
   return {
     config,
     logger,
+    tracing,
     app,
     datastore,
     models,
@@ -266,13 +371,27 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     sweeper,
     decisions,
     reviews,
+    metrics,
+    readiness,
     async close() {
       await sweeper.stop()
       // Decisions still waiting are written before the database closes.
       await decisions.close()
       await datastore.close()
+      // The spans of the last requests are exported before the process ends.
+      await tracing?.shutdown()
     },
   }
+}
+
+/** startTracing builds the tracer when the environment asks for it, and says where spans go. */
+function startTracing(env: Record<string, string | undefined>, logger: Logger): Tracing | undefined {
+  const tracing = tracingFromEnv(env, {
+    onExportError: (err, droppedSpans) =>
+      logger.warn({ event: 'trace_export_failed', dropped_spans: droppedSpans, err }, 'tracing: cannot export spans'),
+  })
+  if (tracing) logger.info({ event: 'tracing', endpoint: tracing.endpoint }, `tracing: exporting spans to ${tracing.endpoint}`)
+  return tracing
 }
 
 /** configuredSecrets lists the secrets in the configuration, for the redactor to hide verbatim. */

@@ -18,6 +18,11 @@ import type { AccessControl } from '../auth/access-control.ts'
 import type { Authenticator } from '../auth/authenticate.ts'
 import type { DecisionLog } from '../service/decision-log.ts'
 import type { ReviewService } from '../service/reviews.ts'
+import type { ReadinessService } from '../service/readiness.ts'
+import type { Logger } from '../telemetry/logger.ts'
+import type { RequestMetrics } from '../telemetry/request-metrics.ts'
+import type { Tracing } from '../telemetry/tracing.ts'
+import type { RequestObservation } from '../telemetry/request-observation.ts'
 
 export interface AppDeps {
   models: ModelService
@@ -48,10 +53,27 @@ export interface AppDeps {
   decisions: DecisionLog
   /** Least-privilege reviews and reach. */
   reviews: ReviewService
+  /** What `GET /readyz` asks: the database, the migrations, the tuple index preload. */
+  readiness: ReadinessService
+  /** The Prometheus exposition `GET /metrics` answers (src/telemetry/metrics.ts). */
+  metricsExposition: () => Promise<{ contentType: string; body: string }>
+  /**
+   * Browsers (cors.ts, host-check.ts): PEMBA_CORS_ORIGINS, PEMBA_ALLOWED_HOSTS and PEMBA_HOST
+   * as configured. Absent: CORS off, cross-origin writes refused, Host checked against
+   * localhost and IP literals when authentication is off.
+   */
+  browser?: { corsOrigins: string; allowedHosts: string; listenHost: string }
+  /** Where each request's and each query's outcome and latency are counted (src/telemetry/request-metrics.ts). */
+  metrics?: RequestMetrics
+  /** The access log: one line per request (observe.ts); absent when PEMBA_ACCESS_LOG=off. */
+  accessLog?: Logger
+  /** OpenTelemetry tracing (src/telemetry/tracing.ts); absent when off, and then free. */
+  tracing?: Tracing
 }
 
 /**
- * Per-request values: `requestId` (also sent as X-Request-Id) and `client`, the authenticated
- * API client's identity (`client:provisioner`), '' when authentication is off.
+ * Per-request values: `requestId` (also sent as X-Request-Id), `client`, the authenticated
+ * API client's identity (`client:provisioner`), '' when authentication is off, and
+ * `observation`, the request's timing, trace context and query facts (observe.ts).
  */
-export type AppEnv = { Variables: { requestId: string; client: string } }
+export type AppEnv = { Variables: { requestId: string; client: string; observation: RequestObservation } }

@@ -8,8 +8,11 @@
 import { serve } from '@hono/node-server'
 import type { AddressInfo } from 'node:net'
 import type { PembaConfig } from '../config.ts'
-import { createPemba, type Pemba } from '../server.ts'
+import { createPemba, DatabaseUnavailableError, type Pemba } from '../server.ts'
+import { startMetricsListener } from '../telemetry/metrics-listener.ts'
+import type { Server as HttpServer } from 'node:http'
 import { MigrationsPendingError } from '../store/migrations.ts'
+import { TracingConfigError } from '../telemetry/tracing.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
 import type { Redactor } from '../core/redact.ts'
 import type { Logger } from '../telemetry/logger.ts'
@@ -34,13 +37,33 @@ export async function runServe(config: PembaConfig, startup: { logger: Logger; r
   }
   let pemba: Pemba
   try {
-    pemba = await createPemba(config, { logger })
+    // The OpenTelemetry variables (OTEL_*) are read from the process's environment, here only.
+    pemba = await createPemba(config, { logger, otelEnv: process.env })
   } catch (e) {
     if (e instanceof MigrationsPendingError) {
       logger.fatal({ event: 'migrations_pending' }, `refusing to start: ${e.message}`)
       return 1
     }
+    if (e instanceof DatabaseUnavailableError) {
+      logger.fatal({ event: 'database_unavailable' }, `refusing to start: ${e.message}`)
+      return 1
+    }
+    if (e instanceof TracingConfigError) {
+      logger.fatal({ event: 'tracing_config_invalid' }, `refusing to start: ${e.message}`)
+      return 2
+    }
     throw e
+  }
+  // PEMBA_METRICS_ADDR: /metrics on a listener of its own, without the API's authentication.
+  let metricsServer: HttpServer | undefined
+  if (config.metricsAddr) {
+    try {
+      metricsServer = await startMetricsListener(config.metricsAddr, pemba.metrics, logger)
+    } catch (e) {
+      logger.fatal({ event: 'listen_failed' }, `cannot listen on PEMBA_METRICS_ADDR=${config.metricsAddr}: ${(e as Error).message}`)
+      await pemba.close()
+      return 1
+    }
   }
   let stopping = false
   const app = pemba.app
@@ -73,6 +96,8 @@ export async function runServe(config: PembaConfig, startup: { logger: Logger; r
     if (stopping) return
     stopping = true
     logger.info({ event: 'draining', signal }, `${signal} received: draining in-flight requests`)
+    metricsServer?.close()
+    metricsServer?.closeAllConnections()
     // close() stops accepting and waits for in-flight requests; idle keep-alive sockets are closed.
     server.close(() => {
       void pemba.close().then(() => {
