@@ -29,7 +29,7 @@ afterEach(async () => {
 })
 
 async function serveApp(overrides: Partial<PembaConfig> = {}): Promise<Served> {
-  const pemba = await createPemba({ ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', ...overrides })
+  const pemba = await createPemba({ ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', logLevel: 'warn', ...overrides })
   const server = serve({ fetch: pemba.app.fetch, hostname: '127.0.0.1', port: 0 })
   await new Promise<void>((resolve, reject) => {
     if (server.listening) return resolve()

@@ -41,7 +41,7 @@ interface Running {
 }
 
 async function startPemba(overrides: Partial<PembaConfig>): Promise<Running> {
-  const pemba = await createPemba({ ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', ...overrides })
+  const pemba = await createPemba({ ...loadConfig({ env: {}, argv: [] }), databaseUrl: 'sqlite::memory:', logLevel: 'warn', ...overrides })
   const paths: string[] = []
   const server: ServerType = serve({
     hostname: '127.0.0.1',

@@ -44,6 +44,7 @@ beforeAll(async () => {
   pemba = await createPemba({
     ...loadConfig({ env: {}, argv: [] }),
     databaseUrl: 'sqlite::memory:',
+    logLevel: 'warn',
   })
   const app = pemba.app
   server = serve({
