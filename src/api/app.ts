@@ -37,7 +37,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   // First: the request id, the trace context, the access log line and the request's metrics,
   // also for requests refused by what follows (observe.ts).
-  app.use('*', observeRequests({ accessLog: deps.accessLog, metrics: deps.metrics, tracing: deps.tracing }))
+  app.use('*', observeRequests({ accessLog: deps.accessLog, metrics: deps.metrics, tracing: deps.tracing, redact: deps.redact }))
   // Browsers (cors.ts, host-check.ts): with authentication off, a Host that is a foreign DNS
   // name is refused first (DNS rebinding); then CORS, and cross-origin writes refused.
   const browser = deps.browser ?? { corsOrigins: '', allowedHosts: '', listenHost: '' }

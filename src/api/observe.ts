@@ -5,8 +5,9 @@
  * src/telemetry/request-observation.ts): its outcome, latency and engine facts go to the metrics
  * and to a child span.
  *
- * - Request id: an incoming `X-Request-Id` of 1–128 characters from `[A-Za-z0-9._:-]` is kept,
- *   anything else is replaced by a new UUID; either way it is echoed in `X-Request-Id`.
+ * - Request id: an incoming `X-Request-Id` of 1–128 characters from `[A-Za-z0-9._:-]` is kept
+ *   unless it is a secret the redactor hides; anything else is replaced by a new UUID; either
+ *   way it is echoed in `X-Request-Id`.
  * - Trace context: a W3C `traceparent` is honoured. With tracing on, the request's span is its
  *   child (`tracestate` kept); with tracing off, its trace id still goes into the access log.
  * - Access log (`event: "request"`): method, route pattern (never the raw path: ids stay out),
@@ -38,6 +39,15 @@ const STORES_PREFIX = '/stores/'
 /** The route pattern of a request that matches no route. */
 export const UNMATCHED = 'unmatched'
 
+/**
+ * isSafeRequestId: an incoming id is kept when it is bounded, of the safe characters, and not
+ * something the redactor hides (a configured key sent as `X-Request-Id` would otherwise be
+ * echoed and stored with the request's decisions). The redactor runs only when the header is sent.
+ */
+function isSafeRequestId(id: string, redact: ((text: string) => string) | undefined): boolean {
+  return SAFE_REQUEST_ID.test(id) && (redact === undefined || redact(id) === id)
+}
+
 /** Reads request headers for the W3C propagator. */
 const HEADERS_GETTER = {
   get: (h: Headers, key: string) => h.get(key) ?? undefined,
@@ -46,10 +56,10 @@ const HEADERS_GETTER = {
 
 /** observeRequests is the middleware (see the module comment). */
 export function observeRequests(options: ObserveOptions): MiddlewareHandler<AppEnv> {
-  const { accessLog, metrics, tracing } = options
+  const { accessLog, metrics, tracing, redact } = options
   return async function observe(c, next) {
     const incoming = c.req.header('x-request-id')
-    const requestId = incoming !== undefined && SAFE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+    const requestId = incoming !== undefined && isSafeRequestId(incoming, redact) ? incoming : crypto.randomUUID()
     const observation = new RequestObservation(options, requestId)
     c.set('requestId', requestId)
     c.set('client', '')

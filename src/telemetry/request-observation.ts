@@ -19,6 +19,8 @@ export interface ObserveOptions {
   accessLog?: Logger
   metrics?: RequestMetrics
   tracing?: Tracing
+  /** The configured redactor: an incoming request id it would change is not kept. */
+  redact?: (text: string) => string
 }
 
 /** What a query reports when it ends; a check's or a list's result object is one already. */

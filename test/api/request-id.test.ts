@@ -4,6 +4,7 @@
  * kind of answer (200, 400, 404).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { keyOf } from '../helpers/auth.ts'
 import { accessLineFor, servePemba, type ServedPemba } from '../helpers/http-server.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -61,5 +62,25 @@ describe('X-Request-Id', () => {
     expect(a.headers.get('x-request-id')).toMatch(UUID)
     expect(b.headers.get('x-request-id')).toMatch(UUID)
     expect(a.headers.get('x-request-id')).not.toBe(b.headers.get('x-request-id'))
+  })
+
+  it('a configured key or a token sent as the id is not kept: it would be echoed and stored with decisions', async () => {
+    const key = keyOf('root')
+    const keyed = await servePemba({ authMode: 'preshared', authPresharedKeys: `root=${key}` }, {}, [key])
+    try {
+      for (const id of [key, 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl']) {
+        const res = await fetch(`${keyed.url}/healthz`, { headers: { 'x-request-id': id } })
+        await res.text()
+        const echoed = res.headers.get('x-request-id')!
+        expect(echoed).toMatch(UUID)
+        expect((await accessLineFor(keyed, echoed)).request_id).toBe(echoed)
+      }
+      // An ordinary id is still kept on that server.
+      const res = await fetch(`${keyed.url}/healthz`, { headers: { 'x-request-id': 'req-7' } })
+      await res.text()
+      expect(res.headers.get('x-request-id')).toBe('req-7')
+    } finally {
+      await keyed.close()
+    }
   })
 })
