@@ -126,13 +126,15 @@ export function browserOrigins(policy: CorsPolicy, exposeHeaders: string[]): Mid
 }
 
 /**
- * isOwnOrigin: is `origin` the server's own, `scheme://Host` of this request? A page served by
+ * isOwnOrigin: does `origin` name this request's own host (the Host header)? A page served by
  * Pemba's own host (none today, but a proxy may serve a console there) is same-origin, and a
- * browser sends `Origin` on its same-origin POSTs too.
+ * browser sends `Origin` on its same-origin POSTs too. The scheme is not compared: behind a
+ * proxy that ends TLS the request arrives as http while the page's origin is https, and one
+ * host and port serve one scheme.
  */
 function isOwnOrigin(origin: string, url: string, host: string | undefined): boolean {
-  const scheme = url.slice(0, url.indexOf(':'))
-  return origin.toLowerCase() === `${scheme}://${(host ?? authorityOf(url)).toLowerCase()}`
+  const at = origin.indexOf('://')
+  return at > 0 && origin.slice(at + 3).toLowerCase() === (host ?? authorityOf(url)).toLowerCase()
 }
 
 /** authorityOf(`http://127.0.0.1:8080/stores`) is `127.0.0.1:8080`. */

@@ -104,13 +104,18 @@ describe('CORS off (the default)', () => {
     expect(corsHeaders(get.headers)).toEqual({})
   })
 
-  it("accepts a write from the server's own origin (scheme://Host)", async () => {
+  it("accepts a write from the server's own origin (its Host, whatever the scheme a TLS proxy ended)", async () => {
     client = await createTestClient()
     const { storeId } = await setup(client, MODEL)
     const write = { writes: { tuple_keys: [tupleKey('doc:1#viewer@user:anne')] } }
     // app.request('/…') is addressed to http://localhost.
     const own = await client.request('POST', `/stores/${storeId}/write`, write, { origin: 'http://localhost' })
     expect(own.status, own.text).toBe(200)
+    // Behind a proxy that ends TLS the page is https://localhost while the request arrives as http.
+    const del = { deletes: { tuple_keys: [tupleKey('doc:1#viewer@user:anne')] } }
+    const proxied = await client.request('POST', `/stores/${storeId}/write`, del, { origin: 'https://localhost' })
+    expect(proxied.status, proxied.text).toBe(200)
+    expect((await client.request('POST', `/stores/${storeId}/write`, write, { origin: 'https://localhost' })).status).toBe(200)
     const otherPort = await client.request('POST', `/stores/${storeId}/write`, write, { origin: 'http://localhost:3000' })
     expect(otherPort.status).toBe(403)
     expect(await readTuples(client, storeId)).toHaveLength(1)

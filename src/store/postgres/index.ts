@@ -495,6 +495,13 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
 }
 
 /**
+ * Node's errors of a connection that may pass by itself: refused, reset, timed out, no route
+ * yet, and a host name that does not resolve yet (ENOTFOUND, EAI_AGAIN: a service name in a
+ * compose file or a cluster before its DNS entry exists). Not EACCES, EINVAL and the like.
+ */
+const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'])
+
+/**
  * unreachable: an error of connecting that may pass by itself: a refused, reset or timed-out
  * connection, a name not resolving yet, a server starting or shutting down (SQLSTATE 57P0x),
  * out of connections (53300) or a connection exception (class 08). A wrong password (28P01) or a
@@ -503,7 +510,8 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
 function unreachable(err: unknown): boolean {
   const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown }
   if (typeof code === 'string') {
-    return /^E[A-Z]+$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300'
+    // 57P04 is a dropped database: waiting will not bring it back.
+    return UNREACHABLE_ERRNOS.has(code) || code.startsWith('08') || (code.startsWith('57P') && code !== '57P04') || code === '53300'
   }
   return typeof message === 'string' && /Connection terminated|connection timeout|timeout expired/i.test(message)
 }
