@@ -142,10 +142,7 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
   const started = Date.now()
   for (let attempt = 1; ; attempt++) {
     try {
-      // What `auto` is about to apply, for the log (a replica starting beside this one may
-      // apply some of it first; the log then names more than this process applied).
-      const pending = config.migrations === 'auto' && logger ? (await backend.migrationStatus(target)).pending : []
-      const datastore = await backend.open(target, {
+      return await backend.open(target, {
         poolSize: config.pgPoolSize,
         statementTimeoutMs: config.pgStatementTimeoutMs,
         migrations: config.migrations,
@@ -155,14 +152,12 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
             { event: 'database_connection_lost', database: where, reason: reason(err) },
             `an idle connection to ${where} failed (${reason(err)}); the pool opens a new one when needed`,
           ),
+        onMigrationsApplied: (tags) =>
+          logger?.info(
+            { event: 'migrations_applied', database: where, migrations: tags },
+            `applied ${tags.length} migration(s) to ${where}: ${tags.join(', ')}`,
+          ),
       })
-      if (pending.length > 0) {
-        logger?.info(
-          { event: 'migrations_applied', database: where, migrations: pending },
-          `applied ${pending.length} migration(s) to ${where}: ${pending.join(', ')}`,
-        )
-      }
-      return datastore
     } catch (e) {
       // A backend that cannot be unreachable (SQLite, in this process) reports its own errors.
       if (e instanceof MigrationsPendingError || !backend.unreachable) throw e

@@ -8,11 +8,12 @@
  * @module
  */
 import { addSettingOptions } from '../config/options.ts'
+import { presharedKeysIn } from '../config/load.ts'
 import { createRedactor } from '../core/redact.ts'
 import { createLogger } from '../telemetry/logger.ts'
 import { clientsCli } from './clients.ts'
 import { migrateCli } from './migrate.ts'
-import { presharedKeysGiven, runProgram, type Register } from './program.ts'
+import { runProgram, type Register } from './program.ts'
 import { reviewCli } from './review.ts'
 
 const serveCli: Register = (program, ctx) => {
@@ -29,7 +30,7 @@ const serveCli: Register = (program, ctx) => {
 }
 
 /** A fatal error's line hides the preshared keys as given, like every other line. */
-const fatalRedactor = createRedactor(presharedKeysGiven(process.env, undefined))
+const fatalRedactor = createRedactor(presharedKeysIn([process.env.PEMBA_AUTH_PRESHARED_KEYS]))
 
 runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, clientsCli, reviewCli]).then(
   (code) => {

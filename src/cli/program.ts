@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { ConfigError, databaseBackend, loadConfig, type PembaConfig } from '../config.ts'
 import { settingFlags } from '../config/options.ts'
-import { parsePresharedKeys } from '../auth/settings.ts'
+import { presharedKeysIn } from '../config/load.ts'
 import { createRedactor, type Redactor } from '../core/redact.ts'
 import { createLogger, type Logger } from '../telemetry/logger.ts'
 
@@ -74,18 +74,18 @@ export function buildProgram(io: CliIo, result: { code: number }, register: read
     io,
     async exec(cmd, run) {
       const flags = settingFlags(cmd)
-      const redactor = createRedactor(presharedKeysGiven(io.env, flags.authPresharedKeys))
       let config: PembaConfig
       try {
         config = loadConfig({ env: io.env, flags })
       } catch (e) {
         if (!(e instanceof ConfigError)) throw e
-        io.out.error(`pemba: ${redactor.text(e.message)}`)
+        // loadConfig has hidden the preshared keys given anywhere in its message.
+        io.out.error(`pemba: ${e.message}`)
         result.code = USAGE_EXIT
         return
       }
       // The keys as configured, wherever they came from (a config file too), hide in every line.
-      const configured = createRedactor([...presharedKeysGiven(io.env, flags.authPresharedKeys), ...presharedKeysGiven({}, config.authPresharedKeys)])
+      const configured = createRedactor(presharedKeysIn([io.env.PEMBA_AUTH_PRESHARED_KEYS, flags.authPresharedKeys, config.authPresharedKeys]))
       try {
         result.code = await run(config, configured)
       } catch (e) {
@@ -149,16 +149,3 @@ function failure(e: unknown, config: PembaConfig, redactor: Redactor): string {
 /** The program's own flags; any other leading flag belongs to `serve`. */
 const PROGRAM_FLAGS = new Set(['-h', '--help', '-V', '--version'])
 
-/**
- * presharedKeysGiven: the preshared keys in PEMBA_AUTH_PRESHARED_KEYS or a flag's value, as
- * given (before they are checked), so even a refused configuration's message hides them.
- */
-export function presharedKeysGiven(env: Record<string, string | undefined>, flag: string | undefined): string[] {
-  const raw = [env.PEMBA_AUTH_PRESHARED_KEYS ?? '', flag ?? ''].filter((r) => r !== '')
-  try {
-    return raw.flatMap((r) => parsePresharedKeys(r).map((k) => k.key))
-  } catch {
-    // Malformed: hide whatever follows each `=`, as a key would.
-    return raw.flatMap((r) => r.split(',').map((e) => e.slice(e.indexOf('=') + 1).trim())).filter((k) => k !== '')
-  }
-}

@@ -8,11 +8,14 @@
  */
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml } from 'yaml'
+import { parsePresharedKeys } from '../auth/settings.ts'
+import { createRedactor } from '../core/redact.ts'
 import { parseSettingArgs, type SettingFlags } from './options.ts'
 import {
   CONFIG_FILE_ENV,
   ConfigError,
   configSchema,
+  DEFAULTS,
   kebab,
   KNOWN_NON_SETTINGS,
   SETTING_KEYS,
@@ -47,14 +50,19 @@ export function loadConfig(source: ConfigSource): PembaConfig {
   const flags: SettingFlags = { ...(source.argv ? parseSettingArgs(source.argv) : {}), ...source.flags }
   const given = new Map<SettingKey, Given>()
   const file = flags.config ?? nonEmpty(source.env[CONFIG_FILE_ENV])
+  let fileKeys: string | undefined
   if (file !== undefined) {
     for (const [key, value] of Object.entries(readConfigFile(file)) as [SettingKey, string][]) {
+      if (key === 'authPresharedKeys') fileKeys = value
       given.set(key, { value, from: `${kebab(key)} in ${file}` })
     }
   }
   for (const key of SETTING_KEYS) {
-    const value = nonEmpty(source.env[settingMeta(key).env])
-    if (value !== undefined) given.set(key, { value, from: '' })
+    const value = source.env[settingMeta(key).env]
+    // An empty variable means "not set", except for the settings where empty means off
+    // (PEMBA_CORS_ORIGINS=''): there it overrides a config file's value, as a flag would.
+    if (value === undefined || (value === '' && DEFAULTS[key] !== '')) continue
+    given.set(key, { value, from: '' })
   }
   for (const key of SETTING_KEYS) {
     const value = flags[key]
@@ -66,11 +74,30 @@ export function loadConfig(source: ConfigSource): PembaConfig {
   const [first, ...more] = result.error.issues
   const key = first.path[0] as SettingKey | undefined
   const from = key === undefined ? '' : (given.get(key)?.from ?? '')
+  // Messages repeat the value refused (`got '…'`): the preshared keys given anywhere (the file,
+  // the environment, a flag), checked or not, are hidden in them.
+  const keys = presharedKeysIn([fileKeys, source.env[settingMeta('authPresharedKeys').env], flags.authPresharedKeys])
   throw new ConfigError(
-    first.message +
-      (from ? ` (given as ${from})` : '') +
-      (more.length > 0 ? ` (and ${more.length} more problem${more.length === 1 ? '' : 's'})` : ''),
+    createRedactor(keys).text(
+      first.message +
+        (from ? ` (given as ${from})` : '') +
+        (more.length > 0 ? ` (and ${more.length} more problem${more.length === 1 ? '' : 's'})` : ''),
+    ),
   )
+}
+
+/**
+ * presharedKeysIn: the keys in PEMBA_AUTH_PRESHARED_KEYS-style texts (`name=key,…`), as given
+ * (before they are checked), so even a refused configuration's message can hide them.
+ */
+export function presharedKeysIn(texts: readonly (string | undefined)[]): string[] {
+  const raw = texts.filter((r): r is string => r !== undefined && r !== '')
+  try {
+    return raw.flatMap((r) => parsePresharedKeys(r).map((k) => k.key))
+  } catch {
+    // Malformed: hide whatever follows each `=`, as a key would.
+    return raw.flatMap((r) => r.split(',').map((e) => e.slice(e.indexOf('=') + 1).trim())).filter((k) => k !== '')
+  }
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -37,10 +37,12 @@ export function addSettingOptions(cmd: Command): Command {
 
 /**
  * settingFlags: the settings given on `cmd`'s command line (not those commander read from the
- * environment or defaulted: loadConfig weighs those itself), as text.
+ * environment or defaulted: loadConfig weighs those itself), as text. Flags given to a parent
+ * command count too (`pemba migrate --database-url … status`: with positional options,
+ * commander hands the flag to `migrate`), the subcommand's own winning.
  */
 export function settingFlags(cmd: Command): SettingFlags {
-  const flags: SettingFlags = {}
+  const flags: SettingFlags = cmd.parent ? settingFlags(cmd.parent) : {}
   const opts = cmd.opts<Record<string, unknown>>()
   for (const key of [...SETTING_KEYS, 'config'] as const) {
     if (cmd.getOptionValueSource(key) === 'cli') flags[key] = String(opts[key])

@@ -125,6 +125,9 @@ describe('configuration errors', () => {
     expect(r.code).toBe(2)
     expect(r.err).toMatch(/^pemba: PEMBA_AUTH_PRESHARED_KEYS entry 1/)
     expect(r.err + r.out).not.toContain(key)
+    // A refusal that repeats the value it refused: the key given as a flag is hidden in it.
+    const echoed = await run(['serve', '--auth-preshared-keys', `ci=${key}`, '--port', key], { PEMBA_AUTH_MODE: 'preshared' })
+    expect(echoed).toEqual({ code: 2, out: '', err: "pemba: PEMBA_PORT must be a non-negative integer, got '[REDACTED]' (given as --port)\n" })
   })
 
   it('a SQLite file in a missing directory is refused, and created with --create-dirs', async () => {
@@ -173,6 +176,9 @@ describe('the config file through the command', () => {
       run(['migrate', 'status', '--config', config, '--database-url', urls[2]], { PEMBA_DATABASE_URL: urls[1] }),
       run(['migrate', 'status'], { PEMBA_CONFIG: config }),
     ])
+    // A flag before the subcommand (commander gives it to `migrate`) counts as well.
+    const beforeStatus = await run(['migrate', '--database-url', urls[2], 'status', '--config', config])
+    expect(beforeStatus.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 4 pending`)
     expect(fromFile.out.split('\n')[0]).toBe(`${urls[0]}: 0 applied, 4 pending`)
     expect(fromEnv.out.split('\n')[0]).toBe(`${urls[1]}: 0 applied, 4 pending`)
     expect(fromFlag.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 4 pending`)

@@ -160,6 +160,26 @@ describe('the config file', () => {
     expect([viaFlag.port, viaFlag.decisionLog, viaFlag.logLevel]).toEqual([4444, 'off', 'info'])
   })
 
+  it('an empty variable turns off what the file turned on (CORS origins, metrics address), and is no value elsewhere', () => {
+    const path = file('on.yaml', 'cors-origins: https://a.example\nmetrics-addr: 127.0.0.1:9464\nport: 1111\n')
+    expect(loadConfig({ env: { PEMBA_CONFIG: path } }).corsOrigins).toBe('https://a.example')
+    const off = loadConfig({ env: { PEMBA_CONFIG: path, PEMBA_CORS_ORIGINS: '', PEMBA_METRICS_ADDR: '', PEMBA_PORT: '' } })
+    expect([off.corsOrigins, off.metricsAddr, off.port]).toEqual(['', '', 1111])
+  })
+
+  it('hides a preshared key given in the file, the environment or a flag in any refusal that repeats it', () => {
+    const key = 'k3y-from-anywhere-0123456789'
+    const inFile = file('keys.yaml', `auth-preshared-keys: "ci=${key}"\nport: "${key}"\n`)
+    for (const message of [
+      refusal(() => loadConfig({ env: {}, argv: ['--config', inFile] })),
+      refusal(() => loadConfig({ env: { PEMBA_AUTH_PRESHARED_KEYS: `ci=${key}` }, argv: ['--port', key] })),
+      refusal(() => loadConfig({ env: { PEMBA_PORT: key }, argv: ['--auth-preshared-keys', `ci=${key}`] })),
+    ]) {
+      expect(message).toMatch(/^PEMBA_PORT must be a non-negative integer, got '\[REDACTED\]'/)
+      expect(message).not.toContain(key)
+    }
+  })
+
   it('refuses unknown keys with the nearest one, and says which key of which file a bad value came from', () => {
     const typo = file('typo.yaml', 'database-ur: "sqlite::memory:"\n')
     expect(refusal(() => loadConfig({ env: {}, argv: ['--config', typo] }))).toBe(

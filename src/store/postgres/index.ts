@@ -57,6 +57,8 @@ export interface PostgresOptions {
   observer?: QueryObserver
   /** Told when an idle pooled connection fails (the pool replaces it); default: nothing. */
   onConnectionError?: (err: Error) => void
+  /** Told which migrations `auto` applied, as read under the migration lock. */
+  onMigrationsApplied?: (tags: string[]) => void
 }
 
 /** Attempts of one transaction when PostgreSQL reports a deadlock or serialization failure. */
@@ -445,7 +447,9 @@ export class PostgresDatastore extends SqlDatastore {
 
   /** open connects, applies or checks the migrations, and returns the store. */
   static async open(options: PostgresOptions): Promise<PostgresDatastore> {
-    await prepareSchema(options.url, options.migrations ?? 'auto')
+    const mode = options.migrations ?? 'auto'
+    const before = await prepareSchema(options.url, mode)
+    if (mode === 'auto' && before.pending.length > 0) options.onMigrationsApplied?.(before.pending)
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
@@ -488,6 +492,7 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
       migrations: options.migrations,
       observer: options.observer,
       onConnectionError: options.onConnectionError,
+      onMigrationsApplied: options.onMigrationsApplied,
     }),
   migrate: async (target) => (await prepareSchema(target.url, 'auto')).pending,
   migrationStatus: (target) => prepareSchema(target.url, 'status'),

@@ -26,6 +26,8 @@ export interface OpenOptions {
    * drops it and the next operation opens a new one, so this only reports it.
    */
   onConnectionError?: (err: Error) => void
+  /** Told, under `auto`, which migrations this open applied (none: not called). */
+  onMigrationsApplied?: (tags: string[]) => void
 }
 
 /**

@@ -409,7 +409,11 @@ export const sqliteBackend: SqlBackend<SqliteTarget> = {
   redactUrl: (url) => url,
   async open(target, options) {
     if (options.migrations === 'check') checkSqliteMigrations(target.filename)
-    return new SqliteDatastore({ filename: target.filename, observer: options.observer })
+    // One process opens a SQLite file, so what was pending before is what this open applies.
+    const pending = options.onMigrationsApplied ? sqliteMigrationStatus(target.filename).pending : []
+    const datastore = new SqliteDatastore({ filename: target.filename, observer: options.observer })
+    if (pending.length > 0) options.onMigrationsApplied!(pending)
+    return datastore
   },
   async migrate(target) {
     const { pending } = sqliteMigrationStatus(target.filename)
