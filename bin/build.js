@@ -37,7 +37,7 @@ function newestSource() {
 }
 
 /** isStale: dist/ is missing, or older than its sources (an installed package without src/ never is). */
-export function isStale() {
+function isStale() {
   if (!existsSync(join(DIST, 'cli', 'main.js'))) return true
   if (!existsSync(SRC)) return false
   try {

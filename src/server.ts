@@ -120,8 +120,8 @@ export class DatabaseUnavailableError extends Error {
 }
 
 /** The first wait between attempts to reach the database at start; it doubles up to STARTUP_RETRY_MAX_MS. */
-export const STARTUP_RETRY_FIRST_MS = 250
-export const STARTUP_RETRY_MAX_MS = 5000
+const STARTUP_RETRY_FIRST_MS = 250
+const STARTUP_RETRY_MAX_MS = 5000
 
 /**
  * openDatastore opens the configured database through the backend registry

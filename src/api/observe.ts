@@ -37,7 +37,7 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 const STORE_ID = /^[0-9A-Z]{26}$/
 const STORES_PREFIX = '/stores/'
 /** The route pattern of a request that matches no route. */
-export const UNMATCHED = 'unmatched'
+const UNMATCHED = 'unmatched'
 
 /**
  * isSafeRequestId: an incoming id is kept when it is bounded, of the safe characters, and not

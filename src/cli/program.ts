@@ -41,7 +41,7 @@ export type Register = (program: Command, ctx: CommandContext) => void
 export const USAGE_EXIT = 2
 
 /** package.json's version (the same path from src/cli/ and dist/cli/). */
-export function packageVersion(): string {
+function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }
@@ -50,7 +50,7 @@ export function packageVersion(): string {
  * buildProgram: the `pemba` program; `register` adds the commands (main.ts passes them all, so
  * this file imports none of the server).
  */
-export function buildProgram(io: CliIo, result: { code: number }, register: readonly Register[]): Command {
+function buildProgram(io: CliIo, result: { code: number }, register: readonly Register[]): Command {
   const program = new Command('pemba')
     .description(
       'Pemba: a relationship-based (Zanzibar-style) authorisation server, wire-compatible with OpenFGA.\n' +

@@ -39,7 +39,7 @@ export interface SettingMeta {
 }
 
 /** The registry that ties each field of the schema to its SettingMeta. */
-export const settingsMeta = z.registry<SettingMeta>()
+const settingsMeta = z.registry<SettingMeta>()
 
 const GROUP = {
   server: 'Server',

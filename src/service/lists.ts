@@ -30,7 +30,7 @@ export interface ListServiceOptions {
 export type ListObjectsInput = QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] }
 
 /** What the engine did for a list: subproblems dispatched (checks of candidates, their subproblems). */
-export interface ListFacts {
+interface ListFacts {
   dispatches: number
 }
 

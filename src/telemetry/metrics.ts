@@ -26,13 +26,13 @@ import type { QueryKind, QueryObservation, RequestMetrics } from './request-metr
 import { CounterFamily, HistogramFamily, SampledFamily, type CounterSeries, type HistogramSeries } from './series.ts'
 
 /** Latency buckets from 5 µs (a warm in-process check, a SQLite read) to 10 s (a deadline). */
-export const LATENCY_BUCKETS: readonly number[] = [
+const LATENCY_BUCKETS: readonly number[] = [
   0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
   0.25, 0.5, 1, 2.5, 5, 10,
 ]
 
 /** Dispatch-count buckets: powers of two up to the default PEMBA_MAX_DISPATCHES_PER_REQUEST and beyond. */
-export const DISPATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+const DISPATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
 /** A cache's counters as the evaluation service reports them. */
 export interface CacheCounters {

@@ -20,9 +20,7 @@ import {
 import { errorContext, wireError } from '../errors.ts'
 import { batchCheckResultJson, userJson } from '../serialize.ts'
 import { checkStoreId, contextual, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
-import { carriesSubjectToken, tokenBatchCheck, tokenCheck } from './token-checks.ts'
-import type { QueryFacts } from '../../telemetry/request-observation.ts'
-import type { BatchCheckItemResult } from '../../service/checks.ts'
+import { batchFacts, carriesSubjectToken, tokenBatchCheck, tokenCheck } from './token-checks.ts'
 
 export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const { checks, lists } = deps
@@ -213,12 +211,3 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   })
 }
 
-/** What a batch's engine work was: the dispatches of its items (identical items computed once count once each). */
-function batchFacts(r: { modelId: string; result: Record<string, BatchCheckItemResult> }): QueryFacts {
-  let dispatches = 0
-  for (const id in r.result) {
-    const item = r.result[id]
-    if (item.ok) dispatches += item.output.dispatches
-  }
-  return { modelId: r.modelId, dispatches }
-}

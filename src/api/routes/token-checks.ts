@@ -7,7 +7,8 @@
  */
 import type { Context, Hono } from 'hono'
 import { validationError } from '../../core/errors.ts'
-import type { TokenCheckResult } from '../../service/token-checks.ts'
+import type { MixedBatchCheckItemResult, TokenCheckResult } from '../../service/token-checks.ts'
+import type { QueryFacts } from '../../telemetry/request-observation.ts'
 import type { TokenIssuer, TokenIssuerConfig } from '../../service/token-issuers.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
@@ -114,7 +115,20 @@ export async function tokenBatchCheck(c: Context<AppEnv>, deps: AppDeps, storeId
       explain: ch.explain ?? undefined,
     })),
   }, requestMeta(c))
-  observation.endQuery('ok', r, body.checks.length)
+  observation.endQuery('ok', batchFacts(r), body.checks.length)
   c.header(MODEL_HEADER, r.modelId)
   return c.json({ result: mixedBatchCheckResultJson(r.result, errorContext(deps, c.get('requestId'))) })
+}
+
+/**
+ * What a batch's engine work was: the dispatches of its items (identical items computed once
+ * count once each; a token item refused before evaluation counts none). Both batch paths report it.
+ */
+export function batchFacts(r: { modelId: string; result: Record<string, MixedBatchCheckItemResult> }): QueryFacts {
+  let dispatches = 0
+  for (const id in r.result) {
+    const item = r.result[id]
+    if (item.ok && 'output' in item) dispatches += item.output.dispatches
+  }
+  return { modelId: r.modelId, dispatches }
 }
