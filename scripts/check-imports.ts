@@ -52,13 +52,13 @@ export const LAYERS: readonly Layer[] = [
   {
     name: 'cli',
     files: ['src/cli/**'],
-    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'model', 'core'],
+    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'formats', 'model', 'core'],
     about: 'the command line, on top of everything',
   },
   {
     name: 'wiring',
     files: ['src/server.ts', 'src/config.ts', 'src/config/**'],
-    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'model', 'core'],
+    mayImport: ['api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'formats', 'model', 'core'],
     about: 'configuration and assembly, the only place that picks a datastore',
   },
   {
@@ -122,6 +122,14 @@ export const LAYERS: readonly Layer[] = [
     files: ['src/telemetry/**'],
     mayImport: ['core'],
     about: 'logs, traces and metrics (pino, OpenTelemetry, prom-client), handed to the layers above as plain objects',
+  },
+  {
+    name: 'formats',
+    // Files people keep in git or move between systems: tuple files (fga's YAML/JSON/JSONL/CSV,
+    // zed relationship lines), OpenFGA store test files. Parsing and writing only, no I/O policy.
+    files: ['src/formats/**'],
+    mayImport: ['model', 'core'],
+    about: 'external file formats (tuple files, store files), read and written without a server',
   },
   {
     name: 'model',
