@@ -100,7 +100,7 @@ export function modelJson(m: AuthorizationModel) {
           parameters: Object.fromEntries(
             Object.entries(c.parameters ?? {}).map(([p, t]) => [p, { type_name: t.type_name, generic_types: t.generic_types ?? [] }]),
           ),
-          metadata: c.metadata ?? null,
+          metadata: c.metadata ? { module: c.metadata.module ?? '', source_info: c.metadata.source_info ?? null } : null,
         },
       ]),
     ),

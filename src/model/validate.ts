@@ -26,12 +26,15 @@
  *    it).
  *  - a CEL expression is not compiled here; that belongs to the condition evaluator.
  *
- * Pure and linear-ish in the size of the model: it runs on every model write.
+ * Pure and linear-ish in the size of the model: it runs on every model write. Its errors are
+ * `InvalidModelError`s (PembaErrors) naming the type, relation or condition at fault, so that
+ * `pemba model validate` can point at the line of a model file.
  *
  * @module
  */
 
-import { bug, PembaError } from '../core/errors.ts'
+import { bug } from '../core/errors.ts'
+import { InvalidModelError, type ModelSubject } from './model-error.ts'
 import type {
   AuthorizationModelInput,
   RelationReference,
@@ -93,18 +96,21 @@ export function validateAuthorizationModel(model: AuthorizationModelInput): void
   const seen = new Set<string>()
   for (const td of model.type_definitions) {
     if (seen.has(td.type)) {
-      fail(`an authorization model cannot contain duplicate types: '${td.type}'`)
+      fail(`an authorization model cannot contain duplicate types: '${td.type}'`, { type: td.type })
     }
     seen.add(td.type)
   }
 
   for (const td of model.type_definitions) {
     if (RESERVED_NAMES.has(td.type)) {
-      fail(`the definition of type '${td.type}' is invalid: ${ERR_RESERVED_KEYWORDS}`)
+      fail(
+        `the definition of type '${td.type}' is invalid: ${ERR_RESERVED_KEYWORDS}`,
+        { type: td.type },
+      )
     }
     for (const relation of Object.keys(td.relations ?? {})) {
       if (RESERVED_NAMES.has(relation)) {
-        fail(invalidRelation(td.type, relation, ERR_RESERVED_KEYWORDS))
+        fail(invalidRelation(td.type, relation, ERR_RESERVED_KEYWORDS), { type: td.type, relation })
       }
     }
     for (const relation of Object.keys(td.metadata?.relations ?? {})) {
@@ -112,6 +118,7 @@ export function validateAuthorizationModel(model: AuthorizationModelInput): void
         fail(
           `the metadata of relation '${relation}' in object type '${td.type}' describes a ` +
             'relation that the type does not define',
+          { type: td.type, relation },
         )
       }
     }
@@ -132,24 +139,33 @@ export function validateAuthorizationModel(model: AuthorizationModelInput): void
   for (const rel of ordered) {
     if (!entrypoints.has(key(rel.type, rel.name))) {
       const loop = failsThroughLoop(index, entrypoints, rel)
-      fail(invalidRelation(rel.type, rel.name, loop ? ERR_NO_ENTRYPOINTS_LOOP : ERR_NO_ENTRYPOINTS))
+      fail(
+        invalidRelation(rel.type, rel.name, loop ? ERR_NO_ENTRYPOINTS_LOOP : ERR_NO_ENTRYPOINTS),
+        at(rel),
+      )
     }
     if (reachesComputedCycle(index, rel.type, rel.name, cycles, new Set())) {
-      fail(invalidRelation(rel.type, rel.name, ERR_CYCLE))
+      fail(invalidRelation(rel.type, rel.name, ERR_CYCLE), at(rel))
     }
   }
 
   for (const name of Object.keys(conditions).sort(compareStrings)) {
     const condition = conditions[name]
     if (condition.name !== name) {
-      fail(`condition key '${name}' does not match condition name '${condition.name}'`)
+      fail(
+        `condition key '${name}' does not match condition name '${condition.name}'`,
+        { condition: name },
+      )
     }
   }
 }
 
-function fail(message: string): never {
-  throw new PembaError('invalid_authorization_model', message)
+/** fail refuses the model; `subject` names what the rule is about, for positions in a file. */
+function fail(message: string, subject?: ModelSubject): never {
+  throw new InvalidModelError(message, subject)
 }
+
+const at = (rel: RelationInfo): ModelSubject => ({ type: rel.type, relation: rel.name })
 
 function invalidRelation(type: string, relation: string, cause: string): string {
   return `the definition of relation '${relation}' in object type '${type}' is invalid: ${cause}`
@@ -271,6 +287,7 @@ function checkShapeAndNames(model: AuthorizationModelInput): void {
       fail(
         `invalid type name '${type}': value does not match regex pattern ` +
           `"${TYPE_NAME_PATTERN_TEXT}"`,
+        { type },
       )
     }
     const relations = optionalObject(td.relations, `the relations of object type '${type}'`)
@@ -279,6 +296,7 @@ function checkShapeAndNames(model: AuthorizationModelInput): void {
         fail(
           `invalid relation name '${relation}' in object type '${type}': value does not match ` +
             `regex pattern "${RELATION_NAME_PATTERN_TEXT}"`,
+          { type, relation },
         )
       }
       checkRewriteShape(type, relation, rewrite)
@@ -298,10 +316,11 @@ function checkShapeAndNames(model: AuthorizationModelInput): void {
       fail(
         `invalid condition name '${name}': value does not match regex pattern ` +
           `"${RELATION_NAME_PATTERN_TEXT}"`,
+        { condition: name },
       )
     }
     if (!isObject(condition) || typeof condition.name !== 'string') {
-      fail(`condition '${name}' must be an object with a string name`)
+      fail(`condition '${name}' must be an object with a string name`, { condition: name })
     }
   }
 }
@@ -315,36 +334,49 @@ function optionalObject(v: unknown, what: string): Record<string, unknown> {
 
 function checkRewriteShape(type: string, relation: string, rewrite: unknown): void {
   const n = nodeOf(rewrite)
-  if (!n) fail(invalidRelation(type, relation, ERR_INVALID_USERSET_REWRITE))
+  if (!n) fail(invalidRelation(type, relation, ERR_INVALID_USERSET_REWRITE), { type, relation })
   for (const child of childrenOf(n)) checkRewriteShape(type, relation, child)
 }
 
 function checkRelationMetadataShape(type: string, relation: string, meta: unknown): void {
   const where = `relation '${relation}' in object type '${type}'`
   if (meta === null || meta === undefined) return
-  if (!isObject(meta)) fail(`the metadata of ${where} must be an object`)
+  if (!isObject(meta)) fail(`the metadata of ${where} must be an object`, { type, relation })
   const refs = meta.directly_related_user_types
   if (refs === undefined || refs === null) return
-  if (!Array.isArray(refs)) fail(`the directly related user types of ${where} must be a list`)
+  if (!Array.isArray(refs)) fail(
+    `the directly related user types of ${where} must be a list`,
+    { type, relation },
+  )
   for (const ref of refs as unknown[]) {
     if (!isObject(ref) || typeof ref.type !== 'string') {
-      fail(`every directly related user type of ${where} must have a string \`type\``)
+      fail(
+        `every directly related user type of ${where} must have a string \`type\``,
+        { type, relation },
+      )
     }
     if (ref.relation !== undefined && ref.relation !== null && typeof ref.relation !== 'string') {
-      fail(`the type restriction '${ref.type}' on ${where} has a non-string relation`)
+      fail(
+        `the type restriction '${ref.type}' on ${where} has a non-string relation`,
+        { type, relation },
+      )
     }
     if (
       ref.condition !== undefined &&
       ref.condition !== null &&
       typeof ref.condition !== 'string'
     ) {
-      fail(`the type restriction '${ref.type}' on ${where} has a non-string condition`)
+      fail(
+        `the type restriction '${ref.type}' on ${where} has a non-string condition`,
+        { type, relation },
+      )
     }
     const hasWildcard = ref.wildcard !== undefined && ref.wildcard !== null
     if (ref.relation && hasWildcard) {
       fail(
         `the relation type '${ref.type}#${ref.relation}' on '${relation}' in object type ` +
           `'${type}' is not valid: a type restriction cannot be both a userset and a wildcard`,
+        { type, relation },
       )
     }
   }
@@ -395,19 +427,23 @@ function checkRewriteReferences(index: Index, rel: RelationInfo, rewrite: Userse
       return
     case 'computed':
       if (n.relation === rel.name) {
-        fail(invalidRelation(rel.type, rel.name, ERR_INVALID_USERSET_REWRITE))
+        fail(invalidRelation(rel.type, rel.name, ERR_INVALID_USERSET_REWRITE), at(rel))
       }
       if (!lookup(index, rel.type, n.relation)) {
-        fail(`'${rel.type}#${n.relation}' relation is undefined ${referencedBy}`)
+        fail(`'${rel.type}#${n.relation}' relation is undefined ${referencedBy}`, at(rel))
       }
       return
     case 'ttu': {
       const tupleset = lookup(index, rel.type, n.tupleset)
-      if (!tupleset) fail(`'${rel.type}#${n.tupleset}' relation is undefined ${referencedBy}`)
+      if (!tupleset) fail(
+        `'${rel.type}#${n.tupleset}' relation is undefined ${referencedBy}`,
+        at(rel),
+      )
       if (node(tupleset.rewrite).kind !== 'this') {
         fail(
           `the '${rel.type}#${n.tupleset}' relation is referenced in at least one tupleset and ` +
             'thus must be a direct relation',
+          at(rel),
         )
       }
       if (!tupleset.directTypes.some((ref) => lookup(index, ref.type, n.computed))) {
@@ -416,6 +452,7 @@ function checkRewriteReferences(index: Index, rel: RelationInfo, rewrite: Userse
           `undefined relation: ${n.computed} does not appear as a relation in any of the ` +
             `directly related user types [${types}] of tupleset '${rel.type}#${n.tupleset}' ` +
             referencedBy,
+          at(rel),
         )
       }
       return
@@ -460,16 +497,18 @@ function checkTypeRestrictions(
     fail(
       `the assignable relation '${rel.name}' in object type '${rel.type}' must contain at ` +
         'least one relation type',
+      at(rel),
     )
   }
   if (!assignable && rel.directTypes.length !== 0) {
     fail(
       `the non-assignable relation '${rel.name}' in object type '${rel.type}' should not ` +
         'contain a relation type',
+      at(rel),
     )
   }
   for (const ref of rel.directTypes) {
-    if (!index.has(ref.type)) fail(invalidRelationType(rel, ref, 'undefined object type'))
+    if (!index.has(ref.type)) fail(invalidRelationType(rel, ref, 'undefined object type'), at(rel))
     if (ref.relation || ref.wildcard) {
       let ofType = tuplesets.get(rel.type)
       if (!ofType) {
@@ -483,16 +522,18 @@ function checkTypeRestrictions(
             ref,
             'a relation used as a tupleset may only allow object types, not usersets or wildcards',
           ),
+          at(rel),
         )
       }
       if (ref.relation && !lookup(index, ref.type, ref.relation)) {
-        fail(invalidRelationType(rel, ref, 'undefined relation'))
+        fail(invalidRelationType(rel, ref, 'undefined relation'), at(rel))
       }
     }
     if (ref.condition && !Object.hasOwn(conditions, ref.condition)) {
       fail(
         `condition ${ref.condition} is undefined for relation ${rel.name} in object type ` +
           `'${rel.type}'`,
+        at(rel),
       )
     }
   }

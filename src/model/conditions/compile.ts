@@ -32,6 +32,7 @@
  */
 import type { ParseResult } from '@marcbachmann/cel-js'
 import { PembaError } from '../../core/errors.ts'
+import { InvalidModelError } from '../model-error.ts'
 import type { Condition } from '../types.ts'
 import { type CelNode, matchesPattern, walk } from './cel-ast.ts'
 import {
@@ -82,7 +83,13 @@ export function compileConditions(
         `condition key '${key}' does not match condition name '${condition.name}'`,
       )
     }
-    compiled.set(key, compileCondition(condition, maxCost))
+    try {
+      compiled.set(key, compileCondition(condition, maxCost))
+    } catch (err) {
+      // The same error, naming its condition, so a model file's line can be found for it.
+      if (err instanceof PembaError) throw new InvalidModelError(err.message, { condition: key })
+      throw err
+    }
   }
   return compiled
 }

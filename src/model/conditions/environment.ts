@@ -2,7 +2,8 @@
  * The cel-go-like CEL environment every condition compiles in: cel-go's standard functions
  * (cel-js extras such as `split` or `cel.bind` are rejected by compile.ts), OpenFGA's
  * `ipaddress` type with `ipaddress(string)`, `in_cidr(string)` and `==`, and the standard
- * conversions cel-js lacks (`int`/`string` of timestamps and durations, `int(uint)`).
+ * conversions cel-js lacks (`int`/`string` of timestamps and durations, `int(uint)`), and
+ * cel-go's comparison of a duration, timestamp or ipaddress with `null` (see NULLABLE_TYPES).
  *
  * @module
  */
@@ -54,6 +55,18 @@ export const MEMBER_FUNCTIONS = new Set([
   'in_cidr',
 ])
 
+/**
+ * The parameter types cel-go's checker lets `==` and `!=` compare with `null`: its
+ * `isLegacyNullable` (checker/types.go) admits durations, timestamps and every object or opaque
+ * type, which includes OpenFGA's `ipaddress`; cel-js admits none, so OpenFGA models guarding a
+ * parameter with `x != null && x < duration("1h")` failed to compile. At run time such a value
+ * is never null: OpenFGA's converters refuse a JSON `null` for these types ("expected a duration
+ * string, but found: <nil> '<nil>'") and an absent parameter is a missing-parameters error, so
+ * the comparison is decided by cel-go's `types.Equal`, which makes a value equal to `null` only
+ * when both are null: `x != null` is true and `x == null` false. The handler below is that rule.
+ */
+const NULLABLE_TYPES = ['google.protobuf.Duration', 'google.protobuf.Timestamp', 'IPAddress']
+
 let baseEnvironment: Environment | undefined
 
 /** environment builds, once, the cel-go-like base every condition's environment clones. */
@@ -87,6 +100,10 @@ export function environment(): Environment {
     .registerFunction(`string(${DUR}): string`, formatDuration)
     .registerFunction(`timestamp(${TS}): ${TS}`, (t: Date) => t)
     .registerFunction(`duration(${DUR}): ${DUR}`, (d: Duration) => d)
+  // cel-js derives `!=` and the swapped operands (`null == x`) from each `==` registration.
+  for (const type of NULLABLE_TYPES) {
+    env.registerOperator(`${type} == null`, (value: unknown, nil: null) => value === nil)
+  }
   baseEnvironment = env
   return env
 }
