@@ -118,14 +118,18 @@ interface ServiceOps {
  */
 function serviceOps(pemba: AnyPemba): ServiceOps {
   type Svc = {
-    importTuples: (storeId: string, keys: unknown[], o: { chunkSize: number }) => Promise<number>
+    importTuples: (storeId: string, keys: unknown[], o: { chunkSize: number }) => Promise<number | { written: number; unchanged: number }>
     check: CheckFn
     tupleIndexReady: (storeId: string) => Promise<boolean>
   }
   const p = pemba as unknown as { authz?: Svc; writes: Svc; checks: Svc; evaluation: Svc }
   const [writes, checks, evaluation] = p.authz ? [p.authz, p.authz, p.authz] : [p.writes, p.checks, p.evaluation]
   return {
-    importTuples: (storeId, keys) => writes.importTuples(storeId, keys, { chunkSize: IMPORT_CHUNK }),
+    importTuples: async (storeId, keys) => {
+      // Before issue 17 importTuples answered a count; since, an account of what it did.
+      const r = await writes.importTuples(storeId, keys, { chunkSize: IMPORT_CHUNK })
+      return typeof r === 'number' ? r : r.written + r.unchanged
+    },
     check: (storeId, input) => checks.check(storeId, input),
     tupleIndexReady: (storeId) => evaluation.tupleIndexReady(storeId),
   }

@@ -7,6 +7,7 @@
  *
  *   npm run bench -- [--scale 1] [--seed 42] [--quick] [--skip-http] [--out bench/out]
  *                    [--cache-size 100000] [--lookups] [--max-minutes N]
+ *                    [--import-only] [--import-rounds N]
  *
  * This is a benchmark, not a test: it never fails on a slow figure, only on a wrong setup.
  *
@@ -17,6 +18,7 @@ import os from 'node:os'
 import { join, relative } from 'node:path'
 import { loadConfig } from '../src/config.ts'
 import { createPemba, type Pemba } from '../src/server.ts'
+import { IMPORT_CHUNK } from '../src/service/writes.ts'
 import { loadOrGenerate, parseFlags, tupleKey, type CheckRequest, type LookupRequest } from './dataset.ts'
 import {
   ROOT,
@@ -50,6 +52,7 @@ import {
   type HttpFigure,
   type Server,
 } from './harness.ts'
+import { importPart } from './import.ts'
 import { telemetryPart } from './telemetry.ts'
 
 const BATCH_SIZE = 50
@@ -73,7 +76,13 @@ const flags = parseFlags(process.argv.slice(2), {
    * (the data set is loaded into a new store there). Empty: skipped.
    */
   postgres: process.env.PEMBA_BENCH_POSTGRES_URL ?? '',
+  /** Only the data set and the import rows (bench/import.ts): old path against bulk path. */
+  importOnly: false,
+  /** Loads of each import path per backend; 0: 2 below scale 10, else 1. */
+  importRounds: 0,
 })
+/** The import rows also run on PostgreSQL with the test suite's database. */
+const IMPORT_POSTGRES = flags.postgres || process.env.PEMBA_TEST_POSTGRES_URL || ''
 const QUICK = flags.quick
 const HTTP_SECONDS = QUICK ? 3 : 10
 const HTTP_WARMUP_SECONDS = QUICK ? 0.5 : 1
@@ -226,11 +235,11 @@ async function postgresPart(
     await request(pemba, 'POST', `/stores/${storeId}/authorization-models`, modelDsl, 'text/plain')
     const t0 = performance.now()
     const imported = await pemba.writes.importTuples(storeId, keys)
-    importPerSec = imported / ((performance.now() - t0) / 1000)
+    importPerSec = imported.written / ((performance.now() - t0) / 1000)
   } finally {
     await pemba.close()
   }
-  row('bulk import on PostgreSQL (writes.importTuples)', num(keys.length), '', '', '', `${num(importPerSec)} tuples/s`, '')
+  row('bulk import on PostgreSQL (writes.importTuples, for the HTTP rows)', num(keys.length), '', '', '', `${num(importPerSec)} tuples/s`, '')
   const path = `/stores/${storeId}/check`
   // No preload here: the database keeps the stores of earlier runs, and only this run's is asked
   // about (a first pass warms each replica's tuple index, or its caches).
@@ -318,6 +327,14 @@ async function main(): Promise<void> {
   if (expected.verified) log(`sha256 of the data files match ${expected.dir}/manifest.json`)
   else log(`NOT comparing answers: ${expected.mismatch.join('; ')}`)
   const runLookups = flags.lookups || expected.lookups !== undefined
+  const importRounds = flags.importRounds || (flags.scale >= 10 ? 1 : 2)
+  const importRows = () =>
+    importPart({ keys: ds.tuples.map(tupleKey), modelDsl, dataRoot, postgresUrl: IMPORT_POSTGRES, rounds: importRounds, row })
+  if (flags.importOnly) {
+    mkdirSync(dataRoot, { recursive: true })
+    report.importPaths = await importRows()
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
 
   // 2. a fresh database, the model and the bulk import
   mkdirSync(dataRoot, { recursive: true })
@@ -332,13 +349,14 @@ async function main(): Promise<void> {
   const keys = ds.tuples.map(tupleKey)
   log(`importing ${num(keys.length)} tuples through writes.importTuples ...`)
   t = performance.now()
-  const imported = await pemba.writes.importTuples(storeId, keys)
+  const { written: imported, refused } = await pemba.writes.importTuples(storeId, keys)
+  if (refused.length > 0) throw new Error(`the import refused ${refused.length} tuples: ${refused[0].message}`)
   const importMs = performance.now() - t
   const importPerSec = imported / (importMs / 1000)
   const rssAfterImportKiB = process.resourceUsage().maxRSS
   log(`  ${num(imported)} tuples in ${num(importMs)} ms: ${num(importPerSec)} tuples/s`)
   row(
-    'bulk import (writes.importTuples, 10k-tuple transactions)',
+    `bulk import (writes.importTuples, ${num(IMPORT_CHUNK)}-tuple transactions)`,
     num(imported),
     '',
     '',
@@ -352,6 +370,8 @@ async function main(): Promise<void> {
     tuplesPerSec: importPerSec,
     dbFile: relative(ROOT, dbPath),
   }
+  // 2b. the import paths compared: old against bulk, SQLite and PostgreSQL (bench/import.ts)
+  report.importPaths = await importRows()
 
   // 3. the tuple index: the store read into memory, timed, with the heap it takes
   global.gc?.()
@@ -771,7 +791,27 @@ async function main(): Promise<void> {
     benchPeakRssAfterInProcessKiB: benchRssInProcessKiB,
   }
 
-  // 8. the table and the JSON file
+  // 9. the table and the JSON file
+  finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
+}
+
+/** What the table and the JSON file say about the run. */
+interface RunSummary {
+  started: Date
+  loadStart: number
+  ds: ReturnType<typeof loadOrGenerate>
+  datasetMs: number
+  expected: Expected
+  params: { scale: number; seed: number; checks: number }
+  rows: string[][]
+  report: Record<string, unknown>
+  storeId: string
+  modelId: string
+}
+
+/** finish prints the table and writes every figure to `<out>/bench-<date>.json`. */
+function finish(run: RunSummary): void {
+  const { started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId } = run
   const loadEnd = os.loadavg()[0]
   const git = gitState()
   const cpus = os.cpus()
@@ -794,7 +834,9 @@ async function main(): Promise<void> {
     expected.verified
       ? `answers compared with ${expected.dir} (sha256 of the data files verified)`
       : `answers NOT compared: ${expected.mismatch.join('; ')}`,
-    flags.skipHttp
+    flags.importOnly
+      ? 'only the import rows (--import-only)'
+      : flags.skipHttp
       ? 'HTTP: skipped (--skip-http)'
       : `HTTP: autocannon runs in the bench process and shares the ${machine.cpuCount} cores with the server child`,
     '',
@@ -816,7 +858,7 @@ async function main(): Promise<void> {
     node: process.version,
     git,
     loadAverage1m: { start: loadStart, end: loadEnd },
-    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize },
+    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly },
     dataset: {
       dir: relative(ROOT, ds.dir),
       generated: ds.generated,

@@ -6,19 +6,69 @@
  * @module
  */
 import { PembaError, validationError } from '../core/errors.ts'
-import { parseObject, parseSubject, type Tuple, type TupleIdentity, type TupleKey } from '../core/tuple.ts'
+import { describeTuple, parseObject, parseSubject, type Tuple, type TupleIdentity, type TupleKey } from '../core/tuple.ts'
 import { invalidTupleMessage } from '../model/tuple-validation.ts'
-import type { Changelog, Page, ReadFilter, StoredTuple, TupleChange, TupleStore, TupleWriter } from '../store/ports.ts'
+import type {
+  BulkLoadConflictReason,
+  Changelog,
+  Page,
+  ReadFilter,
+  StoredTuple,
+  TupleBulkLoader,
+  TupleChange,
+  TupleStore,
+  TupleWriter,
+} from '../store/ports.ts'
 import type { HeadRevisions } from './head-revisions.ts'
 import type { ModelService } from './models.ts'
 import { parseWrite } from './tuple-input.ts'
 
 export interface WriteServiceOptions {
-  datastore: Pick<TupleWriter, 'write'> & Pick<TupleStore, 'read'> & Pick<Changelog, 'readChanges'>
+  datastore: Pick<TupleWriter, 'write'> & Pick<TupleStore, 'read'> & Pick<Changelog, 'readChanges'> & TupleBulkLoader
   models: ModelService
   heads: HeadRevisions
   clock: () => Date
   maxTuplesPerWrite: number
+}
+
+/** Tuples per bulk-load transaction when importTuples is not told otherwise. */
+export const IMPORT_CHUNK = 50_000
+
+export interface ImportOptions {
+  /** The model the tuples are validated against; default the store's latest. */
+  modelId?: string
+  /**
+   * Tuples per transaction (each one revision), default IMPORT_CHUNK. Larger chunks load faster
+   * (SQLite: 50,000 measured ~25 % faster than 10,000), and hold the store's write lock longer.
+   */
+  chunkSize?: number
+}
+
+/** A tuple importTuples did not write, and why. */
+export interface ImportRefusal {
+  /** Its position in the `keys` given (0-based). */
+  index: number
+  /**
+   * `invalid_tuple`: malformed, not allowed by the model, or expiring in the past (the message
+   * is Write's 400); `different_condition` / `different_expiry`: stored already with another
+   * condition or expiry (what Write with `on_duplicate: ignore` answers with a 409).
+   */
+  reason: 'invalid_tuple' | BulkLoadConflictReason
+  message: string
+}
+
+/** What importTuples did. */
+export interface ImportResult {
+  /** The model the tuples were validated against. */
+  modelId: string
+  /** Tuples written (each recorded in the changelog). */
+  written: number
+  /** Tuples stored already identically (or given twice identically): left as they are. */
+  unchanged: number
+  /** The tuples not written, by index in `keys`, ascending. */
+  refused: ImportRefusal[]
+  /** The store's revision after the import: its last chunk's, or the head it found if it wrote nothing. */
+  revision: number
 }
 
 export interface WriteInput {
@@ -77,26 +127,55 @@ export class WriteService {
   }
 
   /**
-   * importTuples is the bulk load path: every tuple is validated against the model like a
-   * Write, then committed in large transactions (`chunkSize` tuples each, each its own
-   * revision, every new tuple recorded in the changelog). Unlike Write it has no 100-tuple
-   * limit, and a tuple that already exists identically is left as it is. Returns how many
-   * tuples were validated and are now stored.
+   * importTuples is the bulk load path (the import command's database path, the bench): every
+   * tuple is validated against the model like a Write, and the valid ones are loaded by the
+   * datastore's bulk loader (store/sql/bulk.ts) in transactions of `chunkSize` tuples, each
+   * committed as one revision with every tuple it wrote in the changelog (so the change feed,
+   * the tuple index and read-your-writes follow). Unlike Write it has no 100-tuple limit, a
+   * tuple already stored identically is left as it is (`unchanged`), and a bad tuple costs only
+   * itself: an invalid one, or one stored with another condition or expiry, is reported by its
+   * index in `keys` and the others are written. A re-run of the same import writes nothing and
+   * makes no new revision.
+   *
+   * Throws only for the whole call: a missing store or model, or a database failure (the chunks
+   * committed before it stay committed: `revision` of a new call tells where the store is).
    */
-  async importTuples(storeId: string, keys: TupleKey[], options: { modelId?: string; chunkSize?: number } = {}): Promise<number> {
+  async importTuples(storeId: string, keys: readonly TupleKey[], options: ImportOptions = {}): Promise<ImportResult> {
     const ts = await this.#o.models.resolve(storeId, options.modelId, { fresh: true })
-    const now = this.#o.clock().getTime()
-    const tuples = keys.map((k) => parseWrite(ts, k, now))
-    const chunk = options.chunkSize ?? 10_000
-    for (let i = 0; i < tuples.length; i += chunk) {
-      const revision = await this.#o.datastore.write(
-        storeId,
-        { writes: tuples.slice(i, i + chunk), deletes: [], onDuplicate: 'ignore', onMissing: 'ignore' },
-        this.#o.clock(),
-      )
-      this.#o.heads.advance(storeId, revision)
-    }
-    return tuples.length
+    const chunk = Math.max(1, options.chunkSize ?? IMPORT_CHUNK)
+    const result: ImportResult = { modelId: ts.id, written: 0, unchanged: 0, refused: [], revision: 0 }
+    // One chunk at least: an empty import still reports the store's revision (and finds a missing store).
+    let start = 0
+    do {
+      const end = Math.min(keys.length, start + chunk)
+      const now = this.#o.clock()
+      const tuples: Tuple[] = []
+      /** The index in `keys` of each tuple of `tuples`. */
+      const at: number[] = []
+      for (let i = start; i < end; i++) {
+        try {
+          tuples.push(parseWrite(ts, keys[i], now.getTime()))
+          at.push(i)
+        } catch (e) {
+          if (!(e instanceof PembaError)) throw e
+          result.refused.push({ index: i, reason: 'invalid_tuple', message: e.message })
+        }
+      }
+      const loaded = await this.#o.datastore.loadTuples(storeId, tuples, now)
+      this.#o.heads.advance(storeId, loaded.revision)
+      result.written += loaded.written
+      result.unchanged += loaded.unchanged
+      result.revision = loaded.revision
+      for (const c of loaded.conflicts) {
+        const what = c.reason === 'different_condition' ? 'condition' : 'expiry'
+        const message = `tuple to be written already existed with a different ${what}: ${describeTuple(tuples[c.index])}`
+        result.refused.push({ index: at[c.index], reason: c.reason, message })
+      }
+      start = end
+    } while (start < keys.length)
+    // A chunk's invalid tuples are noted before its conflicts: in index order now.
+    result.refused.sort((a, b) => a.index - b.index)
+    return result
   }
 
   /** read pages through the store's tuples matching `key` (all of them without one). */

@@ -2,8 +2,8 @@
  * The storage ports. The engine reads tuples only through `TupleReader`, bound to one store and
  * one revision (this module is where the engine, the tuple index and the readers' decorators
  * import it from); everything else goes through one small port per concern: `StoreCatalog`,
- * `ModelStore`, `TupleStore` (the Read API and readers), `TupleWriter`, `Changelog`,
- * `AssertionStore`, and the feature-owned ports declared next to their services
+ * `ModelStore`, `TupleStore` (the Read API and readers), `TupleWriter`, `TupleBulkLoader`
+ * (imports), `Changelog`, `AssertionStore`, and the feature-owned ports declared next to their services
  * (service/access-request-store.ts, decision-store.ts, token-issuer-store.ts). Every method is
  * async, even over better-sqlite3, so that PostgreSQL implements the same interfaces without
  * touching the engine. store.ts composes them into the `Datastore` the server wires.
@@ -172,6 +172,40 @@ export interface TupleWriter {
    * `limit` means none were left.
    */
   sweepExpired(now: Date, limit: number): Promise<number>
+}
+
+/** Why a bulk load left a tuple unwritten: the key is live with another condition or expiry. */
+export type BulkLoadConflictReason = 'different_condition' | 'different_expiry'
+
+/** What one bulk load did with its tuples. */
+export interface BulkLoadResult {
+  /** The revision it committed as; when it wrote nothing, the store's head (no new revision). */
+  revision: Revision
+  /** Tuples inserted (absent, or replacing an expired row not yet swept), each recorded in the changelog. */
+  written: number
+  /** Tuples stored already identically, or repeating an identical tuple earlier in the load: left as they are. */
+  unchanged: number
+  /**
+   * The tuples left unwritten, by position in the load (ascending): their key is live (stored,
+   * or written earlier in the load) with another condition or expiry, which Write refuses under
+   * `onDuplicate: 'ignore'`; the rest of the load is written all the same.
+   */
+  conflicts: { index: number; reason: BulkLoadConflictReason }[]
+}
+
+/**
+ * TupleBulkLoader writes many new tuples at once: the import path (src/store/sql/bulk.ts).
+ * Write's rules with `onDuplicate: 'ignore'`, per tuple instead of per request: a conflict
+ * leaves only its tuple unwritten.
+ */
+export interface TupleBulkLoader {
+  /**
+   * loadTuples writes `tuples` (validated against the model by the caller) in one transaction
+   * under one new revision of the store, recording each tuple written in the changelog as a
+   * Write would (an expired row it replaces recorded as a delete first). Nothing written: no
+   * new revision. Throws PembaError `store_id_not_found` for a missing store.
+   */
+  loadTuples(storeId: string, tuples: readonly Tuple[], now: Date): Promise<BulkLoadResult>
 }
 
 /** Changelog: each store's revision and the history of its tuple changes. */

@@ -17,12 +17,15 @@ import type {
   DatastoreHealth,
   ModelStore,
   StoreCatalog,
+  TupleBulkLoader,
   TupleStore,
   TupleWriter,
 } from './ports.ts'
 
 export type {
   AssertionStore,
+  BulkLoadConflictReason,
+  BulkLoadResult,
   ChangesQuery,
   Changelog,
   DatastoreHealth,
@@ -36,6 +39,7 @@ export type {
   StoreCatalog,
   StoredTuple,
   StoreRecord,
+  TupleBulkLoader,
   TupleChange,
   TupleReader,
   TupleStore,
@@ -66,6 +70,7 @@ export interface Datastore
     ModelStore,
     TupleStore,
     TupleWriter,
+    TupleBulkLoader,
     Changelog,
     AssertionStore,
     AccessRequestStore,

@@ -15,31 +15,37 @@
  *   process state, so a token from one replica continues on any other.
  *
  * Every statement is a named prepared statement (parsed once per pooled connection), batches
- * are one statement over `unnest` of column arrays, and each look-up is an index range: the
- * primary key for `document:1#viewer@…`, `tuples_by_user` for `document:?#viewer@group:eng#member`.
+ * are one statement over `unnest` of column arrays (statements.ts), and each look-up of the hot
+ * reader (reader.ts) is an index range. The schema's migrations and the connection errors worth
+ * retrying are in schema.ts, the bulk load (COPY into a staging table) in bulk.ts.
  *
  * @module
  */
 import pg from 'pg'
-import { drizzle } from 'drizzle-orm/node-postgres'
-import { migrate } from 'drizzle-orm/node-postgres/migrator'
-import { formatSubject, type Subject, type Tuple, type TupleIdentity } from '../../core/tuple.ts'
+import { formatSubject, type TupleIdentity } from '../../core/tuple.ts'
 import { DECISION_COLUMNS } from '../audit.ts'
-import { rowToTuple, type TupleRow } from '../common.ts'
-import {
-  MigrationsPendingError,
-  migrationsFolder,
-  migrationStatus,
-  pendingMigrations,
-  type MigrationStatus,
-  type MigrationsMode,
-} from '../migrations.ts'
+import type { TupleRow } from '../common.ts'
+import { pendingMigrations, type MigrationsMode } from '../migrations.ts'
 import type { PoolStats, QueryObserver, TupleReader, WriteRequest } from '../ports.ts'
 import type { SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore } from '../sql/datastore.ts'
-import { all, get, run, type SqlDriver, type Statement, type StoredForWrite, type Tx, type ValueRow } from '../sql/driver.ts'
-import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
+import {
+  all,
+  get,
+  run,
+  type BulkInserted,
+  type BulkRow,
+  type SqlDriver,
+  type Statement,
+  type StoredForWrite,
+  type Tx,
+  type ValueRow,
+} from '../sql/driver.ts'
 import type { PlannedChange } from '../write-plan.ts'
+import { copyIn, postgresBulkInsert } from './bulk.ts'
+import { PostgresTupleReader } from './reader.ts'
+import { CONNECT_TIMEOUT_MS, POSTGRES_MIGRATIONS, prepareSchema, redact, unreachable } from './schema.ts'
+import { BATCH, columns, keyArrays, numbered } from './statements.ts'
 
 export interface PostgresOptions {
   /**
@@ -67,18 +73,6 @@ const ATTEMPTS = 5
 const ANALYZE_AFTER_ROWS = 50_000
 const RETRYABLE = new Set(['40001', '40P01'])
 
-/** How long a request waits for a pooled connection before failing instead of queueing forever. */
-const CONNECT_TIMEOUT_MS = 10_000
-
-/** The advisory lock that serialises migrations of one schema across replicas starting at once. */
-const MIGRATION_LOCK = 0x70656d62 // 'pemb'
-
-/**
- * The reader's filter, with `now` as parameter n: an expired tuple is gone the instant it
- * expires, whether or not the sweeper has deleted the row yet.
- */
-const live = (n: number, alias = '') => `(${alias}expires_at IS NULL OR ${alias}expires_at > $${n})`
-
 /**
  * int8 (bigint) comes back as a string by default. Pemba's bigints are millisecond times and
  * revisions, both far below 2^53, so this pool parses them as numbers; other pools in the
@@ -91,130 +85,7 @@ const TYPES = {
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 }
 
-/** sql joins a statement written over several lines into one line (for logs, pg_stat_statements). */
-function sql(strings: TemplateStringsArray, ...values: string[]): string {
-  return String.raw({ raw: strings }, ...values).replace(/\s+/g, ' ').trim()
-}
-
-/** `unnest($from::type[], …)`: parallel arrays as the rows of a batch. */
-function unnest(from: number, types: readonly string[]): string {
-  return `unnest(${types.map((t, i) => `$${from + i}::${t}[]`).join(', ')})`
-}
-
-const TEXT6 = ['text', 'text', 'text', 'text', 'text', 'text'] as const
-
-/** The join of tuples `t` with a batch of keys `k`, both in KEY_COLUMNS. */
-const SAME_KEY = sql`t.object_type = k.object_type AND t.object_id = k.object_id
-  AND t.relation = k.relation AND t.user_relation = k.user_relation
-  AND t.user_type = k.user_type AND t.user_id = k.user_id`
-
-/** The element type of each decision_log column, for `unnest($n::type[])`. */
-const DECISION_TYPES: Record<(typeof DECISION_COLUMNS)[number], string> = {
-  store_id: 'text',
-  id: 'text',
-  at: 'bigint',
-  kind: 'text',
-  model_id: 'text',
-  client: 'text',
-  subject: 'text',
-  on_behalf_of: 'text',
-  relation: 'text',
-  object: 'text',
-  allowed: 'int',
-  witness: 'text',
-  latency_us: 'bigint',
-  consistency: 'text',
-  request_id: 'text',
-  detail: 'text',
-}
-
-/** The batch statements, one per kind of batch whatever its size. */
-const BATCH = {
-  storedTuples: sql`SELECT t.object_type, t.object_id, t.relation, t.user_relation, t.user_type,
-      t.user_id, t.condition_name, t.condition_context, t.expires_at
-    FROM tuples t JOIN ${unnest(2, TEXT6)} AS k(${KEY_COLUMNS}) ON ${SAME_KEY}
-    WHERE t.store_id = $1`,
-  deleteRows: sql`DELETE FROM tuples t USING ${unnest(2, TEXT6)} AS k(${KEY_COLUMNS})
-    WHERE t.store_id = $1 AND ${SAME_KEY}`,
-  insertTuples: sql`INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name,
-      condition_context, expires_at, revision, inserted_at)
-    SELECT $1::text, k.*, $11::bigint, $12::bigint
-    FROM ${unnest(2, [...TEXT6, 'text', 'text', 'bigint'])} AS k`,
-  insertChanges: sql`INSERT INTO changelog (store_id, revision, seq, object_type, object_id,
-      relation, "user", condition_name, condition_context, expires_at, operation, created_at)
-    SELECT $1::text, $2::bigint, k.*, $12::bigint
-    FROM ${unnest(3, ['int', ...TEXT6, 'bigint', 'int'])} AS k`,
-  expireRequests: sql`UPDATE access_requests a SET status = 'expired'
-    FROM unnest($1::text[], $2::text[]) AS k(store_id, id)
-    WHERE a.store_id = k.store_id AND a.id = k.id`,
-  insertExpiredEvents: sql`INSERT INTO access_request_events
-      (store_id, request_id, seq, type, actor, at, reason)
-    SELECT k.store_id, k.id, (SELECT COUNT(*) FROM access_request_events e
-        WHERE e.store_id = k.store_id AND e.request_id = k.id),
-      'expired', $4::text, k.at, ''
-    FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(store_id, id, at)`,
-  insertDecisions: sql`INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')})
-    SELECT * FROM ${unnest(1, DECISION_COLUMNS.map((c) => DECISION_TYPES[c]))}`,
-  /** Keys arrive sorted (mergeGrantUses), so replicas flushing at once lock rows in one order. */
-  upsertUsage: sql`INSERT INTO grant_usage (store_id, ${KEY_COLUMNS}, last_used_at)
-    SELECT * FROM ${unnest(1, [...TEXT6, 'text', 'bigint'])}
-    ON CONFLICT (store_id, ${KEY_COLUMNS})
-    DO UPDATE SET last_used_at = GREATEST(grant_usage.last_used_at, excluded.last_used_at)`,
-} as const
-
-/** The hot reader's statements, named once (`pemba_object`, …). */
-const READS = {
-  /** All of one object's tuples, capped (LIMIT is the cap + 1, to tell "more than" apart). */
-  object: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND ${live(5)} LIMIT $4`,
-  objectRelation: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4 AND ${live(5)}`,
-  usersets: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
-      AND user_relation > '' AND ${live(5)}`,
-  /** Users of one (type, relation) at once: `user_id = ANY` stays in the primary key's range. */
-  exactUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND object_id = $3 AND relation = $4
-      AND user_relation = $5 AND user_type = $6 AND user_id = ANY($7::text[]) AND ${live(8)}`,
-  /** The reverse direction over `tuples_by_user`, again one (type, relation) group at a time. */
-  startingWithUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
-    WHERE store_id = $1 AND object_type = $2 AND relation = $3
-      AND user_type = $4 AND user_relation = $5 AND user_id = ANY($6::text[]) AND ${live(7)}`,
-} as const
-
-type ReadName = keyof typeof READS
-
-/** A prepared query config of the reader: `pemba_<name>` is prepared once per connection. */
-function read(name: ReadName, values: unknown[]): pg.QueryConfig {
-  return { name: `pemba_${name}`, text: READS[name], values }
-}
-
-/** keyArrays turns tuples into the six column arrays a batch statement unnests. */
-function keyArrays(ts: readonly TupleIdentity[]): string[][] {
-  return [
-    ts.map((t) => t.objectType),
-    ts.map((t) => t.objectId),
-    ts.map((t) => t.relation),
-    ts.map((t) => t.userRelation),
-    ts.map((t) => t.userType),
-    ts.map((t) => t.userId),
-  ]
-}
-
-/** columns transposes rows of `n` values into `n` column arrays. */
-function columns(rows: readonly ValueRow[], n: number): unknown[][] {
-  const out: unknown[][] = Array.from({ length: n }, () => new Array(rows.length))
-  rows.forEach((r, i) => r.forEach((v, c) => (out[c][i] = v)))
-  return out
-}
-
 const NOTHING: ReadonlySet<TupleIdentity> = new Set()
-
-/** numbered turns the core's `?` placeholders into PostgreSQL's `$1`, `$2`, … */
-function numbered(text: string): string {
-  let n = 0
-  return text.replace(/\?/g, () => `$${++n}`)
-}
 
 class PostgresDriver implements SqlDriver {
   readonly dialect = postgresBackend.name
@@ -253,7 +124,7 @@ class PostgresDriver implements SqlDriver {
     return { name: named.name, text: named.text, values: values as unknown[] }
   }
 
-  async #execute(c: pg.Pool | pg.PoolClient, op: Statement): Promise<unknown> {
+  async #execute(c: pg.PoolClient, op: Statement): Promise<unknown> {
     switch (op.kind) {
       case 'all':
         return (await c.query(this.#config(op.sql, op.params))).rows
@@ -267,6 +138,8 @@ class PostgresDriver implements SqlDriver {
         for (let i = 0; i < op.count; i++) runs.push(c.query(this.#config(op.sql, op.row(i))))
         return (await Promise.all(runs)).map((r) => r.rowCount ?? 0)
       }
+      case 'copyFrom':
+        return copyIn(c, op.sql, op.chunks)
     }
   }
 
@@ -375,6 +248,11 @@ class PostgresDriver implements SqlDriver {
     ])
   }
 
+  /** COPY into a staging table, then one set-based insert (bulk.ts). */
+  bulkInsert(storeId: string, rows: readonly BulkRow[], revision: number, ts: number): Tx<BulkInserted> {
+    return postgresBulkInsert(storeId, rows, revision, ts)
+  }
+
   *expireRequests(due: readonly { store_id: string; id: string; pending_until: number }[], actor: string): Tx<void> {
     const stores = due.map((r) => r.store_id)
     const ids = due.map((r) => r.id)
@@ -481,7 +359,7 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
   name: 'postgres',
   schemes: ['postgres://', 'postgresql://'],
   urlForms: ['postgres://…'],
-  migrationsFolder: migrationsFolder('postgres'),
+  migrationsFolder: POSTGRES_MIGRATIONS,
   parseUrl: (url) => ({ url }),
   redactUrl: redact,
   open: (target, options) =>
@@ -499,188 +377,8 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
   unreachable,
 }
 
-/**
- * Node's errors of a connection that may pass by itself: refused, reset, timed out, no route
- * yet, and a host name that does not resolve yet (ENOTFOUND, EAI_AGAIN: a service name in a
- * compose file or a cluster before its DNS entry exists). Not EACCES, EINVAL and the like.
- */
-const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'])
-
-/**
- * unreachable: an error of connecting that may pass by itself: a refused, reset or timed-out
- * connection, a name not resolving yet, a server starting or shutting down (SQLSTATE 57P0x),
- * out of connections (53300) or a connection exception (class 08). A wrong password (28P01) or a
- * missing database (3D000) will not, nor will an error of a statement.
- */
-function unreachable(err: unknown): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown }
-  if (typeof code === 'string') {
-    // 57P04 is a dropped database: waiting will not bring it back.
-    return UNREACHABLE_ERRNOS.has(code) || code.startsWith('08') || (code.startsWith('57P') && code !== '57P04') || code === '53300'
-  }
-  return typeof message === 'string' && /Connection terminated|connection timeout|timeout expired/i.test(message)
-}
-
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code
   return typeof code === 'string' && RETRYABLE.has(code)
 }
 
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url)
-    if (u.password) u.password = '***'
-    return u.toString()
-  } catch {
-    return 'the PostgreSQL database'
-  }
-}
-
-/**
- * prepareSchema applies (auto) or checks (check) the migrations on a dedicated connection. The
- * migration runs under a per-schema advisory lock, so replicas starting together apply it once:
- * the others wait, then find nothing pending. The migrations table sits in the same schema as
- * the tables, so schemas side by side in one database (one per test run, say) migrate apart.
- */
-async function prepareSchema(url: string, mode: MigrationsMode | 'status'): Promise<MigrationStatus> {
-  const client = new pg.Client({
-    connectionString: url,
-    application_name: 'pemba-migrate',
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-  })
-  // A connection error surfaces as the pending query's rejection; this keeps it from also being
-  // an unhandled 'error' event that would end the process.
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    // Migrations may take longer than a request's statement budget; waiting for the lock too.
-    await client.query('SET statement_timeout = 0')
-    const one = async <T>(text: string, values: unknown[] = []): Promise<T> =>
-      Object.values((await client.query(text, values)).rows[0])[0] as T
-    const schema = await one<string | null>('SELECT current_schema()')
-    if (!schema) {
-      throw new Error(
-        `${redact(url)}: no schema to keep Pemba's tables in (search_path names no existing schema)`,
-      )
-    }
-    const readStatus = async (): Promise<MigrationStatus> => {
-      const table = `${client.escapeIdentifier(schema)}.__drizzle_migrations`
-      let newest: number | undefined
-      if (await one<string | null>('SELECT to_regclass($1)', [table])) {
-        const max = await one<string | null>(`SELECT MAX(created_at)::text FROM ${table}`)
-        newest = max === null ? undefined : Number(max)
-      }
-      return migrationStatus(postgresBackend.migrationsFolder, newest)
-    }
-    if (mode !== 'auto') {
-      const status = await readStatus()
-      if (mode === 'check' && status.pending.length > 0) {
-        throw new MigrationsPendingError(`${redact(url)} (schema ${schema})`, status.pending)
-      }
-      return status
-    }
-    await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [MIGRATION_LOCK, schema])
-    try {
-      // Read under the lock: what this process applies, not what a replica applied meanwhile.
-      const before = await readStatus()
-      await migrate(drizzle({ client }), {
-        migrationsFolder: postgresBackend.migrationsFolder,
-        migrationsSchema: schema,
-        migrationsTable: '__drizzle_migrations',
-      })
-      return before
-    } finally {
-      await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [MIGRATION_LOCK, schema])
-    }
-  } finally {
-    await client.end()
-  }
-}
-
-/**
- * groupSubjects groups users by (type, relation), so one `user_id = ANY($n)` query per group
- * answers them: [user:anne, user:*, group:eng#member] → user/'' [anne, *] and group/member [eng].
- */
-function groupSubjects(users: readonly Subject[]): { type: string; relation: string; ids: string[] }[] {
-  const groups = new Map<string, { type: string; relation: string; ids: string[] }>()
-  for (const u of users) {
-    const k = `${u.type}#${u.relation}`
-    let g = groups.get(k)
-    if (!g) groups.set(k, (g = { type: u.type, relation: u.relation, ids: [] }))
-    g.ids.push(u.id)
-  }
-  return [...groups.values()]
-}
-
-/**
- * PostgresTupleReader reads the live tuples through the pool. Like the SQLite reader it reads
- * the newest committed state, which is at least as fresh as the revision it was bound to.
- */
-class PostgresTupleReader implements TupleReader {
-  readonly #store: string
-  /** The reader's instant (ms): tuples with expires_at <= now are invisible. */
-  readonly #now: number
-  readonly #pool: pg.Pool
-
-  constructor(storeId: string, now: number, pool: pg.Pool) {
-    this.#store = storeId
-    this.#now = now
-    this.#pool = pool
-  }
-
-  async #rows(name: ReadName, values: unknown[]): Promise<Tuple[]> {
-    return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
-  }
-
-  async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
-    const values = [this.#store, objectType, objectId, limit + 1, this.#now]
-    const rows = await this.#rows('object', values)
-    return rows.length > limit ? undefined : rows
-  }
-
-  readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return this.#rows('objectRelation', [this.#store, objectType, objectId, relation, this.#now])
-  }
-
-  async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
-    const groups = groupSubjects(users)
-    const parts = await Promise.all(
-      groups.map((g) =>
-        this.#rows('exactUsers', [
-          this.#store,
-          objectType,
-          objectId,
-          relation,
-          g.relation,
-          g.type,
-          g.ids,
-          this.#now,
-        ]),
-      ),
-    )
-    return parts.flat()
-  }
-
-  readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
-    return this.#rows('usersets', [this.#store, objectType, objectId, relation, this.#now])
-  }
-
-  async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
-    const groups = groupSubjects(users)
-    const parts = await Promise.all(
-      groups.map((g) =>
-        this.#rows('startingWithUsers', [
-          this.#store,
-          objectType,
-          relation,
-          g.type,
-          g.relation,
-          g.ids,
-          this.#now,
-        ]),
-      ),
-    )
-    return parts.flat()
-  }
-}

@@ -14,6 +14,7 @@ import type { Subject, Tuple } from '../../core/tuple.ts'
 import type { PoolStats, QueryObserver, TupleReader } from '../ports.ts'
 import type { Datastore } from '../store.ts'
 import { sqlAccessRequests } from './access-requests.ts'
+import { sqlBulkLoader } from './bulk.ts'
 import { sqlCatalog } from './catalog.ts'
 import { sqlDecisions } from './decisions.ts'
 import type { SqlDriver } from './driver.ts'
@@ -37,6 +38,7 @@ export class SqlDatastore implements Datastore {
     const ports = {
       ...sqlCatalog(driver),
       ...sqlTuples(driver),
+      ...sqlBulkLoader(driver),
       ...sqlAccessRequests(driver),
       ...sqlTokenIssuers(driver),
       ...sqlDecisions(driver),

@@ -15,7 +15,7 @@
  */
 import type { TupleRow } from '../common.ts'
 import type { PoolStats, TupleReader, WriteRequest } from '../ports.ts'
-import type { PlannedChange, StoredByTuple } from '../write-plan.ts'
+import type { PlannedChange, StoredByTuple, StoredState } from '../write-plan.ts'
 import type { TupleIdentity } from '../../core/tuple.ts'
 
 /** One statement for the driver to run: its rows, its first row, or the number of rows changed. */
@@ -31,6 +31,12 @@ export type Statement =
       readonly count: number
       readonly row: (i: number) => readonly unknown[]
     }
+    /**
+   * PostgreSQL's `COPY … FROM STDIN` (the bulk load, postgres/bulk.ts): `chunks()` makes the
+   * data in COPY's text format, a piece at a time; the result is the number of rows copied. Only
+   * a driver that has COPY yields it.
+   */
+  | { readonly kind: 'copyFrom'; readonly sql: string; readonly chunks: () => Iterable<string> }
 
 /** A transaction body (or a step of one): yields statements, gets their results, returns T. */
 export type Tx<T> = Generator<Statement, T, unknown>
@@ -72,6 +78,22 @@ export interface StoredForWrite {
    * `applied` then need not list the writes (a bulk import spares a set of 10,000 entries).
    */
   insertedAll: boolean
+}
+
+/** One tuple of a bulk load (sql/bulk.ts) as it is stored: its planned write, and its position in the load. */
+export interface BulkRow extends PlannedChange {
+  readonly index: number
+}
+
+/** What a driver's bulkInsert did with a load's rows. */
+export interface BulkInserted {
+  /** Rows inserted, each recorded in the changelog (an expired row it replaced recorded as a delete first). */
+  written: number
+  /**
+   * The rows not inserted, in load order, each with the live state its key held: stored before
+   * the load, or inserted by an earlier row of it.
+   */
+  met: { row: BulkRow; stored: StoredState }[]
 }
 
 /** A decision_log row's values in DECISION_COLUMNS order; a grant_usage upsert's 8 values. */
@@ -143,6 +165,16 @@ export interface SqlDriver {
   deleteRows(storeId: string, keys: readonly TupleIdentity[]): Tx<void>
   /** Inserts the planned writes' rows under `revision`, written at `ts`. */
   insertTuples(storeId: string, writes: readonly PlannedChange[], revision: number, ts: number): Tx<void>
+  /**
+   * bulkInsert inserts the rows whose key is absent under `revision`, written at `ts`, and
+   * records each in the changelog (seq 0, 1, …, in any order); of rows repeating a key, the
+   * first in load order is the one inserted. A key whose row expired at or before `ts` counts as
+   * absent: the row is removed first and its removal recorded, as the sweeper would have. Every
+   * other row is `met`, with its key's live state, for the SQL core to judge (sql/bulk.ts).
+   * SQLite: multi-row `INSERT OR IGNORE`; PostgreSQL: COPY into a staging table, then one
+   * `INSERT … SELECT … ON CONFLICT DO NOTHING`.
+   */
+  bulkInsert(storeId: string, rows: readonly BulkRow[], revision: number, ts: number): Tx<BulkInserted>
   /** Records `changes` in the changelog at (revision, 0), (revision, 1), … */
   insertChanges(storeId: string, revision: number, changes: readonly PlannedChange[], ts: number): Tx<void>
   /** Marks the given pending requests expired and appends their `expired` events by `actor`. */

@@ -7,8 +7,9 @@
  *
  * What differs from PostgreSQL: batches are prepared single-row statements run one by one (with
  * better-sqlite3 that beats one multi-row statement: binding a long argument list costs more
- * than it saves), an IMMEDIATE transaction holds the database instead of row locks, the
- * decision log is written from a worker thread (decision-writer.ts), and the hot reader below.
+ * than it saves), except the bulk load's multi-row inserts (bulk.ts), an IMMEDIATE transaction
+ * holds the database instead of row locks, the decision log is written from a worker thread
+ * (decision-writer.ts), and the hot reader below.
  *
  * @module
  */
@@ -27,6 +28,8 @@ import {
   get,
   run,
   runEach,
+  type BulkInserted,
+  type BulkRow,
   type SqlDriver,
   type Statement,
   type StoredForWrite,
@@ -35,48 +38,15 @@ import {
 } from '../sql/driver.ts'
 import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
 import { tupleKey, type PlannedChange, type StoredState } from '../write-plan.ts'
+import { sqliteBulkInsert } from './bulk.ts'
 import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
+import { KEY_MATCH, LIVE, SQL, type StateRow } from './statements.ts'
 
 /** The longest `IN (…)` list one statement binds. */
 const IN_CHUNK = 50
 
-/**
- * Every reader query ends with this, bound to the reader's `now`: an expired tuple is gone the
- * instant it expires, whether or not the sweeper has deleted the row yet.
- */
-const LIVE = '(expires_at IS NULL OR expires_at > ?)'
-
 /** A readObject row: relation, user_relation, user_type, user_id, condition_name, condition_context, expires_at. */
 type ObjectRow = [string, string, string, string, string, string | null, number | null]
-
-/** A storedState row: condition_name, condition_context, expires_at. */
-type StateRow = [string, string | null, number | null]
-
-/** The tuple key columns, for statements that name one tuple. */
-const KEY_MATCH =
-  'store_id = ? AND object_type = ? AND object_id = ? AND relation = ? AND user_relation = ? AND user_type = ? AND user_id = ?'
-
-const SQL = {
-  /** A tuple's stored state, as a StateRow (see storedTuples, storedForWrite). */
-  storedState: `SELECT condition_name, condition_context, expires_at FROM tuples WHERE ${KEY_MATCH}`,
-  deleteRow: `DELETE FROM tuples WHERE ${KEY_MATCH}`,
-  insertTuple: `INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision,
-    inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  bumpRevision: 'UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision',
-  unbumpRevision: 'UPDATE stores SET revision = revision - 1 WHERE id = ?',
-  /**
-   * Deletes a live tuple, returning its state as a StateRow: an expired one is already gone,
-   * and is the sweeper's.
-   */
-  deleteLive: `DELETE FROM tuples WHERE ${KEY_MATCH} AND ${LIVE} RETURNING condition_name, condition_context, expires_at`,
-  insertIgnore: `INSERT OR IGNORE INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context,
-    revision, inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  insertChange: `INSERT INTO changelog (store_id, revision, seq, object_type, object_id, relation, user,
-    condition_name, condition_context, expires_at, operation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  expireRequest: "UPDATE access_requests SET status = 'expired', grant_expires_at = NULL WHERE store_id = ? AND id = ?",
-  insertEvent: `INSERT INTO access_request_events (store_id, request_id, seq, type, actor, at, reason)
-    VALUES (?, ?, (SELECT COUNT(*) FROM access_request_events WHERE store_id = ? AND request_id = ?), ?, ?, ?, ?)`,
-} as const
 
 /** The reader's statements, prepared once per connection. */
 type ReaderStatements = ReturnType<typeof prepareReads>
@@ -177,6 +147,8 @@ class SqliteDriver implements SqlDriver {
         for (let i = 0; i < op.count; i++) out[i] = s.run(...op.row(i)).changes
         return out
       }
+      case 'copyFrom':
+        throw new Error('SQLite has no COPY: its bulk load is sqlite/bulk.ts')
     }
   }
 
@@ -318,6 +290,11 @@ class SqliteDriver implements SqlDriver {
       const op = operation === 'write' ? 0 : 1
       insert.run(storeId, revision, seq, t.objectType, t.objectId, t.relation, user, conditionName, context, expiresAt, op, ts)
     }
+  }
+
+  /** Multi-row inserts in the transaction, one by one where a statement met a stored key (bulk.ts). */
+  bulkInsert(storeId: string, rows: readonly BulkRow[], revision: number, ts: number): Tx<BulkInserted> {
+    return sqliteBulkInsert(this.db, (sql) => this.#prepare(sql), storeId, rows, revision, ts)
   }
 
   *expireRequests(due: readonly { store_id: string; id: string; pending_until: number }[], actor: string): Tx<void> {
