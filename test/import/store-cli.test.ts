@@ -1,0 +1,135 @@
+/**
+ * `pemba store export` → `pemba store import`, through HTTP and directly against the database:
+ * a store (name, model, tuples with conditions and expiries, assertions with context and
+ * contextual tuples) moves into a new store and exports again the same; `--tuple-file` puts the
+ * tuples in a file of their own beside the store file.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { storeCli } from '../../src/cli/store.ts'
+import { parseStoreFile } from '../../src/formats/store-file.ts'
+import type { Pemba } from '../../src/server.ts'
+import { servePemba, type ServedPemba } from '../helpers/http-server.ts'
+import { createImportStore, dataSet, openDatabase, pemba, sorted } from './helpers.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'pemba-store-cli-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+const ASSERTIONS = [
+  { tupleKey: { user: 'user:u1', relation: 'viewer', object: 'doc:1' }, expectation: true, contextualTuples: [], context: undefined },
+  { tupleKey: { user: 'user:u1', relation: 'owner', object: 'doc:1' }, expectation: false, contextualTuples: [], context: undefined },
+  { tupleKey: { user: 'user:bob', relation: 'viewer', object: 'doc:budget' }, expectation: true, contextualTuples: [], context: { limit: 3 } },
+  {
+    tupleKey: { user: 'user:zed', relation: 'viewer', object: 'doc:design' },
+    expectation: true,
+    contextualTuples: [{ user: 'user:zed', relation: 'member', object: 'group:eng' }],
+    context: undefined,
+  },
+]
+
+/** A store to move: the import model, 120 tuples of every kind, four assertions. */
+async function sourceStore(p: Pemba): Promise<string> {
+  const storeId = await createImportStore(p, dataSet(120))
+  const model = await p.models.resolve(storeId)
+  await p.assertions.write(storeId, model.id, ASSERTIONS)
+  return storeId
+}
+
+/** The parts of a store file that must survive the move (tuples in any order). */
+function essence(text: string) {
+  const f = parseStoreFile(text, 'store.fga.yaml')
+  return { name: f.name, model: f.model, tuples: f.tuples ? sorted(f.tuples) : undefined, tuple_file: f.tuple_file, tests: f.tests }
+}
+
+function suite(name: string, connect: () => Promise<{ flags: string[]; pemba: () => Promise<Pemba>; done: (p: Pemba) => Promise<void> }>) {
+  describe(name, () => {
+    let flags: string[]
+    let source: string
+    let open: () => Promise<Pemba>
+    let done: (p: Pemba) => Promise<void>
+    beforeAll(async () => {
+      ;({ flags, pemba: open, done } = await connect())
+      const p = await open()
+      source = await sourceStore(p)
+      await done(p)
+    })
+
+    it('export → import → export: the same store', async () => {
+      const first = join(dir, `${name.length}-first.fga.yaml`)
+      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', first, ...flags], [storeCli])
+      expect(exported.code, exported.err).toBe(0)
+      expect(exported.err).toMatch(/126 tuples, 4 assertions/)
+      const text = readFileSync(first, 'utf8')
+      expect(text).toMatch(/^name: import-test\nmodel: \|/)
+      const file = parseStoreFile(text, first)
+      expect(file.tests).toEqual([
+        {
+          name: 'Tests',
+          check: [
+            { user: 'user:u1', object: 'doc:1', assertions: { viewer: true, owner: false } },
+            { user: 'user:bob', object: 'doc:budget', context: { limit: 3 }, assertions: { viewer: true } },
+          ],
+        },
+        {
+          name: 'Tests with contextual tuples 1',
+          tuples: [{ user: 'user:zed', relation: 'member', object: 'group:eng' }],
+          check: [{ user: 'user:zed', object: 'doc:design', assertions: { viewer: true } }],
+        },
+      ])
+
+      const imported = await pemba(['store', 'import', '--file', first, ...flags], [storeCli])
+      expect(imported.code, imported.err).toBe(0)
+      const answer = JSON.parse(imported.out) as { store: { id: string; name: string }; tuples: { accepted: number; refused: number }; assertions: number }
+      expect(answer).toMatchObject({ store: { name: 'import-test' }, tuples: { accepted: 126, refused: 0 }, assertions: 4 })
+      expect(answer.store.id).not.toBe(source)
+
+      const second = join(dir, `${name.length}-second.fga.yaml`)
+      const again = await pemba(['store', 'export', '--store-id', answer.store.id, '--output-file', second, ...flags], [storeCli])
+      expect(again.code, again.err).toBe(0)
+      expect(essence(readFileSync(second, 'utf8'))).toEqual(essence(text))
+    })
+
+    it('--tuple-file: the tuples in a file of their own, imported from there', async () => {
+      const storeFile = join(dir, `${name.length}-split.fga.yaml`)
+      const tupleFile = join(dir, `${name.length}-split-tuples.csv`)
+      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', tupleFile, ...flags], [storeCli])
+      expect(exported.code, exported.err).toBe(0)
+      expect(parseStoreFile(readFileSync(storeFile, 'utf8'), storeFile).tuple_file).toBe(`${name.length}-split-tuples.csv`)
+      expect(readFileSync(tupleFile, 'utf8').split('\n')[0]).toMatch(/^user_type,user_id,/)
+      // Into an existing store this time (--store-id), as fga allows.
+      const p = await open()
+      const target = (await p.stores.create('empty', '')).id
+      await done(p)
+      const imported = await pemba(['store', 'import', '--file', storeFile, '--store-id', target, ...flags], [storeCli])
+      expect(imported.code, imported.err).toBe(0)
+      expect(JSON.parse(imported.out)).toMatchObject({ store: { id: target }, tuples: { accepted: 126 } })
+      const back = await pemba(['store', 'export', '--store-id', target, ...flags], [storeCli])
+      const original = await pemba(['store', 'export', '--store-id', source, ...flags], [storeCli])
+      expect({ ...essence(back.out), name: 'x' }).toEqual({ ...essence(original.out), name: 'x' })
+    })
+  })
+}
+
+let served: ServedPemba
+suite('through HTTP', async () => {
+  served = await servePemba({ logLevel: 'warn' })
+  return { flags: ['--api-url', served.url], pemba: async () => served.pemba, done: async () => {} }
+})
+afterAll(async () => served?.close())
+
+const databaseUrl = `sqlite:${join(dir, 'stores.db')}`
+suite('directly against the database', async () => ({
+  flags: ['--database-url', databaseUrl],
+  pemba: () => openDatabase(databaseUrl),
+  done: (p) => p.close(),
+}))
+
+describe('store import refusals', () => {
+  it('a store file that cannot be read: its problems, exit 1, nothing created', async () => {
+    const r = await pemba(['store', 'import', '--file', join(dir, 'missing.fga.yaml'), '--database-url', databaseUrl], [storeCli])
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/missing\.fga\.yaml: cannot read the file: no such file/)
+  })
+})
