@@ -1,0 +1,144 @@
+/**
+ * `pemba backup …`: online backup and restore of the whole database (src/store/backup/):
+ *
+ *     pemba backup create <file> [--with-decisions] [--overwrite]   # while servers keep serving
+ *     pemba backup restore <file> [--force]                          # into an empty database
+ *     pemba backup inspect <file> [--verify] [--json]                # the manifest; --verify reads it all
+ *
+ * create and restore take the database settings as flags (`--database-url`, …) like `pemba
+ * serve`. A restore refuses a non-empty database unless `--force` (which wipes it first, in the
+ * same transaction), and a corrupt or truncated file before it writes anything: exit 1 either
+ * way, with the reason. See docs/backup.md.
+ *
+ * @module
+ */
+import { addSettingOptions } from '../config/options.ts'
+import type { Manifest } from '../store/backup/index.ts'
+import { runProgram, type CliIo, type Register, type Run } from './program.ts'
+
+/** `12,345`. */
+const count = (n: number) => n.toLocaleString('en-US')
+
+function size(bytes: number): string {
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}
+
+const seconds = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`
+
+/** `3 stores, 100,000 tuples, 100,012 changelog entries`: what a backup holds, in one line. */
+function contents(m: Manifest): string {
+  const rows = (name: string) => m.tables.find((t) => t.name === name)?.rows ?? 0
+  const parts = [`${count(m.stores.length)} stores`, `${count(rows('tuples'))} tuples`, `${count(rows('changelog'))} changelog entries`]
+  parts.push(m.decision_log ? `${count(rows('decision_log'))} decisions` : 'no decision log')
+  return parts.join(', ')
+}
+
+/** The manifest as text for a person: what, from where, when, and every table. */
+export function formatManifest(m: Manifest): string {
+  const lines = [
+    `Pemba backup (format ${m.format_version}) made by Pemba ${m.pemba_version} on ${m.created_at}`,
+    `source: ${m.database} (${m.backend}; migrations ${m.migrations.length > 0 ? m.migrations[m.migrations.length - 1] : 'none'})`,
+    `decision log: ${m.decision_log ? 'included' : 'not included'}`,
+    '',
+    'STORE                       REVISION  NAME',
+    ...m.stores.map((s) => `${s.id.padEnd(26)}  ${String(s.revision).padStart(8)}  ${s.name}${s.deleted ? ' (deleted)' : ''}`),
+    '',
+    'TABLE                     ROWS  SHA256',
+    ...m.tables.map((t) => `${t.name.padEnd(21)} ${count(t.rows).padStart(9)}  ${t.sha256}`),
+  ]
+  return lines.join('\n')
+}
+
+/**
+ * refusing: a refused backup or restore, or an unreadable file, is the operator's to fix, not a
+ * fault of Pemba's: its message alone, exit 1 (anything else reaches exec's handler).
+ */
+function refusing(out: CliIo['out'], command: string, run: Run): Run {
+  return async (config, redactor) => {
+    const { BackupFileError, BackupRefused } = await import('../store/backup/index.ts')
+    try {
+      return await run(config, redactor)
+    } catch (e) {
+      if (!(e instanceof BackupRefused || e instanceof BackupFileError)) throw e
+      out.error(redactor.text(`pemba backup ${command}: ${e.message}`))
+      return 1
+    }
+  }
+}
+
+interface CreateFlags {
+  withDecisions?: boolean
+  overwrite?: boolean
+}
+
+export const backupCli: Register = (program, ctx) => {
+  const out = ctx.io.out
+  const backup = program
+    .command('backup')
+    .description('back up the whole database while servers keep serving, restore a backup, inspect one')
+
+  const create = backup
+    .command('create')
+    .description('write a consistent, compressed snapshot of the database to <file> (servers keep serving and writing)')
+    .argument('<file>', 'the backup file to write, e.g. pemba-2026-12-06.backup.gz')
+    .option('--with-decisions', 'include the decision log (left out by default: it can be larger than everything else)')
+    .option('--overwrite', 'replace <file> if it exists')
+  addSettingOptions(create)
+  create.action((file: string, flags: CreateFlags) =>
+    ctx.exec(create, refusing(out, 'create', async (config) => {
+      const { createBackup } = await import('../store/backup/index.ts')
+      const t0 = performance.now()
+      const { manifest, bytes } = await createBackup(config.databaseUrl, file, {
+        withDecisions: flags.withDecisions === true,
+        overwrite: flags.overwrite === true,
+        pembaVersion: program.version() ?? 'unknown',
+        clock: () => new Date(),
+      })
+      out.log(`backup of ${manifest.database} written to ${file} (${size(bytes)}) in ${seconds(t0)}: ${contents(manifest)}`)
+      return 0
+    })),
+  )
+
+  const restore = backup
+    .command('restore')
+    .description('restore <file> into the configured database, which must be empty (migrations are applied first)')
+    .argument('<file>', 'a backup written by `pemba backup create`')
+    .option('--force', 'wipe a non-empty database first (every Pemba table, the decision log too), in the same transaction')
+  addSettingOptions(restore)
+  restore.action((file: string, flags: { force?: boolean }) =>
+    ctx.exec(restore, refusing(out, 'restore', async (config) => {
+      const { restoreBackup } = await import('../store/backup/index.ts')
+      const { databaseBackend } = await import('../config.ts')
+      const t0 = performance.now()
+      const { manifest, wiped } = await restoreBackup(config.databaseUrl, file, { force: flags.force === true })
+      const where = databaseBackend(config.databaseUrl).backend.redactUrl(config.databaseUrl)
+      out.log(
+        `restored ${file} (made ${manifest.created_at} from ${manifest.backend}) into ${where}${wiped ? ', wiped first (--force)' : ''}, ` +
+          `in ${seconds(t0)}: ${contents(manifest)}`,
+      )
+      return 0
+    })),
+  )
+
+  const inspect = backup
+    .command('inspect')
+    .description("print a backup's manifest: where and when it was made, each store's revision, each table's rows and checksum")
+    .argument('<file>', 'a backup written by `pemba backup create`')
+    .option('--verify', 'read the whole file and check every table against its checksum (exit 1 if any differs)')
+    .option('--json', 'print the manifest as JSON')
+  inspect.action((file: string, flags: { verify?: boolean; json?: boolean }) =>
+    ctx.exec(inspect, refusing(out, 'inspect', async () => {
+      const { inspectBackup } = await import('../store/backup/index.ts')
+      const manifest = await inspectBackup(file, flags.verify === true)
+      out.log(flags.json ? JSON.stringify(manifest, null, 2) : formatManifest(manifest))
+      if (flags.verify && !flags.json) out.log(`\nverified: every table matches its row count and sha256`)
+      return 0
+    })),
+  )
+}
+
+/** backupCommand runs `pemba backup <argv…>` with this environment and output (for tests). */
+export function backupCommand(argv: string[], env: CliIo['env'], out: CliIo['out'] = console): Promise<number> {
+  return runProgram(['backup', ...argv], { env, out }, [backupCli])
+}
