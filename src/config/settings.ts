@@ -451,7 +451,7 @@ export const CONFIG_FILE_ENV = 'PEMBA_CONFIG'
  * would otherwise fall back to a default, e.g. authentication off).
  */
 export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
-  PEMBA_API_TOKEN: 'The bearer token `npm run example:load` sends (examples/nhi/load.ts).',
+  PEMBA_API_TOKEN: 'The bearer token the commands that talk to a server send (`pemba check`, `tuple import`, …; after `--api-token` and `FGA_API_TOKEN`), and `npm run example:load`.',
   PEMBA_URL: 'The server `npm run example:load` loads the example into (default http://127.0.0.1:8080).',
   PEMBA_TEST_POSTGRES_URL: 'The PostgreSQL database the PostgreSQL test suites use.',
   PEMBA_REQUIRE_POSTGRES: 'With 1, the PostgreSQL test suites fail instead of skipping when the database is missing.',
