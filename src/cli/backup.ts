@@ -34,35 +34,65 @@ function contents(m: Manifest): string {
   return parts.join(', ')
 }
 
+/**
+ * printable: `s` with control characters escaped (`\t`, `\n`, `\u001b`): a store's name is
+ * whatever its creator chose, and a terminal would act on an escape sequence in it.
+ */
+export function printable(s: string): string {
+  return String(s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+const ESCAPES: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r' }
+
 /** The manifest as text for a person: what, from where, when, and every table. */
 export function formatManifest(m: Manifest): string {
+  const p = printable
   const lines = [
-    `Pemba backup (format ${m.format_version}) made by Pemba ${m.pemba_version} on ${m.created_at}`,
-    `source: ${m.database} (${m.backend}; migrations ${m.migrations.length > 0 ? m.migrations[m.migrations.length - 1] : 'none'})`,
+    `Pemba backup (format ${m.format_version}) made by Pemba ${p(m.pemba_version)} on ${p(m.created_at)}`,
+    `source: ${p(m.database)} (${p(m.backend)}; migrations ${m.migrations.length > 0 ? p(m.migrations[m.migrations.length - 1]) : 'none'})`,
     `decision log: ${m.decision_log ? 'included' : 'not included'}`,
     '',
     'STORE                       REVISION  NAME',
-    ...m.stores.map((s) => `${s.id.padEnd(26)}  ${String(s.revision).padStart(8)}  ${s.name}${s.deleted ? ' (deleted)' : ''}`),
+    ...m.stores.map((s) => `${p(s.id).padEnd(26)}  ${String(s.revision).padStart(8)}  ${p(s.name)}${s.deleted ? ' (deleted)' : ''}`),
     '',
     'TABLE                     ROWS  SHA256',
-    ...m.tables.map((t) => `${t.name.padEnd(21)} ${count(t.rows).padStart(9)}  ${t.sha256}`),
+    ...m.tables.map((t) => `${p(t.name).padEnd(21)} ${count(t.rows).padStart(9)}  ${p(t.sha256)}`),
   ]
   return lines.join('\n')
 }
 
+/** The exit code of a command stopped by a signal: 128 + its number, as a shell reports it. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const
+
 /**
  * refusing: a refused backup or restore, or an unreadable file, is the operator's to fix, not a
- * fault of Pemba's: its message alone, exit 1 (anything else reaches exec's handler).
+ * fault of Pemba's: its message alone, exit 1 (anything else reaches exec's handler). It also
+ * owns the command's SIGINT/SIGTERM: the first aborts `signal` (the backup removes its scratch
+ * files, a restore rolls back), exit 130/143; a second exits at once.
  */
-function refusing(out: CliIo['out'], command: string, run: Run): Run {
+function refusing(out: CliIo['out'], command: string, run: (config: Parameters<Run>[0], redactor: Parameters<Run>[1], signal: AbortSignal) => Promise<number>): Run {
   return async (config, redactor) => {
-    const { BackupFileError, BackupRefused } = await import('../store/backup/index.ts')
+    const { BackupFileError, BackupInterrupted, BackupRefused } = await import('../store/backup/index.ts')
+    const controller = new AbortController()
+    let received: keyof typeof SIGNAL_EXIT | undefined
+    const stop = (signal: keyof typeof SIGNAL_EXIT) => {
+      if (received) process.exit(SIGNAL_EXIT[signal])
+      received = signal
+      controller.abort(new BackupInterrupted(`interrupted (${signal})`))
+    }
+    const onInt = () => stop('SIGINT')
+    const onTerm = () => stop('SIGTERM')
+    process.on('SIGINT', onInt)
+    process.on('SIGTERM', onTerm)
     try {
-      return await run(config, redactor)
+      return await run(config, redactor, controller.signal)
     } catch (e) {
       if (!(e instanceof BackupRefused || e instanceof BackupFileError)) throw e
       out.error(redactor.text(`pemba backup ${command}: ${e.message}`))
-      return 1
+      return e instanceof BackupInterrupted && received ? SIGNAL_EXIT[received] : 1
+    } finally {
+      process.off('SIGINT', onInt)
+      process.off('SIGTERM', onTerm)
     }
   }
 }
@@ -86,7 +116,7 @@ export const backupCli: Register = (program, ctx) => {
     .option('--overwrite', 'replace <file> if it exists')
   addSettingOptions(create)
   create.action((file: string, flags: CreateFlags) =>
-    ctx.exec(create, refusing(out, 'create', async (config) => {
+    ctx.exec(create, refusing(out, 'create', async (config, redactor, signal) => {
       const { createBackup } = await import('../store/backup/index.ts')
       const t0 = performance.now()
       const { manifest, bytes } = await createBackup(config.databaseUrl, file, {
@@ -94,8 +124,9 @@ export const backupCli: Register = (program, ctx) => {
         overwrite: flags.overwrite === true,
         pembaVersion: program.version() ?? 'unknown',
         clock: () => new Date(),
+        signal,
       })
-      out.log(`backup of ${manifest.database} written to ${file} (${size(bytes)}) in ${seconds(t0)}: ${contents(manifest)}`)
+      out.log(redactor.text(`backup of ${manifest.database} written to ${file} (${size(bytes)}) in ${seconds(t0)}: ${contents(manifest)}`))
       return 0
     })),
   )
@@ -107,15 +138,18 @@ export const backupCli: Register = (program, ctx) => {
     .option('--force', 'wipe a non-empty database first (every Pemba table, the decision log too), in the same transaction')
   addSettingOptions(restore)
   restore.action((file: string, flags: { force?: boolean }) =>
-    ctx.exec(restore, refusing(out, 'restore', async (config) => {
+    ctx.exec(restore, refusing(out, 'restore', async (config, redactor, signal) => {
       const { restoreBackup } = await import('../store/backup/index.ts')
       const { databaseBackend } = await import('../config.ts')
       const t0 = performance.now()
-      const { manifest, wiped } = await restoreBackup(config.databaseUrl, file, { force: flags.force === true })
+      const { manifest, wiped, warnings } = await restoreBackup(config.databaseUrl, file, { force: flags.force === true, signal })
       const where = databaseBackend(config.databaseUrl).backend.redactUrl(config.databaseUrl)
+      for (const w of warnings) out.error(redactor.text(`pemba backup restore: warning: ${w}`))
       out.log(
-        `restored ${file} (made ${manifest.created_at} from ${manifest.backend}) into ${where}${wiped ? ', wiped first (--force)' : ''}, ` +
-          `in ${seconds(t0)}: ${contents(manifest)}`,
+        redactor.text(
+          `restored ${file} (made ${printable(manifest.created_at)} from ${printable(manifest.backend)}) into ${where}` +
+            `${wiped ? ', wiped first (--force)' : ''}, in ${seconds(t0)}: ${contents(manifest)}`,
+        ),
       )
       return 0
     })),
@@ -128,10 +162,11 @@ export const backupCli: Register = (program, ctx) => {
     .option('--verify', 'read the whole file and check every table against its checksum (exit 1 if any differs)')
     .option('--json', 'print the manifest as JSON')
   inspect.action((file: string, flags: { verify?: boolean; json?: boolean }) =>
-    ctx.exec(inspect, refusing(out, 'inspect', async () => {
+    ctx.exec(inspect, refusing(out, 'inspect', async (_config, redactor) => {
       const { inspectBackup } = await import('../store/backup/index.ts')
       const manifest = await inspectBackup(file, flags.verify === true)
-      out.log(flags.json ? JSON.stringify(manifest, null, 2) : formatManifest(manifest))
+      // A backup made before the manifest stopped recording query strings may still hold a password.
+      out.log(redactor.text(flags.json ? JSON.stringify(manifest, null, 2) : formatManifest(manifest)))
       if (flags.verify && !flags.json) out.log(`\nverified: every table matches its row count and sha256`)
       return 0
     })),

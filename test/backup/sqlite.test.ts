@@ -7,15 +7,15 @@
  * anything is written.
  */
 import Database from 'better-sqlite3'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { inspectBackup, type Manifest } from '../../src/store/backup/index.ts'
+import { BackupRefused, createBackup, inspectBackup, type Manifest } from '../../src/store/backup/index.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
 import { runPemba } from '../helpers/processes.ts'
-import { addExtras, answers, benchData, cli, expectRestoredAt, loadBench, startWriter, withDuplicateRow } from './support.ts'
+import { addExtras, answers, benchData, cli, editBackup, expectRestoredAt, loadBench, startWriter, withDuplicateRow } from './support.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pemba-backup-'))
 const source = join(dir, 'source.db')
@@ -174,6 +174,106 @@ describe('restore refuses', () => {
   })
 })
 
+describe('nothing is left behind or replaced', () => {
+  const options = { withDecisions: false, overwrite: false, pembaVersion: 'test', clock: () => new Date() }
+
+  it('create keeps its scratch files in a private directory, and an abort removes them at once', async () => {
+    const work = join(dir, 'abort')
+    mkdirSync(work)
+    const file = join(work, 'aborted.backup.gz')
+    const controller = new AbortController()
+    let seen: { mode: number; files: string[] } | undefined
+    const stopped = createBackup(`sqlite:${source}`, file, {
+      ...options,
+      signal: controller.signal,
+      // Called right after the snapshot (a full copy of the database) is made: look, then abort.
+      clock: () => {
+        const [scratch, ...more] = readdirSync(work)
+        expect(more).toEqual([])
+        seen = { mode: statSync(join(work, scratch)).mode & 0o777, files: readdirSync(join(work, scratch)) }
+        controller.abort(new BackupRefused('stop'))
+        expect(readdirSync(work)).toEqual([])
+        return new Date()
+      },
+    })
+    await expect(stopped).rejects.toThrow('stop')
+    expect(seen).toEqual({ mode: 0o700, files: expect.arrayContaining(['snapshot.db']) })
+    expect(readdirSync(work)).toEqual([])
+  })
+
+  it('a SIGINT stops create: exit 130, no scratch file left', async () => {
+    const work = join(dir, 'sigint')
+    mkdirSync(work)
+    const p = runPemba(['backup', 'create', join(work, 'interrupted.backup.gz'), '--with-decisions'], { PEMBA_DATABASE_URL: `sqlite:${source}` })
+    // The scratch directory appears once the process is under way: interrupt it then.
+    const watcher = watch(work, () => {
+      watcher.close()
+      p.proc.kill('SIGINT')
+    })
+    try {
+      expect(await p.exited, p.stderr()).toBe(130)
+    } finally {
+      watcher.close()
+      p.kill()
+    }
+    expect(p.stderr()).toMatch(/^pemba backup create: interrupted \(SIGINT\)/)
+    expect(readdirSync(work)).toEqual([])
+  })
+
+  it('create does not replace a file that appears while it runs', async () => {
+    const file = join(dir, 'appears.backup.gz')
+    const made = createBackup(`sqlite:${source}`, file, { ...options, clock: () => (writeFileSync(file, 'precious'), new Date()) })
+    await expect(made).rejects.toThrow(`${file} appeared while the backup was written: it was left alone`)
+    expect(readFileSync(file, 'utf8')).toBe('precious')
+    expect(readdirSync(dir).filter((f) => f.includes('pemba-backup'))).toEqual([])
+  })
+
+  it('create --overwrite refuses to write over the database it backs up, or its WAL', async () => {
+    const size = statSync(source).size
+    for (const target of [source, `${source}-wal`, `${dir}/./source.db`]) {
+      const r = await cli('create', target, '--overwrite', '--database-url', `sqlite:${source}`)
+      expect(r.code).toBe(1)
+      expect(r.err).toBe(`pemba backup create: ${target} is the database being backed up (or one of its files): name another file`)
+    }
+    expect(statSync(source).size).toBe(size)
+    expect(await answers(client.pemba, storeId)).toHaveLength(benchData().checks.length)
+  })
+
+  it('a failed restore into a new file removes the file it created', async () => {
+    const duplicate = join(dir, 'duplicate-new.gz')
+    withDuplicateRow(backupFile, duplicate, 'tuples')
+    const fresh = join(dir, 'never.db')
+    const r = await cli('restore', duplicate, '--database-url', `sqlite:${fresh}`)
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/^pemba backup restore: restoring into sqlite:.*never\.db failed, and was rolled back \(the database file it had created is removed\): UNIQUE constraint failed: tuples\./)
+    expect(readdirSync(dir).filter((f) => f.startsWith('never.db'))).toEqual([])
+  })
+
+  it('a manifest edited after the fact is refused, its list of stores included', async () => {
+    const edited = join(dir, 'edited.gz')
+    // A hand edit that does not recompute manifest_sha256: refused even by a plain inspect.
+    editBackup(backupFile, edited, (m) => (m.stores[0].revision += 1), false)
+    let r = await cli('inspect', edited)
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/edited\.gz: its manifest does not match its manifest_sha256/)
+    // Recomputed: the stores table's checksum still holds, and the list no longer matches it.
+    editBackup(backupFile, edited, (m) => (m.stores[0].revision += 1))
+    r = await cli('inspect', edited, '--verify')
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(/edited\.gz: the manifest's list of stores differs from the stores table/)
+    editBackup(backupFile, edited, (m) => (m.stores[0].name = 'renamed'))
+    expect((await cli('restore', edited, '--database-url', `sqlite:${join(dir, 'edited.db')}`)).err).toMatch(/list of stores differs/)
+    // A backend this Pemba does not know no longer skips the migration check.
+    editBackup(backupFile, edited, (m) => ((m.backend = 'mysql'), m.migrations.push('9999_from_the_future')))
+    r = await cli('restore', edited, '--database-url', `sqlite:${join(dir, 'edited.db')}`)
+    expect(r.err).toMatch(/edited\.gz was made by Pemba .*, whose schema this Pemba does not know \(a backup of a mysql database\)/)
+    editBackup(backupFile, edited, (m) => ((m.backend = 'postgres'), m.migrations.push('9999_from_the_future')))
+    r = await cli('restore', edited, '--database-url', `sqlite:${join(dir, 'edited.db')}`)
+    expect(r.err).toMatch(/whose schema this Pemba does not know \(migrations .*9999_from_the_future\)$/)
+    expect(existsSync(join(dir, 'edited.db'))).toBe(false)
+  })
+})
+
 describe('inspect', () => {
   it('prints the manifest as a table, or as JSON', async () => {
     const manifest = await inspectBackup(backupFile, false)
@@ -183,6 +283,9 @@ describe('inspect', () => {
     expect(text.out).toContain(`${storeId}  `)
     expect(text.out).toMatch(/^tuples +[\d,]+ {2}[0-9a-f]{64}$/m)
     expect(text.out).toContain('verified: every table matches its row count and sha256')
+    // A store's name is printed with its control characters escaped (addExtras's has a tab).
+    expect(text.out).toMatch(/^[0-9A-Z]{26} +\d+ {2}extras\\twith a tab$/m)
+    expect(text.out).not.toContain('\t')
     const json = await cli('inspect', backupFile, '--json')
     expect(JSON.parse(json.out)).toEqual(manifest)
     expect(JSON.parse(gunzipSync(readFileSync(backupFile)).toString('utf8').split('\n')[0])).toEqual(manifest)

@@ -13,6 +13,7 @@ import { generate, parseLines, tupleKey as benchKey, type CheckRequest } from '.
 import { backupCommand } from '../../src/cli/backup.ts'
 import { formatSubject } from '../../src/core/tuple.ts'
 import type { Pemba } from '../../src/server.ts'
+import { sealManifest, type Manifest } from '../../src/store/backup/format.ts'
 import type { Datastore } from '../../src/store/store.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
 import { setup, writeModel } from '../helpers/fixtures.ts'
@@ -266,19 +267,31 @@ export async function expectRestoredAt(source: Pemba, restoredUrl: string, store
 }
 
 /**
+ * editBackup writes a copy of the backup `file` to `out` with its manifest changed by `edit`,
+ * resealed (its manifest_sha256 recomputed) unless `reseal` is false, and the rest unchanged.
+ */
+export function editBackup(file: string, out: string, edit: (m: Manifest) => void, reseal = true): void {
+  const lines = gunzipSync(readFileSync(file)).toString('utf8').split('\n')
+  const manifest = JSON.parse(lines[0]) as Manifest
+  edit(manifest)
+  lines[0] = JSON.stringify(reseal ? sealManifest(manifest) : manifest)
+  writeFileSync(out, gzipSync(lines.join('\n')))
+}
+
+/**
  * withDuplicateRow writes a copy of the backup `file` to `out` in which one row of `table` appears
  * twice, with the manifest's count and checksum made to match: a file that verifies, and that
  * no database can take (the row's primary key repeats).
  */
 export function withDuplicateRow(file: string, out: string, table: string): void {
   const lines = gunzipSync(readFileSync(file)).toString('utf8').split('\n')
-  const manifest = JSON.parse(lines[0]) as { tables: { name: string; rows: number; sha256: string }[] }
+  const manifest = JSON.parse(lines[0]) as Manifest
   const header = lines.findIndex((l) => l.startsWith(`{"table":"${table}"`))
   lines.splice(header + 1, 0, lines[header + 1])
   const entry = manifest.tables.find((t) => t.name === table)!
   entry.rows++
   const rows = lines.slice(header + 1, header + 1 + entry.rows)
   entry.sha256 = createHash('sha256').update(rows.map((r) => r + '\n').join('')).digest('hex')
-  lines[0] = JSON.stringify(manifest)
+  lines[0] = JSON.stringify(sealManifest(manifest))
   writeFileSync(out, gzipSync(lines.join('\n')))
 }

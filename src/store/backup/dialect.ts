@@ -24,6 +24,10 @@ export interface Snapshot {
 
 /** A database being restored into, inside one write transaction. */
 export interface RestoreSession {
+  /** The migrations begin applied (before the transaction: a rollback does not undo them). */
+  readonly migrated: readonly string[]
+  /** Whether begin created the database (a new SQLite file), which discard then removes. */
+  readonly created: boolean
   /** The tables that hold rows, with a count (`stores`) or 1 (at least one row). */
   occupied(): Promise<Record<string, number>>
   /** Empties every Pemba table (`--force`). */
@@ -35,14 +39,21 @@ export interface RestoreSession {
   optimize(): Promise<void>
   /** Releases everything, rolling back what was not committed. */
   close(): Promise<void>
+  /** After a failed restore, once closed: removes the database if begin created it. */
+  discard(): Promise<void>
 }
 
 /** One backend's backup support. */
 export interface BackupDialect {
   /** The SqlBackend name it serves: `sqlite`, `postgres`. */
   name: string
-  /** openSnapshot starts a consistent read of the database at `target` (the backend's parsed URL). */
+  /**
+   * openSnapshot starts a consistent read of the database at `target` (the backend's parsed
+   * URL); `scratchPath` names a file it may create, in a private directory, for a copy.
+   */
   openSnapshot(target: object, scratchPath: string): Promise<Snapshot>
+  /** The files the database lives in (a SQLite file and its -wal, -shm, -journal), absolute; none for a server. */
+  databaseFiles(target: object): string[]
   /**
    * occupiedBefore: the tables holding rows, read without creating or migrating anything (a
    * missing SQLite file holds nothing), so a refused restore changes nothing.
@@ -61,5 +72,13 @@ export class BackupRefused extends Error {
   constructor(message: string) {
     super(message)
     this.name = 'BackupRefused'
+  }
+}
+
+/** BackupInterrupted: a signal (Ctrl-C) stopped the command; what it had made is removed or rolled back. */
+export class BackupInterrupted extends BackupRefused {
+  constructor(message: string) {
+    super(message)
+    this.name = 'BackupInterrupted'
   }
 }

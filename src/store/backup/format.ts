@@ -24,7 +24,8 @@
 import { createHash, type Hash } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
-import { open, rename, rm } from 'node:fs/promises'
+import { link, open, rename, rm, unlink } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { constants, createGunzip, createGzip, gzipSync } from 'node:zlib'
@@ -64,8 +65,9 @@ export interface Manifest {
   format_version: number
   /** The Pemba that wrote it (package.json's version). */
   pemba_version: string
-  /** The source's backend (`sqlite`, `postgres`) and its URL as messages show it (no password). */
+  /** The source's backend (`sqlite`, `postgres`). */
   backend: string
+  /** Where it came from: `postgres://user@host:5432/db` (no password, no query string), `sqlite:<file>`. */
   database: string
   /** The source's applied migrations (its backend's journal tags), oldest first. */
   migrations: string[]
@@ -75,6 +77,18 @@ export interface Manifest {
   decision_log: boolean
   stores: ManifestStore[]
   tables: ManifestTable[]
+  /**
+   * The sha256 of the manifest's JSON without this field (its last): an edited or damaged
+   * manifest is refused like a damaged table. Like every checksum here it detects corruption
+   * and careless edits, not tampering: whoever can write the file can recompute them all.
+   */
+  manifest_sha256: string
+}
+
+/** sealManifest returns `m` with its manifest_sha256 (see Manifest). */
+export function sealManifest(m: Omit<Manifest, 'manifest_sha256'>): Manifest {
+  const { manifest_sha256: _, ...rest } = m as Manifest
+  return { ...rest, manifest_sha256: createHash('sha256').update(JSON.stringify(rest)).digest('hex') }
 }
 
 /** BackupFileError: the file is not a complete, intact Pemba backup (or cannot be read). */
@@ -89,9 +103,10 @@ export class BackupFileError extends Error {
 export type RowBatches = AsyncIterable<unknown[][]>
 
 /**
- * BackupWriter writes the data part of a backup (to `${path}.data-<pid>`, a temporary gzip),
- * then `finish` puts the manifest in front of it as `path`. Nothing appears at `path` until the
- * whole backup is written and flushed to disk.
+ * BackupWriter writes the data part of a backup (to `data.gz` in `scratch`, a private directory
+ * next to `path`, on the same filesystem), then `finish` puts the manifest in front of it and
+ * moves the result to `path`. Nothing appears at `path` until the whole backup is written and
+ * flushed to disk.
  */
 export class BackupWriter {
   readonly #path: string
@@ -101,9 +116,12 @@ export class BackupWriter {
   readonly #done: Promise<void>
   readonly tables: ManifestTable[] = []
 
-  constructor(path: string) {
+  readonly #scratch: string
+
+  constructor(path: string, scratch: string) {
     this.#path = path
-    this.#dataPath = `${path}.data-${process.pid}`
+    this.#scratch = scratch
+    this.#dataPath = join(scratch, 'data.gz')
     this.#file = createWriteStream(this.#dataPath, { flags: 'wx', mode: FILE_MODE })
     this.#done = pipeline(this.#gzip, this.#file)
     // A failed write rejects #done; keep that from being unhandled until someone awaits it.
@@ -134,13 +152,18 @@ export class BackupWriter {
     if (!this.#gzip.write(text)) await Promise.race([once(this.#gzip, 'drain'), this.#done])
   }
 
-  /** finish writes `path`: the manifest's gzip member, then the data; flushed, then renamed into place. */
-  async finish(manifest: Manifest): Promise<{ bytes: number }> {
+  /**
+   * finish writes `path`: the manifest's gzip member, then the data; flushed, then moved into
+   * place. Without `overwrite` it is linked in, which fails (EEXIST) if `path` appeared since the
+   * caller looked, instead of replacing it; then the directory is flushed too, so the new name
+   * survives a crash.
+   */
+  async finish(manifest: Manifest, overwrite: boolean): Promise<{ bytes: number }> {
     this.#gzip.end()
     await this.#done
-    const partial = `${this.#path}.partial-${process.pid}`
+    const partial = join(this.#scratch, 'backup.partial')
     try {
-      const out = createWriteStream(partial, { mode: FILE_MODE })
+      const out = createWriteStream(partial, { flags: 'wx', mode: FILE_MODE })
       out.write(gzipSync(JSON.stringify(manifest) + '\n', { level: constants.Z_BEST_COMPRESSION }))
       await pipeline(createReadStream(this.#dataPath), out)
       const handle = await open(partial, 'r+')
@@ -151,7 +174,18 @@ export class BackupWriter {
       } finally {
         await handle.close()
       }
-      await rename(partial, this.#path)
+      if (overwrite) {
+        await rename(partial, this.#path)
+      } else {
+        await link(partial, this.#path)
+        await unlink(partial)
+      }
+      const dir = await open(dirname(this.#path), 'r')
+      try {
+        await dir.sync()
+      } finally {
+        await dir.close()
+      }
       return { bytes }
     } finally {
       await rm(partial, { force: true })
@@ -204,11 +238,11 @@ export async function readBackup(path: string, load?: LoaderFactory): Promise<Ma
   const input = openBackup(path)
   try {
     let manifest: Manifest | undefined
-    let current: { spec: ManifestTable; hash: Hash; rows: number; loader?: TableLoader; batch: unknown[][] } | undefined
+    let current: { spec: ManifestTable; hash: Hash; rows: number; loader?: TableLoader; batch: unknown[][]; stores?: unknown[][] } | undefined
     let next = 0
     const endTable = async () => {
       if (!current) return
-      const { spec, hash, rows, loader, batch } = current
+      const { spec, hash, rows, loader, batch, stores } = current
       const sha = hash.digest('hex')
       if (rows !== spec.rows) {
         const problem = `table ${spec.name} has ${rows} rows, the manifest says ${spec.rows}: the file is corrupt or truncated`
@@ -218,6 +252,7 @@ export async function readBackup(path: string, load?: LoaderFactory): Promise<Ma
         const problem = `table ${spec.name}: its sha256 is ${sha}, the manifest says ${spec.sha256}: the file is corrupt`
         throw new BackupFileError(path, problem)
       }
+      if (stores) checkStores(path, manifest!, spec, stores)
       if (loader) {
         if (batch.length > 0) await loader.rows(batch)
         await loader.end()
@@ -233,6 +268,7 @@ export async function readBackup(path: string, load?: LoaderFactory): Promise<Ma
         if (!current) throw new BackupFileError(path, 'a row before any table header')
         current.hash.update(line)
         current.rows++
+        current.stores?.push(parseRow(path, current.spec, line))
         if (current.loader) {
           current.batch.push(parseRow(path, current.spec, line))
           if (current.batch.length >= BATCH) {
@@ -250,12 +286,14 @@ export async function readBackup(path: string, load?: LoaderFactory): Promise<Ma
         throw new BackupFileError(path, `expected table ${spec.name} next, found ${JSON.stringify(header.table)}`)
       }
       current = { spec, hash: createHash('sha256'), rows: 0, loader: load ? await load(spec) : undefined, batch: [] }
+      if (spec.name === 'stores') current.stores = []
     }
     if (!manifest) throw new BackupFileError(path, 'is empty: not a Pemba backup')
     await endTable()
     if (next < manifest.tables.length) {
       throw new BackupFileError(path, `ends before table ${manifest.tables[next].name}: the file is truncated`)
     }
+    if (!manifest.tables.some((t) => t.name === 'stores')) checkStores(path, manifest, { name: 'stores', columns: [], rows: 0, sha256: '' }, [])
     return manifest
   } finally {
     input.close()
@@ -329,6 +367,20 @@ function parseRow(path: string, spec: ManifestTable, line: Buffer): unknown[] {
   return row
 }
 
+/**
+ * checkStores: the manifest's stores (what inspect shows, with each store's revision) are the
+ * stores table's rows. The table is covered by its checksum; this covers the list.
+ */
+function checkStores(path: string, manifest: Manifest, spec: ManifestTable, rows: unknown[][]): void {
+  const col = (name: string) => spec.columns.indexOf(name)
+  const [id, name, revision, deleted] = [col('id'), col('name'), col('revision'), col('deleted_at')]
+  const fromTable = rows.map((r) => ({ id: r[id], name: r[name], revision: r[revision], deleted: deleted >= 0 && r[deleted] !== null }))
+  const listed = manifest.stores.map((s) => ({ id: s.id, name: s.name, revision: s.revision, deleted: s.deleted }))
+  if (JSON.stringify(fromTable) !== JSON.stringify(listed)) {
+    throw new BackupFileError(path, "the manifest's list of stores differs from the stores table: the file was edited or is corrupt")
+  }
+}
+
 function parseManifest(path: string, line: Buffer): Manifest {
   const m = parseJson(path, line) as Partial<Manifest>
   if (m?.format !== FORMAT || !Array.isArray(m.tables) || !Array.isArray(m.stores)) {
@@ -339,6 +391,9 @@ function parseManifest(path: string, line: Buffer): Manifest {
       path,
       `is a backup of format version ${m.format_version}, written by Pemba ${m.pemba_version}; this Pemba reads version ${FORMAT_VERSION}`,
     )
+  }
+  if (typeof m.manifest_sha256 !== 'string' || sealManifest(m as Manifest).manifest_sha256 !== m.manifest_sha256) {
+    throw new BackupFileError(path, 'its manifest does not match its manifest_sha256: the file was edited or is corrupt')
   }
   return m as Manifest
 }

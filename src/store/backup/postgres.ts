@@ -6,9 +6,12 @@
  * backup's portable rows (tables.ts's column types).
  *
  * A restore migrates the database, then in one transaction locks every Pemba table against
- * writers (EXCLUSIVE: readers go on), checks it is empty (or truncates it with `--force`) and
- * loads each table with `COPY … FROM STDIN`; the planner's statistics are refreshed (ANALYZE)
- * after the commit.
+ * writers (EXCLUSIVE: readers go on), checks it is empty and loads each table with `COPY … FROM
+ * STDIN`; the planner's statistics are refreshed (ANALYZE) after the commit. With `--force` it
+ * empties the tables first with TRUNCATE, whose ACCESS EXCLUSIVE lock blocks readers too until
+ * the restore commits or rolls back (the servers are meant to be stopped for a restore; DELETE
+ * would keep readers going but rewrite every row of a large database). The migrations are not
+ * part of the transaction: a failed restore leaves them applied, and says so.
  *
  * @module
  */
@@ -73,26 +76,29 @@ class PostgresSnapshot implements Snapshot {
 
   async *rows(spec: TableSpec): AsyncGenerator<unknown[][]> {
     const stream = this.client.query(copyTo(`COPY (${selectRows(spec)}) TO STDOUT`))
-    let rest = ''
+    // Bytes, not text: pg-copy-streams hands over CopyData as it arrives from the socket, so a
+    // chunk can end inside a row and inside a multi-byte character. Only whole rows are decoded
+    // (a row never holds a raw newline: COPY escapes it, and 0x0a is never part of a UTF-8
+    // multi-byte sequence), so a character split between two chunks is decoded whole.
+    let rest: Buffer | undefined
     let batch: unknown[][] = []
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      // A row never holds a raw newline (COPY escapes it), so each newline ends a row.
-      const text = rest + chunk.toString('utf8')
+      const buf = rest ? Buffer.concat([rest, chunk]) : chunk
       let start = 0
-      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
-        const fields = text.slice(start, nl).split('\t')
+      for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+        const fields = buf.toString('utf8', start, nl).split('\t')
         const row = new Array<unknown>(fields.length)
         for (let i = 0; i < fields.length; i++) row[i] = decodeField(fields[i], spec.types[i])
         batch.push(row)
         start = nl + 1
       }
-      rest = text.slice(start)
+      rest = start < buf.length ? buf.subarray(start) : undefined
       if (batch.length >= SNAPSHOT_BATCH) {
         yield batch
         batch = []
       }
     }
-    if (rest !== '') throw new Error(`COPY of ${spec.name} ended inside a row`)
+    if (rest) throw new Error(`COPY of ${spec.name} ended inside a row`)
     if (batch.length > 0) yield batch
   }
 
@@ -103,12 +109,18 @@ class PostgresSnapshot implements Snapshot {
 }
 
 class PostgresRestore implements RestoreSession {
-  constructor(readonly client: pg.Client) {}
+  readonly created = false
+
+  constructor(
+    readonly client: pg.Client,
+    readonly migrated: readonly string[],
+  ) {}
 
   occupied(): Promise<Record<string, number>> {
     return occupied(this.client)
   }
 
+  /** TRUNCATE: from here until the commit or rollback, readers of these tables wait too. */
   async wipe(): Promise<void> {
     await this.client.query(`TRUNCATE ${ALL_TABLES}`)
   }
@@ -157,6 +169,9 @@ class PostgresRestore implements RestoreSession {
   async close(): Promise<void> {
     await this.client.end()
   }
+
+  /** A server's database is never created by a restore: nothing to remove. */
+  async discard(): Promise<void> {}
 }
 
 export const postgresBackup: BackupDialect = {
@@ -191,18 +206,20 @@ export const postgresBackup: BackupDialect = {
     }
   },
 
+  databaseFiles: () => [],
+
   async begin(target) {
-    await postgresBackend.migrate(target as PostgresTarget)
+    const migrated = await postgresBackend.migrate(target as PostgresTarget)
     const client = await connect(target, 'pemba-restore')
     try {
       await client.query('BEGIN')
       await client.query('SET LOCAL statement_timeout = 0')
-      // Servers may go on reading; none writes until the restore commits or rolls back.
+      // Servers may go on reading (until a --force TRUNCATE); none writes until the restore commits or rolls back.
       await client.query(`LOCK TABLE ${ALL_TABLES} IN EXCLUSIVE MODE`)
     } catch (e) {
       await client.end().catch(() => {})
       throw e
     }
-    return new PostgresRestore(client)
+    return new PostgresRestore(client, migrated)
   },
 }

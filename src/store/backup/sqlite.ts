@@ -11,13 +11,14 @@
  *
  * A restore opens the database (migrating it first) and writes every row with prepared inserts
  * inside one IMMEDIATE transaction: all of the backup or nothing, and no server writes between
- * the emptiness check and the last row.
+ * the emptiness check and the last row. A failed restore into a file it created removes the file.
  *
  * @module
  */
 import Database from 'better-sqlite3'
 import { existsSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import { migrationStatus } from '../migrations.ts'
 import { sqliteBackend, type SqliteTarget } from '../sqlite/index.ts'
 import { BackupRefused, SNAPSHOT_BATCH, type BackupDialect, type RestoreSession, type Snapshot } from './dialect.ts'
@@ -58,8 +59,11 @@ function occupied(db: Database.Database): Record<string, number> {
   return found
 }
 
+/** The files of a SQLite database: the file itself and those SQLite makes beside it. */
+const SUFFIXES = ['', '-wal', '-shm', '-journal']
+
 async function removeDatabase(path: string): Promise<void> {
-  for (const suffix of ['', '-wal', '-shm', '-journal']) await rm(`${path}${suffix}`, { force: true })
+  for (const suffix of SUFFIXES) await rm(`${path}${suffix}`, { force: true })
 }
 
 class SqliteSnapshot implements Snapshot {
@@ -93,7 +97,12 @@ class SqliteSnapshot implements Snapshot {
 }
 
 class SqliteRestore implements RestoreSession {
-  constructor(readonly db: Database.Database) {}
+  constructor(
+    readonly db: Database.Database,
+    readonly filename: string,
+    readonly migrated: readonly string[],
+    readonly created: boolean,
+  ) {}
 
   async occupied(): Promise<Record<string, number>> {
     return occupied(this.db)
@@ -129,6 +138,10 @@ class SqliteRestore implements RestoreSession {
     if (this.db.inTransaction) this.db.exec('ROLLBACK')
     this.db.close()
   }
+
+  async discard(): Promise<void> {
+    if (this.created) await removeDatabase(this.filename)
+  }
 }
 
 export const sqliteBackup: BackupDialect = {
@@ -150,6 +163,11 @@ export const sqliteBackup: BackupDialect = {
     return new SqliteSnapshot(open(scratchPath), scratchPath)
   },
 
+  databaseFiles(target) {
+    const { filename } = target as SqliteTarget
+    return filename === ':memory:' ? [] : SUFFIXES.map((suffix) => resolve(`${filename}${suffix}`))
+  },
+
   async occupiedBefore(target) {
     const filename = fileOf(target)
     if (!existsSync(filename)) return {}
@@ -163,14 +181,19 @@ export const sqliteBackup: BackupDialect = {
 
   async begin(target) {
     const filename = fileOf(target)
-    await sqliteBackend.migrate(target as SqliteTarget)
-    const db = open(filename)
+    // A restore into a new file that fails removes the file again: a failed restore leaves no
+    // migrated, empty database behind where there was none.
+    const created = !existsSync(filename)
+    let db: Database.Database | undefined
     try {
+      const migrated = await sqliteBackend.migrate(target as SqliteTarget)
+      db = open(filename)
       db.exec('BEGIN IMMEDIATE')
+      return new SqliteRestore(db, filename, migrated, created)
     } catch (e) {
-      db.close()
+      db?.close()
+      if (created) await removeDatabase(filename)
       throw e
     }
-    return new SqliteRestore(db)
   },
 }
