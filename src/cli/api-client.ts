@@ -106,8 +106,9 @@ export function addApiOptions(cmd: Command): Command {
 
 /**
  * apiTarget reads the options addApiOptions added: a flag given on the command line, else the
- * first variable set (non-empty) in `env`, else the default. A malformed URL or an incomplete
- * set of client credentials is a usage error (cmd.error: exit 2).
+ * first variable set (non-empty) in `env`, else the default. A malformed URL, one with a user
+ * name, password, query or fragment, or an incomplete set of client credentials is a usage
+ * error (cmd.error: exit 2), whose message never shows the URL's credentials.
  */
 export function apiTarget(cmd: Command, env: Record<string, string | undefined>): ApiTarget {
   const opts = cmd.opts<Record<string, unknown>>()
@@ -123,10 +124,19 @@ export function apiTarget(cmd: Command, env: Record<string, string | undefined>)
   } catch {
     url = undefined
   }
+  const usage = (problem: string) => cmd.error(`pemba: --api-url (FGA_API_URL) ${problem}`, { exitCode: USAGE_EXIT })
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    cmd.error(`pemba: --api-url (FGA_API_URL) must be an http or https URL, got '${raw}'`, { exitCode: USAGE_EXIT })
+    usage(`must be an http or https URL, got '${hideUserInfo(raw)}'`)
   }
-  const target: ApiTarget = { url: raw.replace(/\/+$/, '') }
+  // fetch refuses a URL with credentials, and paths are appended to the URL: a query or a
+  // fragment would swallow them.
+  if (url!.username !== '' || url!.password !== '' || /^[^/]*\/\/[^/?#]*@/.test(raw)) {
+    usage(`must not hold a user name or password (give a token with --api-token or FGA_API_TOKEN), got '${hideUserInfo(raw)}'`)
+  }
+  if (url!.search !== '' || url!.hash !== '' || /[?#]/.test(raw)) {
+    usage(`must be the server's base URL, without a query (?…) or fragment (#…): give '${url!.origin}${url!.pathname.replace(/\/+$/, '')}'`)
+  }
+  const target: ApiTarget = { url: `${url!.origin}${url!.pathname}`.replace(/\/+$/, '') }
   const storeId = value('storeId')
   if (storeId !== undefined) target.storeId = storeId
   const modelId = value('modelId')
@@ -162,6 +172,14 @@ export function apiTarget(cmd: Command, env: Record<string, string | undefined>)
 }
 
 const nonEmpty = (v: string | undefined): boolean => v !== undefined && v !== ''
+
+/**
+ * hideUserInfo: a URL as given, its `user:password@` part (which may be a token) replaced, and
+ * anything else the redactor recognises as a secret hidden.
+ */
+function hideUserInfo(raw: string): string {
+  return createRedactor().text(raw.replace(/^([^/]*\/\/)[^/?#]*@/, `$1${REDACTED}@`))
+}
 
 /**
  * requireStoreId: the target's store, or a usage error (exit 2) naming the flag and variable

@@ -10,12 +10,12 @@
  * A model file is DSL (`.fga`), the API's JSON (`.json`) or a modular model's `fga.mod`, the
  * format inferred from the name as `fga` infers it. `validate` applies the rules the server
  * applies on write (src/model/validate.ts and the conditions' CEL), and prints each problem as
- * `file:line:column: message`. `write` and `get` talk to a running server (api-client.ts);
- * `validate` and `transform` need none.
+ * `file:line:column: message`; `write` checks the model the same way before sending it.
+ * `write` and `get` talk to a running server (api-client.ts); `validate` and `transform` need
+ * none.
  *
  * @module
  */
-import { readFile } from 'node:fs/promises'
 import { Option, type Command } from 'commander'
 import { PembaError } from '../core/errors.ts'
 import { readModelFile } from '../formats/model-file.ts'
@@ -204,7 +204,13 @@ function addWrite(group: Command, ctx: CommandContext): void {
     requireStoreId(cmd, apiTarget(cmd, ctx.io.env))
     return execApi(ctx, cmd, async ({ client, redactor }) => {
       const print = (line: string) => out.error(redactor.text(line))
-      const source = await readOrReport(print, opts.file, () => readModelFile(opts.file, opts.inputFormat))
+      // Checked here as `validate` checks it, so a refusal names file, line and column; the
+      // server's limits are its own to apply.
+      const source = await readOrReport(print, opts.file, async () => {
+        const read = await readModelFile(opts.file, opts.inputFormat)
+        checkModelSource(read)
+        return read
+      })
       if (!source) return 1
       const answer = await client.request<{ authorization_model_id: string }>(
         'POST',

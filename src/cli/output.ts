@@ -4,6 +4,10 @@
  * (`--json`) and by default whenever stdout is not a terminal (a pipe, a file, CI), so that
  * `pemba read | jq` works without a flag; `--table` asks for the table even then.
  *
+ * Tables and trees show strings the server sent (object ids, user names, tokens), which may
+ * hold terminal escape sequences: their control characters are printed escaped (`\x1b`), so a
+ * stored id cannot rewrite the terminal. JSON needs no such care (JSON.stringify escapes them).
+ *
  * @module
  */
 import type { Command } from 'commander'
@@ -30,20 +34,57 @@ export function outputMode(opts: { json?: boolean; table?: boolean }, isTTY: boo
 }
 
 /**
+ * Control characters (C0, DEL, C1) and the Unicode bidirectional overrides, which make a
+ * terminal run a command or show text other than what is there.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g
+
+/** printable: `text` with its control characters escaped (`\x1b`, `\u202e`), for a terminal. */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0)
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`
+  })
+}
+
+/**
  * table aligns `rows` under `header` in columns two spaces apart; the last column is not
- * padded, so no line ends in spaces. Cells are printed as given (one line each).
+ * padded, so no line ends in spaces. Cells are printed on one line each, control characters
+ * escaped (printable).
  */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, col) => rows.reduce((w, row) => Math.max(w, (row[col] ?? '').length), h.length))
-  const line = (cells: readonly string[]) =>
-    header
-      .map((_, col) => {
-        const cell = cells[col] ?? ''
-        return col === header.length - 1 ? cell : cell.padEnd(widths[col])
-      })
-      .join('  ')
-      .trimEnd()
-  return [line(header), ...rows.map(line)].join('\n')
+  return new TableStream(header).rows(rows).join('\n')
+}
+
+/**
+ * TableStream prints a table whose rows come in batches (pages) without holding them: the
+ * header comes with the first batch, and each batch is aligned to the widest cell seen so far
+ * (columns only widen, so earlier lines stay as printed).
+ */
+export class TableStream {
+  private readonly header: readonly string[]
+  private readonly widths: number[]
+  private started = false
+
+  constructor(header: readonly string[]) {
+    this.header = header.map(printable)
+    this.widths = this.header.map((h) => h.length)
+  }
+
+  /** rows: the lines of one batch (with the header before the first batch's). */
+  rows(batch: readonly (readonly string[])[]): string[] {
+    const cells = batch.map((row) => this.header.map((_, col) => printable(row[col] ?? '')))
+    for (const row of cells) row.forEach((cell, col) => (this.widths[col] = Math.max(this.widths[col], cell.length)))
+    const line = (row: readonly string[]) =>
+      row
+        .map((cell, col) => (col === row.length - 1 ? cell : cell.padEnd(this.widths[col])))
+        .join('  ')
+        .trimEnd()
+    const lines = cells.map(line)
+    if (!this.started) lines.unshift(line(this.header))
+    this.started = true
+    return lines
+  }
 }
 
 /** A node of a tree to print: its line, and the nodes under it. */
@@ -53,7 +94,8 @@ export interface TreeNode {
 }
 
 /**
- * tree draws `root` with one node a line, children indented under their parent with guides:
+ * tree draws `root` with one node a line (control characters escaped), children indented under
+ * their parent with guides:
  *
  *     document:1#viewer
  *     ├── union
@@ -62,12 +104,12 @@ export interface TreeNode {
  *     └── …
  */
 export function tree(root: TreeNode): string {
-  const lines = [root.label]
+  const lines = [printable(root.label)]
   const walk = (node: TreeNode, prefix: string) => {
     const children = node.children ?? []
     children.forEach((child, i) => {
       const last = i === children.length - 1
-      lines.push(`${prefix}${last ? '└── ' : '├── '}${child.label}`)
+      lines.push(`${prefix}${last ? '└── ' : '├── '}${printable(child.label)}`)
       walk(child, prefix + (last ? '    ' : '│   '))
     })
   }

@@ -12,8 +12,10 @@
  *
  * Each prints the server's answer as JSON (with `--json`, and by default when stdout is not a
  * terminal) or as a table on a terminal (output.ts): `allowed`/`denied` for check, an indented
- * tree for expand. `read` and `changes` page through everything (or `--max-pages`) and print one
- * answer, with the last page's `continuation_token` to resume from. Exit codes: 0 when the query
+ * tree for expand. `read` and `changes` page through everything (or `--max-pages`), printing
+ * each page as it arrives: the JSON is one document (`{"tuples": [...], "continuation_token":
+ * …}`) written a tuple a line, the table grows page by page; the last page's
+ * `continuation_token` is the one to resume from. Exit codes: 0 when the query
  * ran (a denied check too), 1 when the server refused it or could not be reached, 2 for a usage
  * error; with `--exit-code`, a denied check exits 3.
  *
@@ -21,7 +23,7 @@
  */
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { addApiOptions, execApi, type ApiClient } from './api-client.ts'
-import { addOutputOptions, outputMode, table, tree, type OutputMode, type TreeNode } from './output.ts'
+import { addOutputOptions, outputMode, printable, table, TableStream, tree, type OutputMode, type TreeNode } from './output.ts'
 import { runProgram, USAGE_EXIT, type CliIo, type CommandContext, type Register } from './program.ts'
 
 /** The exit code of a denied check under `--exit-code` (1 is a failure, 2 a usage error). */
@@ -114,6 +116,13 @@ function splitObject(cmd: Command, object: string): { type: string; id: string }
   return { type: object.slice(0, i), id: object.slice(i + 1) }
 }
 
+/** splitUserFilter: `user` or `team#member` → type and relation; anything else is a usage error. */
+function splitUserFilter(cmd: Command, filter: string): { type: string; relation?: string } {
+  const m = /^([^#]+)(?:#([^#]+))?$/.exec(filter)
+  if (!m) cmd.error(`pemba ${cmd.name()}: the user filter must be <type> or <type>#<relation>, got '${filter}'`, { exitCode: USAGE_EXIT })
+  return m![2] === undefined ? { type: m![1] } : { type: m![1], relation: m![2] }
+}
+
 /** A user of a ListUsers answer, as the API renders it. */
 type WireUser =
   | { object: { type: string; id: string } }
@@ -176,27 +185,35 @@ function conditionText(key: WireTupleKey): string {
   return context && Object.keys(context).length > 0 ? `${key.condition.name} ${JSON.stringify(context)}` : key.condition.name
 }
 
-/** Whether a tuple column is worth showing (some tuple has a condition or an expiry). */
-const anyCondition = (keys: WireTupleKey[]) => keys.some((k) => k.condition)
-const anyExpiry = (keys: WireTupleKey[]) => keys.some((k) => k.expires_at)
-
-/** tupleTable: USER RELATION OBJECT [CONDITION] [EXPIRES] plus `extra` columns, for read and changes. */
-function tupleTable(extraHeader: string[], rows: { key: WireTupleKey; extra: string[] }[]): string {
-  const keys = rows.map((r) => r.key)
-  const withCondition = anyCondition(keys)
-  const withExpiry = anyExpiry(keys)
-  const header = [...extraHeader, 'USER', 'RELATION', 'OBJECT', ...(withCondition ? ['CONDITION'] : []), ...(withExpiry ? ['EXPIRES'] : [])]
-  return table(
-    header,
-    rows.map(({ key, extra }) => [
+/**
+ * tupleRows prints the rows of `read` and `changes` page by page: USER RELATION OBJECT, after
+ * the `extra` columns, with CONDITION and EXPIRES once some tuple has one (the header is
+ * printed again, after a blank line, when such a column first appears on a later page).
+ */
+function tupleRows(extraHeader: string[]): (rows: { key: WireTupleKey; extra: string[] }[]) => string[] {
+  let withCondition = false
+  let withExpiry = false
+  let stream: TableStream | undefined
+  return (rows) => {
+    const condition = withCondition || rows.some((r) => r.key.condition)
+    const expiry = withExpiry || rows.some((r) => r.key.expires_at)
+    const lines: string[] = []
+    if (!stream || condition !== withCondition || expiry !== withExpiry) {
+      if (stream) lines.push('')
+      withCondition = condition
+      withExpiry = expiry
+      stream = new TableStream([...extraHeader, 'USER', 'RELATION', 'OBJECT', ...(condition ? ['CONDITION'] : []), ...(expiry ? ['EXPIRES'] : [])])
+    }
+    const cells = rows.map(({ key, extra }) => [
       ...extra,
       key.user,
       key.relation,
       key.object,
-      ...(withCondition ? [conditionText(key)] : []),
-      ...(withExpiry ? [key.expires_at ?? ''] : []),
-    ]),
-  )
+      ...(condition ? [conditionText(key)] : []),
+      ...(expiry ? [key.expires_at ?? ''] : []),
+    ])
+    return [...lines, ...stream.rows(cells)]
+  }
 }
 
 /** A check's answer; `explanation` when asked for (Pemba's `explain`, see docs/explanations.md). */
@@ -215,7 +232,7 @@ export function checkText(answer: CheckAnswer): string {
   const reasons = answer.explanation?.reasons ?? []
   if (path.length) lines.push('why:', ...path.map((step) => `  ${step}`))
   if (reasons.length) lines.push('why not:', ...reasons.map((reason) => `  - ${reason}`))
-  return lines.join('\n')
+  return lines.map(printable).join('\n')
 }
 
 /** The help of the queries' positional arguments. */
@@ -304,7 +321,7 @@ export const queryCli: Register = (program, ctx) => {
   )
   listUsers.action((object: string, relation: string, filter: string, opts: QueryOptions) => {
     const target = splitObject(listUsers, object)
-    const [type, userRelation] = filter.split('#', 2)
+    const { type, relation: userRelation } = splitUserFilter(listUsers, filter)
     return query(listUsers, async ({ client }) => {
       const answer = await client.request<{ users: WireUser[]; truncated?: string }>('POST', client.storePath('/list-users'), {
         object: target,
@@ -353,26 +370,18 @@ export const queryCli: Register = (program, ctx) => {
       if (opts.user !== undefined) filter.user = opts.user
       if (opts.relation !== undefined) filter.relation = opts.relation
       if (opts.object !== undefined) filter.object = opts.object
-      const tuples: { key: WireTupleKey; timestamp: string }[] = []
-      const token = await pages(opts, async (continuation) => {
-        const page = await client.request<{ tuples: { key: WireTupleKey; timestamp: string }[]; continuation_token: string }>(
-          'POST',
-          client.storePath('/read'),
-          {
-            ...(Object.keys(filter).length ? { tuple_key: filter } : {}),
-            page_size: opts.pageSize,
-            ...(continuation ? { continuation_token: continuation } : {}),
-          },
-        )
-        tuples.push(...page.tuples)
+      type Tuple = { key: WireTupleKey; timestamp: string }
+      const print = pagePrinter(ctx, modeOf(opts), 'tuples', tupleRows(['WRITTEN']), (t: Tuple) => ({ key: t.key, extra: [t.timestamp] }))
+      const token = await pages(opts, false, async (continuation) => {
+        const page = await client.request<{ tuples: Tuple[]; continuation_token: string }>('POST', client.storePath('/read'), {
+          ...(Object.keys(filter).length ? { tuple_key: filter } : {}),
+          page_size: opts.pageSize,
+          ...(continuation ? { continuation_token: continuation } : {}),
+        })
+        print.page(page.tuples)
         return { count: page.tuples.length, next: page.continuation_token }
       })
-      if (modeOf(opts) === 'json') {
-        printJson(ctx, { tuples, continuation_token: token })
-        return 0
-      }
-      out.log(tuples.length ? tupleTable(['WRITTEN'], tuples.map((t) => ({ key: t.key, extra: [t.timestamp] }))) : 'no tuples')
-      if (token) out.log(`\nmore tuples: resume with --continuation-token ${token}`)
+      print.end(token, 'no tuples', 'more tuples: resume with --continuation-token')
       return 0
     })
   })
@@ -393,26 +402,67 @@ export const queryCli: Register = (program, ctx) => {
     checkPageSize(changes, opts.pageSize)
     return query(changes, async ({ client }) => {
       type Change = { tuple_key: WireTupleKey; operation: string; timestamp: string }
-      const all: Change[] = []
-      const token = await pages(opts, async (continuation) => {
+      const op = (o: string) => (o === 'TUPLE_OPERATION_WRITE' ? 'write' : o === 'TUPLE_OPERATION_DELETE' ? 'delete' : o)
+      const print = pagePrinter(ctx, modeOf(opts), 'changes', tupleRows(['TIME', 'OPERATION']), (c: Change) => ({
+        key: c.tuple_key,
+        extra: [c.timestamp, op(c.operation)],
+      }))
+      const token = await pages(opts, true, async (continuation) => {
         const q = new URLSearchParams({ page_size: String(opts.pageSize) })
         if (opts.type !== undefined) q.set('type', opts.type)
         if (continuation) q.set('continuation_token', continuation)
         else if (opts.startTime !== undefined) q.set('start_time', opts.startTime)
         const page = await client.request<{ changes: Change[]; continuation_token: string }>('GET', client.storePath(`/changes?${q}`))
-        all.push(...page.changes)
+        print.page(page.changes)
         return { count: page.changes.length, next: page.continuation_token }
       })
-      if (modeOf(opts) === 'json') {
-        printJson(ctx, { changes: all, continuation_token: token })
-        return 0
-      }
-      const op = (o: string) => (o === 'TUPLE_OPERATION_WRITE' ? 'write' : o === 'TUPLE_OPERATION_DELETE' ? 'delete' : o)
-      out.log(all.length ? tupleTable(['TIME', 'OPERATION'], all.map((c) => ({ key: c.tuple_key, extra: [c.timestamp, op(c.operation)] }))) : 'no changes')
-      if (token) out.log(`\nnext changes: --continuation-token ${token}`)
+      print.end(token, 'no changes', 'next changes: --continuation-token')
       return 0
     })
   })
+}
+
+/**
+ * pagePrinter prints a paged listing as its pages arrive, holding none of them. As JSON, one
+ * document written an item a line, `{"<field>":[` first and `],"continuation_token":"…"}` last,
+ * the same document a single answer would be (so `jq` reads it; a failure midway leaves it
+ * unfinished, and the exit code is 1). As a table, each page's rows (tupleRows), then the
+ * token to resume from, if any.
+ */
+function pagePrinter<T>(
+  ctx: CommandContext,
+  mode: OutputMode,
+  field: string,
+  rows: ReturnType<typeof tupleRows>,
+  row: (item: T) => { key: WireTupleKey; extra: string[] },
+): { page(items: T[]): void; end(token: string, none: string, resume: string): void } {
+  const out = ctx.io.out
+  let printed = 0
+  let opened = false
+  // Opened with the first item (or at the end): a refused first request prints nothing on stdout.
+  const open = () => {
+    if (!opened && mode === 'json') out.log(`{${JSON.stringify(field)}:[`)
+    opened = true
+  }
+  return {
+    page(items) {
+      if (items.length === 0) return
+      open()
+      if (mode === 'json') for (const item of items) out.log(`${printed++ > 0 ? ',' : ''}${JSON.stringify(item)}`)
+      else {
+        printed += items.length
+        out.log(rows(items.map(row)).join('\n'))
+      }
+    },
+    end(token, none, resume) {
+      open()
+      if (mode === 'json') out.log(`],"continuation_token":${JSON.stringify(token)}}`)
+      else {
+        if (printed === 0) out.log(none)
+        if (token) out.log(`\n${resume} ${printable(token)}`)
+      }
+    },
+  }
 }
 
 interface PagedOptions {
@@ -443,16 +493,22 @@ function checkPageSize(cmd: Command, pageSize: number): void {
 /**
  * pages fetches page after page from `opts.continuationToken` on, until a page comes back
  * empty or without a token, the token stops moving (the change feed's end), or `--max-pages`
- * pages were read. Resolves with the token to resume from ('' when a read reached the end; the
- * change feed's last token, from which later changes follow).
+ * pages were read. Resolves with the token to resume from: for a read, '' once it reached the
+ * end; for the change `feed`, the last token the server gave (or the one passed in, when the
+ * server answers an empty page without one), from which later changes follow, so a polling
+ * loop never starts over from the beginning.
  */
-async function pages(opts: PagedOptions, fetchPage: (token: string | undefined) => Promise<{ count: number; next: string }>): Promise<string> {
+async function pages(
+  opts: PagedOptions,
+  feed: boolean,
+  fetchPage: (token: string | undefined) => Promise<{ count: number; next: string }>,
+): Promise<string> {
   let token = opts.continuationToken ?? ''
   for (let n = 1; ; n++) {
     const page = await fetchPage(token || undefined)
     const moved = page.next !== token
     if (page.next) token = page.next
-    else token = ''
+    else if (!feed) token = ''
     if (page.count === 0 || !page.next || !moved || (opts.maxPages > 0 && n >= opts.maxPages)) return token
   }
 }

@@ -29,7 +29,13 @@ import {
   type ModelDiagnostic,
   type ModelSubject,
 } from './model-error.ts'
-import { type LocatableSource, locateSubject } from './model-positions.ts'
+import {
+  jsonSyntaxErrorOffset,
+  lineColumn,
+  type LocatableSource,
+  locateSubject,
+  typeDeclarations,
+} from './model-positions.ts'
 import type { AuthorizationModelInput, TypeDefinition, Userset } from './types.ts'
 import { validateAuthorizationModel } from './validate.ts'
 
@@ -94,7 +100,8 @@ export function modelFromJSONSource(text: string, file: string): ModelSource {
     parsed = JSON.parse(text)
   } catch (e) {
     const message = `invalid JSON: ${clip(firstLine((e as Error).message))}`
-    throw diagnosticsError([{ file, ...jsonErrorPosition(text, e), message }])
+    const offset = jsonSyntaxErrorOffset(text)
+    throw diagnosticsError([{ file, ...(offset !== undefined ? lineColumn(text, offset) : {}), message }])
   }
   if (isRecord(parsed) && isRecord(parsed.authorization_model)) parsed = parsed.authorization_model
   if (!isRecord(parsed)) {
@@ -105,7 +112,7 @@ export function modelFromJSONSource(text: string, file: string): ModelSource {
   if (Array.isArray(model.type_definitions)) {
     model.type_definitions = model.type_definitions.map(canonicalTypeDefinition)
   }
-  return { model, file, format: 'json' }
+  return { model, file, format: 'json', json: text }
 }
 
 /**
@@ -155,17 +162,43 @@ export function parseModManifest(text: string, file: string): ModManifest {
  * (`dir/name`), line and column.
  */
 export function modelFromModules(manifest: ModManifest, modules: ModuleFile[], dir: string, file: string): ModelSource {
+  let model: AuthorizationModelInput | undefined
+  let found: ModelDiagnostic[] = []
   try {
-    const model = transformer.transformModuleFilesToModel(modules, manifest.schema) as unknown as AuthorizationModelInput
-    return { model, file, format: 'modular', modules, moduleDir: dir }
+    model = transformer.transformModuleFilesToModel(modules, manifest.schema) as unknown as AuthorizationModelInput
   } catch (e) {
-    const found = transformerDiagnostics(e, (name) => (name ? join(dir, name) : file))
+    found = transformerDiagnostics(e, (name) => (name ? join(dir, name) : file))
     // The transformer names every file without a `module` line "nomodule.fga": name them here.
     const notModules = modules
       .filter((m) => !MODULE_HEADER.test(m.contents))
       .map((m) => ({ file: join(dir, m.name), line: 1, column: 1, message: 'file is not a module: it must declare `module <name>`' }))
-    throw diagnosticsError([...found.filter((d) => d.message !== 'file is not a module'), ...notModules])
+    found = [...found.filter((d) => d.message !== 'file is not a module'), ...notModules]
   }
+  const duplicates = duplicateTypes(modules, dir).filter((d) => !found.some((f) => f.file === d.file && f.line === d.line))
+  if (found.length > 0 || duplicates.length > 0 || model === undefined) throw diagnosticsError([...found, ...duplicates])
+  return { model, file, format: 'modular', modules, moduleDir: dir }
+}
+
+/**
+ * duplicateTypes: every `type` declaration of a type an earlier one (in this module or one listed
+ * before it) already declares. The transformer misses some: a module that declares `type doc`
+ * and also `extend type doc` has its declaration taken for an extension and merged silently,
+ * and its final validation, which would name the duplicate, is skipped once another error
+ * was found.
+ */
+function duplicateTypes(modules: ModuleFile[], dir: string): ModelDiagnostic[] {
+  const declared = new Set<string>()
+  const found: ModelDiagnostic[] = []
+  for (const m of modules) {
+    for (const d of typeDeclarations(m.contents)) {
+      if (d.extend) continue
+      if (declared.has(d.type)) {
+        found.push({ file: join(dir, m.name), line: d.line, column: d.column, message: `the type \`${d.type}\` is a duplicate.` })
+      }
+      declared.add(d.type)
+    }
+  }
+  return found
 }
 
 const MODULE_HEADER = /^\s*module\s+\S/m
@@ -298,18 +331,6 @@ function transformerPosition(source: ModelSource, subject: ModelSubject): { line
     }
   }
   return undefined
-}
-
-/** jsonErrorPosition reads V8's `… at position 42` (and `(line 3 column 5)`) from a JSON error. */
-function jsonErrorPosition(text: string, e: unknown): { line?: number; column?: number } {
-  const message = (e as Error).message ?? ''
-  const lc = /line (\d+) column (\d+)/.exec(message)
-  if (lc) return { line: Number(lc[1]), column: Number(lc[2]) }
-  const pos = /at position (\d+)/.exec(message)
-  if (!pos) return {}
-  const before = text.slice(0, Number(pos[1]))
-  const line = before.split('\n').length
-  return { line, column: before.length - before.lastIndexOf('\n') }
 }
 
 function canonicalTypeDefinition(td: unknown): TypeDefinition {

@@ -5,7 +5,7 @@
  * HTML page before handing requests to Pemba. The token and the client secret never appear in
  * anything printed. One test spawns `node bin/pemba.js` to show that a pipe gets JSON.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApiClient, ApiError, tokenEndpoint } from '../../src/cli/api-client.ts'
@@ -14,6 +14,7 @@ import { keyOf, SMALL_MODEL } from '../helpers/auth.ts'
 import { servePemba, type ServedPemba } from '../helpers/http-server.ts'
 import { signingKey, startIdentityProvider, type IdentityProvider } from '../helpers/jwks-server.ts'
 import { api, runPemba } from '../helpers/processes.ts'
+import { startFront, type Front, type FrontAnswer } from './front.ts'
 
 /** user, and document with `viewer: [user]`. */
 const MODEL = SMALL_MODEL
@@ -86,40 +87,23 @@ describe('a bearer token (preshared keys)', () => {
 describe('unreachable servers and busy ones', () => {
   let s: ServedPemba
   let storeId: string
-  let front: Server
+  let front: Front
   let frontUrl: string
   /** What the front answers next, one status per request, before passing requests on to Pemba. */
-  const script: { status: number; headers?: Record<string, string>; body?: string }[] = []
+  const script: FrontAnswer[] = []
   let seen = 0
 
   beforeAll(async () => {
     s = await servePemba()
     storeId = await seed(s.url)
-    front = createServer((req, res) => {
+    front = await startFront(s.url, () => {
       seen++
-      const next = script.shift()
-      if (next) {
-        res.writeHead(next.status, next.headers ?? {}).end(next.body ?? '')
-        return
-      }
-      const chunks: Buffer[] = []
-      req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', async () => {
-        const body = Buffer.concat(chunks)
-        const answer = await fetch(s.url + req.url, {
-          method: req.method,
-          headers: { 'content-type': req.headers['content-type'] ?? 'application/json' },
-          body: body.length ? body : undefined,
-        })
-        res.writeHead(answer.status, { 'content-type': 'application/json' }).end(await answer.text())
-      })
+      return script.shift()
     })
-    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve))
-    frontUrl = `http://127.0.0.1:${(front.address() as AddressInfo).port}`
+    frontUrl = front.url
   })
   afterAll(async () => {
-    front.closeAllConnections()
-    await new Promise((resolve) => front.close(resolve))
+    await front.close()
     await s.close()
   })
 

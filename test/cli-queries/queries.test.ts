@@ -281,6 +281,13 @@ describe('usage errors exit 2', () => {
       [['read', '--page-size', '500'], '--page-size must be from 1 to 100, got 500'],
       [['changes', '--max-pages', '-1'], "option '--max-pages <n>' argument '-1' is invalid"],
       [['check', 'u:a', 'r', 'o:b', '--client-id', 'ci'], 'needs --client-id, --client-secret and --api-token-issuer together'],
+      // A filter is a type or one type#relation: nothing after a second '#' is dropped silently.
+      [['list-users', 'document:roadmap', 'viewer', 'team#member#x'], "the user filter must be <type> or <type>#<relation>, got 'team#member#x'"],
+      [['list-users', 'document:roadmap', 'viewer', 'team#'], "the user filter must be <type> or <type>#<relation>, got 'team#'"],
+      [['list-users', 'document:roadmap', 'viewer', '#member'], 'the user filter must be <type> or <type>#<relation>'],
+      // fetch refuses credentials in a URL, and a query or fragment would swallow the paths appended to it.
+      [['check', 'u:a', 'r', 'o:b', '--api-url', 'http://127.0.0.1:8080/?x=1'], "without a query (?…) or fragment (#…): give 'http://127.0.0.1:8080'"],
+      [['check', 'u:a', 'r', 'o:b', '--api-url', 'http://127.0.0.1:8080/pemba#top'], "give 'http://127.0.0.1:8080/pemba'"],
       [
         ['check', 'u:a', 'r', 'o:b', '--client-id', 'ci', '--client-secret', 's', '--api-token-issuer', 'idp.example', '--api-token', 't'],
         'give either --api-token (FGA_API_TOKEN) or client credentials (--client-id …), not both',
@@ -290,6 +297,22 @@ describe('usage errors exit 2', () => {
       const r = await run([...argv])
       expect(r.code, argv.join(' ')).toBe(2)
       expect(r.err, argv.join(' ')).toContain(message)
+    }
+  })
+
+  it('an --api-url with a user name or password: a usage error that shows neither', async () => {
+    for (const [url, hidden] of [
+      ['http://admin:s3cret-pass@127.0.0.1:8080', ['admin', 's3cret-pass']],
+      ['http://tok-3f9a8b7c6d@127.0.0.1:8080', ['tok-3f9a8b7c6d']],
+      ['ftp://admin:s3cret-pass@host', ['admin', 's3cret-pass']],
+    ] as const) {
+      const r = await run(['check', 'u:a', 'r', 'o:b', '--api-url', url])
+      expect(r.code, url).toBe(2)
+      expect(r.err, url).toMatch(/--api-url \(FGA_API_URL\) must (not hold a user name or password|be an http or https URL)/)
+      for (const secret of hidden) expect(r.err, url).not.toContain(secret)
+      const fromEnv = await run(['check', 'u:a', 'r', 'o:b'], { ...env, FGA_API_URL: url })
+      expect(fromEnv.code, url).toBe(2)
+      for (const secret of hidden) expect(fromEnv.err, url).not.toContain(secret)
     }
   })
 

@@ -131,6 +131,49 @@ describe('a modular model', () => {
     expect(twice).toEqual([{ file: 'authz/extra.fga', line: 5, column: 12, message: 'relation admin already exists on type team' }])
   })
 
+  it('reports a type two modules declare, beside the other errors of the same module', () => {
+    const a = { name: 'a.fga', contents: 'module a\n\ntype user\ntype doc\n  relations\n    define viewer: [user]\n' }
+    const b = {
+      name: 'b.fga',
+      contents: [
+        'module b',
+        '',
+        'type doc',
+        '  relations',
+        '    define editor: [user]',
+        'extend type folder',
+        '  relations',
+        '    define x: [user]',
+        'extend type doc',
+        '  relations',
+        '    define viewer: [user]',
+        '',
+      ].join('\n'),
+    }
+    expect(diagnostics(() => combine([a, b]))).toEqual([
+      { file: 'authz/b.fga', line: 6, column: 13, message: 'extended type folder does not exist' },
+      { file: 'authz/b.fga', line: 11, column: 12, message: 'relation viewer already exists on type doc' },
+      { file: 'authz/b.fga', line: 3, column: 6, message: 'the type `doc` is a duplicate.' },
+    ])
+    // Alone, the transformer finds it: reported once.
+    const plain = { name: 'b.fga', contents: 'module b\n\ntype doc\n  relations\n    define editor: [user]\n' }
+    expect(diagnostics(() => combine([a, plain]))).toEqual([
+      { file: 'authz/b.fga', line: 3, column: 6, message: 'the type `doc` is a duplicate.' },
+    ])
+    // A module that declares a type and also extends it: the transformer takes the declaration
+    // for an extension of the other module's type, and only complains of the modules it mixes.
+    const merged = {
+      name: 'b.fga',
+      contents: 'module b\n\ntype doc # again\n  relations\n    define editor: [user]\nextend type doc\n  relations\n    define owner: [user]\n',
+    }
+    expect(diagnostics(() => combine([a, merged]))).toContainEqual({
+      file: 'authz/b.fga',
+      line: 3,
+      column: 6,
+      message: 'the type `doc` is a duplicate.',
+    })
+  })
+
   it('maps a refusal by Pemba (a condition that does not compile) to the module that declares it', async () => {
     const source = await readModelFile(`${FIXTURES}/invalid/cel/fga.mod`)
     const errors = diagnostics(() => checkModelSource(source))
@@ -204,9 +247,53 @@ describe('DSL and JSON files', () => {
     const [d] = diagnostics(() => modelFromJSONSource('{\n  "schema_version": "1.1"\n  "type_definitions": []\n}', 'm.json'))
     expect(d).toMatchObject({ file: 'm.json', line: 3, column: 3 })
     expect(d.message).toMatch(/^invalid JSON: Expected ',' or '}' after property value/)
-    // V8 gives no position for every mistake; the message then stands alone, on one line
-    const [bare] = diagnostics(() => modelFromJSONSource('{"schema_version": tru}', 'm.json'))
-    expect(bare).toEqual({ file: 'm.json', message: expect.stringMatching(/^invalid JSON: Unexpected token/) })
+    // Node 20's JSON.parse names no position for these: the file's own scan finds it.
+    const at = (text: string) => {
+      const [d] = diagnostics(() => modelFromJSONSource(text, 'm.json'))
+      expect(d.message).toMatch(/^invalid JSON: /)
+      return [d.line, d.column]
+    }
+    expect(at('{"schema_version": tru}')).toEqual([1, 23])
+    expect(at('{"schema_version": "1.1", "type_definitions": [}')).toEqual([1, 48])
+    expect(at('{\n  "type_definitions": [\n    {"type": "user"},\n  ]\n}')).toEqual([4, 3])
+    expect(at('{\n  // a comment\n}')).toEqual([2, 3])
+    expect(at('{"a": "tab\there"}')).toEqual([1, 11])
+    expect(at('{"a": 01}')).toEqual([1, 8])
+    expect(at('{"a": "\\x"}')).toEqual([1, 9])
+    expect(at('{"a": 1} x')).toEqual([1, 10])
+    expect(at('{"a": 1')).toEqual([1, 8])
+  })
+
+  it("points Pemba's refusals in a JSON model at the relation's key, the type's name or the condition's key", () => {
+    const json = [
+      '{',
+      '  "schema_version": "1.1",',
+      '  "type_definitions": [',
+      '    {"type": "user"},',
+      '    {"type": "doc",',
+      '     "relations": {"viewer": {"computedUserset": {"relation": "nope"}}},',
+      '     "metadata": {"relations": {"viewer": {"directly_related_user_types": []}}}}',
+      '  ]',
+      '}',
+    ].join('\n')
+    expect(diagnostics(() => checkModelSource(modelFromJSONSource(json, 'bad.json')))).toEqual([
+      { file: 'bad.json', line: 6, column: 20, message: "'doc#nope' relation is undefined (referenced by relation 'viewer' in object type 'doc')" },
+    ])
+    // The same, as ReadAuthorizationModel answers it.
+    const wrapped = `{"authorization_model": {"id": "01HZZZZZZZZZZZZZZZZZZZZZZZ",\n${json.slice(1)}}`
+    expect(diagnostics(() => checkModelSource(modelFromJSONSource(wrapped, 'bad.json')))[0]).toMatchObject({ line: 7, column: 20 })
+    const condition = [
+      '{"schema_version": "1.1",',
+      ' "type_definitions": [{"type": "user"}, {"type": "doc", "relations": {"viewer": {"this": {}}},',
+      '   "metadata": {"relations": {"viewer": {"directly_related_user_types": [{"type": "user", "condition": "small"}]}}}}],',
+      ' "conditions": {',
+      '   "small": {"name": "small", "expression": "n < 1.5", "parameters": {"n": {"type_name": "TYPE_NAME_INT"}}}',
+      ' }',
+      '}',
+    ].join('\n')
+    const [d] = diagnostics(() => checkModelSource(modelFromJSONSource(condition, 'c.json')))
+    expect(d).toMatchObject({ file: 'c.json', line: 5, column: 4 })
+    expect(d.message).toContain("failed to compile expression on condition 'small'")
   })
 
   it("points Pemba's refusals at the relation's line, with the transformer's column when it faults the same relation", async () => {
