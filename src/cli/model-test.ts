@@ -81,15 +81,20 @@ export function registerModelTest(modelGroup: Command, ctx: CommandContext): voi
   })
 }
 
-/** runFile loads one store file and runs it; a file that cannot be loaded is a failed result. */
+/**
+ * runFile loads one store file and runs it. A file that cannot be loaded is a failed result;
+ * so is anything unexpected while loading or running it: one file never stops the others, nor
+ * the reports.
+ */
 async function runFile(pemba: Pemba, path: string, opts: ModelTestOptions): Promise<FileResult> {
   const started = performance.now()
   try {
     const loaded = await loadStoreFile(path, { allowExternalFiles: opts.allowExternalFiles })
     return await runStoreFile(pemba, loaded)
   } catch (e) {
-    if (!(e instanceof StoreFileError)) throw e
-    return { path, name: path, error: reason(e), tests: [], durationMs: performance.now() - started }
+    const error = e instanceof StoreFileError ? reason(e) : `${path}: unexpected error: ${reason(e)}`
+    const name = e instanceof StoreFileError && e.storeName ? e.storeName : path
+    return { path, name, error, tests: [], durationMs: performance.now() - started }
   }
 }
 

@@ -141,6 +141,9 @@ export class LocalChecker implements CheckDispatcher {
     if (!subject.relation && subject.id !== '*' && admittedKinds?.has('*')) {
       exact.push({ type: subject.type, id: '*', relation: '' })
     }
+    const hasUsersetTypes = rel.directTypes.some((r) => r.relation)
+    /** Set (explaining) when no tuple names the subject: its empty group leaves no trace node. */
+    let noDirectTuple = false
     if (exact.length > 0) {
       branches.push(async () => {
         ctx.stats.reads++
@@ -150,11 +153,11 @@ export class LocalChecker implements CheckDispatcher {
           : await ctx.reader.readUsers(req.objectType, req.objectId, req.relation, exact)
         if (!ctx.explain) return firstHolding(ctx, tuples)
         const leaves = tuples.filter((t) => ts.admits(t)).map((t) => () => this.directTuple(req, t))
+        noDirectTuple = leaves.length === 0
         return this.combine(req, 'union', '', union, leaves, 1)
       })
     }
 
-    const hasUsersetTypes = rel.directTypes.some((r) => r.relation)
     if (hasUsersetTypes) {
       branches.push(async () => {
         ctx.stats.reads++
@@ -183,6 +186,10 @@ export class LocalChecker implements CheckDispatcher {
     const r = await this.combine(req, 'direct', `direct: ${req.relation}`, union, branches, 1)
     if (r.trace && !r.allowed && !r.trace.children?.length) {
       r.trace.reason = `no tuple ${req.objectType}:${req.objectId}#${req.relation}@${describeSubjects(subject, exact, hasUsersetTypes)}`
+    } else if (r.trace && !r.allowed && noDirectTuple) {
+      // Beside the usersets tried, say that no tuple names the subject itself, too.
+      const reason = `no tuple ${req.objectType}:${req.objectId}#${req.relation}@${describeSubjects(subject, exact, false)}`
+      r.trace.children = [{ step: 'direct', allowed: false, label: r.trace.label, reason }, ...(r.trace.children ?? [])]
     }
     return r
   }

@@ -18,7 +18,7 @@
  */
 import { readFile, realpath, stat } from 'node:fs/promises'
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml'
+import { Document, isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Node } from 'yaml'
 import { z } from 'zod'
 import { parseObject, parseSubject, parseExpiresAt, type TupleKey } from '../core/tuple.ts'
 import type { AuthorizationModelInput } from '../model/types.ts'
@@ -103,11 +103,14 @@ export interface LoadStoreFileOptions {
 export class StoreFileError extends Error {
   readonly file: string
   readonly problems: string[]
-  constructor(file: string, problems: string[]) {
+  /** The file's `name`, when it could be read (reports name a file by it). */
+  readonly storeName?: string
+  constructor(file: string, problems: string[], storeName?: string) {
     super(problems.join('\n'))
     this.name = 'StoreFileError'
     this.file = file
     this.problems = problems
+    if (storeName) this.storeName = storeName
   }
 }
 
@@ -116,7 +119,20 @@ export class StoreFileError extends Error {
 /** yaml.v3 decodes an empty value (`tuples:`) to the zero value: optional fields accept null. */
 const optional = <T extends z.ZodType>(t: T) => t.nullish().transform((v) => v ?? undefined)
 
-const context = z.record(z.string(), z.unknown())
+/**
+ * record: a YAML mapping of any keys. zod's z.record assigns each key to a plain object, so a
+ * key `__proto__` would set the prototype and vanish (an assertion silently dropped); going
+ * through a Map and Object.fromEntries keeps it as an own key like any other.
+ */
+const record = <T extends z.ZodType>(value: T) =>
+  z
+    .preprocess(
+      (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Map) ? new Map(Object.entries(v)) : v),
+      z.map(z.string(), value, { error: (issue) => (issue.input === undefined ? undefined : 'expected a mapping') }),
+    )
+    .transform((m) => Object.fromEntries(m) as Record<string, z.output<T>>)
+
+const context = record(z.unknown())
 
 const objectRef = z.string().refine((s) => parseObject(s) !== undefined, { message: 'expected an object type:id' })
 const userRef = z
@@ -140,7 +156,11 @@ const YAML11_BOOLS: Record<string, boolean> = Object.fromEntries([
   ...['y', 'Y', 'yes', 'Yes', 'YES', 'on', 'On', 'ON'].map((s) => [s, true]),
   ...['n', 'N', 'no', 'No', 'NO', 'off', 'Off', 'OFF'].map((s) => [s, false]),
 ])
-const expectedAnswer = z.preprocess((v) => (typeof v === 'string' && v in YAML11_BOOLS ? YAML11_BOOLS[v] : v), z.boolean())
+const expectedAnswer = z.preprocess(
+  // An empty answer (`viewer:`) is Go's zero value for a bool, false, in fga.
+  (v) => (v === null ? false : typeof v === 'string' && Object.hasOwn(YAML11_BOOLS, v) ? YAML11_BOOLS[v] : v),
+  z.boolean(),
+)
 
 const check = z
   .strictObject({
@@ -149,7 +169,7 @@ const check = z
     object: optional(objectRef),
     objects: optional(z.array(objectRef)),
     context: optional(context),
-    assertions: z.record(z.string(), expectedAnswer),
+    assertions: record(expectedAnswer),
   })
   .superRefine((c, ctx) => {
     // fga's StoreData.Validate, with its words.
@@ -163,7 +183,7 @@ const listObjects = z.strictObject({
   user: userRef,
   type: z.string().min(1),
   context: optional(context),
-  assertions: z.record(z.string(), z.array(objectRef).nullable().transform((v) => v ?? [])),
+  assertions: record(z.array(objectRef).nullable().transform((v) => v ?? [])),
 })
 
 const listUsers = z.strictObject({
@@ -174,9 +194,12 @@ const listUsers = z.strictObject({
     .array(z.strictObject({ type: z.string().min(1), relation: optional(z.string().min(1)) }))
     .length(1, { message: 'expected exactly one filter ({type} or {type, relation}): ListUsers takes one' }),
   context: optional(context),
-  assertions: z.record(
-    z.string(),
-    z.strictObject({ users: z.array(z.string()).nullable().transform((v) => v ?? []) }),
+  assertions: record(
+    z
+      .strictObject({ users: optional(z.array(z.string())).transform((v) => v ?? []) })
+      // `viewer:` with nothing is the zero value in fga: no users.
+      .nullable()
+      .transform((v) => v ?? { users: [] }),
   ),
 })
 
@@ -230,10 +253,24 @@ function parseWithPositions(text: string, path: string): { file: StoreFile; inli
       doc.errors.slice(0, 5).map((e) => `${path}:${e.linePos?.[0].line ?? 1}:${e.linePos?.[0].col ?? 1}: invalid YAML: ${firstLine(e.message)}`),
     )
   }
-  const data: unknown = doc.toJS({ maxAliasCount: 100 })
+  // Aliases are bounded by the size they expand to (not by their number: a file may reuse an
+  // anchor thousands of times), and one that contains itself is refused, as yaml.v3 does.
+  const tooBig = expansionProblem(doc)
+  if (tooBig) {
+    const at = lines.linePos(tooBig.node.range?.[0] ?? 0)
+    throw new StoreFileError(path, [`${path}:${at.line}:${at.col}: ${tooBig.problem}`])
+  }
+  normaliseScalars(doc)
+  let data: unknown
+  try {
+    data = doc.toJS({ maxAliasCount: -1 })
+  } catch (e) {
+    throw new StoreFileError(path, [`${path}: invalid YAML: ${message(e)}`])
+  }
   if (data === null || data === undefined) throw new StoreFileError(path, [`${path}: the file is empty`])
   const parsed = storeFile.safeParse(data, { reportInput: true })
   if (parsed.success) return { file: parsed.data as StoreFile, inlineModel: inlineModelPlace(doc, lines, text) }
+  const name = (data as { name?: unknown }).name
   const problems = parsed.error.issues.slice(0, 20).map((issue) => {
     const unknown = issue.code === 'unrecognized_keys' ? issue.keys : undefined
     const at = position(doc, lines, issue.path, unknown?.[0])
@@ -248,18 +285,118 @@ function parseWithPositions(text: string, path: string): { file: StoreFile; inli
   throw new StoreFileError(
     path,
     problems.map((p) => p.text),
+    typeof name === 'string' ? name : undefined,
   )
 }
 
+/** The most values a store file may expand to through its aliases. */
+const MAX_EXPANDED_VALUES = 1_000_000
+
 /**
- * inlineModelPlace: where a block scalar `model: |` starts its text (the line after the
- * indicator; a literal block keeps its lines one for one), so a model error's position can be
- * given in the store file's own lines.
+ * expansionProblem measures what the document expands to, each alias counted as the size of
+ * the node it repeats: beyond MAX_EXPANDED_VALUES (a "billion laughs" file), or an alias within
+ * the node it names (which never ends), it returns the alias at fault.
+ */
+function expansionProblem(doc: Document): { node: Node; problem: string } | undefined {
+  const sizes = new Map<unknown, number>()
+  const open = new Set<unknown>()
+  let expanded = 0
+  class Fault extends Error {
+    constructor(
+      readonly node: Node,
+      readonly problem: string,
+    ) {
+      super(problem)
+    }
+  }
+  const size = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = node.resolve(doc)
+      if (target === undefined) return 1
+      if (open.has(target)) throw new Fault(node, `the alias *${node.source} is inside the node it names (yaml.v3 refuses it too)`)
+      const n = size(target)
+      expanded += n
+      if (expanded > MAX_EXPANDED_VALUES) {
+        throw new Fault(node, `the aliases expand the file beyond ${MAX_EXPANDED_VALUES} values (stopped at *${node.source})`)
+      }
+      return n
+    }
+    if (isPair(node)) return size(node.key) + size(node.value)
+    if (!isMap(node) && !isSeq(node)) return 1
+    const known = sizes.get(node)
+    if (known !== undefined) return known
+    open.add(node)
+    let n = 1
+    for (const item of node.items) n += size(item)
+    open.delete(node)
+    sizes.set(node, n)
+    return n
+  }
+  try {
+    size(doc.contents)
+    return undefined
+  } catch (e) {
+    if (e instanceof Fault) return { node: e.node, problem: e.problem }
+    throw e
+  }
+}
+
+/**
+ * normaliseScalars reads plain scalars as yaml.v3 reads them into fga's Go structs. A field of
+ * type string takes any scalar's text (`name: 2024`, `description: true`, `name: 010` stay as
+ * written). In a `context` (an `interface{}` map), yaml.v3 resolves numbers with YAML 1.1's
+ * leftovers: `010` is octal 8, `1_000` is 1000, `0b101` is 5 (the yaml package reads YAML
+ * 1.2: 10, a string, a string). Assertion answers are left to their schema.
+ */
+function normaliseScalars(doc: Document): void {
+  visit(doc, {
+    Scalar(key, node, path) {
+      if (key === 'key' || node.type !== 'PLAIN' || node.source === undefined) return
+      const under = path.some((p) => isPair(p) && isScalar(p.key) && (p.key.value === 'context' || p.key.value === 'assertions'))
+      if (!under) {
+        if (typeof node.value === 'number' || typeof node.value === 'boolean') node.value = node.source
+        return
+      }
+      const inContext = path.some((p) => isPair(p) && isScalar(p.key) && p.key.value === 'context')
+      if (inContext && (typeof node.value === 'number' || typeof node.value === 'string')) {
+        const n = goYamlNumber(node.source)
+        if (n !== undefined) node.value = n
+      }
+    },
+  })
+}
+
+/**
+ * goYamlNumber resolves a plain scalar as yaml.v3 does for an `interface{}`: underscores
+ * dropped, then Go's ParseInt with base prefixes (`0x`, `0o`, `0b`, and a leading `0` for
+ * octal), then a YAML-style float. Anything else is not a number (undefined).
+ */
+function goYamlNumber(source: string): number | undefined {
+  if (!/^[-+.0-9]/.test(source)) return undefined
+  const plain = source.replace(/_/g, '')
+  const int = /^([-+]?)(?:0x([0-9a-fA-F]+)|0o([0-7]+)|0b([01]+)|0([0-7]+)|([1-9][0-9]*|0))$/.exec(plain)
+  if (int) {
+    const [, sign, hex, oct, bin, legacyOct, dec] = int
+    const value = hex ? parseInt(hex, 16) : oct ? parseInt(oct, 8) : bin ? parseInt(bin, 2) : legacyOct ? parseInt(legacyOct, 8) : Number(dec)
+    return sign === '-' ? -value : value
+  }
+  if (/^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$/.test(plain)) return Number(plain)
+  return undefined
+}
+
+/**
+ * inlineModelPlace: where a literal block `model: |` starts its text (the line after the
+ * indicator), so a model error's position can be given in the store file's own lines. Only a
+ * literal block with its indentation detected (`|`, `|-`, `|+`) keeps the model's lines and
+ * columns one for one; a quoted or folded model, or one with an indentation indicator (`|2`),
+ * does not, and its errors are given as lines of the inline model.
  */
 function inlineModelPlace(doc: Document, lines: LineCounter, text: string): InlineModelPlace | undefined {
   const node = doc.get('model', true)
   if (!isScalar(node) || node.type !== 'BLOCK_LITERAL' || !node.range) return undefined
+  if (!/^\|[-+]?[ \t]*(#.*)?\r?$/m.test(text.slice(node.range[0], text.indexOf('\n', node.range[0]) + 1 || undefined))) return undefined
   const start = lines.linePos(node.range[0]).line + 1
+  // The block's indentation is that of its first line that is not empty, as YAML detects it.
   const firstLine = text.split('\n').slice(start - 1).find((l) => l.trim() !== '') ?? ''
   return { line: start, indent: firstLine.length - firstLine.trimStart().length }
 }
@@ -341,7 +478,7 @@ export async function loadStoreFile(path: string, options: LoadStoreFileOptions 
   } catch (e) {
     const what = file.model ? 'model' : `model_file '${file.model_file}'`
     if (e instanceof InvalidModelError && e.diagnostics.length > 0) {
-      for (const d of e.diagnostics.slice(0, 5)) problems.push(modelProblem(path, what, d, file.model ? inlineModel : undefined))
+      for (const d of e.diagnostics.slice(0, 5)) problems.push(modelProblem(path, what, d, file.model ? inlineModel : undefined, Boolean(file.model)))
     } else {
       problems.push(`${path}: ${what}: ${message(e)}`)
     }
@@ -371,7 +508,7 @@ export async function loadStoreFile(path: string, options: LoadStoreFileOptions 
     if (t.tuple_file) own.push(...(await readTuples(`tests[${i}].tuple_file`, t.tuple_file)))
     tests.push({ ...t, name: t.name || `tests[${i}]`, tuples: own })
   }
-  if (problems.length > 0 || !model) throw new StoreFileError(path, problems)
+  if (problems.length > 0 || !model) throw new StoreFileError(path, problems, file.name)
   return { path, file, name: file.name || path, model, dsl, tuples, tests }
 }
 
@@ -379,9 +516,14 @@ export async function loadStoreFile(path: string, options: LoadStoreFileOptions 
  * modelProblem renders one problem of the model: an inline block model's at the store file's
  * line and column, a model file's at its own.
  */
-function modelProblem(path: string, what: string, d: ModelDiagnostic, inline: InlineModelPlace | undefined): string {
+function modelProblem(path: string, what: string, d: ModelDiagnostic, inline: InlineModelPlace | undefined, inlineText: boolean): string {
   if (inline && d.line !== undefined) {
     return `${path}:${inline.line + d.line - 1}:${(d.column ?? 1) + inline.indent}: ${what}: ${d.message}`
+  }
+  if (inlineText) {
+    // Not a plain literal block: the model's own lines, said to be so.
+    const at = d.line === undefined ? '' : `line ${d.line}${d.column === undefined ? '' : `, column ${d.column}`} of the inline model: `
+    return `${path}: ${what}: ${at}${d.message}`
   }
   const at = [d.file ?? path, d.line, d.column].filter((x) => x !== undefined).join(':')
   return `${at}: ${what}: ${d.message}`

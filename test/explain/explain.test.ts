@@ -160,6 +160,17 @@ describe('explained checks', () => {
     expect(reasons.some((x) => x.includes('folder:root#viewer@user:nobody › viewer from parent: no folder:root#parent tuple leads to a viewer'))).toBe(true)
   })
 
+  it('names the missing direct tuple beside the usersets tried', async () => {
+    const { storeId } = await setup(client, DOCS, DOC_TUPLES)
+    const r = await explain(storeId, 'document:d3#viewer@user:nobody')
+    expect(r.allowed).toBe(false)
+    const reasons: string[] = r.explanation.reasons
+    // The direct branch looked for the subject itself (and the wildcard) and found nothing:
+    // said first, before the userset document:d3#viewer@group:g1#member that was looked into.
+    expect(reasons[0]).toBe('document:d3#viewer@user:nobody › direct: viewer: no tuple document:d3#viewer@user:nobody or user:*')
+    expect(reasons[1]).toBe('group:g1#member@user:nobody › direct: member: no tuple group:g1#member@user:nobody or <a userset containing it>')
+  })
+
   it('explains an answer reached through a cycle', async () => {
     const { storeId } = await setup(
       client,

@@ -68,6 +68,8 @@ describe('failing store files', () => {
         // Should be allowed, is denied: every branch tried.
         'ⅹ Check(user=user:bob,relation=viewer,object=doc:spec): expected=true, got=false',
         '    denied; every branch tried failed:',
+        // The direct tuple looked for, beside the userset looked into (src/engine/local-checker.ts).
+        '      doc:spec#viewer@user:bob › direct: viewer: no tuple doc:spec#viewer@user:bob',
         '      group:eng#member@user:bob › direct: member: no tuple group:eng#member@user:bob',
         '      doc:spec#owner@user:bob › direct: owner: no tuple doc:spec#owner@user:bob',
         // Should be denied, is allowed: the witness path.
@@ -79,6 +81,7 @@ describe('failing store files', () => {
         "ⅹ Check(user=user:anne,relation=approver,object=doc:spec): expected=true, got=N/A, error=relation 'doc#approver' not found",
         'ⅹ ListObjects(user=user:bob,relation=viewer,type=doc): expected=[doc:spec], got=[doc:plan]',
         '    missing doc:spec: denied; every branch tried failed:',
+        '      doc:spec#viewer@user:bob › direct: viewer: no tuple doc:spec#viewer@user:bob',
         '      group:eng#member@user:bob › direct: member: no tuple group:eng#member@user:bob',
         '      doc:spec#owner@user:bob › direct: owner: no tuple doc:spec#owner@user:bob',
         '    unexpected doc:plan: allowed through:',
@@ -87,6 +90,7 @@ describe('failing store files', () => {
         '      doc:plan#owner@user:bob',
         'ⅹ ListUsers(object=doc:spec,relation=viewer,user_filter=user): expected=[user:anne user:carl], got=[user:anne]',
         '    missing user:carl: denied; every branch tried failed:',
+        '      doc:spec#viewer@user:carl › direct: viewer: no tuple doc:spec#viewer@user:carl',
         '      group:eng#member@user:carl › direct: member: no tuple group:eng#member@user:carl',
         '      doc:spec#owner@user:carl › direct: owner: no tuple doc:spec#owner@user:carl',
         // Test-level tuples are written, as fga writes them: the model refuses this one.
@@ -235,6 +239,7 @@ describe('reports for machines', () => {
       passed: false,
       explanation: [
         'denied; every branch tried failed:',
+        '  doc:spec#viewer@user:bob › direct: viewer: no tuple doc:spec#viewer@user:bob',
         '  group:eng#member@user:bob › direct: member: no tuple group:eng#member@user:bob',
         '  doc:spec#owner@user:bob › direct: owner: no tuple doc:spec#owner@user:bob',
       ],
@@ -283,7 +288,7 @@ describe('reports for machines', () => {
     const failure = failed.children[0]
     expect(failure.name).toBe('failure')
     expect(failure.attributes.message).toBe('expected=true, got=false')
-    expect(failure.text).toContain('denied; every branch tried failed:\n  group:eng#member@user:bob › direct: member')
+    expect(failure.text).toContain('denied; every branch tried failed:\n  doc:spec#viewer@user:bob › direct: viewer: no tuple doc:spec#viewer@user:bob\n  group:eng#member@user:bob')
     const refused = cases(suites[1]).find((c) => c.children[0]?.name === 'error')!
     expect(refused.attributes.name).toBe('tuples of tuples the model refuses')
     const load = cases(suites[2])[0].children[0]

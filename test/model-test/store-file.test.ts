@@ -54,6 +54,67 @@ describe('parseStoreFile', () => {
   })
 })
 
+describe('parseStoreFile on the edges (what fga reads, nothing dropped)', () => {
+  const check = (assertions: string, extra = '') =>
+    `tests:\n  - name: t\n    check:\n      - user: user:a\n        object: doc:1\n${extra}        assertions:\n${assertions}`
+
+  it('keeps an assertion keyed __proto__ as an own key, not a prototype', () => {
+    const a = parseStoreFile(check('          __proto__: true\n          viewer: false\n'), 'x').tests[0].check![0].assertions
+    expect(Object.entries(a)).toEqual([
+      ['__proto__', true],
+      ['viewer', false],
+    ])
+    expect(Object.getPrototypeOf(a)).toBe(Object.prototype)
+  })
+
+  it('reads scalars in string fields as their text, and an empty answer as false', () => {
+    const f = parseStoreFile(`name: 2024\ntests:\n  - name: 010\n    description: true\n    check:\n      - user: user:a\n        object: doc:1\n        assertions: { viewer: }\n`, 'x')
+    expect(f.name).toBe('2024')
+    expect(f.tests[0]).toMatchObject({ name: '010', description: 'true' })
+    expect(f.tests[0].check![0].assertions).toEqual({ viewer: false })
+    const users = parseStoreFile('tests:\n  - name: t\n    list_users:\n      - object: doc:1\n        user_filter: [{ type: user }]\n        assertions:\n          viewer:\n', 'x')
+    expect(users.tests[0].list_users![0].assertions).toEqual({ viewer: { users: [] } })
+  })
+
+  it("resolves numbers in a context as yaml.v3 does (YAML 1.1's octal and underscores), strings quoted stay strings", () => {
+    const context = '        context: { a: 010, b: 1_000, c: 0b101, d: 0x1F, e: 1e3, f: "010", g: 08, h: 10.1.2.3, i: -0o17 }\n'
+    const f = parseStoreFile(check('          viewer: true\n', context), 'x')
+    expect(f.tests[0].check![0].context).toEqual({ a: 8, b: 1000, c: 5, d: 31, e: 1000, f: '010', g: 8, h: '10.1.2.3', i: -15 })
+  })
+
+  it('refuses an alias inside the node it names, with its place', () => {
+    expect(() => parseStoreFile('name: x\nloop: &a [1, *a]\n', 'x.fga.yaml')).toThrow(/^x\.fga\.yaml:2:14: the alias \*a is inside the node it names/)
+  })
+
+  it("gives an inline model's error at the store file's line only for a plain literal block", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const dir = mkdtempSync(join(tmpdir(), 'pemba-inline-'))
+    const body = ['model', '  schema 1.1', 'type user', 'type doc', '  relations', '    define viewer: [usr]']
+    const load = async (header: string, lines: string[]) => {
+      const path = join(dir, 'm.fga.yaml')
+      writeFileSync(path, `name: m\n# a comment\nmodel: ${header}\n${lines.join('\n')}\n`)
+      return loadStoreFile(path).then(
+        () => '',
+        (e: StoreFileError) => e.problems[0],
+      )
+    }
+    try {
+      const literal = await load('|', body.map((l) => `  ${l}`))
+      expect(literal).toMatch(/m\.fga\.yaml:9:23: model: the relation type 'usr'/)
+      // `|2`: two columns of indentation, the rest of the spaces belong to the text.
+      const indicated = await load('|2', body.map((l) => `    ${l}`))
+      expect(indicated).toMatch(/m\.fga\.yaml: model: line \d+(, column \d+)? of the inline model: /)
+      const folded = await load('>', body.map((l) => `  ${l}`))
+      expect(folded).toMatch(/m\.fga\.yaml: model: line \d+(, column \d+)? of the inline model: /)
+      const quoted = await load(JSON.stringify(body.join('\n') + '\n'), [])
+      expect(quoted).toMatch(/m\.fga\.yaml: model: line 6, column 21 of the inline model: the relation type 'usr'/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('loadStoreFile', () => {
   it('resolves model and tuple files relative to the store file, not the working directory', async () => {
     const rel = await loadStoreFile(`${FIXTURES}/pass/tuple-files.fga.yaml`)

@@ -46,6 +46,12 @@ export interface TestResult {
   description?: string
   /** The test could not run (its tuples could not be written): it counts as one failure. */
   error?: string
+  /**
+   * What the test does not assert though it looks as if it did: an entry with no assertions, a
+   * test with none at all. fga passes such a test; the reports show it, so that a file that
+   * asserts nothing by mistake does not pass unnoticed.
+   */
+  warnings?: string[]
   assertions: AssertionResult[]
   durationMs: number
 }
@@ -104,6 +110,8 @@ async function runTest(pemba: Pemba, storeId: string, modelId: string, test: Loa
     written = (e as { written?: TupleKey[] }).written ?? []
     result.error = `the test's tuples cannot be written: ${reason(e)}`
   }
+  const warnings = emptyEntries(test)
+  if (warnings.length > 0) result.warnings = warnings
   try {
     if (!result.error) {
       const q = { pemba, storeId, modelId }
@@ -115,8 +123,20 @@ async function runTest(pemba: Pemba, storeId: string, modelId: string, test: Loa
     // Back to the file's tuples alone, for the next test.
     await deleteChunks(pemba, storeId, written)
   }
+  if (!result.error && result.assertions.length === 0) (result.warnings ??= []).push('the test asserts nothing')
   result.durationMs = performance.now() - started
   return result
+}
+
+/** emptyEntries names a test's check and list entries that assert nothing (`check[1]`). */
+function emptyEntries(test: LoadedTest): string[] {
+  const out: string[] = []
+  for (const field of ['check', 'list_objects', 'list_users'] as const) {
+    for (const [i, entry] of (test[field] ?? []).entries()) {
+      if (Object.keys(entry.assertions).length === 0) out.push(`${field}[${i}] has no assertions`)
+    }
+  }
+  return out
 }
 
 interface Query {
@@ -127,8 +147,9 @@ interface Query {
 
 async function runCheck(q: Query, c: StoreFileCheck): Promise<AssertionResult[]> {
   const out: AssertionResult[] = []
-  for (const user of c.users ?? [c.user!]) {
-    for (const object of c.objects ?? [c.object!]) {
+  // fga's GetEffectiveUsers/GetEffectiveObjects: the list when it has entries, else the one.
+  for (const user of c.users?.length ? c.users : [c.user!]) {
+    for (const object of c.objects?.length ? c.objects : [c.object!]) {
       for (const [relation, expected] of Object.entries(c.assertions)) {
         const started = performance.now()
         const request: Record<string, unknown> = { user, relation, object }
