@@ -41,7 +41,7 @@ const serveCli: Register = (program, ctx) => {
 /** A fatal error's line hides the preshared keys as given, like every other line. */
 const fatalRedactor = createRedactor(presharedKeysIn([process.env.PEMBA_AUTH_PRESHARED_KEYS]))
 
-runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, clientsCli, reviewCli, queryCli, modelCli, tupleCli, storeCli, backupCli]).then(
+runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, modelCli, tupleCli, storeCli, backupCli, queryCli, clientsCli, reviewCli]).then(
   (code) => {
     if (code >= 0) process.exit(code)
   },

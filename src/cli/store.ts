@@ -20,6 +20,7 @@
 import { writeFileSync } from 'node:fs'
 import { dirname, relative } from 'node:path'
 import type { Command } from 'commander'
+import { STORE_NAME } from '../api/contracts.ts'
 import { PembaError } from '../core/errors.ts'
 import type { TupleKey } from '../core/tuple.ts'
 import { formatStoreFile, loadStoreFile, StoreFileError, type LoadedStoreFile, type StoreFile, type StoreFileCheck, type StoreFileTest } from '../formats/store-file.ts'
@@ -32,7 +33,7 @@ import { progressReporter } from './import/progress.ts'
 import { runImport } from './import/run-import.ts'
 import { databaseSource, httpSource } from './import/targets.ts'
 import { USAGE_EXIT, type CommandContext, type Register } from './program.ts'
-import { importTarget, positiveInt, summaryText, writeTuples } from './tuple.ts'
+import { applyExpiring, expiringOption, importTarget, positiveInt, summaryText, writeTuples, type ExpiringMode } from './tuple.ts'
 
 /** An assertion as OpenFGA's ReadAssertions returns it. */
 interface StoredAssertion {
@@ -119,6 +120,7 @@ interface ExportFlags {
   outputFile?: string
   tupleFile?: string
   maxTuples?: string
+  expiring?: ExpiringMode
 }
 
 function addExport(store: Command, ctx: CommandContext): void {
@@ -128,6 +130,7 @@ function addExport(store: Command, ctx: CommandContext): void {
     .option('--output-file <file>', 'write the store file here instead of stdout')
     .option('--tuple-file <file>', "write the tuples to this file (.yaml, .json, .jsonl, .csv) beside the store file, named by its tuple_file")
     .option('--max-tuples <n>', 'export at most this many tuples (default: all of them; fga defaults to 100)')
+    .addOption(expiringOption('refuse: a store file is for fga'))
   addConnectionOptions(cmd)
   cmd.action((flags: ExportFlags) => {
     const maxTuples = positiveInt(cmd, '--max-tuples', flags.maxTuples)
@@ -139,7 +142,8 @@ function addExport(store: Command, ctx: CommandContext): void {
     return withConnection(ctx, cmd, async (c) => {
       const contents = await readStore(c, storeId)
       const source = c.kind === 'http' ? httpSource(c.client, storeId) : databaseSource(c.pemba, storeId, c.where)
-      const tuples = limit(source.tuples(), maxTuples)
+      const omitted = { count: 0 }
+      const tuples = limit(applyExpiring(source.tuples(), flags.expiring ?? 'refuse', omitted), maxTuples)
       const { id: _id, ...model } = contents.model
       const file: StoreFile = { name: contents.name, model: modelToDSL(model as AuthorizationModelInput), tests: assertionTests(contents.assertions) }
       let count: number
@@ -156,7 +160,8 @@ function addExport(store: Command, ctx: CommandContext): void {
       if (flags.outputFile !== undefined) writeFileSync(flags.outputFile, text)
       else ctx.io.out.log(text.replace(/\n$/, ''))
       const where = flags.outputFile ? ` → ${flags.outputFile}` : ''
-      ctx.io.out.error(`pemba store export: store ${storeId} (model ${contents.model.id}, ${count} tuples, ${contents.assertions.length} assertions)${where}`)
+      const left = omitted.count > 0 ? `, ${omitted.count} expiring tuples left out` : ''
+      ctx.io.out.error(`pemba store export: store ${storeId} (model ${contents.model.id}, ${count} tuples${left}, ${contents.assertions.length} assertions)${where}`)
       return 0
     })
   })
@@ -234,6 +239,14 @@ function addImport(store: Command, ctx: CommandContext): void {
         ctx.io.out.error(`pemba store import: ${e.message}`)
         return 1
       }
+      // Checked here for both paths: the database path would take a name the API refuses.
+      if (given === undefined && !STORE_NAME.test(loaded.name)) {
+        ctx.io.out.error(
+          `pemba store import: ${flags.file}: the store name '${loaded.name}' is not 3 to 64 letters, digits, spaces or . - / ^ _ & @ ` +
+            '(as OpenFGA requires): rename it in the file, or give --store-id to fill an existing store',
+        )
+        return 1
+      }
       const { storeId, modelId } = await createStoreWithModel(c, loaded, given)
       const target = await importTarget({ ...c, modelId }, storeId, { chunkSize, concurrency })
       const outcome = await runImport({
@@ -249,7 +262,7 @@ function addImport(store: Command, ctx: CommandContext): void {
       await writeAssertions(c, storeId, modelId, assertions)
       const other = loaded.tests.reduce((n, t) => n + (t.list_objects?.length ?? 0) + (t.list_users?.length ?? 0), 0)
       if (other > 0) ctx.io.out.error(`pemba store import: ${other} list_objects/list_users tests are not stored: assertions hold checks only`)
-      ctx.io.out.error(`pemba store import: ${flags.file} → ${target.description}: tuples ${summaryText(outcome)}; ${assertions.length} assertions`)
+      ctx.io.out.error(c.redactor.text(`pemba store import: ${flags.file} → ${target.description}: tuples ${summaryText(outcome)}; ${assertions.length} assertions`))
       ctx.io.out.log(
         JSON.stringify(
           {

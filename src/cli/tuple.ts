@@ -20,7 +20,7 @@
 import { createWriteStream, existsSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Option, type Command } from 'commander'
-import { isTupleFileFormat, tupleFileWriter, tupleFormatFromPath, TUPLE_FILE_FORMATS, type TupleFileFormat } from '../formats/tuple-file.ts'
+import { isTupleFileFormat, TupleFileError, tupleFileWriter, tupleFormatFromPath, TUPLE_FILE_FORMATS, type TupleFileFormat } from '../formats/tuple-file.ts'
 import type { TupleKey } from '../core/tuple.ts'
 import { requireStoreId, apiTarget } from './api-client.ts'
 import { addConnectionOptions, withConnection, type Connection } from './import/connect.ts'
@@ -46,6 +46,44 @@ interface ExportFlags {
   format?: string
   output?: string
   expiresColumn: boolean
+  expiring?: ExpiringMode
+}
+
+/**
+ * What an export does with a tuple that has `expires_at`. OpenFGA has no expiring tuples, and
+ * fga reads its files into keys that drop fields it does not know: such a tuple would become a
+ * permanent grant there. So a file in fga's formats refuses them unless told: `keep` writes
+ * `expires_at` (a file for Pemba), `omit` leaves those tuples out (a file for OpenFGA).
+ */
+export type ExpiringMode = 'refuse' | 'keep' | 'omit'
+export const EXPIRING_MODES: readonly ExpiringMode[] = ['refuse', 'keep', 'omit']
+
+/** expiringOption: the `--expiring` flag, its default said by the command. */
+export function expiringOption(defaultSaid: string): Option {
+  return new Option(
+    '--expiring <mode>',
+    `tuples with expires_at (OpenFGA would keep them forever): refuse them, keep expires_at (for Pemba), or omit them (default: ${defaultSaid})`,
+  ).choices(EXPIRING_MODES)
+}
+
+/**
+ * applyExpiring passes keys through the mode: `refuse` throws TupleFileError at the first
+ * expiring tuple (naming it and the flag), `omit` skips them and counts them in `omitted`.
+ */
+export async function* applyExpiring(keys: AsyncIterable<TupleKey>, mode: ExpiringMode, omitted: { count: number }): AsyncIterable<TupleKey> {
+  for await (const key of keys) {
+    if (key.expires_at && mode !== 'keep') {
+      if (mode === 'omit') {
+        omitted.count++
+        continue
+      }
+      throw new TupleFileError(
+        `${key.object}#${key.relation}@${key.user} expires at ${key.expires_at}: OpenFGA has no expiring tuples and would keep it forever; ` +
+          'add --expiring keep (a file for Pemba) or --expiring omit (leave expiring tuples out)',
+      )
+    }
+    yield key
+  }
 }
 
 /** positiveInt reads a numeric flag or stops with a usage error naming it. */
@@ -82,7 +120,7 @@ export async function importTarget(
   options: { chunkSize?: number; concurrency?: number },
 ): Promise<ImportTarget> {
   if (c.kind === 'http') {
-    const t = httpTarget(c.client, storeId, { modelId: c.modelId, concurrency: options.concurrency })
+    const t = await httpTarget(c.client, storeId, { modelId: c.modelId, concurrency: options.concurrency })
     return options.chunkSize ? { ...t, chunkSize: Math.min(options.chunkSize, HTTP_CHUNK) } : t
   }
   return databaseTarget(c.pemba, storeId, { modelId: c.modelId, chunkSize: options.chunkSize, description: `${c.where}, store ${storeId}` })
@@ -105,7 +143,7 @@ function addImport(tuple: Command, ctx: CommandContext): void {
     .argument('<file>', 'the tuple file')
     .addOption(new Option('--format <format>', 'the file format (default: by extension)').choices(TUPLE_FILE_FORMATS))
     .option('--resume', 'go on after an interrupted import of the same file into the same store')
-    .option('--state <path>', 'the resume state file (default: <file>.pemba-import.json)')
+    .option('--state <path>', 'the resume state file (default: <file>.<store id>.pemba-import.json)')
     .option('--max-errors <n>', 'stop after this many bad lines (exit 1)')
     .option('--chunk-size <n>', 'tuples per transaction (database, default 50000) or request (HTTP, at most 100)')
     .option('--concurrency <n>', 'HTTP requests in flight (default 4)')
@@ -125,12 +163,13 @@ function addImport(tuple: Command, ctx: CommandContext): void {
     return withConnection(ctx, cmd, async (c) => {
       const target = await importTarget(c, storeId, { chunkSize, concurrency })
       const out = ctx.io.out
-      out.error(`pemba tuple import: ${basename(file)} (${format}) → ${c.kind === 'http' ? 'HTTP ' : ''}${target.description}`)
+      const where = c.redactor.text(target.description)
+      out.error(`pemba tuple import: ${basename(file)} (${format}) → ${c.kind === 'http' ? 'HTTP ' : ''}${where}`)
       const outcome = await runImport({
         file,
         format,
         target,
-        statePath: flags.state ?? defaultStatePath(file),
+        statePath: flags.state ?? defaultStatePath(file, storeId),
         resume: flags.resume === true,
         maxErrors,
         progress: progressReporter(flags.progress, {
@@ -142,11 +181,23 @@ function addImport(tuple: Command, ctx: CommandContext): void {
       })
       const ok = outcome.counts.refused === 0 && !outcome.stopped
       if (flags.json) {
-        out.log(JSON.stringify({ file, format, target: c.kind, where: target.description, ...outcome.counts, resumed_after_line: outcome.resumedAfter, stopped: outcome.stopped, ok }))
+        out.log(
+          JSON.stringify({
+            file,
+            format,
+            target: c.kind,
+            where,
+            ...outcome.counts,
+            resumed_after_record: outcome.resumedAfterRecord,
+            resumed_after_line: outcome.resumedAfter,
+            stopped: outcome.stopped,
+            ok,
+          }),
+        )
       } else {
-        const resumed = outcome.resumedAfter > 0 ? ` (resumed after line ${outcome.resumedAfter})` : ''
+        const resumed = outcome.resumedAfterRecord > 0 ? ` (resumed after record ${outcome.resumedAfterRecord}, line ${outcome.resumedAfter})` : ''
         const stopped = outcome.stopped ? ` — stopped after ${maxErrors} bad lines (--max-errors)` : ''
-        out.log(`imported ${file} into ${target.description}${resumed}: ${summaryText(outcome)}${stopped}`)
+        out.log(`imported ${file} into ${where}${resumed}: ${summaryText(outcome)}${stopped}`)
       }
       return ok ? 0 : 1
     })
@@ -203,16 +254,24 @@ function addExport(tuple: Command, ctx: CommandContext): void {
     .description("write a store's tuples (with conditions and expires_at) to stdout or a file")
     .addOption(new Option('--format <format>', 'the file format (default: by --output extension, else jsonl)').choices(TUPLE_FILE_FORMATS))
     .option('--output <file>', 'write to this file instead of stdout')
-    .option('--no-expires-column', "CSV: leave out Pemba's expires_at column (fga refuses columns it does not know)")
+    .option('--no-expires-column', "CSV: leave out Pemba's expires_at column (fga refuses columns it does not know); needs --expiring omit if a tuple expires")
+    .addOption(expiringOption('keep for zed, which SpiceDB reads as an expiration; refuse for the fga formats'))
   addConnectionOptions(cmd)
   cmd.action((flags: ExportFlags) => {
     const format = fileFormat(cmd, flags.format, flags.output)
+    const expiring = flags.expiring ?? (format === 'zed' ? 'keep' : 'refuse')
+    if (expiring === 'keep' && format === 'csv' && !flags.expiresColumn) {
+      cmd.error('pemba tuple export: --expiring keep needs the expires_at column (drop --no-expires-column)', { exitCode: USAGE_EXIT })
+    }
     const storeId = requireStoreId(cmd, apiTarget(cmd, ctx.io.env))
     return withConnection(ctx, cmd, async (c) => {
       const source = c.kind === 'http' ? httpSource(c.client, storeId) : databaseSource(c.pemba, storeId, `${c.where}, store ${storeId}`)
       if (c.kind === 'database') await c.pemba.stores.get(storeId)
-      const count = await writeTuples(source.tuples(), format, flags.output, (s) => ctx.io.out.log(s), { expiresColumn: flags.expiresColumn })
-      ctx.io.out.error(`pemba tuple export: ${count} tuples from ${source.description}${flags.output ? ` → ${flags.output}` : ''} (${format})`)
+      const omitted = { count: 0 }
+      const keys = applyExpiring(source.tuples(), expiring, omitted)
+      const count = await writeTuples(keys, format, flags.output, (s) => ctx.io.out.log(s), { expiresColumn: flags.expiresColumn })
+      const left = omitted.count > 0 ? `, ${omitted.count} expiring tuples left out (--expiring omit)` : ''
+      ctx.io.out.error(c.redactor.text(`pemba tuple export: ${count} tuples from ${source.description}${flags.output ? ` → ${flags.output}` : ''} (${format})${left}`))
       return 0
     })
   })

@@ -167,6 +167,10 @@ export function tupleString(key: { user: string; relation: string; object: strin
 }
 
 
+/**
+ * hasSpace: white space, or U+0000, which no id may hold either: PostgreSQL text cannot store
+ * it, so a NUL in a check, read or delete would fail there as a 500 rather than a 400.
+ */
 function hasSpace(s: string): boolean {
-  return /\s/.test(s)
+  return /[\s\u0000]/.test(s)
 }

@@ -10,13 +10,15 @@
  * @module
  */
 import { createInterface } from 'node:readline'
+import { StringDecoder } from 'node:string_decoder'
 import { isNode, isScalar, isSeq, LineCounter, parseDocument, stringify } from 'yaml'
 import type { TupleKey } from '../core/tuple.ts'
 import { CsvReader, csvHeader, csvRow } from './tuples/csv.ts'
 import { badRecord, canonicalKey, recordFromObject, type TupleRecord } from './tuples/key.ts'
+import { JsonArrayReader } from './tuples/json.ts'
 import { zedLine, zedRecord } from './tuples/zed.ts'
 
-export type { TupleRecord } from './tuples/key.ts'
+export { TupleFileError, type TupleRecord } from './tuples/key.ts'
 export { canonicalKey } from './tuples/key.ts'
 
 export type TupleFileFormat = 'yaml' | 'json' | 'jsonl' | 'csv' | 'zed'
@@ -57,44 +59,79 @@ export function parseTupleText(text: string, format: TupleFileFormat): TupleReco
   switch (format) {
     case 'yaml':
       return parseYaml(text)
-    case 'json':
-      return parseJsonArray(text)
+    case 'json': {
+      const records: TupleRecord[] = []
+      const emit = (r: TupleRecord) => void records.push(r)
+      const reader = new JsonArrayReader()
+      reader.push(text, emit)
+      reader.finish(emit)
+      return records
+    }
     default: {
       const reader = lineReader(format)
       const records: TupleRecord[] = []
-      const lines = text.split('\n')
+      const emit = (r: TupleRecord) => void records.push(r)
+      // CRLF as well as LF: a file saved on Windows reads the same.
+      const lines = text.split(/\r?\n/)
       if (lines.at(-1) === '') lines.pop()
-      for (const [i, line] of lines.entries()) {
-        const r = reader.push(line, i + 1)
-        if (r) records.push(r)
-      }
-      const last = reader.finish()
-      if (last) records.push(last)
+      for (const [i, line] of lines.entries()) reader.push(line, i + 1, emit)
+      reader.finish(emit)
       return records
     }
   }
 }
 
 /**
- * readTupleRecords streams a file's records: line by line for jsonl, csv and zed (a file of any
- * size in constant memory), the whole text for yaml and json (their structure spans the file).
+ * readTupleRecords streams a file's records: line by line for jsonl, csv and zed, element by
+ * element for json (a file of any size in constant memory), the whole text for yaml (its
+ * structure spans the file; a file over YAML_MAX_BYTES is refused).
  */
 export async function* readTupleRecords(input: NodeJS.ReadableStream, format: TupleFileFormat): AsyncIterable<TupleRecord> {
-  if (format === 'yaml' || format === 'json') {
+  if (format === 'json') {
+    const reader = new JsonArrayReader()
+    const decoder = new StringDecoder('utf8')
+    let pending: TupleRecord[] = []
+    const emit = (r: TupleRecord) => void pending.push(r)
+    for await (const chunk of input) {
+      reader.push(typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer), emit)
+      yield* pending
+      pending = []
+    }
+    reader.push(decoder.end(), emit)
+    reader.finish(emit)
+    yield* pending
+    return
+  }
+  if (format === 'yaml') {
     const chunks: Buffer[] = []
-    for await (const chunk of input) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+    let size = 0
+    for await (const chunk of input) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+      size += buf.length
+      // Refused as soon as it is known, before the rest is held in memory.
+      if (size > YAML_MAX_BYTES) {
+        yield yamlTooLarge()
+        return
+      }
+      chunks.push(buf)
+    }
     yield* parseTupleText(Buffer.concat(chunks).toString('utf8'), format)
     return
   }
   const reader = lineReader(format)
+  let pending: TupleRecord[] = []
+  const emit = (r: TupleRecord) => void pending.push(r)
   let n = 0
   for await (const line of createInterface({ input, crlfDelay: Infinity })) {
     n++
-    const r = reader.push(line, n)
-    if (r) yield r
+    reader.push(line, n, emit)
+    if (pending.length > 0) {
+      yield* pending
+      pending = []
+    }
   }
-  const last = reader.finish()
-  if (last) yield last
+  reader.finish(emit)
+  yield* pending
 }
 
 /** What a tuple file is written with: the text before, of each tuple, and after. */
@@ -142,15 +179,26 @@ export function formatTupleText(keys: Iterable<TupleKey>, format: TupleFileForma
   return text + w.end()
 }
 
+/** Reads a file line by line, emitting each record as it completes (CSV rows may span lines). */
 interface LineReader {
-  push(line: string, lineNumber: number): TupleRecord | undefined
-  finish(): TupleRecord | undefined
+  push(line: string, lineNumber: number, emit: (r: TupleRecord) => void): void
+  finish(emit: (r: TupleRecord) => void): void
+}
+
+/** oneRecordPerLine: a reader for formats whose every line stands alone. */
+function oneRecordPerLine(read: (line: string, n: number) => TupleRecord | undefined): LineReader {
+  return {
+    push: (line, n, emit) => {
+      const r = read(line, n)
+      if (r) emit(r)
+    },
+    finish: () => {},
+  }
 }
 
 function lineReader(format: 'jsonl' | 'csv' | 'zed'): LineReader {
   if (format === 'csv') return new CsvReader()
-  if (format === 'zed') return { push: (line, n) => zedRecord(line, n), finish: () => undefined }
-  return { push: jsonlRecord, finish: () => undefined }
+  return oneRecordPerLine(format === 'zed' ? zedRecord : jsonlRecord)
 }
 
 function jsonlRecord(line: string, n: number): TupleRecord | undefined {
@@ -164,79 +212,57 @@ function jsonlRecord(line: string, n: number): TupleRecord | undefined {
 }
 
 /**
- * parseYaml reads a YAML list; each item's line is where it starts. A syntax error becomes a
- * record at its line; the items the parser still made sense of are read.
+ * parseYaml reads a YAML list; each item's line is where it starts. A syntax error counts
+ * against the item it falls in (or the last one started before it: the parser often notices an
+ * unclosed quote or flow map only at the end of the file), once, so one bad line is one
+ * refusal; an error before the first item is a record at its own line. The items the parser
+ * still made sense of are read.
  */
 function parseYaml(text: string): TupleRecord[] {
+  if (text.length > YAML_MAX_BYTES) return [yamlTooLarge()]
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, uniqueKeys: false })
-  const records: TupleRecord[] = doc.errors.map((e) => badRecord(lineCounter.linePos(e.pos[0]).line, e.message.split('\n')[0]))
   const contents = doc.contents
+  const items = isSeq(contents) ? contents.items : []
+  const starts = items.map((item) => (isNode(item) && item.range ? item.range[0] : 0))
+  const itemErrors = new Map<number, string>()
+  const records: TupleRecord[] = []
+  const linesSeen = new Set<number>()
+  for (const e of doc.errors) {
+    const message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    let at = -1
+    for (let i = 0; i < starts.length && starts[i] <= e.pos[0]; i++) at = i
+    if (at >= 0) {
+      if (!itemErrors.has(at)) itemErrors.set(at, message)
+      continue
+    }
+    const line = lineCounter.linePos(e.pos[0]).line
+    if (!linesSeen.has(line)) records.push(badRecord(line, message))
+    linesSeen.add(line)
+  }
   if (contents === null || (isScalar(contents) && contents.value === null)) return records
   if (!isSeq(contents)) {
     if (records.length === 0) records.push(badRecord(1, 'a YAML tuple file is a list of {user, relation, object, condition?}'))
     return records
   }
-  for (const item of contents.items) {
+  for (const [i, item] of items.entries()) {
     const line = isNode(item) && item.range ? lineCounter.linePos(item.range[0]).line : 1
-    records.push(recordFromObject(line, isNode(item) ? item.toJSON() : item))
+    const error = itemErrors.get(i)
+    records.push(error !== undefined ? badRecord(line, error) : recordFromObject(line, isNode(item) ? item.toJSON() : item))
   }
   return records.sort((a, b) => a.line - b.line)
 }
 
 /**
- * parseJsonArray reads a JSON array element by element: a scan finds each element's text and
- * line, and each is parsed alone, so one broken element costs only itself.
+ * YAML is read whole, and the parser's document takes about 9 KB per tuple (a 120,000-tuple
+ * file needed 1 GB): a larger file is refused with a hint rather than exhausting memory.
  */
-function parseJsonArray(text: string): TupleRecord[] {
-  const records: TupleRecord[] = []
-  let line = 1
-  let i = 0
-  const skipSpace = (): void => {
-    while (i < text.length && /\s/.test(text[i])) {
-      if (text[i] === '\n') line++
-      i++
-    }
-  }
-  if (text.charCodeAt(0) === 0xfeff) i = 1
-  skipSpace()
-  if (i === text.length) return records
-  if (text[i] !== '[') return [badRecord(line, 'a JSON tuple file is an array of {user, relation, object, condition?}')]
-  i++
-  for (;;) {
-    skipSpace()
-    if (i >= text.length) {
-      records.push(badRecord(line, 'the array is not closed'))
-      return records
-    }
-    if (text[i] === ']') break
-    const start = i
-    const startLine = line
-    let depth = 0
-    for (; i < text.length; i++) {
-      const c = text[i]
-      if (c === '"') {
-        for (i++; i < text.length && text[i] !== '"'; i++) {
-          if (text[i] === '\\') i++
-          else if (text[i] === '\n') line++
-        }
-      } else if (c === '\n') line++
-      else if (c === '{' || c === '[') depth++
-      else if (c === '}' || c === ']') {
-        if (depth === 0) break
-        depth--
-      } else if (c === ',' && depth === 0) break
-    }
-    const element = text.slice(start, i).trim()
-    try {
-      records.push(recordFromObject(startLine, JSON.parse(element)))
-    } catch (e) {
-      records.push(badRecord(startLine, `not JSON: ${(e as Error).message}`))
-    }
-    if (text[i] === ',') i++
-  }
-  i++
-  skipSpace()
-  if (i < text.length) records.push(badRecord(line, 'text after the closing ]'))
-  return records
+export const YAML_MAX_BYTES = 8 * 1024 * 1024
+
+function yamlTooLarge(): TupleRecord {
+  return badRecord(
+    1,
+    `the YAML file is larger than ${YAML_MAX_BYTES / 1024 / 1024} MiB: YAML is read whole (about 9 KB of memory per tuple); ` +
+      "convert it to JSONL (one tuple a line, read in constant memory), e.g. yq -o=json -I=0 '.[]' tuples.yaml > tuples.jsonl",
+  )
 }

@@ -19,6 +19,8 @@ import type { TypeSystem } from '../model/typesystem.ts'
  * `expires_at: "2026-11-29T10:00:00Z"` is written at 09:00Z and refused at 10:00Z.
  */
 export function parseWrite(ts: TypeSystem, k: TupleKey, now: number): Tuple {
+  const nul = nulField(k)
+  if (nul) throw validationError(invalidTupleMessage(k, `'${nul}' holds a NUL character (U+0000), which a tuple cannot hold`))
   const v = validateTuple(ts, k)
   if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
   if (k.expires_at) {
@@ -50,6 +52,19 @@ export function contextualTuples(ts: TypeSystem, keys: TupleKey[] | undefined): 
     }
     return v.tuple
   })
+}
+
+/**
+ * nulField: the field of a tuple to be stored that holds U+0000, if one does. PostgreSQL text
+ * cannot hold it (a write would fail as `invalid byte sequence`, a 500, and a bulk COPY would
+ * lose its whole chunk), so it is refused on every database alike.
+ */
+function nulField(k: TupleKey): string | undefined {
+  if (k.user.includes('\0')) return 'user'
+  if (k.relation.includes('\0')) return 'relation'
+  if (k.object.includes('\0')) return 'object'
+  if (k.condition?.name?.includes('\0')) return 'condition.name'
+  return undefined
 }
 
 function invalidExpiryMessage(k: TupleKey): string {

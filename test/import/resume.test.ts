@@ -15,10 +15,10 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { formatTupleText } from '../../src/formats/tuple-file.ts'
 import type { TupleKey } from '../../src/core/tuple.ts'
 import type { Pemba } from '../../src/server.ts'
-import { fileIdentity, resumeRefusal, type ResumeState } from '../../src/cli/import/resume.ts'
+import { defaultStatePath, fileIdentity, resumeRefusal, type ResumeState } from '../../src/cli/import/resume.ts'
 import { servePemba } from '../helpers/http-server.ts'
 import { runPemba, type PembaProcess } from '../helpers/processes.ts'
-import { createImportStore, openDatabase, sorted, storeTuples } from './helpers.ts'
+import { createImportStore, openDatabase, pemba, sorted, storeTuples } from './helpers.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'pemba-resume-'))
 const procs: PembaProcess[] = []
@@ -68,6 +68,17 @@ async function killMidway(args: string[], statePath: string): Promise<ResumeStat
   }
 }
 
+/** twoStores: a SQLite database file with two stores of the import model. */
+async function twoStores(name: string) {
+  const databaseUrl = `sqlite:${join(dir, name)}`
+  const setup = await openDatabase(databaseUrl)
+  try {
+    return { databaseUrl, storeId: await createImportStore(setup), other: await createImportStore(setup) }
+  } finally {
+    await setup.close()
+  }
+}
+
 /** Each tuple in the changelog exactly once, and nothing else. */
 async function expectChangelogOnce(p: Pemba, storeId: string, keys: TupleKey[]) {
   const seen: string[] = []
@@ -85,15 +96,11 @@ async function expectChangelogOnce(p: Pemba, storeId: string, keys: TupleKey[]) 
 
 describe('an interrupted import, resumed', () => {
   it('directly against the database: killed mid-way, --resume stores every tuple once', async () => {
-    const databaseUrl = `sqlite:${join(dir, 'resume.db')}`
-    const setup = await openDatabase(databaseUrl)
-    const storeId = await createImportStore(setup)
-    const other = await createImportStore(setup)
-    await setup.close()
+    const { databaseUrl, storeId, other } = await twoStores('resume.db')
     const keys = plainTuples(20_000)
     const file = join(dir, 'big.jsonl')
     writeFileSync(file, formatTupleText(keys, 'jsonl'))
-    const statePath = `${file}.pemba-import.json`
+    const statePath = defaultStatePath(file, storeId)
     const args = ['tuple', 'import', file, '--store-id', storeId, '--database-url', databaseUrl, '--chunk-size', '100']
 
     const state = await killMidway(args, statePath)
@@ -101,14 +108,14 @@ describe('an interrupted import, resumed', () => {
     expect(state.committedLine).toBeLessThan(keys.length)
     expect(state.target).toBe(`database sqlite:${join(dir, 'resume.db')}, store ${storeId}`)
 
-    // Into another store, the state does not apply.
-    const elsewhere = await run(['tuple', 'import', file, '--store-id', other, '--database-url', databaseUrl, '--resume'])
+    // Into another store, the state does not apply (named with --state: by default each store has its own).
+    const elsewhere = await run(['tuple', 'import', file, '--store-id', other, '--database-url', databaseUrl, '--resume', '--state', statePath])
     expect(elsewhere.code).toBe(1)
     expect(elsewhere.err).toMatch(/the interrupted import wrote to database .*, store 01\w+, not database/)
 
     const resumed = await run([...args, '--resume'])
     expect(resumed.code, resumed.err).toBe(0)
-    expect(resumed.out).toContain(`(resumed after line ${state.committedLine})`)
+    expect(resumed.out).toContain(`(resumed after record ${state.committedRecord}, line ${state.committedLine})`)
     expect(resumed.out).toMatch(new RegExp(`read ${keys.length}, written ${keys.length}, unchanged 0, refused 0`))
     expect(existsSync(statePath)).toBe(false)
 
@@ -148,7 +155,8 @@ describe('an interrupted import, resumed', () => {
 
       const resumed = await run([...args, '--resume'])
       expect(resumed.code, resumed.err).toBe(0)
-      expect(resumed.out).toContain(`(resumed after line ${state.committedLine})`)
+      // CSV: the header is line 1, so record n is on line n + 1.
+      expect(resumed.out).toContain(`(resumed after record ${state.committedRecord}, line ${state.committedRecord + 1})`)
       expect(resumed.err).toContain(`→ HTTP ${url}, store ${storeId}`)
       expect(sorted(await storeTuples(served.pemba, storeId))).toEqual(sorted(keys))
       await expectChangelogOnce(served.pemba, storeId, keys)
@@ -158,11 +166,31 @@ describe('an interrupted import, resumed', () => {
     }
   })
 
+  it('a torn state: ignored (and replaced) without --resume, a clear refusal with it', async () => {
+    const { databaseUrl, storeId, other } = await twoStores('torn.db')
+    const file = join(dir, 'torn.jsonl')
+    writeFileSync(file, formatTupleText(plainTuples(5), 'jsonl'))
+    // Each store its own default state, so two imports of one file never share one.
+    expect(defaultStatePath(file, storeId)).not.toBe(defaultStatePath(file, other))
+    const statePath = defaultStatePath(file, storeId)
+    const args = ['tuple', 'import', file, '--store-id', storeId, '--database-url', databaseUrl]
+    writeFileSync(statePath, '{"version": 2, "committedRec')
+    const resumed = await pemba([...args, '--resume'])
+    expect(resumed.code).toBe(1)
+    expect(resumed.err).toMatch(/the resume state .*torn\.jsonl\.\w+\.pemba-import\.json cannot be read .*remove it to start over/)
+    expect(resumed.err).not.toMatch(/SyntaxError|    at /)
+    const fresh = await pemba(args)
+    expect(fresh.code, fresh.err).toBe(0)
+    expect(fresh.err).toMatch(/cannot be read .*; starting over/)
+    expect(fresh.out).toMatch(/read 5, written 5/)
+    expect(existsSync(statePath)).toBe(false)
+  })
+
   it('refuses to resume a file that changed', () => {
     const file = join(dir, 'changing.jsonl')
     writeFileSync(file, formatTupleText(plainTuples(10), 'jsonl'))
     const before = fileIdentity(file)
-    const state: ResumeState = { version: 1, file, identity: before, target: 't', committedLine: 3, counts: { read: 3, accepted: 3, refused: 0 }, updatedAt: '' }
+    const state: ResumeState = { version: 2, file, identity: before, target: 't', committedRecord: 3, committedLine: 3, counts: { read: 3, accepted: 3, refused: 0 }, updatedAt: '' }
     expect(resumeRefusal(state, fileIdentity(file), 't')).toBeUndefined()
     appendFileSync(file, '{"user":"user:x","relation":"viewer","object":"doc:x"}\n')
     expect(resumeRefusal(state, fileIdentity(file), 't')).toMatch(/the file changed since the interrupted import/)

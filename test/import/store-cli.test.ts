@@ -4,7 +4,7 @@
  * contextual tuples) moves into a new store and exports again the same; `--tuple-file` puts the
  * tuples in a file of their own beside the store file.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -58,7 +58,15 @@ function suite(name: string, connect: () => Promise<{ flags: string[]; pemba: ()
 
     it('export → import → export: the same store', async () => {
       const first = join(dir, `${name.length}-first.fga.yaml`)
-      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', first, ...flags], [storeCli])
+      // Expiring tuples make the default export refuse: OpenFGA would keep them forever.
+      const refused = await pemba(['store', 'export', '--store-id', source, '--output-file', first, ...flags], [storeCli])
+      expect(refused.code).toBe(1)
+      expect(refused.err).toMatch(/expires at 2099-01-01T00:00:00Z: OpenFGA has no expiring tuples .*--expiring keep .*--expiring omit/)
+      const omitted = await pemba(['store', 'export', '--store-id', source, '--expiring', 'omit', ...flags], [storeCli])
+      expect(omitted.code, omitted.err).toBe(0)
+      expect(omitted.err).toMatch(/124 tuples, 2 expiring tuples left out, 4 assertions/)
+      expect(parseStoreFile(omitted.out, 'o.fga.yaml').tuples!.some((t) => t.expires_at)).toBe(false)
+      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', first, '--expiring', 'keep', ...flags], [storeCli])
       expect(exported.code, exported.err).toBe(0)
       expect(exported.err).toMatch(/126 tuples, 4 assertions/)
       const text = readFileSync(first, 'utf8')
@@ -86,15 +94,29 @@ function suite(name: string, connect: () => Promise<{ flags: string[]; pemba: ()
       expect(answer.store.id).not.toBe(source)
 
       const second = join(dir, `${name.length}-second.fga.yaml`)
-      const again = await pemba(['store', 'export', '--store-id', answer.store.id, '--output-file', second, ...flags], [storeCli])
+      const again = await pemba(['store', 'export', '--store-id', answer.store.id, '--output-file', second, '--expiring', 'keep', ...flags], [storeCli])
       expect(again.code, again.err).toBe(0)
       expect(essence(readFileSync(second, 'utf8'))).toEqual(essence(text))
+    })
+
+    it('a store name the API refuses is refused on this path too, before anything is created', async () => {
+      const file = join(dir, `${name.length}-short-name.fga.yaml`)
+      writeFileSync(file, 'name: rv\nmodel: |\n  model\n    schema 1.1\n  type user\ntuples: []\ntests: []\n')
+      const p = await open()
+      const before = (await p.stores.list('', { pageSize: 100 })).items.length
+      await done(p)
+      const r = await pemba(['store', 'import', '--file', file, ...flags], [storeCli])
+      expect(r.code).toBe(1)
+      expect(r.err).toMatch(/the store name 'rv' is not 3 to 64 letters/)
+      const q = await open()
+      expect((await q.stores.list('', { pageSize: 100 })).items.length).toBe(before)
+      await done(q)
     })
 
     it('--tuple-file: the tuples in a file of their own, imported from there', async () => {
       const storeFile = join(dir, `${name.length}-split.fga.yaml`)
       const tupleFile = join(dir, `${name.length}-split-tuples.csv`)
-      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', tupleFile, ...flags], [storeCli])
+      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', tupleFile, '--expiring', 'keep', ...flags], [storeCli])
       expect(exported.code, exported.err).toBe(0)
       expect(parseStoreFile(readFileSync(storeFile, 'utf8'), storeFile).tuple_file).toBe(`${name.length}-split-tuples.csv`)
       expect(readFileSync(tupleFile, 'utf8').split('\n')[0]).toMatch(/^user_type,user_id,/)
@@ -105,8 +127,8 @@ function suite(name: string, connect: () => Promise<{ flags: string[]; pemba: ()
       const imported = await pemba(['store', 'import', '--file', storeFile, '--store-id', target, ...flags], [storeCli])
       expect(imported.code, imported.err).toBe(0)
       expect(JSON.parse(imported.out)).toMatchObject({ store: { id: target }, tuples: { accepted: 126 } })
-      const back = await pemba(['store', 'export', '--store-id', target, ...flags], [storeCli])
-      const original = await pemba(['store', 'export', '--store-id', source, ...flags], [storeCli])
+      const back = await pemba(['store', 'export', '--store-id', target, '--expiring', 'keep', ...flags], [storeCli])
+      const original = await pemba(['store', 'export', '--store-id', source, '--expiring', 'keep', ...flags], [storeCli])
       expect({ ...essence(back.out), name: 'x' }).toEqual({ ...essence(original.out), name: 'x' })
     })
   })

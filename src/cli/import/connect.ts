@@ -10,11 +10,13 @@ import type { Command } from 'commander'
 import { databaseBackend } from '../../config.ts'
 import { addSettingOptions } from '../../config/options.ts'
 import { PembaError } from '../../core/errors.ts'
+import { TupleFileError } from '../../formats/tuple-file.ts'
 import type { Redactor } from '../../core/redact.ts'
 import type { Pemba } from '../../server.ts'
 import { addApiOptions, apiTarget, execApi, type ApiClient } from '../api-client.ts'
 import { toolLogger, type CommandContext } from '../program.ts'
 import { ResumeRefused } from './run-import.ts'
+import { describeUrl } from './targets.ts'
 
 /** An open connection to the data, through HTTP or the database. */
 export type Connection =
@@ -40,7 +42,7 @@ export function usesDatabase(cmd: Command): boolean {
  */
 export function withConnection(ctx: CommandContext, cmd: Command, body: (c: Connection) => Promise<number>): Promise<void> {
   const fail = (redactor: Redactor, e: unknown): number => {
-    if (e instanceof PembaError || e instanceof ResumeRefused) {
+    if (e instanceof PembaError || e instanceof ResumeRefused || e instanceof TupleFileError) {
       ctx.io.out.error(redactor.text(`pemba ${commandPath(cmd)}: ${e.message}`))
       return 1
     }
@@ -50,7 +52,7 @@ export function withConnection(ctx: CommandContext, cmd: Command, body: (c: Conn
   if (!usesDatabase(cmd)) {
     return execApi(ctx, cmd, async ({ client, redactor }) => {
       try {
-        return await body({ kind: 'http', client, storeId: target.storeId, modelId: target.modelId, redactor, where: target.url })
+        return await body({ kind: 'http', client, storeId: target.storeId, modelId: target.modelId, redactor, where: describeUrl(target.url) })
       } catch (e) {
         return fail(redactor, e)
       }

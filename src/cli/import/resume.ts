@@ -1,7 +1,10 @@
 /**
- * The resume state of `pemba tuple import`: after each committed chunk, the line up to which
- * every tuple of the file is stored, and the counts so far, written atomically (a temporary file
- * renamed over the old one) next to the input (`<file>.pemba-import.json`) or at `--state`.
+ * The resume state of `pemba tuple import`: after each committed chunk, the number of records
+ * (tuples and unreadable entries, in file order) up to which everything is stored, and the
+ * counts so far, written atomically (a temporary file, flushed to disk, renamed over the old
+ * one) next to the input (`<file>.<store>.pemba-import.json`) or at `--state`. Records, not
+ * lines: a minified JSON array or a one-line YAML list holds every record on line 1, so a line
+ * cannot say how far an import got; the line is kept for messages only.
  * It records the file's identity (size, modification time, SHA-256 of its first 64 KiB) and the
  * target (the server or database, and the store), so `--resume` refuses to continue a different
  * file or into a different store. A finished import removes it.
@@ -9,7 +12,7 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import { existsSync, openSync, readFileSync, readSync, closeSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 
 export interface FileIdentity {
   size: number
@@ -27,12 +30,14 @@ export interface ImportCounts {
 }
 
 export interface ResumeState {
-  version: 1
+  version: 2
   file: string
   identity: FileIdentity
   /** The target: `database sqlite:… store X` or `http://… store X` (no secrets). */
   target: string
-  /** Every tuple on this line or before is stored. */
+  /** Every record up to this one (1-based, in file order) is stored: what a resume skips. */
+  committedRecord: number
+  /** The line of that record: for messages only (several records may share a line). */
   committedLine: number
   counts: ImportCounts
   updatedAt: string
@@ -53,17 +58,42 @@ export function fileIdentity(path: string): FileIdentity {
   }
 }
 
-/** defaultStatePath: where the state lives when `--state` is not given. */
-export function defaultStatePath(input: string): string {
-  return `${input}.pemba-import.json`
+/**
+ * defaultStatePath: where the state lives when `--state` is not given; named by the store too,
+ * so imports of one file into two stores keep states of their own.
+ */
+export function defaultStatePath(input: string, storeId: string): string {
+  return `${input}.${storeId.replace(/[^A-Za-z0-9_-]/g, '_')}.pemba-import.json`
 }
 
-/** readState: the state at `path`, or undefined when there is none; throws for an unreadable one. */
+/** A state file that cannot be read (torn, edited, of another version). */
+export class UnreadableState extends Error {}
+
+/**
+ * readState: the state at `path`, or undefined when there is none; throws UnreadableState
+ * (a message, not a stack) for one that cannot be read.
+ */
 export function readState(path: string): ResumeState | undefined {
   if (!existsSync(path)) return undefined
-  const state = JSON.parse(readFileSync(path, 'utf8')) as ResumeState
-  if (state.version !== 1 || typeof state.committedLine !== 'number') throw new Error(`${path} is not a pemba import state file`)
-  return state
+  let state: Partial<ResumeState> | null
+  try {
+    state = JSON.parse(readFileSync(path, 'utf8')) as Partial<ResumeState> | null
+  } catch (e) {
+    throw new UnreadableState(`the resume state ${path} cannot be read (${(e as Error).message}): remove it to start over`)
+  }
+  if (
+    state === null ||
+    typeof state !== 'object' ||
+    state.version !== 2 ||
+    typeof state.committedRecord !== 'number' ||
+    typeof state.committedLine !== 'number' ||
+    typeof state.identity !== 'object' ||
+    typeof state.counts !== 'object' ||
+    typeof state.target !== 'string'
+  ) {
+    throw new UnreadableState(`${path} is not a pemba import state file of this version: remove it to start over`)
+  }
+  return state as ResumeState
 }
 
 /**
@@ -79,10 +109,20 @@ export function resumeRefusal(state: ResumeState, identity: FileIdentity, target
   return undefined
 }
 
-/** writeState saves the state atomically: a reader sees the old state or the new, never half. */
+/**
+ * writeState saves the state atomically: a reader sees the old state or the new, never half.
+ * The temporary file is flushed to disk before the rename (else a crash can leave the new name
+ * on empty data) and named by this process, so two imports never share one.
+ */
 export function writeState(path: string, state: ResumeState): void {
-  const tmp = `${path}.tmp`
-  writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n')
+  const tmp = `${path}.${process.pid}.tmp`
+  const fd = openSync(tmp, 'w')
+  try {
+    writeSync(fd, JSON.stringify(state, null, 2) + '\n')
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
+  }
   renameSync(tmp, path)
 }
 

@@ -4,7 +4,8 @@
  * number and reason while the good ones land, saves the resume state after each committed chunk,
  * and stops early after `--max-errors` bad lines.
  *
- * The resume state names the line up to which everything is stored: with several chunks in
+ * The resume state names the record (its ordinal in the file, not its line: a minified JSON
+ * array holds every record on line 1) up to which everything is stored: with several chunks in
  * flight that is the end of the longest run of finished chunks from the start, so a chunk that
  * finished early is written again after an interruption. Writes ignore duplicates, so doing so
  * changes nothing, and the changelog records each tuple once.
@@ -14,7 +15,7 @@
 import { createReadStream } from 'node:fs'
 import { readTupleRecords, type TupleFileFormat, type TupleRecord } from '../../formats/tuple-file.ts'
 import type { ProgressReporter } from './progress.ts'
-import { fileIdentity, readState, removeState, resumeRefusal, writeState, type ImportCounts, type ResumeState } from './resume.ts'
+import { fileIdentity, readState, removeState, resumeRefusal, UnreadableState, writeState, type ImportCounts, type ResumeState } from './resume.ts'
 import type { ChunkResult, ImportTarget, LineTuple } from './targets.ts'
 
 export interface ImportOptions {
@@ -35,15 +36,18 @@ export interface ImportOptions {
 
 export interface ImportOutcome {
   counts: ImportCounts
-  /** The line the import went on from (0: the start). */
+  /** The record the import went on after (0: the start). */
+  resumedAfterRecord: number
+  /** That record's line, for messages (0: the start). */
   resumedAfter: number
   /** True when --max-errors stopped it before the end of the file. */
   stopped: boolean
 }
 
-/** A chunk on its way: its tuples, the last line it covers, the unreadable lines read with it. */
+/** A chunk on its way: its tuples, the last record (and its line) it covers, the unreadable lines read with it. */
 interface Chunk {
   tuples: LineTuple[]
+  lastRecord: number
   lastLine: number
   unreadable: { line: number; reason: string }[]
   result?: ChunkResult
@@ -55,7 +59,14 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
   const identity = o.records ? { size: o.records.length, mtimeMs: 0, head: '' } : fileIdentity(o.file)
   let state: ResumeState | undefined
   if (o.statePath !== undefined) {
-    const previous = readState(o.statePath)
+    let previous: ResumeState | undefined
+    try {
+      previous = readState(o.statePath)
+    } catch (e) {
+      // Only a resume needs the state; a fresh import overwrites a broken one.
+      if (!(e instanceof UnreadableState) || o.resume) throw e instanceof UnreadableState ? new ResumeRefused(e.message) : e
+      o.note(`${e.message}; starting over`)
+    }
     if (o.resume && previous) {
       const why = resumeRefusal(previous, identity, o.target.description)
       if (why) throw new ResumeRefused(why)
@@ -66,17 +77,20 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
       o.note(`an interrupted import of this file stopped after line ${previous.committedLine}; starting over (add --resume to continue)`)
     }
   }
+  const resumedAfterRecord = state?.committedRecord ?? 0
   const resumedAfter = state?.committedLine ?? 0
   const counts: ImportCounts = state ? { ...state.counts } : { read: 0, accepted: 0, written: 0, unchanged: 0, refused: 0 }
   const live = { ...counts }
   let committedLine = resumedAfter
+  let committedRecord = resumedAfterRecord
   const save = () => {
     if (o.statePath === undefined) return
     writeState(o.statePath, {
-      version: 1,
+      version: 2,
       file: o.file,
       identity,
       target: o.target.description,
+      committedRecord,
       committedLine,
       counts,
       updatedAt: new Date().toISOString(),
@@ -105,6 +119,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
       counts.written = r.written === undefined || counts.written === undefined ? undefined : counts.written + r.written
       counts.unchanged = r.unchanged === undefined || counts.unchanged === undefined ? undefined : counts.unchanged + r.unchanged
       committedLine = chunk.lastLine
+      committedRecord = chunk.lastRecord
       moved = true
     }
     if (moved) save()
@@ -130,11 +145,11 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
   }
 
   const overLimit = () => o.maxErrors !== undefined && live.refused >= o.maxErrors
-  let chunk: Chunk = { tuples: [], lastLine: resumedAfter, unreadable: [] }
+  let chunk: Chunk = { tuples: [], lastRecord: resumedAfterRecord, lastLine: resumedAfter, unreadable: [] }
   try {
     for await (const record of o.records ?? readTupleRecords(stream!, o.format)) {
       position++
-      if (record.line <= resumedAfter) continue
+      if (position <= resumedAfterRecord) continue
       if (failure !== undefined) break
       if (overLimit()) {
         // The good tuples read before the limit still land; the rest of the file is left.
@@ -142,6 +157,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
         break
       }
       live.read++
+      chunk.lastRecord = position
       chunk.lastLine = record.line
       if (record.error !== undefined) {
         chunk.unreadable.push({ line: record.line, reason: record.error.replace(/^line \d+: /, '') })
@@ -151,7 +167,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
       }
       if (chunk.tuples.length + chunk.unreadable.length >= o.target.chunkSize) {
         send(chunk)
-        chunk = { tuples: [], lastLine: chunk.lastLine, unreadable: [] }
+        chunk = { tuples: [], lastRecord: chunk.lastRecord, lastLine: chunk.lastLine, unreadable: [] }
         o.progress.update(snapshot())
         while (inFlight.size >= o.target.concurrency) await Promise.race(inFlight)
       }
@@ -165,5 +181,5 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
   }
   if (failure !== undefined) throw failure
   if (!stopped && o.statePath !== undefined) removeState(o.statePath)
-  return { counts, resumedAfter, stopped }
+  return { counts, resumedAfterRecord, resumedAfter, stopped }
 }

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { PembaError } from '../../core/errors.ts'
 import { tupleToKey, type TupleKey } from '../../core/tuple.ts'
 import type { Pemba } from '../../server.ts'
 import { IMPORT_CHUNK } from '../../service/writes.ts'
@@ -79,28 +80,70 @@ function merge(a: ChunkResult, b: ChunkResult): ChunkResult {
   return out
 }
 
+/**
+ * describeUrl: a server URL as said in output and kept in the resume state: without user info
+ * (`http://alice:secret@…`), query or fragment, where credentials may ride.
+ */
+export function describeUrl(url: string): string {
+  try {
+    const u = new URL(url)
+    u.username = ''
+    u.password = ''
+    u.search = ''
+    u.hash = ''
+    return u.toString().replace(/\/$/, '')
+  } catch {
+    return '<the --api-url given>'
+  }
+}
+
 /** The OpenFGA Write API's limit of tuples per request. */
 export const HTTP_CHUNK = 100
 
 /**
- * httpTarget writes through `POST /stores/{id}/write` with `on_duplicate: ignore`, 100 tuples a
- * request and `concurrency` requests in flight. A request refused as invalid (400, or 409 for a
- * tuple stored with another condition or expiry) is split to find the tuples at fault; any
- * other refusal (401, 404, …) stops the import.
+ * Codes that refuse a whole request for what it names, not for a tuple in it: splitting such a
+ * request only repeats the refusal once per tuple, so the import stops instead.
  */
-export function httpTarget(client: ApiClient, storeId: string, options: { modelId?: string; concurrency?: number } = {}): ImportTarget {
+const REQUEST_LEVEL_CODES = new Set([
+  'store_id_not_found',
+  'authorization_model_not_found',
+  'latest_authorization_model_not_found',
+  'invalid_authorization_model',
+  'authorization_model_resolution_too_complex',
+  'unauthenticated',
+  'forbidden',
+])
+
+/**
+ * httpTarget writes through `POST /stores/{id}/write` with `on_duplicate: ignore`, 100 tuples a
+ * request and `concurrency` requests in flight. The model is resolved once up front (the
+ * latest, or `modelId`), as the database target does: a store without one stops the import
+ * here, and every chunk is checked against the same model even if a newer one is written
+ * meanwhile. A request refused as invalid (400, or 409 for a tuple stored with another
+ * condition or expiry) is split to find the tuples at fault; a refusal of the request itself
+ * (a missing store or model, 401, 404, …) stops the import.
+ */
+export async function httpTarget(client: ApiClient, storeId: string, options: { modelId?: string; concurrency?: number } = {}): Promise<ImportTarget> {
+  const store = `/stores/${encodeURIComponent(storeId)}`
+  let modelId = options.modelId
+  if (modelId) {
+    await client.request('GET', `${store}/authorization-models/${encodeURIComponent(modelId)}`)
+  } else {
+    const page = await client.request<{ authorization_models?: { id: string }[] }>('GET', `${store}/authorization-models?page_size=1`)
+    modelId = page.authorization_models?.[0]?.id
+    if (!modelId) throw new PembaError('latest_authorization_model_not_found', `store ${storeId} has no authorization model: write one before importing tuples`)
+  }
   const write = async (tuples: LineTuple[]): Promise<ChunkResult> => {
-    const body: Record<string, unknown> = {
-      writes: { tuple_keys: tuples.map((t) => t.key), on_duplicate: 'ignore' },
-    }
-    if (options.modelId) body.authorization_model_id = options.modelId
-    await client.request('POST', `/stores/${encodeURIComponent(storeId)}/write`, body)
+    const body = { writes: { tuple_keys: tuples.map((t) => t.key), on_duplicate: 'ignore' }, authorization_model_id: modelId }
+    await client.request('POST', `${store}/write`, body)
     return { accepted: tuples.length, refused: [] }
   }
   const refusal = (e: unknown): string | undefined =>
-    e instanceof ApiError && (e.status === 400 || e.status === 409 || e.status === 422) ? `${e.code}: ${e.message}` : undefined
+    e instanceof ApiError && (e.status === 400 || e.status === 409 || e.status === 422) && !REQUEST_LEVEL_CODES.has(e.code)
+      ? `${e.code}: ${e.message}`
+      : undefined
   return {
-    description: `${client.target.url}, store ${storeId}`,
+    description: `${describeUrl(client.target.url)}, store ${storeId}`,
     concurrency: options.concurrency ?? 4,
     chunkSize: HTTP_CHUNK,
     writeChunk: (tuples) => isolate(tuples, write, refusal),
@@ -140,7 +183,7 @@ export async function databaseTarget(
 /** httpSource pages through `POST /stores/{id}/read` (100 a page, OpenFGA's maximum). */
 export function httpSource(client: ApiClient, storeId: string): ExportSource {
   return {
-    description: `${client.target.url}, store ${storeId}`,
+    description: `${describeUrl(client.target.url)}, store ${storeId}`,
     async *tuples() {
       let token: string | undefined
       do {

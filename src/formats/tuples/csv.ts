@@ -27,28 +27,85 @@ export const CSV_EXPIRES_COLUMN = 'expires_at'
 type Column = (typeof CSV_COLUMNS)[number] | typeof CSV_EXPIRES_COLUMN
 const REQUIRED: readonly Column[] = ['user_type', 'user_id', 'relation', 'object_type', 'object_id']
 
+/** An open quoted field past this many lines or bytes is taken for a stray quote. */
+export const CSV_OPEN_RECORD_LINES = 1000
+export const CSV_OPEN_RECORD_BYTES = 64 * 1024
+
+/** A record being read: its fields so far, and whether it stopped inside a quoted field. */
+interface OpenRecord {
+  start: number
+  fields: string[]
+  field: string
+  inQuotes: boolean
+  /** The raw lines after the first, kept to read them again if the quote turns out stray. */
+  lines: { text: string; line: number }[]
+  bytes: number
+}
+
 /**
- * CsvReader turns lines into records: `push(line, lineNumber)` returns a record once a row is
- * complete (or undefined: the header, a blank line, an open quoted field); `finish()` reports a
- * quoted field left open at the end.
+ * CsvReader turns lines into records: `push(line, lineNumber, emit)` emits each record once its
+ * row is complete (the header, blank lines and an open quoted field emit nothing); `finish(emit)`
+ * ends the file. Each line is scanned once, the quote state carried over to the next, so a long
+ * quoted field costs linear time. A quoted field still open after CSV_OPEN_RECORD_LINES lines or
+ * CSV_OPEN_RECORD_BYTES (or at the end of the file) is taken for a stray quote: its start line
+ * is reported and the lines after it are read again as rows of their own, so one stray quote
+ * costs one row, not the rest of the file.
  */
 export class CsvReader {
   private columns: Map<Column, number> | undefined
   private headerError: string | undefined
-  private pending = ''
-  private pendingLine = 0
+  private open: OpenRecord | undefined
 
-  push(line: string, lineNumber: number): TupleRecord | undefined {
-    if (this.pending === '' && line.trim() === '') return undefined
-    const text = this.pending === '' ? line : `${this.pending}\n${line}`
-    const start = this.pending === '' ? lineNumber : this.pendingLine
-    const fields = splitCsv(text)
-    if (fields === undefined) {
-      this.pending = text
-      this.pendingLine = start
+  push(line: string, lineNumber: number, emit: (r: TupleRecord) => void): void {
+    const queue = [{ text: line, line: lineNumber }]
+    while (queue.length > 0) {
+      const next = queue.shift()!
+      const stray = this.scanLine(next.text, next.line, emit)
+      if (stray) queue.unshift(...stray)
+    }
+  }
+
+  finish(emit: (r: TupleRecord) => void): void {
+    while (this.open) {
+      const stray = this.abandon(emit, 'a quoted field is not closed by the end of the file')
+      for (const l of stray) this.push(l.text, l.line, emit)
+    }
+  }
+
+  /** scanLine reads one line into the open record (or a new one); returns lines to read again. */
+  private scanLine(text: string, lineNumber: number, emit: (r: TupleRecord) => void): { text: string; line: number }[] | undefined {
+    let rec = this.open
+    if (rec) {
+      rec.lines.push({ text, line: lineNumber })
+      rec.bytes += text.length + 1
+      if (rec.lines.length > CSV_OPEN_RECORD_LINES || rec.bytes > CSV_OPEN_RECORD_BYTES) {
+        return this.abandon(emit, `a quoted field is not closed within ${CSV_OPEN_RECORD_LINES} lines or ${CSV_OPEN_RECORD_BYTES / 1024} KiB`)
+      }
+      rec.field += '\n'
+    } else {
+      if (text.trim() === '') return undefined
+      rec = { start: lineNumber, fields: [], field: '', inQuotes: false, lines: [], bytes: text.length }
+    }
+    const result = scanFields(rec, text)
+    if (result === undefined) {
+      this.open = rec
       return undefined
     }
-    this.pending = ''
+    this.open = undefined
+    const record = this.complete(result === true ? rec.fields : result, rec.start)
+    if (record) emit(record)
+    return undefined
+  }
+
+  /** abandon reports the open record's start as bad; returns its later lines, to be read again. */
+  private abandon(emit: (r: TupleRecord) => void, reason: string): { text: string; line: number }[] {
+    const rec = this.open!
+    this.open = undefined
+    emit(badRecord(rec.start, reason))
+    return rec.lines
+  }
+
+  private complete(fields: string[] | string, start: number): TupleRecord | undefined {
     if (this.columns === undefined && this.headerError === undefined) {
       this.readHeader(fields)
       return this.headerError === undefined ? undefined : badRecord(start, this.headerError)
@@ -56,13 +113,6 @@ export class CsvReader {
     if (this.headerError !== undefined) return badRecord(start, 'not read: the header is invalid')
     if (typeof fields === 'string') return badRecord(start, fields)
     return this.row(fields, start)
-  }
-
-  finish(): TupleRecord | undefined {
-    if (this.pending === '') return undefined
-    const line = this.pendingLine
-    this.pending = ''
-    return badRecord(line, 'a quoted field is not closed')
   }
 
   private readHeader(fields: string[] | string): void {
@@ -119,40 +169,44 @@ export class CsvReader {
 }
 
 /**
- * splitCsv splits one record into fields; undefined when a quoted field is still open (the
- * record goes on over the next line), a string when the quoting is broken.
+ * scanFields reads one line into `rec` (RFC 4180: a quoted field may hold `""`, commas and line
+ * breaks). True when the record is complete, undefined when a quoted field goes on over the next
+ * line, a string when the quoting is broken.
  */
-function splitCsv(text: string): string[] | string | undefined {
-  const fields: string[] = []
+function scanFields(rec: OpenRecord, line: string): true | string | undefined {
   let i = 0
   for (;;) {
-    if (text[i] === '"') {
-      let value = ''
-      let j = i + 1
-      for (;;) {
-        const q = text.indexOf('"', j)
-        if (q === -1) return undefined
-        value += text.slice(j, q)
-        if (text[q + 1] === '"') {
-          value += '"'
-          j = q + 2
-          continue
-        }
-        j = q + 1
-        break
+    if (rec.inQuotes) {
+      const q = line.indexOf('"', i)
+      if (q === -1) {
+        rec.field += line.slice(i)
+        return undefined
       }
-      fields.push(value)
-      if (j === text.length) return fields
-      if (text[j] !== ',') return `unexpected character after a quoted field at column ${j + 1}`
-      i = j + 1
-    } else {
-      const comma = text.indexOf(',', i)
-      const value = comma === -1 ? text.slice(i) : text.slice(i, comma)
-      if (value.includes('"')) return `a quote inside an unquoted field at column ${i + 1}`
-      fields.push(value.replace(/\r$/, ''))
-      if (comma === -1) return fields
-      i = comma + 1
+      rec.field += line.slice(i, q)
+      if (line[q + 1] === '"') {
+        rec.field += '"'
+        i = q + 2
+        continue
+      }
+      rec.inQuotes = false
+      rec.fields.push(rec.field)
+      rec.field = ''
+      i = q + 1
+      if (i === line.length || (line[i] === '\r' && i + 1 === line.length)) return true
+      if (line[i] !== ',') return `unexpected character after a quoted field at column ${i + 1}`
+      i++
     }
+    if (line[i] === '"') {
+      rec.inQuotes = true
+      i++
+      continue
+    }
+    const comma = line.indexOf(',', i)
+    const value = comma === -1 ? line.slice(i) : line.slice(i, comma)
+    if (value.includes('"')) return `a quote inside an unquoted field at column ${i + 1}`
+    rec.fields.push(value.replace(/\r$/, ''))
+    if (comma === -1) return true
+    i = comma + 1
   }
 }
 

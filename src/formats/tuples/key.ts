@@ -16,6 +16,9 @@ export interface TupleRecord {
   error?: string
 }
 
+/** TupleFileError: a tuple a file format cannot carry (thrown by a writer; the export stops). */
+export class TupleFileError extends Error {}
+
 /** badRecord: a record that cannot be read, its reason prefixed with its line. */
 export function badRecord(line: number, reason: string): TupleRecord {
   return { line, error: `line ${line}: ${reason}` }
@@ -36,6 +39,10 @@ export function keyFromParts(
   if (typeof user !== 'string' || user === '') return "'user' is missing or not a string"
   if (typeof relation !== 'string' || relation === '') return "'relation' is missing or not a string"
   if (typeof object !== 'string' || object === '') return "'object' is missing or not a string"
+  // PostgreSQL text cannot hold U+0000; the server refuses it too.
+  for (const [name, value] of [['user', user], ['relation', relation], ['object', object]] as const) {
+    if (value.includes('\0')) return `'${name}' holds a NUL character (U+0000), which a tuple cannot hold`
+  }
   if (!parseObject(object)) return `object '${object}' is not type:id`
   if (!parseSubject(user)) return `user '${user}' is not type:id, type:* or type:id#relation`
   if (/[\s#:@]/.test(relation)) return `relation '${relation}' is not a relation name`
@@ -44,6 +51,7 @@ export function keyFromParts(
     if (typeof condition !== 'object' || Array.isArray(condition)) return "'condition' is not an object {name, context}"
     const { name, context } = condition as { name?: unknown; context?: unknown }
     if (typeof name !== 'string' || name === '') return "'condition.name' is missing or not a string"
+    if (name.includes('\0')) return "'condition.name' holds a NUL character (U+0000), which a tuple cannot hold"
     if (context !== undefined && context !== null && (typeof context !== 'object' || Array.isArray(context))) {
       return `condition '${name}' has a context that is not an object`
     }

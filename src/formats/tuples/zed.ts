@@ -7,16 +7,42 @@
  * are skipped. A caveat maps to an OpenFGA condition of the same name, the expiry to Pemba's
  * `expires_at`.
  *
+ * Object and subject ids hold only SpiceDB's id characters (`[a-zA-Z0-9/_|\-=+]+`, or `*` for a
+ * subject), and types and relations no `[`, `]`, `#`, `@` or `:`: the writer refuses anything
+ * else and the reader requires it, so a line reads back as the tuple it was written from (an id
+ * `a[cond]` would otherwise read as `a` with the condition `cond`: access for the wrong subject).
+ *
  * @module
  */
-import type { TupleKey } from '../../core/tuple.ts'
-import { badRecord, keyFromParts, type TupleRecord } from './key.ts'
+import { parseObject, parseSubject, WILDCARD, type TupleKey } from '../../core/tuple.ts'
+import { badRecord, keyFromParts, TupleFileError, type TupleRecord } from './key.ts'
+
+/** SpiceDB's object id characters (its resourceIDExpr and subjectIDExpr). */
+const ZED_ID = /^[a-zA-Z0-9/_|\-=+]+$/
+/** Types and relations: nothing that a zed line uses as a separator. */
+const ZED_NAME = /^[^\s:#@[\]]+$/
+
+/** zedProblem: why a tuple cannot be a zed line (or read back as the same tuple), or undefined. */
+function zedProblem(key: TupleKey): string | undefined {
+  const object = parseObject(key.object)
+  const subject = parseSubject(key.user)
+  if (!object || !subject) return 'it is not a tuple'
+  if (!ZED_ID.test(object.id)) return `object id '${object.id}' holds characters SpiceDB ids cannot (letters, digits and / _ | - = + only)`
+  if (subject.id !== WILDCARD && !ZED_ID.test(subject.id)) {
+    return `user id '${subject.id}' holds characters SpiceDB ids cannot (letters, digits and / _ | - = + only, or *)`
+  }
+  for (const name of [object.type, key.relation, subject.type, ...(subject.relation ? [subject.relation] : [])]) {
+    if (!ZED_NAME.test(name)) return `'${name}' holds a character a zed line uses as a separator`
+  }
+  if (key.condition && !ZED_NAME.test(key.condition.name)) return `condition '${key.condition.name}' holds a character a zed line uses as a separator`
+  return undefined
+}
 
 /** zedRecord reads one line; undefined for a blank or comment line. */
 export function zedRecord(text: string, line: number): TupleRecord | undefined {
   const s = text.trim()
   if (s === '' || s.startsWith('//') || s.startsWith('#')) return undefined
-  // An object id holds no '#' and a relation no '@'; a user id may hold '@' (user:anne@example.com).
+  // An object id holds no '#' and a relation no '@'.
   const hash = s.indexOf('#')
   const at = hash === -1 ? -1 : s.indexOf('@', hash)
   if (at === -1) return badRecord(line, `'${s}' is not resource:id#relation@subject:id`)
@@ -50,7 +76,9 @@ export function zedRecord(text: string, line: number): TupleRecord | undefined {
     condition = { name: section.name, context }
   }
   const key = keyFromParts(user, s.slice(hash + 1, at), s.slice(0, hash), condition, expiresAt)
-  return typeof key === 'string' ? badRecord(line, key) : { line, key }
+  if (typeof key === 'string') return badRecord(line, key)
+  const problem = zedProblem(key)
+  return problem ? badRecord(line, problem) : { line, key }
 }
 
 /**
@@ -94,8 +122,13 @@ function matchingBrace(s: string, open: number): number {
   return -1
 }
 
-/** zedLine renders one tuple as a relationship line (with a trailing newline). */
+/**
+ * zedLine renders one tuple as a relationship line (with a trailing newline); throws
+ * TupleFileError for a tuple that no line can carry faithfully.
+ */
 export function zedLine(key: TupleKey): string {
+  const problem = zedProblem(key)
+  if (problem) throw new TupleFileError(`${key.object}#${key.relation}@${key.user} cannot be written as a zed line: ${problem}`)
   let s = `${key.object}#${key.relation}@${key.user}`
   if (key.condition) {
     const context = key.condition.context ?? {}
