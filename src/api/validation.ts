@@ -56,17 +56,42 @@ export async function parseJsonBody(req: Request, hint?: string): Promise<unknow
   if (jsonNestingExceeds(text, MAX_JSON_NESTING)) {
     throw new PembaError('validation_error', `invalid JSON body: nested deeper than ${MAX_JSON_NESTING} levels`)
   }
+  let body: unknown
   try {
-    return JSON.parse(text)
+    body = JSON.parse(text)
   } catch (e) {
     throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}${hint ? `; ${hint}` : ''}`)
   }
+  // JSON can only carry a NUL as the escape `\u0000`; the cheap test spares the walk for every
+  // other body.
+  if (text.includes('\\u0000') && holdsNul(body)) throw nulRefused('JSON body')
+  return body
+}
+
+/**
+ * A NUL character (U+0000) in any string of a request is refused up front, whatever the field:
+ * PostgreSQL's text and jsonb cannot store it (`invalid byte sequence for encoding "UTF8": 0x00`),
+ * so it would otherwise surface as a 500 from the database, and no identifier, name or condition
+ * value needs one. E.g. `{"tuple_key":{"object":"doc:\u00001",…}}` → 400 validation_error.
+ */
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\0')
+  if (Array.isArray(value)) return value.some(holdsNul)
+  if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) if (k.includes('\0') || holdsNul(v)) return true
+  }
+  return false
+}
+
+function nulRefused(where: string): PembaError {
+  return new PembaError('validation_error', `invalid ${where}: a string may not contain the NUL character (U+0000)`)
 }
 
 /** queryParams reads a query string, accepting camelCase names as their snake_case twins. */
 export function queryParams(url: string): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of new URL(url).searchParams) {
+    if (k.includes('\0') || v.includes('\0')) throw nulRefused('query string')
     const snake = k.replace(/[A-Z]/g, (ch) => '_' + ch.toLowerCase())
     out[snake] = v
   }

@@ -53,6 +53,28 @@ describePostgres('a NUL character in a tuple on PostgreSQL', postgres, () => {
     })
   })
 
+  it('a NUL anywhere else in a request (read filter, query string, store name, context) is a 400, not a 500', async () => {
+    await withServer(async (_served, call) => {
+      const store = await call('POST', '/stores', { name: 'nul-elsewhere' })
+      const storeId = store.body.id as string
+      expect((await call('POST', `/stores/${storeId}/authorization-models`, IMPORT_MODEL)).status).toBe(201)
+      const refusals = [
+        await call('POST', `/stores/${storeId}/read`, { tuple_key: { object: 'doc:\u00001' } }),
+        await call('POST', `/stores/${storeId}/read`, { tuple_key: { object: 'doc:', user: 'user:a\u0000' } }),
+        await call('POST', '/stores', { name: 'nul\u0000name' }),
+        await call('POST', `/stores/${storeId}/list-objects`, { type: 'doc', relation: 'viewer', user: 'user:anne', context: { k: 'v\u0000' } }),
+        await call('GET', `/stores/${storeId}/changes?type=doc%00`),
+      ]
+      for (const r of refusals) {
+        expect(r.status, JSON.stringify(r.body)).toBe(400)
+        expect(r.body.code).toBe('validation_error')
+        expect(r.body.message).toMatch(/NUL character \(U\+0000\)/)
+      }
+      const stores = (await call('GET', '/stores')).body.stores as { name: string }[]
+      expect(stores.map((s) => s.name)).not.toContain('nul\u0000name')
+    })
+  })
+
   it('the bulk import path refuses that tuple alone, and loads the others', async () => {
     await withServer(async (served) => {
       const p = served.pemba
