@@ -124,7 +124,7 @@ export function apiTarget(cmd: Command, env: Record<string, string | undefined>)
   } catch {
     url = undefined
   }
-  const usage = (problem: string) => cmd.error(`pemba: --api-url (FGA_API_URL) ${problem}`, { exitCode: USAGE_EXIT })
+  const usage = (problem: string) => cmd.error(`pemba ${commandPath(cmd)}: --api-url (FGA_API_URL) ${problem}`, { exitCode: USAGE_EXIT })
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
     usage(`must be an http or https URL, got '${hideUserInfo(raw)}'`)
   }
@@ -146,7 +146,7 @@ export function apiTarget(cmd: Command, env: Record<string, string | undefined>)
   const tokenIssuer = value('apiTokenIssuer')
   const given = [clientId, clientSecret, tokenIssuer].filter((v) => v !== undefined).length
   if (given > 0 && given < 3) {
-    cmd.error('pemba: the client credentials flow needs --client-id, --client-secret and --api-token-issuer together', {
+    cmd.error(`pemba ${commandPath(cmd)}: the client credentials flow needs --client-id, --client-secret and --api-token-issuer together`, {
       exitCode: USAGE_EXIT,
     })
   }
@@ -157,7 +157,7 @@ export function apiTarget(cmd: Command, env: Record<string, string | undefined>)
     // PEMBA_API_TOKEN (the examples' variable) yields to client credentials; a token given as
     // such (--api-token, FGA_API_TOKEN) beside them is a contradiction.
     if (cmd.getOptionValueSource('apiToken') === 'cli' || nonEmpty(env.FGA_API_TOKEN)) {
-      cmd.error('pemba: give either --api-token (FGA_API_TOKEN) or client credentials (--client-id …), not both', { exitCode: USAGE_EXIT })
+      cmd.error(`pemba ${commandPath(cmd)}: give either --api-token (FGA_API_TOKEN) or client credentials (--client-id …), not both`, { exitCode: USAGE_EXIT })
     }
     const scopes = value('apiScopes')?.split(/[\s,]+/).filter(Boolean)
     target.clientCredentials = {
@@ -187,7 +187,7 @@ function hideUserInfo(raw: string): string {
  */
 export function requireStoreId(cmd: Command, target: ApiTarget): string {
   if (target.storeId === undefined) {
-    cmd.error(`pemba ${cmd.name()}: no store: give --store-id <id> or set FGA_STORE_ID`, { exitCode: USAGE_EXIT })
+    cmd.error(`pemba ${commandPath(cmd)}: no store: give --store-id <id> or set FGA_STORE_ID`, { exitCode: USAGE_EXIT })
   }
   return target.storeId!
 }

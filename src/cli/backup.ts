@@ -160,10 +160,27 @@ export const backupCli: Register = (program, ctx) => {
     .description("print a backup's manifest: where and when it was made, each store's revision, each table's rows and checksum")
     .argument('<file>', 'a backup written by `pemba backup create`')
     .option('--verify', 'read the whole file and check every table against its checksum (exit 1 if any differs)')
-    .option('--json', 'print the manifest as JSON')
+    .option('--json', 'print the manifest as JSON (with --verify: and `verified`, `verify_error`)')
   inspect.action((file: string, flags: { verify?: boolean; json?: boolean }) =>
     ctx.exec(inspect, refusing(out, 'inspect', async (_config, redactor) => {
-      const { inspectBackup } = await import('../store/backup/index.ts')
+      const { BackupFileError, BackupRefused, inspectBackup } = await import('../store/backup/index.ts')
+      if (flags.json && flags.verify) {
+        // The manifest, with the verification's outcome beside it: `verified`, and on a mismatch
+        // `verify_error` (also on stderr, exit 1), so a script reads one document either way.
+        const manifest = await inspectBackup(file, false)
+        let problem: string | undefined
+        try {
+          await inspectBackup(file, true)
+        } catch (e) {
+          if (!(e instanceof BackupRefused || e instanceof BackupFileError)) throw e
+          problem = e.message
+        }
+        const report = { ...manifest, verified: problem === undefined, ...(problem !== undefined ? { verify_error: problem } : {}) }
+        out.log(redactor.text(JSON.stringify(report, null, 2)))
+        if (problem === undefined) return 0
+        out.error(redactor.text(`pemba backup inspect: ${problem}`))
+        return 1
+      }
       const manifest = await inspectBackup(file, flags.verify === true)
       // A backup made before the manifest stopped recording query strings may still hold a password.
       out.log(redactor.text(flags.json ? JSON.stringify(manifest, null, 2) : formatManifest(manifest)))

@@ -32,7 +32,7 @@ import {
   type ModelSource,
 } from '../model/modular.ts'
 import type { AuthorizationModelInput } from '../model/types.ts'
-import { addApiOptions, apiTarget, execApi, requireStoreId, type ApiClient } from './api-client.ts'
+import { addApiOptions, ApiError, apiTarget, commandPath, execApi, requireStoreId, type ApiClient } from './api-client.ts'
 import { registerModelTest } from './model-test.ts'
 import { runProgram, USAGE_EXIT, type CliIo, type CommandContext, type Register } from './program.ts'
 
@@ -167,11 +167,28 @@ function addTransform(group: Command, ctx: CommandContext): void {
           : sourceFromText(await readStdin(), inputFormat as 'fga' | 'json'),
       )
       if (!source) return 1
+      warnIfRefused(source, (line) => out.error(line))
       const outputFormat = opts.outputFormat ?? (inputFormat === 'fga' ? 'json' : 'fga')
       out.log(render(source.model, outputFormat))
       return 0
     })
   })
+}
+
+/**
+ * warnIfRefused: transform converts what parses, as `fga model transform` does, but says on
+ * stderr when the server would refuse the model (what `validate` reports), so a conversion is
+ * not taken for a check. The exit code stays 0.
+ */
+function warnIfRefused(source: ModelSource, print: (line: string) => void): void {
+  try {
+    checkModelSource(source)
+  } catch (e) {
+    const errors = modelErrors(e, source.file)
+    if (!errors) throw e
+    print('pemba model transform: warning: converted, but the server would refuse this model (see `pemba model validate`):')
+    for (const d of errors) print(formatDiagnostic(d))
+  }
 }
 
 function sourceFromText(text: string, format: 'fga' | 'json'): ModelSource {
@@ -212,6 +229,7 @@ function addWrite(group: Command, ctx: CommandContext): void {
         return read
       })
       if (!source) return 1
+      if (!(await storeExists(cmd, client, print))) return 1
       const answer = await client.request<{ authorization_model_id: string }>(
         'POST',
         client.storePath('/authorization-models'),
@@ -233,7 +251,8 @@ function addGet(group: Command, ctx: CommandContext): void {
   )
   cmd.action((opts: { format: OutputFormat }) => {
     requireStoreId(cmd, apiTarget(cmd, ctx.io.env))
-    return execApi(ctx, cmd, async ({ client }) => {
+    return execApi(ctx, cmd, async ({ client, redactor }) => {
+      if (!(await storeExists(cmd, client, (line) => out.error(redactor.text(line))))) return 1
       const model = await readModel(client, client.target.modelId)
       if (!model) {
         out.error('pemba model get: the store has no authorization model')
@@ -247,6 +266,25 @@ function addGet(group: Command, ctx: CommandContext): void {
       return 0
     })
   })
+}
+
+/**
+ * storeExists asks the server for the target's store (GET /stores/{id}), and says on `print`
+ * when it has none: the server takes a model for a store id it never made, which leaves the
+ * model where no one reads it. Reading a store takes the store's admin role: a token with only
+ * model rights (403) skips the check, and the request itself answers.
+ */
+async function storeExists(cmd: Command, client: ApiClient, print: (line: string) => void): Promise<boolean> {
+  const storeId = client.target.storeId!
+  try {
+    await client.request('GET', `/stores/${encodeURIComponent(storeId)}`)
+    return true
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 403) return true
+    if (!(e instanceof ApiError && e.status === 404)) throw e
+    print(`pemba ${commandPath(cmd)}: no store ${storeId} on ${client.target.url} (create one with \`pemba store import\`, see docs/models.md)`)
+    return false
+  }
 }
 
 /** readModel reads one model, or the store's latest (the first of the newest-first list). */

@@ -22,7 +22,7 @@
  * @module
  */
 import { InvalidArgumentError, Option, type Command } from 'commander'
-import { addApiOptions, execApi, type ApiClient } from './api-client.ts'
+import { addApiOptions, commandPath, execApi, type ApiClient } from './api-client.ts'
 import { addOutputOptions, outputMode, printable, table, TableStream, tree, type OutputMode, type TreeNode } from './output.ts'
 import { runProgram, USAGE_EXIT, type CliIo, type CommandContext, type Register } from './program.ts'
 
@@ -112,14 +112,14 @@ function queryBody(client: ApiClient, opts: QueryOptions, contextualTuplesWrappe
 /** splitObject: `document:1` → type and id; anything else is a usage error. */
 function splitObject(cmd: Command, object: string): { type: string; id: string } {
   const i = object.indexOf(':')
-  if (i <= 0 || i === object.length - 1) cmd.error(`pemba ${cmd.name()}: the object must be <type>:<id>, got '${object}'`, { exitCode: USAGE_EXIT })
+  if (i <= 0 || i === object.length - 1) cmd.error(`pemba ${commandPath(cmd)}: the object must be <type>:<id>, got '${object}'`, { exitCode: USAGE_EXIT })
   return { type: object.slice(0, i), id: object.slice(i + 1) }
 }
 
 /** splitUserFilter: `user` or `team#member` → type and relation; anything else is a usage error. */
 function splitUserFilter(cmd: Command, filter: string): { type: string; relation?: string } {
   const m = /^([^#]+)(?:#([^#]+))?$/.exec(filter)
-  if (!m) cmd.error(`pemba ${cmd.name()}: the user filter must be <type> or <type>#<relation>, got '${filter}'`, { exitCode: USAGE_EXIT })
+  if (!m) cmd.error(`pemba ${commandPath(cmd)}: the user filter must be <type> or <type>#<relation>, got '${filter}'`, { exitCode: USAGE_EXIT })
   return m![2] === undefined ? { type: m![1] } : { type: m![1], relation: m![2] }
 }
 
@@ -275,7 +275,7 @@ export const queryCli: Register = (program, ctx) => {
     if (modeOf(opts) === 'json') printJson(ctx, answer)
     // Sorted for a person to scan; the JSON keeps the server's order.
     else out.log(cells.length ? table([column], [...cells].sort().map((c) => [c])) : none)
-    if (answer.truncated) out.error(`pemba ${cmd.name()}: the list is incomplete (${answer.truncated})`)
+    if (answer.truncated) out.error(`pemba ${commandPath(cmd)}: the list is incomplete (${answer.truncated})`)
   }
 
   const check = addQueryOptions(
@@ -400,6 +400,7 @@ export const queryCli: Register = (program, ctx) => {
   )
   changes.action((opts: ChangesOptions) => {
     checkPageSize(changes, opts.pageSize)
+    if (opts.startTime !== undefined) checkStartTime(changes, opts.startTime)
     return query(changes, async ({ client }) => {
       type Change = { tuple_key: WireTupleKey; operation: string; timestamp: string }
       const op = (o: string) => (o === 'TUPLE_OPERATION_WRITE' ? 'write' : o === 'TUPLE_OPERATION_DELETE' ? 'delete' : o)
@@ -484,9 +485,21 @@ interface ChangesOptions extends PagedOptions {
   startTime?: string
 }
 
+/** An RFC 3339 time, as the change feed's start_time takes it: 2026-12-01T00:00:00Z, …+02:00. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+
+/** checkStartTime: a usage error (exit 2) for a --start-time the server would refuse anyway. */
+function checkStartTime(cmd: Command, time: string): void {
+  if (!RFC3339.test(time) || Number.isNaN(Date.parse(time))) {
+    cmd.error(`pemba ${commandPath(cmd)}: --start-time must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got '${time}'`, {
+      exitCode: USAGE_EXIT,
+    })
+  }
+}
+
 function checkPageSize(cmd: Command, pageSize: number): void {
   if (pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
-    cmd.error(`pemba ${cmd.name()}: --page-size must be from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`, { exitCode: USAGE_EXIT })
+    cmd.error(`pemba ${commandPath(cmd)}: --page-size must be from 1 to ${MAX_PAGE_SIZE}, got ${pageSize}`, { exitCode: USAGE_EXIT })
   }
 }
 

@@ -78,14 +78,24 @@ export function modelFormatFromPath(path: string): ModelFormat {
   return 'fga'
 }
 
-/** modelFromDSLSource parses DSL text; a syntax error names the file, line and column. */
+/**
+ * modelFromDSLSource parses DSL text; a syntax error names the file, line and column. A module
+ * file (`module <name>`, no `model` header) is refused: alone it is no model (the transformer
+ * makes one without a schema version), only its fga.mod combines it with the others.
+ */
 export function modelFromDSLSource(text: string, file: string): ModelSource {
+  let model: AuthorizationModelInput
   try {
-    const model = transformer.transformDSLToJSONObject(text) as unknown as AuthorizationModelInput
-    return { model, file, format: 'fga', dsl: text }
+    model = transformer.transformDSLToJSONObject(text) as unknown as AuthorizationModelInput
   } catch (e) {
     throw diagnosticsError(transformerDiagnostics(e, () => file))
   }
+  const moduleLine = text.search(/^[ \t]*module[ \t]+\S/m)
+  if (!model.schema_version && moduleLine >= 0) {
+    const message = 'this is a module file, not a model: give the fga.mod that lists it (--input-format modular)'
+    throw diagnosticsError([{ file, ...lineColumn(text, moduleLine + text.slice(moduleLine).search(/\S/)), message }])
+  }
+  return { model, file, format: 'fga', dsl: text }
 }
 
 /**

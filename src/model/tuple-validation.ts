@@ -51,7 +51,7 @@ export function validateTuple(ts: TypeSystem, key: TupleKey): TupleValidation {
   let conditionContext: Record<string, unknown> | undefined
   if (conditionName) {
     const cond = ts.conditions.get(conditionName)
-    if (!cond) return fail('condition', `undefined condition`)
+    if (!cond) return fail('condition', `undefined condition '${conditionName}'`)
     if (!allowedConditions.has(conditionName)) return fail('condition', 'invalid condition for type restriction')
     conditionContext = key.condition?.context ?? undefined
     const problem = validateConditionContext(cond, conditionContext)

@@ -155,6 +155,11 @@ describe('restore refuses', () => {
     const verify = await cli('inspect', tampered, '--verify')
     expect(verify.code).toBe(1)
     expect(verify.err).toMatch(/table tuples: its sha256/)
+    // --json carries the verification's outcome, as well as saying it on stderr.
+    const verifyJson = await cli('inspect', tampered, '--verify', '--json')
+    expect(verifyJson.code).toBe(1)
+    expect(JSON.parse(verifyJson.out)).toMatchObject({ verified: false, verify_error: expect.stringMatching(/table tuples: its sha256/) })
+    expect(verifyJson.err).toMatch(/^pemba backup inspect: .*table tuples: its sha256/)
   })
 
   it('and create refuses an existing file without --overwrite, a missing directory, and an in-memory database', async () => {
@@ -288,6 +293,9 @@ describe('inspect', () => {
     expect(text.out).not.toContain('\t')
     const json = await cli('inspect', backupFile, '--json')
     expect(JSON.parse(json.out)).toEqual(manifest)
+    const verified = await cli('inspect', backupFile, '--json', '--verify')
+    expect(verified.code).toBe(0)
+    expect(JSON.parse(verified.out)).toEqual({ ...manifest, verified: true })
     expect(JSON.parse(gunzipSync(readFileSync(backupFile)).toString('utf8').split('\n')[0])).toEqual(manifest)
   })
 })

@@ -268,9 +268,9 @@ describe('usage errors exit 2', () => {
   it('no store, a bad URL, bad JSON context, a bad consistency, bad tuples, unknown flags, bad page sizes', async () => {
     const noStore = await run(['check', 'user:anne', 'viewer', 'document:roadmap'], { FGA_API_URL: s.url })
     expect(noStore).toMatchObject({ code: 2, out: '' })
-    expect(noStore.err).toContain('no store: give --store-id <id> or set FGA_STORE_ID')
+    expect(noStore.err).toContain('pemba check: no store: give --store-id <id> or set FGA_STORE_ID')
     const cases = [
-      [['check', 'u:a', 'r', 'o:b', '--api-url', 'ftp://x'], '--api-url (FGA_API_URL) must be an http or https URL'],
+      [['check', 'u:a', 'r', 'o:b', '--api-url', 'ftp://x'], 'pemba check: --api-url (FGA_API_URL) must be an http or https URL'],
       [['check', 'u:a', 'r', 'o:b', '--context', '{nope'], "option '--context <json>' argument '{nope' is invalid. not JSON"],
       [['check', 'u:a', 'r', 'o:b', '--context', '[1]'], 'must be a JSON object'],
       [['check', 'u:a', 'r', 'o:b', '--consistency', 'fast'], 'must be one of UNSPECIFIED, MINIMIZE_LATENCY, HIGHER_CONSISTENCY'],
@@ -280,7 +280,10 @@ describe('usage errors exit 2', () => {
       [['read', '--max-page', '2'], "unknown option '--max-page'"],
       [['read', '--page-size', '500'], '--page-size must be from 1 to 100, got 500'],
       [['changes', '--max-pages', '-1'], "option '--max-pages <n>' argument '-1' is invalid"],
-      [['check', 'u:a', 'r', 'o:b', '--client-id', 'ci'], 'needs --client-id, --client-secret and --api-token-issuer together'],
+      // Refused here, not by the server (which would be a failure, exit 1).
+      [['changes', '--start-time', 'yesterday'], "pemba changes: --start-time must be an RFC 3339 time such as 2026-12-01T00:00:00Z, got 'yesterday'"],
+      [['changes', '--start-time', '2026-13-45T00:00:00Z'], '--start-time must be an RFC 3339 time'],
+      [['check', 'u:a', 'r', 'o:b', '--client-id', 'ci'], 'pemba check: the client credentials flow needs --client-id, --client-secret and --api-token-issuer together'],
       // A filter is a type or one type#relation: nothing after a second '#' is dropped silently.
       [['list-users', 'document:roadmap', 'viewer', 'team#member#x'], "the user filter must be <type> or <type>#<relation>, got 'team#member#x'"],
       [['list-users', 'document:roadmap', 'viewer', 'team#'], "the user filter must be <type> or <type>#<relation>, got 'team#'"],

@@ -105,6 +105,23 @@ describe('pemba model transform', () => {
     expect(broken.stderr).toMatch(/^<stdin>:3:1: /)
   })
 
+  it('converts a model the server would refuse, with a warning on stderr naming the problem', async () => {
+    const r = await model(['transform', '--file', `${FIXTURES}/invalid/undefined-relation.fga`])
+    expect(r.code).toBe(0)
+    expect(JSON.parse(r.out).schema_version).toBe('1.1')
+    expect(r.err).toContain('pemba model transform: warning: converted, but the server would refuse this model')
+    expect(r.err).toMatch(new RegExp(`${FIXTURES}/invalid/undefined-relation\\.fga:14:39: undefined relation: editor`))
+    const valid = await model(['transform', '--file', `${FIXTURES}/document.fga`])
+    expect(valid.err).toBe('')
+  })
+
+  it('refuses a module file read as DSL: it is no model without its fga.mod', async () => {
+    const file = `${FIXTURES}/modular/tracker/tickets.fga`
+    const r = await model(['transform', '--file', file, '--input-format', 'fga'])
+    expect(r).toMatchObject({ code: 1, out: '' })
+    expect(r.err).toBe(`${file}:1:1: this is a module file, not a model: give the fga.mod that lists it (--input-format modular)`)
+  })
+
   it('refuses a modular model on standard input: its modules are files', async () => {
     const r = await model(['transform', '--input-format', 'modular'])
     expect(r.code).toBe(2)
@@ -227,6 +244,20 @@ describe('pemba model write and get, against a server', () => {
     const refused = await model(['write', '--file', `${FIXTURES}/document.fga`, '--api-url', served.url, '--store-id', 'not-a-store'])
     expect(refused.code).toBe(1)
     expect(refused.err).toMatch(/^pemba model write: the server refused the request: HTTP 4\d\d \w+: /)
-    expect((await model(['write', '--file', `${FIXTURES}/document.fga`, '--api-url', served.url])).code).toBe(2)
+    const noStore = await model(['write', '--file', `${FIXTURES}/document.fga`, '--api-url', served.url])
+    expect(noStore.code).toBe(2)
+    expect(noStore.err).toContain('pemba model write: no store: give --store-id <id> or set FGA_STORE_ID')
+    expect((await model(['get', '--api-url', served.url])).err).toContain('pemba model get: no store:')
+  })
+
+  it('write and get refuse a well-formed store id the server has no store for', async () => {
+    const missing = '01JZZZZZZZZZZZZZZZZZZZZZZZ'
+    for (const args of [['write', '--file', `${FIXTURES}/document.fga`], ['get']]) {
+      const r = await model([...args, '--api-url', served.url, '--store-id', missing])
+      expect(r, args[0]).toMatchObject({ code: 1, out: '' })
+      expect(r.err, args[0]).toBe(`pemba model ${args[0]}: no store ${missing} on ${served.url} (create one with \`pemba store import\`, see docs/models.md)`)
+    }
+    const models = await fetch(`${served.url}/stores/${missing}/authorization-models`).then((r) => r.json() as Promise<{ authorization_models?: unknown[] }>)
+    expect(models.authorization_models ?? []).toHaveLength(0)
   })
 })
