@@ -17,8 +17,8 @@
  *
  * @module
  */
-import { writeFileSync } from 'node:fs'
-import { dirname, relative } from 'node:path'
+import { existsSync, writeFileSync } from 'node:fs'
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path'
 import type { Command } from 'commander'
 import { STORE_NAME } from '../api/contracts.ts'
 import { PembaError } from '../core/errors.ts'
@@ -94,7 +94,8 @@ export function assertionTests(assertions: StoredAssertion[]): StoreFileTest[] {
     if (existing) existing.assertions[a.tuple_key.relation] = a.expectation
     else plain.set(key, check)
   }
-  return [{ name: 'Tests', check: [...plain.values()] }, ...contextual]
+  // No assertions, no tests: an empty test is one `pemba model test` flags as asserting nothing.
+  return [...(plain.size > 0 ? [{ name: 'Tests', check: [...plain.values()] }] : []), ...contextual]
 }
 
 /** checkAssertions: a loaded store file's check tests as assertions (users × objects × relations). */
@@ -119,6 +120,7 @@ export function checkAssertions(tests: LoadedStoreFile['tests']): StoredAssertio
 interface ExportFlags {
   outputFile?: string
   tupleFile?: string
+  force?: boolean
   maxTuples?: string
   expiring?: ExpiringMode
 }
@@ -128,7 +130,8 @@ function addExport(store: Command, ctx: CommandContext): void {
     .command('export')
     .description('write a store (name, model DSL, tuples, assertions as tests) as an OpenFGA store file')
     .option('--output-file <file>', 'write the store file here instead of stdout')
-    .option('--tuple-file <file>', "write the tuples to this file (.yaml, .json, .jsonl, .csv) beside the store file, named by its tuple_file")
+    .option('--tuple-file <file>', "write the tuples to this file (.yaml, .json, .jsonl, .csv), a path relative to the store file's directory, named by its tuple_file")
+    .option('--force', 'replace an existing tuple file (without it, an existing --tuple-file is refused)')
     .option('--max-tuples <n>', 'export at most this many tuples (default: all of them; fga defaults to 100)')
     .addOption(expiringOption('refuse: a store file is for fga'))
   addConnectionOptions(cmd)
@@ -138,6 +141,7 @@ function addExport(store: Command, ctx: CommandContext): void {
       cmd.error('pemba store export: --tuple-file needs --output-file (the store file names it relative to itself)', { exitCode: USAGE_EXIT })
     }
     const tupleFormat = flags.tupleFile === undefined ? undefined : tupleFormatOf(cmd, flags.tupleFile)
+    const tuplePath = flags.tupleFile === undefined ? undefined : tupleFileBeside(cmd, flags.outputFile!, flags.tupleFile, flags.force === true)
     const storeId = requireStoreId(cmd, apiTarget(cmd, ctx.io.env))
     return withConnection(ctx, cmd, async (c) => {
       const contents = await readStore(c, storeId)
@@ -147,9 +151,9 @@ function addExport(store: Command, ctx: CommandContext): void {
       const { id: _id, ...model } = contents.model
       const file: StoreFile = { name: contents.name, model: modelToDSL(model as AuthorizationModelInput), tests: assertionTests(contents.assertions) }
       let count: number
-      if (flags.tupleFile !== undefined) {
-        count = await writeTuples(tuples, tupleFormat!, flags.tupleFile, () => {})
-        file.tuple_file = relative(dirname(flags.outputFile!), flags.tupleFile)
+      if (tuplePath !== undefined) {
+        count = await writeTuples(tuples, tupleFormat!, tuplePath, () => {})
+        file.tuple_file = relative(dirname(flags.outputFile!), tuplePath).split(sep).join('/')
       } else {
         const keys: TupleKey[] = []
         for await (const k of tuples) keys.push(k)
@@ -165,6 +169,24 @@ function addExport(store: Command, ctx: CommandContext): void {
       return 0
     })
   })
+}
+
+/**
+ * tupleFileBeside: where `--tuple-file` goes. The name is taken relative to the store file's
+ * directory (as the store file's tuple_file is read back), must stay inside it (store import and
+ * model test refuse a tuple file outside), and an existing file is kept unless `--force`.
+ */
+function tupleFileBeside(cmd: Command, outputFile: string, tupleFile: string, force: boolean): string {
+  const dir = resolve(dirname(outputFile))
+  const path = resolve(dir, tupleFile)
+  const rel = relative(dir, path)
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
+    cmd.error(`pemba store export: --tuple-file '${tupleFile}' is outside the store file's directory ${dir} (it is taken relative to --output-file)`, { exitCode: USAGE_EXIT })
+  }
+  if (!force && existsSync(path)) {
+    cmd.error(`pemba store export: the tuple file ${path} exists; give --force to replace it`, { exitCode: USAGE_EXIT })
+  }
+  return path
 }
 
 function tupleFormatOf(cmd: Command, path: string) {
@@ -192,16 +214,47 @@ interface ImportFlags {
   allowExternalFiles?: boolean
 }
 
-/** createStoreWithModel: the store (created unless given) and its new model's id. */
-async function createStoreWithModel(c: Connection, loaded: LoadedStoreFile, storeId: string | undefined) {
-  if (c.kind === 'database') {
-    const id = storeId ?? (await c.pemba.stores.create(loaded.name, '')).id
-    if (storeId) await c.pemba.stores.get(storeId)
-    return { storeId: id, modelId: await c.pemba.models.write(id, loaded.model) }
+/** existingStoreName: the name of a store given by --store-id (or FGA_STORE_ID); throws when there is none. */
+async function existingStoreName(c: Connection, storeId: string): Promise<string> {
+  if (c.kind === 'database') return (await c.pemba.stores.get(storeId)).name
+  return (await c.client.request<{ name: string }>('GET', `/stores/${encodeURIComponent(storeId)}`)).name
+}
+
+/** createStore: a new store named as the store file says. */
+async function createStore(c: Connection, name: string): Promise<string> {
+  if (c.kind === 'database') return (await c.pemba.stores.create(name, '')).id
+  return (await c.client.request<{ id: string }>('POST', '/stores', { name })).id
+}
+
+/** writeModel: the store file's model as the store's new latest model; its id. */
+async function writeModel(c: Connection, storeId: string, loaded: LoadedStoreFile): Promise<string> {
+  if (c.kind === 'database') return c.pemba.models.write(storeId, loaded.model)
+  const path = `/stores/${encodeURIComponent(storeId)}/authorization-models`
+  return (await c.client.request<{ authorization_model_id: string }>('POST', path, loaded.model)).authorization_model_id
+}
+
+/**
+ * assertionProblems: the check tests' relations that the model does not define, each named by
+ * its test, found before anything is written (the server would refuse the assertions only after
+ * the store, model and tuples are in).
+ */
+export function assertionProblems(loaded: LoadedStoreFile): string[] {
+  const relations = new Map(loaded.model.type_definitions.map((t) => [t.type, new Set(Object.keys(t.relations ?? {}))]))
+  const problems: string[] = []
+  for (const [i, test] of loaded.tests.entries()) {
+    for (const [j, check] of (test.check ?? []).entries()) {
+      const objects = check.objects ?? (check.object ? [check.object] : [])
+      for (const object of objects) {
+        const type = object.slice(0, object.indexOf(':'))
+        for (const relation of Object.keys(check.assertions)) {
+          if (relations.get(type)?.has(relation)) continue
+          const what = relations.has(type) ? `relation '${type}#${relation}' not found` : `type '${type}' not found`
+          problems.push(`${loaded.path}: test '${test.name}' (tests[${i}]), check[${j}] on ${object}: ${what} in the model`)
+        }
+      }
+    }
   }
-  const id = storeId ?? (await c.client.request<{ id: string }>('POST', '/stores', { name: loaded.name })).id
-  const written = await c.client.request<{ authorization_model_id: string }>('POST', `/stores/${encodeURIComponent(id)}/authorization-models`, loaded.model)
-  return { storeId: id, modelId: written.authorization_model_id }
+  return [...new Set(problems)]
 }
 
 async function writeAssertions(c: Connection, storeId: string, modelId: string, assertions: StoredAssertion[]): Promise<void> {
@@ -225,6 +278,14 @@ function addImport(store: Command, ctx: CommandContext): void {
     .option('--max-parallel-requests <n>', 'write requests in flight (HTTP, default 4)')
     .option('--allow-external-files', 'let the store file name files outside its directory')
   addConnectionOptions(cmd)
+  // The settings add --max-tuples-per-write as the server's limit; here it is fga's flag of the
+  // same name (tuples per write request), and shown so, among this command's own options.
+  const perWrite = cmd.options.find((o) => o.long === '--max-tuples-per-write')
+  if (perWrite) {
+    perWrite.description = "tuples per write request, as fga's flag (default: the server's limit, 100)"
+    perWrite.envVar = undefined
+    perWrite.helpGroup('Options:')
+  }
   cmd.action((flags: ImportFlags) => {
     // fga's --max-tuples-per-write is also a server setting's flag (added with the settings): read here when given.
     const chunkSize = cmd.getOptionValueSource('maxTuplesPerWrite') === 'cli' ? positiveInt(cmd, '--max-tuples-per-write', flags.maxTuplesPerWrite) : undefined
@@ -247,7 +308,34 @@ function addImport(store: Command, ctx: CommandContext): void {
         )
         return 1
       }
-      const { storeId, modelId } = await createStoreWithModel(c, loaded, given)
+      const problems = assertionProblems(loaded)
+      if (problems.length > 0) {
+        for (const p of problems.slice(0, 20)) ctx.io.out.error(`pemba store import: ${p}`)
+        ctx.io.out.error('pemba store import: nothing was imported: the assertions of these tests would be refused')
+        return 1
+      }
+      // fga store import fills the store --store-id (or FGA_STORE_ID) names; said aloud, since the
+      // variable may be set for other commands.
+      const storeName = given === undefined ? loaded.name : await existingStoreName(c, given)
+      if (given !== undefined) {
+        const from = cmd.getOptionValueSource('storeId') === 'cli' ? '--store-id' : 'FGA_STORE_ID'
+        ctx.io.out.error(
+          `pemba store import: filling the existing store ${given} '${storeName}' (${from}): the file's model becomes its latest model; ` +
+            `the file's name '${loaded.name}' is not applied (unset ${from} to create a new store)`,
+        )
+      }
+      const storeId = given ?? (await createStore(c, loaded.name))
+      try {
+        return await fill(c, storeId, storeName, loaded)
+      } catch (e) {
+        const made = given === undefined ? `the store ${storeId} '${storeName}' was created and is left as it is` : `the store ${storeId} '${storeName}' may be partly filled`
+        ctx.io.out.error(c.redactor.text(`pemba store import: ${flags.file}: ${e instanceof Error ? e.message : String(e)}; ${made}`))
+        return 1
+      }
+    })
+
+    async function fill(c: Connection, storeId: string, storeName: string, loaded: LoadedStoreFile): Promise<number> {
+      const modelId = await writeModel(c, storeId, loaded)
       const target = await importTarget({ ...c, modelId }, storeId, { chunkSize, concurrency })
       const outcome = await runImport({
         file: flags.file,
@@ -266,7 +354,7 @@ function addImport(store: Command, ctx: CommandContext): void {
       ctx.io.out.log(
         JSON.stringify(
           {
-            store: { id: storeId, name: loaded.name },
+            store: { id: storeId, name: storeName },
             model: { authorization_model_id: modelId },
             tuples: outcome.counts,
             assertions: assertions.length,
@@ -276,7 +364,7 @@ function addImport(store: Command, ctx: CommandContext): void {
         ),
       )
       return outcome.counts.refused === 0 ? 0 : 1
-    })
+    }
   })
 }
 

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { createWriteStream, existsSync } from 'node:fs'
+import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs'
 import { basename } from 'node:path'
 import { Option, type Command } from 'commander'
 import { isTupleFileFormat, TupleFileError, tupleFileWriter, tupleFormatFromPath, TUPLE_FILE_FORMATS, type TupleFileFormat } from '../formats/tuple-file.ts'
@@ -26,7 +26,7 @@ import { requireStoreId, apiTarget } from './api-client.ts'
 import { addConnectionOptions, withConnection, type Connection } from './import/connect.ts'
 import { progressReporter, type ProgressMode } from './import/progress.ts'
 import { defaultStatePath } from './import/resume.ts'
-import { runImport, type ImportOutcome } from './import/run-import.ts'
+import { ImportInterrupted, runImport, type ImportOutcome } from './import/run-import.ts'
 import { databaseSource, databaseTarget, httpSource, httpTarget, HTTP_CHUNK, type ImportTarget } from './import/targets.ts'
 import { USAGE_EXIT, type CommandContext, type Register } from './program.ts'
 
@@ -165,20 +165,48 @@ function addImport(tuple: Command, ctx: CommandContext): void {
       const out = ctx.io.out
       const where = c.redactor.text(target.description)
       out.error(`pemba tuple import: ${basename(file)} (${format}) → ${c.kind === 'http' ? 'HTTP ' : ''}${where}`)
-      const outcome = await runImport({
-        file,
-        format,
-        target,
-        statePath: flags.state ?? defaultStatePath(file, storeId),
-        resume: flags.resume === true,
-        maxErrors,
-        progress: progressReporter(flags.progress, {
-          isTTY: process.stderr.isTTY === true && ctx.io.out === console,
-          writeLine: (s) => out.error(s),
-          intervalMs: interval * 1000,
-        }),
-        note: (s) => out.error(c.redactor.text(`pemba tuple import: ${file}: ${s}`)),
-      })
+      const statePath = flags.state ?? defaultStatePath(file, storeId)
+      // Ctrl-C or a kill: the chunks in flight land, the resume state is saved, and the way on is
+      // said; a second signal exits at once.
+      const controller = new AbortController()
+      let received: keyof typeof SIGNAL_EXIT | undefined
+      const stop = (signal: keyof typeof SIGNAL_EXIT) => {
+        if (received) process.exit(SIGNAL_EXIT[signal])
+        received = signal
+        controller.abort()
+      }
+      const onInt = () => stop('SIGINT')
+      const onTerm = () => stop('SIGTERM')
+      process.on('SIGINT', onInt)
+      process.on('SIGTERM', onTerm)
+      let outcome: ImportOutcome
+      try {
+        outcome = await runImport({
+          file,
+          format,
+          target,
+          statePath,
+          resume: flags.resume === true,
+          maxErrors,
+          progress: progressReporter(flags.progress, {
+            isTTY: process.stderr.isTTY === true && ctx.io.out === console,
+            writeLine: (s) => out.error(s),
+            intervalMs: interval * 1000,
+          }),
+          note: (s) => out.error(c.redactor.text(`pemba tuple import: ${file}: ${s}`)),
+          signal: controller.signal,
+        })
+      } catch (e) {
+        if (!(e instanceof ImportInterrupted) || !received) throw e
+        out.error(
+          `pemba tuple import: ${file}: interrupted (${received}) after record ${e.committedRecord} (line ${e.committedLine}), ` +
+            `${e.counts.accepted} tuples stored; state in ${statePath}: rerun with --resume to continue`,
+        )
+        return SIGNAL_EXIT[received]
+      } finally {
+        process.off('SIGINT', onInt)
+        process.off('SIGTERM', onTerm)
+      }
       const ok = outcome.counts.refused === 0 && !outcome.stopped
       if (flags.json) {
         out.log(
@@ -204,6 +232,9 @@ function addImport(tuple: Command, ctx: CommandContext): void {
   })
 }
 
+/** The exit code of a command stopped by a signal: 128 + its number, as a shell reports it. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const
+
 /** writeTuples streams keys through a format's writer to a file or the command's stdout. */
 export async function writeTuples(
   keys: AsyncIterable<TupleKey>,
@@ -215,17 +246,26 @@ export async function writeTuples(
   const w = tupleFileWriter(format, options)
   let count = 0
   if (output !== undefined) {
-    const file = createWriteStream(output)
+    // Written beside the output and renamed into place at the end, so that a refused or failed
+    // export (an expiring tuple, a lost connection) leaves no partial file behind.
+    const partial = `${output}.${process.pid}.partial`
+    const file = createWriteStream(partial)
     const write = (s: string) => (s === '' || file.write(s) ? Promise.resolve() : new Promise<void>((r) => file.once('drain', () => r())))
     try {
-      await write(w.begin())
-      for await (const key of keys) {
-        await write(w.tuple(key))
-        count++
+      try {
+        await write(w.begin())
+        for await (const key of keys) {
+          await write(w.tuple(key))
+          count++
+        }
+        await write(w.end())
+      } finally {
+        await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())))
       }
-      await write(w.end())
-    } finally {
-      await new Promise<void>((resolve, reject) => file.end((err?: Error | null) => (err ? reject(err) : resolve())))
+      renameSync(partial, output)
+    } catch (e) {
+      rmSync(partial, { force: true })
+      throw e
     }
     return count
   }

@@ -499,13 +499,18 @@ export async function loadStoreFile(path: string, options: LoadStoreFileOptions 
     }
   }
 
+  // Appended one by one, not with push(...list): spreading a file of a few hundred thousand
+  // tuples as arguments overflows the call stack.
+  const append = (into: TupleKey[], keys: TupleKey[]): void => {
+    for (const key of keys) into.push(key)
+  }
   const tuples = [...(file.tuples ?? [])]
-  if (file.tuple_file) tuples.push(...(await readTuples('tuple_file', file.tuple_file)))
-  for (const [i, name] of (file.tuple_files ?? []).entries()) tuples.push(...(await readTuples(`tuple_files[${i}]`, name)))
+  if (file.tuple_file) append(tuples, await readTuples('tuple_file', file.tuple_file))
+  for (const [i, name] of (file.tuple_files ?? []).entries()) append(tuples, await readTuples(`tuple_files[${i}]`, name))
   const tests: LoadedStoreFile['tests'] = []
   for (const [i, t] of file.tests.entries()) {
     const own = [...(t.tuples ?? [])]
-    if (t.tuple_file) own.push(...(await readTuples(`tests[${i}].tuple_file`, t.tuple_file)))
+    if (t.tuple_file) append(own, await readTuples(`tests[${i}].tuple_file`, t.tuple_file))
     tests.push({ ...t, name: t.name || `tests[${i}]`, tuples: own })
   }
   if (problems.length > 0 || !model) throw new StoreFileError(path, problems, file.name)

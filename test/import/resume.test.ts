@@ -45,8 +45,9 @@ async function run(args: string[]) {
  * killMidway starts the import and SIGKILLs it as soon as its state file records a committed
  * line; resolves with that state (the test fails if the import finished first).
  */
-async function killMidway(args: string[], statePath: string): Promise<ResumeState> {
+async function killMidway(args: string[], statePath: string, signal?: NodeJS.Signals, started?: (p: PembaProcess) => void): Promise<ResumeState> {
   const p = runPemba(args, {})
+  started?.(p)
   procs.push(p)
   let exited = false
   void p.exited.then(() => (exited = true))
@@ -55,7 +56,8 @@ async function killMidway(args: string[], statePath: string): Promise<ResumeStat
       try {
         const state = JSON.parse(readFileSync(statePath, 'utf8')) as ResumeState
         if (state.committedLine > 0) {
-          p.kill()
+          if (signal) p.proc.kill(signal)
+          else p.kill()
           await p.exited
           return JSON.parse(readFileSync(statePath, 'utf8')) as ResumeState
         }
@@ -123,6 +125,32 @@ describe('an interrupted import, resumed', () => {
     try {
       expect(sorted(await storeTuples(check, storeId))).toEqual(sorted(keys))
       await expectChangelogOnce(check, storeId, keys)
+    } finally {
+      await check.close()
+    }
+  })
+
+  it('Ctrl-C mid-way: exit 130 and how to go on; --resume removes a killed run\'s stale state temporaries', async () => {
+    const { databaseUrl, storeId } = await twoStores('sigint.db')
+    const keys = plainTuples(20_000)
+    const file = join(dir, 'sigint.jsonl')
+    writeFileSync(file, formatTupleText(keys, 'jsonl'))
+    const statePath = defaultStatePath(file, storeId)
+    const args = ['tuple', 'import', file, '--store-id', storeId, '--database-url', databaseUrl, '--chunk-size', '100']
+    let proc: PembaProcess | undefined
+    const state = await killMidway(args, statePath, 'SIGINT', (p) => (proc = p))
+    expect(await proc!.exited).toBe(130)
+    expect(proc!.stderr()).toMatch(new RegExp(`interrupted \\(SIGINT\\) after record ${state.committedRecord} \\(line ${state.committedLine}\\), \\d+ tuples stored; state in .*: rerun with --resume to continue`))
+    // What a run killed between writing its state and renaming it leaves (no such process runs).
+    const stale = `${statePath}.4194300.tmp`
+    writeFileSync(stale, '{')
+    const resumed = await run([...args, '--resume'])
+    expect(resumed.code, resumed.err).toBe(0)
+    expect(resumed.out).toContain(`(resumed after record ${state.committedRecord}, line ${state.committedLine})`)
+    expect(existsSync(stale)).toBe(false)
+    const check = await openDatabase(databaseUrl)
+    try {
+      expect(sorted(await storeTuples(check, storeId))).toEqual(sorted(keys))
     } finally {
       await check.close()
     }

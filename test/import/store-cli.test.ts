@@ -4,11 +4,12 @@
  * contextual tuples) moves into a new store and exports again the same; `--tuple-file` puts the
  * tuples in a file of their own beside the store file.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { storeCli } from '../../src/cli/store.ts'
+import { tupleCli } from '../../src/cli/tuple.ts'
 import { parseStoreFile } from '../../src/formats/store-file.ts'
 import type { Pemba } from '../../src/server.ts'
 import { servePemba, type ServedPemba } from '../helpers/http-server.ts'
@@ -126,10 +127,72 @@ function suite(name: string, connect: () => Promise<{ flags: string[]; pemba: ()
       await done(p)
       const imported = await pemba(['store', 'import', '--file', storeFile, '--store-id', target, ...flags], [storeCli])
       expect(imported.code, imported.err).toBe(0)
-      expect(JSON.parse(imported.out)).toMatchObject({ store: { id: target }, tuples: { accepted: 126 } })
+      // The store's own name reported, and said on stderr that an existing store was filled.
+      expect(JSON.parse(imported.out)).toMatchObject({ store: { id: target, name: 'empty' }, tuples: { accepted: 126 } })
+      expect(imported.err).toContain(`filling the existing store ${target} 'empty' (--store-id)`)
       const back = await pemba(['store', 'export', '--store-id', target, '--expiring', 'keep', ...flags], [storeCli])
       const original = await pemba(['store', 'export', '--store-id', source, '--expiring', 'keep', ...flags], [storeCli])
       expect({ ...essence(back.out), name: 'x' }).toEqual({ ...essence(original.out), name: 'x' })
+    })
+
+    it('FGA_STORE_ID fills that store, said on stderr; no assertions export no tests', async () => {
+      const p = await open()
+      const target = await createImportStore(p)
+      await done(p)
+      const bare = await pemba(['store', 'export', '--store-id', target, ...flags], [storeCli])
+      expect(bare.code, bare.err).toBe(0)
+      expect(parseStoreFile(bare.out, 'b.fga.yaml').tests).toEqual([])
+      const file = join(dir, `${name.length}-env.fga.yaml`)
+      writeFileSync(file, bare.out.replace('name: import-test', 'name: other-name'))
+      const r = await pemba(['store', 'import', '--file', file, ...flags], [storeCli], { FGA_STORE_ID: target })
+      expect(r.code, r.err).toBe(0)
+      expect(r.err).toContain(`filling the existing store ${target} 'import-test' (FGA_STORE_ID)`)
+      expect(JSON.parse(r.out)).toMatchObject({ store: { id: target, name: 'import-test' } })
+    })
+
+    it("a check on a relation the model lacks: the test named, nothing created", async () => {
+      const file = join(dir, `${name.length}-bad-test.fga.yaml`)
+      writeFileSync(
+        file,
+        'name: Documents\nmodel: |\n  model\n    schema 1.1\n  type user\n  type doc\n    relations\n      define viewer: [user]\n' +
+          'tuples:\n  - { user: "user:a", relation: viewer, object: "doc:1" }\ntests:\n  - name: editors\n    check:\n      - user: user:a\n        object: doc:1\n        assertions: { viewer: true, editor: false }\n',
+      )
+      const p = await open()
+      const before = (await p.stores.list('', { pageSize: 100 })).items.length
+      await done(p)
+      const r = await pemba(['store', 'import', '--file', file, ...flags], [storeCli])
+      expect(r.code).toBe(1)
+      expect(r.err).toMatch(/test 'editors' \(tests\[0\]\), check\[0\] on doc:1: relation 'doc#editor' not found in the model/)
+      const q = await open()
+      expect((await q.stores.list('', { pageSize: 100 })).items.length).toBe(before)
+      await done(q)
+    })
+
+    it('--tuple-file is taken beside --output-file, never replaces a file unless --force, and a refused export leaves none', async () => {
+      const sub = mkdtempSync(join(dir, `${name.length}-beside-`))
+      const storeFile = join(sub, 's.fga.yaml')
+      const name_ = `beside-${name.length}.csv`
+      // Relative to the store file's directory, not to the working directory.
+      const exported = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', name_, '--expiring', 'keep', ...flags], [storeCli])
+      expect(exported.code, exported.err).toBe(0)
+      expect(existsSync(join(sub, name_))).toBe(true)
+      expect(existsSync(name_)).toBe(false)
+      expect(parseStoreFile(readFileSync(storeFile, 'utf8'), storeFile).tuple_file).toBe(name_)
+      const again = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', name_, '--expiring', 'keep', ...flags], [storeCli])
+      expect(again.code).toBe(2)
+      expect(again.err).toMatch(/the tuple file .* exists; give --force to replace it/)
+      const forced = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', name_, '--force', '--expiring', 'keep', ...flags], [storeCli])
+      expect(forced.code, forced.err).toBe(0)
+      const outside = await pemba(['store', 'export', '--store-id', source, '--output-file', storeFile, '--tuple-file', '../out.csv', ...flags], [storeCli])
+      expect(outside.code).toBe(2)
+      expect(outside.err).toMatch(/--tuple-file '\.\.\/out\.csv' is outside the store file's directory/)
+      // Refused on an expiring tuple half way: no partial tuple file (nor its temporary) left.
+      const refused = await pemba(['store', 'export', '--store-id', source, '--output-file', join(sub, 'r.fga.yaml'), '--tuple-file', 'refused.csv', ...flags], [storeCli])
+      expect(refused.code).toBe(1)
+      expect(readdirSync(sub).sort()).toEqual([name_, 's.fga.yaml'].sort())
+      const tuples = await pemba(['tuple', 'export', '--store-id', source, '--output', join(sub, 'refused.jsonl'), ...flags], [tupleCli])
+      expect(tuples.code).toBe(1)
+      expect(readdirSync(sub).sort()).toEqual([name_, 's.fga.yaml'].sort())
     })
   })
 }
@@ -153,5 +216,15 @@ describe('store import refusals', () => {
     const r = await pemba(['store', 'import', '--file', join(dir, 'missing.fga.yaml'), '--database-url', databaseUrl], [storeCli])
     expect(r.code).toBe(1)
     expect(r.err).toMatch(/missing\.fga\.yaml: cannot read the file: no such file/)
+  })
+})
+
+describe('store import --help', () => {
+  it("shows --max-tuples-per-write as fga's flag among the command's options, not the server setting", async () => {
+    const r = await pemba(['store', 'import', '--help'], [storeCli])
+    const text = r.out + r.err
+    const options = text.slice(text.indexOf('Options:'), text.indexOf('\n\n', text.indexOf('Options:')))
+    expect(options).toMatch(/--max-tuples-per-write <n>\s+tuples per write request, as fga's flag/)
+    expect(text).not.toMatch(/PEMBA_MAX_TUPLES_PER_WRITE/)
   })
 })

@@ -89,6 +89,9 @@ function targetSuite(name: string, setup: () => Promise<Target>, teardown: () =>
       const jsonl = await pemba(['tuple', 'import', fixture('bad-lines.jsonl'), '--store-id', jsonlStore, ...t.flags])
       expect(badLines(jsonl.err)).toEqual([3, 6, 7, 8, 9])
       expect(jsonl.err).toMatch(/line 9: .*condition/)
+      // The same code for a tuple the model refuses, through HTTP or directly (OpenFGA's validation_error).
+      expect(jsonl.err, jsonl.err).toMatch(/line \d+: validation_error: Invalid tuple '/)
+      expect(jsonl.err).not.toMatch(/invalid_tuple/)
       expect((await t.tuples(jsonlStore)).map((k) => k.user).sort()).toEqual(['user:u1', 'user:u10', 'user:u2', 'user:u4'])
     })
 

@@ -12,7 +12,8 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 
 export interface FileIdentity {
   size: number
@@ -128,4 +129,37 @@ export function writeState(path: string, state: ResumeState): void {
 
 export function removeState(path: string): void {
   rmSync(path, { force: true })
+}
+
+/**
+ * removeStaleTemporaries removes the temporaries writeState left behind (`<path>.<pid>.tmp`)
+ * when a process was killed between writing and renaming; those of a process still running
+ * (another import of the same file) are kept.
+ */
+export function removeStaleTemporaries(path: string): void {
+  const dir = dirname(path)
+  const prefix = `${basename(path)}.`
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue
+    const pid = /^(\d+)\.tmp$/.exec(name.slice(prefix.length))?.[1]
+    if (pid === undefined || isRunning(Number(pid))) continue
+    rmSync(join(dir, name), { force: true })
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }

@@ -15,7 +15,7 @@
 import { createReadStream } from 'node:fs'
 import { readTupleRecords, type TupleFileFormat, type TupleRecord } from '../../formats/tuple-file.ts'
 import type { ProgressReporter } from './progress.ts'
-import { fileIdentity, readState, removeState, resumeRefusal, UnreadableState, writeState, type ImportCounts, type ResumeState } from './resume.ts'
+import { fileIdentity, readState, removeStaleTemporaries, removeState, resumeRefusal, UnreadableState, writeState, type ImportCounts, type ResumeState } from './resume.ts'
 import type { ChunkResult, ImportTarget, LineTuple } from './targets.ts'
 
 export interface ImportOptions {
@@ -32,6 +32,8 @@ export interface ImportOptions {
   progress: ProgressReporter
   /** Prints one line on stderr (a bad line, a note). */
   note: (line: string) => void
+  /** Aborted (on SIGINT/SIGTERM): no more chunks are sent, those in flight land, ImportInterrupted is thrown. */
+  signal?: AbortSignal
 }
 
 export interface ImportOutcome {
@@ -55,10 +57,22 @@ interface Chunk {
 
 export class ResumeRefused extends Error {}
 
+/** The import stopped on its signal; everything up to `committedRecord` is stored (and in the resume state). */
+export class ImportInterrupted extends Error {
+  constructor(
+    readonly committedRecord: number,
+    readonly committedLine: number,
+    readonly counts: ImportCounts,
+  ) {
+    super(`interrupted after record ${committedRecord} (line ${committedLine})`)
+  }
+}
+
 export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
   const identity = o.records ? { size: o.records.length, mtimeMs: 0, head: '' } : fileIdentity(o.file)
   let state: ResumeState | undefined
   if (o.statePath !== undefined) {
+    removeStaleTemporaries(o.statePath)
     let previous: ResumeState | undefined
     try {
       previous = readState(o.statePath)
@@ -150,7 +164,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
     for await (const record of o.records ?? readTupleRecords(stream!, o.format)) {
       position++
       if (position <= resumedAfterRecord) continue
-      if (failure !== undefined) break
+      if (failure !== undefined || o.signal?.aborted) break
       if (overLimit()) {
         // The good tuples read before the limit still land; the rest of the file is left.
         stopped = true
@@ -172,7 +186,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
         while (inFlight.size >= o.target.concurrency) await Promise.race(inFlight)
       }
     }
-    if (failure === undefined && (chunk.tuples.length > 0 || chunk.unreadable.length > 0)) send(chunk)
+    if (failure === undefined && !o.signal?.aborted && (chunk.tuples.length > 0 || chunk.unreadable.length > 0)) send(chunk)
     await Promise.all(inFlight)
   } finally {
     stream?.destroy()
@@ -180,6 +194,7 @@ export async function runImport(o: ImportOptions): Promise<ImportOutcome> {
     o.progress.stop(snapshot())
   }
   if (failure !== undefined) throw failure
+  if (o.signal?.aborted) throw new ImportInterrupted(committedRecord, committedLine, counts)
   if (!stopped && o.statePath !== undefined) removeState(o.statePath)
   return { counts, resumedAfterRecord, resumedAfter, stopped }
 }

@@ -174,7 +174,8 @@ export async function databaseTarget(
         accepted: r.written + r.unchanged,
         written: r.written,
         unchanged: r.unchanged,
-        refused: r.refused.map((x) => ({ line: tuples[x.index].line, reason: `${x.reason}: ${x.message}` })),
+        // Named as the API names the same refusal (OpenFGA's validation_error), so a line reads alike on both paths.
+        refused: r.refused.map((x) => ({ line: tuples[x.index].line, reason: `${x.reason === 'invalid_tuple' ? 'validation_error' : x.reason}: ${x.message}` })),
       }
     },
   }
