@@ -89,7 +89,9 @@ function buildProgram(io: CliIo, result: { code: number }, register: readonly Re
       try {
         result.code = await run(config, configured)
       } catch (e) {
-        io.out.error(`pemba: ${failure(e, config, configured)}`)
+        // The database setting as the user gave it: the flag, else the variable (or its default).
+        const setting = flags.databaseUrl !== undefined ? '--database-url' : 'PEMBA_DATABASE_URL'
+        io.out.error(`pemba: ${failure(e, config, configured, setting)}`)
         result.code = 1
       }
     },
@@ -139,11 +141,13 @@ export function toolLogger(config: PembaConfig, redactor: Redactor): Logger {
  * `28P01`) comes from the system or the database: its message, and the database it concerns,
  * suffice. Anything else is a fault of Pemba's: its stack helps whoever reports it.
  */
-function failure(e: unknown, config: PembaConfig, redactor: Redactor): string {
+function failure(e: unknown, config: PembaConfig, redactor: Redactor, setting: string): string {
   const code = (e as { code?: unknown } | null)?.code
   if (!(e instanceof Error) || typeof code !== 'string') return `fatal: ${redactor.error(e)}`
   const { backend } = databaseBackend(config.databaseUrl)
-  return redactor.text(`${e.message} (${code}; PEMBA_DATABASE_URL=${backend.redactUrl(config.databaseUrl)})`)
+  // Each part redacted alone: a secret field (`?password=…`) runs to the next space or comma,
+  // and would take the closing parenthesis with it.
+  return `${redactor.text(e.message)} (${code}; ${setting}=${redactor.text(backend.redactUrl(config.databaseUrl))})`
 }
 
 /** The program's own flags; any other leading flag belongs to `serve`. */

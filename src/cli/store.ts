@@ -27,7 +27,7 @@ import { formatStoreFile, loadStoreFile, StoreFileError, type LoadedStoreFile, t
 import { canonicalKey, tupleFormatFromPath } from '../formats/tuple-file.ts'
 import { modelToDSL } from '../model/modular.ts'
 import type { AuthorizationModel, AuthorizationModelInput } from '../model/types.ts'
-import { apiTarget, requireStoreId } from './api-client.ts'
+import { apiTarget, commandPath, requireStoreId } from './api-client.ts'
 import { addConnectionOptions, withConnection, type Connection } from './import/connect.ts'
 import { progressReporter } from './import/progress.ts'
 import { runImport } from './import/run-import.ts'
@@ -193,7 +193,7 @@ function tupleFormatOf(cmd: Command, path: string) {
   try {
     return tupleFormatFromPath(path)
   } catch (e) {
-    cmd.error(`pemba ${cmd.name()}: ${(e as Error).message}`, { exitCode: USAGE_EXIT })
+    cmd.error(`pemba ${commandPath(cmd)}: ${(e as Error).message}`, { exitCode: USAGE_EXIT })
     throw e
   }
 }

@@ -22,7 +22,7 @@ import { basename } from 'node:path'
 import { Option, type Command } from 'commander'
 import { isTupleFileFormat, TupleFileError, tupleFileWriter, tupleFormatFromPath, TUPLE_FILE_FORMATS, type TupleFileFormat } from '../formats/tuple-file.ts'
 import type { TupleKey } from '../core/tuple.ts'
-import { requireStoreId, apiTarget } from './api-client.ts'
+import { apiTarget, commandPath, requireStoreId } from './api-client.ts'
 import { addConnectionOptions, withConnection, type Connection } from './import/connect.ts'
 import { progressReporter, type ProgressMode } from './import/progress.ts'
 import { defaultStatePath } from './import/resume.ts'
@@ -91,7 +91,7 @@ export function positiveInt(cmd: Command, flag: string, value: string | undefine
   if (value === undefined) return undefined
   const n = Number(value)
   if (!Number.isInteger(n) || n < 1 || n > max) {
-    cmd.error(`pemba ${cmd.name()}: ${flag} must be an integer from 1 to ${max}, got '${value}'`, { exitCode: USAGE_EXIT })
+    cmd.error(`pemba ${commandPath(cmd)}: ${flag} must be an integer from 1 to ${max}, got '${value}'`, { exitCode: USAGE_EXIT })
   }
   return n
 }
@@ -100,7 +100,7 @@ export function positiveInt(cmd: Command, flag: string, value: string | undefine
 export function fileFormat(cmd: Command, format: string | undefined, path: string | undefined): TupleFileFormat {
   if (format !== undefined) {
     if (!isTupleFileFormat(format)) {
-      cmd.error(`pemba ${cmd.name()}: --format must be one of ${TUPLE_FILE_FORMATS.join(', ')}, got '${format}'`, { exitCode: USAGE_EXIT })
+      cmd.error(`pemba ${commandPath(cmd)}: --format must be one of ${TUPLE_FILE_FORMATS.join(', ')}, got '${format}'`, { exitCode: USAGE_EXIT })
     }
     return format as TupleFileFormat
   }
@@ -108,7 +108,7 @@ export function fileFormat(cmd: Command, format: string | undefined, path: strin
   try {
     return tupleFormatFromPath(path)
   } catch (e) {
-    cmd.error(`pemba ${cmd.name()}: ${(e as Error).message}`, { exitCode: USAGE_EXIT })
+    cmd.error(`pemba ${commandPath(cmd)}: ${(e as Error).message}`, { exitCode: USAGE_EXIT })
     throw e
   }
 }

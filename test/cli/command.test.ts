@@ -160,6 +160,17 @@ describe('a database that cannot be reached', () => {
       err: 'pemba: connect ECONNREFUSED 127.0.0.1:1 (ECONNREFUSED; PEMBA_DATABASE_URL=postgres://pemba:***@127.0.0.1:1/pemba)\n',
     })
   })
+
+  it('names --database-url when the flag gave it, and keeps the line whole around a ?password= hidden', async () => {
+    const url = 'postgres://pemba@127.0.0.1:1/pemba?password=s3cret-pw'
+    const [migrate, backup] = await Promise.all([
+      run(['migrate', 'status', '--database-url', url]),
+      run(['backup', 'create', join(dir, 'never.backup.gz'), '--database-url', url]),
+    ])
+    const err = 'pemba: connect ECONNREFUSED 127.0.0.1:1 (ECONNREFUSED; --database-url=postgres://pemba@127.0.0.1:1/pemba?password=[REDACTED])\n'
+    expect(migrate).toEqual({ code: 1, out: '', err })
+    expect(backup).toEqual({ code: 1, out: '', err })
+  })
 })
 
 describe('the config file through the command', () => {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { databaseBackend } from '../../config.ts'
 import { addSettingOptions } from '../../config/options.ts'
@@ -13,6 +14,7 @@ import { PembaError } from '../../core/errors.ts'
 import { TupleFileError } from '../../formats/tuple-file.ts'
 import type { Redactor } from '../../core/redact.ts'
 import type { Pemba } from '../../server.ts'
+import { reason } from '../../service/readiness.ts'
 import { addApiOptions, apiTarget, execApi, type ApiClient } from '../api-client.ts'
 import { toolLogger, type CommandContext } from '../program.ts'
 import { ResumeRefused } from './run-import.ts'
@@ -59,10 +61,30 @@ export function withConnection(ctx: CommandContext, cmd: Command, body: (c: Conn
     })
   }
   return ctx.exec(cmd, async (config, redactor) => {
+    const { backend, target: database } = databaseBackend(config.databaseUrl)
+    const shown = redactor.text(backend.redactUrl(config.databaseUrl))
+    const missing = missingSqliteFile(backend.name, database)
+    if (missing !== undefined) {
+      // Opening would create and migrate an empty database, and the command would then report
+      // "no such store" about a file that never held any: refuse, as `backup create` does.
+      ctx.io.out.error(`pemba ${commandPath(cmd)}: ${shown}: no such database file (--database-url); ` +
+        `to start a new one, run \`pemba migrate --database-url ${shown}\` first`)
+      return 1
+    }
     // Loaded on use, so `--help` and a usage error need not load the server.
-    const { createPemba } = await import('../../server.ts')
-    const pemba = await createPemba({ ...config, decisionLog: 'off' }, { sweeper: false, logger: toolLogger(config, redactor) })
-    const where = `database ${redactor.text(databaseBackend(config.databaseUrl).backend.redactUrl(config.databaseUrl))}`
+    const { createPemba, DatabaseUnavailableError } = await import('../../server.ts')
+    let pemba: Pemba
+    try {
+      // One attempt: a server waits PEMBA_DB_STARTUP_TIMEOUT_MS for its database to come up,
+      // a command run by hand says at once that it cannot reach it.
+      pemba = await createPemba({ ...config, decisionLog: 'off', dbStartupTimeoutMs: 0 }, { sweeper: false, logger: toolLogger(config, redactor) })
+    } catch (e) {
+      if (!(e instanceof DatabaseUnavailableError)) throw e
+      const verb = e.message.startsWith('cannot reach') ? 'reach' : 'open'
+      ctx.io.out.error(redactor.text(`pemba ${commandPath(cmd)}: cannot ${verb} the database --database-url=${shown}: ${reason(e.cause ?? e)}`))
+      return 1
+    }
+    const where = `database ${shown}`
     try {
       return await body({ kind: 'database', pemba, storeId: target.storeId, modelId: target.modelId, redactor, where })
     } catch (e) {
@@ -71,6 +93,16 @@ export function withConnection(ctx: CommandContext, cmd: Command, body: (c: Conn
       await pemba.close()
     }
   })
+}
+
+/**
+ * missingSqliteFile: the file of a SQLite database that does not exist, else undefined (another
+ * backend, or an in-memory database).
+ */
+function missingSqliteFile(backendName: string, target: object): string | undefined {
+  const filename = (target as { filename?: unknown }).filename
+  if (backendName !== 'sqlite' || typeof filename !== 'string' || filename === ':memory:') return undefined
+  return existsSync(filename) ? undefined : filename
 }
 
 /** commandPath: `tuple import` for a subcommand. */
