@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { addSettingOptions } from '../config/options.ts'
+import { addSettingOptions, TOOL_SETTING_GROUPS } from '../config/options.ts'
 import type { Manifest } from '../store/backup/index.ts'
 import { runProgram, type CliIo, type Register, type Run } from './program.ts'
 
@@ -114,7 +114,7 @@ export const backupCli: Register = (program, ctx) => {
     .argument('<file>', 'the backup file to write, e.g. pemba-2026-12-06.backup.gz')
     .option('--with-decisions', 'include the decision log (left out by default: it can be larger than everything else)')
     .option('--overwrite', 'replace <file> if it exists')
-  addSettingOptions(create)
+  addSettingOptions(create, { shownGroups: TOOL_SETTING_GROUPS })
   create.action((file: string, flags: CreateFlags) =>
     ctx.exec(create, refusing(out, 'create', async (config, redactor, signal) => {
       const { createBackup } = await import('../store/backup/index.ts')
@@ -136,7 +136,7 @@ export const backupCli: Register = (program, ctx) => {
     .description('restore <file> into the configured database, which must be empty (migrations are applied first)')
     .argument('<file>', 'a backup written by `pemba backup create`')
     .option('--force', 'wipe a non-empty database first (every Pemba table, the decision log too), in the same transaction')
-  addSettingOptions(restore)
+  addSettingOptions(restore, { shownGroups: TOOL_SETTING_GROUPS })
   restore.action((file: string, flags: { force?: boolean }) =>
     ctx.exec(restore, refusing(out, 'restore', async (config, redactor, signal) => {
       const { restoreBackup } = await import('../store/backup/index.ts')

@@ -7,7 +7,7 @@
  * @module
  */
 import { databaseBackend } from '../config.ts'
-import { addSettingOptions } from '../config/options.ts'
+import { addSettingOptions, TOOL_SETTING_GROUPS } from '../config/options.ts'
 import type { Register } from './program.ts'
 
 export const migrateCli: Register = (program, ctx) => {
@@ -15,7 +15,7 @@ export const migrateCli: Register = (program, ctx) => {
   const migrate = program
     .command('migrate')
     .description('apply the pending database migrations and exit, printing which (or "nothing pending")')
-  addSettingOptions(migrate)
+  addSettingOptions(migrate, { shownGroups: TOOL_SETTING_GROUPS })
   migrate.action(() =>
     ctx.exec(migrate, async (config) => {
       const { backend, target } = databaseBackend(config.databaseUrl)
@@ -34,7 +34,7 @@ export const migrateCli: Register = (program, ctx) => {
   const status = migrate
     .command('status')
     .description('list the applied and pending migrations of the database, changing nothing')
-  addSettingOptions(status)
+  addSettingOptions(status, { shownGroups: TOOL_SETTING_GROUPS })
   status.action(() =>
     ctx.exec(status, async (config) => {
       const { backend, target } = databaseBackend(config.databaseUrl)

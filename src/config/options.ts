@@ -17,8 +17,21 @@ export type SettingFlags = Partial<Record<SettingKey, string>> & { config?: stri
 /** The help group of `--config`. */
 const CONFIG_GROUP = 'Configuration file'
 
-/** addSettingOptions adds `--config` and one option per setting to `cmd`. */
-export function addSettingOptions(cmd: Command): Command {
+/**
+ * The settings groups a one-shot database tool (migrate, backup, tuple and store commands with
+ * `--database-url`) lists in its `--help`: the others (the port, the caches, the decision log…)
+ * are still accepted, as flags too, so one `--config` file or environment serves every command,
+ * but listing them buried the few flags that matter under ~240 lines.
+ */
+export const TOOL_SETTING_GROUPS: readonly string[] = ['Database']
+
+/**
+ * addSettingOptions adds `--config` and one option per setting to `cmd`. With `shownGroups`,
+ * `--help` lists only the settings of those groups (see TOOL_SETTING_GROUPS) and says that the
+ * rest are accepted.
+ */
+export function addSettingOptions(cmd: Command, options: { shownGroups?: readonly string[] } = {}): Command {
+  const { shownGroups } = options
   cmd.addOption(
     new Option('--config <file>', 'a YAML or JSON file of settings (keys as the flags without --); env and flags override it')
       .env(CONFIG_FILE_ENV)
@@ -30,7 +43,11 @@ export function addSettingOptions(cmd: Command): Command {
     if (meta.value === '[on|off]') option.preset('on')
     const fallback = DEFAULTS[key]
     if (fallback !== '') option.default(fallback)
+    if (shownGroups && !shownGroups.includes(meta.group)) option.hideHelp()
     cmd.addOption(option)
+  }
+  if (shownGroups) {
+    cmd.addHelpText('after', '\nEvery other setting (`pemba serve --help`, docs/configuration.md) is accepted too, as a flag,\na PEMBA_* variable or a --config key.')
   }
   return cmd
 }

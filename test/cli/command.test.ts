@@ -82,6 +82,24 @@ describe('help and version', () => {
   })
 })
 
+describe('the one-shot database tools list only the database settings', () => {
+  it('backup, migrate and tuple import show the database flags and say the rest are accepted', async () => {
+    const commands = [['backup', 'create', '--help'], ['migrate', '--help'], ['tuple', 'import', '--help']]
+    const results = await Promise.all(commands.map((args) => run(args)))
+    results.forEach((r, i) => {
+      const name = commands[i]!.join(' ')
+      expect(r.code, name).toBe(0)
+      expect(r.out, name).toContain('--database-url <url>')
+      expect(r.out, name).not.toContain('--jit-max-duration')
+      expect(r.out, name).not.toContain('--port <port>')
+      expect(flat(r.out), name).toContain('Every other setting (`pemba serve --help`, docs/configuration.md) is accepted too')
+    })
+    // Hidden from the help, still accepted: one config serves every command.
+    const status = await run(['migrate', 'status', '--port', '18099', '--database-url', 'sqlite::memory:'])
+    expect(status.err).not.toContain('unknown option')
+  })
+})
+
 describe('usage errors exit 2 with a suggestion', () => {
   it('unknown flags, stray arguments and unknown commands', async () => {
     const [prot, p, stray, serv, topFlag, grant] = await Promise.all([

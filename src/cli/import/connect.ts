@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs'
 import type { Command } from 'commander'
 import { databaseBackend } from '../../config.ts'
-import { addSettingOptions } from '../../config/options.ts'
+import { addSettingOptions, TOOL_SETTING_GROUPS } from '../../config/options.ts'
 import { PembaError } from '../../core/errors.ts'
 import { TupleFileError } from '../../formats/tuple-file.ts'
 import type { Redactor } from '../../core/redact.ts'
@@ -28,7 +28,7 @@ export type Connection =
 /** addConnectionOptions: the server's flags and every database setting (`--database-url` …). */
 export function addConnectionOptions(cmd: Command): Command {
   addApiOptions(cmd)
-  addSettingOptions(cmd)
+  addSettingOptions(cmd, { shownGroups: TOOL_SETTING_GROUPS })
   return cmd
 }
 
