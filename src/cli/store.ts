@@ -284,6 +284,7 @@ function addImport(store: Command, ctx: CommandContext): void {
   if (perWrite) {
     perWrite.description = "tuples per write request, as fga's flag (default: the server's limit, 100)"
     perWrite.envVar = undefined
+    perWrite.hideHelp(false)
     perWrite.helpGroup('Options:')
   }
   cmd.action((flags: ImportFlags) => {
