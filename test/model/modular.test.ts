@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { PembaError } from '../../src/core/errors.ts'
-import { loadModelFile, readModelFile } from '../../src/formats/model-file.ts'
+import { readModelFile } from '../../src/formats/model-file.ts'
 import { InvalidModelError, type ModelDiagnostic } from '../../src/model/model-error.ts'
 import {
   checkModelSource,
@@ -69,7 +69,7 @@ describe('a modular model', () => {
     // Pemba's own validation accepts it as it is, metadata and all
     expect(() => validateAuthorizationModel(model)).not.toThrow()
     expect(() => checkModelSource(source)).not.toThrow()
-    expect(await loadModelFile(`${FIXTURES}/modular/fga.mod`)).toEqual({ model })
+    expect((await readModelFile(`${FIXTURES}/modular/fga.mod`)).model).toEqual(model)
   })
 
   it('prints as DSL with the module comments fga shows', async () => {
