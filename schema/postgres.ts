@@ -16,7 +16,7 @@
  * @module
  */
 import { sql } from 'drizzle-orm'
-import { bigint, customType, doublePrecision, index, integer, pgTable, primaryKey } from 'drizzle-orm/pg-core'
+import { bigint, customType, doublePrecision, index, integer, pgTable, primaryKey, uniqueIndex } from 'drizzle-orm/pg-core'
 
 /** text COLLATE "C": a string compared and indexed byte by byte. */
 const ctext = customType<{ data: string }>({ dataType: () => 'text COLLATE "C"' })
@@ -162,10 +162,20 @@ export const accessRequests = pgTable(
     pendingUntil: millis('pending_until').notNull(),
     /** Set on approval: when the granted tuple expires. */
     grantExpiresAt: millis('grant_expires_at'),
+    idempotencyKey: ctext('idempotency_key'),
+    requestHash: ctext('request_hash'),
+    bindingJti: ctext('binding_jti'),
+    submission: ctext('submission'),
   },
   (t) => [
     primaryKey({ columns: [t.storeId, t.id] }),
     index('access_requests_by_status').on(t.storeId, t.status, t.id),
+    uniqueIndex('access_requests_by_idempotency_key')
+      .on(t.storeId, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} IS NOT NULL`),
+    uniqueIndex('access_requests_by_binding_jti')
+      .on(t.storeId, t.bindingJti)
+      .where(sql`${t.bindingJti} IS NOT NULL`),
     // Pending requests in deadline order: what the sweeper scans to mark them expired.
     index('access_requests_pending')
       .on(t.pendingUntil)
@@ -262,3 +272,30 @@ export const grantUsage = pgTable(
     }),
   ],
 )
+
+/** search_snapshots: see schema/sqlite.ts. */
+export const searchSnapshots = pgTable(
+  'search_snapshots',
+  {
+    storeId: ctext('store_id').notNull(),
+    id: ctext('id').notNull(),
+    queryHash: ctext('query_hash').notNull(),
+    modelId: ctext('model_id').notNull(),
+    revision: bigint('revision', { mode: 'number' }).notNull(),
+    secret: ctext('secret').notNull(),
+    results: ctext('results').notNull(),
+    total: integer('total').notNull(),
+    createdAt: millis('created_at').notNull(),
+    expiresAt: millis('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.id] }), index('search_snapshots_by_expiry').on(t.expiresAt)],
+)
+
+/** signing_keys: see schema/sqlite.ts. */
+export const signingKeys = pgTable('signing_keys', {
+  kid: ctext('kid').primaryKey(),
+  alg: ctext('alg').notNull(),
+  privateJwk: ctext('private_jwk').notNull(),
+  publicJwk: ctext('public_jwk').notNull(),
+  createdAt: millis('created_at').notNull(),
+})

@@ -5,7 +5,7 @@
  * @module
  */
 import { sql } from 'drizzle-orm'
-import { sqliteTable, text, integer, real, primaryKey, index } from 'drizzle-orm/sqlite-core'
+import { sqliteTable, text, integer, real, primaryKey, index, uniqueIndex } from 'drizzle-orm/sqlite-core'
 
 /** stores: one row per store; `revision` counts committed writes and orders the changelog. */
 export const stores = sqliteTable('stores', {
@@ -142,10 +142,23 @@ export const accessRequests = sqliteTable(
     pendingUntil: integer('pending_until').notNull(),
     /** Set on approval: when the granted tuple expires. */
     grantExpiresAt: integer('grant_expires_at'),
+    /** AuthZEN ARAP: the submission's `Idempotency-Key`, and the SHA-256 of its body. */
+    idempotencyKey: text('idempotency_key'),
+    requestHash: text('request_hash'),
+    /** AuthZEN ARAP: the `jti` of the binding token it was submitted with (replay protection). */
+    bindingJti: text('binding_jti'),
+    /** AuthZEN ARAP: the submission as received (context, client, requested_access), JSON. */
+    submission: text('submission'),
   },
   (t) => [
     primaryKey({ columns: [t.storeId, t.id] }),
     index('access_requests_by_status').on(t.storeId, t.status, t.id),
+    uniqueIndex('access_requests_by_idempotency_key')
+      .on(t.storeId, t.idempotencyKey)
+      .where(sql`${t.idempotencyKey} IS NOT NULL`),
+    uniqueIndex('access_requests_by_binding_jti')
+      .on(t.storeId, t.bindingJti)
+      .where(sql`${t.bindingJti} IS NOT NULL`),
     // Pending requests in deadline order: what the sweeper scans to mark them expired.
     index('access_requests_pending')
       .on(t.pendingUntil)
@@ -266,3 +279,44 @@ export const grantUsage = sqliteTable(
     }),
   ],
 )
+
+/**
+ * search_snapshots: the complete, sorted results of one AuthZEN search that did not fit in one
+ * page, so that its later pages answer at the revision of the first (a write in between changes
+ * nothing the pages show) and every result comes exactly once, on any replica. `query_hash`
+ * binds the page tokens to the query; `secret` signs them (HMAC), so a token cannot be altered.
+ * Kept until `expires_at`, then removed by the sweeper.
+ */
+export const searchSnapshots = sqliteTable(
+  'search_snapshots',
+  {
+    storeId: text('store_id').notNull(),
+    /** Random, unguessable. */
+    id: text('id').notNull(),
+    queryHash: text('query_hash').notNull(),
+    modelId: text('model_id').notNull(),
+    revision: integer('revision').notNull(),
+    secret: text('secret').notNull(),
+    /** The results as a JSON array, in page order. */
+    results: text('results').notNull(),
+    total: integer('total').notNull(),
+    createdAt: integer('created_at').notNull(),
+    expiresAt: integer('expires_at').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.storeId, t.id] }), index('search_snapshots_by_expiry').on(t.expiresAt)],
+)
+
+/**
+ * signing_keys: the server's own signing keys (AuthZEN binding tokens and approval states),
+ * shared by every replica of one database and published at the stores' `jwks` endpoints. The
+ * newest key signs; older ones still verify until removed.
+ */
+export const signingKeys = sqliteTable('signing_keys', {
+  kid: text('kid').primaryKey(),
+  alg: text('alg').notNull(),
+  /** The private key as a JWK (JSON). */
+  privateJwk: text('private_jwk').notNull(),
+  /** The public key as a JWK (JSON), as published. */
+  publicJwk: text('public_jwk').notNull(),
+  createdAt: integer('created_at').notNull(),
+})

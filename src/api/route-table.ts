@@ -92,6 +92,23 @@ export const ROUTES = [
   { method: 'PUT', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
   { method: 'DELETE', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
 
+  // AuthZEN 1.0 (docs/authzen.md), in OpenFGA's layout. Deciding needs what a check needs.
+  { method: 'POST', path: '/stores/:store/access/v1/evaluation', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/evaluations', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/search/subject', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/search/resource', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/search/action', requires: { store: 'checker' } },
+  // The Access Request and Approval profile: submitting asks for nothing to be granted yet (as
+  // POST access-requests); a task is read or cancelled by the client that submitted it.
+  { method: 'POST', path: '/stores/:store/access/v1/requests', requires: { store: 'checker' } },
+  { method: 'GET', path: '/stores/:store/access/v1/requests/:task', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/requests/:task/cancel', requires: { store: 'checker' } },
+  // Public keys (binding tokens, approval states): nothing secret, needed by whoever verifies.
+  { method: 'GET', path: '/stores/:store/access/v1/jwks', requires: 'open' },
+  // Discovery: public when PEMBA_AUTHZEN_DISCOVERY says so, otherwise as a check (the handler decides).
+  { method: 'GET', path: '/.well-known/authzen-configuration/:store', requires: 'route' },
+  { method: 'GET', path: '/.well-known/authzen-configuration/stores/:store', requires: 'route' },
+
   { method: 'GET', path: '/system/grants', requires: 'route' },
   { method: 'POST', path: '/system/grants', requires: 'route' },
   { method: 'DELETE', path: '/system/grants', requires: 'route' },

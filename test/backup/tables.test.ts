@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
 import { describe, expect, it } from 'vitest'
-import { TABLES } from '../../src/store/backup/tables.ts'
+import { NOT_BACKED_UP, TABLES } from '../../src/store/backup/tables.ts'
 import { postgresBackend } from '../../src/store/postgres/index.ts'
 import { sqliteBackend } from '../../src/store/sqlite/index.ts'
 import { createTestSchema, describePostgres, probePostgres } from '../helpers/postgres.ts'
@@ -18,7 +18,7 @@ import { createTestSchema, describePostgres, probePostgres } from '../helpers/po
 type Shape = Record<string, { columns: Record<string, string>; key: string[] }>
 
 const expected: Shape = Object.fromEntries(
-  TABLES.map((t) => [t.name, { columns: Object.fromEntries(t.columns.map((c, i) => [c, t.types[i]])), key: [...t.key] }]),
+  [...TABLES, ...NOT_BACKED_UP].map((t) => [t.name, { columns: Object.fromEntries(t.columns.map((c, i) => [c, t.types[i]])), key: [...t.key] }]),
 )
 
 describe('the tables of a backup', () => {
