@@ -132,6 +132,12 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
       truncated = 'max_results'
       break
     }
+    // Here, not only in the dispatcher's limits: a candidate answered from the caches dispatches
+    // nothing, so a long run of them would never meet the dispatcher's periodic deadline test.
+    if (ctx.deadline && Date.now() > ctx.deadline) {
+      truncated = 'deadline'
+      break
+    }
     try {
       const r = await dispatcher.dispatchCheck({
         objectType: req.objectType,

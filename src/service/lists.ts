@@ -27,7 +27,8 @@ export interface ListServiceOptions {
   decisions?: DecisionSink
 }
 
-export type ListObjectsInput = QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[] }
+/** `maxResults` replaces listMaxResults for one call (AuthZEN search has its own maximum). */
+export type ListObjectsInput = QueryOptions & { type: string; relation: string; user: string; onBehalfOf?: string[]; maxResults?: number }
 
 /** What the engine did for a list: subproblems dispatched (checks of candidates, their subproblems). */
 interface ListFacts {
@@ -38,6 +39,8 @@ export type ListUsersInput = QueryOptions & {
   object: { type: string; id: string }
   relation: string
   userFilters: { type: string; relation?: string }[]
+  /** Replaces listMaxResults for one call. */
+  maxResults?: number
 }
 
 export class ListService {
@@ -115,7 +118,7 @@ export class ListService {
       relation: input.relation,
       subject,
       ctx,
-      maxResults: this.#o.listMaxResults,
+      maxResults: input.maxResults ?? this.#o.listMaxResults,
       onObject,
       confirm,
     })
@@ -145,7 +148,7 @@ export class ListService {
       relation: input.relation,
       filter: { type: filter.type, relation: filter.relation ?? '' },
       ctx,
-      maxResults: this.#o.listMaxResults,
+      maxResults: input.maxResults ?? this.#o.listMaxResults,
     })
     return { ...r, modelId: ts.id, dispatches: ctx.stats.dispatches }
   }

@@ -3,7 +3,8 @@
  * `expires_at > now`), so sweeping is housekeeping with one visible effect: each removed tuple
  * appears in the change feed as a TUPLE_OPERATION_DELETE, so a consumer mirroring the store
  * (`GET /changes`) sees `namespace:prod#deployer@service_account:ci` go away within one interval
- * of its expiry. It also marks access requests that nobody decided on in time as expired.
+ * of its expiry. It also marks access requests that nobody decided on in time as expired, and
+ * removes AuthZEN search snapshots (paged searches' answers) whose page tokens have expired.
  *
  * Each run works in bounded batches (one transaction each), so a backlog never holds a lock
  * for long; several replicas may sweep the same database at once (the datastore makes that
@@ -13,10 +14,13 @@
  */
 import type { TupleWriter } from '../store/ports.ts'
 import type { AccessRequestStore } from './access-request-store.ts'
+import type { SearchSnapshotStore } from './search-snapshot-store.ts'
 
 export interface SweeperOptions {
   /** Where expired tuples are deleted and overdue access requests marked expired. */
-  datastore: Pick<TupleWriter, 'sweepExpired'> & Pick<AccessRequestStore, 'expireAccessRequests'>
+  datastore: Pick<TupleWriter, 'sweepExpired'> &
+    Pick<AccessRequestStore, 'expireAccessRequests'> &
+    Pick<SearchSnapshotStore, 'deleteExpiredSearchSnapshots'>
   clock: () => Date
   /** Time between the starts of two runs; 0 or less: no timer (runOnce still works). */
   intervalMs: number
@@ -31,6 +35,8 @@ export interface SweepResult {
   tuples: number
   /** Pending access requests marked expired. */
   accessRequests: number
+  /** Expired AuthZEN search snapshots deleted. */
+  searchSnapshots: number
 }
 
 export class Sweeper {
@@ -94,7 +100,7 @@ export class Sweeper {
   async #sweep(): Promise<SweepResult> {
     const now = this.#o.clock()
     const ds = this.#o.datastore
-    const result: SweepResult = { tuples: 0, accessRequests: 0 }
+    const result: SweepResult = { tuples: 0, accessRequests: 0, searchSnapshots: 0 }
     for (;;) {
       const n = await ds.sweepExpired(now, this.#batch)
       result.tuples += n
@@ -103,6 +109,11 @@ export class Sweeper {
     for (;;) {
       const n = await ds.expireAccessRequests(now, this.#batch)
       result.accessRequests += n
+      if (n < this.#batch || this.#stopped) break
+    }
+    for (;;) {
+      const n = await ds.deleteExpiredSearchSnapshots(now, this.#batch)
+      result.searchSnapshots += n
       if (n < this.#batch || this.#stopped) break
     }
     return result

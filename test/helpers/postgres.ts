@@ -86,6 +86,7 @@ export async function createTestSchema(serverUrl: string): Promise<TestSchema> {
       tables.push('access_requests', 'access_request_events')
       tables.push('token_issuers')
       tables.push('decision_log', 'decision_log_settings', 'grant_usage')
+      tables.push('search_snapshots', 'signing_keys')
       await admin.query(`TRUNCATE ${tables.map((t) => `${ident}.${t}`).join(', ')}`)
     },
     async drop() {
