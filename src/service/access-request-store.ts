@@ -7,13 +7,16 @@
  */
 import type { Tuple } from '../core/tuple.ts'
 
-/** The states of a just-in-time access request. */
-export type AccessRequestStatus = 'pending' | 'approved' | 'denied' | 'expired'
+/**
+ * The states of a just-in-time access request. `cancelled`: withdrawn by whoever submitted it
+ * through AuthZEN's access-request profile before anyone decided.
+ */
+export type AccessRequestStatus = 'pending' | 'approved' | 'denied' | 'expired' | 'cancelled'
 
 /** AccessRequestEvent is one state change of an access request: what, who, when, why. */
 export interface AccessRequestEvent {
-  type: 'created' | 'approved' | 'denied' | 'expired'
-  /** Who: the requester, the approver, or `pemba` for expiry. */
+  type: 'created' | 'approved' | 'denied' | 'expired' | 'cancelled'
+  /** Who: the requester, the approver, the canceller, or `pemba` for expiry. */
   actor: string
   at: Date
   reason: string
@@ -43,7 +46,31 @@ export interface AccessRequestRecord {
   grantExpiresAt: Date | null
   /** Oldest first; the first is always `created`. */
   events: AccessRequestEvent[]
+  /** Set when the request was submitted through AuthZEN's access-request profile (ARAP). */
+  submission?: AccessRequestSubmission
 }
+
+/**
+ * AccessRequestSubmission is what an AuthZEN access-request submission adds to a request: the
+ * `Idempotency-Key` it came with and the hash of what was submitted (the same key with another
+ * body is refused), the `jti` of the denial's binding token (one denial, one request: unique per
+ * store), and the submission's details as JSON (the submitting API client, the AuthZEN `client`,
+ * the bound evaluation, `requested_until`).
+ */
+export interface AccessRequestSubmission {
+  idempotencyKey: string | null
+  requestHash: string
+  bindingJti: string
+  details: Record<string, unknown>
+}
+
+/**
+ * What submitting found: stored, or an earlier request with the same idempotency key or the
+ * same binding `jti` (nothing stored).
+ */
+export type SubmitOutcome =
+  | { created: true }
+  | { created: false; clash: 'idempotency_key' | 'binding_jti'; existing: AccessRequestRecord }
 
 /**
  * What approving or denying found: done (at `revision`, the store's revision after the grant),
@@ -92,6 +119,8 @@ export interface AccessRequestStore {
   createAccessRequest(r: AccessRequestRecord): Promise<void>
   /** getAccessRequest returns the stored request with its events, or undefined. */
   getAccessRequest(storeId: string, id: string): Promise<AccessRequestRecord | undefined>
+  /** getAccessRequestByIdempotencyKey: the request submitted with this Idempotency-Key, or undefined. */
+  getAccessRequestByIdempotencyKey(storeId: string, key: string): Promise<AccessRequestRecord | undefined>
   /** listAccessRequests pages a store's requests, oldest first, by effective status. */
   listAccessRequests(storeId: string, q: AccessRequestQuery): Promise<AccessRequestPage>
   /**
@@ -108,8 +137,22 @@ export interface AccessRequestStore {
     event: AccessRequestEvent,
     now: Date,
   ): Promise<AccessRequestDecision>
+  /**
+   * submitAccessRequests stores the requests of one submission (one, or the items of a bulk
+   * one), each carrying its `submission`, all in one transaction, unless the store already holds
+   * one with the first's idempotency key (checked first) or with any one's binding `jti`: then
+   * it stores nothing and returns that one.
+   */
+  submitAccessRequests(rs: (AccessRequestRecord & { submission: AccessRequestSubmission })[]): Promise<SubmitOutcome>
   /** denyAccessRequest marks a request pending at `now` denied and appends `event`. */
   denyAccessRequest(
+    storeId: string,
+    id: string,
+    event: AccessRequestEvent,
+    now: Date,
+  ): Promise<AccessRequestDecision>
+  /** cancelAccessRequest marks a request pending at `now` cancelled and appends `event`. */
+  cancelAccessRequest(
     storeId: string,
     id: string,
     event: AccessRequestEvent,

@@ -33,6 +33,8 @@ import {
   type AccessRequestRecord,
   type AccessRequestStatus,
   type AccessRequestStore,
+  type AccessRequestSubmission,
+  type SubmitOutcome,
 } from './access-request-store.ts'
 import type { CheckService } from './checks.ts'
 import type { HeadRevisions } from './head-revisions.ts'
@@ -90,6 +92,7 @@ function notPending(
     approved: 'access_request_already_approved',
     denied: 'access_request_already_denied',
     expired: 'access_request_expired',
+    cancelled: 'access_request_cancelled',
   }[status]
   return new AccessRequestError(code, `access request ${id} is ${status}, not pending`, 409)
 }
@@ -107,6 +110,36 @@ export class AccessRequestService {
 
   /** create validates the request against the store's latest model and stores it, pending. */
   async create(storeId: string, input: CreateAccessRequestInput): Promise<AccessRequestRecord> {
+    const record = await this.#prepare(storeId, input)
+    await this.#o.datastore.createAccessRequest(record)
+    return record
+  }
+
+  /**
+   * prepareSubmission validates a request submitted through AuthZEN's access-request profile
+   * (service/authzen/arap-requests.ts) as create does, and returns it with its `submission`,
+   * unstored: submitSubmissions stores it (with the other items of a bulk submission).
+   */
+  async prepareSubmission(
+    storeId: string,
+    input: CreateAccessRequestInput,
+    submission: AccessRequestSubmission,
+  ): Promise<AccessRequestRecord & { submission: AccessRequestSubmission }> {
+    return { ...(await this.#prepare(storeId, input)), submission }
+  }
+
+  /**
+   * submitSubmissions stores prepared submissions together, unless a request with the first's
+   * idempotency key or any one's binding `jti` exists: then that one is returned, as of now.
+   */
+  async submitSubmissions(records: (AccessRequestRecord & { submission: AccessRequestSubmission })[]): Promise<SubmitOutcome> {
+    const outcome = await this.#o.datastore.submitAccessRequests(records)
+    if (outcome.created) return outcome
+    return { ...outcome, existing: present(outcome.existing, this.#o.clock().getTime()) }
+  }
+
+  /** #prepare validates a new request against the store's latest model: the record to store. */
+  async #prepare(storeId: string, input: CreateAccessRequestInput): Promise<AccessRequestRecord> {
     // The latest model as of now, as for a write: not a replica's cached idea of it.
     const ts = await this.#o.models.resolve(storeId, undefined, { fresh: true })
     const { object, user } = this.#validateTuple(ts, input.tupleKey)
@@ -140,7 +173,6 @@ export class AccessRequestService {
       grantExpiresAt: null,
       events: [{ type: 'created', actor: requestedBy, at: now, reason: input.reason }],
     }
-    await this.#o.datastore.createAccessRequest(record)
     return record
   }
 
@@ -149,6 +181,12 @@ export class AccessRequestService {
     const r = await this.#o.datastore.getAccessRequest(storeId, id)
     if (!r) throw notFound(id)
     return present(r, this.#o.clock().getTime())
+  }
+
+  /** findByIdempotencyKey: the request an AuthZEN submission with this Idempotency-Key made, as of now. */
+  async findByIdempotencyKey(storeId: string, key: string): Promise<AccessRequestRecord | undefined> {
+    const r = await this.#o.datastore.getAccessRequestByIdempotencyKey(storeId, key)
+    return r && present(r, this.#o.clock().getTime())
   }
 
   async list(
@@ -196,6 +234,22 @@ export class AccessRequestService {
     const now = this.#o.clock()
     const event = { type: 'denied' as const, actor: approver, at: now, reason: input.reason ?? '' }
     const r = await this.#o.datastore.denyAccessRequest(storeId, id, event, now)
+    if (!r.ok) {
+      if (r.status === 'missing') throw notFound(id)
+      if (r.status !== 'pending') throw notPending(id, r.status)
+    }
+    return this.get(storeId, id)
+  }
+
+  /**
+   * cancel withdraws a pending request (AuthZEN's cancel of a task). Whoever may cancel is the
+   * caller's decision (the submitter of the task); here only the state: 404, 409 when no longer
+   * pending.
+   */
+  async cancel(storeId: string, id: string, input: { actor: string; reason?: string }): Promise<AccessRequestRecord> {
+    const now = this.#o.clock()
+    const event = { type: 'cancelled' as const, actor: input.actor, at: now, reason: input.reason ?? '' }
+    const r = await this.#o.datastore.cancelAccessRequest(storeId, id, event, now)
     if (!r.ok) {
       if (r.status === 'missing') throw notFound(id)
       if (r.status !== 'pending') throw notPending(id, r.status)
@@ -275,14 +329,26 @@ export class AccessRequestService {
 }
 
 /**
+ * approverRelationOf: the approver relation of `type#relation` (see approverRelation), or
+ * undefined when the relation cannot be requested. A model look-up, no I/O: AuthZEN asks it of
+ * every denial (is it a requestable one?).
+ */
+export function approverRelationOf(ts: TypeSystem, type: string, relation: string): string | undefined {
+  const specific = `${relation}_approver`
+  if (ts.relation(type, specific)) return specific
+  if (ts.relation(type, 'approver')) return 'approver'
+  return undefined
+}
+
+/**
  * approverRelation is the relation whose holders may approve requests for `type#relation`:
  * `<relation>_approver` when the type defines it, else `approver`; otherwise the relation is not
  * requestable (400).
  */
 export function approverRelation(ts: TypeSystem, type: string, relation: string): string {
+  const found = approverRelationOf(ts, type, relation)
+  if (found) return found
   const specific = `${relation}_approver`
-  if (ts.relation(type, specific)) return specific
-  if (ts.relation(type, 'approver')) return 'approver'
   throw new AccessRequestError(
     'relation_not_requestable',
     `relation '${type}#${relation}' cannot be requested: type '${type}' defines neither '${specific}' nor 'approver'`,

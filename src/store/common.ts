@@ -57,6 +57,11 @@ export interface AccessRequestRow {
   created_at: number
   pending_until: number
   grant_expires_at: number | null
+  /** AuthZEN submissions only (all null otherwise); `submission` is JSON. */
+  idempotency_key: string | null
+  request_hash: string | null
+  binding_jti: string | null
+  submission: string | null
 }
 
 export interface EventRow {
@@ -88,6 +93,16 @@ export function rowToAccessRequest(r: AccessRequestRow, events: EventRow[]): Acc
       at: new Date(e.at),
       reason: e.reason,
     })),
+    ...(r.request_hash !== null && r.binding_jti !== null
+      ? {
+          submission: {
+            idempotencyKey: r.idempotency_key,
+            requestHash: r.request_hash,
+            bindingJti: r.binding_jti,
+            details: r.submission === null ? {} : (JSON.parse(r.submission) as Record<string, unknown>),
+          },
+        }
+      : {}),
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type AccessRequestRecord,
   type AccessRequestStatus,
   type AccessRequestStore,
+  type AccessRequestSubmission,
 } from '../../service/access-request-store.ts'
 import { decodeCursor, isStringArray, rowToAccessRequest, type AccessRequestRow, type EventRow } from '../common.ts'
 import { planGrant } from '../write-plan.ts'
@@ -22,9 +23,12 @@ import { applyChanges, storedOne } from './tuples.ts'
 
 const SQL = {
   insert: `INSERT INTO access_requests (store_id, id, object_type, object_id, relation, "user",
-    duration_ms, reason, status, created_at, pending_until, grant_expires_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    duration_ms, reason, status, created_at, pending_until, grant_expires_at,
+    idempotency_key, request_hash, binding_jti, submission)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   get: 'SELECT * FROM access_requests WHERE store_id = ? AND id = ?',
+  byIdempotencyKey: 'SELECT * FROM access_requests WHERE store_id = ? AND idempotency_key = ?',
+  byBindingJti: 'SELECT * FROM access_requests WHERE store_id = ? AND binding_jti = ?',
   /** The request's status; read for update, approvals, denials and expiry of it take turns. */
   status: 'SELECT status, pending_until FROM access_requests WHERE store_id = ? AND id = ?',
   setStatus: 'UPDATE access_requests SET status = ?, grant_expires_at = ? WHERE store_id = ? AND id = ?',
@@ -50,6 +54,8 @@ function statusClause(status: AccessRequestStatus | undefined): string | undefin
       return "status = 'approved'"
     case 'denied':
       return "status = 'denied'"
+    case 'cancelled':
+      return "status = 'cancelled'"
   }
 }
 
@@ -92,12 +98,46 @@ function* approve(
   return { ok: true, revision }
 }
 
-function* deny(d: SqlDriver, storeId: string, id: string, event: AccessRequestEvent, ts: number): Tx<AccessRequestDecision> {
+/** close ends a request pending at `ts` without a grant: denied or cancelled. */
+function* close(
+  d: SqlDriver,
+  storeId: string,
+  id: string,
+  status: 'denied' | 'cancelled',
+  event: AccessRequestEvent,
+  ts: number,
+): Tx<AccessRequestDecision> {
   const notPending = yield* lockPending(d, storeId, id, ts)
   if (notPending) return notPending
-  yield* run(SQL.setStatus, ['denied', null, storeId, id])
+  yield* run(SQL.setStatus, [status, null, storeId, id])
   yield* appendEvent(storeId, id, event)
   return { ok: true, revision: (yield* get<{ revision: number }>(SQL.head, [storeId]))?.revision ?? 0 }
+}
+
+/** The submission columns: idempotency_key, request_hash, binding_jti, submission (JSON). */
+function submissionColumns(s: AccessRequestSubmission | undefined): (string | null)[] {
+  if (!s) return [null, null, null, null]
+  return [s.idempotencyKey, s.requestHash, s.bindingJti, JSON.stringify(s.details)]
+}
+
+/** insertRequest stores a new request with its events. */
+function* insertRequest(r: AccessRequestRecord): Tx<void> {
+  yield* run(SQL.insert, [
+    r.storeId,
+    r.id,
+    r.objectType,
+    r.objectId,
+    r.relation,
+    r.user,
+    r.durationMs,
+    r.reason,
+    r.status,
+    r.createdAt.getTime(),
+    r.pendingUntil.getTime(),
+    r.grantExpiresAt?.getTime() ?? null,
+    ...submissionColumns(r.submission),
+  ])
+  for (const e of r.events) yield* appendEvent(r.storeId, r.id, e)
 }
 
 /** The access-request port over `d`. */
@@ -112,27 +152,44 @@ export function sqlAccessRequests(d: SqlDriver): AccessRequestStore {
 
   return {
     createAccessRequest(r) {
-      return d.transaction(function* () {
-        yield* run(SQL.insert, [
-          r.storeId,
-          r.id,
-          r.objectType,
-          r.objectId,
-          r.relation,
-          r.user,
-          r.durationMs,
-          r.reason,
-          r.status,
-          r.createdAt.getTime(),
-          r.pendingUntil.getTime(),
-          r.grantExpiresAt?.getTime() ?? null,
-        ])
-        for (const e of r.events) yield* appendEvent(r.storeId, r.id, e)
-      })
+      return d.transaction(() => insertRequest(r))
+    },
+
+    async submitAccessRequests(rs) {
+      const storeId = rs[0].storeId
+      const key = rs[0].submission.idempotencyKey
+      const attempt = () =>
+        d.transaction(function* () {
+          const byKey = key === null ? undefined : yield* get<AccessRequestRow>(SQL.byIdempotencyKey, [storeId, key])
+          if (byKey) return { clash: 'idempotency_key' as const, row: byKey }
+          for (const r of rs) {
+            const byJti = yield* get<AccessRequestRow>(SQL.byBindingJti, [storeId, r.submission.bindingJti])
+            if (byJti) return { clash: 'binding_jti' as const, row: byJti }
+          }
+          for (const r of rs) yield* insertRequest(r)
+          return undefined
+        })
+      let found: Awaited<ReturnType<typeof attempt>>
+      try {
+        found = await attempt()
+      } catch (e) {
+        // Two submissions raced past the lookups and the unique index refused the later
+        // insert: looking again finds the earlier one (if it does not, the error was another).
+        found = await attempt().catch(() => {
+          throw e
+        })
+      }
+      if (!found) return { created: true }
+      return { created: false, clash: found.clash, existing: (await withEvents(storeId, [found.row]))[0] }
     },
 
     async getAccessRequest(storeId, id) {
       const row = await d.get<AccessRequestRow>(SQL.get, [storeId, id])
+      return row && (await withEvents(storeId, [row]))[0]
+    },
+
+    async getAccessRequestByIdempotencyKey(storeId, key) {
+      const row = await d.get<AccessRequestRow>(SQL.byIdempotencyKey, [storeId, key])
       return row && (await withEvents(storeId, [row]))[0]
     },
 
@@ -161,7 +218,11 @@ export function sqlAccessRequests(d: SqlDriver): AccessRequestStore {
     },
 
     denyAccessRequest(storeId, id, event, now) {
-      return d.transaction(() => deny(d, storeId, id, event, now.getTime()))
+      return d.transaction(() => close(d, storeId, id, 'denied', event, now.getTime()))
+    },
+
+    cancelAccessRequest(storeId, id, event, now) {
+      return d.transaction(() => close(d, storeId, id, 'cancelled', event, now.getTime()))
     },
 
     expireAccessRequests(now, limit) {
