@@ -46,6 +46,8 @@ export type TokenRejection =
   | 'delegation_chain_too_long'
   /** The issuer maps scopes and none of the token's allows this relation. */
   | 'scope_missing'
+  /** The caller named a subject (AuthZEN) that is neither the token's principal nor its current actor. */
+  | 'subject_mismatch'
 
 /** What a verified token named: its issuer (by name in the store), principal and actors. */
 export interface TokenIdentity {
@@ -66,6 +68,11 @@ export interface TokenCheckInput {
   consistency?: Consistency
   /** Return an explanation: the token's reading, then the check's own explanation. */
   explain?: boolean
+  /**
+   * The subject the caller names beside the token (an AuthZEN evaluation's `type:id`): it must
+   * be the token's principal or its current actor, else `subject_mismatch`.
+   */
+  subject?: string
 }
 
 /**
@@ -77,6 +84,8 @@ export interface TokenCheckResult {
   modelId: string
   allowed: boolean
   reason?: TokenRejection
+  /** With `scope_missing`: the issuer's scopes that would allow the relation (any one suffices). */
+  requiredScopes?: string[]
   deniedBy?: DeniedBy
   token?: TokenIdentity
   /** The user the check asked about: the current actor, or the principal without actors. */
@@ -136,7 +145,7 @@ export interface TokenCheckServiceOptions {
 /** A token resolved to the check it asks: or why it asks none. */
 type Resolved =
   | { ok: true; token: TokenIdentity; user: string; onBehalfOf?: string[]; brokenChain: boolean }
-  | { ok: false; reason: TokenRejection; token?: TokenIdentity }
+  | { ok: false; reason: TokenRejection; token?: TokenIdentity; requiredScopes?: string[] }
 
 /** Longest claim value taken as an identity id (a check's `user` is at most 512 characters). */
 const MAX_ID_LENGTH = 256
@@ -148,17 +157,21 @@ export class TokenCheckService {
     this.#o = options
   }
 
-  /** check answers one token check; with `meta` (an API request) the decision is recorded. */
-  async check(storeId: string, input: TokenCheckInput, meta?: RequestMeta): Promise<TokenCheckResult> {
+  /**
+   * check answers one token check; with `meta` (an API request) the decision is recorded, with
+   * `meta.detail` (the caller's own, e.g. AuthZEN's `{authzen: true}`) beside the token's.
+   */
+  async check(storeId: string, input: TokenCheckInput, meta?: RequestMeta & { detail?: Record<string, unknown> }): Promise<TokenCheckResult> {
     const started = performance.now()
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
     validateTarget(ts, input.relation, input.object)
-    const r = await this.#resolve(storeId, ts, input.subjectToken, input.relation, fresh)
+    const r = await this.#resolve(storeId, ts, input.subjectToken, input.relation, fresh, input.subject)
     if (!r.ok || r.brokenChain) {
       const out: TokenCheckResult = r.ok
         ? { modelId: ts.id, allowed: false, deniedBy: 'delegation', token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
         : { modelId: ts.id, allowed: false, reason: r.reason, token: r.token }
+      if (!r.ok && r.requiredScopes) out.requiredScopes = r.requiredScopes
       if (meta) this.#recordUnevaluated(storeId, ts.id, input, out, meta, started)
       if (input.explain) out.explanation = unevaluatedExplanation(out)
       return out
@@ -175,11 +188,26 @@ export class TokenCheckService {
         consistency: input.consistency,
         explain: input.explain,
       },
-      meta ? { ...meta, kind: 'token_check', detail: tokenDetail(r.token) } : undefined,
+      meta ? { ...meta, kind: 'token_check', detail: { ...meta.detail, ...tokenDetail(r.token) } } : undefined,
     )
     const result: TokenCheckResult = { modelId: out.modelId, allowed: out.allowed, deniedBy: out.deniedBy, ...asked }
     if (out.explanation) result.explanation = withTokenStep(out.explanation, r.token)
     return result
+  }
+
+  /**
+   * identify verifies a token and names its principal and actors without checking any
+   * relationship (an AuthZEN access request verifies a claimed actor chain with it). `relation`
+   * is what the token is used for: an issuer's scope ceiling applies as in a check.
+   */
+  async identify(
+    storeId: string,
+    token: string,
+    relation: string,
+  ): Promise<{ ok: true; token: TokenIdentity } | { ok: false; reason: TokenRejection }> {
+    const ts = await this.#o.models.resolve(storeId, undefined, { fresh: true })
+    const r = await this.#resolve(storeId, ts, token, relation, true)
+    return r.ok ? { ok: true, token: r.token } : { ok: false, reason: r.reason }
   }
 
   /**
@@ -191,13 +219,13 @@ export class TokenCheckService {
     modelId: string,
     input: { relation: string; object: string; consistency?: Consistency },
     out: { reason?: TokenRejection; deniedBy?: DeniedBy; token?: TokenIdentity; user?: string; onBehalfOf?: string[] },
-    meta: RequestMeta,
+    meta: RequestMeta & { detail?: Record<string, unknown> },
     started: number,
     extra?: Record<string, unknown>,
   ): void {
     const sink = this.#o.decisions ?? NO_DECISIONS
     if (sink === NO_DECISIONS) return
-    const detail: Record<string, unknown> = { ...(out.token ? tokenDetail(out.token) : {}), ...extra }
+    const detail: Record<string, unknown> = { ...meta.detail, ...(out.token ? tokenDetail(out.token) : {}), ...extra }
     if (out.reason) detail.reason = out.reason
     if (out.deniedBy) detail.denied_by = out.deniedBy
     sink.record({
@@ -302,7 +330,7 @@ export class TokenCheckService {
    * would deny with `delegation`); an issuer whose types the model no longer has is a 400, as
    * the store's configuration and model disagree.
    */
-  async #resolve(storeId: string, ts: TypeSystem, token: string, relation: string, fresh: boolean): Promise<Resolved> {
+  async #resolve(storeId: string, ts: TypeSystem, token: string, relation: string, fresh: boolean, named?: string): Promise<Resolved> {
     const verified = await this.#verify(storeId, token, fresh)
     if (!verified.ok) return verified
     const { issuer, claims } = verified
@@ -322,8 +350,10 @@ export class TokenCheckService {
       act = (act as Record<string, unknown>).act
     }
     const identity: TokenIdentity = { issuer: issuer.name, subject, actors }
+    if (named !== undefined && named !== subject && named !== actors[0]) return { ok: false, reason: 'subject_mismatch', token: identity }
     if (c.scopes && !scopeAllows(c.scopes, claims, relation)) {
-      return { ok: false, reason: 'scope_missing', token: identity }
+      const requiredScopes = Object.keys(c.scopes).filter((s) => c.scopes![s].includes(relation))
+      return { ok: false, reason: 'scope_missing', token: identity, requiredScopes }
     }
     for (const type of [c.subject_type, ...(actors.length ? [c.actor_type!] : [])]) {
       if (!ts.hasType(type)) {
@@ -382,6 +412,7 @@ const REJECTION_TEXT: Record<TokenRejection, string> = {
   issuer_keys_unavailable: "the issuer's keys could not be fetched, so nothing it signed can be verified",
   delegation_chain_too_long: 'the token names more actors than PEMBA_MAX_DELEGATION_CHAIN allows',
   scope_missing: "no scope of the token allows this relation (scopes are a ceiling, never a grant)",
+  subject_mismatch: "the subject named is neither the token's principal nor its current actor",
 }
 
 function tokenLine(t: TokenIdentity): string {

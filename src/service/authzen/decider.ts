@@ -1,0 +1,165 @@
+/**
+ * AuthzenDecider: one AuthZEN evaluation → one decision. The evaluation becomes a Pemba check
+ * (mapping.ts: `doc:plan-7#can_edit@user:maria`, properties and context as condition
+ * parameters), and the decision is `{"decision": <allowed>}`: nothing else on the plain path,
+ * which costs what `/check` costs (no context: the check's cached fast path).
+ *
+ * The decision context grows only when something asks for it:
+ *
+ * - `context.pemba` (pemba-options.ts): `explain`, `consistency`, `contextual_tuples`,
+ *   `on_behalf_of` (a delegated check);
+ * - reasons (reasons.ts), only when explaining (`context.pemba.explain: true` or the
+ *   `Pemba-Explain: true` header): `reason`, `reason_admin` and `pemba.explanation`;
+ * - `context.subject_token` (token-evaluation.ts): the caller's JWT, verified against the
+ *   store's token issuers, its `act` chain and scope ceiling applied; a token whose only fault
+ *   is a missing scope, for a check its holder would otherwise pass, carries an obligation to
+ *   step up and `required_scopes` (obligations.ts), always;
+ * - ARAP (the DenialAdvisor): a denial that can be requested advertises `access_request`,
+ *   always; `context.approval` is checked, a permit echoes `approval.approved_until`, a denial
+ *   despite it says why and what to do next (`reason`, `next_action`).
+ *
+ * Errors: the caller's mistakes (an unknown type or relation, a bad id, a malformed
+ * `context.pemba`) throw PembaError; the API maps them (a 400, or a batch item's error).
+ *
+ * @module
+ */
+import type { TypeSystem } from '../../model/typesystem.ts'
+import type { CheckService, DecisionMeta } from '../checks.ts'
+import type { ModelService } from '../models.ts'
+import type { TokenCheckService } from '../token-checks.ts'
+import type { ApprovalVerdict, DenialAdvisor } from './arap-binding.ts'
+import { conditionContext, tupleKeyOf } from './mapping.ts'
+import { evaluationOptions, type EvaluationOptions } from './pemba-options.ts'
+import { checkReasons, type DecisionReasons, type Evaluated } from './reasons.ts'
+import { tokenDecision } from './token-evaluation.ts'
+import type { AuthzenDecision, AuthzenEvaluation } from './types.ts'
+
+export interface DecideOptions {
+  /** The `Openfga-Authorization-Model-Id` header: the model to evaluate against (else the latest). */
+  modelId?: string
+  /** The `Pemba-Explain: true` header (OR'd with `context.pemba.explain`). */
+  explain?: boolean
+  /** Who asked, for the decision log: every evaluation is recorded as a check (or token check). */
+  meta?: DecisionMeta
+  /** The PDP identifier of the request (base-url.ts `pdpIdentifier`): the ARAP tokens' audience. */
+  pdp: string
+}
+
+export interface AuthzenDeciderOptions {
+  checks: Pick<CheckService, 'check'>
+  tokenChecks: Pick<TokenCheckService, 'check'>
+  models: Pick<ModelService, 'known' | 'resolve'>
+  /** ARAP: requestable denials and approvals. Absent: no denial is requestable, approvals are ignored. */
+  advisor?: DenialAdvisor
+}
+
+/** What the decision log records an AuthZEN evaluation with (`detail.authzen`). Shared: never mutated. */
+export const AUTHZEN_DETAIL: Readonly<Record<string, unknown>> = Object.freeze({ authzen: true })
+
+export class AuthzenDecider {
+  readonly #o: AuthzenDeciderOptions
+
+  constructor(options: AuthzenDeciderOptions) {
+    this.#o = options
+  }
+
+  /** decide answers one evaluation (see the module comment). */
+  async decide(storeId: string, e: AuthzenEvaluation, o: DecideOptions): Promise<AuthzenDecision> {
+    const context = e.context
+    if (context === undefined && !o.explain) {
+      // The plain path: the check and its boolean.
+      const r = await this.#o.checks.check(storeId, { tupleKey: tupleKeyOf(e), context: conditionContext(e), modelId: o.modelId }, withDetail(o.meta))
+      if (r.allowed || !this.#o.advisor) return { decision: r.allowed }
+      return this.#finish(storeId, e, o, { allowed: false, modelId: r.modelId }, undefined)
+    }
+    const opts = evaluationOptions(context ?? {}, o.explain === true)
+    const approval = opts.approval !== undefined && this.#o.advisor ? this.#o.advisor.checkApproval(storeId, e, opts.approval, o.pdp) : undefined
+    // Settled together; an approval that fails to verify never throws past its verdict.
+    const [evaluated, verdict] = await Promise.all([this.#evaluate(storeId, e, o, opts), approval])
+    return this.#finish(storeId, e, o, evaluated, verdict)
+  }
+
+  /** #evaluate runs the check an evaluation with options asks: plain, delegated or token-aware. */
+  async #evaluate(storeId: string, e: AuthzenEvaluation, o: DecideOptions, opts: EvaluationOptions): Promise<Evaluated> {
+    const tupleKey = tupleKeyOf(e)
+    const query = {
+      modelId: o.modelId,
+      context: conditionContext(e),
+      consistency: opts.consistency,
+      contextualTuples: opts.contextualTuples,
+      explain: opts.explain || undefined,
+    }
+    if (opts.subjectToken !== undefined) {
+      return tokenDecision(this.#o, storeId, tupleKey, opts, query, withDetail(o.meta))
+    }
+    const r = await this.#o.checks.check(storeId, { ...query, tupleKey, onBehalfOf: opts.onBehalfOf }, withDetail(o.meta))
+    const out: Evaluated = { allowed: r.allowed, modelId: r.modelId }
+    if (r.explanation) out.reasons = checkReasons(r.explanation, r.deniedBy, tupleKey)
+    return out
+  }
+
+  /**
+   * #finish builds the decision: the check's answer, the reasons when explaining, what the
+   * profiles add (obligations, ARAP's requestable denial and approval outcome).
+   */
+  async #finish(
+    storeId: string,
+    e: AuthzenEvaluation,
+    o: DecideOptions,
+    r: Evaluated,
+    verdict: ApprovalVerdict | undefined,
+  ): Promise<AuthzenDecision> {
+    let ctx: Record<string, unknown> | undefined = r.extra ? { ...r.extra } : undefined
+    if (r.reasons) ctx = { ...ctx, ...reasonMembers(r.reasons) }
+    const advisor = this.#o.advisor
+    if (r.allowed) {
+      if (verdict?.applies) ctx = { ...ctx, approval: { approved_until: verdict.approvedUntil } }
+      return ctx ? { decision: true, context: ctx } : { decision: true }
+    }
+    if (advisor && !r.unrequestable) {
+      let advertise = true
+      if (verdict) {
+        // A denial despite an approval: why, and what the PEP should do next.
+        const why = verdict.applies ? { reason: 'policy_denied', next_action: 'none' } : verdictMembers(verdict)
+        ctx = { ...ctx, ...why }
+        advertise = why.next_action === 'request'
+      }
+      if (advertise) {
+        const ts = await this.#model(storeId, r.modelId)
+        // The denial's own reason code (explaining, or the approval's), else the advisor's `no_path`.
+        const requestable = await advisor.requestableDenial(storeId, e, ts, o.pdp, ctx?.reason as string | undefined)
+        if (requestable) ctx = { ...ctx, ...requestable }
+      }
+    }
+    return ctx ? { decision: false, context: ctx } : { decision: false }
+  }
+
+  #model(storeId: string, modelId: string): TypeSystem | Promise<TypeSystem> {
+    return this.#o.models.known(storeId, modelId) ?? this.#o.models.resolve(storeId, modelId)
+  }
+}
+
+/**
+ * withDetail marks the decision log's record of an evaluation as AuthZEN's (`detail.authzen`).
+ * Built as a literal: a spread of `meta` measured several microseconds slower per evaluation.
+ */
+function withDetail(meta: DecisionMeta | undefined): DecisionMeta | undefined {
+  if (!meta || meta.detail) return meta
+  return { requestId: meta.requestId, client: meta.client, kind: meta.kind, detail: AUTHZEN_DETAIL }
+}
+
+/** reasonMembers: the decision-context members of an explained decision (reasons.ts). */
+function reasonMembers(r: DecisionReasons): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (r.reason) out.reason = r.reason
+  if (r.reasonAdmin) out.reason_admin = { '403': r.reasonAdmin }
+  out.pemba = { explanation: r.explanation }
+  return out
+}
+
+/** verdictMembers: why an approval did not apply, in ARAP's words (`reason`, `next_action`). */
+function verdictMembers(v: Extract<ApprovalVerdict, { applies: false }>): Record<string, unknown> {
+  const out: Record<string, unknown> = { reason: v.reason, next_action: v.nextAction }
+  if (v.retryAfter !== undefined) out.retry_after = v.retryAfter
+  return out
+}

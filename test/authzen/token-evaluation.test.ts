@@ -1,0 +1,193 @@
+/**
+ * Token-aware AuthZEN evaluation (issue 18, item 7) and the Obligations profile's step-up, over
+ * HTTP against a real server: `context.subject_token` is verified against the store's token
+ * issuers, its `act` chain is the delegated check and the issuer's scopes are a ceiling; the
+ * evaluation's subject must be the token's principal or current actor (`subject_mismatch`); a
+ * token refused only for a missing scope, whose holder would otherwise be allowed, carries a
+ * step-up obligation and `required_scopes`, always (§8.24, §8.25).
+ */
+import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createStore, writeModel, writeTuples } from '../helpers/fixtures.ts'
+import { serveHttp, type HttpClient } from './core-fixture.ts'
+
+const MODEL = `model
+  schema 1.1
+type user
+  relations
+    define acts_for: [agent]
+type agent
+type service_account
+type namespace
+  relations
+    define deployer: [user, agent, service_account]
+    define viewer: [user, agent, service_account] or deployer
+`
+const TUPLES = [
+  'namespace:prod#deployer@service_account:pipeline',
+  'namespace:prod#viewer@service_account:reporter',
+  'namespace:prod#deployer@user:alice',
+  'namespace:prod#deployer@agent:summarizer',
+  'user:alice#acts_for@agent:summarizer',
+]
+const ISS = 'https://ci.example'
+
+let client: HttpClient
+let storeId: string
+let sign: (claims: JWTPayload) => Promise<string>
+
+beforeAll(async () => {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }
+  sign = (claims) => {
+    const iat = Math.floor(Date.now() / 1000)
+    return new SignJWT({ iss: ISS, aud: 'pemba', iat, exp: iat + 600, ...claims }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).sign(privateKey)
+  }
+  client = await serveHttp({ decisionLogFlushMs: 5 })
+  storeId = await createStore(client, 'token-evaluation')
+  await writeModel(client, storeId, MODEL)
+  await writeTuples(client, storeId, TUPLES)
+  for (const [name, issuer] of [
+    ['ci', { issuer: ISS, subject_type: 'service_account', scopes: { deploy: ['deployer'], admin: ['deployer', 'viewer'], read: ['viewer'] } }],
+    ['people', { issuer: 'https://id.example', subject_type: 'user', actor_type: 'agent' }],
+  ] as const) {
+    const res = await client.request('PUT', `/stores/${storeId}/token-issuers/${name}`, { audience: 'pemba', jwks: { keys: [jwk] }, ...issuer })
+    expect(res.status, res.text).toBe(201)
+  }
+})
+afterAll(async () => {
+  await client?.close()
+})
+
+function evaluation(subject: string, action: string, context: Record<string, unknown>): Record<string, unknown> {
+  const [type, id] = subject.split(':')
+  return { subject: { type, id }, action: { name: action }, resource: { type: 'namespace', id: 'prod' }, context }
+}
+
+async function evaluate(body: Record<string, unknown>) {
+  const res = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, body)
+  expect(res.status, res.text).toBe(200)
+  return res.body as { decision: boolean; context?: Record<string, any> }
+}
+
+describe('token-aware evaluation', () => {
+  it('a verified token decides for its principal; the token is never echoed', async () => {
+    const token = await sign({ sub: 'pipeline', scope: 'deploy' })
+    const res = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('service_account:pipeline', 'deployer', { subject_token: token }))
+    expect(res.status, res.text).toBe(200)
+    expect(res.body).toEqual({ decision: true })
+    expect(res.text).not.toContain(token)
+  })
+
+  it('the act chain is the delegated check; the subject may name the principal or the current actor', async () => {
+    const token = await sign({ iss: 'https://id.example', sub: 'alice', act: { sub: 'summarizer' } })
+    expect(await evaluate(evaluation('user:alice', 'deployer', { subject_token: token }))).toEqual({ decision: true })
+    expect(await evaluate(evaluation('agent:summarizer', 'deployer', { subject_token: token }))).toEqual({ decision: true })
+    // bob never delegated to the summarizer: the hop fails.
+    const forBob = await sign({ iss: 'https://id.example', sub: 'bob', act: { sub: 'summarizer' } })
+    expect(await evaluate(evaluation('user:bob', 'deployer', { subject_token: forBob }))).toEqual({ decision: false })
+    const explained = await evaluate(evaluation('user:bob', 'deployer', { subject_token: forBob, pemba: { explain: true } }))
+    expect(explained.context!.reason).toBe('denied_by_delegation')
+    expect(explained.context!.pemba.explanation.failed[0]).toMatchObject({ object: 'user:bob', relation: 'acts_for', cause: 'no_tuple' })
+  })
+
+  it('a subject the token does not name is subject_mismatch, never evaluated for the token', async () => {
+    const token = await sign({ sub: 'pipeline', scope: 'deploy' })
+    // reporter holds viewer, the pipeline too: still denied, the token speaks for the pipeline only.
+    expect(await evaluate(evaluation('service_account:reporter', 'viewer', { subject_token: token }))).toEqual({ decision: false })
+    const d = await evaluate(evaluation('service_account:reporter', 'viewer', { subject_token: token, pemba: { explain: true } }))
+    expect(d.decision).toBe(false)
+    expect(d.context!.reason).toBe('subject_mismatch')
+    expect(d.context!.reason_admin['403']).toContain('neither')
+    // Same id, other type: a mismatch too.
+    const typed = await evaluate(evaluation('user:pipeline', 'deployer', { subject_token: token, pemba: { explain: true } }))
+    expect(typed.context!.reason).toBe('subject_mismatch')
+  })
+
+  it('a refused token is a bare denial; its TokenRejection is the reason when explaining', async () => {
+    const expired = await sign({ sub: 'pipeline', scope: 'deploy', iat: 1_000, exp: 2_000 })
+    expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: expired }))).toEqual({ decision: false })
+    const d = await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: expired, pemba: { explain: true } }))
+    expect(d.context!.reason).toBe('token_expired')
+    expect(d.context!.pemba.explanation.failed).toEqual([expect.objectContaining({ operator: 'token', cause: 'token_expired' })])
+    const untrusted = await sign({ iss: 'https://elsewhere.example', sub: 'pipeline' })
+    const u = await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: untrusted, pemba: { explain: true } }))
+    expect(u.context!.reason).toBe('issuer_untrusted')
+  })
+
+  it('a malformed subject_token or one combined with on_behalf_of is a 400 naming the field', async () => {
+    for (const [context, field] of [
+      [{ subject_token: 42 }, 'context.subject_token'],
+      [{ subject_token: 'a.b.c', pemba: { on_behalf_of: ['user:alice'] } }, 'context.pemba.on_behalf_of'],
+      [{ subject_token: 'a.b.c', supported_obligations: 'custom' }, 'context.supported_obligations'],
+    ] as const) {
+      const res = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('service_account:pipeline', 'deployer', context))
+      expect(res.status, res.text).toBe(400)
+      expect(res.body.message).toContain(field)
+    }
+  })
+
+  it('records a token evaluation as a token_check marked authzen', async () => {
+    const token = await sign({ sub: 'logged-pipeline', scope: 'deploy' })
+    await evaluate(evaluation('service_account:logged-pipeline', 'deployer', { subject_token: token }))
+    await client.pemba.decisions.flush()
+    const res = await client.request('GET', `/stores/${storeId}/decisions?page_size=100`)
+    const mine = res.body.decisions.filter((d: any) => d.user === 'service_account:logged-pipeline')
+    expect(mine).toEqual([expect.objectContaining({ kind: 'token_check', allowed: false, detail: expect.objectContaining({ authzen: true }) })])
+  })
+})
+
+describe('Obligations: the scope step-up', () => {
+  const missing = async (extra: Record<string, unknown> = {}) =>
+    evaluation('service_account:pipeline', 'deployer', { subject_token: await sign({ sub: 'pipeline', scope: 'read' }), ...extra })
+
+  it('§8.24 a token short only of a scope gets an obligation (id, type, properties) and required_scopes, always', async () => {
+    const d = await evaluate(await missing())
+    expect(d.decision).toBe(false)
+    expect(d.context!.required_scopes).toEqual(['deploy', 'admin'])
+    expect(d.context!.obligations).toHaveLength(1)
+    const [ob] = d.context!.obligations
+    expect(Object.keys(ob).sort()).toEqual(['id', 'properties', 'type'])
+    expect(ob).toMatchObject({ type: 'custom', properties: { name: 'pemba.dev/scope-step-up', scopes: ['deploy', 'admin'], scope: 'deploy admin' } })
+    expect(ob.id).toEqual(expect.any(String))
+    // With a scope that allows deployer, the same holder is allowed: the step-up is real.
+    const token = await sign({ sub: 'pipeline', scope: 'read deploy' })
+    expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: token }))).toEqual({ decision: true })
+  })
+
+  it('§8.24 obligation ids are unique across a batch’s decisions', async () => {
+    const item = await missing()
+    const res = await client.request('POST', `/stores/${storeId}/access/v1/evaluations`, { evaluations: [item, item, item] })
+    expect(res.status, res.text).toBe(200)
+    const ids = res.body.evaluations.flatMap((d: any) => d.context.obligations.map((o: any) => o.id))
+    expect(ids).toHaveLength(3)
+    expect(new Set(ids).size).toBe(3)
+  })
+
+  it('no step-up when a scope would not help: the holder lacks the relation anyway', async () => {
+    const token = await sign({ sub: 'reporter', scope: 'read' })
+    expect(await evaluate(evaluation('service_account:reporter', 'deployer', { subject_token: token }))).toEqual({ decision: false })
+    const d = await evaluate(evaluation('service_account:reporter', 'deployer', { subject_token: token, pemba: { explain: true } }))
+    expect(d.context!.reason).toBe('scope_missing')
+    expect(d.context!.obligations).toBeUndefined()
+  })
+
+  it('explaining a step-up: reason scope_missing beside the obligation', async () => {
+    const d = await evaluate(await missing({ pemba: { explain: true } }))
+    expect(d.context!.reason).toBe('scope_missing')
+    expect(d.context!.pemba.explanation.failed).toEqual([expect.objectContaining({ operator: 'token', cause: 'scope_missing' })])
+    expect(d.context!.obligations).toHaveLength(1)
+  })
+
+  it('§8.25 supported_obligations: values never advertised are ignored; a PEP listing only others gets required_scopes alone', async () => {
+    const withCustom = await evaluate(await missing({ supported_obligations: ['teleport', 'custom'] }))
+    expect(withCustom.context!.obligations).toHaveLength(1)
+    const onlyUnknown = await evaluate(await missing({ supported_obligations: ['teleport', 'step-up'] }))
+    expect(onlyUnknown.context).toEqual({ required_scopes: ['deploy', 'admin'] })
+    // Not a condition parameter either: a permit is unchanged by it.
+    const token = await sign({ sub: 'pipeline', scope: 'deploy' })
+    expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: token, supported_obligations: ['x'] }))).toEqual({
+      decision: true,
+    })
+  })
+})
