@@ -9,6 +9,7 @@ import { createRedactor } from './core/redact.ts'
 import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
+import { parsePublicUrl, parseTrustProxy } from './api/authzen/settings.ts'
 import { databaseBackend, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { AssertionService } from './service/assertions.ts'
@@ -28,6 +29,12 @@ import { ModelService } from './service/models.ts'
 import { TokenCheckService } from './service/token-checks.ts'
 import { TokenIssuerService } from './service/token-issuers.ts'
 import { Sweeper } from './service/sweeper.ts'
+import { SearchService } from './service/authzen/search.ts'
+import { AuthzenDecider } from './service/authzen/decider.ts'
+import { ArapBinding } from './service/authzen/arap-binding.ts'
+import { ArapRequestService } from './service/authzen/arap-requests.ts'
+import { SigningKeys } from './service/signing-keys.ts'
+import { AuthzenEvaluations } from './service/authzen/evaluations.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
 import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
@@ -68,6 +75,8 @@ export interface Pemba {
   tokenIssuers: TokenIssuerService
   /** Checks whose subject is a `subject_token`. */
   tokenChecks: TokenCheckService
+  /** ARAP: requestable denials, binding tokens, approval states and the server's signing keys. */
+  authzenBinding: ArapBinding
   /** Deletes expired tuples and expires overdue access requests; `runOnce()` sweeps on demand. */
   sweeper: Sweeper
   /** Records decisions in batches; `flush()` writes what waits, `sweepOnce()` applies retention. */
@@ -314,6 +323,42 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxChecksPerBatch: config.maxChecksPerBatch,
     decisions: decisionSink,
   })
+  // The server's signing keys: ARAP's binding tokens and approval states, discovery's signed_metadata.
+  const signingKeys = new SigningKeys({ store: datastore, clock })
+  // ARAP: requestable denials, approvals.
+  const authzenBinding = new ArapBinding({
+    keys: signingKeys,
+    accessRequests,
+    tuples: datastore,
+    ids,
+    clock,
+    // loadConfig has checked it is a positive duration.
+    denialTtlMs: parseDuration(config.authzenDenialTtl)!,
+  })
+  const authzenDecider = new AuthzenDecider({ checks, tokenChecks, models, advisor: authzenBinding })
+  // ARAP: the Access Request Service (submissions, tasks, cancel) over the access requests.
+  const authzenRequests = new ArapRequestService({
+    accessRequests,
+    binding: authzenBinding,
+    tokens: tokenChecks,
+    clock,
+    maxDurationMs: parseDuration(config.jitMaxDuration)!,
+  })
+  const authzenEvaluations = new AuthzenEvaluations({ decider: authzenDecider, models, maxItems: config.maxChecksPerBatch })
+  const authzenSearch = new SearchService({
+    lists,
+    evaluation,
+    heads,
+    snapshots: datastore,
+    clock,
+    decisions: decisionSink,
+    pageLimit: config.authzenPageLimit,
+    pageLimitMax: config.authzenPageLimitMax,
+    // loadConfig has checked it is a positive duration.
+    tokenTtlMs: parseDuration(config.authzenPageTokenTtl)!,
+    maxResults: config.authzenSearchMaxResults,
+    deadlineMs: config.listDeadlineMs,
+  })
   const sweeper = new Sweeper({
     datastore,
     clock,
@@ -354,6 +399,18 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     metrics,
     readiness,
     metricsExposition: () => metrics.scrape(),
+    authzenSearch,
+    authzenDecider,
+    authzenBinding,
+    authzenRequests,
+    authzenEvaluations,
+    authzenMetadataSigner: signingKeys,
+    authzenSettings: {
+      publicUrl: config.publicUrl === '' ? '' : parsePublicUrl(config.publicUrl),
+      trustProxy: parseTrustProxy(config.trustProxy),
+      defaultStore: config.authzenDefaultStore,
+      discovery: config.authzenDiscovery,
+    },
   })
   return {
     config,
@@ -373,6 +430,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     jwks,
     tokenIssuers,
     tokenChecks,
+    authzenBinding,
     sweeper,
     decisions,
     reviews,

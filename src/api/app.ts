@@ -19,6 +19,13 @@ import { authMiddleware } from './auth.ts'
 import { observeRequests } from './observe.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
+import { registerAuthzenSearchRoutes } from './authzen/search.ts'
+import { BEARER_CHALLENGE } from './authzen/access.ts'
+import { registerAuthzenDiscoveryRoutes } from './authzen/discovery.ts'
+import { registerAuthzenRequestRoutes } from './authzen/requests.ts'
+import { registerAuthzenJwksRoutes } from './authzen/jwks.ts'
+import { registerAuthzenEvaluationRoutes } from './authzen/routes-evaluation.ts'
+import { authzenRootPaths } from './authzen/root-paths.ts'
 import { registerGrantRoutes } from './routes/grants.ts'
 import { registerAssertionRoutes } from './routes/assertions.ts'
 import { registerModelRoutes } from './routes/models.ts'
@@ -33,7 +40,8 @@ import type { AppDeps, AppEnv } from './env.ts'
 export type { AppDeps, AppEnv } from './env.ts'
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>()
+  // PEMBA_AUTHZEN_DEFAULT_STORE serves one store's AuthZEN API at the root too (authzen/root-paths.ts).
+  const app = new Hono<AppEnv>(authzenRootPaths(deps.authzenSettings.defaultStore))
 
   // First: the request id, the trace context, the access log line and the request's metrics,
   // also for requests refused by what follows (observe.ts).
@@ -47,7 +55,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // After CORS (preflights carry no credentials) and the body limit (a type-limited writer's
   // Write body is read here), before any handler.
   if (deps.authenticator.mode !== 'none') {
-    app.use('*', authMiddleware({ app, authenticator: deps.authenticator, access: deps.access }))
+    app.use('*', authMiddleware({
+      app,
+      authenticator: deps.authenticator,
+      access: deps.access,
+      publicDiscovery: deps.authzenSettings.discovery === 'public',
+    }))
   }
 
   registerOperationRoutes(app, deps)
@@ -60,6 +73,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerGrantRoutes(app, deps)
   registerTokenIssuerRoutes(app, deps)
   registerAuditRoutes(app, deps)
+  registerAuthzenSearchRoutes(app, deps)
+  registerAuthzenEvaluationRoutes(app, deps)
+  registerAuthzenDiscoveryRoutes(app, deps)
+  registerAuthzenRequestRoutes(app, deps)
+  registerAuthzenJwksRoutes(app, deps)
 
   app.notFound((c) => {
     const known = isKnownPath(new URL(c.req.url).pathname)
@@ -71,6 +89,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   app.onError((err, c) => {
     const wire = wireError(err, errorContext(deps, c.get('requestId') ?? ''))
+    // Every 401 says how to authenticate (RFC 6750; AuthZEN requires it).
+    if (wire.status === 401) c.header('WWW-Authenticate', BEARER_CHALLENGE)
     return c.json(wire.body, wire.status as ContentfulStatusCode)
   })
 

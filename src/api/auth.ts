@@ -3,7 +3,10 @@
  * `none`. For each request: look the route up in the route table (route-table.ts); unless it is open,
  * authenticate the bearer token (401 `bearer_token_missing` / `unauthenticated` / …), set
  * `c.var.client`, and check the route's permission on the system store (401 `forbidden`, as
- * OpenFGA sends it). A refused request never reaches its handler, so it changes nothing.
+ * OpenFGA sends it; 403 on the AuthZEN routes, as AuthZEN requires, see authzen/access.ts). The
+ * AuthZEN discovery documents skip all this when PEMBA_AUTHZEN_DISCOVERY=public. Every 401 carries
+ * `WWW-Authenticate: Bearer realm="pemba"` (app.ts's error handler). A refused request never
+ * reaches its handler, so it changes nothing.
  *
  * It only reads request headers and sets context variables before `next()`, and never touches
  * the response afterwards, so @hono/node-server keeps its lightweight request/response.
@@ -17,6 +20,7 @@ import type { Authenticator } from '../auth/authenticate.ts'
 import type { AppEnv } from './env.ts'
 import { compilePath, compileRoutes, findRoute, ROUTES } from './route-table.ts'
 import { checkStoreId } from './validation.ts'
+import { authzenRefusal, isAuthzenRoute, isDiscoveryRoute } from './authzen/access.ts'
 
 /**
  * requireObjectTypeWriter lets a Write through when the client is a writer of every object type
@@ -60,6 +64,8 @@ export function authMiddleware(deps: {
   app: Hono<AppEnv>
   authenticator: Authenticator
   access: AccessControl
+  /** PEMBA_AUTHZEN_DISCOVERY=public: the AuthZEN discovery documents need no credentials. */
+  publicDiscovery?: boolean
 }): MiddlewareHandler<AppEnv> {
   const routes = compileRoutes(ROUTES)
   // Registered routes the table does not list, found on first need (routes are registered
@@ -78,6 +84,7 @@ export function authMiddleware(deps: {
     const path = c.req.path
     const found = findRoute(routes, c.req.method, path)
     if (found?.route.requires === 'open') return next()
+    if (deps.publicDiscovery && found && isDiscoveryRoute(found.route.path)) return next()
     const client = await deps.authenticator.authenticate(c.req.header('authorization'))
     c.set('client', client)
     if (!found) {
@@ -95,6 +102,8 @@ export function authMiddleware(deps: {
         try {
           await deps.access.requireOnStore(client, req.store, storeId)
         } catch (e) {
+          // AuthZEN answers an authenticated client without rights on the store 403, not 401.
+          if (isAuthzenRoute(found.route.path)) throw authzenRefusal(e)
           if (!req.orObjectTypeWriter || !(e instanceof PembaError) || e.code !== 'forbidden') throw e
           await requireObjectTypeWriter(deps.access, client, storeId, c.req.raw, e)
         }

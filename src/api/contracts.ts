@@ -369,7 +369,7 @@ export const decideAccessRequestRequest = z.object({
 })
 
 export const listAccessRequestsQuery = z.object({
-  status: z.enum(['pending', 'approved', 'denied', 'expired']).optional(),
+  status: z.enum(['pending', 'approved', 'denied', 'expired', 'cancelled']).optional(),
   page_size: pageSize,
   continuation_token: continuationToken,
 })

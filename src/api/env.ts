@@ -9,6 +9,12 @@ import type { AssertionService } from '../service/assertions.ts'
 import type { CheckService } from '../service/checks.ts'
 import type { EvaluationService } from '../service/evaluation.ts'
 import type { ListService } from '../service/lists.ts'
+import type { SearchService } from '../service/authzen/search.ts'
+import type { AuthzenDecider } from '../service/authzen/decider.ts'
+import type { ArapBinding } from '../service/authzen/arap-binding.ts'
+import type { ArapRequestService } from '../service/authzen/arap-requests.ts'
+import type { AuthzenEvaluations } from '../service/authzen/evaluations.ts'
+import type { SigningKeys } from '../service/signing-keys.ts'
 import type { StoreService } from '../service/stores.ts'
 import type { WriteService } from '../service/writes.ts'
 import type { ModelService } from '../service/models.ts'
@@ -23,6 +29,7 @@ import type { Logger } from '../telemetry/logger.ts'
 import type { RequestMetrics } from '../telemetry/request-metrics.ts'
 import type { Tracing } from '../telemetry/tracing.ts'
 import type { RequestObservation } from '../telemetry/request-observation.ts'
+import type { AuthzenSettings } from './authzen/settings.ts'
 
 export interface AppDeps {
   models: ModelService
@@ -69,6 +76,20 @@ export interface AppDeps {
   accessLog?: Logger
   /** OpenTelemetry tracing (src/telemetry/tracing.ts); absent when off, and then free. */
   tracing?: Tracing
+  /** AuthZEN: one evaluation → one decision, with reasons, obligations and ARAP hooks (src/service/authzen/decider.ts). */
+  authzenDecider: AuthzenDecider
+  /** ARAP: requestable denials' binding tokens, approval states, and the JWK Set that verifies both (src/service/authzen/arap-binding.ts). */
+  authzenBinding: ArapBinding
+  /** ARAP's Access Request Service: submissions, task status, cancel (src/service/authzen/arap-requests.ts). */
+  authzenRequests: ArapRequestService
+  /** AuthZEN batches: defaults, the three semantics, the item cap (src/service/authzen/evaluations.ts). */
+  authzenEvaluations: AuthzenEvaluations
+  /** Signs the discovery document's `signed_metadata` with the server's keys (those of `jwks_uri`). */
+  authzenMetadataSigner: Pick<SigningKeys, 'sign'>
+  /** AuthZEN subject, resource and action search, paged (src/service/authzen/search.ts). */
+  authzenSearch: SearchService
+  /** AuthZEN: PEMBA_PUBLIC_URL, PEMBA_TRUST_PROXY, PEMBA_AUTHZEN_DEFAULT_STORE and _DISCOVERY (src/api/authzen/base-url.ts). */
+  authzenSettings: AuthzenSettings
 }
 
 /**

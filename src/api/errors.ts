@@ -8,6 +8,7 @@
  */
 import { ConflictError, PembaError, TupleWriteRejected, ERROR_CODES, type ErrorCode, type WriteRejection } from '../core/errors.ts'
 import { redactSecrets } from '../core/redact.ts'
+import { ArapError, arapErrorType } from '../service/authzen/arap-error.ts'
 import { describeTuple, type TupleIdentity } from '../core/tuple.ts'
 
 /** What the mapper needs: the configured redactor, where faults go, and the request they belong to. */
@@ -43,6 +44,38 @@ export function wireError(err: unknown, ctx: ErrorContext): WireError {
   if (e) return { status: e.status, body: { code: e.code, message: ctx.redact(e.message) } }
   ctx.logError(err, ctx.requestId)
   return { status: 500, body: { code: 'internal_error', message: 'Internal Server Error' } }
+}
+
+/**
+ * ProblemDetails is an RFC 9457 `application/problem+json` answer, as AuthZEN's access-request
+ * profile answers every refusal: `{type, title, status, detail}`, plus Pemba's `code`.
+ */
+export interface ProblemDetails {
+  status: number
+  body: { type: string; title: string; status: number; detail: string; code: string }
+}
+
+/**
+ * problemDetails maps anything thrown by an access-request route (§5.7 of the profile): an
+ * ArapError is its own `urn:openid:authzen:access-request:error:<code>`; any other caller error
+ * is the profile's `invalid_request` with its own status (a malformed body 400; an unknown
+ * store 404 or a body not declared JSON 415, whose `code` says which); a fault is logged and
+ * answered as a bare 500. The detail is redacted as every message.
+ */
+export function problemDetails(err: unknown, ctx: ErrorContext): ProblemDetails {
+  if (err instanceof ArapError) return problem(err.status, arapErrorType(err.code), err.code, ctx.redact(err.message))
+  const e = callerError(err)
+  if (e) {
+    const code = e.status === 400 ? 'invalid_request' : e.code
+    return problem(e.status, arapErrorType('invalid_request'), code, ctx.redact(e.message))
+  }
+  ctx.logError(err, ctx.requestId)
+  return problem(500, 'about:blank', 'internal_error', 'Internal Server Error')
+}
+
+function problem(status: number, type: string, code: string, detail: string): ProblemDetails {
+  const title = status === 500 ? 'Internal Server Error' : code.replaceAll('_', ' ')
+  return { status, body: { type, title, status, detail, code } }
 }
 
 /** BatchItemError is one failed item of a batch-check, as OpenFGA's BatchCheck answers it. */

@@ -25,6 +25,7 @@ import { InvalidDatabaseUrl } from '../store/sql/backend.ts'
 import { BrowserSettingError, parseCorsOrigins } from '../api/cors.ts'
 import { parseAllowedHosts } from '../api/host-check.ts'
 import { splitHostPort } from '../telemetry/metrics-listener.ts'
+import { AuthzenSettingError, parsePublicUrl, parseTrustProxy } from '../api/authzen/settings.ts'
 
 /** What `--help` and the documentation say about a setting. */
 export interface SettingMeta {
@@ -51,6 +52,7 @@ const GROUP = {
   auth: 'Authentication',
   telemetry: 'Logs and metrics',
   browsers: 'Browsers and hosts',
+  authzen: 'AuthZEN',
 } as const
 
 /** ConfigError: a setting that cannot work; its message names the setting (never a secret). */
@@ -361,6 +363,49 @@ export const settingsShape = {
     description:
       'With authentication off, the host names a request may be addressed to besides IP addresses, localhost and PEMBA_HOST (a defence against DNS rebinding).',
   }),
+  publicUrl: meta(parsedBy(parsePublicUrl, AuthzenSettingError).default(''), {
+    env: 'PEMBA_PUBLIC_URL', group: GROUP.authzen, value: '<url>',
+    description:
+      'The absolute http(s) URL clients reach Pemba at (`https://authz.example.com`, a path prefix allowed; no query or fragment): AuthZEN discovery and access requests build their absolute URLs from it. Empty = the listening scheme and the request\'s Host.',
+  }),
+  trustProxy: meta(parsedBy(parseTrustProxy, AuthzenSettingError).default('off'), {
+    env: 'PEMBA_TRUST_PROXY', group: GROUP.authzen, value: '<off|on|addresses>',
+    description:
+      'Whether X-Forwarded-Proto and X-Forwarded-Host are honoured when PEMBA_PUBLIC_URL is empty: `off` (never), `on` (from every peer: only behind a proxy that sets them), or the proxies\' IP addresses (`10.0.0.5,::1`).',
+  }),
+  authzenDefaultStore: meta(z.string().regex(/^$|^[0-9A-HJKMNP-TV-Z]{26}$/, { error: (iss) => `PEMBA_AUTHZEN_DEFAULT_STORE must be a store id (a ULID such as 01JABCDEFGHJKMNPQRSTVWXYZ0), got '${String(iss.input)}'` }).default(''), {
+    env: 'PEMBA_AUTHZEN_DEFAULT_STORE', group: GROUP.authzen, value: '<store id>',
+    description:
+      'A store whose AuthZEN API is also served at the root (`/access/v1/…`, `/.well-known/authzen-configuration`), for gateways configured with a bare PDP URL. Empty = none.',
+  }),
+  authzenDiscovery: meta(oneOf('PEMBA_AUTHZEN_DISCOVERY', ['authenticated', 'public']).default('authenticated'), {
+    env: 'PEMBA_AUTHZEN_DISCOVERY', group: GROUP.authzen, value: '<authenticated|public>',
+    description:
+      'Who may read the AuthZEN discovery documents: `authenticated` (a client that may check on the store) or `public` (anyone; the document names the store id and endpoints only).',
+  }),
+  authzenPageLimit: meta(integer('PEMBA_AUTHZEN_PAGE_LIMIT', { min: 1 }).default(100), {
+    env: 'PEMBA_AUTHZEN_PAGE_LIMIT', group: GROUP.authzen, value: n,
+    description: 'Results per AuthZEN search page when the request gives no `page.limit` (`limit: 0` asks only for `page.total`).',
+  }),
+  authzenPageLimitMax: meta(integer('PEMBA_AUTHZEN_PAGE_LIMIT_MAX', { min: 1 }).default(1000), {
+    env: 'PEMBA_AUTHZEN_PAGE_LIMIT_MAX', group: GROUP.authzen, value: n,
+    description: 'The largest `page.limit` a search may ask for (more is a 400).',
+  }),
+  authzenPageTokenTtl: meta(duration('PEMBA_AUTHZEN_PAGE_TOKEN_TTL', 'PT10M').default('PT10M'), {
+    env: 'PEMBA_AUTHZEN_PAGE_TOKEN_TTL', group: GROUP.authzen, value: '<ISO 8601>',
+    description:
+      "How long a paged search's snapshot (and so its `next_token`) stays valid; later pages answer at the first page's revision.",
+  }),
+  authzenSearchMaxResults: meta(integer('PEMBA_AUTHZEN_SEARCH_MAX_RESULTS', { min: 1 }).default(10_000), {
+    env: 'PEMBA_AUTHZEN_SEARCH_MAX_RESULTS', group: GROUP.authzen, value: n,
+    description:
+      'The most results one AuthZEN search may have: a search with more answers 400 `exceeded_entity_limit` rather than a partial list.',
+  }),
+  authzenDenialTtl: meta(duration('PEMBA_AUTHZEN_DENIAL_TTL', 'PT10M').default('PT10M'), {
+    env: 'PEMBA_AUTHZEN_DENIAL_TTL', group: GROUP.authzen, value: '<ISO 8601>',
+    description:
+      "How long a requestable denial may be turned into an access request: its `access_request.expires_at` and its binding token's `exp`.",
+  }),
 }
 
 /** The configuration: every setting, parsed. */
@@ -389,6 +434,12 @@ export const configSchema = fieldsSchema.superRefine((config, ctx) => {
     fail(
       'decisionLogBufferMax',
       `${env('decisionLogBufferMax')} must be at least ${env('decisionLogBatch')} (${config.decisionLogBatch})`,
+    )
+  }
+  if (config.authzenPageLimit > config.authzenPageLimitMax) {
+    fail(
+      'authzenPageLimit',
+      `${env('authzenPageLimit')} must not exceed ${env('authzenPageLimitMax')} (${config.authzenPageLimitMax})`,
     )
   }
   try {

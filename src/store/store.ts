@@ -10,7 +10,9 @@
  */
 import type { AccessRequestStore } from '../service/access-request-store.ts'
 import type { DecisionStore } from '../service/decision-store.ts'
+import type { SearchSnapshotStore } from '../service/search-snapshot-store.ts'
 import type { TokenIssuerStore } from '../service/token-issuer-store.ts'
+import type { SigningKeyStore } from '../service/signing-key-store.ts'
 import type {
   AssertionStore,
   Changelog,
@@ -64,6 +66,8 @@ export type {
   TokenIssuerStore,
 } from '../service/token-issuer-store.ts'
 export type { DecisionStore } from '../service/decision-store.ts'
+export type { SigningKeyRecord, SigningKeyStore } from '../service/signing-key-store.ts'
+export type { SearchSnapshot, SearchSnapshotStore } from '../service/search-snapshot-store.ts'
 
 export interface Datastore
   extends StoreCatalog,
@@ -75,7 +79,9 @@ export interface Datastore
     AssertionStore,
     AccessRequestStore,
     TokenIssuerStore,
+    SigningKeyStore,
     DecisionStore,
+    SearchSnapshotStore,
     DatastoreHealth {
   /** The name of the backend that serves it (its SqlBackend's `name`, src/store/sql/backends.ts): `sqlite`, `postgres`. */
   readonly dialect: string

@@ -16,8 +16,10 @@ import type { Datastore } from '../store.ts'
 import { sqlAccessRequests } from './access-requests.ts'
 import { sqlBulkLoader } from './bulk.ts'
 import { sqlCatalog } from './catalog.ts'
+import { sqlSearchSnapshots } from './search-snapshots.ts'
 import { sqlDecisions } from './decisions.ts'
 import type { SqlDriver } from './driver.ts'
+import { sqlSigningKeys } from './signing-keys.ts'
 import { sqlTokenIssuers } from './token-issuers.ts'
 import { sqlTuples } from './tuples.ts'
 
@@ -41,7 +43,9 @@ export class SqlDatastore implements Datastore {
       ...sqlBulkLoader(driver),
       ...sqlAccessRequests(driver),
       ...sqlTokenIssuers(driver),
+      ...sqlSigningKeys(driver),
       ...sqlDecisions(driver),
+      ...sqlSearchSnapshots(driver),
     }
     Object.assign(this, observer ? observed(ports, observer) : ports)
   }

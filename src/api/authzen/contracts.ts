@@ -1,0 +1,75 @@
+/**
+ * The wire contracts of the AuthZEN 1.0 evaluation APIs (zod, built on entities.ts), and the
+ * transport rules every AuthZEN POST shares: `Content-Type: application/json` (else 415), a body
+ * that is a JSON object (else 400). Unknown members are dropped, as the spec requires (also in
+ * `options`); a missing or mistyped required member is a 400 naming it
+ * (`invalid EvaluationRequest.subject.id: value is required`).
+ *
+ * @module
+ */
+import { z } from 'zod'
+import { PembaError, validationError } from '../../core/errors.ts'
+import { action, context, entity } from './entities.ts'
+
+/** `POST …/access/v1/evaluation`: `{subject, action, resource, context?}`. */
+export const evaluationRequest = z.object({
+  subject: entity,
+  action,
+  resource: entity,
+  context: context.optional(),
+})
+
+/** One item of `evaluations`: every member optional; a missing one comes from the top level. */
+const evaluationItem = z.object({
+  subject: entity.optional(),
+  action: action.optional(),
+  resource: entity.optional(),
+  context: context.optional(),
+})
+
+/** `POST …/access/v1/evaluations`: top-level defaults, the items, and `options`. */
+export const evaluationsRequest = z.object({
+  subject: entity.optional(),
+  action: action.optional(),
+  resource: entity.optional(),
+  context: context.optional(),
+  evaluations: z.array(evaluationItem).optional(),
+  options: z
+    .object({
+      evaluations_semantic: z
+        .enum(['execute_all', 'deny_on_first_deny', 'permit_on_first_permit'], {
+          error: (iss) =>
+            `expected 'execute_all', 'deny_on_first_deny' or 'permit_on_first_permit', got ${JSON.stringify(iss.input)}`,
+        })
+        .optional(),
+    })
+    .optional(),
+})
+
+export type EvaluationsRequest = z.output<typeof evaluationsRequest>
+
+/**
+ * requireJson refuses a body that is not declared JSON: 415 for another or a missing
+ * Content-Type (`application/json`, with parameters such as `charset`, or any `+json` type).
+ */
+export function requireJson(contentType: string | undefined): void {
+  if (contentType === 'application/json') return
+  if (contentType !== undefined) {
+    const semi = contentType.indexOf(';')
+    const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
+    if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return
+  }
+  throw new PembaError(
+    'validation_error',
+    `unsupported Content-Type ${contentType === undefined ? '(none)' : `'${contentType}'`}: AuthZEN requests are application/json`,
+    415,
+  )
+}
+
+/** requireObject refuses a JSON body that is not an object (an array, a string, null…): 400. */
+export function requireObject(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw validationError(`invalid request body: expected a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`)
+  }
+  return body as Record<string, unknown>
+}

@@ -1,0 +1,114 @@
+/**
+ * AuthZEN 1.0 Access Evaluation and Access Evaluations, per store in OpenFGA's layout:
+ *
+ * ```
+ * POST /stores/{store_id}/access/v1/evaluation
+ * {"subject":{"type":"user","id":"maria"},"action":{"name":"can_edit"},"resource":{"type":"doc","id":"plan-7"}}
+ * → 200 {"decision":false}
+ * ```
+ *
+ * - The model: the `Openfga-Authorization-Model-Id` header when it is a model id (a ULID), else
+ *   the store's latest. As OpenFGA's AuthZEN, a header that is not a ULID is ignored (the latest
+ *   model answers); a ULID that names no model of the store is a 400
+ *   `authorization_model_not_found`, as a check with that `authorization_model_id`.
+ * - `Pemba-Explain: true` asks for reasons, as `context.pemba.explain` does.
+ * - Errors are `{code, message}` (the one error mapper): 415 without a JSON Content-Type, 400
+ *   for a body that is not a JSON object or lacks a required member; a denial is 200.
+ *   `X-Request-ID` is echoed on every answer (observe.ts).
+ * - Evaluations: the batch service (src/service/authzen/evaluations.ts). A failed item is
+ *   `{"decision":false,"context":{"error":{"status":400,"message":"…"}}}`, redacted as every
+ *   error. Absent or empty `evaluations` answers the single evaluation's `decision` and a
+ *   one-element `evaluations`.
+ *
+ * @module
+ */
+import type { Context, Hono } from 'hono'
+import { getPath } from 'hono/utils/url'
+import type { AuthzenDecision } from '../../service/authzen/types.ts'
+import type { EvaluationOutcome } from '../../service/authzen/evaluations.ts'
+import { ULID_ID, MODEL_HEADER } from '../contracts.ts'
+import { errorContext, wireError } from '../errors.ts'
+import type { AppDeps, AppEnv } from '../env.ts'
+import { route } from '../route-table.ts'
+import { checkStoreId, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
+import { pdpIdentifier, requestOrigin, type AuthzenSettings } from './base-url.ts'
+import { evaluationRequest, evaluationsRequest, requireJson, requireObject } from './contracts.ts'
+
+/** The header that asks for reasons, as `context.pemba.explain: true` does. */
+export const EXPLAIN_HEADER = 'Pemba-Explain'
+
+/** The model the `Openfga-Authorization-Model-Id` header pins, or undefined (the latest). */
+function pinnedModel(c: Context<AppEnv>): string | undefined {
+  const id = c.req.header(MODEL_HEADER)
+  return id !== undefined && ULID_ID.test(id) ? id : undefined
+}
+
+/**
+ * pdpOf: the PDP identifier of the request's store; the origin alone when the request came in
+ * through the root paths of PEMBA_AUTHZEN_DEFAULT_STORE (root-paths.ts).
+ */
+export function pdpOf(c: Context<AppEnv>, s: AuthzenSettings, storeId: string): string {
+  const atRoot = s.defaultStore === storeId && !getPath(c.req.raw).startsWith('/stores/')
+  return pdpIdentifier(requestOrigin(c, s), storeId, atRoot)
+}
+
+/** readAuthzenBody: the transport rules of every AuthZEN POST (JSON declared, a JSON object). */
+export async function readAuthzenBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
+  requireJson(c.req.header('content-type'))
+  return requireObject(await parseJsonBody(c.req.raw))
+}
+
+export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
+  const { authzenDecider: decider, authzenEvaluations: batches, authzenSettings: settings } = deps
+
+  route(app, 'POST /stores/:store/access/v1/evaluation', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(evaluationRequest, await readAuthzenBody(c), 'EvaluationRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('check', storeId, body.action.name, body.resource.type)
+    const decision = await decider.decide(storeId, body, {
+      modelId: pinnedModel(c),
+      explain: c.req.header(EXPLAIN_HEADER) === 'true' || undefined,
+      meta: requestMeta(c),
+      pdp: pdpOf(c, settings, storeId),
+    })
+    observation.endQuery(decision.decision ? 'allowed' : 'denied')
+    return c.json(decision)
+  })
+
+  route(app, 'POST /stores/:store/access/v1/evaluations', async (c) => {
+    const storeId = checkStoreId(c.req.param('store'))
+    const body = parseInput(evaluationsRequest, await readAuthzenBody(c), 'EvaluationsRequest')
+    const { evaluations: items, options, ...defaults } = body
+    const single = items === undefined || items.length === 0
+    // Exactly a single evaluation: its members are required at the top level.
+    if (single) parseInput(evaluationRequest, defaults, 'EvaluationsRequest')
+    const observation = c.get('observation')
+    observation.beginQuery('batch_check', storeId)
+    const outcomes = await batches.evaluate(storeId, {
+      defaults,
+      items: single ? [{}] : items,
+      semantic: options?.evaluations_semantic ?? 'execute_all',
+      modelId: pinnedModel(c),
+      explain: c.req.header(EXPLAIN_HEADER) === 'true' || undefined,
+      meta: requestMeta(c),
+      pdp: pdpOf(c, settings, storeId),
+    })
+    observation.endQuery('ok', undefined, outcomes.length)
+    if (single) {
+      // Exactly a single evaluation: its error is the request's.
+      const only = outcomes[0]
+      if (!only.ok) throw only.error
+      return c.json({ decision: only.decision.decision, ...(only.decision.context ? { context: only.decision.context } : {}), evaluations: [only.decision] })
+    }
+    const ctx = errorContext(deps, c.get('requestId'))
+    return c.json({ evaluations: outcomes.map((o) => decisionOf(o, (err) => wireError(err, ctx))) })
+  })
+}
+
+/** decisionOf: an item's decision, or its error failed closed (`decision: false`, `context.error`). */
+function decisionOf(o: EvaluationOutcome, wire: (err: unknown) => { status: number; body: { message: string } }): AuthzenDecision {
+  if (o.ok) return o.decision
+  const w = wire(o.error)
+  return { decision: false, context: { error: { status: w.status, message: w.body.message } } }
+}
