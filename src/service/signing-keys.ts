@@ -146,9 +146,9 @@ export class SigningKeys {
 
   /** jwks is the JWK Set to publish: every key's public members, the signer first (a key is made first if there is none). */
   async jwks(): Promise<{ keys: PublicJwk[] }> {
-    const signer = await this.#signer()
-    const set = await this.#current()
-    return { keys: [signer, ...[...set.byKid.values()].filter((k) => k !== signer)].map((k) => k.published) }
+    await this.#signer()
+    // Oldest first, as loadKeys ordered them: the signer leads.
+    return { keys: [...(await this.#current()).byKid.values()].map((k) => k.published) }
   }
 
   /** #signer: the oldest key, one made first when there is none. */

@@ -515,10 +515,12 @@ describe('approvals on re-evaluation', () => {
 })
 
 describe('PEMBA_AUTHZEN_DENIAL_TTL', () => {
-  it('sets how long a requestable denial may be requested; it must be a positive duration', async () => {
+  it('sets how long a requestable denial may be requested; it must be a positive duration of at most P1D', async () => {
     const config = loadConfig({ env: { PEMBA_AUTHZEN_DENIAL_TTL: 'PT2M' }, argv: [] })
     expect(config.authzenDenialTtl).toBe('PT2M')
     expect(() => loadConfig({ env: { PEMBA_AUTHZEN_DENIAL_TTL: 'PT0S' }, argv: [] })).toThrow(/PEMBA_AUTHZEN_DENIAL_TTL/)
+    expect(loadConfig({ env: { PEMBA_AUTHZEN_DENIAL_TTL: 'P1D' }, argv: [] }).authzenDenialTtl).toBe('P1D')
+    expect(() => loadConfig({ env: { PEMBA_AUTHZEN_DENIAL_TTL: 'PT24H1S' }, argv: [] })).toThrow(/at most P1D/)
     const p = await createPemba({ ...config, publicUrl: 'https://authz.example.com', databaseUrl: 'sqlite::memory:', logLevel: 'warn' }, { sweeper: false, clock: () => new Date(T0) })
     try {
       const id = (await p.stores.create('ttl', '')).id

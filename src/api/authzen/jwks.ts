@@ -7,7 +7,7 @@
  *
  * ```
  * GET /stores/01J…/access/v1/jwks
- * → 200 {"keys":[{"kty":"EC","crv":"P-256","x":"…","y":"…","kid":"pemba-1","use":"sig","alg":"ES256"}]}
+ * → 200 {"keys":[{"kty":"EC","crv":"P-256","x":"…","y":"…","kid":"ZTM0…(RFC 7638 thumbprint)","use":"sig","alg":"ES256"}]}
  * ```
  *
  * Cacheable for five minutes; a verifier meeting an unknown `kid` fetches it again (ARAP §5.1).
