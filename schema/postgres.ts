@@ -288,7 +288,12 @@ export const searchSnapshots = pgTable(
     createdAt: millis('created_at').notNull(),
     expiresAt: millis('expires_at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.storeId, t.id] }), index('search_snapshots_by_expiry').on(t.expiresAt)],
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('search_snapshots_by_expiry').on(t.expiresAt),
+    // A first page looks for a live snapshot of the same question to reuse.
+    index('search_snapshots_by_query').on(t.storeId, t.queryHash),
+  ],
 )
 
 /** signing_keys: see schema/sqlite.ts. */

@@ -303,7 +303,12 @@ export const searchSnapshots = sqliteTable(
     createdAt: integer('created_at').notNull(),
     expiresAt: integer('expires_at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.storeId, t.id] }), index('search_snapshots_by_expiry').on(t.expiresAt)],
+  (t) => [
+    primaryKey({ columns: [t.storeId, t.id] }),
+    index('search_snapshots_by_expiry').on(t.expiresAt),
+    // A first page looks for a live snapshot of the same question to reuse.
+    index('search_snapshots_by_query').on(t.storeId, t.queryHash),
+  ],
 )
 
 /**

@@ -25,5 +25,6 @@ ALTER TABLE "access_requests" ADD COLUMN "request_hash" text COLLATE "C";--> sta
 ALTER TABLE "access_requests" ADD COLUMN "binding_jti" text COLLATE "C";--> statement-breakpoint
 ALTER TABLE "access_requests" ADD COLUMN "submission" text COLLATE "C";--> statement-breakpoint
 CREATE INDEX "search_snapshots_by_expiry" ON "search_snapshots" USING btree ("expires_at");--> statement-breakpoint
+CREATE INDEX "search_snapshots_by_query" ON "search_snapshots" USING btree ("store_id","query_hash");--> statement-breakpoint
 CREATE UNIQUE INDEX "access_requests_by_idempotency_key" ON "access_requests" USING btree ("store_id","idempotency_key") WHERE "access_requests"."idempotency_key" IS NOT NULL;--> statement-breakpoint
 CREATE UNIQUE INDEX "access_requests_by_binding_jti" ON "access_requests" USING btree ("store_id","binding_jti") WHERE "access_requests"."binding_jti" IS NOT NULL;

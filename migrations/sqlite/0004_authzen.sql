@@ -13,6 +13,7 @@ CREATE TABLE `search_snapshots` (
 );
 --> statement-breakpoint
 CREATE INDEX `search_snapshots_by_expiry` ON `search_snapshots` (`expires_at`);--> statement-breakpoint
+CREATE INDEX `search_snapshots_by_query` ON `search_snapshots` (`store_id`,`query_hash`);--> statement-breakpoint
 CREATE TABLE `signing_keys` (
 	`kid` text PRIMARY KEY NOT NULL,
 	`alg` text NOT NULL,

@@ -7,7 +7,8 @@
  */
 import type { Tuple, TupleKey } from '../core/tuple.ts'
 
-export type DecisionKind = 'check' | 'batch_check' | 'token_check' | 'list_objects'
+/** `search`: an AuthZEN subject, resource or action search (`detail.search` says which; authzen/search.ts). */
+export type DecisionKind = 'check' | 'batch_check' | 'token_check' | 'list_objects' | 'search'
 
 /** Who asked, as the HTTP layer knows it. */
 export interface RequestMeta {

@@ -20,7 +20,10 @@ export interface SearchSnapshot {
   /** What the search asked (sha256 of its canonical form): a token is only good for the same question. */
   queryHash: string
   modelId: string
-  /** The store's head revision the answer was computed at. */
+  /**
+   * The store's head revision read before the answer was computed: every write up to it is in
+   * the answer (the datastore's readers read the newest data), which is what reuse needs.
+   */
   revision: number
   /** The HMAC key of the snapshot's page tokens (base64url). */
   secret: string
@@ -33,6 +36,18 @@ export interface SearchSnapshot {
 export interface SearchSnapshotStore {
   /** insertSearchSnapshot keeps a snapshot until its `expiresAt`. */
   insertSearchSnapshot(s: SearchSnapshot): Promise<void>
+  /**
+   * findSearchSnapshot returns the newest live snapshot (expiring after `now`) of the same
+   * question (`queryHash`) at the same `revision` and model, created at or after `createdSince`:
+   * a repeated first page reuses it instead of storing the same answer again.
+   */
+  findSearchSnapshot(
+    storeId: string,
+    q: { queryHash: string; revision: number; modelId: string; createdSince: Date },
+    now: Date,
+  ): Promise<SearchSnapshot | undefined>
+  /** countLiveSearchSnapshots: how many of the store's snapshots expire after `now` (the per-store cap). */
+  countLiveSearchSnapshots(storeId: string, now: Date): Promise<number>
   /** getSearchSnapshot returns a store's snapshot, expired or not (the caller compares the time). */
   getSearchSnapshot(storeId: string, id: string): Promise<SearchSnapshot | undefined>
   /** deleteExpiredSearchSnapshots removes up to `limit` snapshots expired at `now`; how many. */

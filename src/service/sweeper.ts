@@ -26,6 +26,8 @@ export interface SweeperOptions {
   intervalMs: number
   /** Tuples (or access requests) per transaction. Default 1000. */
   batchSize?: number
+  /** AuthZEN search snapshots per transaction: rows of up to megabytes each, so few. Default 50. */
+  snapshotBatchSize?: number
   /** Where a failed run is reported; the next run tries again. */
   logError: (err: unknown) => void
 }
@@ -42,6 +44,7 @@ export interface SweepResult {
 export class Sweeper {
   readonly #o: SweeperOptions
   readonly #batch: number
+  readonly #snapshotBatch: number
   #timer: NodeJS.Timeout | undefined
   #running: Promise<SweepResult> | undefined
   #stopped = false
@@ -49,6 +52,7 @@ export class Sweeper {
   constructor(options: SweeperOptions) {
     this.#o = options
     this.#batch = options.batchSize ?? 1000
+    this.#snapshotBatch = options.snapshotBatchSize ?? 50
   }
 
   /** start schedules runs every `intervalMs` until stop(); a no-op when the interval is 0. */
@@ -112,9 +116,9 @@ export class Sweeper {
       if (n < this.#batch || this.#stopped) break
     }
     for (;;) {
-      const n = await ds.deleteExpiredSearchSnapshots(now, this.#batch)
+      const n = await ds.deleteExpiredSearchSnapshots(now, this.#snapshotBatch)
       result.searchSnapshots += n
-      if (n < this.#batch || this.#stopped) break
+      if (n < this.#snapshotBatch || this.#stopped) break
     }
     return result
   }

@@ -174,6 +174,19 @@ export function searchPagingCases(freshDatabase: () => Partial<PembaConfig>, sha
     expect(await refused({ ...anneDocs, action: { name: 'can_edit' }, page: { limit: 100, token } })).toMatch(/different search/)
     expect(await refused({ ...anneDocs, subject: { type: 'user', id: 'bob' }, page: { limit: 100, token } })).toMatch(/different search/)
     expect(await refused({ ...anneDocs, context: { now: 1 }, page: { limit: 100, token } })).toMatch(/different search/)
+    // Pemba's options and the entities' properties are part of the question too.
+    expect(await refused({ ...anneDocs, subject: { type: 'user', id: 'anne', properties: { team: 'ops' } }, page: { limit: 100, token } })).toMatch(/different search/)
+    expect(await refused({ ...anneDocs, resource: { type: 'doc', properties: { x: 1 } }, page: { limit: 100, token } })).toMatch(/different search/)
+    expect(await refused({ ...anneDocs, context: { pemba: { consistency: 'HIGHER_CONSISTENCY' } }, page: { limit: 100, token } })).toMatch(/different search/)
+    const extra = { user: 'user:anne', relation: 'viewer', object: 'doc:extra' }
+    expect(await refused({ ...anneDocs, context: { pemba: { contextual_tuples: [extra] } }, page: { limit: 100, token } })).toMatch(/different search/)
+    // Not an error of the request's form: a token of a search with contextual tuples is bound to those.
+    const withTuples = await post('resource', { ...anneDocs, context: { pemba: { contextual_tuples: [extra] } }, page: { limit: 100 } })
+    expect(withTuples.body.page.total).toBe(N + 1)
+    const other1 = { ...extra, object: 'doc:extra2' }
+    expect(
+      await refused({ ...anneDocs, context: { pemba: { contextual_tuples: [other1] } }, page: { limit: 100, token: withTuples.body.page.next_token } }),
+    ).toMatch(/different search/)
     expect(await refused({ ...anneDocs, page: { limit: 50, token } })).toMatch(/different search/)
     // Leaving `limit` out means the default (100 here): the same limit, so accepted.
     const sameLimit = await post('resource', { ...anneDocs, page: { token } })
@@ -212,6 +225,10 @@ export function searchPagingCases(freshDatabase: () => Partial<PembaConfig>, sha
         const first = await post('resource', { ...anneDocs, page: { limit: 1000 } })
         const ids: string[] = first.body.results.map((r: { id: string }) => r.id)
         let token: string = first.body.page.next_token
+        // The same first page on the replica, at the same revision, reuses the stored answer: its token names the same snapshot.
+        const again = await other.request('POST', `/stores/${storeId}/access/v1/search/resource`, { ...anneDocs, page: { limit: 1000 } })
+        const snapshotOf = (t: string) => JSON.parse(Buffer.from(t.split('.')[0], 'base64url').toString())[1]
+        expect(snapshotOf(again.body.page.next_token)).toBe(snapshotOf(token))
         let turn = 0
         while (token) {
           const via = turn++ % 2 === 0 ? other : client
@@ -222,6 +239,22 @@ export function searchPagingCases(freshDatabase: () => Partial<PembaConfig>, sha
         }
         expect(new Set(ids).size).toBe(N)
         expect(ids).toHaveLength(N)
+      } finally {
+        await replica.close()
+      }
+    })
+
+    it('§8.16 an expired snapshot not yet swept is refused by a replica that reads its row: start again', async () => {
+      const replica = await servePemba(config, { clock: clock.now })
+      try {
+        const first = await post('resource', { ...anneDocs, page: { limit: 1000 } })
+        const token: string = first.body.page.next_token
+        clock.advance(11 * 60_000)
+        // The replica never held it in memory: it reads the row, still there (no sweep), and compares the time.
+        const res = await httpClient(replica).request('POST', `/stores/${storeId}/access/v1/search/resource`, { ...anneDocs, page: { limit: 1000, token } })
+        expect(res.status, res.text).toBe(400)
+        expect(res.body.message).toMatch(/expired or is unknown; start the search again/)
+        expect((await served.pemba.sweeper.runOnce()).searchSnapshots).toBe(1)
       } finally {
         await replica.close()
       }

@@ -81,6 +81,55 @@ describe('action search (§8.14)', () => {
     expect(await all('action', { subject: { type: 'user', id: 'zoe' }, resource: { type: 'doc', id: 'plan' } })).toEqual([])
   })
 
+  it('§8.14 the action rule at its edges: only relations with no directly assignable type are actions', async () => {
+    const s = await setup(
+      client,
+      `model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user]
+type folder
+  relations
+    define viewer: [user]
+type doc
+  relations
+    define owner: [user]
+    define parent: [folder]
+    define cond_role: [user with cond]
+    define public_role: [user:*]
+    define team_role: [group#member]
+    define via_parent: viewer from parent
+    define can_x: [user] or owner
+    define can_y: owner or cond_role
+condition cond(x: int) {
+  x == 1
+}
+`,
+      [
+        'doc:d#owner@user:anne',
+        'doc:d#parent@folder:f',
+        'folder:f#viewer@user:anne',
+        'doc:d#public_role@user:*',
+        'doc:d#team_role@group:team#member',
+        'group:team#member@user:anne',
+        'doc:d#can_x@user:anne',
+      ],
+    )
+    await client.request('POST', `/stores/${s.storeId}/write`, {
+      writes: { tuple_keys: [{ user: 'user:anne', relation: 'cond_role', object: 'doc:d', condition: { name: 'cond', context: { x: 1 } } }] },
+    })
+    // anne holds cond_role, public_role, team_role, can_x (all writable: structure) and via_parent, can_y (computed: actions).
+    for (const r of ['cond_role', 'public_role', 'team_role', 'can_x', 'via_parent', 'can_y']) expect(await s.check(`doc:d#${r}@user:anne`), r).toBe(true)
+    const res = await search('action', { subject: { type: 'user', id: 'anne' }, resource: { type: 'doc', id: 'd' }, page: { limit: 3 } }, {}, s.storeId)
+    expect(res.status, res.text).toBe(200)
+    expect(res.body).toEqual({ page: { next_token: '', count: 2, total: 2 }, results: [{ name: 'can_y' }, { name: 'via_parent' }] })
+    // Someone who holds nothing: no actions, and still never structure.
+    const none = await search('action', { subject: { type: 'user', id: 'zoe' }, resource: { type: 'doc', id: 'd' } }, {}, s.storeId)
+    expect(none.body.results).toEqual([])
+  })
+
   it('§8.14 takes no action: one given is ignored', async () => {
     const res = await search('action', { subject: { type: 'user', id: 'dana' }, action: { name: 'owner' }, resource: { type: 'doc', id: 'plan' } })
     expect(res.status, res.text).toBe(200)
@@ -130,6 +179,14 @@ describe('subject and resource search (§8.13–§8.15)', () => {
     expect(await all('resource', { subject: { type: 'user', id: 'erin' }, action: { name: 'can_view' }, resource: { type: 'doc' } })).toEqual([
       { type: 'doc', id: 'public' },
     ])
+  })
+
+  it('§8.15 every resource found evaluates to true', async () => {
+    for (const who of ['anne', 'bob', 'carl']) {
+      const found = (await all('resource', { subject: { type: 'user', id: who }, action: { name: 'can_view' }, resource: { type: 'doc' } })) as { id: string }[]
+      expect(found.length).toBeGreaterThan(0)
+      for (const r of found) expect(await check(`doc:${r.id}#can_view@user:${who}`)).toBe(true)
+    }
   })
 
   it('§8.13 a searched id is ignored', async () => {
@@ -186,13 +243,17 @@ describe('pages and limits', () => {
     expect(res.body).toEqual({ page: { next_token: '', count: 0, total: 4 }, results: [] })
   })
 
-  it('the page settings: defaults 100 / 1,000 / PT10M / 10,000; a default limit above the maximum stops the start', () => {
+  it('the page settings: defaults 100 / 1,000 / PT10M / 10,000 / 1,000 open / 32 MiB; a default limit above the maximum stops the start', () => {
     expect(loadConfig({ env: {} })).toMatchObject({
       authzenPageLimit: 100,
       authzenPageLimitMax: 1000,
       authzenPageTokenTtl: 'PT10M',
       authzenSearchMaxResults: 10_000,
+      authzenSearchSnapshotsMax: 1000,
+      authzenSearchCacheBytes: 33_554_432,
     })
+    expect(loadConfig({ env: { PEMBA_AUTHZEN_SEARCH_CACHE_BYTES: '0' } }).authzenSearchCacheBytes).toBe(0)
+    expect(() => loadConfig({ env: { PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX: '0' } })).toThrow(/PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX must be at least 1/)
     expect(() => loadConfig({ env: { PEMBA_AUTHZEN_PAGE_LIMIT: '500', PEMBA_AUTHZEN_PAGE_LIMIT_MAX: '100' } })).toThrow(
       /PEMBA_AUTHZEN_PAGE_LIMIT must not exceed PEMBA_AUTHZEN_PAGE_LIMIT_MAX \(100\)/,
     )
@@ -213,9 +274,10 @@ describe('pages and limits', () => {
     expect(over.status, over.text).toBe(400)
     expect(over.body.code).toBe('exceeded_entity_limit')
     expect(over.body.message).toMatch(/more than 5 results/)
+    // Paged too: the whole answer is refused, not cut to the first pages.
+    const six = await search('resource', { subject: { type: 'user', id: 'anne' }, action: { name: 'can_view' }, resource: { type: 'doc' }, page: { limit: 3 } }, {}, many.storeId)
+    expect(six.status, six.text).toBe(400)
     // Exactly the maximum is fine.
-    const five = await search('resource', { subject: { type: 'user', id: 'anne' }, action: { name: 'can_view' }, resource: { type: 'doc' }, page: { limit: 3 } }, {}, many.storeId)
-    expect(five.status, five.text).toBe(400)
     await client.request('POST', `/stores/${many.storeId}/write`, { deletes: { tuple_keys: [{ user: 'user:anne', relation: 'viewer', object: 'doc:d5' }] } })
     const ok = await search('resource', { subject: { type: 'user', id: 'anne' }, action: { name: 'can_view' }, resource: { type: 'doc' }, page: { limit: 3 } }, {}, many.storeId)
     expect(ok.status, ok.text).toBe(200)
@@ -294,8 +356,78 @@ condition in_team(team: string, subject_team: string) {
     const page = await client.request('GET', `/stores/${storeId}/decisions?subject=user:bob`)
     expect(page.status, page.text).toBe(200)
     const d = page.body.decisions.find((x: { request_id: string }) => x.request_id === 'search-logged-1')
-    expect(d).toMatchObject({ kind: 'list_objects', relation: 'can_view', object: 'doc', allowed: true })
+    expect(d).toMatchObject({ kind: 'search', user: 'user:bob', relation: 'can_view', object: 'doc', allowed: true })
     expect(d.detail).toMatchObject({ search: 'resource', count: 2 })
+  })
+
+  it('subject and action searches are logged as kind search, with truthful fields', async () => {
+    const subj = await search('subject', { subject: { type: 'user' }, action: { name: 'can_edit' }, resource: { type: 'doc', id: 'plan' } }, { 'X-Request-Id': 'search-logged-2' })
+    expect(subj.status, subj.text).toBe(200)
+    const act = await search('action', { subject: { type: 'user', id: 'dana' }, resource: { type: 'doc', id: 'plan' } }, { 'X-Request-Id': 'search-logged-3' })
+    expect(act.status, act.text).toBe(200)
+    await served.pemba.decisions.flush()
+    const searches = await client.request('GET', `/stores/${storeId}/decisions?kind=search`)
+    expect(searches.status, searches.text).toBe(200)
+    const byId = (id: string) => searches.body.decisions.find((x: { request_id: string }) => x.request_id === id)
+    // A subject search: the searched side is the type alone; the resource as asked.
+    expect(byId('search-logged-2')).toMatchObject({ kind: 'search', user: 'user', relation: 'can_edit', object: 'doc:plan', allowed: true })
+    expect(byId('search-logged-2').detail).toMatchObject({ search: 'subject', count: 2 })
+    // An action search: the subject as asked, so an audit of user:dana finds it.
+    const dana = await client.request('GET', `/stores/${storeId}/decisions?subject=user:dana`)
+    const d = dana.body.decisions.find((x: { request_id: string }) => x.request_id === 'search-logged-3')
+    expect(d).toMatchObject({ kind: 'search', user: 'user:dana', relation: '', object: 'doc:plan', allowed: true })
+    expect(d.detail).toMatchObject({ search: 'action', count: 2 })
+  })
+
+  it('a delegated resource search refused by its chain keeps detail.denied_by', async () => {
+    const s = await setup(
+      client,
+      `model
+  schema 1.1
+type user
+  relations
+    define acts_for: [agent]
+type agent
+type doc
+  relations
+    define reader: [user, agent]
+`,
+      ['doc:1#reader@agent:bot', 'doc:1#reader@user:alice', 'user:alice#acts_for@agent:bot'],
+    )
+    const body = (who: string) => ({
+      subject: { type: 'agent', id: 'bot' },
+      action: { name: 'reader' },
+      resource: { type: 'doc' },
+      context: { pemba: { on_behalf_of: [who] } },
+    })
+    expect((await search('resource', body('user:alice'), {}, s.storeId)).body.results).toEqual([{ type: 'doc', id: '1' }])
+    const refused = await search('resource', body('user:bob'), { 'X-Request-Id': 'search-denied-1' }, s.storeId)
+    expect(refused.status, refused.text).toBe(200)
+    expect(refused.body.results).toEqual([])
+    await served.pemba.decisions.flush()
+    const page = await client.request('GET', `/stores/${s.storeId}/decisions?kind=search`)
+    const d = page.body.decisions.find((x: { request_id: string }) => x.request_id === 'search-denied-1')
+    expect(d).toMatchObject({ kind: 'search', user: 'agent:bot', allowed: false })
+    expect(d.detail).toMatchObject({ search: 'resource', count: 0, denied_by: 'delegation' })
+  })
+})
+
+describe('page tokens are read strictly (§8.17)', () => {
+  it('an altered token → 400 invalid_continuation_token: padding, junk, a non-canonical last character', async () => {
+    const body = { subject: { type: 'user' }, action: { name: 'can_view' }, resource: { type: 'doc', id: 'plan' } }
+    const first = await search('subject', body)
+    const token: string = first.body.page.next_token
+    expect(token).not.toBe('')
+    expect((await search('subject', { ...body, page: { token } })).status).toBe(200)
+    const [payload, sig] = token.split('.')
+    // The signature's last character has 2 spare bits: flip one, the decoded bytes stay the same.
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const sameBytes = sig.slice(0, -1) + last[last.indexOf(sig.at(-1)!) ^ 1]
+    for (const altered of [`${token}=`, `${token}!`, `${payload}=.${sig}`, `${payload}.${sameBytes}`, ` ${token}`, `${payload}.${sig}.x`]) {
+      const res = await search('subject', { ...body, page: { token: altered } })
+      expect(res.status, `${altered}: ${res.text}`).toBe(400)
+      expect(res.body.code).toBe('invalid_continuation_token')
+    }
   })
 })
 
@@ -324,6 +456,8 @@ describe('transport, deadline and the root paths', () => {
         resource: { type: 'doc' },
       })
       expect(res.body.code, res.text).toBe('deadline_exceeded')
+      // As a check past its deadline (the module comment of search.ts documents 500).
+      expect(res.status).toBe(500)
       expect(res.body.message).toMatch(/did not complete within 1 ms .*no partial answer/)
       expect(res.body.results).toBeUndefined()
     } finally {

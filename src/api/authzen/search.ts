@@ -14,12 +14,12 @@
 import type { Context, Hono } from 'hono'
 import { z } from 'zod'
 import type { SearchQuery } from '../../service/authzen/search.ts'
-import { MODEL_HEADER, ULID_ID } from '../contracts.ts'
+import { MODEL_HEADER } from '../contracts.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId, parseInput, requestMeta } from '../validation.ts'
 import { action, context, entity, searchedEntity } from './entities.ts'
-import { readAuthzenBody } from './routes-evaluation.ts'
+import { pinnedModel, readAuthzenBody } from './routes-evaluation.ts'
 
 /** The request's `page`: the previous `next_token`, and how many results (≥ 0). */
 const page = z.object({
@@ -56,12 +56,6 @@ function searched(e: z.output<typeof searchedEntity>): { type: string; propertie
   return e.properties ? { type: e.type, properties: e.properties } : { type: e.type }
 }
 
-/** As for an evaluation: the model the header names when it is a model id, else the latest. */
-function pinnedModel(c: Context<AppEnv>): string | undefined {
-  const id = c.req.header(MODEL_HEADER)
-  return id !== undefined && ULID_ID.test(id) ? id : undefined
-}
-
 export function registerAuthzenSearchRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   const answer = async (
     c: Context<AppEnv>,
@@ -70,6 +64,7 @@ export function registerAuthzenSearchRoutes(app: Hono<AppEnv>, deps: AppDeps): v
     p: z.output<typeof page> | undefined,
   ): Promise<Response> => {
     const observation = c.get('observation')
+    // Metrics have no search kind: subject search counts as list_users, resource and action search as list_objects.
     observation.beginQuery(query.kind === 'subject' ? 'list_users' : 'list_objects', storeId, 'action' in query ? query.action.name : undefined, query.resource.type)
     const r = await deps.authzenSearch.search(storeId, query, { token: p?.token, limit: p?.limit }, {
       modelId: pinnedModel(c),

@@ -56,17 +56,24 @@ export interface UnverifiedPageToken extends PageTokenPayload {
   verify(secret: string): boolean
 }
 
+/** A token's form: base64url payload, a dot, and the 32-byte HMAC in base64url (43 characters). */
+const TOKEN_FORM = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/
+
 /**
  * decodePageToken reads a token's payload without trusting it (the secret is the snapshot's,
  * found by the id it names); anything that is not a token of this form is refused.
  */
 export function decodePageToken(token: string): UnverifiedPageToken {
-  const dot = token.indexOf('.')
-  if (dot <= 0 || dot !== token.lastIndexOf('.')) throw pageTokenError('not a token this server issued')
-  const payload = token.slice(0, dot)
+  // Strictly base64url, unpadded, and canonical: Node's decoder skips `=` and other junk, so
+  // without this an altered token (`token + "="`) would still verify.
+  const m = TOKEN_FORM.exec(token)
+  if (!m) throw pageTokenError('not a token this server issued')
+  const payload = m[1]
+  const payloadBytes = Buffer.from(payload, 'base64url')
+  if (payloadBytes.toString('base64url') !== payload) throw pageTokenError('not a token this server issued')
   let parts: unknown
   try {
-    parts = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'))
+    parts = JSON.parse(payloadBytes.toString('utf8'))
   } catch {
     throw pageTokenError('not a token this server issued')
   }
@@ -80,7 +87,9 @@ export function decodePageToken(token: string): UnverifiedPageToken {
   ) {
     throw pageTokenError('not a token this server issued')
   }
-  const signature = Buffer.from(token.slice(dot + 1), 'base64url')
+  const signature = Buffer.from(m[2], 'base64url')
+  // The last character carries 2 spare bits: only the canonical one of its 4 spellings is accepted.
+  if (signature.toString('base64url') !== m[2]) throw pageTokenError('not a token this server issued')
   return {
     storeId: parts[0],
     snapshotId: parts[1],

@@ -30,6 +30,17 @@
  * `page.limit` defaults to PEMBA_AUTHZEN_PAGE_LIMIT; above PEMBA_AUTHZEN_PAGE_LIMIT_MAX is a
  * 400; `limit: 0` asks only for the size: no results, `total`, and `next_token: ""` (there is
  * no page after a page of nothing). A `page.token` that is absent or `""` starts a search.
+ * The effective limit is part of the question, so replicas must share the page settings.
+ *
+ * **Storage is bounded.** A first page of the same question (query hash) at the same head
+ * revision and model, within SNAPSHOT_REUSE_MS, is served from the stored answer instead of
+ * storing it again (on any replica). A store holds at most PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX
+ * live snapshots: a first page that needs one more answers 429 `resource_exhausted` (finish
+ * paging or retry later) rather than evicting another client's search, whose tokens must stay
+ * valid. Results are stored compactly (search-snapshots.ts). Each replica keeps recent
+ * snapshots parsed in memory, within PEMBA_AUTHZEN_SEARCH_CACHE_BYTES and until they expire:
+ * on a miss (another replica's search, or one larger than that budget) a page reads and parses
+ * the whole row, at most once per page (a ~1 MB row for 10,000 results).
  *
  * **Complete or nothing.** A search with more than PEMBA_AUTHZEN_SEARCH_MAX_RESULTS results
  * answers 400 `exceeded_entity_limit`, and one that does not finish within
@@ -39,8 +50,8 @@
  * Pemba's options under `context.pemba` are honoured as for an evaluation (pemba-options.ts):
  * `consistency` and `contextual_tuples`; `on_behalf_of` for resource search (a delegated
  * list-objects). A `subject_token` is refused (search is not token-aware); `explain` is
- * ignored. A computed search is one decision in the decision log (see #record); later pages,
- * served from the snapshot, decide nothing and are not logged.
+ * ignored. A first page is one decision of kind `search` in the decision log (see #record);
+ * later pages, served from the snapshot, decide nothing and are not logged.
  *
  * @module
  */
@@ -122,9 +133,24 @@ export interface SearchServiceOptions {
   maxResults: number
   /** How long computing a search may take (PEMBA_LIST_DEADLINE_MS). */
   deadlineMs: number
-  /** Results of recent snapshots held in memory, so paging on one replica reads no row. Default 200,000. */
-  cachedResults?: number
+  /**
+   * The most live snapshots one store may hold (PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX): a first page
+   * that needs one more answers 429 `resource_exhausted` (see the module comment).
+   */
+  snapshotsMax: number
+  /**
+   * The memory recent snapshots may take on this replica (PEMBA_AUTHZEN_SEARCH_CACHE_BYTES, as
+   * the characters of their results plus 24 per result), so paging here reads no row; 0: none.
+   */
+  cacheBytes: number
 }
+
+/**
+ * How long a stored answer is reused for the same question at the same revision. A tuple's
+ * expiry changes an answer without a new revision, so reuse is kept short: a repeated first
+ * page within it costs no storage, and its answer is as fresh as MINIMIZE_LATENCY's head.
+ */
+export const SNAPSHOT_REUSE_MS = 10_000
 
 /** A search's complete answer, as computed for its first page. */
 interface Computed {
@@ -132,20 +158,59 @@ interface Computed {
   results: string[]
   modelId: string
   dispatches: number
-  /** For the decision log: who, which relation, on what. */
-  logged: { subject: string; relation: string; object: string; onBehalfOf?: string[] }
+  /** A delegated resource search refused by its chain (`delegation`): `detail.denied_by`. */
+  deniedBy?: string
+}
+
+/** approxBytes: what a snapshot's results take in memory (one-byte strings and their headers). */
+function approxBytes(s: SearchSnapshot): number {
+  let n = 256
+  for (const r of s.results) n += r.length + 24
+  return n
 }
 
 export class SearchService {
   readonly #o: SearchServiceOptions
   readonly #decisions: DecisionSink
-  /** Recent snapshots by `store id`: the pages of a search served here read no row. */
-  readonly #recent: LRUCache<string, SearchSnapshot>
+  /**
+   * Recent snapshots by `store id`: the pages of a search served here read no row. Bounded by
+   * bytes; each entry lives until its snapshot expires on the injected clock, and is then
+   * dropped (its secret with it).
+   */
+  readonly #recent: LRUCache<string, SearchSnapshot> | undefined
+  /** Recent questions (`store query-hash revision model`) → their snapshot's id, for reuse. */
+  readonly #questions: LRUCache<string, string> | undefined
 
   constructor(options: SearchServiceOptions) {
     this.#o = options
     this.#decisions = options.decisions ?? NO_DECISIONS
-    this.#recent = new LRUCache({ maxSize: options.cachedResults ?? 200_000, sizeCalculation: (s) => s.results.length + 1 })
+    this.#recent =
+      options.cacheBytes > 0
+        ? new LRUCache<string, SearchSnapshot>({
+            maxSize: options.cacheBytes,
+            sizeCalculation: approxBytes,
+            ttlAutopurge: true,
+            ttlResolution: 0,
+            perf: { now: () => options.clock().getTime() },
+          })
+        : undefined
+    this.#questions = this.#recent && new LRUCache<string, string>({ max: 10_000, ttlResolution: 0, perf: { now: () => options.clock().getTime() } })
+  }
+
+  /** cached: the snapshots this replica holds in memory, and their approximate bytes (for tests and metrics). */
+  cached(): { entries: number; bytes: number } {
+    const recent = this.#recent
+    if (!recent) return { entries: 0, bytes: 0 }
+    recent.purgeStale()
+    return { entries: recent.size, bytes: recent.calculatedSize }
+  }
+
+  #remember(s: SearchSnapshot): void {
+    const ttl = s.expiresAt.getTime() - this.#o.clock().getTime()
+    if (!this.#recent || ttl <= 0) return
+    this.#recent.set(`${s.storeId} ${s.id}`, s, { ttl })
+    const reuse = s.createdAt.getTime() + SNAPSHOT_REUSE_MS - this.#o.clock().getTime()
+    if (reuse > 0) this.#questions?.set(`${s.storeId} ${s.queryHash} ${s.revision} ${s.modelId}`, s.id, { ttl: Math.min(ttl, reuse) })
   }
 
   /** search answers one page of a search (see the module comment). */
@@ -159,20 +224,41 @@ export class SearchService {
     if (page.token) return this.#laterPage(storeId, q.kind, page.token, hash, limit)
 
     const started = performance.now()
-    const computed = await this.#compute(storeId, q, o.modelId)
+    const opts = evaluationOptions(q.context ?? {}, false)
+    if (opts.subjectToken !== undefined) throw validationError('context.subject_token is not supported by search: name the subject')
+    if (opts.onBehalfOf && q.kind !== 'resource') throw validationError(`context.pemba.on_behalf_of is not supported by ${q.kind} search`)
+    // The head read before computing: every write up to it is in the answer (see SearchSnapshot.revision).
+    const revision = await this.#o.heads.get(storeId, opts.consistency === 'HIGHER_CONSISTENCY')
+    if (limit > 0) {
+      const reused = await this.#reusable(storeId, hash, revision, o.modelId, opts)
+      if (reused) {
+        if (o.meta) this.#record(storeId, q, { results: reused.results, modelId: reused.modelId, dispatches: 0 }, o.meta, started, true)
+        return { ...this.#slice(q.kind, reused, 0, limit), dispatches: 0 }
+      }
+    }
+    const computed = await this.#compute(storeId, q, o.modelId, opts)
     const total = computed.results.length
-    if (o.meta) this.#record(storeId, q, computed, o.meta, started)
     if (limit === 0 || total <= limit) {
+      if (o.meta) this.#record(storeId, q, computed, o.meta, started)
       const results = limit === 0 ? [] : computed.results
       return { ...wireResults(q.kind, results), nextToken: '', total, modelId: computed.modelId, dispatches: computed.dispatches }
     }
     const now = this.#o.clock()
+    const open = await this.#o.snapshots.countLiveSearchSnapshots(storeId, now)
+    if (open >= this.#o.snapshotsMax) {
+      const ttl = Math.ceil(this.#o.tokenTtlMs / 1000)
+      throw new PembaError(
+        'resource_exhausted',
+        `too many paged searches open in this store (${this.#o.snapshotsMax}, PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX): finish paging, narrow the search to one page, or retry within ${ttl} s`,
+        429,
+      )
+    }
     const snapshot: SearchSnapshot = {
       storeId,
       id: newSnapshotId(),
       queryHash: hash,
       modelId: computed.modelId,
-      revision: computed.revision,
+      revision,
       secret: newSnapshotSecret(),
       results: computed.results,
       total,
@@ -180,8 +266,25 @@ export class SearchService {
       expiresAt: new Date(now.getTime() + this.#o.tokenTtlMs),
     }
     await this.#o.snapshots.insertSearchSnapshot(snapshot)
-    this.#recent.set(`${storeId} ${snapshot.id}`, snapshot)
+    this.#remember(snapshot)
+    if (o.meta) this.#record(storeId, q, computed, o.meta, started)
     return { ...this.#slice(q.kind, snapshot, 0, limit), dispatches: computed.dispatches }
+  }
+
+  /**
+   * #reusable finds a live snapshot of the same question at the same revision and model, made
+   * within SNAPSHOT_REUSE_MS: in memory, else in the database (another replica's).
+   */
+  async #reusable(storeId: string, hash: string, revision: number, pinned: string | undefined, opts: EvaluationOptions): Promise<SearchSnapshot | undefined> {
+    const modelId = pinned ?? (await this.#o.evaluation.model(storeId, undefined, opts.consistency)).id
+    const now = this.#o.clock()
+    const id = this.#questions?.get(`${storeId} ${hash} ${revision} ${modelId}`)
+    const cached = id === undefined ? undefined : this.#recent?.get(`${storeId} ${id}`)
+    if (cached) return cached
+    const createdSince = new Date(now.getTime() - SNAPSHOT_REUSE_MS)
+    const found = await this.#o.snapshots.findSearchSnapshot(storeId, { queryHash: hash, revision, modelId, createdSince }, now)
+    if (found) this.#remember(found)
+    return found
   }
 
   /** #laterPage serves a page of a stored snapshot, once the token is proven to be for this question. */
@@ -202,16 +305,12 @@ export class SearchService {
   async #snapshot(storeId: string, id: string): Promise<SearchSnapshot | undefined> {
     const key = `${storeId} ${id}`
     const now = this.#o.clock().getTime()
-    let s = this.#recent.get(key)
+    let s = this.#recent?.get(key)
     if (!s) {
       s = await this.#o.snapshots.getSearchSnapshot(storeId, id)
-      if (s && s.expiresAt.getTime() > now) this.#recent.set(key, s)
+      if (s && s.expiresAt.getTime() > now) this.#remember(s)
     }
-    if (!s || s.expiresAt.getTime() <= now) {
-      this.#recent.delete(key)
-      return undefined
-    }
-    return s
+    return s && s.expiresAt.getTime() > now ? s : undefined
   }
 
   #slice(kind: SearchQuery['kind'], s: SearchSnapshot, offset: number, limit: number): Omit<SearchPage, 'dispatches'> {
@@ -221,12 +320,7 @@ export class SearchService {
   }
 
   /** #compute finds the whole answer, sorted, or fails: never a partial list. */
-  async #compute(storeId: string, q: SearchQuery, modelId: string | undefined): Promise<Computed & { revision: number }> {
-    const opts = evaluationOptions(q.context ?? {}, false)
-    if (opts.subjectToken !== undefined) throw validationError('context.subject_token is not supported by search: name the subject')
-    if (opts.onBehalfOf && q.kind !== 'resource') throw validationError(`context.pemba.on_behalf_of is not supported by ${q.kind} search`)
-    // The head the answer is computed at (the engine binds to the same remembered head).
-    const revision = await this.#o.heads.get(storeId, opts.consistency === 'HIGHER_CONSISTENCY')
+  async #compute(storeId: string, q: SearchQuery, modelId: string | undefined, opts: EvaluationOptions): Promise<Computed> {
     const context = conditionContext({
       subject: propertiesOf(q.subject),
       action: 'action' in q ? q.action : undefined,
@@ -240,9 +334,9 @@ export class SearchService {
       const relation = relationOf(q.action)
       const r = await this.#o.lists.listObjects(storeId, { ...common, type: q.resource.type, relation, user, onBehalfOf: opts.onBehalfOf })
       this.#complete(r.truncated, r.objects.length)
-      computed = { results: r.objects, modelId: r.modelId, dispatches: r.dispatches, logged: { subject: user, relation, object: q.resource.type, onBehalfOf: opts.onBehalfOf } }
+      computed = { results: r.objects, modelId: r.modelId, dispatches: r.dispatches, deniedBy: r.deniedBy }
     } else if (q.kind === 'subject') {
-      const object = objectOf(q.resource)
+      objectOf(q.resource)
       const relation = relationOf(q.action)
       const r = await this.#o.lists.listUsers(storeId, {
         ...common,
@@ -251,12 +345,12 @@ export class SearchService {
         userFilters: [{ type: q.subject.type }],
       })
       this.#complete(r.truncated, r.users.length)
-      computed = { results: r.users.map((u) => `${u.type}:${u.id}`), modelId: r.modelId, dispatches: r.dispatches, logged: { subject: q.subject.type, relation, object } }
+      computed = { results: r.users.map((u) => `${u.type}:${u.id}`), modelId: r.modelId, dispatches: r.dispatches }
     } else {
       computed = await this.#actions(storeId, q, modelId, opts, context)
     }
     computed.results.sort()
-    return { ...computed, revision }
+    return computed
   }
 
   /** #actions: the actions of the resource's type (see the module comment) the subject may do. */
@@ -268,7 +362,7 @@ export class SearchService {
     context: Record<string, unknown> | undefined,
   ): Promise<Computed> {
     const user = userOf(q.subject)
-    const object = objectOf(q.resource)
+    objectOf(q.resource)
     const { evaluation } = this.#o
     const ts = await evaluation.model(storeId, modelId, opts.consistency)
     const type = ts.types.get(q.resource.type)
@@ -307,7 +401,6 @@ export class SearchService {
       results: actions.filter((_, i) => allowed[i]),
       modelId: ts.id,
       dispatches: ctx.stats.dispatches,
-      logged: { subject: user, relation: '', object },
     }
   }
 
@@ -328,28 +421,35 @@ export class SearchService {
   }
 
   /**
-   * #record logs a computed search like a list-objects: one decision of kind `list_objects`,
-   * `detail.search` saying which search (`subject`: the subject is the searched type and the
-   * object the resource; `action`: no relation) and `detail.count` its size.
+   * #record logs a search: one decision of kind `search`, `detail.search` saying which
+   * (`subject`, `resource`, `action`) and `detail.count` its size. The searched side holds its
+   * type alone, the other sides are as asked: a resource search is `subject: "user:anne"`,
+   * `relation: "can_view"`, `object: "doc"`; a subject search `subject: "user"`, `object:
+   * "doc:plan"`; an action search has `relation: ""`. A delegated search refused by its chain
+   * adds `detail.denied_by`, a first page served from a stored answer `detail.reused: true`.
    */
-  #record(storeId: string, q: SearchQuery, c: Computed, meta: RequestMeta, started: number): void {
+  #record(storeId: string, q: SearchQuery, c: Computed, meta: RequestMeta, started: number, reused = false): void {
     if (this.#decisions === NO_DECISIONS) return
-    const consistency: Consistency | undefined = evaluationOptions(q.context ?? {}, false).consistency
+    const opts = evaluationOptions(q.context ?? {}, false)
+    const consistency: Consistency | undefined = opts.consistency
+    const detail: Record<string, unknown> = { search: q.kind, count: c.results.length }
+    if (c.deniedBy) detail.denied_by = c.deniedBy
+    if (reused) detail.reused = true
     this.#decisions.record({
-      kind: 'list_objects',
+      kind: 'search',
       storeId,
       modelId: c.modelId,
       client: meta.client,
       requestId: meta.requestId,
-      subject: c.logged.subject,
-      onBehalfOf: c.logged.onBehalfOf,
-      relation: c.logged.relation,
-      object: c.logged.object,
+      subject: q.kind === 'subject' ? q.subject.type : userOf(q.subject),
+      onBehalfOf: opts.onBehalfOf,
+      relation: q.kind === 'action' ? '' : q.action.name,
+      object: q.kind === 'resource' ? q.resource.type : objectOf(q.resource),
       allowed: c.results.length > 0,
       latencyUs: (performance.now() - started) * 1000,
       consistency: consistency ?? 'UNSPECIFIED',
       at: this.#o.clock().getTime(),
-      detail: { search: q.kind, count: c.results.length },
+      detail,
     })
   }
 }

@@ -1,6 +1,8 @@
 /**
  * SearchSnapshotStore (service/search-snapshot-store.ts) over SQL, for both dialects: one row
- * per paged AuthZEN search, its results a JSON array, removed by the sweeper once expired.
+ * per paged AuthZEN search, removed by the sweeper once expired. The results are stored
+ * compactly: the prefix every result shares (`doc:`, the searched type) once, then the rest of
+ * each, `{"p":"doc:","r":["0001","0002",…]}` (about half the size of `type:id` strings).
  *
  * @module
  */
@@ -24,6 +26,11 @@ const SQL = {
   insert: `INSERT INTO search_snapshots (store_id, id, query_hash, model_id, revision, secret, results, total, created_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   get: 'SELECT * FROM search_snapshots WHERE store_id = ? AND id = ?',
+  // No index on query_hash: the store's live rows (at most PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX)
+  // are scanned through the primary key's store_id prefix, without reading their results.
+  find: `SELECT * FROM search_snapshots WHERE store_id = ? AND query_hash = ? AND revision = ? AND model_id = ?
+    AND created_at >= ? AND expires_at > ? ORDER BY created_at DESC LIMIT 1`,
+  countLive: 'SELECT count(*) AS n FROM search_snapshots WHERE store_id = ? AND expires_at > ?',
   // In batches, oldest first, so a backlog never holds a lock for long.
   deleteExpired: `DELETE FROM search_snapshots WHERE (store_id, id) IN
     (SELECT store_id, id FROM search_snapshots WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)`,
@@ -38,11 +45,27 @@ function rowToSnapshot(r: SnapshotRow): SearchSnapshot {
     // PostgreSQL's bigint arrives as text.
     revision: Number(r.revision),
     secret: r.secret,
-    results: JSON.parse(r.results) as string[],
+    results: unpackResults(r.results),
     total: Number(r.total),
     createdAt: new Date(Number(r.created_at)),
     expiresAt: new Date(Number(r.expires_at)),
   }
+}
+
+/** packResults: `["doc:a","doc:b"]` → `{"p":"doc:","r":["a","b"]}` (the shared `type:` prefix once). */
+export function packResults(results: string[]): string {
+  const first = results[0] ?? ''
+  const colon = first.indexOf(':')
+  const p = colon < 0 ? '' : first.slice(0, colon + 1)
+  if (p && results.every((r) => r.startsWith(p))) return JSON.stringify({ p, r: results.map((r) => r.slice(p.length)) })
+  return JSON.stringify({ p: '', r: results })
+}
+
+function unpackResults(text: string): string[] {
+  const v = JSON.parse(text) as { p: string; r: string[] } | string[]
+  // A plain array: a row written before the compact form (snapshots live minutes; no migration).
+  if (Array.isArray(v)) return v
+  return v.p ? v.r.map((x) => v.p + x) : v.r
 }
 
 /** The search-snapshot port over `d`. */
@@ -56,7 +79,7 @@ export function sqlSearchSnapshots(d: SqlDriver): SearchSnapshotStore {
         s.modelId,
         s.revision,
         s.secret,
-        JSON.stringify(s.results),
+        packResults(s.results),
         s.total,
         s.createdAt.getTime(),
         s.expiresAt.getTime(),
@@ -65,6 +88,14 @@ export function sqlSearchSnapshots(d: SqlDriver): SearchSnapshotStore {
     async getSearchSnapshot(storeId, id) {
       const row = await d.get<SnapshotRow>(SQL.get, [storeId, id])
       return row && rowToSnapshot(row)
+    },
+    async findSearchSnapshot(storeId, q, now) {
+      const row = await d.get<SnapshotRow>(SQL.find, [storeId, q.queryHash, q.revision, q.modelId, q.createdSince.getTime(), now.getTime()])
+      return row && rowToSnapshot(row)
+    },
+    async countLiveSearchSnapshots(storeId, now) {
+      const row = await d.get<{ n: number | string }>(SQL.countLive, [storeId, now.getTime()])
+      return Number(row?.n ?? 0)
     },
     deleteExpiredSearchSnapshots(now, limit) {
       return d.run(SQL.deleteExpired, [now.getTime(), limit])
