@@ -30,7 +30,7 @@ import type { Consistency } from './evaluation.ts'
 import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { ModelService } from './models.ts'
 import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
-import { validateBatch } from './tuple-input.ts'
+import { MAX_CONTEXTUAL_TUPLES, validateBatch } from './tuple-input.ts'
 
 /** Why a token check answered `allowed: false` without evaluating relationships. */
 export type TokenRejection =
@@ -163,6 +163,7 @@ export class TokenCheckService {
    */
   async check(storeId: string, input: TokenCheckInput, meta?: RequestMeta & { detail?: Record<string, unknown> }): Promise<TokenCheckResult> {
     const started = performance.now()
+    refuseContextualDelegation(input.contextualTuples)
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
     validateTarget(ts, input.relation, input.object)
@@ -172,7 +173,9 @@ export class TokenCheckService {
         ? { modelId: ts.id, allowed: false, deniedBy: 'delegation', token: r.token, user: r.user, onBehalfOf: r.onBehalfOf }
         : { modelId: ts.id, allowed: false, reason: r.reason, token: r.token }
       if (!r.ok && r.requiredScopes) out.requiredScopes = r.requiredScopes
-      if (meta) this.#recordUnevaluated(storeId, ts.id, input, out, meta, started)
+      // A mismatch records the subject that was named too: the token's holder did not ask for it.
+      const named = out.reason === 'subject_mismatch' ? { named_subject: input.subject } : undefined
+      if (meta) this.#recordUnevaluated(storeId, ts.id, input, out, meta, started, named)
       if (input.explain) out.explanation = unevaluatedExplanation(out)
       return out
     }
@@ -266,7 +269,7 @@ export class TokenCheckService {
     const tokens = new Map<string, TokenIdentity>()
     const evaluate: BatchCheckItem[] = []
     await Promise.all(
-      input.checks.map(async (c) => {
+      input.checks.map(async (c, i) => {
         const started = performance.now()
         const common = { correlationId: c.correlationId, contextualTuples: c.contextualTuples, context: c.context, explain: c.explain }
         if (c.subjectToken === undefined) {
@@ -276,6 +279,7 @@ export class TokenCheckService {
         let r: Resolved
         try {
           validateTarget(ts, c.tupleKey.relation, c.tupleKey.object)
+          refuseContextualDelegation(c.contextualTuples, `checks[${i}].contextual_tuples.tuple_keys`)
           r = await this.#resolve(storeId, ts, c.subjectToken, c.tupleKey.relation, fresh)
         } catch (e) {
           // An item's own mistake answers that item, as in the ordinary batch check.
@@ -352,7 +356,10 @@ export class TokenCheckService {
     const identity: TokenIdentity = { issuer: issuer.name, subject, actors }
     if (named !== undefined && named !== subject && named !== actors[0]) return { ok: false, reason: 'subject_mismatch', token: identity }
     if (c.scopes && !scopeAllows(c.scopes, claims, relation)) {
-      const requiredScopes = Object.keys(c.scopes).filter((s) => c.scopes![s].includes(relation))
+      // Least privileged first (the scope that allows the fewest relations; ties in config order).
+      const requiredScopes = Object.keys(c.scopes)
+        .filter((s) => c.scopes![s].includes(relation))
+        .sort((a, b) => c.scopes![a].length - c.scopes![b].length)
       return { ok: false, reason: 'scope_missing', token: identity, requiredScopes }
     }
     for (const type of [c.subject_type, ...(actors.length ? [c.actor_type!] : [])]) {
@@ -397,6 +404,23 @@ export class TokenCheckService {
     } catch (e) {
       return { ok: false, reason: rejectionOf(e, issuer.remote) }
     }
+  }
+}
+
+/**
+ * refuseContextualDelegation: the contextual tuples a token check may carry. At most
+ * MAX_CONTEXTUAL_TUPLES, and none whose relation is `acts_for`: the token's act chain must be
+ * proven by stored tuples, or whoever writes the request could forge a hop
+ * (`user:alice#acts_for@agent:bot` beside a token of alice acted by the bot). A 400 naming the tuple.
+ */
+export function refuseContextualDelegation(tuples: readonly TupleKey[] | undefined, field = 'contextual_tuples.tuple_keys'): void {
+  if (!tuples) return
+  if (tuples.length > MAX_CONTEXTUAL_TUPLES) throw validationError(`invalid ${field}: at most ${MAX_CONTEXTUAL_TUPLES} contextual tuples`)
+  const i = tuples.findIndex((t) => t.relation === ACTS_FOR)
+  if (i >= 0) {
+    throw validationError(
+      `invalid ${field}[${i}]: a contextual tuple cannot grant '${ACTS_FOR}' beside a subject_token (the token's act chain must be proven by stored tuples)`,
+    )
   }
 }
 

@@ -35,6 +35,9 @@ export function parseWrite(ts: TypeSystem, k: TupleKey, now: number): Tuple {
   return v.tuple
 }
 
+/** The most contextual tuples one check may carry (OpenFGA's limit; `/check`, AuthZEN, token checks). */
+export const MAX_CONTEXTUAL_TUPLES = 100
+
 /**
  * contextualTuples validates a request's contextual tuples. One may carry `expires_at` like a
  * written tuple (e.g. a token's group claims, valid until the token expires); an unparseable

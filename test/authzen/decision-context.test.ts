@@ -8,6 +8,8 @@
  * approval verdict added by the decider; every evaluation in the decision log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { AuthzenDecider } from '../../src/service/authzen/decider.ts'
+import type { AuthzenEvaluation } from '../../src/service/authzen/types.ts'
 import { createStore, writeModel, writeTuples } from '../helpers/fixtures.ts'
 import { serveHttp, type HttpClient } from './core-fixture.ts'
 
@@ -37,7 +39,7 @@ type doc
     define blocked: [user]
     define reader: viewer but not blocked
     define archivist: archivist from parent
-    define grantee: [user]
+    define grantee: [user, agent]
     define grantee_approver: [user]
 condition in_office(office: string) {
   office == "zanzibar"
@@ -144,6 +146,41 @@ describe("Pemba's options in context.pemba", () => {
     })
   })
 
+  it('contextual tuples are capped at /check’s 100: 101 is a 400 naming the field, 100 is fine', async () => {
+    const tuples = (n: number) => Array.from({ length: n }, (_, i) => ({ user: `user:u${i}`, relation: 'editor', object: 'doc:d1' }))
+    const over = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('alice', 'viewer', 'd1', { pemba: { contextual_tuples: tuples(101) } }))
+    expect(over.status, over.text).toBe(400)
+    expect(over.body.message).toContain('context.pemba.contextual_tuples: at most 100')
+    expect(await evaluate(evaluation('u99', 'can_edit', 'd1', { pemba: { contextual_tuples: tuples(100) } }))).toEqual({ decision: true })
+  })
+
+  it('a contextual tuple keeps its expires_at, as on /check: an expired one grants nothing', async () => {
+    const key = { user: 'user:alice', relation: 'editor', object: 'doc:d1' }
+    const past = { ...key, expires_at: '2001-01-01T00:00:00Z' }
+    expect(await evaluate(evaluation('alice', 'can_edit', 'd1', { pemba: { contextual_tuples: [past] } }))).toEqual({ decision: false })
+    const future = { ...key, expires_at: '2999-01-01T00:00:00Z' }
+    expect(await evaluate(evaluation('alice', 'can_edit', 'd1', { pemba: { contextual_tuples: [future] } }))).toEqual({ decision: true })
+    const bad = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('alice', 'can_edit', 'd1', { pemba: { contextual_tuples: [{ ...key, expires_at: 5 }] } }))
+    expect(bad.status, bad.text).toBe(400)
+    expect(bad.body.message).toContain('context.pemba.contextual_tuples[0].expires_at')
+  })
+
+  it('an empty on_behalf_of and a bad consistency name the field and every accepted value', async () => {
+    const empty = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('alice', 'viewer', 'd1', { pemba: { on_behalf_of: [] } }))
+    expect(empty.status, empty.text).toBe(400)
+    expect(empty.body.message).toContain('context.pemba.on_behalf_of')
+    const bad = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('alice', 'viewer', 'd1', { pemba: { consistency: 'FAST' } }))
+    expect(bad.body.message).toContain('UNSPECIFIED')
+  })
+
+  it('consistency is applied: the decision log records HIGHER_CONSISTENCY', async () => {
+    await evaluate(evaluation('consistent', 'owner', 'd1', { pemba: { consistency: 'HIGHER_CONSISTENCY' } }))
+    await client.pemba.decisions.flush()
+    const res = await client.request('GET', `/stores/${storeId}/decisions?page_size=100`)
+    const mine = res.body.decisions.filter((d: any) => d.user === 'user:consistent')
+    expect(mine).toEqual([expect.objectContaining({ consistency: 'HIGHER_CONSISTENCY', allowed: false })])
+  })
+
   it('a bad contextual tuple is the model’s 400', async () => {
     const pemba = { contextual_tuples: [{ user: 'user:alice', relation: 'no_such', object: 'doc:d1' }] }
     const res = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('alice', 'viewer', 'd1', { pemba }))
@@ -168,10 +205,17 @@ describe('reasons, only when asked', () => {
     expect(byHeader.context!.pemba.explanation.tree.allowed).toBe(true)
   })
 
+  it('the header and context.pemba.explain are OR’d: explain false in the context does not turn the header off', async () => {
+    const d = await evaluate(evaluation('alice', 'owner', 'd1', { pemba: { explain: false } }), { 'Pemba-Explain': 'true' })
+    expect(d.context!.reason).toBe('no_path')
+    expect(await evaluate(evaluation('alice', 'owner', 'd1', { pemba: { explain: false } }))).toEqual({ decision: false })
+  })
+
   it('a denial has a machine code, an admin text keyed by 403 and the failed branches', async () => {
     const d = await explain('alice', 'owner')
     expect(d.decision).toBe(false)
     expect(d.context!.reason).toBe('no_path')
+    expect(d.context!.reason_user).toEqual({ '403': 'access denied' })
     expect(Object.keys(d.context!.reason_admin)).toEqual(['403'])
     expect(d.context!.reason_admin['403']).toContain('doc:d1#owner@user:alice')
     expect(d.context!.pemba.explanation.failed).toEqual([
@@ -285,5 +329,119 @@ describe('ARAP hooks', () => {
     expect(d.context).toEqual({ reason: 'approval_unverifiable', next_action: 'none' })
     // A permit is decided by the model; an approval that does not apply adds nothing.
     expect(await evaluate(evaluation('bob', 'owner', 'd1', { approval }))).toEqual({ decision: true })
+  })
+})
+
+describe('ARAP beside delegation', () => {
+  it('§8.27 a delegated denial is never advertised as requestable: an approval binds the subject alone', async () => {
+    // The subject alone could request it…
+    expect((await evaluate(evaluation(['agent', 'helper'], 'grantee'))).context!.access_request).toEqual(expect.any(Object))
+    // …but not a denial of its chain on behalf of dana.
+    const delegated = evaluation(['agent', 'helper'], 'grantee', 'd1', { pemba: { on_behalf_of: ['user:dana'] } })
+    expect(await evaluate(delegated)).toEqual({ decision: false })
+    const explained = await explain(['agent', 'helper'], 'grantee', 'd1', { pemba: { on_behalf_of: ['user:dana'] } })
+    expect(explained.context!.reason).toMatch(/^denied_by_/)
+    expect(explained.context!.access_request).toBeUndefined()
+  })
+
+  it('an approval beside a delegated denial: the denial’s own reason and next_action none', async () => {
+    const approval = { id: 'req-1', approved_until: '2099-01-01T00:00:00Z', state: 'not.a.jws' }
+    const d = await evaluate(evaluation(['agent', 'helper'], 'grantee', 'd1', { approval, pemba: { on_behalf_of: ['user:dana'] } }))
+    expect(d).toEqual({ decision: false, context: { reason: expect.stringMatching(/^denied_by_/), next_action: 'none' } })
+  })
+})
+
+describe('the plain path', () => {
+  /** A decider over the server's real services, counting what the plain path must not call. */
+  function countingDecider() {
+    const p = client.pemba
+    const calls = { resolve: 0, requestableDenial: 0, checkInputs: [] as Record<string, unknown>[] }
+    const decider = new AuthzenDecider({
+      checks: { check: (store, input, meta) => (calls.checkInputs.push({ ...input }), p.checks.check(store, input, meta)) },
+      tokenChecks: p.tokenChecks,
+      models: { known: (s, id) => p.models.known(s, id), resolve: (...a) => (calls.resolve++, p.models.resolve(...a)) },
+      advisor: {
+        isRequestable: (ts, e) => p.authzenBinding.isRequestable(ts, e),
+        requestableDenial: (...a) => (calls.requestableDenial++, p.authzenBinding.requestableDenial(...a)),
+        checkApproval: (...a) => p.authzenBinding.checkApproval(...a),
+      },
+    })
+    return { decider, calls }
+  }
+  const asked = (id: string, action: string, context?: Record<string, unknown>): AuthzenEvaluation => ({
+    subject: { type: 'user', id },
+    action: { name: action },
+    resource: { type: 'doc', id: 'd1' },
+    ...(context ? { context } : {}),
+  })
+
+  it('a context without reserved members, {} included, is the plain check; a bare denial asks no advisor and no model', async () => {
+    await evaluate(evaluation('alice', 'owner')) // the model is cached
+    const { decider, calls } = countingDecider()
+    for (const context of [undefined, {}, { office: 'x' }]) {
+      expect(await decider.decide(storeId, asked('alice', 'owner', context), { pdp: 'http://pdp' })).toEqual({ decision: false })
+    }
+    expect(calls.requestableDenial).toBe(0)
+    expect(calls.resolve).toBe(0)
+    // The check's own query: no consistency, no contextual tuples, no explain; `{}` gives no condition context.
+    expect(calls.checkInputs.map((i) => Object.keys(i).filter((k) => i[k] !== undefined).sort())).toEqual([
+      ['tupleKey'],
+      ['tupleKey'],
+      ['context', 'tupleKey'],
+    ])
+    // A requestable denial does ask the advisor.
+    const d = await decider.decide(storeId, asked('alice', 'grantee', {}), { pdp: 'http://pdp' })
+    expect(d.context!.access_request).toEqual(expect.any(Object))
+    expect(calls.requestableDenial).toBe(1)
+  })
+})
+
+describe('§3 who sees the details of an explained decision', () => {
+  const key = (name: string) => `key-${name}-0123456789abcdef`
+  let authed: HttpClient
+  let store: string
+
+  beforeAll(async () => {
+    const names = ['root', 'checker', 'reader']
+    authed = await serveHttp(
+      { authMode: 'preshared', authPresharedKeys: names.map((n) => `${n}=${key(n)}`).join(','), authAdminClients: 'root' },
+      { authorization: `Bearer ${key('root')}` },
+    )
+    store = await createStore(authed, 'details')
+    await writeModel(authed, store, DSL)
+    await writeTuples(authed, store, TUPLES)
+    // The reader evaluates too, so it holds checker as well.
+    for (const [client, role] of [['checker', 'checker'], ['reader', 'checker'], ['reader', 'reader']]) {
+      const r = await authed.request('POST', '/system/grants', { client: `client:${client}`, role, store })
+      expect(r.status, r.text).toBe(200)
+    }
+  })
+  afterAll(async () => {
+    await authed?.close()
+  })
+
+  const explainAs = async (who: string) => {
+    const res = await authed.request('POST', `/stores/${store}/access/v1/evaluation`, evaluation('alice', 'owner'), {
+      authorization: `Bearer ${key(who)}`,
+      'Pemba-Explain': 'true',
+    })
+    expect(res.status, res.text).toBe(200)
+    return res.body as { decision: boolean; context: Record<string, any> }
+  }
+
+  it('a checker gets reason and reason_user only: no reason_admin, no explanation tree', async () => {
+    const d = await explainAs('checker')
+    expect(d).toEqual({ decision: false, context: { reason: 'no_path', reason_user: { '403': 'access denied' } } })
+    expect(JSON.stringify(d)).not.toContain('doc:d1#')
+  })
+
+  it('a reader of the store, and a system admin, get reason_admin and the explanation', async () => {
+    for (const who of ['reader', 'root']) {
+      const d = await explainAs(who)
+      expect(d.context.reason).toBe('no_path')
+      expect(d.context.reason_user).toEqual({ '403': 'access denied' })
+      expect(d.context.reason_admin['403']).toContain('doc:d1#owner@user:alice')
+      expect(d.context.pemba.explanation.failed).toHaveLength(1)
+    }
   })
 })

@@ -22,6 +22,7 @@ type namespace
   relations
     define deployer: [user, agent, service_account]
     define viewer: [user, agent, service_account] or deployer
+    define deployer_approver: [user]
 `
 const TUPLES = [
   'namespace:prod#deployer@service_account:pipeline',
@@ -29,6 +30,8 @@ const TUPLES = [
   'namespace:prod#deployer@user:alice',
   'namespace:prod#deployer@agent:summarizer',
   'user:alice#acts_for@agent:summarizer',
+  // The scribe may act for alice but is no deployer itself.
+  'user:alice#acts_for@agent:scribe',
 ]
 const ISS = 'https://ci.example'
 
@@ -48,7 +51,8 @@ beforeAll(async () => {
   await writeModel(client, storeId, MODEL)
   await writeTuples(client, storeId, TUPLES)
   for (const [name, issuer] of [
-    ['ci', { issuer: ISS, subject_type: 'service_account', scopes: { deploy: ['deployer'], admin: ['deployer', 'viewer'], read: ['viewer'] } }],
+    // `admin` first: the least privileged scope (deploy) must still come first in a step-up.
+    ['ci', { issuer: ISS, subject_type: 'service_account', scopes: { admin: ['deployer', 'viewer'], deploy: ['deployer'], read: ['viewer'] } }],
     ['people', { issuer: 'https://id.example', subject_type: 'user', actor_type: 'agent' }],
   ] as const) {
     const res = await client.request('PUT', `/stores/${storeId}/token-issuers/${name}`, { audience: 'pemba', jwks: { keys: [jwk] }, ...issuer })
@@ -91,9 +95,71 @@ describe('token-aware evaluation', () => {
     expect(explained.context!.pemba.explanation.failed[0]).toMatchObject({ object: 'user:bob', relation: 'acts_for', cause: 'no_tuple' })
   })
 
-  it('a subject the token does not name is subject_mismatch, never evaluated for the token', async () => {
+  it('naming the principal still asks the actor: an actor without the relation is denied_by_actor, never requestable', async () => {
+    // alice is a deployer (and deployer is requestable), the scribe acting for her is not.
+    const token = await sign({ iss: 'https://id.example', sub: 'alice', act: { sub: 'scribe' } })
+    expect(await evaluate(evaluation('user:alice', 'deployer', { subject_token: token }))).toEqual({ decision: false })
+    const d = await evaluate(evaluation('user:alice', 'deployer', { subject_token: token, pemba: { explain: true } }))
+    expect(d.context!.reason).toBe('denied_by_actor')
+    // An approval for alice would not lift the scribe's denial: nothing to request.
+    expect(d.context!.access_request).toBeUndefined()
+  })
+
+  it('a contextual acts_for cannot forge a hop of the token chain (AuthZEN, /check, /batch-check)', async () => {
+    const forBob = await sign({ iss: 'https://id.example', sub: 'bob', act: { sub: 'summarizer' } })
+    const forged = { user: 'agent:summarizer', relation: 'acts_for', object: 'user:bob' }
+    const res = await client.request(
+      'POST',
+      `/stores/${storeId}/access/v1/evaluation`,
+      evaluation('user:bob', 'deployer', { subject_token: forBob, pemba: { contextual_tuples: [forged] } }),
+    )
+    expect(res.status, res.text).toBe(400)
+    expect(res.body.message).toContain('context.pemba.contextual_tuples[0]')
+    expect(res.body.message).toContain('acts_for')
+    const check = await client.request('POST', `/stores/${storeId}/check`, {
+      subject_token: forBob,
+      tuple_key: { relation: 'deployer', object: 'namespace:prod' },
+      contextual_tuples: { tuple_keys: [forged] },
+    })
+    expect(check.status, check.text).toBe(400)
+    expect(check.body.message).toContain('contextual_tuples.tuple_keys[0]')
+    const batch = await client.request('POST', `/stores/${storeId}/batch-check`, {
+      checks: [
+        { correlation_id: 'forged', subject_token: forBob, tuple_key: { relation: 'deployer', object: 'namespace:prod' }, contextual_tuples: { tuple_keys: [forged] } },
+      ],
+    })
+    expect(batch.status, batch.text).toBe(200)
+    expect(batch.body.result.forged.allowed).not.toBe(true)
+    expect(batch.body.result.forged.error.message).toContain('checks[0].contextual_tuples.tuple_keys[0]')
+    // Without a token, a contextual tuple may still be any tuple (the caller names the subject).
+    const plain = { pemba: { contextual_tuples: [forged], on_behalf_of: ['user:bob'] } }
+    expect((await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, evaluation('agent:summarizer', 'viewer', plain))).status).toBe(200)
+  })
+
+  it('contextual tuples beside a token are capped at 100 on both endpoints', async () => {
     const token = await sign({ sub: 'pipeline', scope: 'deploy' })
-    // reporter holds viewer, the pipeline too: still denied, the token speaks for the pipeline only.
+    const tuples = Array.from({ length: 101 }, (_, i) => ({ user: `user:u${i}`, relation: 'viewer', object: 'namespace:prod' }))
+    const authzen = await client.request(
+      'POST',
+      `/stores/${storeId}/access/v1/evaluation`,
+      evaluation('service_account:pipeline', 'deployer', { subject_token: token, pemba: { contextual_tuples: tuples } }),
+    )
+    expect(authzen.status, authzen.text).toBe(400)
+    expect(authzen.body.message).toContain('context.pemba.contextual_tuples')
+    const check = await client.request('POST', `/stores/${storeId}/check`, {
+      subject_token: token,
+      tuple_key: { relation: 'deployer', object: 'namespace:prod' },
+      contextual_tuples: { tuple_keys: tuples },
+    })
+    expect(check.status, check.text).toBe(400)
+    expect(check.body.message).toContain('contextual_tuples')
+  })
+
+  it('a subject the token does not name is subject_mismatch, never evaluated for the token', async () => {
+    const token = await sign({ sub: 'pipeline', scope: 'admin' })
+    // reporter holds viewer, and the pipeline would be allowed viewer with this token: still
+    // denied, the token speaks for the pipeline only.
+    expect(await evaluate(evaluation('service_account:pipeline', 'viewer', { subject_token: token }))).toEqual({ decision: true })
     expect(await evaluate(evaluation('service_account:reporter', 'viewer', { subject_token: token }))).toEqual({ decision: false })
     const d = await evaluate(evaluation('service_account:reporter', 'viewer', { subject_token: token, pemba: { explain: true } }))
     expect(d.decision).toBe(false)
@@ -104,15 +170,38 @@ describe('token-aware evaluation', () => {
     expect(typed.context!.reason).toBe('subject_mismatch')
   })
 
+  it('the decision log of a subject_mismatch names the subject that was asked about', async () => {
+    const token = await sign({ sub: 'pipeline', scope: 'admin' })
+    await evaluate(evaluation('service_account:probed', 'viewer', { subject_token: token }))
+    await client.pemba.decisions.flush()
+    const res = await client.request('GET', `/stores/${storeId}/decisions?page_size=100`)
+    const mine = res.body.decisions.filter((d: any) => d.detail?.named_subject === 'service_account:probed')
+    expect(mine).toEqual([
+      expect.objectContaining({ kind: 'token_check', allowed: false, detail: expect.objectContaining({ reason: 'subject_mismatch', token_subject: 'service_account:pipeline' }) }),
+    ])
+  })
+
   it('a refused token is a bare denial; its TokenRejection is the reason when explaining', async () => {
     const expired = await sign({ sub: 'pipeline', scope: 'deploy', iat: 1_000, exp: 2_000 })
     expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: expired }))).toEqual({ decision: false })
     const d = await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: expired, pemba: { explain: true } }))
     expect(d.context!.reason).toBe('token_expired')
     expect(d.context!.pemba.explanation.failed).toEqual([expect.objectContaining({ operator: 'token', cause: 'token_expired' })])
+    // Explained, the token is not echoed either; nor is anything requestable (deployer is).
+    const text = JSON.stringify(d)
+    expect(text).not.toContain(expired)
+    expect(text).not.toContain(expired.split('.')[1])
+    expect(d.context!.access_request).toBeUndefined()
     const untrusted = await sign({ iss: 'https://elsewhere.example', sub: 'pipeline' })
     const u = await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: untrusted, pemba: { explain: true } }))
     expect(u.context!.reason).toBe('issuer_untrusted')
+  })
+
+  it('an approval beside a refused token: the token’s reason, next_action none, nothing to request', async () => {
+    const expired = await sign({ sub: 'pipeline', scope: 'deploy', iat: 1_000, exp: 2_000 })
+    const approval = { id: 'req-1', approved_until: '2099-01-01T00:00:00Z', state: 'not.a.jws' }
+    const d = await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: expired, approval }))
+    expect(d).toEqual({ decision: false, context: { reason: 'token_expired', next_action: 'none' } })
   })
 
   it('a malformed subject_token or one combined with on_behalf_of is a 400 naming the field', async () => {
@@ -144,12 +233,20 @@ describe('Obligations: the scope step-up', () => {
   it('§8.24 a token short only of a scope gets an obligation (id, type, properties) and required_scopes, always', async () => {
     const d = await evaluate(await missing())
     expect(d.decision).toBe(false)
-    expect(d.context!.required_scopes).toEqual(['deploy', 'admin'])
+    // The least privileged scope alone is what to request; any one of `any_of` suffices.
+    expect(d.context!.required_scopes).toEqual(['deploy'])
     expect(d.context!.obligations).toHaveLength(1)
     const [ob] = d.context!.obligations
     expect(Object.keys(ob).sort()).toEqual(['id', 'properties', 'type'])
-    expect(ob).toMatchObject({ type: 'custom', properties: { name: 'pemba.dev/scope-step-up', scopes: ['deploy', 'admin'], scope: 'deploy admin' } })
-    expect(ob.id).toEqual(expect.any(String))
+    expect(ob).toEqual({
+      id: expect.any(String),
+      type: 'custom',
+      properties: { name: 'pemba.dev/scope-step-up', error: 'insufficient_scope', scope: 'deploy', any_of: ['deploy', 'admin'] },
+    })
+    // A step-up the PEP could not honour: never a `step-up` without its required acr_value (§8.26).
+    expect(d.context!.obligations.filter((o: any) => o.type === 'step-up' && !o.properties?.acr_value)).toEqual([])
+    // Nor is a step-up denial requestable (deployer has approvers): an approval cannot lift a scope ceiling.
+    expect(d.context!.access_request).toBeUndefined()
     // With a scope that allows deployer, the same holder is allowed: the step-up is real.
     const token = await sign({ sub: 'pipeline', scope: 'read deploy' })
     expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: token }))).toEqual({ decision: true })
@@ -183,7 +280,7 @@ describe('Obligations: the scope step-up', () => {
     const withCustom = await evaluate(await missing({ supported_obligations: ['teleport', 'custom'] }))
     expect(withCustom.context!.obligations).toHaveLength(1)
     const onlyUnknown = await evaluate(await missing({ supported_obligations: ['teleport', 'step-up'] }))
-    expect(onlyUnknown.context).toEqual({ required_scopes: ['deploy', 'admin'] })
+    expect(onlyUnknown.context).toEqual({ required_scopes: ['deploy'] })
     // Not a condition parameter either: a permit is unchanged by it.
     const token = await sign({ sub: 'pipeline', scope: 'deploy' })
     expect(await evaluate(evaluation('service_account:pipeline', 'deployer', { subject_token: token, supported_obligations: ['x'] }))).toEqual({

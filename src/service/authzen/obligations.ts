@@ -5,9 +5,10 @@
  *
  * ```json
  * {"decision": false, "context": {
- *   "required_scopes": ["deploy", "admin"],
+ *   "required_scopes": ["deploy"],
  *   "obligations": [{"id": "step-up-0b6e…", "type": "custom",
- *     "properties": {"name": "pemba.dev/scope-step-up", "scopes": ["deploy", "admin"], "scope": "deploy admin"}}]}}
+ *     "properties": {"name": "pemba.dev/scope-step-up", "error": "insufficient_scope",
+ *                    "scope": "deploy", "any_of": ["deploy", "admin"]}}]}}
  * ```
  *
  * Why `custom` and not the registered `step-up`: the profile's `step-up` names an
@@ -16,8 +17,14 @@
  * and Pemba knows no acr to ask for. So the obligation is the profile's `custom` type, named in
  * its properties, and `context.required_scopes` (Pemba's key, §6.3 of the reference: the MCP
  * bridge answers 403 `insufficient_scope, scope="…"` from it) says the same for PEPs that do
- * not read obligations. Any one of the scopes suffices; `scope` is them space-separated, as a
- * `WWW-Authenticate` challenge or an authorization request takes them.
+ * not read obligations.
+ *
+ * **Any one scope suffices.** `any_of` lists every scope of the issuer's map that allows the
+ * relation, least privileged first (the one allowing the fewest relations; ties in the issuer's
+ * order). `scope` and `required_scopes` hold only the first: what to request. They are never
+ * the alternatives joined, because a space-separated `scope` (RFC 6749 §3.3, RFC 6750 §3.1) is a
+ * set that is all required: a client would ask for `deploy admin`, more than it needs. A PEP
+ * that cannot obtain `scope` may ask for another member of `any_of`.
  *
  * `context.supported_obligations` from the PEP is advisory: values Pemba never advertised are
  * ignored, and a PEP that lists only others does not get the obligation (it could not honour
@@ -32,6 +39,9 @@ export const SUPPORTED_OBLIGATIONS: readonly string[] = Object.freeze(['custom']
 
 /** The `properties.name` of Pemba's scope step-up obligation (a `custom` obligation). */
 export const SCOPE_STEP_UP = 'pemba.dev/scope-step-up'
+
+/** The names of the `custom` obligations Pemba may send (discovery may publish them beside the types). */
+export const CUSTOM_OBLIGATIONS: readonly string[] = Object.freeze([SCOPE_STEP_UP])
 
 /** One obligation of a decision: `id` unique in the response, a `type`, its `properties`. */
 export interface Obligation {
@@ -50,17 +60,19 @@ export function pepSupports(supported: readonly string[] | undefined, type: stri
 }
 
 /**
- * scopeStepUp: the decision-context members of a deny that one of `scopes` would lift:
- * `required_scopes` always, the obligation when the PEP can take it.
+ * scopeStepUp: the decision-context members of a deny that any one of `scopes` (least
+ * privileged first, token-checks.ts) would lift: `required_scopes` always, the obligation when
+ * the PEP can take it.
  */
 export function scopeStepUp(scopes: readonly string[], supported: readonly string[] | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = { required_scopes: [...scopes] }
+  const least = scopes[0]
+  const out: Record<string, unknown> = { required_scopes: [least] }
   if (pepSupports(supported, 'custom')) {
     const obligation: Obligation = {
       // Unique in any response, a batch's included.
       id: `step-up-${randomUUID()}`,
       type: 'custom',
-      properties: { name: SCOPE_STEP_UP, scopes: [...scopes], scope: scopes.join(' ') },
+      properties: { name: SCOPE_STEP_UP, error: 'insufficient_scope', scope: least, any_of: [...scopes] },
     }
     out.obligations = [obligation]
   }

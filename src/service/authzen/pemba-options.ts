@@ -10,7 +10,11 @@
  * ```
  *
  * A member of the wrong type is the caller's mistake: a 400 naming it (`context.pemba.explain`),
- * never silently ignored. Unknown members of `context.pemba` are ignored, like every unknown
+ * never silently ignored. `contextual_tuples` holds at most 100 tuples, as `/check`, and beside
+ * a `subject_token` none may be an `acts_for` tuple (token-checks.ts refuseContextualDelegation).
+ *
+ * `context.pemba` carries authority (contextual tuples are grants for one request): a PEP must
+ * never copy client input into it. Unknown members of `context.pemba` are ignored, like every unknown
  * AuthZEN member.
  *
  * @module
@@ -18,6 +22,8 @@
 import { validationError } from '../../core/errors.ts'
 import type { TupleKey } from '../../core/tuple.ts'
 import type { Consistency } from '../evaluation.ts'
+import { refuseContextualDelegation } from '../token-checks.ts'
+import { MAX_CONTEXTUAL_TUPLES } from '../tuple-input.ts'
 
 /** What `context.pemba` and the profile members of a context ask for. */
 export interface EvaluationOptions {
@@ -55,6 +61,11 @@ function contextualTuple(v: unknown, field: string): TupleKey {
     if (typeof v[k] !== 'string') throw validationError(`invalid ${field}.${k}: expected a string`)
   }
   const key: TupleKey = { user: v.user as string, relation: v.relation as string, object: v.object as string }
+  // As on `/check`: a contextual tuple may expire (e.g. with the token its claims came from).
+  if (v.expires_at !== undefined && v.expires_at !== null) {
+    if (typeof v.expires_at !== 'string') throw validationError(`invalid ${field}.expires_at: expected an RFC 3339 time`)
+    key.expires_at = v.expires_at
+  }
   const c = v.condition
   if (c !== undefined && c !== null) {
     if (!isObject(c) || typeof c.name !== 'string') throw validationError(`invalid ${field}.condition: expected {name, context?}`)
@@ -81,15 +92,21 @@ export function evaluationOptions(context: Record<string, unknown>, explainHeade
     }
     if (p.consistency !== undefined) {
       if (typeof p.consistency !== 'string' || !CONSISTENCIES.has(p.consistency)) {
-        throw validationError("invalid context.pemba.consistency: expected 'MINIMIZE_LATENCY' or 'HIGHER_CONSISTENCY'")
+        throw validationError("invalid context.pemba.consistency: expected 'MINIMIZE_LATENCY', 'HIGHER_CONSISTENCY' or 'UNSPECIFIED'")
       }
       out.consistency = p.consistency as Consistency
     }
     if (p.contextual_tuples !== undefined) {
       if (!Array.isArray(p.contextual_tuples)) throw validationError('invalid context.pemba.contextual_tuples: expected an array of tuple keys')
+      if (p.contextual_tuples.length > MAX_CONTEXTUAL_TUPLES) {
+        throw validationError(`invalid context.pemba.contextual_tuples: at most ${MAX_CONTEXTUAL_TUPLES} contextual tuples`)
+      }
       out.contextualTuples = p.contextual_tuples.map((t, i) => contextualTuple(t, `context.pemba.contextual_tuples[${i}]`))
     }
-    if (p.on_behalf_of !== undefined) out.onBehalfOf = stringArray(p.on_behalf_of, 'context.pemba.on_behalf_of')
+    if (p.on_behalf_of !== undefined) {
+      out.onBehalfOf = stringArray(p.on_behalf_of, 'context.pemba.on_behalf_of')
+      if (out.onBehalfOf.length === 0) throw validationError('invalid context.pemba.on_behalf_of: name at least one principal')
+    }
   }
   const token = context.subject_token
   if (token !== undefined) {
@@ -98,6 +115,7 @@ export function evaluationOptions(context: Record<string, unknown>, explainHeade
       throw validationError("context.pemba.on_behalf_of cannot be combined with context.subject_token: the token's act chain names the delegation")
     }
     out.subjectToken = token
+    refuseContextualDelegation(out.contextualTuples, 'context.pemba.contextual_tuples')
   }
   if (context.approval !== undefined) out.approval = context.approval
   if (context.supported_obligations !== undefined) {

@@ -2,11 +2,13 @@
  * Reasons in the decision context (issue 18, item 5), only when the caller asks (explaining):
  * made from the check's explanation (engine/explain.ts), in the shape of the reference's §3.
  *
- * A denial:
+ * A denial, explained to a caller that may read the store's tuples (the `reader` permission,
+ * or authentication off; decider.ts `canSeeDetails`):
  *
  * ```json
  * {"decision": false, "context": {
  *   "reason": "no_path",
+ *   "reason_user": {"403": "access denied"},
  *   "reason_admin": {"403": "doc:plan-7#can_edit@user:maria: doc:plan-7#can_edit › direct: no tuple …"},
  *   "pemba": {"explanation": {
  *     "failed": [{"operator": "direct", "object": "doc:plan-7", "relation": "editor", "cause": "no_tuple",
@@ -22,12 +24,19 @@
  * `token`, `cycle`, `error`), the object and relation it was about, a `cause` code and the
  * human `detail`. An allowed decision carries `pemba.explanation: {path, tree}`, its witness.
  *
+ * Any other caller that explains gets `reason` and `reason_user` only: the admin text and the
+ * tree name stored tuples (`doc:d1#parent@folder:f1`) and condition inputs, which a checker
+ * cannot otherwise read. `reason_user` is generic on purpose: a PEP may show it to end users.
+ *
  * @module
  */
 import type { DeniedBy } from '../../engine/delegation.ts'
 import type { Explanation } from '../checks.ts'
 import type { TokenRejection } from '../token-checks.ts'
 import type { TraceNode } from '../../engine/explain.ts'
+
+/** The `reason_user` text of every explained denial: generic, safe to show an end user. */
+export const REASON_USER_TEXT = 'access denied'
 
 /** What an explained decision adds to its context (see the module comment). */
 export interface DecisionReasons {
@@ -47,8 +56,13 @@ export interface Evaluated {
   reasons?: DecisionReasons
   /** Decision-context members that are part of the decision (obligations, required scopes). */
   extra?: Record<string, unknown>
-  /** Set for a refused token: no access request can lift that denial, so none is advertised. */
+  /**
+   * Set for a refused token or a delegated check (an act chain, `on_behalf_of`): an access
+   * request binds the subject alone, so it cannot lift that denial and none is advertised.
+   */
   unrequestable?: boolean
+  /** With `unrequestable`: the denial's machine code when known without explaining (`token_expired`). */
+  denial?: string
 }
 
 /**

@@ -17,7 +17,13 @@
  * explaining), never an error. One refusal is also a hint: a token refused only because no
  * scope allows the relation (`scope_missing`), whose holder would be allowed with one of the
  * issuer's scopes that allow it, gets the step-up obligation and `required_scopes`
- * (obligations.ts), explaining or not.
+ * (obligations.ts), explaining or not. That hint tells the end user behind a PEP whether the
+ * principal would hold the relation with another scope, and which scope names exist: it is
+ * their own access, so this is accepted (docs/authzen.md).
+ *
+ * **Contextual tuples** (`context.pemba.contextual_tuples`) still apply, but never one whose
+ * relation is `acts_for` (pemba-options.ts, token-checks.ts): the act chain must be proven by
+ * stored tuples, or anyone writing the context could forge a hop.
  *
  * @module
  */
@@ -54,7 +60,12 @@ export async function tokenDecision(
     meta,
   )
   const out: Evaluated = { allowed: t.allowed, modelId: t.modelId }
-  if (t.reason) out.unrequestable = true
+  if (!t.allowed && (t.reason || t.onBehalfOf)) {
+    // A refused token, or the actor's delegated check: an approval for the subject cannot lift it.
+    out.unrequestable = true
+    const denial = t.reason ?? (t.deniedBy ? `denied_by_${t.deniedBy}` : undefined)
+    if (denial) out.denial = denial
+  }
   if (t.reason === 'scope_missing' && t.token && t.requiredScopes?.length) {
     if (await grantedWithScope(deps.checks, storeId, t.token, tupleKey, { ...query, modelId: t.modelId, explain: undefined })) {
       out.extra = scopeStepUp(t.requiredScopes, opts.supportedObligations)
