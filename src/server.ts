@@ -334,6 +334,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     clock,
     // loadConfig has checked it is a positive duration.
     denialTtlMs: parseDuration(config.authzenDenialTtl)!,
+    // The denial stays a (plain) deny; the log says why it was not requestable.
+    onSigningError: (err) => logger.error({ event: 'signing_failed', err }, 'ARAP: cannot sign a binding token'),
   })
   const authzenDecider = new AuthzenDecider({ checks, tokenChecks, models, advisor: authzenBinding })
   // ARAP: the Access Request Service (submissions, tasks, cancel) over the access requests.
@@ -357,6 +359,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     // loadConfig has checked it is a positive duration.
     tokenTtlMs: parseDuration(config.authzenPageTokenTtl)!,
     maxResults: config.authzenSearchMaxResults,
+    snapshotsMax: config.authzenSearchSnapshotsMax,
+    cacheBytes: config.authzenSearchCacheBytes,
     deadlineMs: config.listDeadlineMs,
   })
   const sweeper = new Sweeper({

@@ -40,8 +40,9 @@ import type { AppDeps, AppEnv } from './env.ts'
 export type { AppDeps, AppEnv } from './env.ts'
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
-  // PEMBA_AUTHZEN_DEFAULT_STORE serves one store's AuthZEN API at the root too (authzen/root-paths.ts).
-  const app = new Hono<AppEnv>(authzenRootPaths(deps.authzenSettings.defaultStore))
+  // PEMBA_AUTHZEN_DEFAULT_STORE serves one store's AuthZEN API at the root too, and a path in
+  // PEMBA_PUBLIC_URL moves the discovery documents' RFC 8615 location (authzen/root-paths.ts).
+  const app = new Hono<AppEnv>(authzenRootPaths(deps.authzenSettings))
 
   // First: the request id, the trace context, the access log line and the request's metrics,
   // also for requests refused by what follows (observe.ts).

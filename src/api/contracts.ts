@@ -11,6 +11,7 @@ import type { ConditionParamTypeRef, Userset } from '../model/types.ts'
 import { parseExpiresAt } from '../core/tuple.ts'
 import type { DecisionKind } from '../service/decision-sink.ts'
 import { parseDuration } from '../service/duration.ts'
+import { MAX_CONTEXTUAL_TUPLES } from '../service/tuple-input.ts'
 import { isLoopbackHost } from '../auth/settings.ts'
 
 /** The model a query or write was answered with (OpenFGA's response header). */
@@ -83,7 +84,7 @@ const onBehalfOf = z
   .optional()
   .nullable()
 
-const contextualTupleKeys = z.object({ tuple_keys: z.array(tupleKey).max(100).default([]) })
+const contextualTupleKeys = z.object({ tuple_keys: z.array(tupleKey).max(MAX_CONTEXTUAL_TUPLES).default([]) })
 
 const pageSize = z.coerce.number().int().min(1).max(100).optional()
 const continuationToken = z
@@ -328,7 +329,7 @@ export const listUsersRequest = z.object({
   user_filters: z
     .array(z.object({ type: z.string().regex(TYPE), relation: z.string().regex(RELATION).optional().or(z.literal('')) }))
     .length(1),
-  contextual_tuples: z.array(tupleKey).max(100).optional().nullable(),
+  contextual_tuples: z.array(tupleKey).max(MAX_CONTEXTUAL_TUPLES).optional().nullable(),
   context: json.optional().nullable(),
   consistency,
 })
@@ -490,7 +491,7 @@ export const tokenBatchCheckRequest = z.object({
 
 // --- audit: the decision log, access reviews, reach (Pemba) --------------------------------------
 
-const DECISION_KINDS = ['check', 'batch_check', 'token_check', 'list_objects'] as const satisfies readonly DecisionKind[]
+const DECISION_KINDS = ['check', 'batch_check', 'token_check', 'list_objects', 'search'] as const satisfies readonly DecisionKind[]
 
 const pageSizeUpTo = (max: number) => z.coerce.number().int().min(1).max(max).optional()
 const filterText = z.string().min(1).max(512).regex(/^\S+$/, 'must not contain white space')

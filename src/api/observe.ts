@@ -5,9 +5,12 @@
  * src/telemetry/request-observation.ts): its outcome, latency and engine facts go to the metrics
  * and to a child span.
  *
- * - Request id: an incoming `X-Request-Id` of 1–128 characters from `[A-Za-z0-9._:-]` is kept
- *   unless it is a secret the redactor hides; anything else is replaced by a new UUID; either
- *   way it is echoed in `X-Request-Id`.
+ * - Request id: the response echoes an incoming `X-Request-Id` exactly as sent (AuthZEN §2.7:
+ *   the same id back) when it is 1–256 printable ASCII characters (space included, no control
+ *   characters); a longer or other one is answered with a new UUID. The id the server logs,
+ *   traces and records with decisions is the incoming one only when it is 1–128 characters from
+ *   `[A-Za-z0-9._:-]` and not a secret the redactor hides, else a new UUID (the one echoed when
+ *   the echo was replaced): an odd id goes back to its sender but never into the logs.
  * - Trace context: a W3C `traceparent` is honoured. With tracing on, the request's span is its
  *   child (`tracestate` kept); with tracing off, its trace id still goes into the access log.
  * - Access log (`event: "request"`): method, route pattern (never the raw path: ids stay out),
@@ -31,8 +34,10 @@ import { RequestObservation, type ObserveOptions } from '../telemetry/request-ob
 import type { Tracing } from '../telemetry/tracing.ts'
 import type { AppEnv } from './env.ts'
 
-/** An incoming request id is kept when it is this: bounded, and safe to log and echo. */
+/** An incoming request id is kept (logged, recorded) when it is this: bounded, and safe to log. */
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** An incoming request id is echoed as sent when it is this: bounded printable ASCII, no control characters. */
+const ECHOED_REQUEST_ID = /^[\x20-\x7e]{1,256}$/
 /** A store id as the routes accept it (a ULID); anything else in the path is not logged. */
 const STORE_ID = /^[0-9A-Z]{26}$/
 const STORES_PREFIX = '/stores/'
@@ -60,12 +65,14 @@ export function observeRequests(options: ObserveOptions): MiddlewareHandler<AppE
   return async function observe(c, next) {
     const incoming = c.req.header('x-request-id')
     const requestId = incoming !== undefined && isSafeRequestId(incoming, redact) ? incoming : crypto.randomUUID()
+    // The echo is the caller's own id whenever it is a sane header value, even one not logged.
+    const echoed = incoming === undefined || requestId === incoming || !ECHOED_REQUEST_ID.test(incoming) ? requestId : incoming
     const observation = new RequestObservation(options, requestId)
     c.set('requestId', requestId)
     c.set('client', '')
     c.set('observation', observation)
     // Set before the handler runs, so it is part of the response as it is built.
-    c.header('X-Request-Id', requestId)
+    c.header('X-Request-Id', echoed)
     const route = routePattern(c)
     if (tracing) startRequestSpan(c, observation, tracing, route)
     else {

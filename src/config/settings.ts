@@ -366,12 +366,12 @@ export const settingsShape = {
   publicUrl: meta(parsedBy(parsePublicUrl, AuthzenSettingError).default(''), {
     env: 'PEMBA_PUBLIC_URL', group: GROUP.authzen, value: '<url>',
     description:
-      'The absolute http(s) URL clients reach Pemba at (`https://authz.example.com`, a path prefix allowed; no query or fragment): AuthZEN discovery and access requests build their absolute URLs from it. Empty = the listening scheme and the request\'s Host.',
+      'The absolute http(s) URL clients reach Pemba at (`https://authz.example.com`, a path prefix allowed; no query or fragment): AuthZEN discovery and access requests build their absolute URLs from it, and discovery\'s `signed_metadata` is sent only when it is set. With a path prefix P, the discovery documents are also served at `/.well-known/authzen-configuration<P>/…` (RFC 8615). Empty = the listening scheme and the request\'s Host (behind TLS, set it: Pemba itself serves http).',
   }),
   trustProxy: meta(parsedBy(parseTrustProxy, AuthzenSettingError).default('off'), {
     env: 'PEMBA_TRUST_PROXY', group: GROUP.authzen, value: '<off|on|addresses>',
     description:
-      'Whether X-Forwarded-Proto and X-Forwarded-Host are honoured when PEMBA_PUBLIC_URL is empty: `off` (never), `on` (from every peer: only behind a proxy that sets them), or the proxies\' IP addresses (`10.0.0.5,::1`).',
+      'Whether X-Forwarded-Proto and X-Forwarded-Host are honoured when PEMBA_PUBLIC_URL is empty: `off` (never), `on` (from every peer: only behind a proxy that sets them), or the proxies\' IP addresses or CIDR blocks (`10.0.0.5,::1,172.16.0.0/12`). Of a list value the last one (the nearest proxy\'s) is taken; a chain of proxies must overwrite the headers.',
   }),
   authzenDefaultStore: meta(z.string().regex(/^$|^[0-9A-HJKMNP-TV-Z]{26}$/, { error: (iss) => `PEMBA_AUTHZEN_DEFAULT_STORE must be a store id (a ULID such as 01JABCDEFGHJKMNPQRSTVWXYZ0), got '${String(iss.input)}'` }).default(''), {
     env: 'PEMBA_AUTHZEN_DEFAULT_STORE', group: GROUP.authzen, value: '<store id>',
@@ -381,7 +381,7 @@ export const settingsShape = {
   authzenDiscovery: meta(oneOf('PEMBA_AUTHZEN_DISCOVERY', ['authenticated', 'public']).default('authenticated'), {
     env: 'PEMBA_AUTHZEN_DISCOVERY', group: GROUP.authzen, value: '<authenticated|public>',
     description:
-      'Who may read the AuthZEN discovery documents: `authenticated` (a client that may check on the store) or `public` (anyone; the document names the store id and endpoints only).',
+      'Who may read the AuthZEN discovery documents: `authenticated` (a client that may check on the store) or `public` (anyone; the document names the store id and endpoints only, and its 200 or 404 tells anyone whether a store id exists).',
   }),
   authzenPageLimit: meta(integer('PEMBA_AUTHZEN_PAGE_LIMIT', { min: 1 }).default(100), {
     env: 'PEMBA_AUTHZEN_PAGE_LIMIT', group: GROUP.authzen, value: n,
@@ -401,11 +401,27 @@ export const settingsShape = {
     description:
       'The most results one AuthZEN search may have: a search with more answers 400 `exceeded_entity_limit` rather than a partial list.',
   }),
-  authzenDenialTtl: meta(duration('PEMBA_AUTHZEN_DENIAL_TTL', 'PT10M').default('PT10M'), {
-    env: 'PEMBA_AUTHZEN_DENIAL_TTL', group: GROUP.authzen, value: '<ISO 8601>',
+  authzenSearchSnapshotsMax: meta(integer('PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX', { min: 1 }).default(1000), {
+    env: 'PEMBA_AUTHZEN_SEARCH_SNAPSHOTS_MAX', group: GROUP.authzen, value: n,
     description:
-      "How long a requestable denial may be turned into an access request: its `access_request.expires_at` and its binding token's `exp`.",
+      "The most paged AuthZEN searches a store may have open (stored answers not yet expired): one more answers 429 `resource_exhausted` until one expires (PEMBA_AUTHZEN_PAGE_TOKEN_TTL). A repeated first page of the same search at the same revision reuses its answer and does not count again.",
   }),
+  authzenSearchCacheBytes: meta(integer('PEMBA_AUTHZEN_SEARCH_CACHE_BYTES').default(33_554_432), {
+    env: 'PEMBA_AUTHZEN_SEARCH_CACHE_BYTES', group: GROUP.authzen, value: n,
+    description:
+      "Memory (about bytes) for recent paged searches' answers on each replica, so later pages read no database row; each is dropped when its page tokens expire. 0 = none (every later page reads its row).",
+  }),
+  authzenDenialTtl: meta(
+    duration('PEMBA_AUTHZEN_DENIAL_TTL', 'PT10M')
+      // A binding token's `exp` is to be short (ARAP §5.3).
+      .refine((v) => (parseDuration(v) ?? 0) <= 86_400_000, { error: 'PEMBA_AUTHZEN_DENIAL_TTL must be at most P1D (a binding token is short-lived)' })
+      .default('PT10M'),
+    {
+      env: 'PEMBA_AUTHZEN_DENIAL_TTL', group: GROUP.authzen, value: '<ISO 8601>',
+      description:
+        "How long a requestable denial may be turned into an access request: its `access_request.expires_at` and its binding token's `exp` (at most P1D).",
+    },
+  ),
 }
 
 /** The configuration: every setting, parsed. */

@@ -3,6 +3,7 @@
  * a store with a model whose answers make each rule of the evaluation APIs visible.
  */
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import type { PembaConfig } from '../../src/config.ts'
 import type { TestClient, TestResponse } from '../helpers/client.ts'
 import { createStore, writeModel, writeTuples } from '../helpers/fixtures.ts'
@@ -61,6 +62,28 @@ export function rawRequest(
     })
     req.on('error', reject)
     req.end(data)
+  })
+}
+
+/**
+ * http10Request sends one HTTP/1.0 POST over a bare socket, exactly as written: without a Host
+ * header (which neither fetch nor node:http can leave out). Answers the status and the body.
+ */
+export function http10Request(url: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
+  const { hostname, port } = new URL(url)
+  const data = JSON.stringify(body)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.end(`POST ${path} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(data)}\r\n\r\n${data}`)
+    })
+    let text = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (chunk: string) => (text += chunk))
+    socket.on('error', reject)
+    socket.on('close', () => {
+      const split = text.indexOf('\r\n\r\n')
+      resolve({ status: Number(text.slice(9, 12)), body: parseBody(text.slice(split + 4)) })
+    })
   })
 }
 
@@ -131,4 +154,15 @@ export async function coreStore(client: TestClient, twoModels = false): Promise<
 /** An evaluation of `action` on `doc:<doc>` by `user:<who>`. */
 export function ev(who: string, action: string, doc: string | number): Record<string, unknown> {
   return { subject: { type: 'user', id: who }, action: { name: action }, resource: { type: 'doc', id: String(doc) } }
+}
+
+/** Valid bodies for each POST endpoint of the document, against the core fixture's data. */
+export function validBodies(): Record<string, unknown> {
+  return {
+    access_evaluation_endpoint: ev('maria', 'viewer', 0),
+    access_evaluations_endpoint: { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, evaluations: [{ resource: { type: 'doc', id: '0' } }] },
+    search_subject_endpoint: { subject: { type: 'user' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '0' } },
+    search_resource_endpoint: { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, resource: { type: 'doc' } },
+    search_action_endpoint: { subject: { type: 'user', id: 'maria' }, resource: { type: 'doc', id: '0' } },
+  }
 }

@@ -3,7 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keyOf } from '../helpers/auth.ts'
-import { coreStore, ev, fetchJson, serveHttp, type CoreStore, type HttpClient } from './core-fixture.ts'
+import { coreStore, ev, fetchJson, http10Request, serveHttp, type CoreStore, type HttpClient } from './core-fixture.ts'
 
 let t: HttpClient
 let s: CoreStore
@@ -97,6 +97,21 @@ describe('access evaluation', () => {
     expect(media.headers.get('x-request-id')).toBe('authzen-media')
   })
 
+  it('a plain evaluation and batch need no Host: an HTTP/1.0 request without one is decided as /check decides it', async () => {
+    const one = await http10Request(t.url, evaluation(), ev('maria', 'viewer', 0))
+    expect(one).toEqual({ status: 200, body: { decision: true } })
+    const denied = await http10Request(t.url, evaluation(), ev('maria', 'viewer', 4))
+    expect(denied).toEqual({ status: 200, body: { decision: false } })
+    const batch = await http10Request(t.url, `/stores/${s.storeId}/access/v1/evaluations`, {
+      subject: { type: 'user', id: 'maria' },
+      action: { name: 'viewer' },
+      evaluations: [{ resource: { type: 'doc', id: '0' } }, { resource: { type: 'doc', id: '4' } }],
+    })
+    expect(batch).toEqual({ status: 200, body: { evaluations: [{ decision: true }, { decision: false }] } })
+    const check = await http10Request(t.url, `/stores/${s.storeId}/check`, { tuple_key: { user: 'user:maria', relation: 'viewer', object: 'doc:0' } })
+    expect(check.status).toBe(200)
+  })
+
   it('the mapping refuses ids and types Pemba cannot check, and unknown types or relations, with a 400', async () => {
     const badId = await t.request('POST', evaluation(), { ...ev('maria', 'viewer', 0), subject: { type: 'user', id: 'a#b' } })
     expect(badId.status).toBe(400)
@@ -167,6 +182,11 @@ describe('§8.20 caps', () => {
         expect(r.status, api).toBe(400)
         expect(r.body.message).toContain('4096 bytes')
       }
+      // ARAP answers its refusals as problem+json, this one too.
+      const arap = await small.request('POST', `/stores/${store}/access/v1/requests`, big)
+      expect(arap.status).toBe(400)
+      expect(arap.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+      expect(arap.body).toMatchObject({ status: 400, code: 'invalid_request', type: 'urn:openid:authzen:access-request:error:invalid_request' })
       const check = await small.request('POST', `/stores/${store}/check`, { tuple_key: { user: 'user:maria', relation: 'viewer', object: 'doc:0' }, context: { pad: 'x'.repeat(5000) } })
       expect(check.status).toBe(413)
       let deep: unknown = 1
@@ -221,6 +241,24 @@ describe('authentication and per-store permissions (preshared keys)', () => {
       expect(pep.body.decision ?? pep.body.evaluations[0].decision).toBe(true)
     })
   }
+
+  it('§8.18 X-Request-ID comes back exactly as sent, whatever its format, on 200, 400, 401 and 415', async () => {
+    const ids = ['{3F2504E0-4F89-11D3-9A0C-0305E82C3301}', 'req/2026/1', 'x'.repeat(200), 'trace id 7']
+    const path = a.url + `/stores/${store}/access/v1/evaluation`
+    for (const id of ids) {
+      const h = { 'x-request-id': id }
+      const answers = [
+        [200, await fetchJson(path, 'POST', ev('maria', 'viewer', 0), { ...bearer('pep'), ...h })],
+        [400, await fetchJson(path, 'POST', { subject: { type: 'user' } }, { ...bearer('pep'), ...h })],
+        [401, await fetchJson(path, 'POST', ev('maria', 'viewer', 0), h)],
+        [415, await fetchJson(path, 'POST', JSON.stringify(ev('maria', 'viewer', 0)), { ...bearer('pep'), ...h, 'content-type': 'text/plain' })],
+      ] as const
+      for (const [status, r] of answers) {
+        expect(r.status, `${id}: ${r.text}`).toBe(status)
+        expect(r.headers.get('x-request-id'), `${status} ${id}`).toBe(id)
+      }
+    }
+  })
 
   it("OpenFGA's routes keep their 401 forbidden, now with the challenge", async () => {
     const r = await fetchJson(a.url + `/stores/${store}/check`, 'POST', { tuple_key: { user: 'user:maria', relation: 'viewer', object: 'doc:0' } }, bearer('other'))

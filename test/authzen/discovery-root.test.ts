@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keyOf } from '../helpers/auth.ts'
-import { coreStore, ev, fetchJson, serveHttp, type HttpClient } from './core-fixture.ts'
+import { coreStore, ev, fetchJson, serveHttp, validBodies, type HttpClient } from './core-fixture.ts'
 
 const bearer = (name: string) => ({ authorization: `Bearer ${keyOf(name)}` })
 const auth = {
@@ -19,10 +19,11 @@ const auth = {
 
 let t: HttpClient
 let store: string
+let databaseUrl: string
 
 beforeAll(async () => {
   // The store exists before the server that serves it at the root starts: one database, two servers.
-  const databaseUrl = `sqlite:${join(mkdtempSync(join(tmpdir(), 'pemba-authzen-root-')), 'pemba.db')}`
+  databaseUrl = `sqlite:${join(mkdtempSync(join(tmpdir(), 'pemba-authzen-root-')), 'pemba.db')}`
   const first = await serveHttp({ ...auth, databaseUrl }, bearer('root'))
   store = (await coreStore(first)).storeId
   expect((await first.request('POST', '/system/grants', { client: 'client:pep', role: 'checker', store })).status).toBe(200)
@@ -62,6 +63,38 @@ describe('the default store at the root', () => {
     const search = await fetchJson(doc.search_resource_endpoint, 'POST', { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, resource: { type: 'doc' } }, bearer('pep'))
     expect(search.status, search.text).toBe(200)
     expect(search.body.results).toHaveLength(9)
+  })
+
+  it('§8.21 every URL of the root document works: each POST with a valid body is 200, the JWKS a key set, ARAP its own 400', async () => {
+    const doc = (await t.request('GET', '/.well-known/authzen-configuration')).body as Record<string, string>
+    for (const [member, body] of Object.entries(validBodies())) {
+      expect(doc[member], member).toMatch(new RegExp(`^${t.url}/access/v1/`))
+      const r = await fetchJson(doc[member], 'POST', body, bearer('pep'))
+      expect(r.status, `${member}: ${r.text}`).toBe(200)
+    }
+    const jwks = await fetchJson(doc.jwks_uri, 'GET', undefined, bearer('pep'))
+    expect(jwks.status, jwks.text).toBe(200)
+    expect(Array.isArray(jwks.body.keys)).toBe(true)
+    const request = await fetchJson(doc.access_request_endpoint, 'POST', { subject: { type: 'user', id: 'maria' } }, bearer('pep'))
+    expect(request.status, request.text).toBe(400)
+    expect(request.headers.get('content-type')).toMatch(/^application\/problem\+json/)
+  })
+
+  it('§8.22 with a path in PEMBA_PUBLIC_URL, each document is at the RFC 8615 location of its identifier', async () => {
+    const p = await serveHttp({ ...auth, databaseUrl, authzenDefaultStore: store, publicUrl: 'https://gw.example/pemba' }, bearer('pep'))
+    try {
+      const root = await p.request('GET', '/.well-known/authzen-configuration/pemba')
+      expect(root.status, root.text).toBe(200)
+      expect(root.body.policy_decision_point).toBe('https://gw.example/pemba')
+      expect(root.body.access_evaluation_endpoint).toBe('https://gw.example/pemba/access/v1/evaluation')
+      const own = await p.request('GET', `/.well-known/authzen-configuration/pemba/stores/${store}`)
+      expect(own.status, own.text).toBe(200)
+      expect(own.body.policy_decision_point).toBe(`https://gw.example/pemba/stores/${store}`)
+      // The permissions still apply to the mapped paths.
+      expect((await fetchJson(`${p.url}/.well-known/authzen-configuration/pemba`, 'GET', undefined, bearer('other'))).status).toBe(403)
+    } finally {
+      await p.close()
+    }
   })
 
   it('§8.19 the route table applies to the root paths: 401 without a token, 403 without rights', async () => {

@@ -30,10 +30,21 @@ describe('AuthZEN settings', () => {
     expect(c.authzenDefaultStore).toBe('01ARZ3NDEKTSV4RRFFQ69G5FAV')
     expect(parsePublicUrl(c.publicUrl)).toBe('https://authz.example.com')
     expect(parsePublicUrl('http://127.0.0.1:8080/pemba/')).toBe('http://127.0.0.1:8080/pemba')
-    expect(parseTrustProxy(c.trustProxy)).toEqual(new Set(['10.0.0.5', '::1']))
     expect(parseTrustProxy('on')).toBe(true)
     expect(parseTrustProxy('off')).toBe(false)
-    expect(parseTrustProxy('::ffff:10.0.0.5')).toEqual(new Set(['10.0.0.5']))
+  })
+
+  it('PEMBA_TRUST_PROXY lists addresses and CIDR blocks, compared as addresses (IPv6 forms, IPv4-mapped peers)', () => {
+    const list = parseTrustProxy('10.0.0.5, ::1, 172.16.0.0/12, fd00::/8') as Exclude<ReturnType<typeof parseTrustProxy>, boolean>
+    for (const peer of ['10.0.0.5', '::ffff:10.0.0.5', '::ffff:a00:5', '::1', '0:0:0:0:0:0:0:1', '172.20.1.2', '::ffff:172.31.255.255', 'fd12::7']) {
+      expect(list.has(peer), peer).toBe(true)
+    }
+    for (const peer of ['10.0.0.6', '172.32.0.1', '::2', 'fe80::1', 'not-an-ip', '']) expect(list.has(peer), peer).toBe(false)
+    expect((parseTrustProxy('::ffff:10.0.0.5') as typeof list).has('10.0.0.5')).toBe(true)
+  })
+
+  it.each([':', '999.1.1.1', '10.0.0.0/33', '::1/129', '10.0.0.0/', '10.0.0.0/x', 'proxy.internal', '1.2.3'])('PEMBA_TRUST_PROXY refuses %s', (v) => {
+    expect(() => parseTrustProxy(v)).toThrow('PEMBA_TRUST_PROXY')
   })
 
   it.each([

@@ -4,10 +4,14 @@
  * or X-Forwarded-* when PEMBA_TRUST_PROXY trusts the peer), that every URL it advertises is
  * served, and who may read it.
  */
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.ts'
+import { createPemba } from '../../src/server.ts'
 import { keyOf } from '../helpers/auth.ts'
-import { coreStore, ev, fetchJson, rawRequest, serveHttp, type HttpClient } from './core-fixture.ts'
+import { coreStore, ev, fetchJson, rawRequest, serveHttp, validBodies, type HttpClient } from './core-fixture.ts'
 
 /** The members whose values are URLs. */
 const URL_MEMBERS = [
@@ -24,17 +28,6 @@ const URL_MEMBERS = [
 /** isEmpty: a member a discovery document must leave out rather than send empty. */
 function isEmpty(v: unknown): boolean {
   return v === null || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && Object.keys(v).length === 0)
-}
-
-/** Valid bodies for each POST endpoint of the document, against the core fixture's data. */
-function validBodies(): Record<string, unknown> {
-  return {
-    access_evaluation_endpoint: ev('maria', 'viewer', 0),
-    access_evaluations_endpoint: { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, evaluations: [{ resource: { type: 'doc', id: '0' } }] },
-    search_subject_endpoint: { subject: { type: 'user' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '0' } },
-    search_resource_endpoint: { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, resource: { type: 'doc' } },
-    search_action_endpoint: { subject: { type: 'user', id: 'maria' }, resource: { type: 'doc', id: '0' } },
-  }
 }
 
 describe('the discovery document (public)', () => {
@@ -81,18 +74,14 @@ describe('the discovery document (public)', () => {
     expect(request.headers.get('content-type')).toMatch(/^application\/problem\+json/)
   })
 
-  it('§8.23 signed_metadata verifies with the jwks_uri keys, names the PDP as iss, and says what the document says', async () => {
-    const doc = (await t.request('GET', `/.well-known/authzen-configuration/stores/${store}`)).body as Record<string, unknown>
-    const jwks = (await fetchJson(String(doc.jwks_uri), 'GET')).body
-    const { payload, protectedHeader } = await jwtVerify(String(doc.signed_metadata), createLocalJWKSet(jwks), { issuer: String(doc.policy_decision_point) })
-    expect(protectedHeader.typ).toBe('authzen-metadata+jwt')
-    const { signed_metadata: _signed, ...unsigned } = doc
-    expect(payload).toEqual({ ...unsigned, iss: doc.policy_decision_point })
-    expect(payload).not.toHaveProperty('signed_metadata')
-    // A tampered document does not verify.
-    const [h, , sig] = String(doc.signed_metadata).split('.')
-    const forged = Buffer.from(JSON.stringify({ ...payload, access_evaluation_endpoint: 'https://evil.example/e' })).toString('base64url')
-    await expect(jwtVerify(`${h}.${forged}.${sig}`, createLocalJWKSet(jwks))).rejects.toThrow()
+  it('without PEMBA_PUBLIC_URL no signed_metadata: Pemba never signs a document built from a Host the caller names', async () => {
+    const port = new URL(t.url).port
+    const r = await rawRequest(`${t.url}/.well-known/authzen-configuration/stores/${store}`, 'GET', { host: `pdp.example.test:${port}` })
+    expect(r.status).toBe(200)
+    // The unsigned document names the host asked for (harmless: nothing vouches for it).
+    expect(r.body.policy_decision_point).toBe(`http://pdp.example.test:${port}/stores/${store}`)
+    expect(r.body).not.toHaveProperty('signed_metadata')
+    expect((await t.request('GET', `/.well-known/authzen-configuration/${store}`)).body).not.toHaveProperty('signed_metadata')
   })
 
   it('an unknown store is 404; a malformed id 400', async () => {
@@ -136,11 +125,42 @@ describe('PEMBA_PUBLIC_URL and PEMBA_TRUST_PROXY', () => {
     const doc = (await rawRequest(`${s.url}/.well-known/authzen-configuration/stores/${store}`, 'GET', { host: 'other.example', 'x-forwarded-host': 'x.example' })).body
     expect(doc.policy_decision_point).toBe(`https://authz.example.com/pemba/stores/${store}`)
     expect(doc.access_evaluation_endpoint).toBe(`https://authz.example.com/pemba/stores/${store}/access/v1/evaluation`)
+    // §2.6 / RFC 8615: the document of `https://authz.example.com/pemba/stores/{id}` is at
+    // `/.well-known/authzen-configuration/pemba/stores/{id}` (a proxy forwards it unchanged).
+    const id = new URL(doc.policy_decision_point)
+    const located = await rawRequest(`${s.url}/.well-known/authzen-configuration${id.pathname}`, 'GET', { host: 'other.example' })
+    expect(located.status, JSON.stringify(located.body)).toBe(200)
+    expect(located.body.policy_decision_point).toBe(doc.policy_decision_point)
   })
 
-  it('PEMBA_TRUST_PROXY=on: X-Forwarded-Proto and X-Forwarded-Host (first value) make the origin', async () => {
+  it('§8.23 with PEMBA_PUBLIC_URL, signed_metadata verifies with the jwks_uri keys, names the PDP as iss, expires, and is signed once', async () => {
+    const { s, store } = await start({ publicUrl: 'https://authz.example.com' })
+    const url = `${s.url}/.well-known/authzen-configuration/stores/${store}`
+    const doc = (await rawRequest(url, 'GET', { host: 'other.example' })).body as Record<string, unknown>
+    expect(doc.policy_decision_point).toBe(`https://authz.example.com/stores/${store}`)
+    // The JWKS the document names, fetched from this server (the public URL is not reachable here).
+    const jwks = (await fetchJson(`${s.url}/stores/${store}/access/v1/jwks`, 'GET')).body
+    const { payload, protectedHeader } = await jwtVerify(String(doc.signed_metadata), createLocalJWKSet(jwks), { issuer: `https://authz.example.com/stores/${store}` })
+    expect(protectedHeader.typ).toBe('authzen-metadata+jwt')
+    const { signed_metadata: _signed, ...unsigned } = doc
+    const { iat, exp, ...claims } = payload
+    expect(claims).toEqual({ ...unsigned, iss: doc.policy_decision_point })
+    expect(typeof iat).toBe('number')
+    expect(exp! - iat!).toBe(24 * 3600)
+    expect(Math.abs(iat! - Date.now() / 1000)).toBeLessThan(60)
+    // A tampered document does not verify.
+    const [h, , sig] = String(doc.signed_metadata).split('.')
+    const forged = Buffer.from(JSON.stringify({ ...payload, access_evaluation_endpoint: 'https://evil.example/e' })).toString('base64url')
+    await expect(jwtVerify(`${h}.${forged}.${sig}`, createLocalJWKSet(jwks))).rejects.toThrow()
+    // Cached: a second GET carries the very same JWS (no signature per anonymous GET).
+    expect((await rawRequest(url, 'GET', { host: 'internal' })).body.signed_metadata).toBe(doc.signed_metadata)
+  })
+
+  it('PEMBA_TRUST_PROXY=on: X-Forwarded-Proto and X-Forwarded-Host make the origin, the last value (the proxy\'s) of a list', async () => {
     const { s, store } = await start({ trustProxy: 'on' })
-    expect(await pdpOf(s, store, { host: 'internal:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example, proxy2.internal' })).toBe(
+    expect(await pdpOf(s, store, { host: 'internal:8080', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example' })).toBe(`https://gw.example/stores/${store}`)
+    // A proxy that appends passes the client's own value along in front: it is not the one taken.
+    expect(await pdpOf(s, store, { host: 'internal:8080', 'x-forwarded-proto': 'http, https', 'x-forwarded-host': 'evil.example, gw.example' })).toBe(
       `https://gw.example/stores/${store}`,
     )
     // Without the headers, the Host; an unknown proto is ignored.
@@ -156,6 +176,37 @@ describe('PEMBA_PUBLIC_URL and PEMBA_TRUST_PROXY', () => {
     expect(await pdpOf(unlisted.s, unlisted.store, { host: 'internal', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'gw.example' })).toBe(
       `http://internal/stores/${unlisted.store}`,
     )
+  })
+})
+
+describe('PEMBA_TRUST_PROXY and IPv6 peers', () => {
+  it('a listed address matches however the socket spells the peer: ::1, and ::ffff:127.0.0.1 on a dual-stack listener', async () => {
+    const config = {
+      ...loadConfig({ env: {}, argv: [] }),
+      databaseUrl: 'sqlite::memory:',
+      logLevel: 'warn' as const,
+      authzenDiscovery: 'public' as const,
+      allowedHosts: 'internal',
+      trustProxy: '0:0:0:0:0:0:0:1, 127.0.0.0/8',
+    }
+    const pemba = await createPemba(config, { sweeper: false })
+    const server = serve({ hostname: '::', port: 0, fetch: pemba.app.fetch })
+    try {
+      await new Promise<void>((resolve) => (server.listening ? resolve() : server.once('listening', () => resolve())))
+      const { port } = server.address() as AddressInfo
+      const store = (await pemba.stores.create('s', '')).id
+      for (const host of ['[::1]', '127.0.0.1']) {
+        const r = await rawRequest(`http://${host}:${port}/.well-known/authzen-configuration/stores/${store}`, 'GET', {
+          host: 'internal',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'gw.example',
+        })
+        expect(r.body.policy_decision_point, host).toBe(`https://gw.example/stores/${store}`)
+      }
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await pemba.close()
+    }
   })
 })
 

@@ -6,6 +6,8 @@
  * the first model, where owners read) permits first at position 7.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { SPECULATION_WINDOW } from '../../src/service/authzen/evaluations.ts'
+import { startArap } from './arap-support.ts'
 import { coreStore, ev, serveHttp, type CoreStore, type HttpClient } from './core-fixture.ts'
 
 let t: HttpClient
@@ -116,11 +118,16 @@ describe('errors in items', () => {
 })
 
 describe('defaults', () => {
+  /** ana audits doc:1 with the properties that permit it: team ops on both sides, mode read. */
+  const ANA_AUDITS_DOC_1 = {
+    subject: { type: 'user', id: 'ana', properties: { team: 'ops' } },
+    action: { name: 'can_audit', properties: { mode: 'read' } },
+    resource: { type: 'doc', id: '1', properties: { team: 'ops' } },
+  }
+
   it('§8.6 an item member replaces the default whole: no merge of context or properties', async () => {
     const r = await t.request('POST', path(), {
-      subject: { type: 'user', id: 'ana', properties: { team: 'ops' } },
-      action: { name: 'can_audit', properties: { mode: 'read' } },
-      resource: { type: 'doc', id: '1', properties: { team: 'ops' } },
+      ...ANA_AUDITS_DOC_1,
       context: { note: 'default' },
       evaluations: [
         {}, // every default: allowed
@@ -132,6 +139,27 @@ describe('defaults', () => {
     })
     expect(r.status, r.text).toBe(200)
     expect(decisions(r.body)).toEqual([true, false, false, true, true])
+  })
+
+  it('§8.6 cases a merge would answer otherwise: the item context drops the default one, the item subject its properties', async () => {
+    const r = await t.request('POST', path(), {
+      ...ANA_AUDITS_DOC_1,
+      context: { subject_team: 'dev' },
+      evaluations: [
+        {}, // the default context wins over the property: dev ≠ ops
+        { context: { resource_team: 'ops' } }, // replaces it: subject_team is ops again (merged, dev would stay)
+      ],
+    })
+    expect(r.status, r.text).toBe(200)
+    expect(decisions(r.body)).toEqual([false, true])
+    // An item subject with other properties: the default's team is gone (merged, ops would stay and permit).
+    const p = await t.request('POST', path(), {
+      ...ANA_AUDITS_DOC_1,
+      evaluations: [{}, { subject: { type: 'user', id: 'ana', properties: { level: 3 } } }],
+    })
+    expect(p.status, p.text).toBe(200)
+    expect(decisions(p.body)).toEqual([true, false])
+    expect(p.body.evaluations[1].context.error.message).toContain('subject_team')
   })
 
   it('§8.7 a top-level member may be missing only if every item has it; otherwise 400 naming the item', async () => {
@@ -208,5 +236,29 @@ describe('options, limits and the model', () => {
     const bad = await t.request('POST', path(), mariaBatch('nope'), { 'x-request-id': 'batch-bad' })
     expect(bad.status).toBe(400)
     expect(bad.headers.get('x-request-id')).toBe('batch-bad')
+  })
+})
+
+describe('speculation past the stopper is bounded', () => {
+  it('§8.9 deny_on_first_deny of 50 requestable denials, the stopper at 0: at most a window of items is decided and logged', async () => {
+    const a = await startArap()
+    try {
+      const body = {
+        subject: { type: 'user', id: 'maria' },
+        action: { name: 'viewer' },
+        evaluations: Array.from({ length: 50 }, (_, i) => ({ resource: { type: 'document', id: `d${i}` } })),
+        options: { evaluations_semantic: 'deny_on_first_deny' },
+      }
+      const r = await a.call('POST', `/stores/${a.store}/access/v1/evaluations`, body)
+      expect(r.status, r.text).toBe(200)
+      expect(decisions(r.body)).toEqual([false])
+      await a.served.pemba.decisions.flush()
+      const log = await a.call('GET', `/stores/${a.store}/decisions?page_size=100&subject=user:maria`)
+      expect(log.status, log.text).toBe(200)
+      expect(log.body.decisions.length).toBeGreaterThanOrEqual(1)
+      expect(log.body.decisions.length).toBeLessThanOrEqual(SPECULATION_WINDOW)
+    } finally {
+      await a.close()
+    }
   })
 })

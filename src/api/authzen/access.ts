@@ -13,10 +13,24 @@ import { PembaError } from '../../core/errors.ts'
 export const BEARER_CHALLENGE = 'Bearer realm="pemba"'
 
 const DISCOVERY_PREFIX = '/.well-known/authzen-configuration/'
+const API = '/access/v1/'
+const ARAP = '/access/v1/requests'
+
+/**
+ * authzenFamily: which AuthZEN contract a path belongs to, for a route table pattern or a
+ * request's (mapped) path alike: `arap` (the access-request profile, answered problem+json),
+ * `api` (the core API, `{code, message}`), `discovery`, or undefined (not AuthZEN's). The one
+ * place that knows the layout (auth.ts, body-limit.ts).
+ */
+export function authzenFamily(path: string): 'api' | 'arap' | 'discovery' | undefined {
+  const api = path.indexOf(API)
+  if (api !== -1) return path.startsWith(ARAP, api) ? 'arap' : 'api'
+  return path.startsWith(DISCOVERY_PREFIX) ? 'discovery' : undefined
+}
 
 /** isAuthzenRoute: is this route table path one of AuthZEN's (its API, ARAP, or discovery)? */
 export function isAuthzenRoute(path: string): boolean {
-  return path.includes('/access/v1/') || path.startsWith(DISCOVERY_PREFIX)
+  return authzenFamily(path) !== undefined
 }
 
 /** isDiscoveryRoute: is this route table path a discovery document? */

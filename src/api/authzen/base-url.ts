@@ -8,21 +8,26 @@
  * 2. else the listening scheme (Pemba serves plain HTTP) and the request's `Host`;
  * 3. `X-Forwarded-Proto` / `X-Forwarded-Host` replace them only when `PEMBA_TRUST_PROXY`
  *    trusts the peer the request came from: `on` (every peer: Pemba is reachable only through
- *    the proxy) or a list of proxy addresses (`10.0.0.5,::1`). With `off`, the default, the
- *    headers are ignored, since any client could otherwise make Pemba advertise its host.
+ *    the proxy) or a list of proxy addresses or CIDR blocks (`10.0.0.5,::1,172.16.0.0/12`).
+ *    With `off`, the default, the headers are ignored, since any client could otherwise make
+ *    Pemba advertise its host. Of a list header (`X-Forwarded-Host: evil, gw.example`) the
+ *    LAST value is taken: the one the trusted proxy next to Pemba appended (a proxy that
+ *    appends passes the client's own value along in front). A proxy chain of several hops
+ *    must overwrite the headers rather than append.
  *
  * The PDP identifier of a store is `${origin}/stores/${storeId}` (OpenFGA's layout); with
  * `PEMBA_AUTHZEN_DEFAULT_STORE` the root paths serve that store and its identifier is `${origin}`.
  *
- * Cheap by design: a few header reads and string joins, no URL objects (the evaluation path
- * calls it per request).
+ * Cheap by design: a few header reads and string joins, no URL objects. The evaluation routes
+ * build the identifier lazily (pdpOf behind a getter): a plain decision never reads the Host.
  *
  * @module
  */
 import type { Context } from 'hono'
 import { PembaError } from '../../core/errors.ts'
 import type { AppEnv } from '../env.ts'
-import { normalAddress, type AuthzenSettings, type TrustProxy } from './settings.ts'
+import { servedAtRoot } from './root-paths.ts'
+import type { AuthzenSettings, TrustProxy } from './settings.ts'
 
 export type { AuthzenSettings } from './settings.ts'
 
@@ -32,8 +37,7 @@ const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
 /** The peer's address on @hono/node-server; undefined elsewhere (app.request in tests). */
 function peerAddress(c: Context<AppEnv>): string | undefined {
   const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined
-  const a = env?.incoming?.socket?.remoteAddress
-  return a === undefined ? undefined : normalAddress(a)
+  return env?.incoming?.socket?.remoteAddress
 }
 
 function trusts(c: Context<AppEnv>, trust: TrustProxy): boolean {
@@ -42,11 +46,10 @@ function trusts(c: Context<AppEnv>, trust: TrustProxy): boolean {
   return peer !== undefined && trust.has(peer)
 }
 
-/** The first value of a list header (`X-Forwarded-Host: a, b` → `a`), trimmed. */
-function firstValue(header: string | undefined): string | undefined {
+/** The last value of a list header (`X-Forwarded-Host: a, b` → `b`), trimmed: the nearest proxy's. */
+function lastValue(header: string | undefined): string | undefined {
   if (header === undefined) return undefined
-  const comma = header.indexOf(',')
-  const v = (comma === -1 ? header : header.slice(0, comma)).trim()
+  const v = header.slice(header.lastIndexOf(',') + 1).trim()
   return v === '' ? undefined : v
 }
 
@@ -60,9 +63,9 @@ export function requestOrigin(c: Context<AppEnv>, s: AuthzenSettings): string {
   let scheme = 'http'
   let host = c.req.header('host')
   if (s.trustProxy !== false && trusts(c, s.trustProxy)) {
-    const proto = firstValue(c.req.header('x-forwarded-proto'))?.toLowerCase()
+    const proto = lastValue(c.req.header('x-forwarded-proto'))?.toLowerCase()
     if (proto === 'http' || proto === 'https') scheme = proto
-    host = firstValue(c.req.header('x-forwarded-host')) ?? host
+    host = lastValue(c.req.header('x-forwarded-host')) ?? host
   }
   if (host === undefined || !HOST.test(host)) {
     throw new PembaError(
@@ -80,4 +83,14 @@ export function requestOrigin(c: Context<AppEnv>, s: AuthzenSettings): string {
  */
 export function pdpIdentifier(origin: string, storeId: string, atRoot: boolean): string {
   return atRoot ? origin : `${origin}/stores/${storeId}`
+}
+
+/**
+ * pdpOf: the PDP identifier of the request's store; the origin alone when the request came in
+ * through the root paths of PEMBA_AUTHZEN_DEFAULT_STORE (root-paths.ts). Build it only when a
+ * URL is needed (discovery, a requestable denial, an approval): it reads the Host, and a plain
+ * evaluation needs neither.
+ */
+export function pdpOf(c: Context<AppEnv>, s: AuthzenSettings, storeId: string): string {
+  return pdpIdentifier(requestOrigin(c, s), storeId, s.defaultStore === storeId && servedAtRoot(c.req.raw, s))
 }

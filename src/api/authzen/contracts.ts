@@ -7,8 +7,11 @@
  *
  * @module
  */
+import type { Context } from 'hono'
 import { z } from 'zod'
 import { PembaError, validationError } from '../../core/errors.ts'
+import type { AppEnv } from '../env.ts'
+import { parseJsonBody } from '../validation.ts'
 import { action, context, entity } from './entities.ts'
 
 /** `POST …/access/v1/evaluation`: `{subject, action, resource, context?}`. */
@@ -72,4 +75,10 @@ export function requireObject(body: unknown): Record<string, unknown> {
     throw validationError(`invalid request body: expected a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`)
   }
   return body as Record<string, unknown>
+}
+
+/** readAuthzenBody: the transport rules of every AuthZEN POST (JSON declared, a JSON object). */
+export async function readAuthzenBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
+  requireJson(c.req.header('content-type'))
+  return requireObject(await parseJsonBody(c.req.raw))
 }

@@ -23,39 +23,39 @@
  * @module
  */
 import type { Context, Hono } from 'hono'
-import { getPath } from 'hono/utils/url'
+import { PembaError } from '../../core/errors.ts'
+import type { DecisionMeta } from '../../service/checks.ts'
+import { AUTHZEN_DETAIL } from '../../service/authzen/decider.ts'
 import type { AuthzenDecision } from '../../service/authzen/types.ts'
 import type { EvaluationOutcome } from '../../service/authzen/evaluations.ts'
 import { ULID_ID, MODEL_HEADER } from '../contracts.ts'
 import { errorContext, wireError } from '../errors.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
-import { checkStoreId, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
-import { pdpIdentifier, requestOrigin, type AuthzenSettings } from './base-url.ts'
-import { evaluationRequest, evaluationsRequest, requireJson, requireObject } from './contracts.ts'
+import { checkStoreId, parseInput } from '../validation.ts'
+import { pdpOf } from './base-url.ts'
+import { evaluationRequest, evaluationsRequest, readAuthzenBody } from './contracts.ts'
 
 /** The header that asks for reasons, as `context.pemba.explain: true` does. */
 export const EXPLAIN_HEADER = 'Pemba-Explain'
 
-/** The model the `Openfga-Authorization-Model-Id` header pins, or undefined (the latest). */
-function pinnedModel(c: Context<AppEnv>): string | undefined {
+/** The model the `Openfga-Authorization-Model-Id` header pins, or undefined (the latest); search too. */
+export function pinnedModel(c: Context<AppEnv>): string | undefined {
   const id = c.req.header(MODEL_HEADER)
   return id !== undefined && ULID_ID.test(id) ? id : undefined
 }
 
-/**
- * pdpOf: the PDP identifier of the request's store; the origin alone when the request came in
- * through the root paths of PEMBA_AUTHZEN_DEFAULT_STORE (root-paths.ts).
- */
-export function pdpOf(c: Context<AppEnv>, s: AuthzenSettings, storeId: string): string {
-  const atRoot = s.defaultStore === storeId && !getPath(c.req.raw).startsWith('/stores/')
-  return pdpIdentifier(requestOrigin(c, s), storeId, atRoot)
-}
+// Moved to base-url.ts and contracts.ts; re-exported for the routes that import them from here.
+export { pdpOf } from './base-url.ts'
+export { readAuthzenBody } from './contracts.ts'
 
-/** readAuthzenBody: the transport rules of every AuthZEN POST (JSON declared, a JSON object). */
-export async function readAuthzenBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
-  requireJson(c.req.header('content-type'))
-  return requireObject(await parseJsonBody(c.req.raw))
+/**
+ * authzenMeta: who asked, for the decision log, marked as AuthZEN's (`detail.authzen`); built
+ * once per request (the decider passes a meta that has its detail on unchanged, so a batch
+ * does not build one per item).
+ */
+function authzenMeta(c: Context<AppEnv>): DecisionMeta {
+  return { requestId: c.get('requestId'), client: c.get('client'), detail: AUTHZEN_DETAIL }
 }
 
 export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
@@ -69,8 +69,12 @@ export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps
     const decision = await decider.decide(storeId, body, {
       modelId: pinnedModel(c),
       explain: c.req.header(EXPLAIN_HEADER) === 'true' || undefined,
-      meta: requestMeta(c),
-      pdp: pdpOf(c, settings, storeId),
+      meta: authzenMeta(c),
+      // Lazy: only a requestable denial or an approval needs the identifier (and the Host).
+      get pdp() {
+        return pdpOf(c, settings, storeId)
+      },
+      canSeeDetails: () => mayReadTuples(deps, c.get('client'), storeId),
     })
     observation.endQuery(decision.decision ? 'allowed' : 'denied')
     return c.json(decision)
@@ -91,8 +95,8 @@ export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps
       semantic: options?.evaluations_semantic ?? 'execute_all',
       modelId: pinnedModel(c),
       explain: c.req.header(EXPLAIN_HEADER) === 'true' || undefined,
-      meta: requestMeta(c),
-      pdp: pdpOf(c, settings, storeId),
+      meta: authzenMeta(c),
+      pdp: () => pdpOf(c, settings, storeId),
     })
     observation.endQuery('ok', undefined, outcomes.length)
     if (single) {
@@ -104,6 +108,20 @@ export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps
     const ctx = errorContext(deps, c.get('requestId'))
     return c.json({ evaluations: outcomes.map((o) => decisionOf(o, (err) => wireError(err, ctx))) })
   })
+}
+
+/**
+ * mayReadTuples: may the client read the store's tuples (`reader`, or authentication off)? Then
+ * it may see an explained decision's `reason_admin` and `pemba.explanation` (decider.ts).
+ */
+export function mayReadTuples(deps: Pick<AppDeps, 'access'>, client: string, storeId: string): Promise<boolean> {
+  return deps.access.requireOnStore(client, 'reader', storeId).then(
+    () => true,
+    (e: unknown) => {
+      if (e instanceof PembaError && e.code === 'forbidden') return false
+      throw e
+    },
+  )
 }
 
 /** decisionOf: an item's decision, or its error failed closed (`decision: false`, `context.error`). */

@@ -5,9 +5,10 @@
  *
  * @module
  */
+import { BlockList, isIP } from 'node:net'
 
-/** Who may set X-Forwarded-Proto/Host: nobody (`false`), every peer (`true`), or these addresses. */
-export type TrustProxy = boolean | ReadonlySet<string>
+/** Who may set X-Forwarded-Proto/Host: nobody (`false`), every peer (`true`), or these proxies. */
+export type TrustProxy = boolean | ProxyList
 
 /** The AuthZEN settings the HTTP layer needs (src/config/settings.ts, group AuthZEN). */
 export interface AuthzenSettings {
@@ -44,32 +45,60 @@ export function parsePublicUrl(value: string): string {
   return url.href.replace(/\/+$/, '')
 }
 
-/** One IPv4 or IPv6 address, as a socket reports a peer. */
-const ADDRESS = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$/
+/**
+ * ProxyList: the proxies PEMBA_TRUST_PROXY names, addresses or CIDR blocks. `has` takes a peer
+ * address as the socket reports it; IPv6 is compared as numbers (`0:0:0:0:0:0:0:1` is `::1`),
+ * and an IPv4-mapped peer (`::ffff:10.0.0.5`, `::ffff:a00:5`) matches its IPv4 entry.
+ */
+export class ProxyList {
+  readonly #list = new BlockList()
+  /** The entries as configured (for messages and tests). */
+  readonly entries: readonly string[]
+
+  constructor(entries: readonly string[]) {
+    this.entries = entries
+    for (const e of entries) {
+      const slash = e.indexOf('/')
+      const address = slash === -1 ? e : e.slice(0, slash)
+      const family = isIP(address) === 6 ? 'ipv6' : 'ipv4'
+      if (slash === -1) this.#list.addAddress(address, family)
+      else this.#list.addSubnet(address, Number(e.slice(slash + 1)), family)
+    }
+  }
+
+  has(peer: string): boolean {
+    const family = isIP(peer)
+    if (family === 0) return false
+    return this.#list.check(peer, family === 6 ? 'ipv6' : 'ipv4')
+  }
+}
+
+/** One entry of the list: an IP address (checked by `net.isIP`), or one with a prefix length. */
+function validEntry(entry: string): boolean {
+  const slash = entry.indexOf('/')
+  if (slash === -1) return isIP(entry) !== 0
+  const family = isIP(entry.slice(0, slash))
+  const bits = entry.slice(slash + 1)
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+}
 
 /**
  * parseTrustProxy reads PEMBA_TRUST_PROXY: `off` or '' (never), `on` (every peer), or a comma
- * list of the proxies' IP addresses (`10.0.0.5, ::1`; IPv4-mapped IPv6 peers match their IPv4 form).
+ * list of the proxies' IP addresses or CIDR blocks (`10.0.0.5, ::1, 172.16.0.0/12`).
  */
 export function parseTrustProxy(value: string): TrustProxy {
   const v = value.trim()
   if (v === '' || v === 'off') return false
   if (v === 'on') return true
-  const addresses = new Set<string>()
+  const entries: string[] = []
   for (const part of v.split(',')) {
     const a = part.trim()
-    if (!ADDRESS.test(a)) {
+    if (!validEntry(a)) {
       throw new AuthzenSettingError(
-        `PEMBA_TRUST_PROXY must be 'off', 'on' or a comma-separated list of proxy IP addresses, got '${value}' ('${a}' is not an IP address)`,
+        `PEMBA_TRUST_PROXY must be 'off', 'on' or a comma-separated list of proxy IP addresses or CIDR blocks, got '${value}' ('${a}' is not one)`,
       )
     }
-    addresses.add(normalAddress(a))
+    entries.push(a)
   }
-  return addresses
-}
-
-/** `::ffff:10.0.0.5` → `10.0.0.5`; IPv6 lower-cased. */
-export function normalAddress(a: string): string {
-  const lower = a.toLowerCase()
-  return lower.startsWith('::ffff:') && lower.includes('.') ? lower.slice(7) : lower
+  return new ProxyList(entries)
 }

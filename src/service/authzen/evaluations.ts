@@ -9,10 +9,14 @@
  *   (the route answers its `decision` and a one-element `evaluations`).
  * - **Semantics.** `execute_all` returns all N. `deny_on_first_deny` returns items 0…k where k
  *   is the first deny or error; `permit_on_first_permit` items 0…k where k is the first permit
- *   (an error is a non-permit). Every item is started at once (the batch is capped, see
- *   `maxItems`) and the answer is the prefix up to the stopper, in order, as soon as that prefix
- *   is settled: items after it still finish (they are speculative work, and are recorded in the
- *   decision log as the checks they were), but are never returned.
+ *   (an error is a non-permit). `execute_all` starts every item at once (the batch is capped,
+ *   see `maxItems`). The short-circuit semantics evaluate speculatively in a window of
+ *   SPECULATION_WINDOW items in flight, in request order: no item is started once an item
+ *   before it has settled as the stopper, and an item in flight past a known stopper is told
+ *   it is no longer wanted (`wanted()`: the decider then signs no ARAP binding token for it).
+ *   The answer is the prefix up to the stopper, in order. At most SPECULATION_WINDOW − 1 items
+ *   past the stopper are decided (and recorded in the decision log as the checks they were)
+ *   without being returned.
  * - **Errors.** An item's own error (unknown type, bad id) fails that item alone, closed:
  *   the caller renders it as `{decision: false, context: {error: {status, message}}}`.
  * - **Model.** Resolved once for the whole batch (the `Openfga-Authorization-Model-Id` header, or
@@ -30,9 +34,12 @@ export interface SingleDecider {
   decide(
     storeId: string,
     e: AuthzenEvaluation,
-    o: { modelId?: string; explain?: boolean; meta?: DecisionMeta; pdp: string },
+    o: { modelId?: string; explain?: boolean; meta?: DecisionMeta; readonly pdp: string; wanted?: () => boolean },
   ): Promise<AuthzenDecision>
 }
+
+/** How many items of a short-circuit batch are evaluated ahead, in flight at once. */
+export const SPECULATION_WINDOW = 8
 
 /** An evaluation with every member optional: the top level of a batch, or one of its items. */
 export interface PartialEvaluation {
@@ -49,7 +56,8 @@ export interface EvaluationsInput {
   /** The `Openfga-Authorization-Model-Id` header; undefined = the latest model. */
   modelId?: string
   explain?: boolean
-  pdp: string
+  /** The PDP identifier, built on first use (only requestable denials and approvals need it). */
+  pdp: () => string
   meta?: DecisionMeta
 }
 
@@ -103,21 +111,42 @@ export class AuthzenEvaluations {
     }
     const evaluations = resolveItems(input.defaults, items)
     const ts = await this.#o.models.resolve(storeId, input.modelId)
-    const options = { modelId: ts.id, explain: input.explain, meta: input.meta, pdp: input.pdp }
-    // Started together; an outcome never rejects, so items after a stopper fail no one.
-    const pending = evaluations.map((e) =>
-      this.#o.decider.decide(storeId, e, options).then(
+    const { explain, meta } = input
+    const modelId = ts.id
+    let pdp: string | undefined
+    const pdpOnce = () => (pdp ??= input.pdp())
+    // An outcome never rejects, so an item in flight past a stopper fails no one.
+    const run = (e: AuthzenEvaluation, o: Parameters<SingleDecider['decide']>[2]): Promise<EvaluationOutcome> =>
+      this.#o.decider.decide(storeId, e, o).then(
         (decision): EvaluationOutcome => ({ ok: true, decision }),
         (error: unknown): EvaluationOutcome => ({ ok: false, error }),
-      ),
-    )
-    if (semantic === 'execute_all') return Promise.all(pending)
+      )
+    if (semantic === 'execute_all') {
+      const shared = { modelId, explain, meta, get pdp() { return pdpOnce() } }
+      return Promise.all(evaluations.map((e) => run(e, shared)))
+    }
+    const stops = (o: EvaluationOutcome): boolean => {
+      const permitted = o.ok && o.decision.decision
+      return semantic === 'deny_on_first_deny' ? !permitted : permitted
+    }
+    const n = evaluations.length
+    const pending: Promise<EvaluationOutcome>[] = []
+    // The lowest index known to stop the batch: items past it are not started, nor wanted.
+    let stopper = n
+    const start = (i: number): Promise<EvaluationOutcome> => {
+      const o = { modelId, explain, meta, get pdp() { return pdpOnce() }, wanted: () => i <= stopper }
+      return run(evaluations[i], o).then((outcome) => {
+        if (i < stopper && stops(outcome)) stopper = i
+        return outcome
+      })
+    }
     const out: EvaluationOutcome[] = []
-    for (const p of pending) {
-      const outcome = await p
+    let started = 0
+    for (let i = 0; i < n; i++) {
+      while (started < n && started < i + SPECULATION_WINDOW && started <= stopper) pending.push(start(started++))
+      const outcome = await pending[i]
       out.push(outcome)
-      const permitted = outcome.ok && outcome.decision.decision
-      if (semantic === 'deny_on_first_deny' ? !permitted : permitted) break
+      if (stops(outcome)) break
     }
     return out
   }
