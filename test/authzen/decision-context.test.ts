@@ -444,4 +444,24 @@ describe('§3 who sees the details of an explained decision', () => {
       expect(d.context.pemba.explanation.failed).toHaveLength(1)
     }
   })
+
+  it('the same rule holds for every item of a batch', async () => {
+    const batchAs = async (who: string) => {
+      const res = await authed.request(
+        'POST',
+        `/stores/${store}/access/v1/evaluations`,
+        { ...evaluation('alice', 'owner'), evaluations: [{}, {}] },
+        { authorization: `Bearer ${key(who)}`, 'Pemba-Explain': 'true' },
+      )
+      expect(res.status, res.text).toBe(200)
+      return (res.body as { evaluations: { decision: boolean; context: Record<string, any> }[] }).evaluations
+    }
+    for (const d of await batchAs('checker')) {
+      expect(d).toEqual({ decision: false, context: { reason: 'no_path', reason_user: { '403': 'access denied' } } })
+    }
+    for (const d of await batchAs('reader')) {
+      expect(d.context.reason_admin['403']).toContain('doc:d1#owner@user:alice')
+      expect(d.context.pemba.explanation.failed).toHaveLength(1)
+    }
+  })
 })

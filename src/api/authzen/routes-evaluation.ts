@@ -97,6 +97,7 @@ export function registerAuthzenEvaluationRoutes(app: Hono<AppEnv>, deps: AppDeps
       explain: c.req.header(EXPLAIN_HEADER) === 'true' || undefined,
       meta: authzenMeta(c),
       pdp: () => pdpOf(c, settings, storeId),
+      canSeeDetails: () => mayReadTuples(deps, c.get('client'), storeId),
     })
     observation.endQuery('ok', undefined, outcomes.length)
     if (single) {

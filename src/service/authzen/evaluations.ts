@@ -34,7 +34,14 @@ export interface SingleDecider {
   decide(
     storeId: string,
     e: AuthzenEvaluation,
-    o: { modelId?: string; explain?: boolean; meta?: DecisionMeta; readonly pdp: string; wanted?: () => boolean },
+    o: {
+      modelId?: string
+      explain?: boolean
+      meta?: DecisionMeta
+      readonly pdp: string
+      wanted?: () => boolean
+      canSeeDetails?: () => Promise<boolean>
+    },
   ): Promise<AuthzenDecision>
 }
 
@@ -59,6 +66,8 @@ export interface EvaluationsInput {
   /** The PDP identifier, built on first use (only requestable denials and approvals need it). */
   pdp: () => string
   meta?: DecisionMeta
+  /** May the caller see an explanation's details (reason_admin, the tree)? Asked once, when explaining. */
+  canSeeDetails?: () => Promise<boolean>
 }
 
 /** One item's outcome: its decision, or what it threw (the HTTP layer maps it to the wire error). */
@@ -113,6 +122,9 @@ export class AuthzenEvaluations {
     const ts = await this.#o.models.resolve(storeId, input.modelId)
     const { explain, meta } = input
     const modelId = ts.id
+    // One answer for the whole batch: the caller is the same for every item.
+    let details: Promise<boolean> | undefined
+    const canSeeDetails = input.canSeeDetails && (() => (details ??= input.canSeeDetails!()))
     let pdp: string | undefined
     const pdpOnce = () => (pdp ??= input.pdp())
     // An outcome never rejects, so an item in flight past a stopper fails no one.
@@ -122,7 +134,7 @@ export class AuthzenEvaluations {
         (error: unknown): EvaluationOutcome => ({ ok: false, error }),
       )
     if (semantic === 'execute_all') {
-      const shared = { modelId, explain, meta, get pdp() { return pdpOnce() } }
+      const shared = { modelId, explain, meta, canSeeDetails, get pdp() { return pdpOnce() } }
       return Promise.all(evaluations.map((e) => run(e, shared)))
     }
     const stops = (o: EvaluationOutcome): boolean => {
@@ -134,7 +146,7 @@ export class AuthzenEvaluations {
     // The lowest index known to stop the batch: items past it are not started, nor wanted.
     let stopper = n
     const start = (i: number): Promise<EvaluationOutcome> => {
-      const o = { modelId, explain, meta, get pdp() { return pdpOnce() }, wanted: () => i <= stopper }
+      const o = { modelId, explain, meta, canSeeDetails, get pdp() { return pdpOnce() }, wanted: () => i <= stopper }
       return run(evaluations[i], o).then((outcome) => {
         if (i < stopper && stops(outcome)) stopper = i
         return outcome
