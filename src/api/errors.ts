@@ -58,16 +58,17 @@ export interface ProblemDetails {
 /**
  * problemDetails maps anything thrown by an access-request route (§5.7 of the profile): an
  * ArapError is its own `urn:openid:authzen:access-request:error:<code>`; any other caller error
- * is the profile's `invalid_request` with its own status (a malformed body 400; an unknown
- * store 404 or a body not declared JSON 415, whose `code` says which); a fault is logged and
- * answered as a bare 500. The detail is redacted as every message.
+ * of status 400 is the profile's `invalid_request`; any other (an unknown store 404, a body not
+ * declared JSON 415, a conflict 409, an outage 503) is `about:blank` with Pemba's `code`, since
+ * a problem type pairs with one status (RFC 9457); a fault is logged and answered as a bare 500.
+ * The detail is redacted as every message.
  */
 export function problemDetails(err: unknown, ctx: ErrorContext): ProblemDetails {
   if (err instanceof ArapError) return problem(err.status, arapErrorType(err.code), err.code, ctx.redact(err.message))
   const e = callerError(err)
   if (e) {
-    const code = e.status === 400 ? 'invalid_request' : e.code
-    return problem(e.status, arapErrorType('invalid_request'), code, ctx.redact(e.message))
+    if (e.status !== 400) return problem(e.status, 'about:blank', e.code, ctx.redact(e.message))
+    return problem(e.status, arapErrorType('invalid_request'), 'invalid_request', ctx.redact(e.message))
   }
   ctx.logError(err, ctx.requestId)
   return problem(500, 'about:blank', 'internal_error', 'Internal Server Error')

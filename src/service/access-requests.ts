@@ -201,7 +201,9 @@ export class AccessRequestService {
   /**
    * approve checks the approver through the model and, if all holds, writes the tuple with
    * its expiry and marks the request approved, atomically. The grant lasts the requested
-   * duration, capped by the current maximum (which may have been lowered since the request).
+   * duration, capped by the current maximum (which may have been lowered since the request)
+   * and by the absolute end an AuthZEN submission asked for (`requested_until`, kept as the
+   * submission's `grant_not_after`): a request approved at or after that end is a 409.
    */
   async approve(storeId: string, id: string, input: DecisionInput): Promise<AccessRequestRecord> {
     const { record, ts, approver } = await this.#authorizeDecision(storeId, id, input)
@@ -209,7 +211,18 @@ export class AccessRequestService {
     const v = validateTuple(ts, key)
     if (!v.ok) throw validationError(invalidTupleMessage(key, v.reason))
     const now = this.#o.clock()
-    const expiresAt = now.getTime() + Math.min(record.durationMs, this.#o.maxDurationMs)
+    let expiresAt = now.getTime() + Math.min(record.durationMs, this.#o.maxDurationMs)
+    const notAfter = grantNotAfter(record)
+    if (notAfter !== undefined) {
+      if (notAfter <= now.getTime()) {
+        throw new AccessRequestError(
+          'access_request_window_ended',
+          `the access requested ended at ${new Date(notAfter).toISOString()}: there is nothing left to grant`,
+          409,
+        )
+      }
+      expiresAt = Math.min(expiresAt, notAfter)
+    }
     const event = {
       type: 'approved' as const,
       actor: approver,
@@ -369,6 +382,13 @@ function present(r: AccessRequestRecord, now: number): AccessRequestRecord {
     status,
     events: [...r.events, { type: 'expired', actor: EXPIRY_ACTOR, at: r.pendingUntil, reason: '' }],
   }
+}
+
+/** grantNotAfter: the absolute end a submission asked for (`details.grant_not_after`, ms), if any. */
+function grantNotAfter(r: AccessRequestRecord): number | undefined {
+  const v = r.submission?.details.grant_not_after
+  const t = typeof v === 'string' ? Date.parse(v) : NaN
+  return Number.isNaN(t) ? undefined : t
 }
 
 function tupleKeyOf(r: AccessRequestRecord): { user: string; relation: string; object: string } {

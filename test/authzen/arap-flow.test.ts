@@ -82,8 +82,8 @@ function flow(config: () => Partial<PembaConfig>) {
       approval: {
         id: task.id,
         approved_at: '2026-12-01T09:01:00Z',
-        // 30 minutes from the approval, as requested_until asked from the submission.
-        approved_until: '2026-12-01T09:31:00Z',
+        // Until requested_until (09:30), although the 30 minutes asked run from the approval at 09:01.
+        approved_until: '2026-12-01T09:30:00Z',
         state: expect.stringMatching(/^[\w-]+\.[\w-]+\.[\w-]+$/),
       },
     })
@@ -106,6 +106,71 @@ function flow(config: () => Partial<PembaConfig>) {
     // A day after it ended, the handle is gone (§8.35).
     a.clock.now = T0 + 25 * HOUR
     expectProblem(await a.call('GET', endpoint.slice(a.served.url.length)), 410, 'task_expired')
+  })
+
+  it('the grant never outlasts requested_until, however late approved; approved after it, nothing is granted', async () => {
+    const until = new Date(T0 + 30 * MINUTE).toISOString()
+    const late = await submit(a, { ...(await requestable(a, user('maria'), 'viewer', doc())), requested_access: { requested_until: until } })
+    const later = await submit(a, { ...(await requestable(a, user('mona'), 'viewer', doc())), requested_access: { requested_until: until } })
+    expect([late.status, later.status]).toEqual([202, 202])
+    a.clock.now = T0 + 20 * MINUTE
+    const approved = await a.call('POST', `/stores/${a.store}/access-requests/${late.body.task.id}/approve`, { approver: 'user:rita' })
+    expect(approved.status, approved.text).toBe(200)
+    expect(approved.body.grant_expires_at).toBe('2026-12-01T09:30:00Z')
+    const done = await a.call('GET', `/stores/${a.store}/access/v1/requests/${late.body.task.id}`)
+    expect(done.body.result.approval.approved_until).toBe('2026-12-01T09:30:00Z')
+    a.clock.now = T0 + 31 * MINUTE
+    const tooLate = await a.call('POST', `/stores/${a.store}/access-requests/${later.body.task.id}/approve`, { approver: 'user:rita' })
+    expect(tooLate.status, tooLate.text).toBe(409)
+    expect(tooLate.body.code).toBe('access_request_window_ended')
+    expect(await granted('user:mona')).toEqual([])
+    expect((await a.call('GET', `/stores/${a.store}/access/v1/requests/${later.body.task.id}`)).body.task.status).toBe('pending')
+  })
+
+  it('cancel racing approve: exactly one wins, the status is the winner, and a cancelled task leaves no tuple', async () => {
+    for (let i = 0; i < 10; i++) {
+      const who = `racer-${i}`
+      const r = await submit(a, await requestable(a, user(who), 'viewer', doc()))
+      expect(r.status, r.text).toBe(202)
+      const id = r.body.task.id as string
+      const [cancel, approve] = await Promise.all([
+        a.call('POST', `/stores/${a.store}/access/v1/requests/${id}/cancel`),
+        a.call('POST', `/stores/${a.store}/access-requests/${id}/approve`, { approver: 'user:rita' }),
+      ])
+      expect([cancel.status, approve.status].sort(), `${cancel.text} ${approve.text}`).toEqual([200, 409])
+      const status = (await a.call('GET', `/stores/${a.store}/access/v1/requests/${id}`)).body.task.status
+      expect(status).toBe(cancel.status === 200 ? 'cancelled' : 'approved')
+      expect(await granted(`user:${who}`)).toHaveLength(status === 'approved' ? 1 : 0)
+    }
+    // A plain cancel: no tuple either.
+    const plain = await submit(a, await requestable(a, user('quitter'), 'viewer', doc()))
+    expect((await a.call('POST', `/stores/${a.store}/access/v1/requests/${plain.body.task.id}/cancel`)).status).toBe(200)
+    expect(await granted('user:quitter')).toEqual([])
+  })
+
+  it('§8.34 a bulk task whose items are all approved is approved, each item with its result', async () => {
+    const w = await a.call('POST', `/stores/${a.store}/write`, {
+      writes: { tuple_keys: [{ user: 'team:reviewers#member', relation: 'viewer_approver', object: 'document:plan-8' }] },
+    })
+    expect(w.status, w.text).toBe(200)
+    const items = []
+    for (const d of [doc(), doc('plan-8')]) {
+      const b = await requestable(a, user('maria'), 'viewer', d)
+      items.push({ resource: b.resource, action: b.action, denial: b.denial })
+    }
+    const r = await submit(a, { subject: user('maria'), items })
+    expect(r.status, r.text).toBe(202)
+    const pending = await a.call('GET', `/stores/${a.store}/access-requests?status=pending&page_size=100`)
+    for (const x of pending.body.access_requests) {
+      expect((await a.call('POST', `/stores/${a.store}/access-requests/${x.id}/approve`, { approver: 'user:rita' })).status).toBe(200)
+    }
+    const done = await a.call('GET', `/stores/${a.store}/access/v1/requests/${r.body.task.id}`)
+    expect(done.body.task.status).toBe('approved')
+    expect(done.body.task.items.map((x: { status: string; result?: unknown }) => [x.status, typeof x.result])).toEqual([
+      ['approved', 'object'],
+      ['approved', 'object'],
+    ])
+    expect(done.body.result).toBeUndefined()
   })
 
   it('§8.42 self-approval and approving for an identity one acts for stay refused through the ARAP flow', async () => {
@@ -147,6 +212,29 @@ function flow(config: () => Partial<PembaConfig>) {
     const pending = await a.call('GET', `/stores/${a.store}/access-requests?status=pending`)
     expect(pending.body.access_requests).toHaveLength(2)
   })
+
+  it('§8.35 an approved task stays readable while its grant lasts, even beyond the day of retention', async () => {
+    await a.close()
+    a = await startArap({ ...config(), jitMaxDuration: 'P3D' })
+    const r = await submit(a, { ...(await requestable(a, user('maria'), 'viewer', doc())), requested_access: { requested_until: '2026-12-03T09:00:00Z' } })
+    expect(r.status, r.text).toBe(202)
+    expect((await a.call('POST', `/stores/${a.store}/access-requests/${r.body.task.id}/approve`, { approver: 'user:rita' })).status).toBe(200)
+    const path = `/stores/${a.store}/access/v1/requests/${r.body.task.id}`
+    a.clock.now = T0 + 25 * HOUR
+    const late = await a.call('GET', path)
+    expect(late.status, late.text).toBe(200)
+    expect(late.body.task).toMatchObject({ status: 'approved', expires_at: '2026-12-03T09:00:00Z' })
+    expect(late.body.result.approval.approved_until).toBe('2026-12-03T09:00:00Z')
+    a.clock.now = Date.parse('2026-12-03T09:00:00Z')
+    expectProblem(await a.call('GET', path), 410, 'task_expired')
+  })
+
+  /** The viewer tuples of `who` on plan-7 (a grant, if any). */
+  async function granted(who: string): Promise<unknown[]> {
+    const r = await a.call('POST', `/stores/${a.store}/read`, { tuple_key: { user: who, relation: 'viewer', object: 'document:plan-7' } })
+    expect(r.status, r.text).toBe(200)
+    return r.body.tuples
+  }
 
   it('§8.35 a task nobody decides on expires at its expires_at, then stays readable as expired for a day', async () => {
     const r = await submit(a, await requestable(a, user('maria'), 'viewer', doc()))

@@ -4,7 +4,7 @@
  * replay, Idempotency-Key, who may see and cancel a task, cancellation, the actor chain, and
  * problem+json for every refusal. The flow end to end is arap-flow.test.ts.
  */
-import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import { SignJWT, decodeJwt, exportJWK, generateKeyPair, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { keyOf } from '../helpers/auth.ts'
 import {
@@ -42,8 +42,8 @@ beforeEach(() => {
   a.clock.now = T0
 })
 
-/** A fresh requestable denial of maria's viewer on plan-7 (each has its own binding token). */
-const mariaDenial = (context?: Record<string, unknown>) => requestable(a, user('maria'), 'viewer', doc(), context)
+/** A fresh requestable denial of maria's viewer on plan-7 (each has its own binding token), evaluated by `client`. */
+const mariaDenial = (context?: Record<string, unknown>, client = PEP) => requestable(a, user('maria'), 'viewer', doc(), context, client)
 const task = (id: string) => `/stores/${a.store}/access/v1/requests/${id}`
 
 describe('submission: the denial binding', () => {
@@ -98,11 +98,14 @@ describe('submission: the denial binding', () => {
     }
   })
 
-  it('§8.30 one denial makes one task: its binding token cannot be submitted twice', async () => {
+  it('§8.30 one denial makes one task, for the client that evaluated: another client cannot take it', async () => {
     const body = await mariaDenial()
+    expect(decodeJwt((body.denial as Record<string, string>).binding_token).pemba_client).toBe('client:pep')
+    // A binding token seen by another client (a log, a browser) is not its denial to request.
+    expectProblem(await submit(a, body, OTHER), 400, 'invalid_denial_binding', /another API client/)
     expect((await submit(a, body, PEP)).status).toBe(202)
     expectProblem(await submit(a, body, PEP), 400, 'invalid_denial_binding', /already been submitted/)
-    expectProblem(await submit(a, body, OTHER), 400, 'invalid_denial_binding', /already been submitted/)
+    expectProblem(await submit(a, body, OTHER), 400, 'invalid_denial_binding', /another API client/)
   })
 })
 
@@ -121,10 +124,34 @@ describe('submission: Idempotency-Key', () => {
     a.clock.now = T0 + 30 * MINUTE
     expect((await submit(a, body, key)).body.task.id).toBe(first.body.task.id)
     expectProblem(await submit(a, { ...body, context: { justification: 'other' } }, key), 409, 'duplicate_request')
-    // Another client's submission under the key is another body too.
-    expectProblem(await submit(a, body, { ...OTHER, 'idempotency-key': 'order-4711' }), 409, 'duplicate_request')
     const pending = await a.call('GET', `/stores/${a.store}/access-requests?status=pending`)
     expect(pending.body.access_requests.filter((r: { id: string }) => r.id === first.body.task.id)).toHaveLength(1)
+    // Keys are per client: another client's same key is its own, neither read nor refused.
+    a.clock.now = T0
+    const others = await submit(a, await mariaDenial(undefined, OTHER), { ...OTHER, 'idempotency-key': 'order-4711' })
+    expect(others.status, others.text).toBe(202)
+    expect(others.body.task.id).not.toBe(first.body.task.id)
+  })
+
+  it('§8.33 §8.32 a replayed key whose task has ended answers 201 with the task and its result', async () => {
+    const body = await mariaDenial()
+    const key = { ...PEP, 'idempotency-key': 'order-4712' }
+    const first = await submit(a, body, key)
+    expect(first.status, first.text).toBe(202)
+    const id = first.body.task.id as string
+    const approve = await a.call('POST', `/stores/${a.store}/access-requests/${id}/approve`, { approver: 'user:rita' })
+    expect(approve.status, approve.text).toBe(200)
+    const replay = await submit(a, body, key)
+    expect(replay.status, replay.text).toBe(201)
+    expect(replay.headers.get('retry-after')).toBeNull()
+    expect(replay.headers.get('location')).toBe(first.headers.get('location'))
+    expect(replay.body.task).toMatchObject({ id, status: 'approved' })
+    expect(replay.body.result).toMatchObject({ mode: 'reevaluate', approval: { id } })
+    // Withdraw the grant: later tests ask for maria's viewer again.
+    const del = await a.call('POST', `/stores/${a.store}/write`, {
+      deletes: { tuple_keys: [{ user: 'user:maria', relation: 'viewer', object: 'document:plan-7' }] },
+    })
+    expect(del.status, del.text).toBe(200)
   })
 
   it('§8.45 a malformed Idempotency-Key is 400 invalid_request', async () => {
@@ -144,7 +171,10 @@ describe('tasks: who sees them, cancellation', () => {
     expectProblem(await a.call('POST', `${task(id)}/cancel`, {}, OTHER), 404, 'unknown_task')
     expect((await a.call('GET', task(id), undefined, PEP)).body.task.status).toBe('pending')
     expectProblem(await a.call('GET', task('01JZZZZZZZZZZZZZZZZZZZZZZZ'), undefined, PEP), 404, 'unknown_task')
-    expectProblem(await a.call('GET', task('not-a-task'), undefined, PEP), 404, 'unknown_task')
+    // An id that is no ULID is not echoed back.
+    const odd = await a.call('GET', task('not-a-task'), undefined, PEP)
+    expectProblem(odd, 404, 'unknown_task')
+    expect(odd.body.detail).not.toContain('not-a-task')
     // A request made through Pemba's own API is no task of this profile.
     const jit = await a.call('POST', `/stores/${a.store}/access-requests`, {
       tuple_key: { user: 'user:maria', relation: 'viewer', object: 'document:plan-7' },
@@ -170,6 +200,10 @@ describe('tasks: who sees them, cancellation', () => {
     })
     expect((await a.call('GET', task(id), undefined, PEP)).body).toEqual(cancelled.body)
     expectProblem(await a.call('POST', `${task(id)}/cancel`, undefined, PEP), 409, 'invalid_task_state', /cancelled/)
+    // A body must be declared JSON, also on cancel.
+    const undeclared = await a.call('POST', `${task(id)}/cancel`, '{"reason":"x"}', { ...PEP, 'content-type': 'text/plain' })
+    expect(undeclared.status, undeclared.text).toBe(415)
+    expect(undeclared.headers.get('content-type')).toBe(PROBLEM)
     // Pemba's own view: cancelled, with who and why; approvers can no longer decide it.
     const jit = await a.call('GET', `/stores/${a.store}/access-requests/${id}`)
     expect(jit.body.status).toBe('cancelled')
@@ -229,6 +263,38 @@ describe('submission: the actor chain', () => {
     await refuse({ client: { actor: { id: 'intruder', act: { sub: 'planner' } } }, context: { subject_token: helperForMaria } }, /does not cover/)
     await refuse({ client: { actor: chain }, context: { subject_token: await mint({ sub: 'maria' }) } }, /does not cover/)
     await refuse({ client: { actor: chain }, context: { subject_token: helperForMaria } }, /does not cover/, user('maria', { act: { sub: 'planner' } }))
+    // The right ids, but a type or an issuer the verified token does not carry.
+    await refuse({ client: { actor: { ...chain, type: 'user' } }, context: { subject_token: helperForMaria } }, /does not cover \(id, type and issuer\)/)
+    await refuse({ client: { actor: { ...chain, issuer: 'https://evil' } }, context: { subject_token: helperForMaria } }, /does not cover/)
+    await refuse({ context: { subject_token: helperForMaria } }, /does not cover/, user('maria', { act: { sub: 'helper', iss: 'https://evil', act: { sub: 'planner' } } }))
+  })
+
+  it('§8.43 a claimed actor whose type and issuer are the token\'s is accepted', async () => {
+    const token = await mint({ sub: 'maria', act: { sub: 'helper', act: { sub: 'planner' } } })
+    const actor = { id: 'helper', type: 'agent', issuer: ISS, act: { sub: 'planner', iss: ISS } }
+    const ok = await submit(a, { ...(await mariaDenial()), client: { actor }, context: { subject_token: token } }, PEP)
+    expect(ok.status, ok.text).toBe(202)
+  })
+
+  it('an actor chain whose issuer key set cannot be fetched is 503 (an outage), not the caller\'s 400', async () => {
+    const down = 'https://down.example'
+    const put = await a.call('PUT', `/stores/${a.store}/token-issuers/down`, {
+      issuer: down,
+      audience: 'pemba',
+      jwks_uri: 'https://127.0.0.1:9/keys',
+      subject_type: 'user',
+      actor_type: 'agent',
+    })
+    expect(put.status, put.text).toBe(201)
+    try {
+      const token = await mint({ iss: down, sub: 'maria', act: { sub: 'helper' } })
+      const r = await submit(a, { ...(await mariaDenial()), client: { actor: { id: 'helper' } }, context: { subject_token: token } }, PEP)
+      expect(r.status, r.text).toBe(503)
+      expect(r.headers.get('content-type')).toBe(PROBLEM)
+      expect(r.body).toMatchObject({ type: 'about:blank', status: 503, code: 'unavailable' })
+    } finally {
+      expect((await a.call('DELETE', `/stores/${a.store}/token-issuers/down`)).status).toBeLessThan(300)
+    }
   })
 
   it('§8.43 a chain the subject_token carries is accepted; subject.properties.act does not count in the binding', async () => {
@@ -256,7 +322,8 @@ describe('submission: what is not supported, malformed bodies', () => {
     const text = await a.call('POST', `/stores/${a.store}/access/v1/requests`, JSON.stringify(body), { ...PEP, 'content-type': 'text/plain' })
     expect(text.status).toBe(415)
     expect(text.headers.get('content-type')).toBe(PROBLEM)
-    expect(text.body).toMatchObject({ type: 'urn:openid:authzen:access-request:error:invalid_request', status: 415 })
+    // Problem types pair with one status: a caller error that is no 400 is about:blank, with Pemba's code.
+    expect(text.body).toMatchObject({ type: 'about:blank', status: 415 })
     // §8.18: the request id comes back on a refusal too.
     const traced = await submit(a, { ...body, callback: {} }, { ...PEP, 'x-request-id': 'trace-arap-1' })
     expect(traced.headers.get('x-request-id')).toBe('trace-arap-1')
@@ -280,7 +347,7 @@ describe('bulk submissions', () => {
       writes: { tuple_keys: [{ user: 'team:reviewers#member', relation: 'viewer_approver', object: 'document:plan-8' }] },
     })
     expect(w.status, w.text).toBe(200)
-    const [one, two] = [await mariaDenial(), await requestable(a, user('maria'), 'viewer', doc('plan-8'))]
+    const [one, two] = [await mariaDenial(), await requestable(a, user('maria'), 'viewer', doc('plan-8'), undefined, PEP)]
     // One denial makes one access request, also within a bulk submission.
     expectProblem(await submit(a, { subject: user('maria'), items: [item(one), item(one)] }, PEP), 400, 'invalid_denial_binding', /items\[1\]/)
     // A bad item refuses the whole submission: nothing stored.
@@ -322,7 +389,10 @@ describe('bulk submissions', () => {
     })
     expect(reevaluated.body.decision).toBe(true)
     // Cancelling a pending bulk task cancels its items: all cancelled.
-    const fresh = [await requestable(a, user('maria'), 'viewer', doc('plan-10')), await requestable(a, user('maria'), 'viewer', doc('plan-11'))]
+    const fresh = [
+      await requestable(a, user('maria'), 'viewer', doc('plan-10'), undefined, PEP),
+      await requestable(a, user('maria'), 'viewer', doc('plan-11'), undefined, PEP),
+    ]
     const b = await submit(a, { subject: user('maria'), items: fresh.map(item) }, PEP)
     expect(b.status, b.text).toBe(202)
     const cancelled = await a.call('POST', `${task(b.body.task.id)}/cancel`, {}, PEP)

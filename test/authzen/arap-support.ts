@@ -68,9 +68,20 @@ export async function startArap(config: Partial<PembaConfig> = {}, auth: Record<
     store,
     pdp: `${served.url}/stores/${store}`,
     clock,
-    call: (method, path, body, h = {}) => fetchJson(served.url + path, method, body, { ...auth, ...h }),
+    call: async (method, path, body, h = {}) => withServerErrors(served, await fetchJson(served.url + path, method, body, { ...auth, ...h })),
     close: () => served.close(),
   }
+}
+
+/**
+ * withServerErrors: a 5xx answer's text gains the server's error log lines (level ≥ 50, with the
+ * request id and the stack), so an assertion on it (`expect(r.status, r.text)`) says what failed.
+ */
+function withServerErrors(served: ServedPemba, r: TestResponse): TestResponse {
+  if (r.status < 500) return r
+  const errors = served.lines.filter((l) => typeof l.level === 'number' && l.level >= 50)
+  r.text = `${r.text}\nserver error log (${errors.length} lines):\n${errors.map((l) => JSON.stringify(l)).join('\n')}`
+  return r
 }
 
 export type Entity = { type: string; id: string; properties?: Record<string, unknown> }
@@ -92,9 +103,11 @@ export async function evaluate(
 /**
  * requestable: evaluates (expecting a requestable denial) and returns the submission a PEP
  * makes from it: the same request (and context), the denial echoed.
+ * Evaluate with the submitting client's headers: a denial is only that client's to request.
  */
-export async function requestable(a: Arap, subject: Entity, action: string, resource: Entity, context?: Record<string, unknown>) {
-  const d = await evaluate(a, subject, action, resource, context)
+export async function requestable(...args: Parameters<typeof evaluate>) {
+  const [, subject, action, resource, context] = args
+  const d = await evaluate(...args)
   expect(d.decision).toBe(false)
   const denial = d.context!
   expect(denial.access_request, JSON.stringify(d)).toBeDefined()
@@ -118,7 +131,7 @@ export function submit(a: Arap, body: unknown, headers: Record<string, string> =
 /** expectProblem: a problem+json refusal of the profile (§8.45): the URN of `code`, its status. */
 export function expectProblem(r: TestResponse, status: number, code: string, detail?: RegExp): void {
   expect(r.status, r.text).toBe(status)
-  expect(r.headers.get('content-type')).toBe(PROBLEM)
+  expect(r.headers.get('content-type'), r.text).toBe(PROBLEM)
   expect(r.body).toMatchObject({ type: `urn:openid:authzen:access-request:error:${code}`, status, code })
   expect(typeof r.body.title).toBe('string')
   if (detail) expect(r.body.detail).toMatch(detail)

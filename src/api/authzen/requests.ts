@@ -75,9 +75,9 @@ function problem(c: Context<AppEnv>, deps: AppDeps, err: unknown): Response {
   return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
 }
 
-/** A task id is a ULID; anything else names no task (404, as an unknown one). */
+/** A task id is a ULID; anything else names no task (404, as an unknown one; never echoed). */
 function checkTaskId(id: string): string {
-  if (!ULID_ID.test(id)) throw new ArapError('unknown_task', `task ${id} not found`)
+  if (!ULID_ID.test(id)) throw new ArapError('unknown_task', 'task not found: a task id is a ULID')
   return id
 }
 
@@ -97,7 +97,9 @@ export function registerAuthzenRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): 
       const idempotencyKey = c.req.header('idempotency-key')
       const { view } = await ars.submit(storeId, body, { ...caller(c, storeId), idempotencyKey })
       c.header('Location', view.task.status_endpoint)
-      return taskJson(c, view, 202, view.task.status === 'pending' ? POLL_AFTER_SECONDS : undefined)
+      // §5.5: 202 only for a pending task; a replayed key whose task has ended is 201 with its result.
+      if (view.task.status !== 'pending') return taskJson(c, view, 201)
+      return taskJson(c, view, 202, POLL_AFTER_SECONDS)
     } catch (e) {
       return problem(c, deps, e)
     }
@@ -117,7 +119,10 @@ export function registerAuthzenRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): 
     try {
       const storeId = checkStoreId(c.req.param('store'))
       const taskId = checkTaskId(c.req.param('task'))
-      const raw = c.req.header('content-length') === '0' || !c.req.header('content-type') ? {} : await readAuthzenBody(c)
+      // No body at all is an empty cancel; a body must be declared JSON (415 otherwise), as on every AuthZEN POST.
+      const length = c.req.header('content-length')
+      const bodiless = (length === undefined || length === '0') && c.req.header('transfer-encoding') === undefined
+      const raw = bodiless ? {} : await readAuthzenBody(c)
       const body = parseInput(cancelRequest, raw, 'CancelAccessRequest')
       return taskJson(c, await ars.cancel(storeId, taskId, body, caller(c, storeId)), 200)
     } catch (e) {

@@ -10,7 +10,8 @@
  *   (ES256, `typ: authzen-binding+jwt`) by this server's keys (signing-keys.ts) whose claims are
  *   `iss` = the PDP, `aud` = its access-request endpoint, `iat`, `exp` = `denial_expires_at` =
  *   `expires_at` (PEMBA_AUTHZEN_DENIAL_TTL after the evaluation), `jti`, `evaluation_id`,
- *   `pemba_store`, and the evaluation inline: `subject`, `action`, `resource`, and `context`,
+ *   `pemba_store`, `pemba_client` (the API client that evaluated, `''` with authentication off:
+ *   only it may submit the denial), and the evaluation inline: `subject`, `action`, `resource`, and `context`,
  *   its authorization-relevant members, named in `binding_context_members`. Those are the
  *   request's `context` without Pemba's and the profiles' own members (`pemba`,
  *   `subject_token`, `approval`, `supported_obligations`, and the denial's `access_request`,
@@ -98,6 +99,8 @@ export interface DenialAdvisor {
    * undefined when the denied relation cannot be requested. `reason` is the denial's code
    * (`no_path` unless given). No I/O unless requestable (then only signing), and no promise
    * either: undefined at once. A signing failure (the key store down) is a plain deny.
+   * `client` is the API client that evaluated (`''` with authentication off): the binding token
+   * names it (`pemba_client`), and only that client may submit the denial.
    */
   requestableDenial(
     storeId: string,
@@ -105,6 +108,7 @@ export interface DenialAdvisor {
     ts: TypeSystem,
     pdp: string,
     reason?: string,
+    client?: string,
   ): Promise<Record<string, unknown> | undefined> | undefined
   /**
    * isRequestable: would requestableDenial add anything (synchronous, no I/O)? A caller that
@@ -125,6 +129,8 @@ export interface BindingClaims {
   action: AuthzenAction
   resource: AuthzenEntity
   context: Record<string, unknown>
+  /** `pemba_client`: the API client whose evaluation was denied (`''` with authentication off). */
+  client: string
 }
 
 export interface ArapBindingOptions {
@@ -162,11 +168,18 @@ export class ArapBinding implements DenialAdvisor {
     ts: TypeSystem,
     pdp: string,
     reason = 'no_path',
+    client = '',
   ): Promise<Record<string, unknown> | undefined> | undefined {
-    return requestable(ts, e) ? this.#requestableDenial(storeId, e, pdp, reason) : undefined
+    return requestable(ts, e) ? this.#requestableDenial(storeId, e, pdp, reason, client) : undefined
   }
 
-  async #requestableDenial(storeId: string, e: AuthzenEvaluation, pdp: string, reason: string): Promise<Record<string, unknown> | undefined> {
+  async #requestableDenial(
+    storeId: string,
+    e: AuthzenEvaluation,
+    pdp: string,
+    reason: string,
+    client: string,
+  ): Promise<Record<string, unknown> | undefined> {
     const now = this.#o.clock().getTime()
     // Whole seconds, so that `exp` is exactly `denial_expires_at`.
     const expiresAt = Math.floor((now + this.#o.denialTtlMs) / 1000) * 1000
@@ -182,6 +195,7 @@ export class ArapBinding implements DenialAdvisor {
       denial_expires_at: rfc3339(expiresAt),
       binding_context_members: Object.keys(context),
       pemba_store: storeId,
+      pemba_client: client,
       subject: e.subject,
       action: e.action,
       resource: e.resource,
@@ -409,6 +423,8 @@ function bindingClaims(p: JWTPayload): BindingClaims | undefined {
     action: p.action as unknown as AuthzenAction,
     resource: p.resource,
     context: p.context,
+    // Absent only from a token of an older server (minutes old at most): then no client.
+    client: typeof p.pemba_client === 'string' ? p.pemba_client : '',
   }
 }
 

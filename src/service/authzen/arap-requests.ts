@@ -13,6 +13,8 @@
  *   this subject, action and resource and the bound context members (arap-structural.ts;
  *   `subject.properties.act` ignored), and the echoed `expires_at` is the one it protects;
  * - it arrives before the earlier of the token's `exp` and `denial_expires_at` (`expired_denial`);
+ * - the API client submitting it is the one that evaluated (the token's `pemba_client`; with
+ *   authentication off both are `''`, so any caller may submit any denial it holds);
  * - no task was made from the same token (`jti`) already;
  * - any actor chain it names (`client.actor`, `subject.properties.act`) is carried by a
  *   verified `context.subject_token` of the store's token issuers, actor by actor, whose
@@ -20,9 +22,11 @@
  * - the relation is still requestable (`not_requestable` otherwise).
  *
  * `requested_access.requested_until` sets the grant's duration (from now; capped by
- * PEMBA_JIT_MAX_DURATION), PT1H when absent; `context.justification` (or `context.reason`) is the
- * request's reason. With an `Idempotency-Key`, the same key and body answer the same task, and
- * the same key with another body is `duplicate_request`.
+ * PEMBA_JIT_MAX_DURATION), PT1H when absent, and is an absolute end too: however late the
+ * approval, the grant ends by then (and an approval after it is refused). `context.justification`
+ * (or `context.reason`) is the request's reason. With an `Idempotency-Key` (per API client: the
+ * stored key is a hash of client and key), the same key and body answer the same task, and the
+ * same key with another body is `duplicate_request`.
  *
  * Bulk: `items[]` of `{resource, action, denial?, requested_access?}` (each denial its own: a
  * binding token binds one evaluation; the top-level `denial` and `requested_access` are the
@@ -39,11 +43,14 @@
  * off); to any other caller they do not exist (`unknown_task`). A pending task's `expires_at` is
  * its request's decision deadline (PEMBA_JIT_REQUEST_TTL); at that instant it becomes `expired`,
  * a terminal status like `approved`, `denied` and `cancelled`. A terminal task stays readable
- * for TASK_RETENTION_MS after it ended (then its `expires_at`), and is `task_expired` (410) after.
+ * for TASK_RETENTION_MS after it ended, an approved one at least while its grant lasts (then its
+ * `expires_at`), and is `task_expired` (410) after; its Idempotency-Key stays used.
  *
  * @module
  */
 import { createHash } from 'node:crypto'
+import { decodeJwt } from 'jose'
+import { PembaError } from '../../core/errors.ts'
 import type { AccessRequestRecord, AccessRequestStatus, AccessRequestSubmission } from '../access-request-store.ts'
 import { AccessRequestError, type AccessRequestService } from '../access-requests.ts'
 import type { TokenIdentity, TokenRejection } from '../token-checks.ts'
@@ -167,7 +174,9 @@ export class ArapRequestService {
     s: Submission,
     caller: TaskCaller & { idempotencyKey?: string },
   ): Promise<{ view: TaskView; replayed: boolean }> {
-    const key = checkIdempotencyKey(caller.idempotencyKey)
+    const given = checkIdempotencyKey(caller.idempotencyKey)
+    // Keys are per API client: another client's key is neither readable nor claimable.
+    const key = given === undefined ? undefined : sha256(`${caller.client}\n${given}`)
     const requestHash = sha256(canonicalJson({ client: caller.client, submission: s }))
     // A retry finds its task before anything else is checked (its denial may have expired since).
     const earlier = key === undefined ? undefined : await this.#o.accessRequests.findByIdempotencyKey(storeId, key)
@@ -224,12 +233,15 @@ export class ArapRequestService {
     const tupleKey = tupleKeyOf(submitted)
     const claims = await this.#o.binding.verifyBindingToken(storeId, item.denial.binding_token, caller.pdp)
     checkDenial(item.denial, claims, now, where)
+    if (claims.client !== caller.client) {
+      throw new ArapError('invalid_denial_binding', `${where}denial: it was issued to another API client; only the client that evaluated may request it`)
+    }
     const mismatch = bindingMismatch(claims, submitted)
     if (mismatch) {
       throw new ArapError('invalid_denial_binding', `the submission's ${where}${mismatch} is not what the denial's binding token binds`)
     }
     const actors = await this.#verifiedActors(storeId, s, tupleKey.relation)
-    const durationMs = this.#grantDuration(item.requested_access?.requested_until, now, where)
+    const { durationMs, notAfter } = this.#grantDuration(item.requested_access?.requested_until, now, where)
     const details: Record<string, unknown> = {
       client: caller.client,
       evaluation_id: claims.evaluation_id,
@@ -238,6 +250,8 @@ export class ArapRequestService {
     if (s.client) details.authzen_client = s.client
     if (actors.length) details.actors = actors
     if (item.requested_access) details.requested_access = item.requested_access
+    // The absolute end asked for: the approval caps the grant there (AccessRequestService.approve).
+    if (notAfter !== undefined) details.grant_not_after = rfc3339(notAfter)
     try {
       return await this.#o.accessRequests.prepareSubmission(
         storeId,
@@ -328,7 +342,8 @@ export class ArapRequestService {
     const status = aggregate(records)
     let expiresAt = head.pendingUntil.getTime()
     if (status !== 'pending') {
-      expiresAt = Math.max(...records.map(endedAt)) + TASK_RETENTION_MS
+      // An approval stays readable while its grant lasts, even a grant longer than the retention.
+      expiresAt = Math.max(...records.map((r) => Math.max(endedAt(r) + TASK_RETENTION_MS, r.grantExpiresAt?.getTime() ?? 0)))
       if (expiresAt <= now) throw new ArapError('task_expired', `task ${head.id} ended more than ${formatDuration(TASK_RETENTION_MS)} ago`)
     }
     const view: TaskView = { task: { id: head.id, status, status_endpoint: endpoint, expires_at: rfc3339(expiresAt) } }
@@ -367,7 +382,7 @@ export class ArapRequestService {
    * `act` chain names exactly these actors, outermost (current) first. Empty when none is named.
    */
   async #verifiedActors(storeId: string, s: Submission, relation: string): Promise<string[]> {
-    const chains: [string, string[]][] = []
+    const chains: [string, ClaimedActor[]][] = []
     if (s.client?.actor !== undefined) chains.push(['client.actor', actorChain(s.client.actor, 'client.actor', 'id')])
     const act = s.subject.properties?.act
     if (act !== undefined) chains.push(['subject.properties.act', actorChain(act, 'subject.properties.act', 'sub')])
@@ -377,31 +392,48 @@ export class ArapRequestService {
       throw invalid(`${chains[0][0]} names actors, but no context.subject_token carries them: an unverified actor chain is refused`)
     }
     const r = await this.#o.tokens.identify(storeId, token, relation)
-    if (!r.ok) throw invalid(`context.subject_token does not verify (${r.reason}), so the actor chain cannot be verified`)
+    if (!r.ok) {
+      // The issuer's key set unreachable is an outage, not the caller's mistake: retry later.
+      if (r.reason === 'issuer_keys_unavailable') throw new PembaError('unavailable', "the subject_token issuer's key set could not be fetched", 503)
+      throw invalid(`context.subject_token does not verify (${r.reason}), so the actor chain cannot be verified`)
+    }
     const subject = `${s.subject.type}:${s.subject.id}`
     if (r.token.subject !== subject) {
       throw invalid(`context.subject_token speaks for ${r.token.subject}, not for the subject ${subject}`)
     }
     const verified = r.token.actors.map((a) => a.slice(a.indexOf(':') + 1))
+    // identify checked `iss` against the issuer's configuration: the claim is the verified issuer.
+    const issuer = decodeJwt(token).iss
+    const covers = (c: ClaimedActor, i: number) => {
+      const actor = r.token.actors[i]
+      const type = actor.slice(0, actor.indexOf(':'))
+      if (c.id !== verified[i] && c.id !== actor) return false
+      return (c.type === undefined || c.type === type) && (c.issuer === undefined || c.issuer === issuer)
+    }
     for (const [field, claimed] of chains) {
-      const covered =
-        claimed.length === verified.length && claimed.every((id, i) => id === verified[i] || id === r.token.actors[i])
-      if (!covered) {
-        throw invalid(`${field} names the actors [${claimed.join(', ')}], which context.subject_token's act chain [${verified.join(', ')}] does not cover`)
+      if (claimed.length !== verified.length || !claimed.every(covers)) {
+        const names = claimed.map((c) => `${c.type ? `${c.type}:` : ''}${c.id}`)
+        throw invalid(
+          `${field} names the actors [${names.join(', ')}], which context.subject_token's act chain [${r.token.actors.join(', ')}] from ${issuer} does not cover (id, type and issuer)`,
+        )
       }
     }
     return r.token.actors
   }
 
-  /** #grantDuration: from now until `requested_until` (capped by the maximum), else DEFAULT_GRANT_MS. */
-  #grantDuration(requestedUntil: string | undefined, now: Date, where: string): number {
-    if (requestedUntil === undefined) return Math.min(DEFAULT_GRANT_MS, this.#o.maxDurationMs)
+  /**
+   * #grantDuration: from now until `requested_until` (capped by the maximum), else
+   * DEFAULT_GRANT_MS; and `requested_until` itself, the end no grant outlasts however late it
+   * is approved.
+   */
+  #grantDuration(requestedUntil: string | undefined, now: Date, where: string): { durationMs: number; notAfter?: number } {
+    if (requestedUntil === undefined) return { durationMs: Math.min(DEFAULT_GRANT_MS, this.#o.maxDurationMs) }
     const until = parseTime(requestedUntil)
     if (until === undefined) throw invalid(`${where}requested_access.requested_until '${requestedUntil}' is not an RFC 3339 date-time`)
     const ms = until - now.getTime()
     if (ms <= 0) throw invalid(`${where}requested_access.requested_until ${requestedUntil} is not in the future`)
     // Whole seconds: a duration Pemba prints and reads back unchanged.
-    return Math.min(Math.ceil(ms / 1000) * 1000, this.#o.maxDurationMs)
+    return { durationMs: Math.min(Math.ceil(ms / 1000) * 1000, this.#o.maxDurationMs), notAfter: until }
   }
 }
 
@@ -438,12 +470,19 @@ function checkDenial(d: SubmittedDenial, claims: BindingClaims, now: Date, where
   if (bound <= now.getTime()) throw new ArapError('expired_denial', `the denial expired at ${claims.denial_expires_at}`)
 }
 
+/** A claimed actor: its id, and the type and issuer it claims, if any (each must match the token's). */
+interface ClaimedActor {
+  id: string
+  type?: string
+  issuer?: string
+}
+
 /**
  * actorChain reads an actor chain, outermost first: `{id, act: {sub, act: {sub}}}` as in
  * `client.actor` (`first` = `id`), or `{sub, iss, act: {…}}` as in `subject.properties.act`.
  */
-function actorChain(v: unknown, field: string, first: 'id' | 'sub'): string[] {
-  const ids: string[] = []
+function actorChain(v: unknown, field: string, first: 'id' | 'sub'): ClaimedActor[] {
+  const ids: ClaimedActor[] = []
   let node = v
   let name = first
   while (node !== undefined) {
@@ -452,7 +491,12 @@ function actorChain(v: unknown, field: string, first: 'id' | 'sub'): string[] {
     const id = o[name] ?? o.sub ?? o.id
     if (typeof id !== 'string' || id === '') throw invalid(`${field}: every actor needs a non-empty '${name}'`)
     if (ids.length === MAX_CLAIMED_ACTORS) throw invalid(`${field}: more than ${MAX_CLAIMED_ACTORS} actors`)
-    ids.push(id)
+    const type = o.type
+    const issuer = o.issuer ?? o.iss
+    if ((type !== undefined && typeof type !== 'string') || (issuer !== undefined && typeof issuer !== 'string')) {
+      throw invalid(`${field}: an actor's type and issuer are strings`)
+    }
+    ids.push({ id, type, issuer })
     node = o.act
     name = 'sub'
   }

@@ -158,7 +158,7 @@ export class AuthzenDecider {
       if (advertise && o.wanted?.() !== false) {
         const ts = await this.#model(storeId, r.modelId)
         // The denial's own reason code (explaining, or the approval's), else the advisor's `no_path`.
-        const requestable = await advisor.requestableDenial(storeId, e, ts, o.pdp, ctx?.reason as string | undefined)
+        const requestable = await advisor.requestableDenial(storeId, e, ts, o.pdp, ctx?.reason as string | undefined, o.meta?.client)
         if (requestable) ctx = { ...ctx, ...requestable }
       }
     }
