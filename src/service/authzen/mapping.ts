@@ -68,15 +68,21 @@ export function conditionContext(e: {
   resource?: AuthzenEntity
   context?: Record<string, unknown>
 }): Record<string, unknown> | undefined {
-  let out: Record<string, unknown> | undefined
-  const add = (prefix: string, props: Record<string, unknown> | undefined) => {
-    if (!props) return
-    for (const k in props) (out ??= {})[prefix + k] = props[k]
-  }
-  add('subject_', e.subject?.properties)
-  add('resource_', e.resource?.properties)
-  add('action_', e.action?.properties)
+  // No closure per call: this runs for every evaluation and batch item.
+  let out = addPrefixed(undefined, 'subject_', e.subject?.properties)
+  out = addPrefixed(out, 'resource_', e.resource?.properties)
+  out = addPrefixed(out, 'action_', e.action?.properties)
   const ctx = e.context
   if (ctx) for (const k in ctx) if (!RESERVED_CONTEXT_KEYS.has(k)) (out ??= {})[k] = ctx[k]
+  return out
+}
+
+/** addPrefixed copies `props` into `out` (made on first need) with `prefix` before each key. */
+function addPrefixed(
+  out: Record<string, unknown> | undefined,
+  prefix: string,
+  props: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (props) for (const k in props) (out ??= {})[prefix + k] = props[k]
   return out
 }
