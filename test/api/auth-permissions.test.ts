@@ -1,12 +1,17 @@
 /**
  * Per-store permissions, driven by the route table: for every endpoint in ROUTES and
- * every role, a client without the permission gets 401 `forbidden` naming it, and a client with
- * it gets past the check. A registered route missing from the table fails here.
+ * every role, a client without the permission gets `forbidden` naming it (401 on OpenFGA's
+ * routes, as OpenFGA's clients expect; 403 on AuthZEN's, as AuthZEN §2.7 requires), and a
+ * client with it gets past the check. A registered route missing from the table fails here.
+ * The AuthZEN routes the handler decides (discovery) and the open key set are checked by role
+ * at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SYSTEM_STORE_ID, type StorePermission } from '../../src/auth/access-control.ts'
+import { isAuthzenRoute } from '../../src/api/authzen/access.ts'
 import { compileRoutes, findRoute, route, ROUTES, type RoutePermission } from '../../src/api/route-table.ts'
 import { createPresharedClient, keyOf, SMALL_MODEL, type AuthedClient } from '../helpers/auth.ts'
+import { createTestClient } from '../helpers/client.ts'
 
 const ROLES = ['admin', 'model_writer', 'writer', 'reader', 'checker'] as const
 /** What each role gives; `nobody` has no grant at all. */
@@ -96,17 +101,18 @@ describe.each(Object.keys(GIVES))('a client with role %s', (role) => {
     const req = entry.requires
     if (typeof req !== 'object' || !('store' in req)) continue
     const allowed = GIVES[role].includes(req.store)
+    const refusal = isAuthzenRoute(entry.path) ? 403 : 401
     it(`${allowed ? 'may' : 'may not'} ${entry.method} ${entry.path} (needs ${req.store})`, async () => {
       // Deleting a store that is still needed would spoil the other cases: use a fresh one.
       const target = entry.method === 'DELETE' && entry.path === '/stores/:store' ? await newStore('doomed') : store
       if (target !== store && role !== 'nobody') await grant(`client:${role}`, role, target)
       const body = entry.method === 'GET' || entry.method === 'DELETE' ? undefined : {}
-      const r = await t.as(role, entry.method, pathFor(entry, target), body)
+      const r = await t.as(role, entry.method, pathFor(entry, target), body, { host: 'localhost' })
       if (allowed) {
         expect(r.body?.code, JSON.stringify(r.body)).not.toBe('forbidden')
-        expect(r.status).not.toBe(401)
+        expect([401, 403]).not.toContain(r.status)
       } else {
-        expect(r.status).toBe(401)
+        expect(r.status).toBe(refusal)
         expect(r.body).toEqual({
           code: 'forbidden',
           message: `client 'client:${role}' lacks the '${req.store}' permission on store '${target}'`,
@@ -265,6 +271,60 @@ describe('writers limited to object types', () => {
       }
     } finally {
       await c.close()
+    }
+  })
+})
+
+describe('AuthZEN: the routes the handler decides, and the open ones (§8.19)', () => {
+  const discovery = (id: string) => [`/.well-known/authzen-configuration/${id}`, `/.well-known/authzen-configuration/stores/${id}`]
+  const HOST = { host: 'localhost' }
+
+  it('without credentials: 401 with a Bearer challenge on every AuthZEN route but the key set', async () => {
+    for (const entry of ROUTES.filter((r) => isAuthzenRoute(r.path))) {
+      const r = await t.request(entry.method, pathFor(entry, store), entry.method === 'POST' ? {} : undefined, HOST)
+      if (entry.requires === 'open') {
+        expect(r.status, `${entry.method} ${entry.path}`).toBe(200)
+        continue
+      }
+      expect(r.status, `${entry.method} ${entry.path}: ${r.text}`).toBe(401)
+      expect(r.headers.get('www-authenticate'), `${entry.method} ${entry.path}`).toBe('Bearer realm="pemba"')
+    }
+  })
+
+  it('discovery (PEMBA_AUTHZEN_DISCOVERY=authenticated, the default) needs checker on the store: 403 without it', async () => {
+    for (const role of Object.keys(GIVES)) {
+      const allowed = GIVES[role].includes('checker')
+      for (const path of discovery(store)) {
+        const r = await t.as(role, 'GET', path, undefined, HOST)
+        if (allowed) {
+          expect(r.status, `${role} ${path}: ${r.text}`).toBe(200)
+          expect(r.body.policy_decision_point).toBe(`http://localhost/stores/${store}`)
+        } else {
+          expect(r.status, `${role} ${path}: ${r.text}`).toBe(403)
+          expect(r.body.code).toBe('forbidden')
+          expect(r.text).not.toContain(keyOf(role))
+        }
+      }
+    }
+  })
+
+  it('the key set is open to anyone; discovery is open with PEMBA_AUTHZEN_DISCOVERY=public, and only then', async () => {
+    expect((await t.request('GET', `/stores/${store}/access/v1/jwks`, undefined, HOST)).body.keys).toBeInstanceOf(Array)
+    const pub = await createTestClient({ authMode: 'preshared', authPresharedKeys: `root=${keyOf('root')}`, authAdminClients: 'root', authzenDiscovery: 'public' })
+    try {
+      const made = await pub.request('POST', '/stores', { name: 'public-discovery' }, { authorization: `Bearer ${keyOf('root')}` })
+      expect(made.status).toBe(201)
+      for (const path of discovery(made.body.id)) {
+        const r = await pub.request('GET', path, undefined, HOST)
+        expect(r.status, r.text).toBe(200)
+        expect(r.body.access_evaluation_endpoint).toBe(`http://localhost/stores/${made.body.id}/access/v1/evaluation`)
+        expect(r.headers.get('cache-control')).toMatch(/^public/)
+      }
+      // Public discovery opens nothing else.
+      const evaluation = await pub.request('POST', `/stores/${made.body.id}/access/v1/evaluation`, {}, HOST)
+      expect(evaluation.status).toBe(401)
+    } finally {
+      await pub.close()
     }
   })
 })

@@ -6,10 +6,12 @@
  * key is the planted secret), for every entry of the route table (src/api/route-table.ts):
  * each path parameter, each query parameter of the endpoint's query contract, an unknown query
  * parameter, each leaf field of its JSON body contract (derived from the zod schemas of
- * src/api/contracts.ts, record keys included), a malformed JSON body quoting the secret, and a
- * wrong bearer token. The secret is planted bare and as `user:<secret>` (so values reach the
+ * src/api/contracts.ts and src/api/authzen/, record keys included), a malformed JSON body
+ * quoting the secret, and a wrong bearer token. The secret is planted bare and as `user:<secret>` (so values reach the
  * model's checks, whose messages quote them). Batch-check items, streamed list-objects lines
- * and token checks answer inside a 200, so their bodies are checked like any error.
+ * and token checks answer inside a 200, so their bodies are checked like any error; so are
+ * AuthZEN's batch items (`context.error`) and decision contexts, and ARAP's problem+json
+ * refusals.
  *
  * A 2xx answer may return a value the caller stored or named on purpose (a store's name, an
  * access request's reason, a batch item's correlation id): each endpoint lists those fields in
@@ -22,9 +24,12 @@
  */
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { z } from 'zod'
+import { z } from 'zod'
 import { loadConfig } from '../../src/config.ts'
 import * as contracts from '../../src/api/contracts.ts'
+import * as authzen from '../../src/api/authzen/contracts.ts'
+import { submissionRequest } from '../../src/api/authzen/requests.ts'
+import { action as authzenAction, context as authzenContext, entity, searchedEntity } from '../../src/api/authzen/entities.ts'
 import { ROUTES, type RouteKey } from '../../src/api/route-table.ts'
 import { createPemba, type Pemba } from '../../src/server.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
@@ -62,6 +67,10 @@ interface Fixture {
   request: string
   issuer: string
   token: string
+  /** An AuthZEN access request's task (ARAP), submitted by the admin client. */
+  task: string
+  /** A requestable denial not submitted yet: what a submission echoes. */
+  denial: { expires_at: string; binding_token: string }
 }
 
 interface Endpoint {
@@ -100,6 +109,14 @@ const listObjectsBody = (f: Fixture) => ({
   authorization_model_id: f.model,
 })
 const store = { store: (f: Fixture) => f.store }
+
+// AuthZEN: `user:bob` may not edit doc:9, and may ask to (doc#editor_approver exists).
+const bob = { type: 'user', id: 'bob', properties: { team: 'ops' } }
+const editDoc9 = { subject: bob, action: { name: 'editor' }, resource: { type: 'doc', id: '9', properties: { kind: 'plan' } }, context: { ip: '10.1.2.3' } }
+const evaluationBody = () => ({ subject: { type: 'user', id: 'anne', properties: { team: 'ops' } }, action: { name: 'viewer', properties: { via: 'api' } }, resource: { type: 'doc', id: '3' }, context: { ip: '10.1.2.3' } })
+/** The search contracts as the search routes declare them (src/api/authzen/search.ts). */
+const page = z.object({ token: z.string().optional(), limit: z.number().int().min(0).optional() })
+const searchOf = (shape: Record<string, z.ZodType>) => z.object({ ...shape, context: authzenContext.optional(), page: page.optional() })
 
 const ENDPOINTS: Record<RouteKey, Endpoint> = {
   'POST /stores/:store/check': {
@@ -261,6 +278,44 @@ const ENDPOINTS: Record<RouteKey, Endpoint> = {
     returns: ['issuer', 'audience', 'audience.0', 'subject_claim', 'scopes.<key>', 'jwks.keys.0.<value>', 'jwks.keys.0.<key>'],
   },
   'DELETE /stores/:store/token-issuers/:name': { params: { ...store, name: (f) => f.issuer } },
+  'POST /stores/:store/access/v1/evaluation': { params: store, bodies: [{ schema: authzen.evaluationRequest, base: evaluationBody }] },
+  'POST /stores/:store/access/v1/evaluations': {
+    params: store,
+    bodies: [
+      {
+        schema: authzen.evaluationsRequest,
+        base: () => ({
+          ...evaluationBody(),
+          evaluations: [{ resource: { type: 'doc', id: '1' } }, { action: { name: 'editor' }, context: { ip: '10.9.9.9' } }],
+          options: { evaluations_semantic: 'execute_all' },
+        }),
+      },
+    ],
+  },
+  'POST /stores/:store/access/v1/search/subject': {
+    params: store,
+    bodies: [{ schema: searchOf({ subject: searchedEntity, action: authzenAction, resource: entity }), base: () => ({ subject: { type: 'user' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '1' }, context: { ip: '10.1.2.3' }, page: { limit: 1 } }) }],
+  },
+  'POST /stores/:store/access/v1/search/resource': {
+    params: store,
+    bodies: [{ schema: searchOf({ subject: entity, action: authzenAction, resource: searchedEntity }), base: () => ({ subject: { type: 'user', id: 'anne' }, action: { name: 'viewer' }, resource: { type: 'doc' }, context: { ip: '10.1.2.3' }, page: { limit: 1 } }) }],
+  },
+  'POST /stores/:store/access/v1/search/action': {
+    params: store,
+    bodies: [{ schema: searchOf({ subject: entity, resource: entity }), base: () => ({ subject: { type: 'user', id: 'anne' }, resource: { type: 'doc', id: '1' }, context: { ip: '10.1.2.3' } }) }],
+  },
+  'POST /stores/:store/access/v1/requests': {
+    params: store,
+    bodies: [{ schema: submissionRequest, base: (f) => ({ ...editDoc9, denial: f.denial, requested_access: { requested_until: new Date(Date.now() + 3_600_000).toISOString() }, client: { id: 'pep', name: 'gateway' } }) }],
+  },
+  'GET /stores/:store/access/v1/requests/:task': { params: { ...store, task: (f) => f.task } },
+  'POST /stores/:store/access/v1/requests/:task/cancel': {
+    params: { ...store, task: (f) => f.task },
+    bodies: [{ schema: z.object({ reason: z.string().optional(), comment: z.string().optional() }), base: () => ({ reason: 'not needed', comment: 'done' }) }],
+  },
+  'GET /stores/:store/access/v1/jwks': { params: store },
+  'GET /.well-known/authzen-configuration/:store': { params: store },
+  'GET /.well-known/authzen-configuration/stores/:store': { params: store },
   'GET /system/grants': { query: { schema: contracts.listGrantsQuery, base: () => ({ client: 'ci' }) } },
   'POST /system/grants': {
     bodies: [{ schema: contracts.grantRequest, base: (f) => ({ client: 'ci', role: 'writer', store: f.store }) }],
@@ -378,7 +433,8 @@ interface Answer {
 }
 
 async function send(method: string, path: string, body?: { contentType: string; text: string }, auth = `Bearer ${ADMIN_KEY}`): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: auth }
+  // A Host, as every HTTP/1.1 request has: AuthZEN builds absolute URLs from it.
+  const headers: Record<string, string> = { authorization: auth, host: 'localhost' }
   if (body) headers['content-type'] = body.contentType
   const res = await pemba.app.request(path, { method, headers, body: body?.text })
   return { status: res.status, headers: res.headers, text: await res.text() }
@@ -418,7 +474,16 @@ async function buildFixture(): Promise<Fixture> {
   const token = await new SignJWT({ iss: ISSUER, aud: 'pemba', sub: 'x', iat, exp: iat + 3600, scope: 'docs:read' })
     .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
     .sign(signing.privateKey)
-  return { store, model, request, issuer: 'corp', token }
+  // Two requestable denials (ARAP): one submitted (the task), one left for the submission probes.
+  const denial = async () => {
+    const d = await json('POST', `/stores/${store}/access/v1/evaluation`, editDoc9)
+    expect(d.decision).toBe(false)
+    const ar = d.context?.access_request
+    expect(ar?.binding_token, JSON.stringify(d)).toBeTypeOf('string')
+    return { expires_at: ar.expires_at as string, binding_token: ar.binding_token as string }
+  }
+  const submitted = await json('POST', `/stores/${store}/access/v1/requests`, { ...editDoc9, denial: await denial() })
+  return { store, model, request, issuer: 'corp', token, task: submitted.task.id, denial: await denial() }
 }
 
 /** One planted request: what was sent, and where the secret was. */

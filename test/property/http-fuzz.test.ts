@@ -6,7 +6,9 @@
  * field removed or replaced by a wrong type or a boundary value), and checks:
  *
  * - never a 5xx, and nothing reaches the internal-error logger;
- * - every 4xx is JSON with exactly `{code, message}`, both strings;
+ * - every 4xx is JSON with exactly `{code, message}`, both strings; on the routes of AuthZEN's
+ *   Access Request and Approval profile, a refusal is `application/problem+json` with its
+ *   `type` (the profile's URN, §5.7, or `about:blank`), `title`, `status` and `detail`;
  * - when the answer is an error, nothing stored changed: stores, models, tuples (read), the
  *   change feed, assertions and access requests are compared before and after.
  *
@@ -75,7 +77,16 @@ interface State {
   storeId: string
   modelId: string
   requestId: string
+  /** An AuthZEN access request's task (ARAP), pending. */
+  taskId: string
+  /** A requestable denial (`doc:5#viewer@user:dave`) not submitted yet. */
+  denial: { expires_at: string; binding_token: string }
 }
+
+/** The question of the ARAP denials: `user:dave` may not view doc:5, and may ask to. */
+const DAVE_VIEWS_DOC5 = { subject: { type: 'user', id: 'dave' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '5' } }
+/** What a search or evaluation shares: properties, context, and Pemba's options. */
+const AUTHZEN_CONTEXT = { region: 'eu', pemba: { consistency: 'HIGHER_CONSISTENCY', contextual_tuples: [tupleKey('doc:7#viewer@user:anne')] } }
 
 /**
  * The valid requests, one per endpoint, that near-valid payloads are mutated from. `json` is
@@ -158,6 +169,53 @@ function validRequests(s: State): { method: string; path: string; json?: unknown
     { method: 'POST', path: `/stores/${s.storeId}/access-requests/${s.requestId}/deny`, json: { approver: 'user:rita', reason: 'no' } },
     { method: 'GET', path: '/healthz' },
     { method: 'GET', path: '/metrics' },
+    // AuthZEN (docs/authzen.md)
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/evaluation`,
+      json: {
+        subject: { type: 'agent', id: 'helper', properties: { tier: 'gold' } },
+        action: { name: 'can_read', properties: { via: 'api' } },
+        resource: { type: 'doc', id: '1', properties: { allowed: ['eu'] } },
+        context: { ...AUTHZEN_CONTEXT, pemba: { ...AUTHZEN_CONTEXT.pemba, explain: true } },
+      },
+    },
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/evaluations`,
+      json: {
+        subject: { type: 'user', id: 'bob' },
+        action: { name: 'viewer' },
+        context: AUTHZEN_CONTEXT,
+        evaluations: [{ resource: { type: 'doc', id: '1' } }, { resource: { type: 'doc', id: '2' }, action: { name: 'can_read' } }, { resource: { type: 'doc', id: '3' }, subject: { type: 'user', id: 'eve' } }],
+        options: { evaluations_semantic: 'deny_on_first_deny' },
+      },
+    },
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/search/subject`,
+      json: { subject: { type: 'user' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '1' }, context: AUTHZEN_CONTEXT, page: { limit: 1 } },
+    },
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/search/resource`,
+      json: { subject: { type: 'user', id: 'anne' }, action: { name: 'can_read' }, resource: { type: 'doc' }, context: AUTHZEN_CONTEXT, page: { limit: 2 } },
+    },
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/search/action`,
+      json: { subject: { type: 'user', id: 'anne' }, resource: { type: 'doc', id: '1' }, context: { region: 'eu' }, page: { limit: 5 } },
+    },
+    {
+      method: 'POST',
+      path: `/stores/${s.storeId}/access/v1/requests`,
+      json: { ...DAVE_VIEWS_DOC5, denial: s.denial, requested_access: { requested_until: '2999-01-01T00:00:00Z' }, context: { justification: 'fuzzing' } },
+    },
+    { method: 'GET', path: `/stores/${s.storeId}/access/v1/requests/${s.taskId}` },
+    { method: 'POST', path: `/stores/${s.storeId}/access/v1/requests/${s.taskId}/cancel`, json: { reason: 'fuzzed', comment: 'done' } },
+    { method: 'GET', path: `/stores/${s.storeId}/access/v1/jwks` },
+    { method: 'GET', path: `/.well-known/authzen-configuration/${s.storeId}` },
+    { method: 'GET', path: `/.well-known/authzen-configuration/stores/${s.storeId}` },
   ]
 }
 
@@ -178,14 +236,15 @@ const ISSUER_NAME = 'fuzz-issuer'
 
 /**
  * fill puts ids into a template: `:store` the fuzzed store (or `store`), the other parameter
- * (`:model`, `:id`, `:name`) the fuzzed model, access request or issuer name (or `id`). A
- * template without a second parameter gets `id` appended when one is given.
+ * (`:model`, `:id`, `:name`, `:task`) the fuzzed model, access request, issuer name or ARAP task
+ * (or `id`). A template without a second parameter gets `id` appended when one is given.
  */
 function fill(template: string, s: State, ids: { store?: string; id?: string } = {}): string {
   let second = false
-  const path = template.replace(':store', ids.store ?? s.storeId).replace(/:(model|id|name)\b/, (_m, p: string) => {
+  const path = template.replace(':store', ids.store ?? s.storeId).replace(/:(model|id|name|task)\b/, (_m, p: string) => {
     second = true
     if (ids.id !== undefined) return ids.id
+    if (p === 'task') return s.taskId
     return p === 'name' ? ISSUER_NAME : template.includes('/access-requests/') ? s.requestId : s.modelId
   })
   return !second && ids.id !== undefined ? `${path}/${ids.id}` : path
@@ -303,7 +362,8 @@ let state: State
 const internalErrors: unknown[] = []
 
 async function send(r: Req): Promise<{ status: number; text: string; contentType: string }> {
-  const init: RequestInit = { method: r.method, headers: {} }
+  // A Host, as every HTTP/1.1 request has: AuthZEN builds absolute URLs from it.
+  const init: RequestInit = { method: r.method, headers: { host: 'localhost' } }
   if (r.body !== undefined) {
     init.body = r.body as RequestInit['body']
     if (r.contentType) (init.headers as Record<string, string>)['content-type'] = r.contentType
@@ -363,11 +423,22 @@ async function exchange(r: Req): Promise<void> {
   expect(res.status, where).toBeLessThan(500)
   expect(internalErrors, where).toEqual([])
   if (res.status >= 400) {
-    expect(res.contentType, where).toMatch(/^application\/json/)
     const body = JSON.parse(res.text)
-    expect(Object.keys(body).sort(), where).toEqual(['code', 'message'])
-    expect(typeof body.code, where).toBe('string')
-    expect(typeof body.message, where).toBe('string')
+    if (res.contentType.startsWith('application/problem+json')) {
+      // ARAP's errors (reference §5.7), on its routes only.
+      expect(r.path, where).toMatch(/\/access\/v1\/requests(\/|$|\?)/)
+      // The profile's URN for what the access-request service refuses; RFC 9457's `about:blank`
+      // for a transport refusal before it (a 415 for a body not declared JSON).
+      expect(body.type, where).toMatch(/^(urn:openid:authzen:access-request:error:[a-z_]+|about:blank)$/)
+      expect(body.status, where).toBe(res.status)
+      expect(typeof body.title, where).toBe('string')
+      expect(typeof body.detail, where).toBe('string')
+    } else {
+      expect(res.contentType, where).toMatch(/^application\/json/)
+      expect(Object.keys(body).sort(), where).toEqual(['code', 'message'])
+      expect(typeof body.code, where).toBe('string')
+      expect(typeof body.message, where).toBe('string')
+    }
     expect(changedParts(known, await snapshot()), `state changed by an error answer: ${where}`).toEqual([])
   } else {
     if (r.path.endsWith('/streamed-list-objects')) {
@@ -394,7 +465,11 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
       assertions: [{ tuple_key: tupleKey('doc:1#viewer@user:bob'), expectation: true }],
     })
     expect(assertion.status, assertion.text).toBe(204)
-    state = { storeId, modelId, requestId: ar.body.id }
+    state = { storeId, modelId, requestId: ar.body.id, taskId: '', denial: await requestableDenial(storeId) }
+    const task = await client.request('POST', `/stores/${storeId}/access/v1/requests`, { ...DAVE_VIEWS_DOC5, denial: state.denial }, { host: 'localhost' })
+    expect(task.status, task.text).toBe(202)
+    state.taskId = task.body.task.id
+    state.denial = await requestableDenial(storeId)
     known = await snapshot()
   })
   afterAll(() => client.close())
@@ -420,8 +495,9 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
       expect(res.status, `${v.method} ${v.path}: ${res.text}`).toBeLessThan(300)
       if (v.method !== 'GET') known = await snapshot()
     }
-    // The fuzzing below starts from a pending request.
+    // The fuzzing below starts from a pending request, and a denial not submitted yet.
     await fresh('doc:2')
+    state.denial = await requestableDenial(state.storeId)
     known = await snapshot()
   })
 
@@ -492,6 +568,15 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
     )
   })
 })
+
+/** A requestable denial of DAVE_VIEWS_DOC5: its `access_request` as a submission's `denial`. */
+async function requestableDenial(storeId: string): Promise<State['denial']> {
+  const r = await client.request('POST', `/stores/${storeId}/access/v1/evaluation`, DAVE_VIEWS_DOC5, { host: 'localhost' })
+  expect(r.status, r.text).toBe(200)
+  const ar = r.body.context?.access_request
+  expect(ar?.binding_token, r.text).toBeTypeOf('string')
+  return { expires_at: ar.expires_at, binding_token: ar.binding_token }
+}
 
 function decodeURIComponentSafe(s: string): string {
   try {
