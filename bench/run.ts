@@ -7,7 +7,7 @@
  *
  *   npm run bench -- [--scale 1] [--seed 42] [--quick] [--skip-http] [--out bench/out]
  *                    [--cache-size 100000] [--lookups] [--max-minutes N]
- *                    [--import-only] [--import-rounds N]
+ *                    [--import-only] [--import-rounds N] [--authzen-only]
  *
  * This is a benchmark, not a test: it never fails on a slow figure, only on a wrong setup.
  *
@@ -52,6 +52,7 @@ import {
   type HttpFigure,
   type Server,
 } from './harness.ts'
+import { authzenPart } from './authzen.ts'
 import { importPart } from './import.ts'
 import { telemetryPart } from './telemetry.ts'
 
@@ -80,6 +81,8 @@ const flags = parseFlags(process.argv.slice(2), {
   importOnly: false,
   /** Loads of each import path per backend; 0: 2 below scale 10, else 1. */
   importRounds: 0,
+  /** Only the data set, its import and the AuthZEN rows (bench/authzen.ts). */
+  authzenOnly: false,
 })
 /** The import rows also run on PostgreSQL with the test suite's database. */
 const IMPORT_POSTGRES = flags.postgres || process.env.PEMBA_TEST_POSTGRES_URL || ''
@@ -92,6 +95,19 @@ const HTTP_WRITE_SAMPLE = QUICK ? 5_000 : 20_000
 // every child is killed, whatever happens (see harness.ts)
 const maxMinutes = flags.maxMinutes || (flags.scale > 1 ? 60 : 20)
 guardChildren(maxMinutes)
+
+/** The environment of a Pemba server child on the bench's SQLite file. */
+function serverEnv(dbPath: string, cacheSize: number, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PEMBA_HOST: '127.0.0.1',
+    PEMBA_PORT: '0',
+    PEMBA_DATABASE_URL: `sqlite:${dbPath}`,
+    // Measured warm: the store is in the tuple index before the server listens.
+    PEMBA_TUPLE_INDEX_PRELOAD: 'on',
+    ...cacheEnv(cacheSize),
+    ...extra,
+  }
+}
 
 // ---- in-process measurements ---------------------------------------------------------------
 
@@ -370,6 +386,31 @@ async function main(): Promise<void> {
     tuplesPerSec: importPerSec,
     dbFile: relative(ROOT, dbPath),
   }
+  // AuthZEN against Pemba's own API over HTTP (bench/authzen.ts), on the file just loaded.
+  const authzenRows = () =>
+    authzenPart({
+      dbPath,
+      storeId,
+      checks: ds.checks,
+      expected,
+      connections: HTTP_CONNECTIONS,
+      batchConnections: HTTP_BATCH_CONNECTIONS,
+      batchSize: BATCH_SIZE,
+      // Short runs, many rounds: the pairs compared are seconds apart, not minutes.
+      seconds: QUICK ? 2 : 5,
+      batchSeconds: QUICK ? 2 : 3,
+      warmupSeconds: HTTP_WARMUP_SECONDS,
+      initialWarmupSeconds: QUICK ? 2 : 5,
+      rounds: QUICK ? 3 : 5,
+      cacheSize: flags.cacheSize,
+      env: (cacheSize) => serverEnv(dbPath, cacheSize),
+      row,
+    })
+  if (flags.authzenOnly) {
+    await pemba.close()
+    report.authzen = await authzenRows()
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
+  }
   // 2b. the import paths compared: old against bulk, SQLite and PostgreSQL (bench/import.ts)
   report.importPaths = await importRows()
 
@@ -577,15 +618,7 @@ async function main(): Promise<void> {
     /** Every check's answer over HTTP (batch-check, 50 at a time), judged. */
     const httpAnswers = async (url: string): Promise<Correctness> =>
       (await judgeOverHttp(url, storeId, ds.checks, expected, BATCH_SIZE)).correctness
-    const pembaEnv = (cacheSize: number, extra: Record<string, string> = {}) => ({
-      PEMBA_HOST: '127.0.0.1',
-      PEMBA_PORT: '0',
-      PEMBA_DATABASE_URL: `sqlite:${dbPath}`,
-      // Measured warm: the store is in the tuple index before the server listens.
-      PEMBA_TUPLE_INDEX_PRELOAD: 'on',
-      ...cacheEnv(cacheSize),
-      ...extra,
-    })
+    const pembaEnv = (cacheSize: number, extra: Record<string, string> = {}) => serverEnv(dbPath, cacheSize, extra)
     const httpRow = (label: string, f: HttpFigure, extra = '') =>
       row(
         label,
@@ -757,6 +790,7 @@ async function main(): Promise<void> {
       cacheSize: flags.cacheSize,
       row,
     })
+    http.authzen = await authzenRows()
     if (flags.postgres) await postgresPart(http, bodies, minimal, keys, modelDsl, row)
     const pOff = (http.pembaCacheOff as { peakRssKiB?: number }).peakRssKiB
     const pOn = (http.pembaCacheOn as { peakRssKiB?: number }).peakRssKiB
@@ -836,6 +870,8 @@ function finish(run: RunSummary): void {
       : `answers NOT compared: ${expected.mismatch.join('; ')}`,
     flags.importOnly
       ? 'only the import rows (--import-only)'
+      : flags.authzenOnly
+      ? 'only the import and the AuthZEN rows (--authzen-only)'
       : flags.skipHttp
       ? 'HTTP: skipped (--skip-http)'
       : `HTTP: autocannon runs in the bench process and shares the ${machine.cpuCount} cores with the server child`,
@@ -858,7 +894,7 @@ function finish(run: RunSummary): void {
     node: process.version,
     git,
     loadAverage1m: { start: loadStart, end: loadEnd },
-    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly },
+    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly, authzenOnly: flags.authzenOnly },
     dataset: {
       dir: relative(ROOT, ds.dir),
       generated: ds.generated,
