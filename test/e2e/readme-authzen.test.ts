@@ -1,18 +1,20 @@
 /**
  * The README's AuthZEN section, run as written against a real `pemba serve` (the installed
- * command), with curl: its first shell block after the walkthrough's (whose store it uses), then
- * the gateway example on a server started again on the same database with
+ * command), with curl: its shell block after the walkthrough's (whose store it uses), then
+ * docs/authzen.md's gateway example ("A gateway in front of an API") on a server started again on the same database with
  * PEMBA_AUTHZEN_DEFAULT_STORE naming the gateway's store, so that the root paths the gateway is
  * pointed at answer. Every command's output is compared with the `# …` lines under it
  * (test/helpers/readme-shell.ts: ids may differ, `"…"` is any token).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, expect, it } from 'vitest'
 import { api, startServer, type PembaProcess } from '../helpers/processes.ts'
 import { readmeSection, runSteps, shellBlocks, steps } from '../helpers/readme-shell.ts'
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'pemba-readme-authzen-'))
 const env = { PEMBA_DATABASE_URL: `sqlite:${join(dir, 'pemba.db')}` }
 let server: (PembaProcess & { url: string }) | undefined
@@ -23,8 +25,14 @@ afterAll(() => {
 
 it("runs the README's AuthZEN examples and prints what the README shows", async () => {
   const walkthrough = shellBlocks(readmeSection('## A 30-second walkthrough'))[0]!
-  const [examples, gateway] = shellBlocks(readmeSection('## AuthZEN'))
+  const [examples] = shellBlocks(readmeSection('## AuthZEN'))
   expect(examples, 'the curl examples').toBeDefined()
+  expect(readmeSection('## AuthZEN'), 'the gateway configuration').toContain('PEMBA_AUTHZEN_DEFAULT_STORE')
+  // The gateway's worked example lives in docs/authzen.md (the README links to it).
+  const docs = readFileSync(join(ROOT, 'docs/authzen.md'), 'utf8')
+  const at = docs.indexOf('## A gateway in front of an API')
+  expect(at, 'docs/authzen.md: the gateway section').toBeGreaterThan(-1)
+  const [gateway] = shellBlocks(docs.slice(at, docs.indexOf('\n## ', at + 1)))
   expect(gateway, 'the gateway example').toBeDefined()
   const authzen = steps(examples!)
   // Evaluation, a batch, and a search over two pages.
