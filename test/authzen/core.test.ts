@@ -3,6 +3,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { keyOf } from '../helpers/auth.ts'
+import { createStore, writeModel } from '../helpers/fixtures.ts'
 import { coreStore, ev, fetchJson, http10Request, serveHttp, type CoreStore, type HttpClient } from './core-fixture.ts'
 
 let t: HttpClient
@@ -110,6 +111,17 @@ describe('access evaluation', () => {
     expect(batch).toEqual({ status: 200, body: { evaluations: [{ decision: true }, { decision: false }] } })
     const check = await http10Request(t.url, `/stores/${s.storeId}/check`, { tuple_key: { user: 'user:maria', relation: 'viewer', object: 'doc:0' } })
     expect(check.status).toBe(200)
+  })
+
+  it('a requestable denial without a usable Host is still decided: plain, without the access-request link it cannot build', async () => {
+    const storeId = await createStore(t, 'authzen-no-host')
+    await writeModel(t, storeId, 'model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define approver: [user]\n    define viewer: [user]\n')
+    const asked = { subject: { type: 'user', id: 'maria' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '1' } }
+    const withHost = await t.request('POST', `/stores/${storeId}/access/v1/evaluation`, asked)
+    expect(withHost.status).toBe(200)
+    expect(withHost.body.context.access_request.endpoint).toBe(`${t.url}/stores/${storeId}/access/v1/requests`)
+    const without = await http10Request(t.url, `/stores/${storeId}/access/v1/evaluation`, asked)
+    expect(without).toEqual({ status: 200, body: { decision: false } })
   })
 
   it('the mapping refuses ids and types Pemba cannot check, and unknown types or relations, with a 400', async () => {

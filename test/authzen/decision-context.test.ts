@@ -379,7 +379,7 @@ describe('the plain path', () => {
     await evaluate(evaluation('alice', 'owner')) // the model is cached
     const { decider, calls } = countingDecider()
     for (const context of [undefined, {}, { office: 'x' }]) {
-      expect(await decider.decide(storeId, asked('alice', 'owner', context), { pdp: 'http://pdp' })).toEqual({ decision: false })
+      expect(await decider.decide(storeId, asked('alice', 'owner', context), { pdp: () => 'http://pdp' })).toEqual({ decision: false })
     }
     expect(calls.requestableDenial).toBe(0)
     expect(calls.resolve).toBe(0)
@@ -390,7 +390,7 @@ describe('the plain path', () => {
       ['context', 'tupleKey'],
     ])
     // A requestable denial does ask the advisor.
-    const d = await decider.decide(storeId, asked('alice', 'grantee', {}), { pdp: 'http://pdp' })
+    const d = await decider.decide(storeId, asked('alice', 'grantee', {}), { pdp: () => 'http://pdp' })
     expect(d.context!.access_request).toEqual(expect.any(Object))
     expect(calls.requestableDenial).toBe(1)
   })

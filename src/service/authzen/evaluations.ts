@@ -38,7 +38,7 @@ export interface SingleDecider {
       modelId?: string
       explain?: boolean
       meta?: DecisionMeta
-      readonly pdp: string
+      pdp: () => string
       wanted?: () => boolean
       canSeeDetails?: () => Promise<boolean>
     },
@@ -134,7 +134,7 @@ export class AuthzenEvaluations {
         (error: unknown): EvaluationOutcome => ({ ok: false, error }),
       )
     if (semantic === 'execute_all') {
-      const shared = { modelId, explain, meta, canSeeDetails, get pdp() { return pdpOnce() } }
+      const shared = { modelId, explain, meta, canSeeDetails, pdp: pdpOnce }
       return Promise.all(evaluations.map((e) => run(e, shared)))
     }
     const stops = (o: EvaluationOutcome): boolean => {
@@ -146,7 +146,7 @@ export class AuthzenEvaluations {
     // The lowest index known to stop the batch: items past it are not started, nor wanted.
     let stopper = n
     const start = (i: number): Promise<EvaluationOutcome> => {
-      const o = { modelId, explain, meta, canSeeDetails, get pdp() { return pdpOnce() }, wanted: () => i <= stopper }
+      const o = { modelId, explain, meta, canSeeDetails, pdp: pdpOnce, wanted: () => i <= stopper }
       return run(evaluations[i], o).then((outcome) => {
         if (i < stopper && stops(outcome)) stopper = i
         return outcome
