@@ -8,7 +8,7 @@ import { createTestSchema, describePostgres, probePostgres, type TestSchema } fr
 import { runPemba, type PembaProcess } from '../helpers/processes.ts'
 
 const target = await probePostgres()
-const TAGS = ['0000_init', '0001_expiry_and_access_requests', '0002_audit_and_token_issuers']
+const TAGS = ['0000_init', '0001_expiry_and_access_requests', '0002_audit_and_token_issuers', '0003_authzen']
 
 describePostgres('pemba migrate on PostgreSQL', target, () => {
   let schema: TestSchema
@@ -33,17 +33,17 @@ describePostgres('pemba migrate on PostgreSQL', target, () => {
     const before = await run(['migrate', 'status'])
     expect(before.code, before.err).toBe(0)
     const lines = before.out.split('\n')
-    expect(lines[0]).toMatch(/^postgres:\/\/pemba:\*\*\*@.*: 0 applied, 3 pending$/)
-    expect(lines.slice(1, 4)).toEqual(TAGS.map((t) => `  pending  ${t}`))
+    expect(lines[0]).toMatch(/^postgres:\/\/pemba:\*\*\*@.*: 0 applied, 4 pending$/)
+    expect(lines.slice(1, 5)).toEqual(TAGS.map((t) => `  pending  ${t}`))
 
     const first = await run(['migrate'])
     expect(first.code, first.err).toBe(0)
     expect(first.out).toMatch(new RegExp(`^migrations applied to postgres://pemba:\\*\\*\\*@.*: ${TAGS.join(', ')}\\n$`))
     const second = await run(['migrate'])
-    expect(second.out).toMatch(/^nothing pending: postgres:\/\/pemba:\*\*\*@.* has all 3 migrations applied\n$/)
+    expect(second.out).toMatch(/^nothing pending: postgres:\/\/pemba:\*\*\*@.* has all 4 migrations applied\n$/)
 
     const after = await run(['migrate', 'status'])
-    expect(after.out.split('\n').slice(1, 4)).toEqual(TAGS.map((t) => `  applied  ${t}`))
+    expect(after.out.split('\n').slice(1, 5)).toEqual(TAGS.map((t) => `  applied  ${t}`))
     for (const r of [before, first, second, after]) expect(r.out + r.err).not.toContain(':pemba@')
   })
 })

@@ -161,7 +161,7 @@ describePostgres('PEMBA_MIGRATIONS=check on PostgreSQL', target, () => {
     const refused = runPemba(['serve'], env)
     procs.push(refused)
     expect(await refused.exited).toBe(1)
-    expect(refused.stdout()).toMatch(/refusing to start: .*3 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers\).*pemba migrate/)
+    expect(refused.stdout()).toMatch(/refusing to start: .*4 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_authzen\).*pemba migrate/)
     expect(refused.stdout() + refused.stderr()).not.toContain(':pemba@') // no password in the message
 
     const migrated = runPemba(['migrate'], env)

@@ -392,7 +392,7 @@ describePostgres('postgres', target, () => {
           [S],
         )
         await expect(PostgresDatastore.open({ url: old.url, migrations: 'check' })).rejects.toThrow(
-          /2 pending migration\(s\) \(0001_expiry_and_access_requests, 0002_audit_and_token_issuers\)/,
+          /3 pending migration\(s\) \(0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_authzen\)/,
         )
         const ds = await PostgresDatastore.open({ url: old.url, poolSize: 1 })
         try {
