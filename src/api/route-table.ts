@@ -49,6 +49,9 @@ export const ROUTES = [
   // The hot path first: the table is scanned in order.
   { method: 'POST', path: '/stores/:store/check', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/batch-check', requires: { store: 'checker' } },
+  // AuthZEN's decisions (docs/authzen.md) are hot paths too: a gateway asks one per request.
+  { method: 'POST', path: '/stores/:store/access/v1/evaluation', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/evaluations', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer', orObjectTypeWriter: true } },
   { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' } },
@@ -92,9 +95,7 @@ export const ROUTES = [
   { method: 'PUT', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
   { method: 'DELETE', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
 
-  // AuthZEN 1.0 (docs/authzen.md), in OpenFGA's layout. Deciding needs what a check needs.
-  { method: 'POST', path: '/stores/:store/access/v1/evaluation', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/access/v1/evaluations', requires: { store: 'checker' } },
+  // AuthZEN 1.0 search (its evaluations are listed first, above), in OpenFGA's layout.
   { method: 'POST', path: '/stores/:store/access/v1/search/subject', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/access/v1/search/resource', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/access/v1/search/action', requires: { store: 'checker' } },

@@ -10,6 +10,7 @@
 import type { Context } from 'hono'
 import { z } from 'zod'
 import { PembaError, validationError } from '../../core/errors.ts'
+import { MODEL_HEADER, ULID_ID } from '../contracts.ts'
 import type { AppEnv } from '../env.ts'
 import { parseJsonBody } from '../validation.ts'
 import { action, context, entity } from './entities.ts'
@@ -75,6 +76,18 @@ export function requireObject(body: unknown): Record<string, unknown> {
     throw validationError(`invalid request body: expected a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}`)
   }
   return body as Record<string, unknown>
+}
+
+/** The header that asks for reasons, as `context.pemba.explain: true` does. */
+export const EXPLAIN_HEADER = 'Pemba-Explain'
+
+/**
+ * pinnedModel: the model the `Openfga-Authorization-Model-Id` header pins, or undefined (the
+ * latest); a value that is not a ULID is ignored, as OpenFGA's AuthZEN does.
+ */
+export function pinnedModel(c: Context<AppEnv>): string | undefined {
+  const id = c.req.header(MODEL_HEADER)
+  return id !== undefined && ULID_ID.test(id) ? id : undefined
 }
 
 /** readAuthzenBody: the transport rules of every AuthZEN POST (JSON declared, a JSON object). */

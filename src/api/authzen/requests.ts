@@ -26,7 +26,8 @@ import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId, parseInput } from '../validation.ts'
 import { action, context, entity } from './entities.ts'
-import { pdpOf, readAuthzenBody } from './routes-evaluation.ts'
+import { pdpOf } from './base-url.ts'
+import { readAuthzenBody } from './contracts.ts'
 
 const text = z.string().max(1024)
 

@@ -19,7 +19,7 @@ import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId, parseInput, requestMeta } from '../validation.ts'
 import { action, context, entity, searchedEntity } from './entities.ts'
-import { pinnedModel, readAuthzenBody } from './routes-evaluation.ts'
+import { pinnedModel, readAuthzenBody } from './contracts.ts'
 
 /** The request's `page`: the previous `next_token`, and how many results (≥ 0). */
 const page = z.object({
