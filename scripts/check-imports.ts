@@ -40,7 +40,7 @@ export interface Layer {
 }
 
 /**
- * The layers, top to bottom: cli → server wiring → api → auth → service → engine → model → core,
+ * The layers, top to bottom: cli → enforcement points → server wiring → api → auth → service → engine → model → core,
  * with the store beside the engine. The engine and the HTTP layer see only the store's ports
  * (TupleReader and the record types in src/store/ports.ts), never its readers or SQL; the store serves the engine and the services and
  * imports neither (a feature's storage port is declared next to its service as
@@ -52,8 +52,16 @@ export const LAYERS: readonly Layer[] = [
   {
     name: 'cli',
     files: ['src/cli/**'],
-    mayImport: ['wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'formats', 'model', 'core'],
+    mayImport: ['enforce', 'wiring', 'api', 'auth', 'service', 'service-port', 'engine', 'store-port', 'store', 'store-impl', 'telemetry', 'formats', 'model', 'core'],
     about: 'the command line, on top of everything',
+  },
+  {
+    name: 'enforce',
+    // Enforcement points that ask Pemba and act on the answer (the MCP gateway and authorizer, the
+    // Node middleware): they reach Pemba over HTTP, or in-process through an instance the wiring built.
+    files: ['src/enforce/**'],
+    mayImport: ['wiring', 'service', 'service-port', 'store-port', 'telemetry', 'model', 'core'],
+    about: 'policy enforcement points (MCP gateway, middleware) that ask a Pemba server or an embedded one',
   },
   {
     name: 'wiring',

@@ -77,6 +77,8 @@ export interface Pemba {
   tokenChecks: TokenCheckService
   /** ARAP: requestable denials, binding tokens, approval states and the server's signing keys. */
   authzenBinding: ArapBinding
+  /** AuthZEN evaluations in-process (what `POST /stores/{store}/access/v1/evaluation` asks). */
+  authzen: AuthzenDecider
   /** Deletes expired tuples and expires overdue access requests; `runOnce()` sweeps on demand. */
   sweeper: Sweeper
   /** Records decisions in batches; `flush()` writes what waits, `sweepOnce()` applies retention. */
@@ -435,6 +437,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     tokenIssuers,
     tokenChecks,
     authzenBinding,
+    authzen: authzenDecider,
     sweeper,
     decisions,
     reviews,
