@@ -12,7 +12,7 @@ import { parseExpiresAt } from '../core/tuple.ts'
 import type { DecisionKind } from '../service/decision-sink.ts'
 import { parseDuration } from '../service/duration.ts'
 import { MAX_CONTEXTUAL_TUPLES } from '../service/tuple-input.ts'
-import { isLoopbackHost } from '../auth/settings.ts'
+import { tokenIssuerConfigSchema } from '../service/token-issuer-config.ts'
 
 /** The model a query or write was answered with (OpenFGA's response header). */
 export const MODEL_HEADER = 'Openfga-Authorization-Model-Id'
@@ -377,54 +377,11 @@ export const listAccessRequestsQuery = z.object({
 
 // --- token-native checks (Pemba) -------------------------------------------------------------
 
-/** A token issuer's name in its store (the `{name}` of `/stores/{store}/token-issuers/{name}`). */
-export const TOKEN_ISSUER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/
-/** An OAuth scope token (RFC 6749 §3.3): printable ASCII but space, `"` and `\`. */
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/
-
-/** https, or http on a loopback address only: keys fetched over plain HTTP could be swapped in transit. */
-const isKeySetUrl = (v: string) => {
-  try {
-    const u = new URL(v)
-    const scheme = u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname))
-    return scheme && !u.username && !u.password
-  } catch {
-    return false
-  }
-}
-
-const audienceValue = z.string().min(1).max(1024)
-
 /**
- * A trusted token issuer (`PUT /stores/{store}/token-issuers/{name}`). Unknown fields are
- * refused rather than dropped: a misspelt `scopes` would otherwise silently lift the ceiling.
+ * A trusted token issuer (`PUT /stores/{store}/token-issuers/{name}`): the service's schema, which
+ * an enforcement point's own issuer configuration is validated with too.
  */
-export const putTokenIssuerRequest = z
-  .object({
-    issuer: z.string().max(1024).refine((v) => /^\S+$/.test(v), 'must be a non-empty string without whitespace'),
-    audience: z.union([audienceValue, z.array(audienceValue).min(1).max(10)], {
-      error: 'must be a non-empty string or a list of 1 to 10 of them',
-    }),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1).max(20) }).optional(),
-    jwks_uri: z
-      .string()
-      .max(2048)
-      .refine(isKeySetUrl, 'must be an https URL (http only on a loopback address), without credentials')
-      .optional(),
-    subject_type: z.string().regex(TYPE),
-    subject_claim: z.string().regex(/^[^\s]{1,128}$/).default('sub'),
-    actor_type: z.string().regex(TYPE).optional(),
-    scopes: z
-      .record(z.string().regex(SCOPE_TOKEN), z.array(z.string().regex(RELATION)).min(1).max(50))
-      .refine((s) => Object.keys(s).length <= 100, 'value must contain no more than 100 scopes')
-      .optional(),
-  })
-  .strict()
-  .superRefine((b, ctx) => {
-    if ((b.jwks === undefined) === (b.jwks_uri === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['jwks'], message: 'give exactly one of jwks (inline keys) and jwks_uri' })
-    }
-  })
+export const putTokenIssuerRequest = tokenIssuerConfigSchema
 
 /** A signed JWT standing for the check's user (Pemba). */
 const subjectToken = z.string().min(1).max(16384)
@@ -514,6 +471,8 @@ export const decisionsQuery = z.object({
   allowed: z.enum(['true', 'false']).optional(),
   client: z.string().max(512).optional(),
   kind: z.enum(DECISION_KINDS).optional(),
+  /** The X-Request-ID the decisions were asked under (what Pemba logs, so at most 128 of `[A-Za-z0-9._:-]`). */
+  request_id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits, or . _ : -').optional(),
   from: dateTime.optional(),
   to: dateTime.optional(),
   page_size: pageSizeUpTo(100),

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs'
 import type { JSONWebKeySet } from 'jose'
+import { isLoopbackHost } from '../core/net.ts'
 
 export type AuthMode = 'none' | 'preshared' | 'oidc'
 
@@ -126,13 +127,6 @@ export function readJwksFile(path: string): JSONWebKeySet {
     throw new AuthSettingsError(`PEMBA_AUTH_OIDC_JWKS_FILE '${path}' holds a private key; give only the public keys`)
   }
   return doc as JSONWebKeySet
-}
-
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1'])
-
-/** isLoopbackHost says whether a listen address or URL host only reaches this machine. */
-export function isLoopbackHost(host: string): boolean {
-  return LOOPBACK_HOSTS.has(host) || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 /** checkAuthSettings throws AuthSettingsError for the first setting that cannot work. */

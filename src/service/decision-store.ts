@@ -27,6 +27,11 @@ export interface DecisionFilter {
   allowed?: boolean
   client?: string
   kind?: DecisionKind
+  /**
+   * The `X-Request-ID` the decisions were asked under (an enforcement point's decision id: every
+   * decision of that request, one or several for a batch).
+   */
+  requestId?: string
   /** Decisions at or after this instant. */
   from?: number
   /** Decisions before this instant. */

@@ -20,7 +20,6 @@
  *
  * @module
  */
-import { decodeJwt, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose'
 import { PembaError, validationError } from '../core/errors.ts'
 import { parseObject, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
@@ -29,34 +28,9 @@ import type { BatchCheckItem, CheckOutput, CheckService, Explanation } from './c
 import type { Consistency } from './evaluation.ts'
 import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { ModelService } from './models.ts'
-import { TOKEN_ALGORITHMS, type ActiveTokenIssuer, type TokenIssuerService } from './token-issuers.ts'
+import type { TokenIssuerService } from './token-issuers.ts'
+import { TokenVerifier, missingScopes, type TokenIdentity, type TokenRejection } from './token-verifier.ts'
 import { MAX_CONTEXTUAL_TUPLES, validateBatch } from './tuple-input.ts'
-
-/** Why a token check answered `allowed: false` without evaluating relationships. */
-export type TokenRejection =
-  /** Not a verifiable JWT of its issuer: bad signature or format, wrong audience, not yet valid (`nbf`), a refused algorithm, no `exp`, a missing or malformed subject or actor claim. */
-  | 'token_invalid'
-  /** Past its `exp` (beyond the clock skew allowed). */
-  | 'token_expired'
-  /** No `iss`, or one this store does not trust. */
-  | 'issuer_untrusted'
-  /** The issuer's key set could not be fetched or read: nothing can be verified until it can. */
-  | 'issuer_keys_unavailable'
-  /** More `act` hops than PEMBA_MAX_DELEGATION_CHAIN. */
-  | 'delegation_chain_too_long'
-  /** The issuer maps scopes and none of the token's allows this relation. */
-  | 'scope_missing'
-  /** The caller named a subject (AuthZEN) that is neither the token's principal nor its current actor. */
-  | 'subject_mismatch'
-
-/** What a verified token named: its issuer (by name in the store), principal and actors. */
-export interface TokenIdentity {
-  issuer: string
-  /** The principal, `service_account:pipeline-7`. */
-  subject: string
-  /** The actors, current first (`act.sub`, then `act.act.sub`, …); empty without `act`. */
-  actors: string[]
-}
 
 export interface TokenCheckInput {
   subjectToken: string
@@ -146,9 +120,6 @@ export interface TokenCheckServiceOptions {
 type Resolved =
   | { ok: true; token: TokenIdentity; user: string; onBehalfOf?: string[]; brokenChain: boolean }
   | { ok: false; reason: TokenRejection; token?: TokenIdentity; requiredScopes?: string[] }
-
-/** Longest claim value taken as an identity id (a check's `user` is at most 512 characters). */
-const MAX_ID_LENGTH = 256
 
 export class TokenCheckService {
   readonly #o: TokenCheckServiceOptions
@@ -335,33 +306,14 @@ export class TokenCheckService {
    * the store's configuration and model disagree.
    */
   async #resolve(storeId: string, ts: TypeSystem, token: string, relation: string, fresh: boolean, named?: string): Promise<Resolved> {
-    const verified = await this.#verify(storeId, token, fresh)
+    const verified = await this.#verifier(storeId).verify(token, fresh)
     if (!verified.ok) return verified
-    const { issuer, claims } = verified
+    const { issuer, claims, identity } = verified
     const c = issuer.config
-    const principalId = identityId(claims[c.subject_claim])
-    if (principalId === undefined) return { ok: false, reason: 'token_invalid' }
-    const subject = `${c.subject_type}:${principalId}`
-    const actors: string[] = []
-    let act: unknown = claims.act
-    while (act !== undefined) {
-      if (c.actor_type === undefined) return { ok: false, reason: 'token_invalid' }
-      if (actors.length === this.#o.maxDelegationChain) return { ok: false, reason: 'delegation_chain_too_long' }
-      if (!act || typeof act !== 'object' || Array.isArray(act)) return { ok: false, reason: 'token_invalid' }
-      const actorId = identityId((act as Record<string, unknown>).sub)
-      if (actorId === undefined) return { ok: false, reason: 'token_invalid' }
-      actors.push(`${c.actor_type}:${actorId}`)
-      act = (act as Record<string, unknown>).act
-    }
-    const identity: TokenIdentity = { issuer: issuer.name, subject, actors }
+    const { subject, actors } = identity
     if (named !== undefined && named !== subject && named !== actors[0]) return { ok: false, reason: 'subject_mismatch', token: identity }
-    if (c.scopes && !scopeAllows(c.scopes, claims, relation)) {
-      // Least privileged first (the scope that allows the fewest relations; ties in config order).
-      const requiredScopes = Object.keys(c.scopes)
-        .filter((s) => c.scopes![s].includes(relation))
-        .sort((a, b) => c.scopes![a].length - c.scopes![b].length)
-      return { ok: false, reason: 'scope_missing', token: identity, requiredScopes }
-    }
+    const requiredScopes = missingScopes(c, claims, relation)
+    if (requiredScopes) return { ok: false, reason: 'scope_missing', token: identity, requiredScopes }
     for (const type of [c.subject_type, ...(actors.length ? [c.actor_type!] : [])]) {
       if (!ts.hasType(type)) {
         throw validationError(
@@ -376,34 +328,10 @@ export class TokenCheckService {
     return { ok: true, token: identity, user: actors[0], onBehalfOf, brokenChain }
   }
 
-  async #verify(
-    storeId: string,
-    token: string,
-    fresh: boolean,
-  ): Promise<{ ok: true; issuer: ActiveTokenIssuer; claims: JWTPayload } | { ok: false; reason: TokenRejection }> {
-    let unverified: JWTPayload
-    try {
-      unverified = decodeJwt(token)
-    } catch {
-      return { ok: false, reason: 'token_invalid' }
-    }
-    if (typeof unverified.iss !== 'string') return { ok: false, reason: 'issuer_untrusted' }
-    const issuer = await this.#o.issuers.byIssuer(storeId, unverified.iss, fresh)
-    if (!issuer) return { ok: false, reason: 'issuer_untrusted' }
-    try {
-      const { payload } = await jwtVerify(token, issuer.keys, {
-        issuer: issuer.config.issuer,
-        audience: issuer.config.audience,
-        algorithms: TOKEN_ALGORITHMS,
-        currentDate: this.#o.clock(),
-        clockTolerance: this.#o.clockSkewSeconds,
-        // A token without an expiry would be trusted forever.
-        requiredClaims: ['exp'],
-      })
-      return { ok: true, issuer, claims: payload }
-    } catch (e) {
-      return { ok: false, reason: rejectionOf(e, issuer.remote) }
-    }
+  /** #verifier verifies tokens against the store's issuers (through this replica's recent view of them). */
+  #verifier(storeId: string): TokenVerifier {
+    const { issuers, clock, clockSkewSeconds, maxDelegationChain } = this.#o
+    return new TokenVerifier({ issuers: (iss, fresh) => issuers.byIssuer(storeId, iss, fresh), clock, clockSkewSeconds, maxDelegationChain })
   }
 }
 
@@ -466,40 +394,6 @@ function withTokenStep(e: Explanation, t: TokenIdentity): Explanation {
   if (e.path) out.path = [label, ...e.path]
   if (e.reasons) out.reasons = e.reasons.map((r) => `${label} › ${r}`)
   return out
-}
-
-/**
- * rejectionOf classifies a verification failure. Failing to fetch or read a remote key set is
- * the issuer's outage, not the token's fault, and is told apart so operators can see it.
- */
-function rejectionOf(e: unknown, remote: boolean): TokenRejection {
-  if (e instanceof joseErrors.JWTExpired) return 'token_expired'
-  if (remote) {
-    if (e instanceof joseErrors.JWKSTimeout || e instanceof joseErrors.JWKSInvalid) return 'issuer_keys_unavailable'
-    // Non-200 answers and unparseable bodies are plain JOSEErrors; network failures are not JOSE errors.
-    if (!(e instanceof joseErrors.JOSEError) || e.code === 'ERR_JOSE_GENERIC') return 'issuer_keys_unavailable'
-  }
-  return 'token_invalid'
-}
-
-/** identityId accepts a claim as the id of an identity: a string that `type:id` can hold. */
-function identityId(v: unknown): string | undefined {
-  if (typeof v !== 'string' || v === '' || v === '*' || v.length > MAX_ID_LENGTH) return undefined
-  if (/[\s:#]/.test(v)) return undefined
-  return v
-}
-
-/** scopeAllows: does any scope of the token (`scope` string, `scp` array or string) allow `relation`? */
-function scopeAllows(scopes: Record<string, string[]>, claims: JWTPayload, relation: string): boolean {
-  const held = new Set<string>()
-  if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s) held.add(s)
-  const scp = claims.scp
-  if (typeof scp === 'string') for (const s of scp.split(' ')) if (s) held.add(s)
-  if (Array.isArray(scp)) for (const s of scp) if (typeof s === 'string') held.add(s)
-  for (const s of held) {
-    if (Object.hasOwn(scopes, s) && scopes[s].includes(relation)) return true
-  }
-  return false
 }
 
 /**

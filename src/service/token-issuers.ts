@@ -191,14 +191,21 @@ export class TokenIssuerService {
   }
 
   #activate(r: TokenIssuerRecord): ActiveTokenIssuer {
-    const config = r.config as unknown as TokenIssuerConfig
-    const source = config.jwks ? { jwks: config.jwks } : { jwksUri: config.jwks_uri! }
-    return { name: r.name, config, keys: this.#o.jwks.resolver(source), remote: !config.jwks }
+    return activateIssuer(r.name, r.config as unknown as TokenIssuerConfig, this.#o.jwks)
   }
 
   async #requireStore(storeId: string): Promise<void> {
     if (!(await this.#o.datastore.getStore(storeId))) throw storeNotFound()
   }
+}
+
+/**
+ * activateIssuer compiles a validated issuer into one ready to verify with: its key resolver
+ * (inline keys, or a fetched key set shared through `jwks`).
+ */
+export function activateIssuer(name: string, config: TokenIssuerConfig, jwks: JwksCache): ActiveTokenIssuer {
+  const source = config.jwks ? { jwks: config.jwks } : { jwksUri: config.jwks_uri! }
+  return { name, config, keys: jwks.resolver(source), remote: !config.jwks }
 }
 
 function fromRecord(r: TokenIssuerRecord): TokenIssuer {
@@ -257,7 +264,7 @@ function defaultAlgorithm(k: JWK): string | undefined {
  * trust: symmetric (`oct`) keys, keys carrying private material, keys for encryption, keys for
  * algorithms outside TOKEN_ALGORITHMS, and RSA keys under 2048 bits.
  */
-async function validateKeys(jwks: JSONWebKeySet): Promise<void> {
+export async function validateKeys(jwks: JSONWebKeySet): Promise<void> {
   for (const [i, key] of jwks.keys.entries()) {
     const where = `jwks.keys[${i}]${typeof key.kid === 'string' ? ` (kid '${key.kid}')` : ''}`
     if (key.kty === 'oct') throw validationError(`${where}: symmetric keys (kty 'oct') are not accepted; use an asymmetric key`)

@@ -201,6 +201,7 @@ export function decisionWhere(
   if (q.allowed !== undefined) add((p) => `allowed = ${p}`, q.allowed ? 1 : 0)
   if (q.client !== undefined) add((p) => `client = ${p}`, q.client)
   if (q.kind !== undefined) add((p) => `kind = ${p}`, q.kind)
+  if (q.requestId !== undefined) add((p) => `request_id = ${p}`, q.requestId)
   if (q.from !== undefined) add((p) => `at >= ${p}`, q.from)
   if (q.to !== undefined) add((p) => `at < ${p}`, q.to)
   const after = decodeCursor(q.after, isDecisionCursor)?.[0]

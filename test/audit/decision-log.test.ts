@@ -251,7 +251,8 @@ function suite(config: () => Partial<PembaConfig>) {
     for (let round = 0; round < 3; round++) {
       for (const t of asks) {
         now += 60_000
-        await client.request('POST', `/stores/${storeId}/check`, { tuple_key: tupleKey(t) })
+        // Each round under one request id, as an enforcement point's batch is.
+        await client.request('POST', `/stores/${storeId}/check`, { tuple_key: tupleKey(t) }, { 'x-request-id': `pep-round-${round}` })
       }
     }
     await client.pemba.decisions.flush()
@@ -274,6 +275,11 @@ function suite(config: () => Partial<PembaConfig>) {
     const inRange = (d: any) => Date.parse(d.time) >= Date.parse(from) && Date.parse(d.time) < Date.parse(to)
     expect(await got(`from=${from}&to=${to}`)).toEqual(ids(inRange))
     expect(ids(inRange)).toHaveLength(4)
+    // The decision id an enforcement point shows finds its decisions (paged like any filter).
+    expect(await got('request_id=pep-round-1')).toEqual(ids((d) => d.request_id === 'pep-round-1'))
+    expect(ids((d) => d.request_id === 'pep-round-1')).toHaveLength(4)
+    expect(await got('request_id=pep-round-2&allowed=false')).toEqual(ids((d) => d.request_id === 'pep-round-2' && !d.allowed))
+    expect(await got('request_id=pep-round-9')).toEqual([])
 
     const page = await client.request('GET', `/stores/${storeId}/decisions?page_size=2&allowed=true`)
     const token = page.body.continuation_token
@@ -285,6 +291,9 @@ function suite(config: () => Partial<PembaConfig>) {
       ['page_size=0', 'page_size_invalid'],
       ['page_size=101', 'page_size_invalid'],
       ['kind=explain', 'validation_error'],
+      ['request_id=has%20space', 'validation_error'],
+      [`request_id=${'x'.repeat(129)}`, 'validation_error'],
+      [`request_id=pep-round-1&continuation_token=${token}`, 'invalid_continuation_token'],
       ['subject=user:alice&user=user:bob', 'validation_error'],
       ['continuation_token=garbage', 'invalid_continuation_token'],
       // A token continues only the listing it came from.

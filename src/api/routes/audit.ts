@@ -70,6 +70,7 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       allowed: q.allowed === undefined ? undefined : q.allowed === 'true',
       client: q.client,
       kind: q.kind,
+      requestId: q.request_id,
       from: q.from,
       to: q.to,
     }

@@ -14,14 +14,13 @@ import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { errorContext } from '../errors.ts'
 import { mixedBatchCheckResultJson } from '../serialize.ts'
-import { MODEL_HEADER, TOKEN_ISSUER_NAME, putTokenIssuerRequest, tokenBatchCheckRequest, tokenCheckRequest } from '../contracts.ts'
+import { MODEL_HEADER, putTokenIssuerRequest, tokenBatchCheckRequest, tokenCheckRequest } from '../contracts.ts'
+import { TOKEN_ISSUER_NAME, TOKEN_ISSUER_NAME_RULE } from '../../service/token-issuer-config.ts'
 import { checkStoreId, contextual as contextualTupleKeys, formatTime, parseInput, parseJsonBody, requestMeta } from '../validation.ts'
 
 function checkIssuerName(name: string): string {
   if (!TOKEN_ISSUER_NAME.test(name)) {
-    throw validationError(
-      `invalid token issuer name '${name}': 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-    )
+    throw validationError(`invalid token issuer name '${name}': ${TOKEN_ISSUER_NAME_RULE}`)
   }
   return name
 }

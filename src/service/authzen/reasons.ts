@@ -32,7 +32,7 @@
  */
 import type { DeniedBy } from '../../engine/delegation.ts'
 import type { Explanation } from '../checks.ts'
-import type { TokenRejection } from '../token-checks.ts'
+import type { TokenRejection } from '../token-verifier.ts'
 import type { TraceNode } from '../../engine/explain.ts'
 
 /** The `reason_user` text of every explained denial: generic, safe to show an end user. */
