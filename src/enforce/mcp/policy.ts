@@ -1,0 +1,324 @@
+/**
+ * The MCP policy: which Pemba questions each client-to-server JSON-RPC message asks, and what
+ * the answers mean. The gateway (gateway/) and the in-process authorizer (authorizer.ts) both
+ * verify the caller first (caller.ts), then ask `decide` for each message and
+ * `filterListResult` for each list result.
+ *
+ * - `initialize`, `ping`, `notifications/*`, `logging/setLevel` and responses from the client are
+ *   forwarded without asking (reference §8.46); so are the methods in `allowMethods`.
+ * - `tools/call`, `resources/read|subscribe|unsubscribe`, `prompts/get`, `completion/complete`
+ *   ask the questions of the default mapping (mapping.ts), or, for a tool with a declared
+ *   mapping (the configuration's first, else its `x-authzen-mapping` as seen in a `tools/list`
+ *   result), of that mapping (coaz.ts). All must be allowed.
+ * - List requests are forwarded, and their results filtered item by item with one batch
+ *   (`tools/list` by `call`, `prompts/list` by `get`, `resources/list` and
+ *   `resources/templates/list` by `read`); a declared mapping plays no part (no arguments yet).
+ * - Anything else is denied (-32001).
+ *
+ * Before asking, the token's scopes are applied: when the issuer maps scopes and none of the
+ * token's allows an action, the verdict is `insufficient_scope` with the scopes that would
+ * (so the client can step up), and Pemba is not asked.
+ *
+ * Errors never carry an explanation or a stored tuple: a denial carries the decision id (the
+ * request id Pemba logged it under, `GET /stores/{store}/decisions?request_id=…`). With
+ * `explain: 'log'`, a denial is asked again with `explain` off the request path and the
+ * explanation logged for operators.
+ *
+ * @module
+ */
+import type { Logger } from 'pino'
+import { ulid } from 'ulid'
+import { EVALUATION_FAILED } from '../../model/conditions/messages.ts'
+import type { AuthzenEvaluation } from '../../service/authzen/types.ts'
+import { type DecisionClient, DecisionRejected, DecisionUnavailable, type EnforcementDecision } from '../decisions.ts'
+import { applyMapping, CompiledMapping, compileMapping } from './coaz.ts'
+import { ACTIONS, askedSubject, defaultPlan, isListMethod, LIST_METHODS, objectQuestion, type MessagePlan } from './mapping.ts'
+import { MCP_ERROR, type CoazMapping, type JsonRpcErrorObject, type JsonRpcMessage, type McpCaller, type McpVerdict } from './types.ts'
+
+/** What the policy logs with: a pino logger, or anything with its three methods. */
+export type PolicyLogger = Pick<Logger, 'info' | 'warn' | 'error'>
+
+export interface McpPolicyOptions {
+  /** The Pemba to ask (remote or embedded, perhaps cached). */
+  decisions: DecisionClient
+  /** The `<server>` in `tool:<server>/<name>`: one id segment, no `/`, `:`, `#` or white space. */
+  server: string
+  /**
+   * Declared mappings by tool name, compiled (compileMapping) or raw (compiled here; a bad one
+   * throws naming the tool). They win over a tool's own `x-authzen-mapping`.
+   */
+  tools?: Record<string, CoazMapping | CompiledMapping>
+  /** Further methods any authenticated caller may use, forwarded without asking. */
+  allowMethods?: string[]
+  /** `log`: a denial is asked again with `explain` and the explanation logged at info. */
+  explain?: 'off' | 'log'
+  log: PolicyLogger
+}
+
+/**
+ * McpPolicyFailure: a list result could not be filtered (Pemba could not be asked). The list
+ * must then be answered with `error` (-32603), never passed on unfiltered.
+ */
+export class McpPolicyFailure extends Error {
+  override readonly name = 'McpPolicyFailure'
+  constructor(
+    readonly error: JsonRpcErrorObject,
+    options?: { cause?: unknown },
+  ) {
+    super(error.message, options)
+  }
+}
+
+/** A server name: one id segment. */
+const SERVER_NAME = /^[^/:#\s]{1,64}$/
+
+export class McpPolicy {
+  readonly #decisions: DecisionClient
+  readonly #server: string
+  readonly #configured = new Map<string, CompiledMapping>()
+  /** Mappings tools declared themselves: compiled, or why they could not be (calls then fail closed). */
+  readonly #learned = new Map<string, CompiledMapping | string>()
+  readonly #allowMethods: ReadonlySet<string>
+  readonly #explain: boolean
+  readonly #log: PolicyLogger
+
+  constructor(options: McpPolicyOptions) {
+    if (!SERVER_NAME.test(options.server ?? '')) {
+      throw new Error(`server: '${options.server}' must be 1 to 64 characters, none of '/', ':', '#' or white space`)
+    }
+    this.#decisions = options.decisions
+    this.#server = options.server
+    for (const [name, m] of Object.entries(options.tools ?? {})) {
+      this.#configured.set(name, m instanceof CompiledMapping ? m : compileMapping(m, `tools.${name}`))
+    }
+    this.#allowMethods = new Set(options.allowMethods ?? [])
+    this.#explain = options.explain === 'log'
+    this.#log = options.log
+  }
+
+  /** isListMethod: is `method`'s result filtered by filterListResult? */
+  isListMethod(method: string): boolean {
+    return isListMethod(method)
+  }
+
+  /**
+   * decide says what to do with one client-to-server message from `caller`. It never throws for
+   * a message's content nor for Pemba's failures (those are -32603 denials, logged).
+   */
+  async decide(message: JsonRpcMessage, caller: McpCaller): Promise<McpVerdict> {
+    if (!isObject(message)) return mappingError('a JSON-RPC message must be an object')
+    if (!('method' in message)) return { kind: 'forward' }
+    const { method, params: rawParams } = message as { method: unknown; params?: unknown }
+    if (typeof method !== 'string') return mappingError('method must be a string')
+    if (this.#allowMethods.has(method)) return { kind: 'forward' }
+    const params = isObject(rawParams) ? rawParams : undefined
+    if (rawParams !== undefined && !params) return mappingError('params must be an object')
+    const plan = this.#plan(method, params, caller)
+    switch (plan.kind) {
+      case 'forward':
+        return plan
+      case 'unknown':
+        return {
+          kind: 'deny',
+          error: { code: MCP_ERROR.denied, message: `Forbidden: method '${method}' is not allowed`, data: { reason: 'method_not_allowed' } },
+          requestIds: [],
+        }
+      case 'mapping_error':
+        return mappingError(plan.message)
+      case 'ask':
+        return this.#ask(plan.questions, caller, describe(method, params))
+    }
+  }
+
+  /**
+   * filterListResult keeps the items of a list result `caller` may use (one batch for all), and
+   * learns the tools' declared mappings from a `tools/list` result. Other results are returned
+   * as they are. Throws McpPolicyFailure when Pemba cannot be asked.
+   */
+  async filterListResult(method: string, result: Record<string, unknown>, caller: McpCaller): Promise<Record<string, unknown>> {
+    const spec = LIST_METHODS[method]
+    if (!spec) return result
+    if (method === 'tools/list') this.learnTools(result)
+    const items = result[spec.items]
+    if (!Array.isArray(items) || items.length === 0) return result
+    const type = spec.kind === 'template' ? 'resource' : spec.kind
+    if (caller.missingScopes(ACTIONS[type]) !== undefined) return { ...result, [spec.items]: [] }
+    const asked: Array<{ item: unknown; question: AuthzenEvaluation }> = []
+    for (const item of items) {
+      const rec = isObject(item) ? item : {}
+      const name = spec.kind === 'tool' || spec.kind === 'prompt' ? rec.name : spec.kind === 'resource' ? rec.uri : rec.uriTemplate
+      const question = objectQuestion(this.#server, spec.kind, name, caller)
+      if (typeof question === 'string') this.#log.warn({ method, item: typeof name === 'string' ? name : undefined }, `MCP policy: a ${method} item is hidden: its ${question}`)
+      else asked.push({ item, question })
+    }
+    if (asked.length === 0) return { ...result, [spec.items]: [] }
+    const requestId = ulid()
+    let answers: EnforcementDecision[]
+    try {
+      answers = await this.#decisions.evaluateAll(
+        asked.map((a) => a.question),
+        { onBehalfOf: askedSubject(caller).onBehalfOf, requestId },
+      )
+    } catch (e) {
+      throw new McpPolicyFailure(this.#unavailable(e, requestId, method), { cause: e })
+    }
+    this.#warnItemErrors(answers, asked.map((a) => a.question), requestId)
+    return { ...result, [spec.items]: asked.filter((_, i) => answers[i]?.decision === true).map((a) => a.item) }
+  }
+
+  /**
+   * learnTools remembers each tool's `inputSchema['x-authzen-mapping']` from a `tools/list`
+   * result (a mapping in the configuration wins). A tool whose declared mapping is invalid is
+   * refused (-32602) until it declares a valid one: it never falls back to the default mapping.
+   */
+  learnTools(result: Record<string, unknown>): void {
+    if (!Array.isArray(result.tools)) return
+    for (const tool of result.tools) {
+      if (!isObject(tool) || typeof tool.name !== 'string' || this.#configured.has(tool.name)) continue
+      const schema = isObject(tool.inputSchema) ? tool.inputSchema : {}
+      const raw = schema['x-authzen-mapping']
+      if (raw === undefined) {
+        this.#learned.delete(tool.name)
+        continue
+      }
+      try {
+        this.#learned.set(tool.name, compileMapping(raw, `tool '${tool.name}' x-authzen-mapping`))
+      } catch (e) {
+        const message = (e as Error).message
+        this.#learned.set(tool.name, message)
+        this.#log.warn({ tool: tool.name }, `MCP policy: ${message}; calls to the tool are refused`)
+      }
+    }
+  }
+
+  /** #plan: the questions of a message, by the tool's declared mapping or the default one. */
+  #plan(method: string, params: Record<string, unknown> | undefined, caller: McpCaller): MessagePlan {
+    if (method !== 'tools/call' || typeof params?.name !== 'string') {
+      return defaultPlan(this.#server, method, params, caller)
+    }
+    const declared = this.#configured.get(params.name) ?? this.#learned.get(params.name)
+    if (declared === undefined) return defaultPlan(this.#server, method, params, caller)
+    if (typeof declared === 'string') return { kind: 'mapping_error', message: declared }
+    const applied = applyMapping(declared, { params, token: caller.claims as Record<string, unknown> }, caller)
+    return applied.ok ? { kind: 'ask', questions: applied.questions } : { kind: 'mapping_error', message: applied.message }
+  }
+
+  /** #ask applies the scope ceiling, then asks every question; all must be allowed. */
+  async #ask(questions: AuthzenEvaluation[], caller: McpCaller, label: string): Promise<McpVerdict> {
+    const scopes = new Set<string>()
+    for (const q of questions) {
+      const missing = caller.missingScopes(q.action.name)
+      if (missing === undefined) continue
+      if (missing.length === 0) {
+        // No scope of the issuer allows the action: no step-up can help.
+        return {
+          kind: 'deny',
+          error: { code: MCP_ERROR.denied, message: `Forbidden: ${label}: no scope allows '${q.action.name}'`, data: { reason: 'scope_missing' } },
+          requestIds: [],
+        }
+      }
+      for (const s of missing) scopes.add(s)
+    }
+    if (scopes.size > 0) {
+      const required = [...scopes]
+      return {
+        kind: 'insufficient_scope',
+        scopes: required,
+        error: {
+          code: MCP_ERROR.denied,
+          message: `Forbidden: ${label} needs one of the scopes ${required.join(', ')}`,
+          data: { reason: 'insufficient_scope', scopes: required },
+        },
+        requestIds: [],
+      }
+    }
+    const requestId = ulid()
+    const onBehalfOf = askedSubject(caller).onBehalfOf
+    let answers: EnforcementDecision[]
+    try {
+      answers =
+        questions.length === 1
+          ? [await this.#decisions.evaluate(questions[0]!, { onBehalfOf, requestId })]
+          : await this.#decisions.evaluateAll(questions, { onBehalfOf, requestId })
+      if (answers.length !== questions.length) {
+        throw new DecisionUnavailable(`Pemba answered ${answers.length} of ${questions.length} questions`, requestId)
+      }
+    } catch (e) {
+      if (e instanceof DecisionRejected && e.message.includes(EVALUATION_FAILED)) {
+        // A condition could not be evaluated for this call (an argument it needs is missing or
+        // of another type): the caller's call is refused, Pemba itself is fine.
+        this.#log.warn({ request_id: requestId, message_label: label, cause: e.message }, `MCP policy: ${label} is refused: a condition could not be evaluated`)
+        return {
+          kind: 'deny',
+          error: { code: MCP_ERROR.denied, message: `Forbidden: ${label} is not allowed`, data: { decision_id: requestId, reason: 'condition_not_evaluated' } },
+          requestIds: [requestId],
+        }
+      }
+      return { kind: 'deny', error: this.#unavailable(e, requestId, label), requestIds: [requestId] }
+    }
+    const requestIds = [...new Set(answers.map((a) => a.requestId))]
+    this.#warnItemErrors(answers, questions, requestId)
+    const denied = answers.findIndex((a) => a.decision !== true)
+    if (denied < 0) return { kind: 'allow', requestIds }
+    const decisionId = answers[denied]!.requestId
+    if (this.#explain) void this.#explainDenial(questions[denied]!, onBehalfOf, decisionId, label)
+    const data: Record<string, unknown> = { decision_id: decisionId }
+    const reason = answers[denied]!.context?.reason
+    if (typeof reason === 'string') data.reason = reason
+    return { kind: 'deny', error: { code: MCP_ERROR.denied, message: `Forbidden: ${label} is not allowed`, data }, requestIds }
+  }
+
+  /** #unavailable logs why Pemba could not decide and returns the -32603 error the message gets. */
+  #unavailable(e: unknown, requestId: string, what: string): JsonRpcErrorObject {
+    const known = e instanceof DecisionUnavailable || e instanceof DecisionRejected
+    this.#log.error(
+      { err: e, request_id: requestId, store: this.#decisions.storeId, message_label: what },
+      known && e instanceof DecisionRejected
+        ? `MCP policy: Pemba refused the question (${e.status} ${e.code}): check the enforcement point's configuration; ${what} is refused`
+        : `MCP policy: Pemba could not be asked; ${what} is refused (fail closed)`,
+    )
+    return { code: MCP_ERROR.pdpFailure, message: 'Internal error: the authorization decision could not be made', data: { decision_id: requestId } }
+  }
+
+  /** #warnItemErrors logs batch items Pemba could not evaluate (they count as denials). */
+  #warnItemErrors(answers: EnforcementDecision[], questions: AuthzenEvaluation[], requestId: string): void {
+    for (const [i, a] of answers.entries()) {
+      const error = a.context?.error as { message?: unknown } | undefined
+      // A condition that needs what a listing cannot know (the arguments) hides the item: expected.
+      if (error === undefined || (typeof error.message === 'string' && error.message.includes(EVALUATION_FAILED))) continue
+      const q = questions[i]!
+      this.#log.warn(
+        { request_id: requestId, object: `${q.resource.type}:${q.resource.id}`, action: q.action.name, error },
+        'MCP policy: Pemba could not evaluate a question (counted as a denial): check the model and the mapping',
+      )
+    }
+  }
+
+  /** #explainDenial asks a denied question again with `explain` and logs the answer (never sent to the client). */
+  async #explainDenial(q: AuthzenEvaluation, onBehalfOf: string[] | undefined, decisionId: string, label: string): Promise<void> {
+    const requestId = ulid()
+    try {
+      const d = await this.#decisions.evaluate(q, { onBehalfOf, explain: true, requestId })
+      this.#log.info(
+        { decision_id: decisionId, explain_request_id: requestId, message_label: label, object: `${q.resource.type}:${q.resource.id}`, action: q.action.name, explanation: d.context },
+        `MCP policy: denial explained: ${label}`,
+      )
+    } catch (e) {
+      this.#log.warn({ err: e, decision_id: decisionId, explain_request_id: requestId }, `MCP policy: the denial of ${label} could not be explained`)
+    }
+  }
+}
+
+function mappingError(message: string): McpVerdict {
+  return { kind: 'deny', error: { code: MCP_ERROR.mappingError, message: `Invalid params: ${message}` }, requestIds: [] }
+}
+
+/** describe names a message for errors and logs: `tools/call 'read_customer'`. */
+function describe(method: string, params: Record<string, unknown> | undefined): string {
+  const name = params?.name ?? params?.uri
+  return typeof name === 'string' ? `${method} '${name.length > 100 ? `${name.slice(0, 100)}…` : name}'` : method
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}

@@ -1,0 +1,218 @@
+/**
+ * createMcpAuthorizer end to end: the official SDK's Client talking to an McpServer over the
+ * web-standard streamable HTTP transport behind Hono on a loopback port, the transport wrapped
+ * by `protect`, decisions asked of a real Pemba over HTTP with real tokens.
+ */
+import { serve, type ServerType } from '@hono/node-server'
+import { Client } from '@modelcontextprotocol/sdk/client/index.js'
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
+import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { Hono } from 'hono'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { remoteDecisions } from '../../src/enforce/remote.ts'
+import { createMcpAuthorizer, type McpAuthorizer } from '../../src/enforce/mcp/authorizer.ts'
+import { closedPort, mcpWorld, memoryLogger, type McpWorld } from './mcp-fixture.ts'
+
+let world: McpWorld
+let authorizer: McpAuthorizer
+let down: McpAuthorizer
+let http: ServerType
+let base: string
+
+function crmServer(): McpServer {
+  const server = new McpServer({ name: 'crm', version: '1.0.0' })
+  server.registerTool('read_customer', { inputSchema: { id: z.string() } }, async ({ id }) => ({ content: [{ type: 'text', text: `customer ${id}: ACME ✓` }] }))
+  server.registerTool('export_customers', { inputSchema: {} }, async () => ({ content: [{ type: 'text', text: 'everything' }] }))
+  server.registerTool('search_customers', { inputSchema: { limit: z.number().int() } }, async ({ limit }) => ({ content: [{ type: 'text', text: `${limit} found` }] }))
+  server.registerTool('count_slowly', { inputSchema: { n: z.number().int() } }, async ({ n }, extra) => {
+    for (let i = 1; i <= n; i++) {
+      const token = extra._meta?.progressToken
+      if (token !== undefined) await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: n } })
+    }
+    return { content: [{ type: 'text', text: `counted to ${n}` }] }
+  })
+  server.registerPrompt('summary', { argsSchema: { id: z.string() } }, ({ id }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Summarise ${id}` } }] }))
+  server.registerPrompt('other', { argsSchema: { id: z.string() } }, ({ id }) => ({ messages: [{ role: 'user', content: { type: 'text', text: id } }] }))
+  for (const uri of ['file:///r/q3.pdf', 'file:///r/secret.pdf']) {
+    server.registerResource(uri, uri, { mimeType: 'text/plain' }, async () => ({ contents: [{ uri, mimeType: 'text/plain', text: `report ${uri}` }] }))
+  }
+  return server
+}
+
+/** One stateless MCP endpoint: a server and a protected transport per request. */
+function endpoint(app: Hono, path: string, which: () => McpAuthorizer, options: { json?: boolean; noAuthInfo?: boolean } = {}): void {
+  app.all(path, async (c) => {
+    const a = which()
+    const auth = await a.bearerAuthInfo(c.req.header('authorization'))
+    if (!auth.ok && !options.noAuthInfo) {
+      return c.json({ error: 'invalid_token', error_description: auth.reason }, 401, {
+        'WWW-Authenticate': `Bearer error="invalid_token", resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"`,
+      })
+    }
+    const transport = a.protect(new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: options.json ?? false }))
+    await crmServer().connect(transport)
+    return transport.handleRequest(c.req.raw, options.noAuthInfo || !auth.ok ? {} : { authInfo: auth.authInfo })
+  })
+}
+
+beforeAll(async () => {
+  world = await mcpWorld(['tool:crm/count_slowly#call@user:alice', 'tool:crm/count_slowly#call@agent:*'])
+  authorizer = await createMcpAuthorizer({ decisions: world.decisions, server: 'crm', issuers: world.issuers, logger: memoryLogger() })
+  down = await createMcpAuthorizer({
+    decisions: remoteDecisions({ url: `http://127.0.0.1:${await closedPort()}`, storeId: world.storeId, timeoutMs: 500 }),
+    server: 'crm',
+    verifier: world.verifier,
+    logger: memoryLogger(),
+  })
+  const app = new Hono()
+  endpoint(app, '/mcp', () => authorizer)
+  endpoint(app, '/mcp-json', () => authorizer, { json: true })
+  endpoint(app, '/mcp-noauth', () => authorizer, { json: true, noAuthInfo: true })
+  endpoint(app, '/mcp-down', () => down)
+  http = serve({ hostname: '127.0.0.1', port: 0, fetch: app.fetch })
+  await new Promise<void>((resolve) => (http.listening ? resolve() : http.once('listening', () => resolve())))
+  base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`
+})
+afterAll(async () => {
+  await new Promise<void>((resolve) => {
+    ;(http as unknown as { closeAllConnections(): void }).closeAllConnections()
+    http.close(() => resolve())
+  })
+  await world?.close()
+})
+
+async function connect(token: string, path = '/mcp'): Promise<Client> {
+  const client = new Client({ name: 'agent', version: '1.0.0' })
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${base}${path}`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }))
+  return client
+}
+
+const agentToken = (claims: Record<string, unknown> = {}) => world.token({ act: { sub: 'assistant' }, client_id: 'assistant-app', ...claims })
+
+async function rpcError(p: Promise<unknown>): Promise<McpError> {
+  const e = await p.then(
+    () => undefined,
+    (err: unknown) => err,
+  )
+  expect(e).toBeInstanceOf(McpError)
+  return e as McpError
+}
+
+describe('createMcpAuthorizer with the official SDK', () => {
+  it('an agent acting for alice lists only her permitted tools, prompts and resources', async () => {
+    const client = await connect(await agentToken())
+    // search_customers is alice's only under a condition on its arguments, which a listing cannot know: hidden.
+    expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['count_slowly', 'read_customer'])
+    expect((await client.listPrompts()).prompts.map((p) => p.name)).toEqual(['summary'])
+    expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(['file:///r/q3.pdf'])
+    await client.close()
+  })
+
+  it('§8.47 an allowed call passes through unchanged, streaming progress included', async () => {
+    const client = await connect(await agentToken())
+    expect(await client.callTool({ name: 'read_customer', arguments: { id: '42' } })).toEqual({ content: [{ type: 'text', text: 'customer 42: ACME ✓' }] })
+    const progress: number[] = []
+    const r = await client.callTool({ name: 'count_slowly', arguments: { n: 3 } }, undefined, { onprogress: (p) => void progress.push(p.progress) })
+    expect(r.content).toEqual([{ type: 'text', text: 'counted to 3' }])
+    expect(progress).toEqual([1, 2, 3])
+    expect((await client.getPrompt({ name: 'summary', arguments: { id: '7' } })).messages).toHaveLength(1)
+    expect((await client.readResource({ uri: 'file:///r/q3.pdf' })).contents[0]).toMatchObject({ text: 'report file:///r/q3.pdf' })
+    await client.close()
+  })
+
+  it('§8.49 a forbidden call is a JSON-RPC error -32001 with its decision id; the tool never runs', async () => {
+    const client = await connect(await agentToken())
+    const e = await rpcError(client.callTool({ name: 'export_customers', arguments: {} }))
+    expect(e.code).toBe(-32001)
+    const decisionId = (e.data as { decision_id: string }).decision_id
+    const [d] = (await world.decisionLog()).filter((x) => x.request_id === decisionId)
+    expect(d).toMatchObject({ user: 'agent:assistant', on_behalf_of: ['user:alice'], object: 'tool:crm/export_customers', allowed: false })
+    expect((await rpcError(client.callTool({ name: 'search_customers', arguments: { limit: 500 } }))).code).toBe(-32001)
+    expect((await rpcError(client.readResource({ uri: 'file:///r/secret.pdf' }))).code).toBe(-32001)
+    await client.close()
+  })
+
+  it('§8.46 ping never reaches the PDP; the token is still required', async () => {
+    const client = await connect(await agentToken())
+    const before = (await world.decisionLog()).length
+    await client.ping()
+    expect((await world.decisionLog()).length).toBe(before)
+    await client.close()
+    // No AuthInfo handed to the transport: nothing is delivered, a request gets an error.
+    const res = await fetch(`${base}/mcp-noauth`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+    })
+    expect(await res.json()).toEqual({ jsonrpc: '2.0', id: 1, error: { code: -32001, message: 'Unauthorized: token_missing', data: { reason: 'token_missing' } } })
+  })
+
+  it('without a valid token the app answers 401 with the resource metadata', async () => {
+    const res = await fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    expect(res.status).toBe(401)
+    expect(res.headers.get('www-authenticate')).toContain('resource_metadata=')
+    const expired = await world.token({ exp: Math.floor(Date.now() / 1000) - 3600 })
+    const res2 = await fetch(`${base}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${expired}` }, body: '{}' })
+    expect(res2.status).toBe(401)
+    expect(await res2.json()).toMatchObject({ error_description: 'token_expired' })
+  })
+
+  it('a token lacking the scope gets the scopes it needs', async () => {
+    const client = await connect(await agentToken({ scope: 'crm:export' }))
+    const e = await rpcError(client.callTool({ name: 'read_customer', arguments: { id: '1' } }))
+    expect(e.code).toBe(-32001)
+    expect(e.data).toEqual({ reason: 'insufficient_scope', scopes: ['crm:read', 'crm:all'] })
+    await client.close()
+  })
+
+  it('a revoked acts_for tuple stops the next call', async () => {
+    await world.client.request('POST', `/stores/${world.storeId}/write`, { writes: { tuple_keys: [{ user: 'agent:helper', relation: 'acts_for', object: 'user:alice' }] } })
+    const client = await connect(await world.token({ act: { sub: 'helper' } }))
+    expect((await client.callTool({ name: 'read_customer', arguments: { id: '1' } })).content).toHaveLength(1)
+    const res = await world.client.request('POST', `/stores/${world.storeId}/write`, { deletes: { tuple_keys: [{ user: 'agent:helper', relation: 'acts_for', object: 'user:alice' }] } })
+    expect(res.status, res.text).toBe(200)
+    expect((await rpcError(client.callTool({ name: 'read_customer', arguments: { id: '1' } }))).code).toBe(-32001)
+    await client.close()
+  })
+
+  it('a batch of JSON-RPC messages is decided per message', async () => {
+    const token = await agentToken()
+    const res = await fetch(`${base}/mcp-json`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 'a', method: 'tools/call', params: { name: 'read_customer', arguments: { id: '1' } } },
+        { jsonrpc: '2.0', id: 'b', method: 'tools/call', params: { name: 'export_customers', arguments: {} } },
+        { jsonrpc: '2.0', id: 'c', method: 'ping' },
+        { jsonrpc: '2.0', id: 'd', method: 'sampling/createMessage', params: {} },
+      ]),
+    })
+    expect(res.status).toBe(200)
+    const byId = Object.fromEntries(((await res.json()) as Array<Record<string, any>>).map((m) => [m.id, m]))
+    expect(byId.a.result.content[0].text).toBe('customer 1: ACME ✓')
+    expect(byId.b.error).toMatchObject({ code: -32001, data: { decision_id: expect.any(String) } })
+    expect(byId.c.result).toEqual({})
+    expect(byId.d.error).toMatchObject({ code: -32001, data: { reason: 'method_not_allowed' } })
+  })
+
+  it('§8.49 Pemba down: calls are -32603 with the request id, lists are errors, never unfiltered', async () => {
+    const client = await connect(await agentToken(), '/mcp-down')
+    const e = await rpcError(client.callTool({ name: 'read_customer', arguments: { id: '1' } }))
+    expect(e.code).toBe(-32603)
+    expect(e.data).toEqual({ decision_id: expect.any(String) })
+    expect((await rpcError(client.listTools())).code).toBe(-32603)
+    await client.ping()
+    await client.close()
+  })
+
+  it('refuses to start without issuers or a verifier, or with a bad mapping', async () => {
+    await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm' })).rejects.toThrow('issuers (or verifier) is required')
+    await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm', verifier: world.verifier, tools: { x: { evaluation: {} } as never } })).rejects.toThrow(
+      'tools.x: evaluation.action: required',
+    )
+  })
+})
