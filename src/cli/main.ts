@@ -6,7 +6,7 @@
  * `expand`, `read` and `changes` query a running server (src/cli/queries.ts); `tuple
  * import|export` and `store import|export` move tuples and whole stores in bulk (src/cli/tuple.ts,
  * src/cli/store.ts); `backup create|restore|inspect` backs up and restores the whole database
- * (src/cli/backup.ts). `pemba --help` and `pemba <command>
+ * (src/cli/backup.ts); `mcp-gateway` runs the MCP gateway (src/cli/mcp-gateway.ts). `pemba --help` and `pemba <command>
  * --help` list every flag with its environment variable and default (src/cli/program.ts).
  *
  * @module
@@ -17,6 +17,7 @@ import { createRedactor } from '../core/redact.ts'
 import { createLogger } from '../telemetry/logger.ts'
 import { backupCli } from './backup.ts'
 import { clientsCli } from './clients.ts'
+import { mcpGatewayCli } from './mcp-gateway.ts'
 import { migrateCli } from './migrate.ts'
 import { modelCli } from './model.ts'
 import { runProgram, type Register } from './program.ts'
@@ -41,7 +42,7 @@ const serveCli: Register = (program, ctx) => {
 /** A fatal error's line hides the preshared keys as given, like every other line. */
 const fatalRedactor = createRedactor(presharedKeysIn([process.env.PEMBA_AUTH_PRESHARED_KEYS]))
 
-runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, modelCli, tupleCli, storeCli, backupCli, queryCli, clientsCli, reviewCli]).then(
+runProgram(process.argv.slice(2), { env: process.env, out: console }, [serveCli, migrateCli, modelCli, tupleCli, storeCli, backupCli, queryCli, clientsCli, reviewCli, mcpGatewayCli]).then(
   (code) => {
     if (code >= 0) process.exit(code)
   },

@@ -25,10 +25,14 @@ export interface CliIo {
 /** A command's work once its arguments are read: resolves with the exit code (-1: keeps running). */
 export type Run = (config: PembaConfig, redactor: Redactor) => Promise<number>
 
-/** What a command's registration gets: `exec` runs its work with the loaded configuration. */
+/**
+ * What a command's registration gets: `exec` runs its work with the loaded configuration;
+ * `run` runs work that reads no PEMBA_* settings (`mcp-gateway`, with a file of its own).
+ */
 export interface CommandContext {
   io: CliIo
   exec(cmd: Command, run: Run): Promise<void>
+  run(work: () => Promise<number>): Promise<void>
 }
 
 /**
@@ -94,6 +98,9 @@ function buildProgram(io: CliIo, result: { code: number }, register: readonly Re
         io.out.error(`pemba: ${failure(e, config, configured, setting)}`)
         result.code = 1
       }
+    },
+    async run(work) {
+      result.code = await work()
     },
   }
   for (const add of register) add(program, ctx)
