@@ -40,7 +40,7 @@ export interface Layer {
 }
 
 /**
- * The layers, top to bottom: cli → enforcement points → server wiring → api → auth → service → engine → model → core,
+ * The layers, top to bottom: the library entry and the cli → enforcement points → server wiring → api → auth → service → engine → model → core,
  * with the store beside the engine. The engine and the HTTP layer see only the store's ports
  * (TupleReader and the record types in src/store/ports.ts), never its readers or SQL; the store serves the engine and the services and
  * imports neither (a feature's storage port is declared next to its service as
@@ -49,6 +49,13 @@ export interface Layer {
  * check service); what both need, such as JWT key resolution, lives in the services.
  */
 export const LAYERS: readonly Layer[] = [
+  {
+    name: 'library',
+    // The package's main entry (`import { createPemba } from 'pemba'`): re-exports only.
+    files: ['src/index.ts'],
+    mayImport: ['enforce', 'wiring', 'service', 'service-port', 'store-port', 'telemetry', 'model', 'core'],
+    about: "the package's public entry point, Pemba as a library",
+  },
   {
     name: 'cli',
     files: ['src/cli/**'],
