@@ -35,6 +35,8 @@ import { ArapBinding } from './service/authzen/arap-binding.ts'
 import { ArapRequestService } from './service/authzen/arap-requests.ts'
 import { SigningKeys } from './service/signing-keys.ts'
 import { AuthzenEvaluations } from './service/authzen/evaluations.ts'
+import { GatewayService } from './service/gateway/gateway.ts'
+import { loadGatewayRoutes } from './service/gateway/route-file.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
 import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
@@ -197,7 +199,9 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const redactor = createRedactor(configuredSecrets(config))
   const logger =
     overrides.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
-  // Before anything is opened: a refused OTEL_* value stops the start with nothing to close.
+  // Before anything is opened: a routes file that cannot be used, or a refused OTEL_* value,
+  // stops the start with nothing to close (loadConfig has checked the routes file already).
+  const gatewayRoutes = config.gatewayRoutes === '' ? undefined : loadGatewayRoutes(config.gatewayRoutes)
   const tracing = overrides.otelEnv ? startTracing(overrides.otelEnv, logger) : undefined
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
@@ -349,6 +353,8 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxDurationMs: parseDuration(config.jitMaxDuration)!,
   })
   const authzenEvaluations = new AuthzenEvaluations({ decider: authzenDecider, models, maxItems: config.maxChecksPerBatch })
+  // The gateway decision for nginx and Envoy (/stores/{store}/gateway/authorize).
+  const gateway = new GatewayService({ tokenChecks, models, routes: gatewayRoutes })
   const authzenSearch = new SearchService({
     lists,
     evaluation,
@@ -411,6 +417,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     authzenRequests,
     authzenEvaluations,
     authzenMetadataSigner: signingKeys,
+    gateway,
     authzenSettings: {
       publicUrl: config.publicUrl === '' ? '' : parsePublicUrl(config.publicUrl),
       trustProxy: parseTrustProxy(config.trustProxy),

@@ -35,6 +35,7 @@ import { MODEL_HEADER, TRUNCATED_HEADER } from './contracts.ts'
 import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
+import { registerGatewayRoutes } from './gateway/routes.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
 export type { AppDeps, AppEnv } from './env.ts'
@@ -79,6 +80,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerAuthzenDiscoveryRoutes(app, deps)
   registerAuthzenRequestRoutes(app, deps)
   registerAuthzenJwksRoutes(app, deps)
+  registerGatewayRoutes(app, deps)
 
   app.notFound((c) => {
     const known = isKnownPath(new URL(c.req.url).pathname)

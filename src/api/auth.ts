@@ -21,6 +21,7 @@ import type { AppEnv } from './env.ts'
 import { compilePath, compileRoutes, findRoute, ROUTES } from './route-table.ts'
 import { checkStoreId } from './validation.ts'
 import { authzenRefusal, isAuthzenRoute, isDiscoveryRoute } from './authzen/access.ts'
+import { gatewayRefusal, isGatewayRoute, PEP_AUTHORIZATION } from './gateway/access.ts'
 
 /**
  * requireObjectTypeWriter lets a Write through when the client is a writer of every object type
@@ -85,6 +86,21 @@ export function authMiddleware(deps: {
     const found = findRoute(routes, c.req.method, path)
     if (found?.route.requires === 'open') return next()
     if (deps.publicDiscovery && found && isDiscoveryRoute(found.route.path)) return next()
+    // The gateway decision: `Authorization` is the end user's token there, so the proxy's own
+    // credential travels in Pemba-Authorization, and a refusal is 403 (a proxy hands a 401 to
+    // the end user as a request to log in, which their token cannot fix).
+    if (found && isGatewayRoute(found.route.path)) {
+      try {
+        c.set('client', await deps.authenticator.authenticate(c.req.header(PEP_AUTHORIZATION)))
+        const required = found.route.requires
+        if (typeof required === 'object' && 'store' in required) {
+          await deps.access.requireOnStore(c.get('client'), required.store, checkStoreId(found.storeId ?? ''))
+        }
+      } catch (e) {
+        throw gatewayRefusal(e)
+      }
+      return next()
+    }
     const client = await deps.authenticator.authenticate(c.req.header('authorization'))
     c.set('client', client)
     if (!found) {

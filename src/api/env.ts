@@ -30,6 +30,7 @@ import type { RequestMetrics } from '../telemetry/request-metrics.ts'
 import type { Tracing } from '../telemetry/tracing.ts'
 import type { RequestObservation } from '../telemetry/request-observation.ts'
 import type { AuthzenSettings } from './authzen/settings.ts'
+import type { GatewayService } from '../service/gateway/gateway.ts'
 
 export interface AppDeps {
   models: ModelService
@@ -90,6 +91,8 @@ export interface AppDeps {
   authzenSearch: SearchService
   /** AuthZEN: PEMBA_PUBLIC_URL, PEMBA_TRUST_PROXY, PEMBA_AUTHZEN_DEFAULT_STORE and _DISCOVERY (src/api/authzen/base-url.ts). */
   authzenSettings: AuthzenSettings
+  /** The gateway decision for nginx and Envoy (src/service/gateway/); absent: it answers 404 `gateway_not_configured`. */
+  gateway?: GatewayService
 }
 
 /**

@@ -39,8 +39,9 @@ export type Requirement =
   | { readonly system: SystemRole }
 
 export interface RoutePermission {
-  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
-  /** Hono path syntax; `:store` is the store the permission is checked on. */
+  /** `ALL`: any method (the gateway decision endpoint, which proxies call with the original method). */
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'ALL'
+  /** Hono path syntax; `:store` is the store the permission is checked on; a last `*` matches the rest. */
   readonly path: string
   readonly requires: Requirement
 }
@@ -52,6 +53,10 @@ export const ROUTES = [
   // AuthZEN's decisions (docs/authzen.md) are hot paths too: a gateway asks one per request.
   { method: 'POST', path: '/stores/:store/access/v1/evaluation', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/access/v1/evaluations', requires: { store: 'checker' } },
+  // The gateway decision (docs/gateway.md): a proxy asks one per request, with the original
+  // method (Envoy) or any (nginx's auth subrequest); the proxy's credential is Pemba-Authorization.
+  { method: 'ALL', path: '/stores/:store/gateway/authorize', requires: { store: 'checker' } },
+  { method: 'ALL', path: '/stores/:store/gateway/authorize/*', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer', orObjectTypeWriter: true } },
   { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' } },
@@ -159,6 +164,7 @@ export function compilePath(path: string): { pattern: RegExp; params: string[] }
         params.push(seg.slice(1))
         return '([^/]+)'
       }
+      if (seg === '*') return '.*'
       return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
     })
     .join('/')
@@ -180,7 +186,7 @@ export function findRoute(
 ): { route: CompiledRoute; storeId?: string } | undefined {
   const m = method === 'HEAD' ? 'GET' : method
   for (const route of routes) {
-    if (route.method !== m) continue
+    if (route.method !== m && route.method !== 'ALL') continue
     const match = route.pattern.exec(path)
     if (match) return { route, storeId: route.storeGroup > 0 ? match[route.storeGroup] : undefined }
   }

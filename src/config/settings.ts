@@ -26,6 +26,7 @@ import { BrowserSettingError, parseCorsOrigins } from '../api/cors.ts'
 import { parseAllowedHosts } from '../api/host-check.ts'
 import { splitHostPort } from '../telemetry/metrics-listener.ts'
 import { AuthzenSettingError, parsePublicUrl, parseTrustProxy } from '../api/authzen/settings.ts'
+import { GatewayRoutesError, loadGatewayRoutes } from '../service/gateway/route-file.ts'
 
 /** What `--help` and the documentation say about a setting. */
 export interface SettingMeta {
@@ -53,6 +54,7 @@ const GROUP = {
   telemetry: 'Logs and metrics',
   browsers: 'Browsers and hosts',
   authzen: 'AuthZEN',
+  gateway: 'Gateway',
 } as const
 
 /** ConfigError: a setting that cannot work; its message names the setting (never a secret). */
@@ -422,6 +424,11 @@ export const settingsShape = {
         "How long a requestable denial may be turned into an access request: its `access_request.expires_at` and its binding token's `exp` (at most P1D).",
     },
   ),
+  gatewayRoutes: meta(parsedBy(loadGatewayRoutes, GatewayRoutesError).default(''), {
+    env: 'PEMBA_GATEWAY_ROUTES', group: GROUP.gateway, value: '<path>',
+    description:
+      'The YAML file of route templates the gateway decision endpoint (`/stores/{store}/gateway/authorize`, for nginx `auth_request` and Envoy `ext_authz`) matches requests against (docs/gateway.md); read and checked at startup. Empty = the endpoint answers 404 `gateway_not_configured`.',
+  }),
 }
 
 /** The configuration: every setting, parsed. */
@@ -527,4 +534,5 @@ export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
   PEMBA_FUZZ_RUNS: 'A multiplier of the HTTP fuzz test runs (default 2).',
   PEMBA_FUZZ_SEED: 'The seed of the property-based tests (`random` explores new cases).',
   PEMBA_DIFF_RUNS: 'Runs of the differential test (default 250).',
+  PEMBA_REQUIRE_NGINX: 'With 1, the nginx test suites fail instead of skipping when nginx is missing (.ci/run sets it).',
 }

@@ -22,6 +22,9 @@
  * resort: no planted secret may reach a log call at all. A new route without an entry here
  * fails the first test.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -84,6 +87,12 @@ interface Endpoint {
   raw?: { contentType: string; text: (secret: string) => string }[]
   /** Field paths (as `a.0.b`, record keys as `<key>`) a successful answer returns as given. */
   returns?: string[]
+  /** Request headers the endpoint reads, with valid values; each is planted too. */
+  headers?: (f: Fixture) => Record<string, string>
+  /** The header the API client's credential travels in (default `authorization`). */
+  credentialHeader?: string
+  /** A valid tail for a path ending in `*` (the gateway's original path). */
+  tail?: string
 }
 
 const tupleKey = (user: string, relation = 'viewer', object = 'doc:1') => ({ user, relation, object })
@@ -323,6 +332,19 @@ const ENDPOINTS: Record<RouteKey, Endpoint> = {
     returns: ['client', 'type'],
   },
   'DELETE /system/grants': { query: { schema: contracts.revokeGrantQuery, base: (f) => ({ client: 'ci', role: 'writer', store: f.store }) } },
+  // The gateway decision (nginx, Envoy): the end user's token is Authorization, the proxy's
+  // credential Pemba-Authorization; the original method and path are headers, or the path's tail.
+  'ALL /stores/:store/gateway/authorize': {
+    params: store,
+    credentialHeader: 'pemba-authorization',
+    headers: (f) => ({ authorization: `Bearer ${f.token}`, 'x-original-method': 'GET', 'x-original-uri': '/docs/1?q=1' }),
+  },
+  'ALL /stores/:store/gateway/authorize/*': {
+    params: store,
+    credentialHeader: 'pemba-authorization',
+    headers: (f) => ({ authorization: `Bearer ${f.token}` }),
+    tail: 'docs/1',
+  },
 }
 
 // --- the fields of a zod schema ----------------------------------------------------------------
@@ -432,9 +454,15 @@ interface Answer {
   text: string
 }
 
-async function send(method: string, path: string, body?: { contentType: string; text: string }, auth = `Bearer ${ADMIN_KEY}`): Promise<Answer> {
+async function send(
+  method: string,
+  path: string,
+  body?: { contentType: string; text: string },
+  auth = `Bearer ${ADMIN_KEY}`,
+  extra: { headers?: Record<string, string>; credentialHeader?: string } = {},
+): Promise<Answer> {
   // A Host, as every HTTP/1.1 request has: AuthZEN builds absolute URLs from it.
-  const headers: Record<string, string> = { authorization: auth, host: 'localhost' }
+  const headers: Record<string, string> = { ...extra.headers, [extra.credentialHeader ?? 'authorization']: auth, host: 'localhost' }
   if (body) headers['content-type'] = body.contentType
   const res = await pemba.app.request(path, { method, headers, body: body?.text })
   return { status: res.status, headers: res.headers, text: await res.text() }
@@ -492,16 +520,22 @@ interface Probe {
   path: string
   body?: { contentType: string; text: string }
   auth?: string
+  /** Request headers (the endpoint's, one of them planted). */
+  headers?: Record<string, string>
   /** The field that holds the secret (for `returns`), or a description. */
   field: string
   secret: string
 }
 
 function probesFor(key: RouteKey, e: Endpoint, f: Fixture): Probe[] {
-  const [method, template] = key.split(' ') as [string, string]
+  const [listed, template] = key.split(' ') as [string, string]
+  // Any method: the gateway's (a proxy's auth request is a GET).
+  const method = listed === 'ALL' ? 'GET' : listed
   const params = e.params ?? {}
   const fill = (override: Record<string, string> = {}) =>
-    template.replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(override[name] ?? params[name]!(f)))
+    template
+      .replace(/:(\w+)/g, (_, name: string) => encodeURIComponent(override[name] ?? params[name]!(f)))
+      .replace(/\*$/, () => (override['*'] === undefined ? e.tail! : `docs/${encodeURIComponent(override['*'])}`))
   const qs = (q: Record<string, string>) => {
     const s = new URLSearchParams(q).toString()
     return s ? `?${s}` : ''
@@ -515,6 +549,13 @@ function probesFor(key: RouteKey, e: Endpoint, f: Fixture): Probe[] {
       for (const name of template.match(/:(\w+)/g) ?? []) {
         const p = name.slice(1)
         probes.push({ method, path: fill({ [p]: value }) + qs(baseQuery), body: baseBody, field: `path :${p}`, secret })
+      }
+      if (template.endsWith('*')) probes.push({ method, path: fill({ '*': value }), field: 'path *', secret })
+      const headers = e.headers?.(f)
+      for (const name of Object.keys(headers ?? {})) {
+        for (const planted of [value, `Bearer ${value}`, `/docs/${value}`]) {
+          probes.push({ method, path: fill() + qs(baseQuery), body: baseBody, headers: { ...headers, [name]: planted }, field: `header ${name}`, secret })
+        }
       }
       if (e.query) {
         for (const field of fieldsOf(e.query.schema)) {
@@ -557,6 +598,7 @@ beforeAll(async () => {
     authAdminClients: 'admin',
     decisionLog: 'on' as const,
     logLevel: 'trace' as const,
+    gatewayRoutes: gatewayRoutesFile(),
   }
   // In production every serialised line also goes through the configured redactor
   // (src/telemetry/logger.ts; test/api/redaction.test.ts). Here it does not: the property held
@@ -573,6 +615,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await pemba?.close()
 })
+
+/** The gateway's routes: `GET /docs/{docId}` asks `viewer` on `doc:{docId}`. */
+function gatewayRoutesFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pemba-redaction-'))
+  const file = join(dir, 'routes.yaml')
+  writeFileSync(file, 'routes:\n  - template: /docs/{docId}\n    methods: [GET]\n    resource: {type: doc, id: "{docId}"}\n    action: viewer\n')
+  return file
+}
 
 describe('a secret in every field of every endpoint', () => {
   it('covers every route of the route table', () => {
@@ -606,7 +656,10 @@ describe('a secret in every field of every endpoint', () => {
         }
         const probe = list[i]!
         const before = lines.length
-        const r = await send(probe.method, probe.path, probe.body, probe.auth)
+        const r = await send(probe.method, probe.path, probe.body, probe.auth, {
+          headers: probe.headers ?? e.headers?.(fixture),
+          credentialHeader: e.credentialHeader,
+        })
         probes++
         fieldsPlanted.set(key, (fieldsPlanted.get(key) ?? 0) + 1)
         const where = `${key} [${probe.field}] → ${r.status}`

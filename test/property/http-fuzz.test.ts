@@ -16,8 +16,12 @@
  * PEMBA_FUZZ_SEED=<seed>. PEMBA_FUZZ_RUNS scales the number of runs (default keeps the file
  * well under a minute on a 2-core machine).
  */
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { transformer } from '@openfga/syntax-transformer'
 import fc from 'fast-check'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ROUTES as ROUTE_TABLE } from '../../src/api/route-table.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
@@ -71,6 +75,8 @@ interface Req {
   path: string
   body?: string | Uint8Array
   contentType?: string
+  /** Extra request headers (the gateway's original method, path and the end user's token). */
+  headers?: Record<string, string>
 }
 
 interface State {
@@ -81,7 +87,21 @@ interface State {
   taskId: string
   /** A requestable denial (`doc:5#viewer@user:dave`) not submitted yet. */
   denial: { expires_at: string; binding_token: string }
+  /** A token of the store's issuer for `user:anne` (the gateway's end user). */
+  token: string
 }
+
+/** The gateway's routes: `/docs/{docId}` asks `viewer` on `doc:{docId}`; `/files/…` any method. */
+const GATEWAY_ROUTES = `routes:
+  - template: /docs/{docId}
+    methods: [GET]
+    resource: {type: doc, id: "{docId}"}
+    action: viewer
+  - template: /files/{path*}
+    resource: {type: doc, id: "{path}"}
+    action: can_read
+`
+const ISSUER = 'https://issuer.fuzz'
 
 /** The question of the ARAP denials: `user:dave` may not view doc:5, and may ask to. */
 const DAVE_VIEWS_DOC5 = { subject: { type: 'user', id: 'dave' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '5' } }
@@ -93,7 +113,7 @@ const AUTHZEN_CONTEXT = { region: 'eu', pemba: { consistency: 'HIGHER_CONSISTENC
  * the body before serialisation. DELETE /stores/{id} appears only with ids that are not the
  * fuzzed store's (deleting it is a success, and every later request would be a 404).
  */
-function validRequests(s: State): { method: string; path: string; json?: unknown; query?: Record<string, string> }[] {
+function validRequests(s: State): { method: string; path: string; json?: unknown; query?: Record<string, string>; headers?: Record<string, string> }[] {
   const tk = (t: string) => tupleKey(t)
   // The same model again: writing it makes it the latest, and every request still fits.
   const model = transformer.transformDSLToJSONObject(MODEL)
@@ -216,6 +236,13 @@ function validRequests(s: State): { method: string; path: string; json?: unknown
     { method: 'GET', path: `/stores/${s.storeId}/access/v1/jwks` },
     { method: 'GET', path: `/.well-known/authzen-configuration/${s.storeId}` },
     { method: 'GET', path: `/.well-known/authzen-configuration/stores/${s.storeId}` },
+    // The gateway decision: nginx's form (headers) and Envoy's (the path); anyone may view doc:2.
+    {
+      method: 'GET',
+      path: `/stores/${s.storeId}/gateway/authorize`,
+      headers: { authorization: `Bearer ${s.token}`, 'x-original-method': 'GET', 'x-original-uri': '/docs/2?x=1' },
+    },
+    { method: 'GET', path: `/stores/${s.storeId}/gateway/authorize/docs/2`, headers: { authorization: `Bearer ${s.token}` } },
   ]
 }
 
@@ -225,7 +252,10 @@ function validRequests(s: State): { method: string; path: string; json?: unknown
  * then wrong methods on known paths and an unknown path.
  */
 const ROUTES: [string, string][] = [
-  ...ROUTE_TABLE.filter((r) => !(r.method === 'DELETE' && r.path === '/stores/:store')).map((r): [string, string] => [r.method, r.path]),
+  ...ROUTE_TABLE.filter((r) => !(r.method === 'DELETE' && r.path === '/stores/:store')).flatMap((r): [string, string][] =>
+    // Any method (the gateway): a read and a write.
+    r.method === 'ALL' ? [['GET', r.path], ['POST', r.path]] : [[r.method, r.path]],
+  ),
   ['PATCH', '/stores/:store/check'],
   ['DELETE', '/stores/:store/write'],
   ['POST', '/nope/:store'],
@@ -247,6 +277,8 @@ function fill(template: string, s: State, ids: { store?: string; id?: string } =
     if (p === 'task') return s.taskId
     return p === 'name' ? ISSUER_NAME : template.includes('/access-requests/') ? s.requestId : s.modelId
   })
+  // The gateway's original path (Envoy's form).
+  if (path.endsWith('/*')) return `${path.slice(0, -1)}${ids.id ?? 'docs/2'}`
   return !second && ids.id !== undefined ? `${path}/${ids.id}` : path
 }
 
@@ -363,7 +395,7 @@ const internalErrors: unknown[] = []
 
 async function send(r: Req): Promise<{ status: number; text: string; contentType: string }> {
   // A Host, as every HTTP/1.1 request has: AuthZEN builds absolute URLs from it.
-  const init: RequestInit = { method: r.method, headers: { host: 'localhost' } }
+  const init: RequestInit = { method: r.method, headers: { ...r.headers, host: 'localhost' } }
   if (r.body !== undefined) {
     init.body = r.body as RequestInit['body']
     if (r.contentType) (init.headers as Record<string, string>)['content-type'] = r.contentType
@@ -453,8 +485,11 @@ async function exchange(r: Req): Promise<void> {
 
 describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {code, message}, and changes nothing', () => {
   beforeAll(async () => {
-    client = await createTestClient({}, { logError: (err) => internalErrors.push(err), sweeper: false })
+    const routesFile = join(mkdtempSync(join(tmpdir(), 'pemba-fuzz-')), 'routes.yaml')
+    writeFileSync(routesFile, GATEWAY_ROUTES)
+    client = await createTestClient({ gatewayRoutes: routesFile }, { logError: (err) => internalErrors.push(err), sweeper: false })
     const { storeId, modelId } = await setup(client, MODEL, TUPLES)
+    const token = await trustedToken(storeId)
     const ar = await client.request('POST', `/stores/${storeId}/access-requests`, {
       tuple_key: tupleKey('doc:1#viewer@user:dave'),
       duration: 'PT1H',
@@ -465,7 +500,7 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
       assertions: [{ tuple_key: tupleKey('doc:1#viewer@user:bob'), expectation: true }],
     })
     expect(assertion.status, assertion.text).toBe(204)
-    state = { storeId, modelId, requestId: ar.body.id, taskId: '', denial: await requestableDenial(storeId) }
+    state = { storeId, modelId, requestId: ar.body.id, taskId: '', denial: await requestableDenial(storeId), token }
     const task = await client.request('POST', `/stores/${storeId}/access/v1/requests`, { ...DAVE_VIEWS_DOC5, denial: state.denial }, { host: 'localhost' })
     expect(task.status, task.text).toBe(202)
     state.taskId = task.body.task.id
@@ -491,7 +526,7 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
       if (/\/(approve|deny)$/.test(template.path)) await fresh(`doc:${template.path.endsWith('approve') ? 3 : 4}`)
       const v = validRequests(state).find((x) => x.method === template.method && x.path.replace(/[^/]+\/(approve|deny)$/, '') === template.path.replace(/[^/]+\/(approve|deny)$/, '') && x.path.split('/').pop() === template.path.split('/').pop())!
       const path = v.query ? `${v.path}?${new URLSearchParams(v.query)}` : v.path
-      const res = await send({ method: v.method, path, body: v.json === undefined ? undefined : JSON.stringify(v.json), contentType: 'application/json' })
+      const res = await send({ method: v.method, path, body: v.json === undefined ? undefined : JSON.stringify(v.json), contentType: 'application/json', headers: v.headers })
       expect(res.status, `${v.method} ${v.path}: ${res.text}`).toBeLessThan(300)
       if (v.method !== 'GET') known = await snapshot()
     }
@@ -558,6 +593,31 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
     )
   })
 
+  it('the gateway decision: random original methods, paths and tokens, in both forms', async () => {
+    const headerText = fc.stringMatching(/^[\x21-\x7e\xa0-\xff]{0,80}$/)
+    const target = fc.oneof(
+      fc.array(pathSegment, { maxLength: 5 }).map((segs) => `/${segs.join('/')}`),
+      fc.constantFrom('/docs/2', '/docs/../docs/2', '/docs/%2e%2e/x', '/docs/a%2fb', '/files/a/b', '/files', '//docs/2', '/docs/*', `/docs/${'a'.repeat(300)}`, '/docs/x:y#z'),
+      headerText,
+    )
+    const token = fc.oneof(fc.constant(state.token), headerText, fc.constant(`${state.token.slice(0, -3)}abc`))
+    const method = fc.oneof(fc.constantFrom('GET', 'POST', 'HEAD', 'PROPFIND', 'M-SEARCH', 'get', ''), headerText)
+    await fc.assert(
+      fc.asyncProperty(fc.boolean(), method, target, token, fc.constantFrom('Bearer ', 'bearer ', 'Basic ', ''), async (nginx, m, t, tok, scheme) => {
+        const authorization = `${scheme}${tok}`.trim()
+        const headers: Record<string, string> = authorization ? { authorization } : {}
+        if (nginx) {
+          await exchange({ method: 'GET', path: `/stores/${state.storeId}/gateway/authorize`, headers: { ...headers, 'x-original-method': m, 'x-original-uri': t } })
+        } else {
+          const safe = /^[A-Z][A-Z-]*$/.test(m) && m !== 'HEAD' ? m : 'GET'
+          const path = t.startsWith('/') && /^[\x21-\x7e]*$/.test(t) ? t : `/${encodeURIComponent(t)}`
+          await exchange({ method: safe, path: `/stores/${state.storeId}/gateway/authorize${path}`, headers })
+        }
+      }),
+      runs(250),
+    )
+  })
+
   it('DELETE of a store that is not there, by any id', async () => {
     await fc.assert(
       fc.asyncProperty(pathSegment, async (id) => {
@@ -568,6 +628,22 @@ describe('HTTP fuzzing: garbage and near-valid input never gets a 5xx, always {c
     )
   })
 })
+
+/** trustedToken trusts an issuer (inline keys) on the store and returns a token it signed for `user:anne`. */
+async function trustedToken(storeId: string): Promise<string> {
+  const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true })
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'fuzz', alg: 'ES256', use: 'sig' }
+  const put = await client.request('PUT', `/stores/${storeId}/token-issuers/fuzz`, {
+    issuer: ISSUER,
+    audience: 'gateway',
+    jwks: { keys: [jwk] },
+    subject_type: 'user',
+    actor_type: 'agent',
+  })
+  expect(put.status, put.text).toBe(201)
+  const now = Math.floor(Date.now() / 1000)
+  return new SignJWT({ iss: ISSUER, aud: 'gateway', sub: 'anne', iat: now, exp: now + 3600 }).setProtectedHeader({ alg: 'ES256', kid: 'fuzz' }).sign(privateKey)
+}
 
 /** A requestable denial of DAVE_VIEWS_DOC5: its `access_request` as a submission's `denial`. */
 async function requestableDenial(storeId: string): Promise<State['denial']> {
