@@ -6,13 +6,15 @@
 import { serve, type ServerType } from '@hono/node-server'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
-import { McpError } from '@modelcontextprotocol/sdk/types.js'
+import { McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
 import { Hono } from 'hono'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import type { DecisionClient } from '../../src/enforce/decisions.ts'
 import { remoteDecisions } from '../../src/enforce/remote.ts'
 import { createMcpAuthorizer, type McpAuthorizer } from '../../src/enforce/mcp/authorizer.ts'
 import { closedPort, mcpWorld, memoryLogger, type McpWorld } from './mcp-fixture.ts'
@@ -22,11 +24,16 @@ let authorizer: McpAuthorizer
 let down: McpAuthorizer
 let http: ServerType
 let base: string
+/** How often export_customers ran (it must never run for a caller who may not). */
+let exportRuns = 0
 
 function crmServer(): McpServer {
   const server = new McpServer({ name: 'crm', version: '1.0.0' })
   server.registerTool('read_customer', { inputSchema: { id: z.string() } }, async ({ id }) => ({ content: [{ type: 'text', text: `customer ${id}: ACME ✓` }] }))
-  server.registerTool('export_customers', { inputSchema: {} }, async () => ({ content: [{ type: 'text', text: 'everything' }] }))
+  server.registerTool('export_customers', { inputSchema: {} }, async () => {
+    exportRuns++
+    return { content: [{ type: 'text', text: 'everything' }] }
+  })
   server.registerTool('search_customers', { inputSchema: { limit: z.number().int() } }, async ({ limit }) => ({ content: [{ type: 'text', text: `${limit} found` }] }))
   server.registerTool('count_slowly', { inputSchema: { n: z.number().int() } }, async ({ n }, extra) => {
     for (let i = 1; i <= n; i++) {
@@ -126,8 +133,10 @@ describe('createMcpAuthorizer with the official SDK', () => {
 
   it('§8.49 a forbidden call is a JSON-RPC error -32001 with its decision id; the tool never runs', async () => {
     const client = await connect(await agentToken())
+    const runs = exportRuns
     const e = await rpcError(client.callTool({ name: 'export_customers', arguments: {} }))
     expect(e.code).toBe(-32001)
+    expect(exportRuns).toBe(runs)
     const decisionId = (e.data as { decision_id: string }).decision_id
     const [d] = (await world.decisionLog()).filter((x) => x.request_id === decisionId)
     expect(d).toMatchObject({ user: 'agent:assistant', on_behalf_of: ['user:alice'], object: 'tool:crm/export_customers', allowed: false })
@@ -201,10 +210,15 @@ describe('createMcpAuthorizer with the official SDK', () => {
 
   it('§8.49 Pemba down: calls are -32603 with the request id, lists are errors, never unfiltered', async () => {
     const client = await connect(await agentToken(), '/mcp-down')
+    // Before any listing, the tools' declared mappings are unknown: refused, never asked by the default mapping.
+    const early = await rpcError(client.callTool({ name: 'read_customer', arguments: { id: '1' } }))
+    expect(early.code).toBe(-32603)
+    expect(early.data).toEqual({ reason: 'catalogue_unavailable' })
+    expect((await rpcError(client.listTools())).code).toBe(-32603)
+    // The listing taught the tools (it is filtering that failed): now Pemba is asked, and cannot answer.
     const e = await rpcError(client.callTool({ name: 'read_customer', arguments: { id: '1' } }))
     expect(e.code).toBe(-32603)
     expect(e.data).toEqual({ decision_id: expect.any(String) })
-    expect((await rpcError(client.listTools())).code).toBe(-32603)
     await client.ping()
     await client.close()
   })
@@ -213,6 +227,132 @@ describe('createMcpAuthorizer with the official SDK', () => {
     await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm' })).rejects.toThrow('issuers (or verifier) is required')
     await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm', verifier: world.verifier, tools: { x: { evaluation: {} } as never } })).rejects.toThrow(
       'tools.x: evaluation.action: required',
+    )
+  })
+})
+
+/** A transport pair in memory: the server side protected by `a`, raw messages sent with `token`'s AuthInfo. */
+async function inMemory(a: McpAuthorizer, token: string | undefined, serve: (t: InMemoryTransport) => Promise<void>) {
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair()
+  a.protect(serverSide)
+  await serve(serverSide)
+  const received: Array<Record<string, any>> = []
+  clientSide.onmessage = (m) => void received.push(m as Record<string, any>)
+  await clientSide.start()
+  const send = (m: Record<string, unknown>) => clientSide.send(m as JSONRPCMessage, token === undefined ? undefined : { authInfo: { token, clientId: '', scopes: [] } })
+  const answers = (id: number | string) => received.filter((m) => m.id === id && !('method' in m))
+  return { send, received, answers, close: () => clientSide.close() }
+}
+
+/** A DecisionClient that holds the first answer back for `ms`. */
+function slowFirst(inner: DecisionClient, ms: number): DecisionClient {
+  let first = true
+  const wait = async () => {
+    if (first) {
+      first = false
+      await new Promise((r) => setTimeout(r, ms))
+    }
+  }
+  return {
+    storeId: inner.storeId,
+    async evaluate(q, o) {
+      await wait()
+      return inner.evaluate(q, o)
+    },
+    async evaluateAll(qs, o) {
+      await wait()
+      return inner.evaluateAll(qs, o)
+    },
+    close: () => inner.close(),
+  }
+}
+
+describe('protect: ids, order and failures on one transport', () => {
+  it('C1 a request reusing an in-flight id is refused -32600 and never delivered; the list is still filtered', async () => {
+    const t = await inMemory(authorizer, await agentToken(), (s) => crmServer().connect(s))
+    // The list first, then a ping with its id while the list is still being decided.
+    await t.send({ jsonrpc: '2.0', id: 3, method: 'resources/list' })
+    await t.send({ jsonrpc: '2.0', id: 3, method: 'ping' })
+    await expect.poll(() => t.answers(3).length).toBe(2)
+    const [refused, listed] = [t.answers(3).find((m) => m.error), t.answers(3).find((m) => m.result)]
+    expect(refused!.error).toEqual({ code: -32600, message: 'Invalid Request: a request with this id is already in progress' })
+    expect(listed!.result.resources.map((r: { uri: string }) => r.uri)).toEqual(['file:///r/q3.pdf'])
+    // The other way round: the ping holds the id, the list is refused (never answered unfiltered).
+    await t.send({ jsonrpc: '2.0', id: 4, method: 'ping' })
+    await t.send({ jsonrpc: '2.0', id: 4, method: 'tools/list' })
+    await expect.poll(() => t.answers(4).length).toBe(2)
+    expect(t.answers(4).find((m) => m.error)!.error.code).toBe(-32600)
+    expect(t.answers(4).find((m) => m.result)!.result).toEqual({})
+    // Once answered, an id may be used again.
+    await t.send({ jsonrpc: '2.0', id: 3, method: 'tools/list' })
+    await expect.poll(() => t.answers(3).length).toBe(3)
+    expect(t.answers(3)[2]!.result.tools.map((x: { name: string }) => x.name).sort()).toEqual(['count_slowly', 'read_customer'])
+    await t.close()
+  })
+
+  it('M5 a handler that throws is logged, and the messages after it are still delivered (no unhandled rejection)', async () => {
+    const logger = memoryLogger()
+    const a = await createMcpAuthorizer({ decisions: world.decisions, server: 'crm', verifier: world.verifier, logger })
+    const delivered: string[] = []
+    const t = await inMemory(a, await agentToken(), async (s) => {
+      s.onmessage = (m) => {
+        const method = (m as { method: string }).method
+        if (method === 'notifications/boom') throw new Error('the app failed')
+        delivered.push(method)
+      }
+      await s.start()
+    })
+    await t.send({ jsonrpc: '2.0', method: 'notifications/boom' })
+    await t.send({ jsonrpc: '2.0', method: 'notifications/initialized' })
+    await expect.poll(() => delivered).toEqual(['notifications/initialized'])
+    expect(logger.lines.some((l) => l.level === 'error' && String(l.msg).includes('failed to take a message'))).toBe(true)
+    await t.close()
+  })
+
+  it('deliveries keep the order of arrival while decisions run concurrently; an unauthenticated notification is dropped', async () => {
+    const a = await createMcpAuthorizer({ decisions: slowFirst(world.decisions, 300), server: 'crm', verifier: world.verifier, logger: memoryLogger(), requireCatalogue: false })
+    const delivered: string[] = []
+    const t = await inMemory(a, await agentToken(), async (s) => {
+      s.onmessage = (m) => void delivered.push((m as { method: string }).method)
+      await s.start()
+    })
+    await t.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_customer', arguments: { id: '1' } } })
+    await t.send({ jsonrpc: '2.0', id: 2, method: 'ping' })
+    await expect.poll(() => delivered.length).toBe(2)
+    expect(delivered).toEqual(['tools/call', 'ping'])
+    const anonymous = await inMemory(a, undefined, async (s) => {
+      s.onmessage = (m) => void delivered.push(`anonymous ${(m as { method: string }).method}`)
+      await s.start()
+    })
+    await anonymous.send({ jsonrpc: '2.0', method: 'notifications/initialized' })
+    await anonymous.send({ jsonrpc: '2.0', id: 9, method: 'ping' })
+    await expect.poll(() => anonymous.answers(9).length).toBe(1)
+    expect(anonymous.answers(9)[0]!.error).toMatchObject({ code: -32001, data: { reason: 'token_missing' } })
+    expect(delivered).toEqual(['tools/call', 'ping'])
+    await t.close()
+    await anonymous.close()
+  })
+
+  it('an onmessage set before connect is chained by the SDK: each message is decided once and reaches both', async () => {
+    const seen: string[] = []
+    let decided = 0
+    const counting: DecisionClient = { ...world.decisions, evaluate: (q, o) => (decided++, world.decisions.evaluate(q, o)), evaluateAll: (q, o) => world.decisions.evaluateAll(q, o), close: () => Promise.resolve(), storeId: world.storeId }
+    const a = await createMcpAuthorizer({ decisions: counting, server: 'crm', verifier: world.verifier, logger: memoryLogger(), requireCatalogue: false })
+    const t = await inMemory(a, await agentToken(), async (s) => {
+      s.onmessage = (m) => void seen.push((m as { method: string }).method)
+      await crmServer().connect(s)
+    })
+    await t.send({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'read_customer', arguments: { id: '7' } } })
+    await expect.poll(() => t.answers(1).length).toBe(1)
+    expect(t.answers(1)[0]!.result.content[0].text).toBe('customer 7: ACME ✓')
+    expect(seen).toEqual(['tools/call'])
+    expect(decided).toBe(1)
+    await t.close()
+  })
+
+  it('allow_methods naming a decided method stops the authorizer, naming the option', async () => {
+    await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm', verifier: world.verifier, allowMethods: ['tools/call'] })).rejects.toThrow(
+      "allow_methods: 'tools/call' is decided by the policy",
     )
   })
 })

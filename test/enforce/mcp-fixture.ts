@@ -135,7 +135,7 @@ export async function mcpWorld(tuples: string[] = []): Promise<McpWorld> {
     decisions: remoteDecisions({ url: served.url, storeId }),
     token,
     async caller(claims) {
-      const a = await callers.authenticate(await token(claims))
+      const a = await callers.authenticateToken(await token(claims))
       if (!a.ok) throw new Error(`token refused: ${a.reason}`)
       return a.caller
     },

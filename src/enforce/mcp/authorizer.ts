@@ -12,13 +12,26 @@
  *   forwarded messages are delivered to the server in their order of arrival; a denied request is
  *   answered with its JSON-RPC error (`-32001` denied, `-32602` mapping error, `-32603` Pemba could
  *   not be asked) and never delivered; a denied notification is dropped.
+ *   A request whose id is already in flight on the transport is refused (-32600, never
+ *   delivered): each response is matched to its request by id, and a second request with the
+ *   same id could otherwise take a list's filtering away from it. Deliveries keep the order of
+ *   arrival, so a `ping` or `notifications/cancelled` waits behind the decision of an earlier
+ *   message (at most the DecisionClient's timeout). A server handler that throws is logged; the
+ *   messages after it are still delivered.
  * - outgoing: the results of `tools/list`, `prompts/list`, `resources/list` and
  *   `resources/templates/list` are filtered to what the caller may use (one batch); when Pemba
  *   cannot be asked, the list request is answered with -32603 instead, never unfiltered.
  *
- * A tool's own `x-authzen-mapping` is learned from the `tools/list` results that pass through
- * (policy.ts); a call that comes before any listing is decided by the default mapping. To be
- * certain a tool is always asked about with its declared mapping, give it in `tools` too.
+ * Declared mappings: in-process, the authorizer cannot list the server's tools itself, so a
+ * tool's own `x-authzen-mapping` is learned from the `tools/list` results it sends (to any
+ * caller: the policy is shared by every transport the authorizer protects). Until a tool has been
+ * listed, a `tools/call` of it is refused (-32603, `data.reason: "catalogue_unavailable"`,
+ * logged) rather than asked with the default tool-level question, which could be broader than the
+ * tool's declared one (`requireCatalogue`, on by default). So: put every declared mapping in
+ * `tools`, or give the complete tool list at start-up with `authorizer.policy.loadCatalogue(tools)`
+ * (a tool missing from it is then -32602 `unknown tool`), or rely on clients listing first, as
+ * MCP clients do. `requireCatalogue: false` restores asking by the default mapping before a
+ * listing; use it only when no tool declares a mapping.
  *
  * The HTTP layer should still answer 401 (`WWW-Authenticate: Bearer resource_metadata=…`) for a
  * missing or invalid token, as the MCP authorisation spec requires: `bearerAuthInfo` verifies the
@@ -88,8 +101,10 @@ export interface McpAuthorizerOptions {
   verifier?: TokenVerifier
   /** Declared mappings by tool name (they win over a tool's `x-authzen-mapping`). */
   tools?: Record<string, CoazMapping | CompiledMapping>
-  /** Further methods any authenticated caller may use. */
+  /** Further methods any authenticated caller may use (not one the policy decides, such as `tools/call`). */
   allowMethods?: string[]
+  /** Refuse a `tools/call` of a tool not yet listed nor configured (see the module comment). Default true. */
+  requireCatalogue?: boolean
   /** `log`: denials are asked again with `explain` and the explanation logged. */
   explain?: 'off' | 'log'
   /** Where the authorizer logs (Pemba unavailable, denials explained); pino to stderr by default. */
@@ -139,6 +154,7 @@ export async function createMcpAuthorizer(options: McpAuthorizerOptions): Promis
     server: options.server,
     tools: options.tools,
     allowMethods: options.allowMethods,
+    requireCatalogue: options.requireCatalogue ?? true,
     explain: options.explain,
     log,
   })
@@ -164,12 +180,19 @@ export async function createMcpAuthorizer(options: McpAuthorizerOptions): Promis
 
 type Deliver = (message: JSONRPCMessage, extra?: MessageExtraInfo) => void
 
-/** protectTransport installs the two wrappers (see the module comment). */
+/** A request delivered (or being decided) and not yet answered; `caller` once it is delivered. */
+interface InFlight {
+  method: string
+  caller?: McpCaller
+}
+
+/** protectTransport installs the wrappers (see the module comment). */
 function protectTransport<T extends Transport>(transport: T, policy: McpPolicy, callers: McpCallerVerifier, log: PolicyLogger): T {
   const send = transport.send.bind(transport)
-  /** List requests delivered and not yet answered: their results are filtered for their caller. */
-  const pendingLists = new Map<JsonRpcId, { method: string; caller: McpCaller }>()
-  let inner: Deliver | undefined = transport.onmessage as Deliver | undefined
+  /** Requests by id, from arrival until answered: list results are filtered for their caller. */
+  const inFlight = new Map<JsonRpcId, InFlight>()
+  const inner = new HandlerLayers<Parameters<Deliver>>(transport.onmessage as Deliver | undefined)
+  const innerClose = new HandlerLayers<[]>(transport.onclose)
   /** Deliveries in order of arrival; the decisions themselves run concurrently. */
   let queue: Promise<void> = Promise.resolve()
 
@@ -178,50 +201,110 @@ function protectTransport<T extends Transport>(transport: T, policy: McpPolicy, 
       log.warn({ err: e, id }, 'MCP authorizer: a refusal could not be sent')
     })
 
-  const judge = async (message: JsonRpcMessage, extra: MessageExtraInfo | undefined): Promise<() => Promise<void> | void> => {
-    const id = 'id' in message ? message.id : undefined
-    const isRequest = 'method' in message && id !== undefined && id !== null
-    const refuse = (error: JsonRpcErrorObject) => () => (isRequest ? answer(id!, error) : undefined)
-    const a = await callers.authenticate(extra?.authInfo?.token)
+  const deliver = (message: JsonRpcMessage, extra: MessageExtraInfo | undefined): void => {
+    try {
+      inner.run(message as JSONRPCMessage, extra)
+    } catch (e) {
+      log.error({ err: e, method: (message as { method?: unknown }).method }, 'MCP authorizer: the server failed to take a message')
+    }
+  }
+
+  /**
+   * judge decides one message. `id` is set for a request entered in inFlight; `replyId` is the
+   * id a refusal echoes (also for a malformed message that is no request).
+   */
+  const judge = async (
+    message: JsonRpcMessage,
+    extra: MessageExtraInfo | undefined,
+    id: JsonRpcId | undefined,
+    replyId: JsonRpcId | undefined,
+  ): Promise<() => Promise<void> | void> => {
+    const refuse = (error: JsonRpcErrorObject) => () => {
+      if (id !== undefined) inFlight.delete(id)
+      return replyId === undefined ? undefined : answer(replyId, error)
+    }
+    const a = await callers.authenticateToken(extra?.authInfo?.token)
     if (!a.ok) return refuse({ code: MCP_ERROR.denied, message: `Unauthorized: ${a.reason}`, data: { reason: a.reason } })
     const verdict = await policy.decide(message, a.caller)
     if (verdict.kind === 'deny' || verdict.kind === 'insufficient_scope') return refuse(verdict.error)
     return () => {
-      if (isRequest && policy.isListMethod((message as { method: string }).method)) {
-        pendingLists.set(id!, { method: (message as { method: string }).method, caller: a.caller })
-      }
-      inner?.(message as JSONRPCMessage, extra)
+      const entry = id === undefined ? undefined : inFlight.get(id)
+      if (entry) entry.caller = a.caller
+      if ((message as { method?: unknown }).method === 'notifications/cancelled') forgetCancelled(message)
+      deliver(message, extra)
     }
   }
 
+  /** A cancelled request gets no response (the SDK sends none); a list's entry stays, so that a late result is still filtered. */
+  const forgetCancelled = (message: JsonRpcMessage): void => {
+    const requestId = (message as { params?: { requestId?: unknown } }).params?.requestId
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return
+    const entry = inFlight.get(requestId)
+    if (entry && !policy.isListMethod(entry.method)) inFlight.delete(requestId)
+  }
+
   const onmessage: Deliver = (message, extra) => {
-    const decided = judge(message as JsonRpcMessage, extra).catch((e: unknown) => {
-      // The policy answers Pemba's failures itself; anything else is a bug: still never delivered.
-      log.error({ err: e }, 'MCP authorizer: a message could not be decided and is refused')
-      const id = (message as { id?: JsonRpcId }).id
-      return () => (id !== undefined && 'method' in message ? answer(id, { code: MCP_ERROR.pdpFailure, message: 'Internal error' }) : undefined)
-    })
-    queue = queue.then(async () => {
-      await (await decided)()
-    })
+    if (inner.reentered(message, extra)) return
+    const m = message as JsonRpcMessage
+    const method = (m as { method?: unknown }).method
+    const rawId = (m as { id?: unknown }).id
+    const replyId = typeof rawId === 'string' || typeof rawId === 'number' ? rawId : undefined
+    const id = typeof method === 'string' ? replyId : undefined
+    let decided: Promise<() => Promise<void> | void>
+    if (id !== undefined && inFlight.has(id)) {
+      // Not entered in inFlight: the request already there keeps its entry.
+      decided = Promise.resolve(() => answer(id, { code: -32600, message: 'Invalid Request: a request with this id is already in progress' }))
+    } else {
+      if (id !== undefined) inFlight.set(id, { method: method as string })
+      decided = judge(m, extra, id, replyId).catch((e: unknown) => {
+        // The policy answers Pemba's failures itself; anything else is a bug: still never delivered.
+        log.error({ err: e }, 'MCP authorizer: a message could not be decided and is refused')
+        return () => {
+          if (id !== undefined) inFlight.delete(id)
+          return id === undefined ? undefined : answer(id, { code: MCP_ERROR.pdpFailure, message: 'Internal error' })
+        }
+      })
+    }
+    queue = queue
+      .then(async () => {
+        await (await decided)()
+      })
+      .catch((e: unknown) => {
+        log.error({ err: e }, 'MCP authorizer: a message could not be delivered')
+      })
   }
 
   Object.defineProperty(transport, 'onmessage', {
     configurable: true,
     enumerable: true,
-    get: () => (inner ? onmessage : undefined),
-    set: (fn: Deliver | undefined) => {
-      inner = fn
-    },
+    get: () => (inner.present ? onmessage : undefined),
+    set: (fn: Deliver | undefined) => inner.set(fn),
+  })
+
+  const onclose = (): void => {
+    if (innerClose.reentered()) return
+    inFlight.clear()
+    innerClose.run()
+  }
+  Object.defineProperty(transport, 'onclose', {
+    configurable: true,
+    enumerable: true,
+    get: () => onclose,
+    set: (fn: (() => void) | undefined) => innerClose.set(fn),
   })
 
   transport.send = async (message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> => {
     const m = message as JsonRpcMessage
     if (!('id' in m) || 'method' in m || m.id === null) return send(message, options)
-    const pending = pendingLists.get(m.id)
+    const pending = inFlight.get(m.id)
     if (!pending) return send(message, options)
-    pendingLists.delete(m.id)
-    if (!('result' in m)) return send(message, options)
+    inFlight.delete(m.id)
+    if (!('result' in m) || !policy.isListMethod(pending.method)) return send(message, options)
+    if (!pending.caller) {
+      // A list result for a request never delivered: cannot be filtered, so never sent as it is.
+      log.error({ id: m.id, method: pending.method }, 'MCP authorizer: a list result came for a request not delivered; answered with an error')
+      return send({ jsonrpc: '2.0', id: m.id, error: { code: MCP_ERROR.pdpFailure, message: 'Internal error' } } as JSONRPCMessage, options)
+    }
     try {
       const result = await policy.filterListResult(pending.method, m.result, pending.caller)
       return await send({ ...m, result } as JSONRPCMessage, options)
@@ -231,6 +314,54 @@ function protectTransport<T extends Transport>(transport: T, policy: McpPolicy, 
     }
   }
   return transport
+}
+
+/**
+ * HandlerLayers holds what was set as a transport's handler (`onmessage`, `onclose`). Code that
+ * sets one often chains the one it finds, as the SDK's Protocol does on connect
+ * (`const prev = t.onmessage; t.onmessage = (m) => { prev?.(m); … }`); what it finds is our
+ * wrapper, so a call of the wrapper from inside a layer, with the same first argument, means
+ * "the layer below" (`reentered`), not a new message to decide.
+ */
+class HandlerLayers<A extends unknown[]> {
+  readonly #layers: Array<(...args: A) => void> = []
+  #active: { first: unknown; index: number } | undefined
+
+  constructor(initial: ((...args: A) => void) | undefined) {
+    if (initial) this.#layers.push(initial)
+  }
+
+  get present(): boolean {
+    return this.#layers.length > 0
+  }
+
+  set(fn: ((...args: A) => void) | undefined): void {
+    if (fn) this.#layers.push(fn)
+    else this.#layers.length = 0
+  }
+
+  /** run calls the handler set last. */
+  run(...args: A): void {
+    this.#run(this.#layers.length - 1, args)
+  }
+
+  /** reentered: when called from inside a layer for the same call, runs the layer below and says true. */
+  reentered(...args: A): boolean {
+    const active = this.#active
+    if (!active || active.first !== args[0]) return false
+    if (active.index > 0) this.#run(active.index - 1, args)
+    return true
+  }
+
+  #run(index: number, args: A): void {
+    const saved = this.#active
+    this.#active = { first: args[0], index }
+    try {
+      this.#layers[index]?.(...args)
+    } finally {
+      this.#active = saved
+    }
+  }
 }
 
 /** The scopes a token holds (`scope`, space-separated, or `scp`). */

@@ -59,14 +59,24 @@ export class McpCallerVerifier {
   }
 
   /**
-   * authenticate verifies a bearer token: the credential itself, or a whole `Authorization`
-   * header value (`Bearer eyJ…`, the scheme case-insensitive). Absent or empty → `token_missing`;
-   * another scheme (`Basic …`) → `token_invalid`.
+   * authenticate verifies the bearer token of an `Authorization` header value (`Bearer eyJ…`,
+   * the scheme case-insensitive; RFC 6750). Absent or empty → `token_missing`; another scheme
+   * (`Basic …`) or none (`eyJ…` alone) → `token_invalid`.
    */
-  async authenticate(bearer: string | undefined): Promise<CallerAuthentication> {
-    const token = credentialOf(bearer)
+  async authenticate(authorization: string | undefined): Promise<CallerAuthentication> {
+    const token = credentialOf(authorization)
     if (token === undefined) return { ok: false, reason: 'token_missing' }
     if (token === null) return { ok: false, reason: 'token_invalid' }
+    return this.authenticateToken(token)
+  }
+
+  /**
+   * authenticateToken verifies the credential itself (`eyJ…`), as an SDK transport gives it in
+   * `authInfo.token`. Absent or empty → `token_missing`.
+   */
+  async authenticateToken(token: string | undefined): Promise<CallerAuthentication> {
+    if (token === undefined || token === '') return { ok: false, reason: 'token_missing' }
+    if (/\s/.test(token)) return { ok: false, reason: 'token_invalid' }
     const now = this.#clock().getTime()
     const known = this.#verified.get(token)
     if (known && now < known.until) return { ok: true, caller: known.caller }
@@ -90,15 +100,14 @@ export class McpCallerVerifier {
 }
 
 /**
- * credentialOf takes the token out of what the transport gave: undefined when there is none,
- * null when it is not a bearer credential.
+ * credentialOf takes the token out of an `Authorization` header value: undefined when there is
+ * none, null when it is not a bearer credential.
  */
-function credentialOf(bearer: string | undefined): string | undefined | null {
-  const text = bearer?.trim()
+function credentialOf(authorization: string | undefined): string | undefined | null {
+  const text = authorization?.trim()
   if (!text) return undefined
   const space = text.search(/\s/)
-  if (space < 0) return text
-  if (text.slice(0, space).toLowerCase() !== 'bearer') return null
+  if (space < 0 || text.slice(0, space).toLowerCase() !== 'bearer') return null
   const token = text.slice(space).trim()
   return token === '' || /\s/.test(token) ? null : token
 }

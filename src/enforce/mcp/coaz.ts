@@ -15,26 +15,41 @@
  * - Each leaf is a literal, or a CEL expression marked by a leading `$` over `params` (the
  *   JSON-RPC params) and `token` (the verified claims); `$$` starts a literal `$`. Expressions are
  *   compiled once, when the mapping is loaded, and a bad one stops the load naming the tool and
- *   the path. An expression that is absent (`token.?client_id` without the claim, or a missing
- *   key: `params.arguments.note` when no `note` was passed) drops its field; a list is one value,
- *   never one question per element.
+ *   the path. Only `.?` makes a value absent (`token.?client_id` without the claim,
+ *   `params.arguments.?note` when no `note` was passed), which drops its field (§6.1); a plain
+ *   missing key (`params.arguments.note`) is a mapping error (-32602). A list is one value, never
+ *   one question per element. The comprehension macros (`map`, `filter`, `all`, `exists`,
+ *   `exists_one`) are refused: a mapping runs on every call, synchronously, over caller data.
  * - The subject is always the verified caller (the delegated check when the token has actors):
  *   a declared `subject.id` must be the token's principal, or the call is refused as a mapping
- *   error (-32602) without asking Pemba (§8.48); a declared `subject.type` is ignored.
+ *   error (-32602) without asking Pemba (§8.48); a declared `subject.type` is ignored, and
+ *   `subject.properties` are refused when the mapping is loaded (conditions would read request
+ *   data as `subject_*`, as if it were a verified attribute of the caller; §6.2).
  * - `context` cannot carry Pemba's own members (`pemba`, `subject_token`, …): a mapping must not
- *   choose consistency or add contextual tuples. `context.agent` is always the token's `client_id`
- *   when it has one.
+ *   choose consistency or add contextual tuples. Nor can it declare `context.agent`: the agent is
+ *   always the token's `client_id`, and absent when the token has none.
+ * - Every question is checked as Pemba would check it (ids without `:`, `#` or white space, …)
+ *   and its size bounded (MAX_QUESTIONS_BYTES): a value from `params` that cannot be asked about
+ *   is the caller's mistake, -32602, not a misconfiguration.
+ * - The message a caller gets names the mapping's tool and path only; the expression and its
+ *   error (operator policy) are in `detail`, for the log.
  *
  * @module
  */
 import { Environment, Optional } from '@marcbachmann/cel-js'
-import { RESERVED_CONTEXT_KEYS } from '../../service/authzen/mapping.ts'
+import { RESERVED_CONTEXT_KEYS, tupleKeyOf } from '../../service/authzen/mapping.ts'
 import type { AuthzenEntity, AuthzenEvaluation } from '../../service/authzen/types.ts'
-import { askedSubject, callerContext, entityOf } from './mapping.ts'
+import { askedSubject, callerContext, entityOf, MAX_ARGUMENTS_BYTES } from './mapping.ts'
 import type { CoazMapping, McpCaller } from './types.ts'
 
 /** The most entries an `evaluations` envelope may have (Pemba's default batch limit). */
 const MAX_EVALUATIONS = 50
+
+/** The most bytes of JSON all the questions of one call may have together. */
+export const MAX_QUESTIONS_BYTES = MAX_ARGUMENTS_BYTES
+
+/** Comprehension macros: refused (their cost grows with the caller's lists, without bound). */
+const MACRO_CALL = /\.\s*(map|filter|all|exists|exists_one)\s*\(/
 
 /** The members an evaluation may have, and an `evaluations` entry. */
 const EVALUATION_KEYS: ReadonlySet<string> = new Set(['subject', 'action', 'resource', 'context'])
@@ -77,7 +92,7 @@ export class CompiledMapping {
 }
 
 /** The outcome of applying a mapping: the questions, or why none can be asked (-32602). */
-export type MappingResult = { ok: true; questions: AuthzenEvaluation[] } | { ok: false; message: string }
+export type MappingResult = { ok: true; questions: AuthzenEvaluation[] } | { ok: false; message: string; detail?: string }
 
 /** Marks an absent value (a dropped field). */
 const ABSENT = Symbol('absent')
@@ -117,7 +132,13 @@ function compileEvaluation(raw: unknown, path: string, single: boolean, fail: (p
   if (!('action' in raw)) fail(`${path}.action`, 'required')
   if (!('resource' in raw)) fail(`${path}.resource`, 'required')
   if (isPlainObject(raw.context)) {
-    for (const k of Object.keys(raw.context)) if (RESERVED_CONTEXT_KEYS.has(k)) fail(`${path}.context.${k}`, 'reserved for Pemba')
+    for (const k of Object.keys(raw.context)) {
+      if (RESERVED_CONTEXT_KEYS.has(k)) fail(`${path}.context.${k}`, 'reserved for Pemba')
+      if (k === 'agent') fail(`${path}.context.agent`, "the agent is the token's client_id; a mapping cannot declare it")
+    }
+  }
+  if (isPlainObject(raw.subject) && 'properties' in raw.subject) {
+    fail(`${path}.subject.properties`, "the subject is the token's; put request data in resource or action properties, or in context")
   }
   return compileNode(raw, path, fail)
 }
@@ -127,6 +148,7 @@ function compileNode(raw: unknown, path: string, fail: (path: string, message: s
     if (raw.startsWith('$$')) return { kind: 'literal', value: raw.slice(1) }
     if (!raw.startsWith('$')) return { kind: 'literal', value: raw }
     const source = raw.slice(1)
+    if (MACRO_CALL.test(source)) return fail(path, `invalid expression '${source}': comprehension macros (map, filter, all, exists, exists_one) are not allowed`)
     try {
       const run = ENVIRONMENT.parse(source) as unknown as (input: MappingInput) => unknown
       const checked = ENVIRONMENT.check(source)
@@ -163,27 +185,52 @@ export function applyMapping(mapping: CompiledMapping, input: MappingInput, call
         }
       }
       const subject: AuthzenEntity = { ...asked.subject }
-      const subjectProperties = isPlainObject(declared) ? properties(declared.properties, `${path}.subject.properties`) : undefined
-      if (subjectProperties) subject.properties = subjectProperties
       const action = member(e.action, `${path}.action`)
       if (typeof action.name !== 'string' || action.name === '') throw new MappingFailure(`${path}.action.name must be a non-empty string`)
       const q: AuthzenEvaluation = { subject, action: { name: action.name }, resource: entity(e.resource, `${path}.resource`) }
       const actionProperties = properties(action.properties, `${path}.action.properties`)
       if (actionProperties) q.action.properties = actionProperties
-      const context = { ...(e.context === undefined ? {} : member(e.context, `${path}.context`)), ...callerContext(caller) }
+      const context = { ...(e.context === undefined ? {} : member(e.context, `${path}.context`)) }
+      // Also when `context` itself is an expression: the agent only ever comes from the token.
+      delete context.agent
+      Object.assign(context, callerContext(caller))
       for (const k of Object.keys(context)) if (RESERVED_CONTEXT_KEYS.has(k)) throw new MappingFailure(`${path}.context.${k} is reserved for Pemba`)
       if (Object.keys(context).length > 0) q.context = context
+      try {
+        tupleKeyOf(q)
+      } catch (err) {
+        throw new MappingFailure(`${path}: ${(err as Error).message}`)
+      }
       questions.push(q)
     }
+    if (jsonBytes(questions) > MAX_QUESTIONS_BYTES) {
+      throw new MappingFailure(`the arguments are too large to authorise (the questions may have at most ${MAX_QUESTIONS_BYTES} bytes)`)
+    }
   } catch (e) {
-    if (e instanceof MappingFailure) return { ok: false, message: `${mapping.where}: ${e.message}` }
+    if (e instanceof MappingFailure) {
+      const result: MappingResult = { ok: false, message: `${mapping.where}: ${e.message}` }
+      if (e.detail !== undefined) result.detail = `${mapping.where}: ${e.detail}`
+      return result
+    }
     throw e
   }
   return { ok: true, questions }
 }
 
-/** A mapping that cannot be applied to this call (answered -32602). */
-class MappingFailure extends Error {}
+/** A mapping that cannot be applied to this call (answered -32602); `detail` is for the log only. */
+class MappingFailure extends Error {
+  constructor(
+    message: string,
+    readonly detail?: string,
+  ) {
+    super(message)
+  }
+}
+
+/** jsonBytes: the UTF-8 size of a value's JSON. */
+function jsonBytes(v: unknown): number {
+  return Buffer.byteLength(JSON.stringify(v))
+}
 
 function member(v: unknown, path: string): Record<string, unknown> {
   if (!isPlainObject(v)) throw new MappingFailure(`${path} must be an object`)
@@ -223,10 +270,19 @@ function evaluate(node: Node, input: MappingInput): unknown {
       try {
         v = node.run(input)
       } catch (e) {
-        if ((e as { code?: unknown }).code === 'no_such_key') return ABSENT
-        throw new MappingFailure(`${node.path}: '${node.source}' failed: ${firstLine(e)}`)
+        const missing = (e as { code?: unknown }).code === 'no_such_key'
+        throw new MappingFailure(
+          missing ? `${node.path}: a value it reads is missing for this call` : `${node.path}: the expression failed for this call`,
+          `${node.path}: '${node.source}' failed: ${firstLine(e)}${missing ? " (use '.?' for an optional value)" : ''}`,
+        )
       }
-      return toJson(v, node.path)
+      try {
+        return toJson(v, node.path)
+      } catch (e) {
+        // A value nested too deeply for the recursion: the caller's input, not a bug.
+        if (e instanceof RangeError) throw new MappingFailure(`${node.path}: the value is nested too deeply`)
+        throw e
+      }
     }
     case 'list': {
       const out: unknown[] = []

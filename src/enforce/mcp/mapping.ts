@@ -14,6 +14,12 @@
  * Objects and arrays are passed as they are (a `map` or `list` parameter); only top-level
  * arguments become properties.
  *
+ * Only bounded arguments are sent to Pemba: an argument whose JSON is larger than
+ * MAX_ARGUMENT_BYTES (4 KiB), or that would take the total past MAX_ARGUMENTS_BYTES (64 KiB), is
+ * left out (a document given to a `summarize` tool is not policy input, and Pemba refuses bodies
+ * over 1 MiB). A condition that needs a left-out argument cannot be evaluated and the call is
+ * denied: fail closed, never a wrong allow.
+ *
  * The subject is always the verified caller: with actors, the current actor, on behalf of the
  * prior actors and the principal (nearest first); without, the principal. `context.agent` is the
  * token's `client_id` when it has one.
@@ -30,6 +36,11 @@ import type { McpCaller } from './types.ts'
 /** Resource ids longer than this are refused by Pemba (AuthZEN's limit): a mapping error here. */
 const MAX_RESOURCE_ID = 256
 
+/** The largest argument (its JSON, in UTF-8 bytes) that becomes an `args_<k>` property. */
+export const MAX_ARGUMENT_BYTES = 4096
+/** The most argument bytes, all `args_<k>` together, one question carries. */
+export const MAX_ARGUMENTS_BYTES = 65536
+
 /** Methods forwarded without asking (the token is still verified): reference §8.46. */
 const UNASKED_METHODS: ReadonlySet<string> = new Set(['initialize', 'ping', 'logging/setLevel'])
 
@@ -41,6 +52,9 @@ export const LIST_METHODS: Readonly<Record<string, { items: string; kind: 'tool'
   'resources/templates/list': { items: 'resourceTemplates', kind: 'template' },
 }
 
+/** The member that names each kind of MCP object (in a list item, and in a request's params). */
+export const NAME_FIELD = { tool: 'name', prompt: 'name', resource: 'uri', template: 'uriTemplate' } as const
+
 /** The actions each kind of MCP object is asked about. */
 export const ACTIONS = { tool: 'call', prompt: 'get', resource: 'read' } as const
 
@@ -50,9 +64,9 @@ export const ACTIONS = { tool: 'call', prompt: 'get', resource: 'read' } as cons
  */
 export type MessagePlan =
   | { kind: 'forward' }
-  | { kind: 'ask'; questions: AuthzenEvaluation[] }
+  | { kind: 'ask'; questions: AuthzenEvaluation[]; leftOut?: string[] }
   | { kind: 'unknown' }
-  | { kind: 'mapping_error'; message: string }
+  | { kind: 'mapping_error'; message: string; detail?: string }
 
 /** The subject of every question a caller asks, and whom it acts for. */
 export interface AskedSubject {
@@ -92,10 +106,25 @@ export function isListMethod(method: string): boolean {
   return Object.hasOwn(LIST_METHODS, method)
 }
 
-/** isUnaskedMethod: is `method` forwarded without a question (ping, notifications, …)? */
-export function isUnaskedMethod(method: string): boolean {
-  return UNASKED_METHODS.has(method) || method.startsWith('notifications/')
+/**
+ * isUnaskedMethod: is `method` forwarded without a question (ping, notifications, …)? A
+ * `notifications/*` name is one only for a notification (no id): a *request* with that name is
+ * an unknown method.
+ */
+export function isUnaskedMethod(method: string, isRequest = false): boolean {
+  return UNASKED_METHODS.has(method) || (!isRequest && method.startsWith('notifications/'))
 }
+
+/** The methods whose questions the policy decides (asked, or their results filtered). */
+export const DECIDED_METHODS: ReadonlySet<string> = new Set([
+  'tools/call',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/get',
+  'completion/complete',
+  ...Object.keys(LIST_METHODS),
+])
 
 /**
  * objectQuestion: the question for one MCP object (a tool, prompt, resource or resource
@@ -108,7 +137,7 @@ export function objectQuestion(
   caller: McpCaller,
   properties?: Record<string, unknown>,
 ): AuthzenEvaluation | string {
-  const field = kind === 'tool' || kind === 'prompt' ? 'name' : kind === 'resource' ? 'uri' : 'uriTemplate'
+  const field = NAME_FIELD[kind]
   if (typeof name !== 'string' || name === '') return `${field} must be a non-empty string`
   const id = `${server}/${encodeId(name)}`
   if (id.length > MAX_RESOURCE_ID) return `${field} is too long to be authorised (the resource id may have at most ${MAX_RESOURCE_ID} characters)`
@@ -126,8 +155,14 @@ export function objectQuestion(
  * defaultPlan: what a client-to-server message needs under the default mapping. Responses and
  * the unasked methods are forwarded, list requests too (their results are filtered instead).
  */
-export function defaultPlan(server: string, method: string, params: Record<string, unknown> | undefined, caller: McpCaller): MessagePlan {
-  if (isUnaskedMethod(method) || isListMethod(method)) return { kind: 'forward' }
+export function defaultPlan(
+  server: string,
+  method: string,
+  params: Record<string, unknown> | undefined,
+  caller: McpCaller,
+  isRequest = true,
+): MessagePlan {
+  if (isUnaskedMethod(method, isRequest) || isListMethod(method)) return { kind: 'forward' }
   const p = params ?? {}
   let q: AuthzenEvaluation | string
   switch (method) {
@@ -136,7 +171,9 @@ export function defaultPlan(server: string, method: string, params: Record<strin
       if (args !== undefined && (args === null || typeof args !== 'object' || Array.isArray(args))) {
         return { kind: 'mapping_error', message: 'params.arguments must be an object' }
       }
-      q = objectQuestion(server, 'tool', p.name, caller, argumentProperties(args as Record<string, unknown> | undefined))
+      const { properties, leftOut } = argumentProperties(args as Record<string, unknown> | undefined)
+      q = objectQuestion(server, 'tool', p.name, caller, properties)
+      if (typeof q !== 'string' && leftOut.length > 0) return { kind: 'ask', questions: [q], leftOut }
       break
     }
     case 'resources/read':
@@ -161,10 +198,33 @@ export function defaultPlan(server: string, method: string, params: Record<strin
   return typeof q === 'string' ? { kind: 'mapping_error', message: `params.${q}` } : { kind: 'ask', questions: [q] }
 }
 
-/** argumentProperties: `args_<k>` for each top-level argument. */
-function argumentProperties(args: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (!args) return undefined
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(args)) out[`args_${k}`] = v
-  return out
+/**
+ * argumentProperties: `args_<k>` for each top-level argument within the size limits (see the
+ * module comment), and the names of those left out.
+ */
+export function argumentProperties(args: Record<string, unknown> | undefined): { properties?: Record<string, unknown>; leftOut: string[] } {
+  const leftOut: string[] = []
+  if (!args) return { leftOut }
+  const properties: Record<string, unknown> = {}
+  let total = 0
+  for (const [k, v] of Object.entries(args)) {
+    const size = jsonBytes(v) + Buffer.byteLength(k) + 10
+    if (size > MAX_ARGUMENT_BYTES || total + size > MAX_ARGUMENTS_BYTES) {
+      leftOut.push(k)
+      continue
+    }
+    total += size
+    properties[`args_${k}`] = v
+  }
+  return { properties, leftOut }
+}
+
+/** jsonBytes: the UTF-8 size of a value's JSON; Infinity when it has none (too deep, a cycle). */
+function jsonBytes(v: unknown): number {
+  try {
+    const text = JSON.stringify(v)
+    return text === undefined ? 0 : Buffer.byteLength(text)
+  } catch {
+    return Number.POSITIVE_INFINITY
+  }
 }

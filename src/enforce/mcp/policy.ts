@@ -13,7 +13,20 @@
  * - List requests are forwarded, and their results filtered item by item with one batch
  *   (`tools/list` by `call`, `prompts/list` by `get`, `resources/list` and
  *   `resources/templates/list` by `read`); a declared mapping plays no part (no arguments yet).
- * - Anything else is denied (-32001).
+ * - Anything else is denied (-32001), and so is a *request* (with an id) named `notifications/*`.
+ *   `tasks/*` are unknown methods, and a task-augmented `tools/call` (`params.task`) is -32602.
+ *   A message without `method` is forwarded only as a response (an `id` and exactly one of
+ *   `result` or `error`); anything else is -32600.
+ * - `allowMethods` may not name a method the policy decides (`tools/call`, the list methods, …):
+ *   that would turn enforcement off, so the constructor refuses it naming `allow_methods`.
+ *
+ * The tool catalogue (`requireCatalogue`): a tool's own `x-authzen-mapping` is known only once
+ * its listing has been seen. With `requireCatalogue`, a `tools/call` of a tool that is neither
+ * configured (`tools`) nor known is never decided by the default mapping (which could be broader
+ * than the tool's declared one): it is -32602 `unknown tool` when a complete catalogue is loaded
+ * (`loadCatalogue`), else -32603 (`catalogue_unavailable`). The gateway loads the catalogue from
+ * the upstream (`needsCatalogue`, `loadCatalogue`, `clearCatalogue`); the in-process authorizer
+ * learns from the `tools/list` results it sends.
  *
  * Before asking, the token's scopes are applied: when the issuer maps scopes and none of the
  * token's allows an action, the verdict is `insufficient_scope` with the scopes that would
@@ -32,11 +45,11 @@ import { EVALUATION_FAILED } from '../../model/conditions/messages.ts'
 import type { AuthzenEvaluation } from '../../service/authzen/types.ts'
 import { type DecisionClient, DecisionRejected, DecisionUnavailable, type EnforcementDecision } from '../decisions.ts'
 import { applyMapping, CompiledMapping, compileMapping } from './coaz.ts'
-import { ACTIONS, askedSubject, defaultPlan, isListMethod, LIST_METHODS, objectQuestion, type MessagePlan } from './mapping.ts'
+import { ACTIONS, askedSubject, DECIDED_METHODS, defaultPlan, isListMethod, LIST_METHODS, NAME_FIELD, objectQuestion, type MessagePlan } from './mapping.ts'
 import { MCP_ERROR, type CoazMapping, type JsonRpcErrorObject, type JsonRpcMessage, type McpCaller, type McpVerdict } from './types.ts'
 
-/** What the policy logs with: a pino logger, or anything with its three methods. */
-export type PolicyLogger = Pick<Logger, 'info' | 'warn' | 'error'>
+/** What the policy logs with: a pino logger, or anything with its three methods (`debug` optional). */
+export type PolicyLogger = Pick<Logger, 'info' | 'warn' | 'error'> & Partial<Pick<Logger, 'debug'>>
 
 export interface McpPolicyOptions {
   /** The Pemba to ask (remote or embedded, perhaps cached). */
@@ -48,8 +61,16 @@ export interface McpPolicyOptions {
    * throws naming the tool). They win over a tool's own `x-authzen-mapping`.
    */
   tools?: Record<string, CoazMapping | CompiledMapping>
-  /** Further methods any authenticated caller may use, forwarded without asking. */
+  /**
+   * Further methods any authenticated caller may use, forwarded without asking. A method the
+   * policy decides (DECIDED_METHODS) is refused.
+   */
   allowMethods?: string[]
+  /**
+   * Refuse a `tools/call` of a tool whose declared mapping is not known (see the module
+   * comment) instead of asking with the default mapping. Default false.
+   */
+  requireCatalogue?: boolean
   /** `log`: a denial is asked again with `explain` and the explanation logged at info. */
   explain?: 'off' | 'log'
   log: PolicyLogger
@@ -72,15 +93,30 @@ export class McpPolicyFailure extends Error {
 /** A server name: one id segment. */
 const SERVER_NAME = /^[^/:#\s]{1,64}$/
 
+/** JSON-RPC's code for a message that is not a valid request or response. */
+const INVALID_REQUEST = -32600
+
+/** At most this many denials are explained at once; more are not explained (counted). */
+const MAX_EXPLAINING = 4
+
 export class McpPolicy {
   readonly #decisions: DecisionClient
   readonly #server: string
   readonly #configured = new Map<string, CompiledMapping>()
-  /** Mappings tools declared themselves: compiled, or why they could not be (calls then fail closed). */
-  readonly #learned = new Map<string, CompiledMapping | string>()
+  /**
+   * The tools seen in a listing: their declared mapping compiled, why it could not be (calls then
+   * fail closed), or null when they declare none (the default mapping).
+   */
+  readonly #learned = new Map<string, CompiledMapping | string | null>()
+  /** Whether #learned holds a complete catalogue (loadCatalogue). */
+  #catalogueComplete = false
+  readonly #requireCatalogue: boolean
   readonly #allowMethods: ReadonlySet<string>
   readonly #explain: boolean
   readonly #log: PolicyLogger
+  #explaining = 0
+  /** Denials not explained because MAX_EXPLAINING were being explained already. */
+  explanationsSkipped = 0
 
   constructor(options: McpPolicyOptions) {
     if (!SERVER_NAME.test(options.server ?? '')) {
@@ -91,7 +127,11 @@ export class McpPolicy {
     for (const [name, m] of Object.entries(options.tools ?? {})) {
       this.#configured.set(name, m instanceof CompiledMapping ? m : compileMapping(m, `tools.${name}`))
     }
+    for (const m of options.allowMethods ?? []) {
+      if (DECIDED_METHODS.has(m)) throw new Error(`allow_methods: '${m}' is decided by the policy and cannot be allowed unasked`)
+    }
     this.#allowMethods = new Set(options.allowMethods ?? [])
+    this.#requireCatalogue = options.requireCatalogue === true
     this.#explain = options.explain === 'log'
     this.#log = options.log
   }
@@ -107,13 +147,30 @@ export class McpPolicy {
    */
   async decide(message: JsonRpcMessage, caller: McpCaller): Promise<McpVerdict> {
     if (!isObject(message)) return mappingError('a JSON-RPC message must be an object')
-    if (!('method' in message)) return { kind: 'forward' }
+    if (!('method' in message)) {
+      const m = message as Record<string, unknown>
+      const isResponse = 'id' in m && (typeof m.id === 'string' || typeof m.id === 'number' || m.id === null) && ('result' in m) !== ('error' in m)
+      if (isResponse) return { kind: 'forward' }
+      return {
+        kind: 'deny',
+        error: { code: INVALID_REQUEST, message: 'Invalid Request: a message needs a method, or an id and exactly one of result and error' },
+        requestIds: [],
+      }
+    }
     const { method, params: rawParams } = message as { method: unknown; params?: unknown }
     if (typeof method !== 'string') return mappingError('method must be a string')
+    const id = (message as { id?: unknown }).id
+    const isRequest = id !== undefined && id !== null
     if (this.#allowMethods.has(method)) return { kind: 'forward' }
     const params = isObject(rawParams) ? rawParams : undefined
     if (rawParams !== undefined && !params) return mappingError('params must be an object')
-    const plan = this.#plan(method, params, caller)
+    if (method === 'tools/call' && params?.task !== undefined) {
+      // A task-augmented call's result is fetched with tasks/result, which the policy cannot
+      // scope to its caller (COAZ-MCP's task:<taskId> has no tuples to check): refused up front
+      // rather than leaving a task nobody may fetch.
+      return mappingError('task-augmented tool calls (params.task) are not supported by this enforcement point')
+    }
+    const plan = this.#plan(method, params, caller, isRequest)
     switch (plan.kind) {
       case 'forward':
         return plan
@@ -124,10 +181,51 @@ export class McpPolicy {
           requestIds: [],
         }
       case 'mapping_error':
+        if (plan.detail !== undefined) this.#log.info({ method, detail: plan.detail }, `MCP policy: ${describe(method, params)} is refused (-32602): ${plan.message}`)
         return mappingError(plan.message)
+      case 'catalogue_unavailable':
+        this.#log.warn({ method, tool: params?.name }, `MCP policy: ${describe(method, params)} is refused: the tool catalogue is not loaded (fail closed)`)
+        return {
+          kind: 'deny',
+          error: { code: MCP_ERROR.pdpFailure, message: 'Internal error: the tool catalogue is not loaded', data: { reason: 'catalogue_unavailable' } },
+          requestIds: [],
+        }
       case 'ask':
+        if (plan.leftOut) {
+          this.#log.debug?.({ method, arguments: plan.leftOut }, `MCP policy: ${describe(method, params)}: arguments too large for conditions are left out`)
+        }
         return this.#ask(plan.questions, caller, describe(method, params))
     }
+  }
+
+  /**
+   * needsCatalogue: would a `tools/call` of `toolName` be refused for want of the tool catalogue?
+   * True when `requireCatalogue` is on and the tool is neither configured nor known. The gateway
+   * then lists the upstream's tools (loadCatalogue) before deciding.
+   */
+  needsCatalogue(toolName: string): boolean {
+    return this.#requireCatalogue && !this.#configured.has(toolName) && !this.#learned.has(toolName)
+  }
+
+  /** Whether a complete catalogue is loaded (loadCatalogue, and not cleared since). */
+  get hasCatalogue(): boolean {
+    return this.#catalogueComplete
+  }
+
+  /**
+   * loadCatalogue replaces what is known of the tools with `tools`, the complete list (every
+   * page of `tools/list`), and marks it complete: a tool not in it is then an unknown tool.
+   */
+  loadCatalogue(tools: unknown[]): void {
+    this.#learned.clear()
+    this.learnTools({ tools })
+    this.#catalogueComplete = true
+  }
+
+  /** clearCatalogue forgets every tool learnt (on `notifications/tools/list_changed`, before listing again). */
+  clearCatalogue(): void {
+    this.#learned.clear()
+    this.#catalogueComplete = false
   }
 
   /**
@@ -140,13 +238,18 @@ export class McpPolicy {
     if (!spec) return result
     if (method === 'tools/list') this.learnTools(result)
     const items = result[spec.items]
-    if (!Array.isArray(items) || items.length === 0) return result
+    if (items === undefined) return result
+    if (!Array.isArray(items)) {
+      this.#log.warn({ method }, `MCP policy: a ${method} result whose ${spec.items} is not a list is answered with an empty list`)
+      return { ...result, [spec.items]: [] }
+    }
+    if (items.length === 0) return result
     const type = spec.kind === 'template' ? 'resource' : spec.kind
     if (caller.missingScopes(ACTIONS[type]) !== undefined) return { ...result, [spec.items]: [] }
     const asked: Array<{ item: unknown; question: AuthzenEvaluation }> = []
     for (const item of items) {
       const rec = isObject(item) ? item : {}
-      const name = spec.kind === 'tool' || spec.kind === 'prompt' ? rec.name : spec.kind === 'resource' ? rec.uri : rec.uriTemplate
+      const name = rec[NAME_FIELD[spec.kind]]
       const question = objectQuestion(this.#server, spec.kind, name, caller)
       if (typeof question === 'string') this.#log.warn({ method, item: typeof name === 'string' ? name : undefined }, `MCP policy: a ${method} item is hidden: its ${question}`)
       else asked.push({ item, question })
@@ -178,7 +281,7 @@ export class McpPolicy {
       const schema = isObject(tool.inputSchema) ? tool.inputSchema : {}
       const raw = schema['x-authzen-mapping']
       if (raw === undefined) {
-        this.#learned.delete(tool.name)
+        this.#learned.set(tool.name, null)
         continue
       }
       try {
@@ -192,15 +295,21 @@ export class McpPolicy {
   }
 
   /** #plan: the questions of a message, by the tool's declared mapping or the default one. */
-  #plan(method: string, params: Record<string, unknown> | undefined, caller: McpCaller): MessagePlan {
+  #plan(method: string, params: Record<string, unknown> | undefined, caller: McpCaller, isRequest: boolean): PolicyPlan {
     if (method !== 'tools/call' || typeof params?.name !== 'string') {
-      return defaultPlan(this.#server, method, params, caller)
+      return defaultPlan(this.#server, method, params, caller, isRequest)
     }
-    const declared = this.#configured.get(params.name) ?? this.#learned.get(params.name)
-    if (declared === undefined) return defaultPlan(this.#server, method, params, caller)
-    if (typeof declared === 'string') return { kind: 'mapping_error', message: declared }
+    const name = params.name
+    const declared = this.#configured.get(name) ?? this.#learned.get(name)
+    if (declared === undefined && this.#requireCatalogue) {
+      return this.#catalogueComplete
+        ? { kind: 'mapping_error', message: `unknown tool '${name.length > 100 ? `${name.slice(0, 100)}…` : name}'` }
+        : { kind: 'catalogue_unavailable' }
+    }
+    if (declared === undefined || declared === null) return defaultPlan(this.#server, method, params, caller, isRequest)
+    if (typeof declared === 'string') return { kind: 'mapping_error', message: `tool '${name}': its x-authzen-mapping is invalid`, detail: declared }
     const applied = applyMapping(declared, { params, token: caller.claims as Record<string, unknown> }, caller)
-    return applied.ok ? { kind: 'ask', questions: applied.questions } : { kind: 'mapping_error', message: applied.message }
+    return applied.ok ? { kind: 'ask', questions: applied.questions } : { kind: 'mapping_error', message: applied.message, detail: applied.detail }
   }
 
   /** #ask applies the scope ceiling, then asks every question; all must be allowed. */
@@ -244,6 +353,11 @@ export class McpPolicy {
         throw new DecisionUnavailable(`Pemba answered ${answers.length} of ${questions.length} questions`, requestId)
       }
     } catch (e) {
+      if (e instanceof DecisionRejected && e.status === 413) {
+        // The caller's arguments made the question larger than Pemba accepts: the caller's mistake.
+        this.#log.info({ request_id: requestId, message_label: label }, `MCP policy: ${label} is refused: its question is too large for Pemba`)
+        return { ...mappingError('the arguments are too large to authorise'), requestIds: [requestId] }
+      }
       if (e instanceof DecisionRejected && e.message.includes(EVALUATION_FAILED)) {
         // A condition could not be evaluated for this call (an argument it needs is missing or
         // of another type): the caller's call is refused, Pemba itself is fine.
@@ -261,7 +375,7 @@ export class McpPolicy {
     const denied = answers.findIndex((a) => a.decision !== true)
     if (denied < 0) return { kind: 'allow', requestIds }
     const decisionId = answers[denied]!.requestId
-    if (this.#explain) void this.#explainDenial(questions[denied]!, onBehalfOf, decisionId, label)
+    if (this.#explain) this.#explainDenial(questions[denied]!, onBehalfOf, decisionId, label)
     const data: Record<string, unknown> = { decision_id: decisionId }
     const reason = answers[denied]!.context?.reason
     if (typeof reason === 'string') data.reason = reason
@@ -270,10 +384,9 @@ export class McpPolicy {
 
   /** #unavailable logs why Pemba could not decide and returns the -32603 error the message gets. */
   #unavailable(e: unknown, requestId: string, what: string): JsonRpcErrorObject {
-    const known = e instanceof DecisionUnavailable || e instanceof DecisionRejected
     this.#log.error(
       { err: e, request_id: requestId, store: this.#decisions.storeId, message_label: what },
-      known && e instanceof DecisionRejected
+      e instanceof DecisionRejected
         ? `MCP policy: Pemba refused the question (${e.status} ${e.code}): check the enforcement point's configuration; ${what} is refused`
         : `MCP policy: Pemba could not be asked; ${what} is refused (fail closed)`,
     )
@@ -295,7 +408,19 @@ export class McpPolicy {
   }
 
   /** #explainDenial asks a denied question again with `explain` and logs the answer (never sent to the client). */
-  async #explainDenial(q: AuthzenEvaluation, onBehalfOf: string[] | undefined, decisionId: string, label: string): Promise<void> {
+  #explainDenial(q: AuthzenEvaluation, onBehalfOf: string[] | undefined, decisionId: string, label: string): void {
+    // Bounded: a caller repeating denied calls must not multiply Pemba's load.
+    if (this.#explaining >= MAX_EXPLAINING) {
+      this.explanationsSkipped++
+      return
+    }
+    this.#explaining++
+    void this.#explain1(q, onBehalfOf, decisionId, label).finally(() => {
+      this.#explaining--
+    })
+  }
+
+  async #explain1(q: AuthzenEvaluation, onBehalfOf: string[] | undefined, decisionId: string, label: string): Promise<void> {
     const requestId = ulid()
     try {
       const d = await this.#decisions.evaluate(q, { onBehalfOf, explain: true, requestId })
@@ -309,7 +434,10 @@ export class McpPolicy {
   }
 }
 
-function mappingError(message: string): McpVerdict {
+/** What a message needs: the default plans, plus a call refused for want of the tool catalogue. */
+type PolicyPlan = MessagePlan | { kind: 'catalogue_unavailable' }
+
+function mappingError(message: string): Extract<McpVerdict, { kind: 'deny' }> {
   return { kind: 'deny', error: { code: MCP_ERROR.mappingError, message: `Invalid params: ${message}` }, requestIds: [] }
 }
 
