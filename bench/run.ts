@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: loads the benchmark data set into a fresh Pemba and measures, in one run,
  * bulk import, in-process Check (cache off and warm), batch check, list-objects, Check over
- * loopback HTTP against a server child process (with a minimal Hono server as the baseline) and
- * peak memory; checks every answer against bench/expected/. Prints one table and writes every
+ * loopback HTTP against a server child process (with a minimal Hono server as the baseline), the
+ * MCP gateway's added latency per tool call (bench/mcp.ts) and peak memory; checks every answer
+ * against bench/expected/. Prints one table and writes every
  * figure to `<out>/bench-<date>.json`. See bench/README.md.
  *
  *   npm run bench -- [--scale 1] [--seed 42] [--quick] [--skip-http] [--out bench/out]
  *                    [--cache-size 100000] [--lookups] [--max-minutes N]
- *                    [--import-only] [--import-rounds N] [--authzen-only]
+ *                    [--import-only] [--import-rounds N] [--authzen-only] [--mcp-only]
  *
  * This is a benchmark, not a test: it never fails on a slow figure, only on a wrong setup.
  *
@@ -54,6 +55,7 @@ import {
 } from './harness.ts'
 import { authzenPart } from './authzen.ts'
 import { importPart } from './import.ts'
+import { mcpPart } from './mcp.ts'
 import { telemetryPart } from './telemetry.ts'
 
 const BATCH_SIZE = 50
@@ -83,6 +85,8 @@ const flags = parseFlags(process.argv.slice(2), {
   importRounds: 0,
   /** Only the data set, its import and the AuthZEN rows (bench/authzen.ts). */
   authzenOnly: false,
+  /** Only the data set and the MCP gateway rows (bench/mcp.ts). */
+  mcpOnly: false,
 })
 /** The import rows also run on PostgreSQL with the test suite's database. */
 const IMPORT_POSTGRES = flags.postgres || process.env.PEMBA_TEST_POSTGRES_URL || ''
@@ -349,6 +353,13 @@ async function main(): Promise<void> {
   if (flags.importOnly) {
     mkdirSync(dataRoot, { recursive: true })
     report.importPaths = await importRows()
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
+  // The MCP gateway's added latency per tools/call (bench/mcp.ts): the MCP example's stack.
+  const mcpRows = () =>
+    mcpPart({ calls: QUICK ? 300 : 1000, rounds: QUICK ? 4 : 6, warmupCalls: QUICK ? 200 : 500, row })
+  if (flags.mcpOnly) {
+    report.mcp = await mcpRows()
     return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
   }
 
@@ -791,6 +802,7 @@ async function main(): Promise<void> {
       row,
     })
     http.authzen = await authzenRows()
+    http.mcp = await mcpRows()
     if (flags.postgres) await postgresPart(http, bodies, minimal, keys, modelDsl, row)
     const pOff = (http.pembaCacheOff as { peakRssKiB?: number }).peakRssKiB
     const pOn = (http.pembaCacheOn as { peakRssKiB?: number }).peakRssKiB
@@ -870,6 +882,8 @@ function finish(run: RunSummary): void {
       : `answers NOT compared: ${expected.mismatch.join('; ')}`,
     flags.importOnly
       ? 'only the import rows (--import-only)'
+      : flags.mcpOnly
+      ? 'only the MCP gateway rows (--mcp-only)'
       : flags.authzenOnly
       ? 'only the import and the AuthZEN rows (--authzen-only)'
       : flags.skipHttp
@@ -894,7 +908,7 @@ function finish(run: RunSummary): void {
     node: process.version,
     git,
     loadAverage1m: { start: loadStart, end: loadEnd },
-    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly, authzenOnly: flags.authzenOnly },
+    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly, authzenOnly: flags.authzenOnly, mcpOnly: flags.mcpOnly },
     dataset: {
       dir: relative(ROOT, ds.dir),
       generated: ds.generated,
