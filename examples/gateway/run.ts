@@ -43,6 +43,8 @@ export interface Step {
   /** Whose token: a user, or `agent for user`; none without. */
   as?: { user: string; agent?: string }
   expect: number
+  /** The X-Pemba-Refusal code expected (nginx passes it on with add_header): why it was refused. */
+  refusal?: string
 }
 
 export const STEPS: Step[] = [
@@ -55,7 +57,8 @@ export const STEPS: Step[] = [
   { title: 'the bookkeeper agent, acting for alice, reads r-1', method: 'GET', path: '/expenses/r-1', as: { user: 'alice', agent: 'bookkeeper' }, expect: 200 },
   { title: 'acting for alice, it may read only what alice may', method: 'GET', path: '/expenses/r-2', as: { user: 'alice', agent: 'bookkeeper' }, expect: 403 },
   { title: 'bob never delegated to it', method: 'GET', path: '/expenses/r-2', as: { user: 'bob', agent: 'bookkeeper' }, expect: 403 },
-  { title: 'path confusion is refused, not normalised', method: 'GET', path: '/expenses/r-1/../r-2', as: { user: 'alice' }, expect: 403 },
+  // Normalised, this would be alice's own r-1 (allowed): refused as a path instead.
+  { title: 'path confusion is refused, not normalised', method: 'GET', path: '/expenses/r-2/../r-1', as: { user: 'alice' }, expect: 403, refusal: 'path_refused' },
   { title: 'a method no route covers', method: 'DELETE', path: '/expenses/r-1', as: { user: 'alice' }, expect: 403 },
 ]
 
@@ -189,14 +192,15 @@ async function startNginx(bin: string, prefix: string, vars: Record<string, stri
 }
 
 /** send sends a step's request with its target as written (fetch would resolve `..`). */
-export function send(url: string, step: Step, token?: string): Promise<{ status: number; body: string }> {
+export function send(url: string, step: Step, token?: string): Promise<{ status: number; body: string; refusal?: string }> {
   const { hostname, port } = new URL(url)
   const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: hostname, port: Number(port), method: step.method, path: step.path, headers }, (res) => {
       let body = ''
       res.setEncoding('utf8').on('data', (d: string) => (body += d))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+      const refusal = res.headers['x-pemba-refusal']
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, refusal: typeof refusal === 'string' && refusal !== '' ? refusal : undefined }))
     })
     req.on('error', reject)
     req.end()
@@ -222,8 +226,9 @@ export async function walkthrough(ex: GatewayExample, print: (line: string) => v
     print(`\n# ${step.title}: expect ${step.expect}`)
     print(`curl -s --path-as-is -X ${step.method}${auth} ${ex.url}${step.path}`)
     const r = await send(ex.url, step, token)
-    print(`→ ${r.status} ${r.body.trim().split('\n')[0].slice(0, 160)}`)
+    print(`→ ${r.status}${r.refusal ? ` (X-Pemba-Refusal: ${r.refusal})` : ''} ${r.body.trim().split('\n')[0].slice(0, 160)}`)
     if (r.status !== step.expect) wrong.push(`${step.title}: ${r.status}, expected ${step.expect}`)
+    if (step.refusal !== undefined && r.refusal !== step.refusal) wrong.push(`${step.title}: refusal ${r.refusal}, expected ${step.refusal}`)
   }
   print(`\n# every decision is in the decision log, under nginx's request id:`)
   print(`curl -s '${ex.pembaUrl}/stores/${ex.storeId}/decisions?page_size=3'`)

@@ -36,6 +36,8 @@ import { registerStoreRoutes } from './routes/stores.ts'
 import { registerTokenIssuerRoutes } from './routes/token-checks.ts'
 import { registerTupleRoutes } from './routes/tuples.ts'
 import { registerGatewayRoutes } from './gateway/routes.ts'
+import { isGatewayPath } from './gateway/access.ts'
+import { rawPathGuard } from './raw-path.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
 export type { AppDeps, AppEnv } from './env.ts'
@@ -48,11 +50,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // First: the request id, the trace context, the access log line and the request's metrics,
   // also for requests refused by what follows (observe.ts).
   app.use('*', observeRequests({ accessLog: deps.accessLog, metrics: deps.metrics, tracing: deps.tracing, redact: deps.redact }))
+  // Before anything routes it: a raw path with dot segments, which the URL parser would resolve
+  // onto another route (`…/gateway/authorize/x/../../healthz`), is refused (raw-path.ts).
+  app.use('*', rawPathGuard())
   // Browsers (cors.ts, host-check.ts): with authentication off, a Host that is a foreign DNS
   // name is refused first (DNS rebinding); then CORS, and cross-origin writes refused.
   const browser = deps.browser ?? { corsOrigins: '', allowedHosts: '', listenHost: '' }
   if (deps.authenticator.mode === 'none') app.use('*', hostCheck(parseAllowedHosts(browser.allowedHosts), browser.listenHost))
-  app.use('*', browserOrigins(parseCorsOrigins(browser.corsOrigins), ['X-Request-Id', MODEL_HEADER, TRUNCATED_HEADER]))
+  // Not on the gateway decision paths: a proxy's check is never a browser's request, and a
+  // preflight answered 204 there would be a 2xx without a decision (an Envoy "allow").
+  const cors = browserOrigins(parseCorsOrigins(browser.corsOrigins), ['X-Request-Id', MODEL_HEADER, TRUNCATED_HEADER])
+  app.use('*', (c, next) => (isGatewayPath(c.req.path) ? next() : cors(c, next)))
   app.use('*', bodySizeLimit(deps.bodyLimitBytes))
   // After CORS (preflights carry no credentials) and the body limit (a type-limited writer's
   // Write body is read here), before any handler.

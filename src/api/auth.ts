@@ -21,7 +21,7 @@ import type { AppEnv } from './env.ts'
 import { compilePath, compileRoutes, findRoute, ROUTES } from './route-table.ts'
 import { checkStoreId } from './validation.ts'
 import { authzenRefusal, isAuthzenRoute, isDiscoveryRoute } from './authzen/access.ts'
-import { gatewayRefusal, isGatewayRoute, PEP_AUTHORIZATION } from './gateway/access.ts'
+import { gatewayRefusal, isGatewayRoute, PEP_AUTHORIZATION, REFUSAL_HEADER } from './gateway/access.ts'
 
 /**
  * requireObjectTypeWriter lets a Write through when the client is a writer of every object type
@@ -97,6 +97,7 @@ export function authMiddleware(deps: {
           await deps.access.requireOnStore(c.get('client'), required.store, checkStoreId(found.storeId ?? ''))
         }
       } catch (e) {
+        c.header(REFUSAL_HEADER, 'proxy_refused')
         throw gatewayRefusal(e)
       }
       return next()

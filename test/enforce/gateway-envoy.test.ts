@@ -38,7 +38,9 @@ describe('Envoy ext_authz (HTTP service) check requests', () => {
     expect(r.headers['x-pemba-subject']).toBe('user:alice')
     expect(r.headers['x-pemba-route']).toBe('/users/{userId}')
     expect(r.headers['x-pemba-decision-id']).toBe(id)
-    expect(r.headers['x-pemba-actor']).toBeUndefined()
+    // M3: sent empty when nobody acts for someone, so Envoy's allowed_upstream_headers overrides a forged one.
+    expect(r.headers['x-pemba-actor']).toBe('')
+    expect(r.headers['x-pemba-refusal']).toBeUndefined()
     expect(JSON.parse(r.body)).toEqual({ allowed: true, subject: 'user:alice', route: '/users/{userId}' })
     const [d] = await decisionsOf(w, id)
     expect(d).toMatchObject({ allowed: true, object: 'route:/users/{userId}', relation: 'get', detail: { gateway_method: 'GET' } })
@@ -57,6 +59,7 @@ describe('Envoy ext_authz (HTTP service) check requests', () => {
     const r = await envoyCheck('GET', '/users/bob', alice)
     expect(r.status).toBe(403)
     expect(JSON.parse(r.body)).toEqual({ code: 'access_denied', message: 'the request is not allowed' })
+    expect(r.headers['x-pemba-refusal']).toBe('access_denied')
     expect(r.headers['x-pemba-route']).toBe('/users/{userId}')
     expect(r.headers['x-pemba-decision-id']).toBeDefined()
     expect(r.headers['x-pemba-subject']).toBeUndefined()
@@ -81,10 +84,17 @@ describe('Envoy ext_authz (HTTP service) check requests', () => {
   })
 
   it('path confusion on the raw path: dot segments (before Node\'s URL parser resolves them), encoded slashes, double encoding', async () => {
-    for (const target of ['/public/../users/bob', '/public/%2e%2e/users/bob', '/users/alice%2fbob', '/public/a%252fb', '/users//bob', '/public/x/..']) {
+    // Dot segments are refused app-wide before routing (400), the rest by the gateway (403).
+    for (const target of ['/public/../users/bob', '/public/%2e%2e/users/bob', '/public/x/..']) {
+      const r = await envoyCheck('GET', target, alice)
+      expect(r.status, target).toBe(400)
+      expect(r.headers['x-pemba-refusal'], target).toBe('path_refused')
+    }
+    for (const target of ['/users/alice%2fbob', '/public/a%252fb', '/users//bob']) {
       const r = await envoyCheck('GET', target, alice)
       expect(r.status, target).toBe(403)
       expect(JSON.parse(r.body).code, target).toBe('path_refused')
+      expect(r.headers['x-pemba-refusal'], target).toBe('path_refused')
     }
     // An encoded gateway prefix is not the prefix Envoy was configured with.
     const encoded = await rawRequest(w.pemba.url, 'GET', `/stores/${w.store}/gateway/authoriz%65/users/alice`, { authorization: `Bearer ${alice}` })
@@ -96,14 +106,15 @@ describe('Envoy ext_authz (HTTP service) check requests', () => {
     expect((await envoyCheck('GET', '/users/alice?userId=bob', alice)).status).toBe(200)
   })
 
-  it('non-ASCII identities travel as =?base64?…?= header values; path parameters are percent-decoded', async () => {
-    const written = await w.api('POST', `/stores/${w.store}/write`, {
-      writes: { tuple_keys: [{ user: 'user:zoë', relation: 'get', object: 'route:/users/{userId}', condition: { name: 'is_self', context: { me: 'zoë' } } }] },
-    })
-    expect(written.status).toBe(200)
-    const r = await envoyCheck('GET', '/users/zo%C3%AB', await w.token({ sub: 'zoë' }))
+  it('non-ASCII identities travel as =?base64?…?= header values; path parameters are percent-decoded, but non-ASCII in a path is refused', async () => {
+    const zoe = await w.token({ sub: 'zoë' })
+    const r = await envoyCheck('GET', '/public/read%20me', zoe)
     expect(r.status).toBe(200)
     expect(r.headers['x-pemba-subject']).toBe(`=?base64?${Buffer.from('user:zoë').toString('base64')}?=`)
+    // Look-alikes (M1): a server folding Unicode would read another path.
+    const refused = await envoyCheck('GET', '/users/zo%C3%AB', zoe)
+    expect(refused.status).toBe(403)
+    expect(refused.headers['x-pemba-refusal']).toBe('path_refused')
   })
 })
 
@@ -125,6 +136,13 @@ describe('the endpoint without PEMBA_GATEWAY_ROUTES, and with a store of its own
       // The store lives in the other instance; this one only needs to pick the routes.
       const r = await fetch(`${own.url}/stores/${w.store}/gateway/authorize/users/alice`, { headers: { authorization: 'Bearer x.y.z' } })
       expect(await r.json()).toMatchObject({ code: 'route_not_found' })
+      // Its own route matches: the decision then needs the store, which this instance lacks;
+      // the answer keeps the code but names no store (it reaches the end user).
+      const mine = await fetch(`${own.url}/stores/${w.store}/gateway/authorize/only/alice`, { headers: { authorization: 'Bearer x.y.z' } })
+      const body = (await mine.json()) as { code: string; message: string }
+      expect(body.code).not.toBe('route_not_found')
+      expect(mine.headers.get('x-pemba-refusal')).toBe(body.code)
+      expect(body.message).not.toContain(w.store)
       const other = await fetch(`${own.url}/stores/01JABCDEFGHJKMNPQRSTVWXYZ0/gateway/authorize/only/alice`, { headers: { authorization: 'Bearer x.y.z' } })
       expect(await other.json()).toMatchObject({ code: 'route_not_found' })
     } finally {

@@ -20,6 +20,8 @@ function serverBlock(pembaUrl: string, store: string, upstream: string, pepKey?:
       auth_request_set $pemba_actor $upstream_http_x_pemba_actor;
       auth_request_set $pemba_route $upstream_http_x_pemba_route;
       auth_request_set $pemba_decision $upstream_http_x_pemba_decision_id;
+      auth_request_set $pemba_refusal $upstream_http_x_pemba_refusal;
+      add_header X-Pemba-Refusal $pemba_refusal always;
       proxy_set_header X-Pemba-Subject $pemba_subject;
       proxy_set_header X-Pemba-Actor $pemba_actor;
       proxy_set_header X-Pemba-Route $pemba_route;
@@ -34,7 +36,7 @@ function serverBlock(pembaUrl: string, store: string, upstream: string, pepKey?:
       proxy_set_header X-Original-Method $request_method;
       proxy_set_header X-Original-URI $request_uri;
       proxy_set_header X-Request-ID $request_id;
-      ${pepKey ? `proxy_set_header Pemba-Authorization "Bearer ${pepKey}";` : ''}
+      proxy_set_header Pemba-Authorization "${pepKey ? `Bearer ${pepKey}` : ''}";
     }`
 }
 
@@ -145,11 +147,26 @@ describeNginx('nginx auth_request in front of an upstream', nginx, () => {
       '/public/%252e%252e/users/bob',
       '/users//alice',
       '/users/alice/',
+      // M1: a `;` parameter, case and a fullwidth letter on the way to a route anyone may use.
+      '/public;x=1/../users/bob',
+      '/PUBLIC/readme',
+      '/%EF%BD%90ublic/readme',
     ]) {
       const r = await rawRequest(proxy.url, 'GET', target, { authorization: `Bearer ${alice}` })
       expect(r.status, target).toBe(403)
+      // The reason, passed on by add_header: refused as a path, not denied by the model.
+      expect(r.headers['x-pemba-refusal'], target).toBe('path_refused')
     }
     expect(w.upstream.seen.length).toBe(before)
+  })
+
+  it('M3: a client\'s forged X-Pemba-Actor and X-Pemba-Route never reach the upstream', async () => {
+    const r = await get('/users/alice', alice, { 'x-pemba-actor': 'agent:forged', 'x-pemba-route': '/forged', 'x-pemba-decision-id': 'forged' })
+    expect(r.status).toBe(200)
+    const seen = w.upstream.seen.at(-1)!.headers
+    expect(seen['x-pemba-actor']).toBeUndefined() // nginx drops a header set to ''
+    expect(seen['x-pemba-route']).toBe('/users/{userId}')
+    expect(seen['x-pemba-decision-id']).not.toBe('forged')
   })
 
   it('a method nginx sends as it came: a HEAD is decided as GET, a POST to a GET-only route refused', async () => {
@@ -198,7 +215,17 @@ describeNginx('nginx auth_request with authentication on: the proxy presents its
       headers: { authorization: `Bearer ${PEP}`, 'x-original-method': 'GET', 'x-original-uri': '/users/alice' },
     })
     expect(direct.status).toBe(403)
+    expect(direct.headers.get('x-pemba-refusal')).toBe('proxy_refused')
     expect(((await direct.json()) as { message: string }).message).toMatch(/Pemba-Authorization/)
+  })
+
+  it('a client\'s own Pemba-Authorization is cleared by nginx: it never becomes the proxy\'s credential', async () => {
+    const alice = await w.token({ sub: 'alice' })
+    const before = w.upstream.seen.length
+    const r = await fetch(`${unkeyed.url}/users/alice`, { headers: { authorization: `Bearer ${alice}`, 'pemba-authorization': `Bearer ${PEP}` } })
+    expect(r.status).toBe(403)
+    expect(r.headers.get('x-pemba-refusal')).toBe('proxy_refused')
+    expect(w.upstream.seen.length).toBe(before)
   })
 })
 

@@ -25,6 +25,12 @@ const routes = parseGatewayRoutes(
   - template: /v1/users:search
   - template: /
     methods: [GET]
+  - template: /admin/{page}
+    methods: [GET]
+  - template: /{section}/{page}
+    methods: [GET]
+  - template: /reports/{id}
+    methods: [REPORT]
 stores:
   ${STORE}:
     routes:
@@ -60,6 +66,23 @@ describe('matching', () => {
     expect(match('POST', '/orders/7')).toMatchObject({ resource: { type: 'order', id: '7', properties: { orderId: '7' } }, action: 'post' })
   })
 
+  it('M1: a path that matches a more specific template only without regard to case is refused, never matched to a general one', () => {
+    expect(match('GET', '/admin/settings')).toMatchObject({ template: '/admin/{page}' })
+    expect(match('GET', '/docs/settings')).toMatchObject({ template: '/{section}/{page}' })
+    for (const p of ['/ADMIN/settings', '/Admin/settings', '/USERS/ME', '/Users/alice']) expect(match('GET', p), p).toEqual({ refused: 'case' })
+    // Case in a parameter is the parameter's: no template has a literal there.
+    expect(match('GET', '/users/ALICE')).toMatchObject({ template: '/users/{userId}', resource: { properties: { userId: 'ALICE' } } })
+    // Only a template more specific than the exact match counts.
+    expect(match('GET', '/users/Me')).toEqual({ refused: 'case' })
+  })
+
+  it('minor 1: only the usual methods have a default action; another must be listed by a route or its action declared', () => {
+    expect(match('SEARCH', '/orders/7')).toEqual({ refused: 'method' })
+    expect(match('COPY', '/users/alice/x')).toEqual({ refused: 'method' })
+    expect(match('OPTIONS', '/orders/7')).toMatchObject({ action: 'options' })
+    expect(match('REPORT', '/reports/q3')).toMatchObject({ template: '/reports/{id}', action: 'report' })
+  })
+
   it('ids hold no `:`, `#` or white space: they are percent-encoded, the template as the id included', () => {
     expect(match('GET', '/v1/users:search')).toMatchObject({ resource: { id: '/v1/users%3Asearch' } })
     expect(match('GET', '/orders/a%3Ab%23c%20d')).toMatchObject({ resource: { id: 'a%3Ab%23c%20d', properties: { orderId: 'a:b#c d' } } })
@@ -76,7 +99,7 @@ describe('matching', () => {
 
 describe('reading the original path', () => {
   it('drops the query, decodes each segment', () => {
-    expect(parseTarget('/users/al%C3%AFce?x=1#f')).toEqual({ segments: ['users', 'alïce'] })
+    expect(parseTarget('/users/alice%40example.com?x=1#f')).toEqual({ segments: ['users', 'alice@example.com'] })
     expect(parseTarget('/?a=b')).toEqual({ segments: [] })
     expect(parseTarget('http://api.example.com/users/alice?x')).toEqual({ segments: ['users', 'alice'] })
     expect(parseTarget('https://api.example.com')).toEqual({ segments: [] })
@@ -86,9 +109,18 @@ describe('reading the original path', () => {
     for (const p of [
       '/a/../b', '/a/./b', '/a/%2e%2e/b', '/a/%2E./b', '/a/..;x=1/b', '/a%2fb', '/a%5Cb', '/a\\b', '/a/%252e%252e', '/a/%2525',
       '//a', '/a/', '/%ZZ', '/a b', '/a/%00', '/aé', 'a/b', '',
+      // M1: `;` parameters (raw or encoded), any encoded percent, non-ASCII look-alikes.
+      '/admin;/settings', '/admin;jsessionid=1/settings', '/admin%3b/settings', '/%2561dmin/settings', '/%EF%BD%81dmin/settings', '/users/al%C3%AFce',
     ]) {
       expect(parseTarget(p), p).toHaveProperty('refused')
     }
+  })
+
+  it('minor 10: a path over 2048 characters or 64 segments is refused', () => {
+    expect(parseTarget('/' + 'a'.repeat(2047))).toEqual({ segments: ['a'.repeat(2047)] })
+    expect(parseTarget('/' + 'a'.repeat(2048))).toHaveProperty('refused')
+    expect(parseTarget('/a'.repeat(64))).toHaveProperty('segments')
+    expect(parseTarget('/a'.repeat(65))).toHaveProperty('refused')
   })
 })
 
@@ -107,6 +139,7 @@ describe('the routes file', () => {
     expect(refusal('routes: [{template: "/a/{x}/{x}"}]')).toMatch(/routes\[0\]\.template: .* names the parameter \{x\} twice/)
     expect(refusal('routes: [{template: "/a/{r*}/b"}]')).toMatch(/must be the last segment/)
     expect(refusal('routes: [{template: "/a/x{r}"}]')).toMatch(/mixes a parameter with text/)
+    expect(refusal('routes: [{template: "/a;v=1"}]')).toMatch(/holds %, \\, \?, #, ;/)
     expect(refusal('routes: [{template: /a, extra: 1}]')).toBe("PEMBA_GATEWAY_ROUTES 'r.yaml': routes[0]: unknown key(s) 'extra'")
     expect(refusal('routes: [{template: "/a/{x}", resource: {id: "{y}"}}]')).toMatch(/routes\[0\]\.resource\.id: '\{y\}' names \{y\}, which is not a parameter/)
     expect(refusal('routes: [{template: /a, action: "x y"}]')).toMatch(/routes\[0\]\.action: must be 1 to 50 characters/)

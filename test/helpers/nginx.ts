@@ -169,7 +169,16 @@ async function startOnce(o: NginxOptions): Promise<RunningNginx> {
     rmSync(prefix, { recursive: true, force: true })
     throw new Error(`nginx -t refused the configuration:\n${test.stderr}`)
   }
-  const proc: ChildProcess = spawn(o.bin, [...args, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  // Its own process group (detached), so a SIGKILL reaches the workers too: killed alone, the
+  // master leaves them running, holding the port.
+  const proc: ChildProcess = spawn(o.bin, [...args, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  const killAll = () => {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL')
+    } catch {
+      proc.kill('SIGKILL')
+    }
+  }
   let stderr = ''
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d))
   let exit: string | undefined
@@ -182,7 +191,7 @@ async function startOnce(o: NginxOptions): Promise<RunningNginx> {
   try {
     await waitForPort(port, () => exit, 10_000)
   } catch (e) {
-    proc.kill('SIGKILL')
+    killAll()
     await exited
     rmSync(prefix, { recursive: true, force: true })
     throw e
@@ -196,7 +205,7 @@ async function startOnce(o: NginxOptions): Promise<RunningNginx> {
     async stop() {
       if (exit === undefined) {
         proc.kill('SIGQUIT')
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
+        const timer = setTimeout(killAll, 5000)
         await exited
         clearTimeout(timer)
       }

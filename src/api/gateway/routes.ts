@@ -12,11 +12,21 @@
  *
  * | outcome | status | headers |
  * |---|---|---|
- * | allowed | 200 `{"allowed":true,…}` | `X-Pemba-Subject`, `X-Pemba-Actor` (when acting for someone), `X-Pemba-Route`, `X-Pemba-Decision-Id` |
+ * | allowed | 200 `{"allowed":true,…}` | all four, always: `X-Pemba-Subject`, `X-Pemba-Actor` (empty when nobody acts for someone), `X-Pemba-Route`, `X-Pemba-Decision-Id` |
  * | no token, or an untrusted one | 401 `{code,message}` | `WWW-Authenticate: Bearer realm="pemba"` (`, error="invalid_token"` for a bad token) |
  * | refused path, no route, denied, missing scope | 403 `{code,message}` | `X-Pemba-Route` and `X-Pemba-Decision-Id` once decided; `WWW-Authenticate: … error="insufficient_scope", scope="…"` for a missing scope |
  * | the issuer's keys cannot be fetched | 503 `{code,message}` | |
  * | PEMBA_GATEWAY_ROUTES unset | 404 `gateway_not_configured` | |
+ * | the proxy's request is malformed (X-Original-* missing or disagreeing, a dot segment) | 400 | |
+ *
+ * Every answer but 200 carries `X-Pemba-Refusal: <code>` (the body's code: `path_refused`,
+ * `access_denied`, `token_missing`…), for tests and the proxy's access log; it never holds more
+ * than the code. All four headers are sent on every 200, so a proxy that copies them on
+ * (Envoy's `allowed_upstream_headers`) overrides any the client sent itself.
+ *
+ * Bodies go back to the end user (Envoy returns them as they are), so they name no store,
+ * model, client or route: a failure that is the operator's to fix (an unknown store, no model)
+ * keeps its status and code, its details go to Pemba's log under the request id.
  *
  * nginx passes only 2xx, 401 and 403 on (anything else is a 500 for the client), so a 404 or
  * 503 still refuses the request. The decision id is the request id (`X-Request-ID`, honoured
@@ -26,11 +36,15 @@
  */
 import type { Context, Hono } from 'hono'
 import { validationError } from '../../core/errors.ts'
+import { encodeHeaderValue } from '../../core/header-value.ts'
 import type { GatewayAnswer, GatewayRequest } from '../../service/gateway/gateway.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId } from '../validation.ts'
 import { BEARER_CHALLENGE } from '../authzen/access.ts'
+import { errorContext, wireError } from '../errors.ts'
+import { rawTarget } from '../raw-path.ts'
+import { REFUSAL_HEADER } from './access.ts'
 
 /** The headers an allowed answer carries for the upstream (proxies copy them on). */
 export const GATEWAY_HEADERS = {
@@ -49,11 +63,29 @@ export function registerGatewayRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const observation = c.get('observation')
     observation.beginQuery('check', storeId)
     const requestId = c.get('requestId')
-    const answer: GatewayAnswer = gateway
-      ? await gateway.authorize(storeId, req, { requestId, client: c.get('client') })
-      : { outcome: 'not_configured', code: 'gateway_not_configured', message: 'the gateway endpoint is not wired', recorded: false }
+    let answer: GatewayAnswer
+    try {
+      answer = gateway
+        ? await gateway.authorize(storeId, req, { requestId, client: c.get('client') })
+        : { outcome: 'not_configured', code: 'gateway_not_configured', message: 'the gateway endpoint is not wired', recorded: false }
+    } catch (e) {
+      // The operator's to fix (an unknown store, no model, a route the model lacks): the status
+      // and code, but not the message, which names stores and types, go back to the end user.
+      observation.failQuery(e)
+      const wire = wireError(e, errorContext(deps, requestId))
+      if (wire.status >= 500) throw e
+      deps.accessLog?.warn({ request_id: requestId, code: wire.body.code, err: wire.body.message }, 'gateway decision failed')
+      c.header(REFUSAL_HEADER, wire.body.code)
+      return c.json({ code: wire.body.code, message: `the decision could not be made; see Pemba's log for request ${requestId}` }, wire.status as 400)
+    }
     observation.endQuery(answer.outcome === 'allow' ? 'allowed' : 'denied')
     return render(c, answer, requestId)
+  }
+
+  /** misconfigured: the refusal (400, in the contract's format) of a malformed proxy request, to throw. */
+  const misconfigured = (c: Context<AppEnv>, code: string, message: string): Error => {
+    c.header(REFUSAL_HEADER, code)
+    return validationError(message)
   }
 
   route(app, 'ALL /stores/:store/gateway/authorize', async (c) => {
@@ -62,7 +94,9 @@ export function registerGatewayRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const target = c.req.header('x-original-uri')
     if (method === undefined || target === undefined) {
       // The proxy's configuration, not the end user's request: refused loudly (nginx logs the status).
-      throw validationError(
+      throw misconfigured(
+        c,
+        'original_headers_missing',
         'X-Original-Method and X-Original-URI are required (nginx: proxy_set_header X-Original-Method $request_method; proxy_set_header X-Original-URI $request_uri)',
       )
     }
@@ -76,6 +110,16 @@ export function registerGatewayRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     // service must see as sent (path confusion, src/service/gateway/target.ts).
     const raw = rawTarget(c)
     const prefix = `/stores/${store}/gateway/authorize/`
+    // nginx's auth subrequest is always a GET: pointed at this form it would decide every method
+    // as GET. An X-Original-Method that disagrees with the request's method says so.
+    const original = c.req.header('x-original-method')
+    if (original !== undefined && original !== c.req.method) {
+      throw misconfigured(
+        c,
+        'method_mismatch',
+        'X-Original-Method disagrees with the request method: nginx must use /stores/{store}/gateway/authorize (the exact path) with X-Original-Method and X-Original-URI',
+      )
+    }
     if (!raw.startsWith(prefix)) {
       const answer: GatewayAnswer = {
         outcome: 'forbidden',
@@ -89,36 +133,19 @@ export function registerGatewayRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   })
 }
 
-/**
- * rawTarget: the request target as the client sent it. Served by @hono/node-server, Node's own
- * request (`c.env.incoming.url`) has it; otherwise (an app called in-process) the URL's.
- */
-function rawTarget(c: Context<AppEnv>): string {
-  const incoming = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
-  const raw = typeof incoming === 'string' ? incoming : c.req.url
-  // An absolute-form target (`GET http://host/path HTTP/1.1`): its path and query.
-  const absolute = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i.exec(raw)
-  return absolute ? raw.slice(absolute[0].length) || '/' : raw
-}
-
-/**
- * headerValue: an identity as a header value. Ids may hold any character but `:`, `#` and white
- * space; one outside printable ASCII is sent as `=?base64?<UTF-8, base64>?=` (as MCP clients
- * send non-ASCII header values), so no value is mangled or refused by the HTTP stack.
- */
-export function headerValue(text: string): string {
-  return /^[\x21-\x7e]*$/.test(text) ? text : `=?base64?${Buffer.from(text, 'utf8').toString('base64')}?=`
-}
-
 /** render writes an answer with the status and headers of the table above. */
 function render(c: Context<AppEnv>, a: GatewayAnswer, requestId: string): Response {
-  if (a.route !== undefined) c.header(GATEWAY_HEADERS.route, a.route)
+  if (a.route !== undefined) c.header(GATEWAY_HEADERS.route, encodeHeaderValue(a.route))
   if (a.recorded) c.header(GATEWAY_HEADERS.decisionId, requestId)
   if (a.outcome === 'allow') {
-    c.header(GATEWAY_HEADERS.subject, headerValue(a.subject))
-    if (a.actor !== undefined) c.header(GATEWAY_HEADERS.actor, headerValue(a.actor))
+    // All four, always: a proxy copying them on then overrides any the client sent.
+    c.header(GATEWAY_HEADERS.subject, encodeHeaderValue(a.subject))
+    c.header(GATEWAY_HEADERS.actor, a.actor === undefined ? '' : encodeHeaderValue(a.actor))
+    c.header(GATEWAY_HEADERS.route, encodeHeaderValue(a.route ?? ''))
+    c.header(GATEWAY_HEADERS.decisionId, requestId)
     return c.json({ allowed: true, subject: a.subject, ...(a.actor ? { actor: a.actor } : {}), route: a.route }, 200)
   }
+  c.header(REFUSAL_HEADER, a.code)
   if (a.outcome === 'unauthenticated') {
     c.header('WWW-Authenticate', a.code === 'token_missing' ? BEARER_CHALLENGE : `${BEARER_CHALLENGE}, error="invalid_token"`)
   }

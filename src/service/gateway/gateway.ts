@@ -104,6 +104,11 @@ export class GatewayService {
     if ('refused' in path) return refused({ outcome: 'forbidden', code: 'path_refused' }, `the path is refused: ${path.refused}`)
     const matched = routes.routesOf(storeId).match(req.method, path.segments)
     if (!matched) return refused({ outcome: 'forbidden', code: 'route_not_found' }, 'no route covers this method and path')
+    if ('refused' in matched) {
+      return matched.refused === 'case'
+        ? refused({ outcome: 'forbidden', code: 'path_refused' }, 'the path is refused: it differs only in letter case from a route')
+        : refused({ outcome: 'forbidden', code: 'method_refused' }, 'the method is not allowed on this path')
+    }
     const route = matched.template
     const object = `${matched.resource.type}:${matched.resource.id}`
     const parsed = parseObject(object)
@@ -113,7 +118,7 @@ export class GatewayService {
     const ts = await this.#o.models.resolve(storeId)
     if (!ts.relation(parsed.type, matched.action) && ts.hasType(parsed.type) && !matched.actionDeclared) {
       // The default action is the method: one the model has no relation for is not allowed.
-      return refused({ outcome: 'forbidden', code: 'method_refused' }, `the model defines no relation for this method on type '${parsed.type}'`, route)
+      return refused({ outcome: 'forbidden', code: 'method_refused' }, 'the method is not allowed on this path', route)
     }
     const r = await this.#o.tokenChecks.check(
       storeId,

@@ -21,7 +21,16 @@
  * the routes of that template: one that lists it, else one that lists none. A method no route
  * of the template covers matches nothing (the next template is not tried: restricting
  * `/users/me` to GET does not open `DELETE /users/me` to `/users/{userId}`). HEAD is GET unless
- * a route lists HEAD; its default action is `get`.
+ * a route lists HEAD; its default action is `get`. Only GET, HEAD, POST, PUT, PATCH, DELETE and
+ * OPTIONS have a default action (the method in lower case); any other method (`SEARCH`,
+ * `COPY`…) matches only a route that lists it or declares an `action`, so a client cannot pick
+ * the relation asked.
+ *
+ * **Case.** Literal segments match exactly, case included. Because some servers match paths
+ * without regard to case (ASP.NET, IIS, a Spring option), a path that matches a more specific
+ * template only without regard to case is refused (`/ADMIN/settings` with the routes
+ * `/admin/{page}` and `/{section}/{page}`), as is one that matches a template only that way:
+ * it never falls through to a more general route.
  *
  * **Ids.** Pemba ids hold no `:`, `#` or white space; a template or parameter value that does
  * is percent-encoded in the id (`%`, `:`, `#` and white space only): `/v1/users:search` is
@@ -84,8 +93,9 @@ export function parseTemplate(template: string): { segments: Segment[] } | { err
     if (part === '') return { error: 'has an empty segment (// or a trailing /)' }
     if (part === '.' || part === '..') return { error: 'has a . or .. segment' }
     if (/[{}]/.test(part)) return { error: `segment '${part}' mixes a parameter with text (a parameter is a whole segment: {name})` }
-    if (/[%\\?#\s]/.test(part) || !/^[\x21-\x7e]+$/.test(part)) {
-      return { error: `segment '${part}' holds %, \\, ?, #, white space or non-ASCII characters (write literal segments decoded, in ASCII)` }
+    if (/[%\\?#;\s]/.test(part) || !/^[\x21-\x7e]+$/.test(part)) {
+      // `;` too: a path holding one is always refused (target.ts), so such a route could never match.
+      return { error: `segment '${part}' holds %, \\, ?, #, ;, white space or non-ASCII characters (write literal segments decoded, in ASCII)` }
     }
     segments.push({ literal: part })
   }
@@ -121,14 +131,25 @@ export function encodeId(text: string): string {
   return text.replace(/[%:#\s]/gu, (c) => encodeURIComponent(c))
 }
 
-/** matchSegments: the path parameters when the template matches the path, else undefined. */
-function matchSegments(segments: readonly Segment[], path: readonly string[]): Record<string, string> | undefined {
+/** The methods with a default action (the method in lower case). */
+const DEFAULT_ACTION_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
+
+/** Why a path or method that reaches a template is refused rather than matched. */
+export interface RouteRefusal {
+  refused: 'case' | 'method'
+}
+
+/**
+ * matchSegments: the path parameters when the template matches the path, else undefined;
+ * with `fold`, literals are compared without regard to (ASCII) case.
+ */
+function matchSegments(segments: readonly Segment[], path: readonly string[], fold = false): Record<string, string> | undefined {
   const rest = segments.length > 0 && 'rest' in segments[segments.length - 1]
   if (rest ? path.length < segments.length : path.length !== segments.length) return undefined
   const params: Record<string, string> = {}
   for (const [i, s] of segments.entries()) {
     if ('literal' in s) {
-      if (path[i] !== s.literal) return undefined
+      if (fold ? path[i].toLowerCase() !== s.literal.toLowerCase() : path[i] !== s.literal) return undefined
     } else if ('param' in s) params[s.param] = path[i]
     else params[s.rest] = path.slice(i).join('/')
   }
@@ -168,16 +189,25 @@ export class RouteSet {
   }
 
   /**
-   * match finds the route of a request (see the module comment), or undefined. `method` is
-   * upper case; `path` the decoded segments (target.ts).
+   * match finds the route of a request (see the module comment), a refusal, or undefined.
+   * `method` is upper case; `path` the decoded segments (target.ts).
    */
-  match(method: string, path: readonly string[]): MatchedRoute | undefined {
-    for (const g of this.#groups) {
-      const params = matchSegments(g.segments, path)
-      if (!params) continue
+  match(method: string, path: readonly string[]): MatchedRoute | RouteRefusal | undefined {
+    const at = this.#groups.findIndex((g) => matchSegments(g.segments, path) !== undefined)
+    // A more specific template (or, without an exact match, any) that matches but for case.
+    const before = at === -1 ? this.#groups : this.#groups.slice(0, at)
+    const exact = at === -1 ? undefined : this.#groups[at].segments
+    for (const g of before) {
+      if ((exact === undefined || compareSpecificity(g.segments, exact) < 0) && matchSegments(g.segments, path, true)) return { refused: 'case' }
+    }
+    if (at !== -1) {
+      const g = this.#groups[at]
+      const params = matchSegments(g.segments, path)!
       const head = method === 'HEAD' && !g.byMethod.has('HEAD')
-      const route = g.byMethod.get(head ? 'GET' : method) ?? g.anyMethod
+      const listed = g.byMethod.get(head ? 'GET' : method)
+      const route = listed ?? g.anyMethod
       if (!route) return undefined
+      if (route.action === undefined && !listed && !DEFAULT_ACTION_METHODS.has(method)) return { refused: 'method' }
       const id = route.substitute
         ? route.resourceId.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => encodeId(params[name] ?? ''))
         : route.resourceId
