@@ -1,16 +1,21 @@
 /**
  * createMcpAuthorizer end to end: the official SDK's Client talking to an McpServer over the
- * web-standard streamable HTTP transport behind Hono on a loopback port, the transport wrapped
- * by `protect`, decisions asked of a real Pemba over HTTP with real tokens.
+ * web-standard streamable HTTP transport behind Hono on a loopback port (and over the node
+ * `StreamableHTTPServerTransport` behind the SDK's Express app), the transport wrapped by
+ * `protect`, decisions asked of a real Pemba over HTTP with real tokens.
  */
 import { serve, type ServerType } from '@hono/node-server'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js'
+import { createMcpExpressApp } from '@modelcontextprotocol/sdk/server/express.js'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
-import { McpError, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js'
+import { McpError, type JSONRPCMessage, type MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js'
 import { Hono } from 'hono'
+import type { Server as HttpServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -354,5 +359,146 @@ describe('protect: ids, order and failures on one transport', () => {
     await expect(createMcpAuthorizer({ decisions: world.decisions, server: 'crm', verifier: world.verifier, allowMethods: ['tools/call'] })).rejects.toThrow(
       "allow_methods: 'tools/call' is decided by the policy",
     )
+  })
+})
+
+describe('protect with the node StreamableHTTPServerTransport behind Express', () => {
+  let express: HttpServer
+  let expressBase: string
+  /** How often a server's Protocol saw its transport close (the node transport forwards onclose too). */
+  let closes = 0
+
+  beforeAll(async () => {
+    const app = createMcpExpressApp()
+    // `before`: protect, then connect; `after`: connect, then protect (the handlers are already set).
+    app.all('/mcp/:order', async (req, res) => {
+      const auth = await authorizer.bearerAuthInfo(req.headers.authorization)
+      if (!auth.ok) {
+        res.status(401).set('WWW-Authenticate', `Bearer error="invalid_token", resource_metadata="${expressBase}/.well-known/oauth-protected-resource/mcp"`).json({ error: 'invalid_token' })
+        return
+      }
+      const server = crmServer()
+      server.server.onclose = () => void closes++
+      const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+      res.on('close', () => void transport.close())
+      if (req.params.order === 'before') authorizer.protect(transport)
+      await server.connect(transport)
+      if (req.params.order === 'after') authorizer.protect(transport)
+      await transport.handleRequest(Object.assign(req, { auth: auth.authInfo }), res, req.body)
+    })
+    express = app.listen(0, '127.0.0.1')
+    await new Promise<void>((resolve, reject) => express.once('listening', () => resolve()).once('error', reject))
+    expressBase = `http://127.0.0.1:${(express.address() as AddressInfo).port}`
+  })
+  afterAll(async () => {
+    express.closeAllConnections()
+    await new Promise<void>((resolve) => express.close(() => resolve()))
+  })
+
+  for (const order of ['before', 'after']) {
+    it(`§8.47 §8.49 protected ${order} connect: the list is filtered, an allowed call runs, a forbidden one is -32001 and never runs`, async () => {
+      const closedAtStart = closes
+      const client = new Client({ name: 'agent', version: '1.0.0' })
+      const token = await agentToken()
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${expressBase}/mcp/${order}`), { requestInit: { headers: { Authorization: `Bearer ${token}` } } }))
+      expect((await client.listTools()).tools.map((t) => t.name).sort()).toEqual(['count_slowly', 'read_customer'])
+      expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(['file:///r/q3.pdf'])
+      expect(await client.callTool({ name: 'read_customer', arguments: { id: '42' } })).toEqual({ content: [{ type: 'text', text: 'customer 42: ACME ✓' }] })
+      const runs = exportRuns
+      const e = await rpcError(client.callTool({ name: 'export_customers', arguments: {} }))
+      expect(e.code).toBe(-32001)
+      expect(e.data).toEqual({ decision_id: expect.any(String) })
+      expect(exportRuns).toBe(runs)
+      await client.close()
+      // Each request's transport closes with its response (at least the 5 POSTs above); its server hears of it through the wrapper.
+      await expect.poll(() => closes - closedAtStart).toBeGreaterThanOrEqual(5)
+    })
+  }
+})
+
+/**
+ * A transport that keeps its handlers in private fields behind accessors (as a stdio-like custom
+ * transport may): its own code never reads `this.onmessage`, so only a chained setter reaches it.
+ */
+class PrivateHandlerTransport implements Transport {
+  #onmessage: ((message: JSONRPCMessage, extra?: MessageExtraInfo) => void) | undefined
+  #onclose: (() => void) | undefined
+  readonly sent: Array<Record<string, any>> = []
+  get onmessage(): ((message: JSONRPCMessage, extra?: MessageExtraInfo) => void) | undefined {
+    return this.#onmessage
+  }
+  set onmessage(fn: ((message: JSONRPCMessage, extra?: MessageExtraInfo) => void) | undefined) {
+    this.#onmessage = fn
+  }
+  get onclose(): (() => void) | undefined {
+    return this.#onclose
+  }
+  set onclose(fn: (() => void) | undefined) {
+    this.#onclose = fn
+  }
+  async start(): Promise<void> {}
+  async send(message: JSONRPCMessage): Promise<void> {
+    this.sent.push(message as Record<string, any>)
+  }
+  async close(): Promise<void> {
+    this.#onclose?.()
+  }
+  /** A line read from the peer. */
+  receive(message: Record<string, unknown>, token?: string): void {
+    this.#onmessage?.(message as JSONRPCMessage, token === undefined ? undefined : { authInfo: { token, clientId: '', scopes: [] } })
+  }
+}
+
+describe('protect chains to accessors wherever the transport keeps its handlers', () => {
+  it('a transport with private-field accessors: decided, filtered, refused and closed through the wrapper', async () => {
+    const transport = new PrivateHandlerTransport()
+    const server = crmServer()
+    let closed = 0
+    server.server.onclose = () => void closed++
+    await server.connect(authorizer.protect(transport))
+    const token = await agentToken()
+    const answer = async (id: number) => {
+      await expect.poll(() => transport.sent.filter((m) => m.id === id).length).toBe(1)
+      return transport.sent.find((m) => m.id === id)!
+    }
+    transport.receive({ jsonrpc: '2.0', id: 1, method: 'tools/list' }, token)
+    expect((await answer(1)).result.tools.map((t: { name: string }) => t.name).sort()).toEqual(['count_slowly', 'read_customer'])
+    transport.receive({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'read_customer', arguments: { id: '5' } } }, token)
+    expect((await answer(2)).result.content[0].text).toBe('customer 5: ACME ✓')
+    const runs = exportRuns
+    transport.receive({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'export_customers', arguments: {} } }, token)
+    expect((await answer(3)).error.code).toBe(-32001)
+    transport.receive({ jsonrpc: '2.0', id: 4, method: 'ping' })
+    expect((await answer(4)).error).toMatchObject({ code: -32001, data: { reason: 'token_missing' } })
+    expect(exportRuns).toBe(runs)
+    await transport.close()
+    expect(closed).toBe(1)
+  })
+
+  it('the node transport\'s inner web-standard transport gets the wrapper, set before or after protect', async () => {
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
+    const innerOf = (t: StreamableHTTPServerTransport) => (t as unknown as { _webStandardTransport: Transport })._webStandardTransport
+    authorizer.protect(transport)
+    expect(innerOf(transport).onmessage).toBeUndefined()
+    const server = crmServer()
+    let closed = 0
+    server.server.onclose = () => void closed++
+    await server.connect(transport)
+    expect(innerOf(transport).onmessage).toBe(transport.onmessage)
+    expect(innerOf(transport).onclose).toBe(transport.onclose)
+    await transport.close()
+    expect(closed).toBe(1)
+  })
+
+  it('a read-only handler cannot be wrapped: protect says so instead of dropping messages', async () => {
+    const readOnly = {
+      start: async () => {},
+      send: async () => {},
+      close: async () => {},
+      get onmessage() {
+        return undefined
+      },
+    }
+    expect(() => authorizer.protect(readOnly as Transport)).toThrow("protect: the transport's onmessage is read-only")
   })
 })

@@ -5,6 +5,10 @@
  * result is filtered before the client sees it. It is the library form of `pemba mcp-gateway`,
  * with the same policy (policy.ts) and the same token rules (caller.ts).
  *
+ * `protect` works with every SDK server transport: the web-standard and node streamable HTTP
+ * transports, SSE, in-memory, stdio, and custom ones, whether their handlers are plain fields or
+ * accessors (see `interceptHandler`), before or after `server.connect`.
+ *
  * What `protect(transport)` does:
  * - incoming: the bearer token comes from `extra.authInfo.token`, which the SDK's HTTP transports
  *   fill from `handleRequest(req, {authInfo})`. A message without one is never delivered (a
@@ -274,26 +278,17 @@ function protectTransport<T extends Transport>(transport: T, policy: McpPolicy, 
       })
   }
 
-  Object.defineProperty(transport, 'onmessage', {
-    configurable: true,
-    enumerable: true,
-    get: () => (inner.present ? onmessage : undefined),
-    set: (fn: Deliver | undefined) => inner.set(fn),
-  })
+  // Absent while nothing is set: InMemoryTransport queues messages until a handler is there.
+  interceptHandler(transport, 'onmessage', inner, () => (inner.present ? onmessage : undefined))
 
   const onclose = (): void => {
     if (innerClose.reentered()) return
     inFlight.clear()
     innerClose.run()
   }
-  Object.defineProperty(transport, 'onclose', {
-    configurable: true,
-    enumerable: true,
-    get: () => onclose,
-    set: (fn: (() => void) | undefined) => innerClose.set(fn),
-  })
+  interceptHandler(transport, 'onclose', innerClose, () => onclose)
 
-  transport.send = async (message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> => {
+  const filteredSend = async (message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> => {
     const m = message as JsonRpcMessage
     if (!('id' in m) || 'method' in m || m.id === null) return send(message, options)
     const pending = inFlight.get(m.id)
@@ -313,7 +308,61 @@ function protectTransport<T extends Transport>(transport: T, policy: McpPolicy, 
       return send({ jsonrpc: '2.0', id: m.id, error: e.error } as JSONRPCMessage, options)
     }
   }
+  // An own property, whatever `send` is on the prototype chain: the server's Protocol calls
+  // `transport.send` on the object it was given, and an assignment could reach an inherited setter.
+  ownProperty(transport, 'send', { configurable: true, enumerable: false, writable: true, value: filteredSend })
   return transport
+}
+
+/** The descriptor of `name` on `target` or, failing that, on the nearest prototype that has it. */
+function findProperty(target: object, name: PropertyKey): PropertyDescriptor | undefined {
+  for (let o: object | null = target; o !== null; o = Object.getPrototypeOf(o) as object | null) {
+    const found = Object.getOwnPropertyDescriptor(o, name)
+    if (found) return found
+  }
+  return undefined
+}
+
+/** ownProperty defines `name` on `target`, with an error naming it when the transport forbids that. */
+function ownProperty(target: object, name: string, descriptor: PropertyDescriptor): void {
+  const own = Object.getOwnPropertyDescriptor(target, name)
+  if ((own && !own.configurable) || (!own && !Object.isExtensible(target))) {
+    throw new TypeError(`protect: the transport's ${name} cannot be replaced (not configurable); protect the transport before freezing it`)
+  }
+  Object.defineProperty(target, name, descriptor)
+}
+
+/**
+ * interceptHandler makes `transport[name]` read as our wrapper and keeps what is assigned to it in
+ * `layers`. Where the transport's own code finds the handler matters: a plain field (the
+ * web-standard streamable HTTP, SSE, in-memory and stdio transports call `this.onmessage`) is
+ * shadowed by the accessor defined here; an accessor (the node `StreamableHTTPServerTransport`
+ * forwards `onmessage`/`onclose`/`onerror` to an inner web-standard transport, and a transport may
+ * keep its handler in a private field) is chained: after every assignment its original setter gets
+ * our wrapper, so whatever the transport calls is the wrapper, never the handler undecided.
+ *
+ * @example
+ * A node transport after `server.connect`: `node.onmessage = h` stores `h` in `layers` and runs
+ * the original setter, `inner.onmessage = wrapper`; a POST reaches `inner.onmessage` = the wrapper,
+ * which decides, then runs `h`.
+ */
+function interceptHandler<A extends unknown[]>(transport: object, name: 'onmessage' | 'onclose', layers: HandlerLayers<A>, exposed: () => ((...args: A) => void) | undefined): void {
+  const original = findProperty(transport, name)
+  const setter = original?.set
+  if (original?.get !== undefined && setter === undefined) throw new TypeError(`protect: the transport's ${name} is read-only (a getter without a setter) and cannot be wrapped`)
+  const chain = (): void => {
+    setter?.call(transport, exposed())
+  }
+  ownProperty(transport, name, {
+    configurable: true,
+    enumerable: true,
+    get: exposed,
+    set: (fn: ((...args: A) => void) | undefined) => {
+      layers.set(fn)
+      chain()
+    },
+  })
+  chain()
 }
 
 /**
