@@ -36,6 +36,8 @@ export type { AuthzenDecision, AuthzenEntity, AuthzenEvaluation } from './servic
 export {
   DecisionRejected,
   DecisionUnavailable,
+  FAIL_OPEN_KINDS,
+  type UnavailableKind,
   type DecisionClient,
   type DecisionOptions,
   type EnforcementDecision,

@@ -7,8 +7,9 @@
  *
  * Why 1 s by default: it is PEMBA_CHECK_CACHE_STALENESS_MS's default, the staleness Pemba already
  * allows a replica that did not make a write (its own check cache answers `MINIMIZE_LATENCY`
- * questions that old). A decision cached at the enforcement point for as long adds no staleness
- * a second Pemba replica would not already have; a revoked grant stops working within it.
+ * questions that old). The two add up: an answer Pemba served from its own cache may be kept
+ * here for `ttlMs` more, so a revoked grant may keep working for up to `ttlMs` on top of Pemba's
+ * own staleness (about 2 s with both defaults).
  *
  * Pemba's consistency rules hold through it:
  *
@@ -21,7 +22,8 @@
  * not one per concurrent caller).
  *
  * The key is the canonical JSON (object members sorted) of the question and `onBehalfOf`, so
- * member order does not matter. A cached answer keeps the `requestId` it was decided, and
+ * member order does not matter; a question whose key is longer than {@link MAX_KEY_CHARS} (a large
+ * context) is asked every time, not kept, so the cache's size stays bounded. A cached answer keeps the `requestId` it was decided, and
  * logged, under: that is where its record is in the decision log. `ttlMs` or `maxEntries` 0
  * turns the cache off (the client is returned as it is).
  *
@@ -38,6 +40,9 @@ export interface CachedDecisionsOptions {
   /** The clock the expiry is measured with. */
   clock: () => Date
 }
+
+/** The longest key kept (characters of canonical JSON): past it a question is not cached. */
+export const MAX_KEY_CHARS = 4096
 
 /** cachedDecisions wraps `client` in a decision cache (see the module comment). */
 export function cachedDecisions(client: DecisionClient, options: CachedDecisionsOptions): DecisionClient {
@@ -141,8 +146,10 @@ function cacheable(question: AuthzenEvaluation, options: DecisionOptions | undef
   return !(own && typeof own === 'object' && (own.consistency === 'HIGHER_CONSISTENCY' || own.explain === true))
 }
 
-function keyOf(question: AuthzenEvaluation, options: DecisionOptions | undefined): string {
-  return canonicalJson([question, options?.onBehalfOf ?? []])
+/** keyOf: the question's cache key, or undefined when it is too long to keep. */
+function keyOf(question: AuthzenEvaluation, options: DecisionOptions | undefined): string | undefined {
+  const key = canonicalJson([question, options?.onBehalfOf ?? []])
+  return key.length > MAX_KEY_CHARS ? undefined : key
 }
 
 /** canonicalJson: JSON with object members in sorted order, so equal values give equal text. */

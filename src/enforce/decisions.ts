@@ -57,17 +57,40 @@ export interface DecisionClient {
 }
 
 /**
+ * Why Pemba could not answer, as a `DecisionUnavailable` says:
+ *
+ * - `network`: no connection (refused, reset, DNS): Pemba is down or unreachable;
+ * - `timeout`: no whole answer within the client's `timeoutMs`;
+ * - `overloaded`: Pemba (or a proxy in front of it) said "not now": 408, 429, 502, 503, 504;
+ * - `server_error`: Pemba failed on this question (any other 5xx, a `deadline_exceeded`, its
+ *   datastore failing in the embedded form): a caller can provoke it with an expensive question;
+ * - `bad_answer`: something answered, but not an AuthZEN decision (a wrong `url`, a redirect, a
+ *   proxy's login page): a misconfiguration;
+ * - `closed`: the client was closed (a programming error).
+ *
+ * Only `network` and `timeout` say that Pemba itself is out of reach ({@link FAIL_OPEN_KINDS}):
+ * an enforcement point configured to fail open does so on those two, never on the others.
+ */
+export type UnavailableKind = 'network' | 'timeout' | 'overloaded' | 'server_error' | 'bad_answer' | 'closed'
+
+/** The kinds a fail-open enforcement point may let a request through on (see UnavailableKind). */
+export const FAIL_OPEN_KINDS: ReadonlySet<UnavailableKind> = new Set(['network', 'timeout'])
+
+/**
  * DecisionUnavailable: Pemba could not be asked (connection refused, timeout, a 5xx, an answer
- * that is not AuthZEN). Enforcement points fail closed on it. `cause` is kept for the log.
+ * that is not AuthZEN). Enforcement points fail closed on it. `kind` says why (see
+ * UnavailableKind; `server_error` when the thrower did not say); `cause` is kept for the log.
  */
 export class DecisionUnavailable extends Error {
   override readonly name = 'DecisionUnavailable'
+  readonly kind: UnavailableKind
   constructor(
     message: string,
     readonly requestId: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; kind?: UnavailableKind },
   ) {
-    super(message, options)
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.kind = options?.kind ?? 'server_error'
   }
 }
 

@@ -11,8 +11,12 @@
  *   (the caller's, or a fresh ULID) with `client` (default '', as with authentication off).
  * - A batch is one decision per question, decided in parallel, answers in order; a question
  *   Pemba refuses answers `{decision: false, context: {error: {status, message}}}`.
- * - A single question Pemba refuses (PembaError: an unknown store, type or relation) is
- *   DecisionRejected; anything else it throws (the datastore failing) is DecisionUnavailable.
+ * - Errors are classified as the remote client classifies Pemba's HTTP answers: a question
+ *   Pemba refuses (a PembaError with a 4xx status: an unknown store, type or relation) is
+ *   DecisionRejected; a PembaError with a 5xx status (`deadline_exceeded`, `unavailable`) and
+ *   anything else it throws (the datastore failing) is DecisionUnavailable of kind
+ *   `server_error` (there is no network in between, so never `network` or `timeout`: a
+ *   fail-open enforcement point does not open on an embedded Pemba's failures).
  * - The caller owns the instance: `close()` does not close it.
  *
  * @module
@@ -85,6 +89,7 @@ class EmbeddedDecisions implements DecisionClient {
       const e = s.reason
       // Only Pemba's answer to the question fails the item; anything else fails the batch, as
       // does a store that cannot answer at all (over HTTP the whole batch is refused then too).
+      // A 5xx PembaError of one item stays that item's error, as the HTTP batch renders it.
       if (!(e instanceof PembaError) || STORE_FAILURES.has(e.code)) throw this.#failure(e, requestId)
       return { decision: false, context: { error: { status: e.status, message: e.message } }, requestId }
     })
@@ -103,8 +108,8 @@ class EmbeddedDecisions implements DecisionClient {
   }
 
   #failure(e: unknown, requestId: string): Error {
-    if (e instanceof PembaError) return new DecisionRejected(e.message, e.status, e.code, requestId)
-    const why = e instanceof Error ? e.message : String(e)
-    return new DecisionUnavailable(`the embedded Pemba could not decide: ${why}`, requestId, { cause: e })
+    if (e instanceof PembaError && e.status < 500) return new DecisionRejected(e.message, e.status, e.code, requestId)
+    const why = e instanceof PembaError ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e)
+    return new DecisionUnavailable(`the embedded Pemba could not decide: ${why}`, requestId, { cause: e, kind: 'server_error' })
   }
 }

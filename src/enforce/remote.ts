@@ -12,9 +12,11 @@
  *   asked in parallel, answers in the questions' order.
  * - The options go in `context.pemba`; every request carries `X-Request-ID` (the caller's, or a
  *   fresh ULID), which Pemba logs the decision under; `Authorization: Bearer <apiKey>` when given.
- * - Fails closed: a network error, no answer within `timeoutMs`, a 5xx or an answer that is not
- *   AuthZEN is DecisionUnavailable (the message names the URL, never the key), and so are 408 and
- *   429; any other 4xx is DecisionRejected with Pemba's `code` and `message`.
+ * - Fails closed: a network error, no answer within `timeoutMs`, a 3xx or 5xx or an answer that
+ *   is not AuthZEN is DecisionUnavailable (the message names the URL, never the key), and so are
+ *   408 and 429, each with its `kind` (`network`, `timeout`, `overloaded` for 408/429/502/503/504,
+ *   `server_error` for another 5xx, `bad_answer` for a 3xx or a body that is no AuthZEN answer);
+ *   any other 4xx is DecisionRejected with Pemba's `code` and `message`.
  *
  * Connections are kept alive between questions, in a pool of the client's own (node:http with a
  * keep-alive agent: on loopback a half to a third of the global fetch's latency, p50 0.24–0.48 ms
@@ -132,12 +134,13 @@ class RemoteDecisions implements DecisionClient {
 
   /** #post sends one request and returns its JSON body, or throws as the module comment says. */
   async #post(endpoint: 'evaluation' | 'evaluations', payload: unknown, requestId: string): Promise<unknown> {
-    if (this.#closed) throw new DecisionUnavailable(`the Pemba client for ${this.#shown} is closed`, requestId)
+    if (this.#closed) throw new DecisionUnavailable(`the Pemba client for ${this.#shown} is closed`, requestId, { kind: 'closed' })
     let res: { status: number; text: string }
     try {
       res = await this.#send(`${this.#base}/${endpoint}`, { ...this.#headers, 'x-request-id': requestId }, JSON.stringify(payload), this.#timeoutMs)
     } catch (e) {
-      throw new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: ${describeFailure(e, this.#timeoutMs)}`, requestId, { cause: e })
+      const kind = isTimeout(e) ? 'timeout' : e instanceof AnswerTooLarge ? 'bad_answer' : 'network'
+      throw new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: ${describeFailure(e, this.#timeoutMs)}`, requestId, { cause: e, kind })
     }
     let body: unknown
     try {
@@ -153,16 +156,20 @@ class RemoteDecisions implements DecisionClient {
       throw new DecisionRejected(`Pemba at ${this.#shown} refused the question (${res.status} ${code}): ${message}`, res.status, code, requestId)
     }
     if (res.status !== 200) {
-      throw new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: it answered HTTP ${res.status}`, requestId)
+      const kind = OVERLOADED.has(res.status) ? 'overloaded' : res.status >= 500 ? 'server_error' : 'bad_answer'
+      throw new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: it answered HTTP ${res.status}`, requestId, { kind })
     }
     if (body === undefined) throw this.#notAuthzen(requestId)
     return body
   }
 
   #notAuthzen(requestId: string): DecisionUnavailable {
-    return new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: its answer is not an AuthZEN decision`, requestId)
+    return new DecisionUnavailable(`Pemba at ${this.#shown} cannot be asked: its answer is not an AuthZEN decision`, requestId, { kind: 'bad_answer' })
   }
 }
+
+/** The statuses that say "not now" (a busy or restarting Pemba, or a proxy that cannot reach it). */
+const OVERLOADED = new Set([408, 429, 502, 503, 504])
 
 /** Sends one POST and reads the whole answer, or throws (a network failure, TimeoutError past the deadline). */
 type Transport = (url: string, headers: Record<string, string>, body: string, timeoutMs: number) => Promise<{ status: number; text: string }>
@@ -178,20 +185,25 @@ function fetchTransport(f: typeof fetch): Transport {
 /** The largest answer read (a batch of 50 explained decisions is far below it); past it the answer is not Pemba's. */
 const MAX_ANSWER_BYTES = 8 * 1024 * 1024
 
+/** An answer past MAX_ANSWER_BYTES: something answered, and it is not Pemba. */
+class AnswerTooLarge extends Error {}
+
 /**
  * nodeTransport sends with node:http(s) over the client's keep-alive agent; the deadline covers
  * the whole exchange. A kept-alive socket the server closed just as it was reused is retried
  * once on a fresh one (Node's documented `reusedSocket` pattern): nothing was answered on it.
  */
 function nodeTransport(send: typeof httpRequest, agent: HttpAgent): Transport {
-  const once = (url: string, headers: Record<string, string>, body: string, timeoutMs: number, retry: boolean): Promise<{ status: number; text: string }> =>
+  // The retry gets only the time left, so the whole exchange stays within timeoutMs.
+  const once = (url: string, headers: Record<string, string>, body: string, deadline: number, retry: boolean): Promise<{ status: number; text: string }> =>
     new Promise((resolve, reject) => {
+      const timeoutMs = Math.max(1, Math.ceil(deadline - performance.now()))
       const req = send(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res: IncomingMessage) => {
         const chunks: Buffer[] = []
         let size = 0
         res.on('data', (c: Buffer) => {
           size += c.length
-          if (size > MAX_ANSWER_BYTES) req.destroy(new Error(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`))
+          if (size > MAX_ANSWER_BYTES) req.destroy(new AnswerTooLarge(`the answer is larger than ${MAX_ANSWER_BYTES} bytes`))
           else chunks.push(c)
         })
         res.on('end', () => {
@@ -203,13 +215,13 @@ function nodeTransport(send: typeof httpRequest, agent: HttpAgent): Transport {
       const timer = setTimeout(() => req.destroy(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')), timeoutMs)
       function fail(e: Error) {
         clearTimeout(timer)
-        if (retry && req.reusedSocket && (e as { code?: unknown }).code === 'ECONNRESET') resolve(once(url, headers, body, timeoutMs, false))
+        if (retry && req.reusedSocket && (e as { code?: unknown }).code === 'ECONNRESET') resolve(once(url, headers, body, deadline, false))
         else reject(e)
       }
       req.on('error', fail)
       req.end(body)
     })
-  return (url, headers, body, timeoutMs) => once(url, headers, body, timeoutMs, true)
+  return (url, headers, body, timeoutMs) => once(url, headers, body, performance.now() + timeoutMs, true)
 }
 
 /** parseBaseUrl validates the `url` option: an http(s) URL without credentials, query or fragment; no trailing slash. */
@@ -234,9 +246,13 @@ function isDecision(v: unknown): v is AuthzenDecision {
   return ctx === undefined || (typeof ctx === 'object' && ctx !== null && !Array.isArray(ctx))
 }
 
+function isTimeout(e: unknown): boolean {
+  return e instanceof DOMException && (e.name === 'TimeoutError' || e.name === 'AbortError')
+}
+
 /** describeFailure: why a request got no answer (timeout, refused connection…), for the log. */
 function describeFailure(e: unknown, timeoutMs: number): string {
-  if (e instanceof DOMException && (e.name === 'TimeoutError' || e.name === 'AbortError')) return `no answer within ${timeoutMs} ms`
+  if (isTimeout(e)) return `no answer within ${timeoutMs} ms`
   // node:http's errors carry the code themselves, fetch's in their cause.
   for (const x of [e, (e as { cause?: unknown }).cause] as Array<{ code?: unknown; message?: unknown } | undefined>) {
     if (x && typeof x.code === 'string') return `${x.code}${typeof x.message === 'string' ? ` (${x.message})` : ''}`

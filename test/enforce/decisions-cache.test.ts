@@ -5,7 +5,7 @@
  * revoked grant seen once the cached answer expires.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { cachedDecisions, canonicalJson } from '../../src/enforce/cache.ts'
+import { cachedDecisions, canonicalJson, MAX_KEY_CHARS } from '../../src/enforce/cache.ts'
 import { DecisionUnavailable } from '../../src/enforce/decisions.ts'
 import { remoteDecisions } from '../../src/enforce/remote.ts'
 import { tupleKey } from '../helpers/fixtures.ts'
@@ -52,6 +52,18 @@ describe('cachedDecisions', () => {
     expect(delegated.decision).toBe(false)
     expect(counted.requests).toBe(4)
     expect(client.storeId).toBe(p.storeId)
+  })
+
+  it('keeps no question whose key is longer than MAX_KEY_CHARS (a large context): the cache stays bounded', async () => {
+    const { client, counted } = cached()
+    const big = { ...q('user:alice', 'read_customer'), context: { note: 'x'.repeat(MAX_KEY_CHARS) } }
+    expect((await client.evaluate(big)).decision).toBe(true)
+    expect((await client.evaluate(big)).decision).toBe(true)
+    expect(counted.requests).toBe(2)
+    const small = { ...q('user:alice', 'read_customer'), context: { note: 'x' } }
+    await client.evaluate(small)
+    await client.evaluate(small)
+    expect(counted.requests).toBe(3)
   })
 
   it('asks once for identical questions asked at the same time; a failure is shared, never stored', async () => {

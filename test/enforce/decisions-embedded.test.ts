@@ -81,6 +81,7 @@ describe('embeddedDecisions', () => {
     // A question the caches cannot answer: it must read the closed database.
     const e = await c.evaluate(q('user:carol', 'read_customer'), { consistency: 'HIGHER_CONSISTENCY' }).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(DecisionUnavailable)
+    expect((e as DecisionUnavailable).kind).toBe('server_error')
     expect((e as Error).message).toMatch(/^the embedded Pemba could not decide: /)
     await expect(c.evaluateAll([q('user:carol', 'read_customer')], { consistency: 'HIGHER_CONSISTENCY' })).rejects.toBeInstanceOf(DecisionUnavailable)
   })

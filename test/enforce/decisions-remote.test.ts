@@ -130,6 +130,7 @@ describe('remoteDecisions', () => {
       const e = await c.evaluate(q('user:alice', 'read_customer')).catch((x: unknown) => x)
       const took = performance.now() - started
       expect(e).toBeInstanceOf(DecisionUnavailable)
+      expect((e as DecisionUnavailable).kind).toBe('timeout')
       expect((e as Error).message).toContain(hanging.url)
       expect((e as Error).message).toContain('no answer within 300 ms')
       expect(took).toBeGreaterThanOrEqual(290)
@@ -144,32 +145,39 @@ describe('remoteDecisions', () => {
     const url = await closedPort()
     const e = await remoteDecisions({ url, storeId: p.storeId }).evaluate(q('user:alice', 'read_customer')).catch((x: unknown) => x)
     expect(e).toBeInstanceOf(DecisionUnavailable)
+    expect((e as DecisionUnavailable).kind).toBe('network')
     expect((e as Error).message).toMatch(new RegExp(`^Pemba at ${url} cannot be asked: ECONNREFUSED`))
   })
 
-  it('fails closed with DecisionUnavailable on a 5xx and on an answer that is not AuthZEN', async () => {
-    const answers: Array<[number, string]> = [
-      [503, '{"code":"unavailable","message":"draining"}'],
-      [429, '{"code":"rate_limited","message":"slow down"}'],
-      [200, '<html>proxy login</html>'],
-      [200, '{"decision":"yes"}'],
-      [200, '{"evaluations":[{"decision":true}]}'],
+  it('fails closed with DecisionUnavailable on a 3xx, a 5xx and an answer that is not AuthZEN, each with its kind', async () => {
+    const answers: Array<[number, string, string, string]> = [
+      [503, '{"code":"unavailable","message":"draining"}', 'overloaded', 'it answered HTTP 503'],
+      [502, '<html>bad gateway</html>', 'overloaded', 'it answered HTTP 502'],
+      [429, '{"code":"rate_limited","message":"slow down"}', 'overloaded', 'it answered HTTP 429'],
+      [500, '{"code":"deadline_exceeded","message":"Request Deadline Exceeded"}', 'server_error', 'it answered HTTP 500'],
+      [302, '', 'bad_answer', 'it answered HTTP 302'],
+      [200, '<html>proxy login</html>', 'bad_answer', 'not an AuthZEN decision'],
+      [200, '{"decision":"yes"}', 'bad_answer', 'not an AuthZEN decision'],
+      [200, '{"evaluations":[{"decision":true}]}', 'bad_answer', 'not an AuthZEN decision'],
     ]
     let next = 0
     const odd = await rawServer((_req, res) => {
       const [status, body] = answers[next++]
-      res.writeHead(status, { 'content-type': 'application/json' }).end(body)
+      res.writeHead(status, status === 302 ? { location: '/login' } : { 'content-type': 'application/json' }).end(body)
     })
     try {
       const c = remoteDecisions({ url: odd.url, storeId: p.storeId })
-      for (const message of ['it answered HTTP 503', 'it answered HTTP 429', 'not an AuthZEN decision', 'not an AuthZEN decision']) {
+      for (const [status, , kind, message] of answers.slice(0, -1)) {
         const e = await c.evaluate(q('user:alice', 'read_customer')).catch((x: unknown) => x)
-        expect(e).toBeInstanceOf(DecisionUnavailable)
+        expect(e, String(status)).toBeInstanceOf(DecisionUnavailable)
+        expect((e as DecisionUnavailable).kind, String(status)).toBe(kind)
         expect((e as Error).message).toContain(message)
       }
       // A batch answer with fewer decisions than questions.
       const e = await c.evaluateAll([q('user:alice', 'read_customer'), q('user:bob', 'read_customer')]).catch((x: unknown) => x)
       expect(e).toBeInstanceOf(DecisionUnavailable)
+      expect((e as DecisionUnavailable).kind).toBe('bad_answer')
+      expect(next).toBe(answers.length)
     } finally {
       await odd.close()
     }
@@ -246,6 +254,6 @@ describe('remoteDecisions', () => {
     expect((await c.evaluate(q('user:alice', 'read_customer'))).decision).toBe(true)
     expect(seen).toEqual([`${p.url}/stores/${p.storeId}/access/v1/evaluation`])
     await c.close()
-    await expect(c.evaluate(q('user:alice', 'read_customer'))).rejects.toThrow(/closed/)
+    await expect(c.evaluate(q('user:alice', 'read_customer'))).rejects.toMatchObject({ name: 'DecisionUnavailable', kind: 'closed', message: expect.stringMatching(/closed/) })
   })
 })

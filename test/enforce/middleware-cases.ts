@@ -11,11 +11,14 @@
  * | `GET /agent/docs/:id` | the same, `onBehalfOf` = header `x-on-behalf-of` (comma-separated) |
  * | `GET /office/docs/:id` | `office_reader` on `doc:<id>`, context `{ip: header x-ip}` |
  * | `GET /fresh/docs/:id` | `reader`, `consistency: 'HIGHER_CONSISTENCY'` |
+ * | `GET /attrs/docs/:id` | `office_reader`, context = `JSON.parse(header x-attributes)`: the app bug of copying client input wholesale |
+ * | `GET /answered/docs/:id` | `reader`; the rule's `user` first answers 504 `{early: true}` itself, as a request timeout firing while Pemba is asked would |
  *
  * and each handler answers `{ok: true, id, decision_id: authz.decisionOf(req)?.requestId ?? null}`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EnforcementLogEntry, PembaOptions } from '../../src/enforce/middleware/core.ts'
+import type { Pemba } from '../../src/server.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createPemba } from '../../src/server.ts'
 import { serveHttp, type HttpClient } from '../authzen/core-fixture.ts'
@@ -25,6 +28,8 @@ import { closedPort, decisionsByRequestId, rawServer, ULID } from './decisions-f
 export interface MiddlewareApp {
   url: string
   close(): Promise<void>
+  /** What the framework itself logged at warn level or above (Fastify: "Reply was already sent"), when it logs. */
+  frameworkWarnings?: string[]
 }
 
 /** Builds and starts the framework's app with the routes above. */
@@ -114,8 +119,18 @@ export function describeMiddleware(framework: string, serveApp: ServeApp): void 
     describe.each(['remote', 'embedded'] as const)('asking Pemba %s', (mode) => {
       let app: MiddlewareApp
       const logs: EnforcementLogEntry[] = []
+      /** How many questions reached Pemba: counted at its HTTP client (remote) or its decider (embedded). */
+      let asked = 0
       beforeAll(async () => {
-        const where = mode === 'remote' ? { url: pemba.url, storeId } : { embedded: pemba.pemba, storeId }
+        const counting: typeof fetch = (input, init) => {
+          asked++
+          return fetch(input, init)
+        }
+        const decider: Pick<Pemba, 'authzen'> = {
+          authzen: { decide: (...args: Parameters<Pemba['authzen']['decide']>) => (asked++, pemba.pemba.authzen.decide(...args)) } as Pemba['authzen'],
+        }
+        // No decision cache: every question that is sent is counted.
+        const where = mode === 'remote' ? { url: pemba.url, storeId, fetch: counting, cacheTtlMs: 0 } : { embedded: decider, storeId }
         app = await start({ ...where, log: (e) => logs.push(e) })
       })
 
@@ -132,7 +147,8 @@ export function describeMiddleware(framework: string, serveApp: ServeApp): void 
         const a = await get(app, '/docs/1?token=not-in-the-answer', { 'x-user': 'user:bob' })
         expectProblem(a, 403, 'forbidden', '/docs/1')
         expect(a.body.title).toBe('Forbidden')
-        expect(a.body.detail).toBe('user:bob lacks reader on doc:1')
+        // Generic: the object may be an id the caller must not learn (the decision log has it).
+        expect(a.body.detail).toBe('reader is required')
         expect(a.body.decision_id).toMatch(ULID)
         expect(a.headers.get('x-pemba-decision-id')).toBe(a.body.decision_id)
         const [logged] = await loggedUnder(a.body.decision_id)
@@ -140,17 +156,71 @@ export function describeMiddleware(framework: string, serveApp: ServeApp): void 
       })
 
       it('no user: 401 with a Bearer challenge, Pemba not asked', async () => {
+        const before = asked
         const a = await get(app, '/docs/1')
         expectProblem(a, 401, 'unauthenticated', '/docs/1')
         expect(a.headers.get('www-authenticate')).toBe('Bearer')
         expect(a.body.decision_id).toBeUndefined()
+        expect(asked).toBe(before)
+        // The counter counts: an allowed request is one question.
+        await get(app, '/docs/1', { 'x-user': 'user:alice' })
+        expect(asked).toBe(before + 1)
       })
 
-      it('an object that is no Pemba id: 400, Pemba not asked', async () => {
+      it('an object that is no Pemba id: 400 naming the member, not its value; Pemba not asked', async () => {
+        const before = asked
         const a = await get(app, '/docs/a%23b', { 'x-user': 'user:alice' })
         expectProblem(a, 400, 'invalid_request', '/docs/a%23b')
-        expect(a.body.detail).toContain("'a#b'")
-        expect(logs.some((l) => l.event === 'invalid_question' && l.level === 'warn')).toBe(true)
+        expect(a.body.detail).toBe("the request's object is not a valid Pemba id")
+        expect(asked).toBe(before)
+        expect(logs.find((l) => l.event === 'invalid_question')).toMatchObject({ level: 'warn', error: expect.stringContaining("'a#b'") })
+      })
+
+      it('a context holding a reserved key (pemba, subject_token, approval, supported_obligations): 503, logged, never sent to Pemba', async () => {
+        const grant = { pemba: { contextual_tuples: [{ user: 'user:mallory', relation: 'office_reader', object: 'doc:1' }] }, ip: '10.0.0.7' }
+        const attacks = [
+          grant,
+          { subject_token: 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJtYWxsb3J5In0.', ip: '10.0.0.7' },
+          { approval: { token: 'x' }, ip: '10.0.0.7' },
+          { supported_obligations: ['x'], ip: '10.0.0.7' },
+        ]
+        const before = asked
+        for (const attributes of attacks) {
+          const a = await get(app, '/attrs/docs/1', { 'x-user': 'user:mallory', 'x-attributes': JSON.stringify(attributes) })
+          expectProblem(a, 503, 'authorization_unavailable', '/attrs/docs/1')
+          expect(a.headers.get('retry-after')).toBeNull()
+        }
+        expect(asked).toBe(before)
+        const lines = logs.filter((l) => l.event === 'invalid_rule')
+        expect(lines.map((l) => /reserved key '(\w+)'/.exec(l.error ?? '')?.[1])).toEqual(['pemba', 'subject_token', 'approval', 'supported_obligations'])
+        expect(lines[0]).toMatchObject({ level: 'error', route: 'GET /attrs/docs/:id' })
+        expect(JSON.stringify(lines)).not.toContain('eyJ')
+        // The same route with harmless attributes is decided as usual.
+        expect((await get(app, '/attrs/docs/1', { 'x-user': 'user:alice', 'x-attributes': '{"ip":"10.0.0.7"}' })).status).toBe(200)
+        expectProblem(await get(app, '/attrs/docs/1', { 'x-user': 'user:mallory', 'x-attributes': '{"ip":"10.0.0.7"}' }), 403, 'forbidden', '/attrs/docs/1')
+        expect(asked).toBe(before + 2)
+      })
+
+      it('a response sent while Pemba was asked stands: no second answer, no crash', async () => {
+        const rejections: unknown[] = []
+        const onRejection = (e: unknown) => rejections.push(e)
+        process.on('unhandledRejection', onRejection)
+        try {
+          const before = asked
+          const a = await get(app, '/answered/docs/1', { 'x-user': 'user:bob' })
+          expect(a.status).toBe(504)
+          expect(a.body).toEqual({ early: true })
+          expect(a.headers.get('x-pemba-decision-id')).toBeNull()
+          // The denial arrives after the early answer; give a late write the time to fail.
+          for (let i = 0; i < 100 && asked === before; i++) await new Promise((r) => setTimeout(r, 10))
+          expect(asked).toBe(before + 1)
+          await new Promise((r) => setTimeout(r, 100))
+          expect(rejections).toEqual([])
+          expect(app.frameworkWarnings?.filter((w) => /already sent/i.test(w)) ?? []).toEqual([])
+          expect((await get(app, '/docs/1', { 'x-user': 'user:alice' })).status).toBe(200)
+        } finally {
+          process.off('unhandledRejection', onRejection)
+        }
       })
 
       it('delegated: the agent may read for alice, who delegated to it, not for bob', async () => {
@@ -214,7 +284,38 @@ export function describeMiddleware(framework: string, serveApp: ServeApp): void 
         const a = await get(app, '/docs/1', { 'x-user': 'user:alice' })
         expect(a.status).toBe(200)
         expect(a.body.decision_id).toBeNull()
-        expect(logs.find((l) => l.event === 'pemba_unavailable')?.message).toContain('ALLOWED WITHOUT A DECISION')
+        const line = logs.find((l) => l.event === 'pemba_unavailable')
+        expect(line).toMatchObject({ level: 'error', kind: 'network' })
+        expect(line?.message).toContain('ALLOWED WITHOUT A DECISION')
+      })
+
+      it("whenUnavailable: 'allow' never opens on an answer that shows misconfiguration or a failed question", async () => {
+        // A wrong url (another service answering 200 HTML), a redirect, and Pemba's own 500 (a deadline a caller can provoke).
+        const answers: Array<[number, Record<string, string>, string, string]> = [
+          [200, { 'content-type': 'text/html' }, '<html>welcome</html>', 'bad_answer'],
+          [302, { location: '/login' }, '', 'bad_answer'],
+          [500, { 'content-type': 'application/json' }, '{"code":"deadline_exceeded","message":"Request Deadline Exceeded"}', 'server_error'],
+        ]
+        let next = 0
+        const other = await rawServer((_req, res) => {
+          const [status, headers, body] = answers[next++ % answers.length]
+          res.writeHead(status, headers).end(body)
+        })
+        try {
+          const logs: EnforcementLogEntry[] = []
+          const app = await start({ url: other.url, storeId, whenUnavailable: 'allow', cacheTtlMs: 0, log: (e) => logs.push(e) })
+          for (const [status, , , kind] of answers) {
+            const a = await get(app, '/docs/1', { 'x-user': 'user:alice' })
+            expectProblem(a, 503, 'authorization_unavailable', '/docs/1')
+            const line = logs.filter((l) => l.event === 'pemba_unavailable').at(-1)
+            expect(line, String(status)).toMatchObject({ level: 'error', kind })
+            expect(line?.message).toContain("whenUnavailable 'allow' opens only when Pemba is out of reach")
+          }
+          expect(next).toBe(answers.length)
+          expect(logs.filter((l) => l.event === 'pemba_unavailable').at(0)?.message).toContain("check the middleware's url")
+        } finally {
+          await other.close()
+        }
       })
 
       it("a question Pemba refuses (unknown store): 503 even with whenUnavailable 'allow', logged through a pino-like logger", async () => {

@@ -26,6 +26,13 @@ describeMiddleware('Express', async (options) => {
   app.get('/agent/docs/:id', authz.requirePermission({ relation: 'reader', object: doc, user, onBehalfOf: (req) => req.get('x-on-behalf-of')?.split(',') }), answer)
   app.get('/office/docs/:id', authz.requirePermission({ relation: 'office_reader', object: doc, user, context: (req) => ({ ip: req.get('x-ip') }) }), answer)
   app.get('/fresh/docs/:id', authz.requirePermission({ relation: 'reader', object: doc, user, consistency: 'HIGHER_CONSISTENCY' }), answer)
+  app.get('/attrs/docs/:id', authz.requirePermission({ relation: 'office_reader', object: doc, user, context: (req) => JSON.parse(req.get('x-attributes') ?? '{}') }), answer)
+  // The rule answers before Pemba does, as a request timeout (connect-timeout) firing meanwhile would.
+  const answeredFirst = (req: Request, res: Response) => {
+    res.status(504).json({ early: true })
+    return user(req, res)
+  }
+  app.get('/answered/docs/:id', authz.requirePermission({ relation: 'reader', object: doc, user: answeredFirst }), answer)
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s))
   })

@@ -13,32 +13,26 @@
  * `DecisionClient` (`decisions`). Each protected request turns its OpenFGA-style strings
  * (`user: 'user:alice'`, `object: 'doc:42'`, the rule's `relation`) into one AuthZEN evaluation
  * (subject `{type:'user', id:'alice'}`, resource `{type:'doc', id:'42'}`, action `{name: relation}`)
- * and acts on the answer:
- *
- * | situation | answer (`application/problem+json`, `type: about:blank`) |
- * |---|---|
- * | allowed | the handler runs (`authz.decisionOf(req)` has the decision) |
- * | no user (`user(req)` gives undefined or '') | 401 `code: unauthenticated`, `WWW-Authenticate: Bearer`, Pemba not asked |
- * | the user or object is not a Pemba id (`doc:a b`) | 400 `code: invalid_request`, Pemba not asked |
- * | denied | 403 `code: forbidden`, `decision_id` (+ header `X-Pemba-Decision-Id`) |
- * | Pemba cannot be asked (down, timeout, 5xx) | 503 `code: authorization_unavailable` + an error log line; with `whenUnavailable: 'allow'` the handler runs instead (logged as an error every time) |
- * | Pemba refuses the question (4xx: unknown store, a bad key, a type the model lacks) | 503 `code: authorization_unavailable` + an error log line, whatever `whenUnavailable` says |
- *
- * A 403 body: `{"type":"about:blank","title":"Forbidden","status":403,"detail":"user:bob lacks reader
- * on doc:42","code":"forbidden","decision_id":"01J…","instance":"/docs/42"}`; the
- * `decision_id` is the `X-Request-ID` the question was asked with, so
- * `GET /stores/{store}/decisions?request_id=01J…` finds the decision in Pemba's log. The
- * `instance` is the request's path (never its query string, which may carry credentials).
+ * and acts on the answer. What each situation answers (401, 400, 403, 503, fail-open) and logs
+ * is documented once, in docs/middleware.md ("What a request gets", "Failure modes and the log").
  *
  * @module
  */
 import { PembaError, validationError } from '../../core/errors.ts'
 import { createRedactor } from '../../core/redact.ts'
-import { objectOf, relationOf, userOf } from '../../service/authzen/mapping.ts'
+import { objectOf, relationOf, RESERVED_CONTEXT_KEYS, userOf } from '../../service/authzen/mapping.ts'
 import type { AuthzenEntity, AuthzenEvaluation } from '../../service/authzen/types.ts'
 import type { Pemba } from '../../server.ts'
 import { cachedDecisions } from '../cache.ts'
-import { DecisionRejected, DecisionUnavailable, type DecisionClient, type DecisionOptions, type EnforcementDecision } from '../decisions.ts'
+import {
+  DecisionRejected,
+  DecisionUnavailable,
+  FAIL_OPEN_KINDS,
+  type DecisionClient,
+  type DecisionOptions,
+  type EnforcementDecision,
+  type UnavailableKind,
+} from '../decisions.ts'
 import { embeddedDecisions } from '../embedded.ts'
 import { remoteDecisions } from '../remote.ts'
 
@@ -68,7 +62,13 @@ export interface PermissionRule<Req> {
    * `user` is the agent `agent:assistant`). Pemba requires the `acts_for` chain in the store.
    */
   onBehalfOf?: PerRequest<Req, string[] | undefined>
-  /** Condition parameters (`{ip: '10.0.0.7'}`); the keys `pemba`, `subject_token`, `approval` are Pemba's. */
+  /**
+   * Condition parameters (`{ip: req.ip}`): a plain object of JSON values, built member by
+   * member, never a client's object copied wholesale. The keys `pemba`, `subject_token`,
+   * `approval` and `supported_obligations` are Pemba's own (contextual tuples, delegation, a
+   * token): a context holding one is a programming error, answered 503 and logged
+   * (`invalid_rule`), never sent.
+   */
   context?: PerRequest<Req, Record<string, unknown> | undefined>
   /** `HIGHER_CONSISTENCY` after a write the check must see (skips the decision cache), or per request. */
   consistency?: Consistency | PerRequest<Req, Consistency | undefined>
@@ -84,8 +84,8 @@ export interface RemotePembaOptions {
   /** How long one question may take before it counts as Pemba being unavailable; default 2000. */
   timeoutMs?: number
   /**
-   * How long an answer is reused for the same question; default 1000 (the staleness Pemba
-   * already allows its own replicas, PEMBA_CHECK_CACHE_STALENESS_MS); 0 turns the cache off.
+   * How long an answer is reused for the same question; default 1000; 0 turns the cache off.
+   * It adds up to this much staleness on top of Pemba's own (its check cache, 1 s by default).
    */
   cacheTtlMs?: number
   /** How many answers the cache holds at most; default 10,000. */
@@ -105,22 +105,26 @@ export interface EmbeddedPembaOptions {
   cacheMaxEntries?: number
 }
 
-/** Ask through a DecisionClient built elsewhere (shared with an MCP authorizer, say); closed by `close()`. */
+/** Ask through a DecisionClient built elsewhere (shared with an MCP authorizer, say); its creator closes it, `close()` does not. */
 export interface ClientPembaOptions {
   decisions: DecisionClient
 }
 
+/** What a log event is about (docs/middleware.md, "Failure modes and the log"). */
+export type EnforcementEvent = 'pemba_unavailable' | 'pemba_rejected' | 'invalid_question' | 'invalid_rule' | 'fail_open_configured'
+
 /** One log event of the middleware. */
 export interface EnforcementLogEntry {
   level: 'error' | 'warn'
-  /** `pemba_unavailable`, `pemba_rejected`, `invalid_question`, `fail_open_configured`. */
-  event: string
+  event: EnforcementEvent
   /** `GET /docs/:id` (the route as declared, else the path). */
   route?: string
   /** The decision's request id (`X-Request-ID`), when a question was asked. */
   request_id?: string
   /** The error's message: names Pemba's URL, never a credential. */
   error?: string
+  /** Why Pemba could not answer, for `pemba_unavailable` (see UnavailableKind). */
+  kind?: UnavailableKind
   /** What Pemba answered, for `pemba_rejected`. */
   status?: number
   code?: string
@@ -138,9 +142,12 @@ export interface EnforcementLogger {
 export interface EnforcementOptions {
   /**
    * What a request gets when Pemba cannot be asked. `'deny'` (default): 503, fail closed.
-   * `'allow'`: the handler runs without a decision; only for routes whose availability matters
-   * more than their protection, and logged as an error on every such request. A question Pemba
-   * refuses (misconfiguration) is never allowed.
+   * `'allow'`: the handler runs without a decision when Pemba is out of reach (a network error
+   * or no answer within `timeoutMs`: kinds `network`, `timeout`), and only then; only for
+   * routes whose availability matters more than their protection, and logged as an error on
+   * every such request. Anything that shows misconfiguration or a question-specific failure (a
+   * 4xx, a 5xx, a 408/429, a redirect or an answer that is not AuthZEN, an embedded Pemba's
+   * failure) is answered 503 whatever this says.
    */
   whenUnavailable?: 'deny' | 'allow'
   /** Where log events go, as one object each; wins over `logger`. */
@@ -163,7 +170,10 @@ export interface ProblemBody {
   status: number
   detail: string
   code: 'unauthenticated' | 'invalid_request' | 'forbidden' | 'authorization_unavailable'
-  /** The id the decision is logged under in Pemba (403, and a 503 when a question was sent). */
+  /**
+   * 403: the id the decision is logged under in Pemba. 503 after a question was sent: the
+   * request id of the middleware's log line (Pemba's decision log holds it only if it decided).
+   */
   decision_id?: string
   /** The request's path. */
   instance?: string
@@ -202,6 +212,8 @@ export class Enforcer<Req extends object> {
   readonly #challenge: string
   readonly #redact: (s: string) => string
   readonly #decided = new WeakMap<Req, EnforcementDecision>()
+  /** Whether close() closes the client (not one given as `decisions`: its creator owns it). */
+  readonly #ownsClient: boolean
 
   constructor(options: PembaOptions) {
     const chosen = (['url', 'embedded', 'decisions'] as const).filter((k) => k in options && (options as unknown as Record<string, unknown>)[k] !== undefined)
@@ -217,6 +229,7 @@ export class Enforcer<Req extends object> {
     this.#challenge = options.challenge ?? 'Bearer'
     this.#redact = createRedactor('apiKey' in options && options.apiKey ? [options.apiKey] : []).text
     this.decisions = decisionClient(options)
+    this.#ownsClient = !('decisions' in options && options.decisions !== undefined)
     if (whenUnavailable === 'allow') {
       this.#log({
         level: 'warn',
@@ -260,25 +273,31 @@ export class Enforcer<Req extends object> {
     }
     const object = await rule.object(req)
     const onBehalfOf = rule.onBehalfOf ? await rule.onBehalfOf(req) : undefined
+    const context = rule.context ? await rule.context(req) : undefined
+    const consistency = typeof rule.consistency === 'function' ? await rule.consistency(req) : rule.consistency
+    // What the rule's own functions gave that no request could cause: the app's bug, never the client's.
+    const bug = ruleBug(user, object, onBehalfOf, context, consistency)
+    if (bug !== undefined) return this.#invalidRule(bug, at)
     let question: AuthzenEvaluation
+    let member = 'user'
     try {
-      question = {
-        subject: entity(user, 'user'),
-        action: { name: rule.relation },
-        resource: entity(object, 'object'),
-      }
-      userOf(question.subject)
-      objectOf(question.resource)
-      if (onBehalfOf !== undefined && !Array.isArray(onBehalfOf)) throw validationError("onBehalfOf must be a list of 'type:id' strings")
+      const subject = entity(user as string, 'user')
+      userOf(subject)
+      member = 'object'
+      const resource = entity(object as string, 'object')
+      objectOf(resource)
+      member = 'onBehalfOf'
       for (const p of onBehalfOf ?? []) userOf(entity(p, 'onBehalfOf'))
+      question = { subject, action: { name: rule.relation }, resource }
     } catch (e) {
       if (!(e instanceof PembaError)) throw e
-      this.#log({ level: 'warn', event: 'invalid_question', route: at.route, error: e.message, message: `pemba middleware: ${at.route}: ${e.message}` })
-      return refuse(400, 'invalid_request', e.message, at)
+      const error = this.#redact(e.message)
+      this.#log({ level: 'warn', event: 'invalid_question', route: at.route, error, message: `pemba middleware: ${at.route}: ${error}` })
+      // The detail names the member, not its value: the value may be an id the app computed.
+      return refuse(400, 'invalid_request', `the request's ${member} is not a valid Pemba id`, at)
     }
-    const context = rule.context ? await rule.context(req) : undefined
-    if (context !== undefined) question.context = context
-    const consistency = typeof rule.consistency === 'function' ? await rule.consistency(req) : rule.consistency
+    // A JSON copy: what an embedded Pemba sees is what a remote one would receive (and what the cache keys on).
+    if (context !== undefined) question.context = JSON.parse(JSON.stringify(context)) as Record<string, unknown>
     let decision: EnforcementDecision
     try {
       decision = await this.decisions.evaluate(question, {
@@ -292,8 +311,8 @@ export class Enforcer<Req extends object> {
       this.#decided.set(req, decision)
       return { allow: true, decision }
     }
-    const detail = `${user} lacks ${rule.relation} on ${object}`
-    return refuse(403, 'forbidden', detail, at, decision.requestId, { [DECISION_ID_HEADER]: decision.requestId })
+    // Generic on purpose: the object may be an id the caller must not learn; the decision log has it.
+    return refuse(403, 'forbidden', `${rule.relation} is required`, at, decision.requestId, { [DECISION_ID_HEADER]: decision.requestId })
   }
 
   /** decisionOf: the decision that let `req` through (undefined when it failed open or was not checked). */
@@ -301,9 +320,24 @@ export class Enforcer<Req extends object> {
     return this.#decided.get(req)
   }
 
-  /** close releases the client (its connections; not an embedded instance, which its creator closes). */
+  /**
+   * close releases the client the middleware made (its connections; not an embedded instance,
+   * nor a client given as `decisions`: their creators close them).
+   */
   close(): Promise<void> {
-    return this.decisions.close()
+    return this.#ownsClient ? this.decisions.close() : Promise.resolve()
+  }
+
+  /** #invalidRule: the verdict, and the log line, when the rule's functions gave what no rule may give. */
+  #invalidRule(bug: string, at: RouteInfo): Verdict {
+    this.#log({
+      level: 'error',
+      event: 'invalid_rule',
+      route: at.route,
+      error: bug,
+      message: `pemba middleware: the requirePermission rule of ${at.route} is wrong: ${bug}; denied without asking Pemba: fix the rule`,
+    })
+    return refuse(503, 'authorization_unavailable', 'the authorisation service cannot decide this request', at)
   }
 
   /** #unavailable: the verdict, and the log line, when Pemba could not answer. */
@@ -324,16 +358,20 @@ export class Enforcer<Req extends object> {
     }
     if (!(e instanceof DecisionUnavailable)) throw e
     const error = this.#redact(e.message)
-    const open = this.#whenUnavailable === 'allow'
+    const kind = e.kind
+    const open = this.#whenUnavailable === 'allow' && FAIL_OPEN_KINDS.has(kind)
+    let outcome = 'denied (fail closed)'
+    if (open) outcome = "ALLOWED WITHOUT A DECISION (whenUnavailable: 'allow')"
+    else if (this.#whenUnavailable === 'allow') outcome = `denied: whenUnavailable 'allow' opens only when Pemba is out of reach, not on ${kind}`
+    if (kind === 'bad_answer') outcome += "; check the middleware's url"
     this.#log({
       level: 'error',
       event: 'pemba_unavailable',
       route: at.route,
       request_id: e.requestId,
+      kind,
       error,
-      message: open
-        ? `pemba middleware: cannot ask Pemba for ${at.route} (${error}); ALLOWED WITHOUT A DECISION (whenUnavailable: 'allow')`
-        : `pemba middleware: cannot ask Pemba for ${at.route} (${error}); denied (fail closed)`,
+      message: `pemba middleware: cannot ask Pemba for ${at.route} (${error}); ${outcome}`,
     })
     if (open) return { allow: true }
     return refuse(503, 'authorization_unavailable', 'the authorisation service is unavailable; try again later', at, e.requestId, {
@@ -344,11 +382,69 @@ export class Enforcer<Req extends object> {
 }
 
 /** entity splits `type:id` at the first `:`; the parts are checked by Pemba's own mapping rules. */
-function entity(s: unknown, option: string): AuthzenEntity {
-  if (typeof s !== 'string') throw validationError(`${option} must be a 'type:id' string, got ${typeof s}`)
+function entity(s: string, option: string): AuthzenEntity {
   const colon = s.indexOf(':')
   if (colon <= 0 || colon === s.length - 1) throw validationError(`${option} '${s}' is not 'type:id'`)
   return { type: s.slice(0, colon), id: s.slice(colon + 1) }
+}
+
+/**
+ * ruleBug: what is wrong with the values a rule's functions gave, when no request could cause
+ * it (a user that is no string, a context that would smuggle Pemba's own options), else undefined.
+ * It never quotes a value (it may be a credential).
+ */
+function ruleBug(user: unknown, object: unknown, onBehalfOf: unknown, context: unknown, consistency: unknown): string | undefined {
+  if (typeof user !== 'string') return `user gave ${kindOf(user)}, not a 'type:id' string`
+  if (typeof object !== 'string') return `object gave ${kindOf(object)}, not a 'type:id' string`
+  if (onBehalfOf !== undefined && !(Array.isArray(onBehalfOf) && onBehalfOf.every((p) => typeof p === 'string'))) {
+    return "onBehalfOf gave no list of 'type:id' strings"
+  }
+  if (consistency !== undefined && consistency !== 'MINIMIZE_LATENCY' && consistency !== 'HIGHER_CONSISTENCY') {
+    return `consistency gave ${kindOf(consistency)}, not 'MINIMIZE_LATENCY' or 'HIGHER_CONSISTENCY'`
+  }
+  if (context === undefined) return undefined
+  if (!isPlainObject(context)) return `context gave ${kindOf(context)}, not a plain object`
+  for (const key of Object.keys(context)) {
+    if (RESERVED_CONTEXT_KEYS.has(key)) {
+      return `context gave the reserved key '${key}' (Pemba's own: contextual tuples, delegation, tokens); build the context member by member, never from client input wholesale`
+    }
+  }
+  const where = nonJson(context, 'context', 0)
+  return where === undefined ? undefined : `${where} is not a JSON value (strings, finite numbers, booleans, null, arrays, plain objects)`
+}
+
+/** nonJson: the path of the first value in `v` that JSON would not carry as it is, else undefined. */
+function nonJson(v: unknown, path: string, depth: number): string | undefined {
+  if (depth > 32) return path
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return undefined
+  if (typeof v === 'number') return Number.isFinite(v) ? undefined : path
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const bad = nonJson(v[i], `${path}[${i}]`, depth + 1)
+      if (bad !== undefined) return bad
+    }
+    return undefined
+  }
+  if (!isPlainObject(v)) return path
+  for (const [k, x] of Object.entries(v)) {
+    // An absent member (`{ip: req.get('x-ip')}` without the header) is left out, as JSON leaves it.
+    if (x === undefined) continue
+    const bad = nonJson(x, `${path}.${k}`, depth + 1)
+    if (bad !== undefined) return bad
+  }
+  return undefined
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const proto = Object.getPrototypeOf(v) as unknown
+  return proto === Object.prototype || proto === null
+}
+
+function kindOf(v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? `an object (${(v as object).constructor?.name ?? 'no prototype'})` : `a ${typeof v}`
 }
 
 function refuse(

@@ -22,7 +22,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import type { DecisionClient, EnforcementDecision } from '../decisions.ts'
 import { Enforcer, PROBLEM_JSON, type Consistency, type PembaOptions, type PermissionRule } from './core.ts'
 
-export type { PembaOptions, ProblemBody, EnforcementLogEntry, EnforcementLogger, Consistency } from './core.ts'
+export type { PembaOptions, ProblemBody, EnforcementLogEntry, EnforcementEvent, EnforcementLogger, Consistency } from './core.ts'
 
 /** A function of the request and the response (`res.locals` often holds the user). */
 type PerExchange<T> = (req: Request, res: Response) => T | Promise<T>
@@ -67,14 +67,16 @@ export function pemba(options: PembaOptions): ExpressPemba {
     close: () => enforcer.close(),
     requirePermission(rule) {
       const checked = enforcer.rule(onExchange(rule))
-      return (req: Request, res: Response, next: NextFunction) => {
+      // Async: Express 5 passes a rejection (a rule's function throwing, a failed write) to next(err).
+      return async (req: Request, res: Response, next: NextFunction) => {
         const exchange = { req, res }
         exchanges.set(req, exchange)
         const route = req.route?.path === undefined ? req.path : `${req.baseUrl}${String(req.route.path)}`
-        enforcer.authorize(checked, exchange, { route: `${req.method} ${route}`, path: `${req.baseUrl}${req.path}` }).then((verdict) => {
-          if (verdict.allow) return next()
-          res.status(verdict.status).set(verdict.headers).type(PROBLEM_JSON).send(JSON.stringify(verdict.body))
-        }, next)
+        const verdict = await enforcer.authorize(checked, exchange, { route: `${req.method} ${route}`, path: `${req.baseUrl}${req.path}` })
+        if (verdict.allow) return next()
+        // Something answered while Pemba was asked (a request timeout): the refusal stands, unsent.
+        if (res.headersSent) return
+        res.status(verdict.status).set(verdict.headers).type(PROBLEM_JSON).send(JSON.stringify(verdict.body))
       }
     },
   }

@@ -20,7 +20,7 @@ import type { FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastif
 import type { DecisionClient, EnforcementDecision } from '../decisions.ts'
 import { Enforcer, PROBLEM_JSON, type PembaOptions, type PermissionRule } from './core.ts'
 
-export type { PembaOptions, PermissionRule, ProblemBody, EnforcementLogEntry, EnforcementLogger, Consistency } from './core.ts'
+export type { PembaOptions, PermissionRule, ProblemBody, EnforcementLogEntry, EnforcementEvent, EnforcementLogger, Consistency } from './core.ts'
 
 /** A preHandler hook (async: it answers the refusal itself and returns the reply). */
 export type PembaPreHandler<R extends RouteGenericInterface = RouteGenericInterface> = (
@@ -53,6 +53,8 @@ export function pemba(options: PembaOptions): FastifyPemba {
           route: `${request.method} ${request.routeOptions.url ?? path}`,
           path,
         })
+        // Something answered while Pemba was asked (a request timeout): nothing more to send, and no handler to run.
+        if (reply.sent) return reply
         if (verdict.allow) return
         // The route's Reply schema types its successes; a refusal is none of them.
         return (reply as unknown as FastifyReply).code(verdict.status).headers(verdict.headers).type(PROBLEM_JSON).send(JSON.stringify(verdict.body))

@@ -17,10 +17,11 @@
  * @module
  */
 import type { Context, Env, MiddlewareHandler } from 'hono'
+import { routePath } from 'hono/route'
 import type { DecisionClient, EnforcementDecision } from '../decisions.ts'
 import { Enforcer, PROBLEM_JSON, type PembaOptions, type PermissionRule } from './core.ts'
 
-export type { PembaOptions, PermissionRule, ProblemBody, EnforcementLogEntry, EnforcementLogger, Consistency } from './core.ts'
+export type { PembaOptions, PermissionRule, ProblemBody, EnforcementLogEntry, EnforcementEvent, EnforcementLogger, Consistency } from './core.ts'
 
 /** What `pemba()` gives a Hono app. */
 export interface HonoPemba {
@@ -45,10 +46,13 @@ export function pemba(options: PembaOptions): HonoPemba {
       const checked = enforcer.rule(rule as unknown as PermissionRule<Context>)
       return async (c, next) => {
         const verdict = await enforcer.authorize(checked, c as unknown as Context, {
-          route: `${c.req.method} ${c.req.routePath}`,
+          route: `${c.req.method} ${routePath(c)}`,
           path: c.req.path,
         })
         if (verdict.allow) return next()
+        // An answer already made (by an earlier middleware) stands: Hono would ignore ours, and
+        // its headers may be immutable (a proxied response).
+        if (c.finalized) return
         for (const [name, value] of Object.entries(verdict.headers)) c.header(name, value)
         return c.body(JSON.stringify(verdict.body), verdict.status as 400, { 'Content-Type': PROBLEM_JSON })
       }
