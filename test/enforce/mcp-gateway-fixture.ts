@@ -97,7 +97,7 @@ export function httpApi(served: ServedPemba): TestClient {
 }
 
 /** The gateway's YAML for the bench; `extra` lines are appended (top-level settings). */
-export function gatewayYaml(o: { upstream: string; pemba: string; store: string; jwksUri: string; extra?: string }): string {
+export function gatewayYaml(o: { upstream: string; pemba: string; store: string; jwksUri: string; extra?: string; scopes?: string }): string {
   return `listen: 127.0.0.1:0
 resource: http://127.0.0.1:8090/mcp
 server: crm
@@ -115,7 +115,7 @@ issuers:
     jwks_uri: ${o.jwksUri}
     subject_type: user
     actor_type: agent
-    scopes: {"crm:read": [call, get, read], "crm:refund": [refund]}
+    scopes: ${o.scopes ?? '{"crm:read": [call, get, read], "crm:refund": [refund]}'}
 ${o.extra ?? ''}`
 }
 
@@ -130,6 +130,8 @@ export async function startGateway(o: Parameters<typeof gatewayYaml>[0]): Promis
   })
   const settings = parseGatewayConfig(gatewayYaml(o), 'gateway.yaml', { UPSTREAM_KEY: 'upstream-secret' })
   const gateway = await listenGateway(await buildGateway(settings, { logger }), logger)
+  // The gateway lists the upstream's tools once it listens: joined here, so tests counting upstream requests start after it.
+  await gateway.catalogue.refresh()
   return { gateway, logs, settings }
 }
 
@@ -138,6 +140,8 @@ export interface BenchOptions {
   json?: boolean
   /** Extra top-level YAML for the gateway. */
   extra?: string
+  /** The upstream stores its events and resumes streams (Last-Event-ID). */
+  eventStore?: boolean
 }
 
 /** startBench starts everything; close() stops it all. */
@@ -149,7 +153,7 @@ export async function startBench(options: BenchOptions = {}): Promise<Bench> {
   await writeTuples(api, store, TUPLES)
   const key = await signingKey('k1', 'ES256')
   const idp = await startIdentityProvider([key])
-  const upstream = await startMcpUpstream({ json: options.json })
+  const upstream = await startMcpUpstream({ json: options.json, eventStore: options.eventStore })
   const { gateway, logs, settings } = await startGateway({ upstream: upstream.url, pemba: pemba.url, store, jwksUri: idp.jwksUri, extra: options.extra })
   const mcp = `${gateway.url}/mcp`
   const clients: Client[] = []

@@ -100,7 +100,8 @@ describe('the MCP gateway on the wire', () => {
     const before = b.upstream.seen.length
     const res = await post(b, call(1, 'read_customer', { id: '1' }))
     expect(res.status).toBe(401)
-    expect(res.headers.get('www-authenticate')).toBe(`Bearer resource_metadata="${PRM}"`)
+    // MCP: the scopes to ask for (the least privileged ones for calls, gets and reads)
+    expect(res.headers.get('www-authenticate')).toBe(`Bearer resource_metadata="${PRM}", scope="crm:read"`)
     expect(res.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32000 } })
     expect(b.upstream.seen.length).toBe(before)
     for (const path of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-protected-resource']) {
@@ -125,7 +126,7 @@ describe('the MCP gateway on the wire', () => {
     ] as const) {
       const res = await post(b, call(1, 'read_customer', { id: '1' }), authed(token))
       expect(res.status).toBe(401)
-      expect(res.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="${reason}", resource_metadata="${PRM}"`)
+      expect(res.headers.get('www-authenticate')).toBe(`Bearer error="invalid_token", error_description="${reason}", resource_metadata="${PRM}", scope="crm:read"`)
       for (const method of ['GET', 'DELETE']) {
         const r = await fetch(b.mcp, { method, headers: authed(token, 'some-session') })
         expect(r.status).toBe(401)
@@ -251,18 +252,25 @@ describe('the MCP gateway when what it needs is down', () => {
     await b?.close()
   })
 
-  it('the MCP server down: 502 with a JSON-RPC error naming nothing secret, and a warning', async () => {
+  it('the MCP server down: 502 with a JSON-RPC error naming nothing secret, and a warning; tool calls fail closed (-32603)', async () => {
     const port = await closedPort()
     const { gateway, logs } = await startGateway({ upstream: `http://127.0.0.1:${port}/mcp`, pemba: b.pemba.url, store: b.store, jwksUri: b.idp.jwksUri })
     try {
-      const res = await fetch(`${gateway.url}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...authed(await b.token()) },
-        body: JSON.stringify(call(1, 'read_customer', { id: '1' })),
-      })
+      const send = async (message: unknown) =>
+        fetch(`${gateway.url}/mcp`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...authed(await b.token()) },
+          body: JSON.stringify(message),
+        })
+      const res = await send({ jsonrpc: '2.0', id: 1, method: 'ping' })
       expect(res.status).toBe(502)
       const body = (await res.json()) as { error: unknown }
       expect(body.error).toEqual({ code: -32603, message: 'Bad Gateway: the MCP server cannot be reached' })
+      // No tool catalogue can be listed: a call is never decided by the default mapping.
+      const refused = await send(call(2, 'read_customer', { id: '1' }))
+      expect(refused.status).toBe(200)
+      expect(await refused.json()).toMatchObject({ id: 2, error: { code: -32603, data: { reason: 'catalogue_unavailable' } } })
+      expect(logs.some((l) => l.event === 'mcp_catalogue_unavailable')).toBe(true)
       expect(logs.find((l) => l.event === 'mcp_upstream_unavailable')).toMatchObject({ level: 'warn' })
       expect(JSON.stringify(logs)).not.toContain('upstream-secret')
     } finally {

@@ -9,17 +9,23 @@
  * result) and `refund_order {order}` (declares an `x-authzen-mapping` in its input schema); the
  * prompt `customer_summary {id}`; the resources `file:///reports/q3.pdf` and
  * `file:///reports/q4.pdf`.
+ *
+ * `eventStore: true` makes the sessions resumable (the SDK's InMemoryEventStore): every event
+ * gets an `id:`, and a GET with `Last-Event-ID` replays the stream's later events, as stored.
  */
 import { randomUUID } from 'node:crypto'
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import { InMemoryEventStore } from '@modelcontextprotocol/sdk/examples/shared/inMemoryEventStore.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js'
 import { z } from 'zod'
 
 export interface SeenRequest {
   method: string
   headers: IncomingHttpHeaders
+  /** A POST's body, exactly as received. */
+  body?: string
 }
 
 export interface McpUpstream {
@@ -98,12 +104,29 @@ function buildServer(): McpServer {
  * startMcpUpstream serves the MCP server on 127.0.0.1 (port 0 unless given); `json: true`
  * answers POSTs with JSON instead of SSE streams (the transport's enableJsonResponse).
  */
-export async function startMcpUpstream(options: { json?: boolean; port?: number } = {}): Promise<McpUpstream> {
+export async function startMcpUpstream(options: { json?: boolean; port?: number; eventStore?: boolean } = {}): Promise<McpUpstream> {
   const transports = new Map<string, StreamableHTTPServerTransport>()
   const servers = new Map<string, McpServer>()
   const seen: SeenRequest[] = []
   const http: Server = createServer((req, res) => {
-    seen.push({ method: req.method ?? '', headers: req.headers })
+    if (req.method !== 'POST') return handle(req, res, undefined)
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8')
+      let parsed: unknown
+      try {
+        parsed = JSON.parse(body)
+      } catch {
+        seen.push({ method: 'POST', headers: req.headers, body })
+        res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error' } }))
+        return
+      }
+      handle(req, res, { body, parsed })
+    })
+  })
+  const handle = (req: IncomingMessage, res: ServerResponse, post: { body: string; parsed: unknown } | undefined) => {
+    seen.push({ method: req.method ?? '', headers: req.headers, ...(post ? { body: post.body } : {}) })
     if ((req.url ?? '').split('?')[0] !== '/mcp') {
       res.writeHead(404).end()
       return
@@ -111,7 +134,7 @@ export async function startMcpUpstream(options: { json?: boolean; port?: number 
     const sessionId = req.headers['mcp-session-id']
     const existing = typeof sessionId === 'string' ? transports.get(sessionId) : undefined
     if (existing) {
-      void existing.handleRequest(req, res)
+      void existing.handleRequest(req, res, post?.parsed)
       return
     }
     if (sessionId !== undefined || req.method !== 'POST') {
@@ -123,6 +146,7 @@ export async function startMcpUpstream(options: { json?: boolean; port?: number 
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       enableJsonResponse: options.json ?? false,
+      ...(options.eventStore ? { eventStore: new InMemoryEventStore() } : {}),
       onsessioninitialized: (id) => {
         transports.set(id, transport)
         servers.set(id, server)
@@ -133,8 +157,8 @@ export async function startMcpUpstream(options: { json?: boolean; port?: number 
       },
     })
     const server = buildServer()
-    void server.connect(transport).then(() => transport.handleRequest(req, res))
-  })
+    void server.connect(transport).then(() => transport.handleRequest(req, res, post?.parsed))
+  }
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject)
     http.listen(options.port ?? 0, '127.0.0.1', () => resolve())
@@ -153,4 +177,46 @@ export async function startMcpUpstream(options: { json?: boolean; port?: number 
       await new Promise<void>((resolve) => http.close(() => resolve()))
     },
   }
+}
+
+/** What a scripted upstream answers. */
+export interface ScriptedAnswer {
+  status?: number
+  headers?: Record<string, string>
+  body?: string
+}
+
+/** A scripted MCP server: answers each request as `answer` says (500 until set), for answers a real server would not give. */
+export interface ScriptedUpstream {
+  url: string
+  seen: SeenRequest[]
+  answer: (req: SeenRequest) => ScriptedAnswer
+  close(): Promise<void>
+}
+
+/** startScriptedUpstream serves a ScriptedUpstream on a loopback port. */
+export async function startScriptedUpstream(): Promise<ScriptedUpstream> {
+  const scripted: ScriptedUpstream = {
+    url: '',
+    seen: [],
+    answer: () => ({ status: 500, body: 'not scripted' }),
+    close: async () => undefined,
+  }
+  const http = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const seen: SeenRequest = { method: req.method ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') }
+      scripted.seen.push(seen)
+      const a = scripted.answer(seen)
+      res.writeHead(a.status ?? 200, a.headers ?? {}).end(a.body ?? '')
+    })
+  })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()))
+  scripted.url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`
+  scripted.close = async () => {
+    http.closeAllConnections()
+    await new Promise<void>((resolve) => http.close(() => resolve()))
+  }
+  return scripted
 }

@@ -31,6 +31,8 @@
  */
 import { parse as parseYaml } from 'yaml'
 import { z } from 'zod'
+import { DECIDED_METHODS } from '../mapping.ts'
+import { GATEWAY_SET_HEADERS } from './upstream.ts'
 
 /** GatewayConfigError: the file cannot be used; the message names the file and the setting. */
 export class GatewayConfigError extends Error {
@@ -44,20 +46,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** A JSON-RPC method name as MCP spells them: `tools/call`, `notifications/initialized`. */
 const METHOD_NAME = /^[A-Za-z0-9_./-]{1,128}$/
 /** Headers the gateway sets itself on every upstream request; configuring them would be overridden or confusing. */
-const GATEWAY_HEADERS = new Set([
-  'x-pemba-subject',
-  'x-pemba-actor',
-  'mcp-session-id',
-  'mcp-protocol-version',
-  'content-type',
-  'accept',
-  'last-event-id',
-  'mcp-method',
-  'mcp-name',
-  'accept-encoding',
-  'content-length',
-  'host',
-])
+const GATEWAY_HEADERS: ReadonlySet<string> = new Set(GATEWAY_SET_HEADERS)
 
 const httpUrl = (what: string) =>
   z.string().refine((v) => {
@@ -81,7 +70,8 @@ const gatewayFile = z.strictObject({
   listen: listenAddress,
   path: z
     .string()
-    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'must be an absolute URL path such as /mcp')
+    // No `:` or `*`: the router would read them as a parameter or a wildcard.
+    .regex(/^\/[A-Za-z0-9._~!$&'()+,;=@%/-]*$/, 'must be an absolute URL path such as /mcp (no ":" or "*")')
     .default('/mcp'),
   resource: httpUrl('the URL clients reach the gateway at'),
   server: z.string().regex(SERVER_NAME, 'must be 1 to 63 letters, digits, ".", "_" or "-" (it becomes part of ids: tool:<server>/<name>)'),
@@ -103,7 +93,17 @@ const gatewayFile = z.strictObject({
   authorization_servers: z.array(httpUrl('an OAuth authorization server')).min(1, 'must name at least one authorization server'),
   issuers: z.array(issuerEntry).min(1, 'must trust at least one token issuer'),
   tools: z.record(z.string().min(1).max(128), z.unknown()).default({}),
-  allow_methods: z.array(z.string().regex(METHOD_NAME, 'must be a JSON-RPC method name such as tasks/get')).default([]),
+  allow_methods: z
+    .array(
+      z
+        .string()
+        .regex(METHOD_NAME, 'must be a JSON-RPC method name such as tasks/get')
+        // Allowing a decided method unasked would switch its authorisation off.
+        .superRefine((m, ctx) => {
+          if (DECIDED_METHODS.has(m)) ctx.addIssue({ code: 'custom', message: `'${m}' is decided by Pemba and cannot be allowed unconditionally` })
+        }),
+    )
+    .default([]),
   explain: z.enum(['off', 'log']).default('off'),
 })
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { decodeHeaderValue } from '../../../core/header-value.ts'
 import type { JsonRpcErrorObject, JsonRpcId, JsonRpcMessage } from '../types.ts'
 
 /** The largest POST body the gateway reads (4 MiB); larger ones are refused with 413. */
@@ -28,11 +29,31 @@ export class RequestRefused extends Error {
   }
 }
 
-/** A parsed POST body: its messages, whether it was a batch, and its exact text. */
+/** A parsed POST body: its messages and whether it was a batch. */
 export interface ParsedBody {
   messages: JsonRpcMessage[]
   batch: boolean
-  text: string
+}
+
+/**
+ * checkContentType refuses (415) anything but `application/json` with no charset or
+ * `charset=utf-8`: the gateway reads the body as UTF-8, and an upstream decoding another charset
+ * (body-parser decodes `utf-7`) would read other messages than the ones decided.
+ */
+export function checkContentType(header: string | undefined): void {
+  const [type, ...params] = (header ?? '').split(';').map((p) => p.trim().toLowerCase())
+  const refused = (why: string) => new RequestRefused(415, JSONRPC_ERROR.invalidRequest, `Unsupported Media Type: ${why}`)
+  if (type !== 'application/json') throw refused('Content-Type must be application/json')
+  for (const p of params) {
+    if (p === '') continue
+    const [name, value] = p.split('=', 2).map((x) => x.trim())
+    if (name !== 'charset' || !/^"?utf-8"?$/.test(value ?? '')) throw refused('the only charset accepted is utf-8')
+  }
+}
+
+/** The key under which a request id is compared: JSON-RPC peers may re-type ids, so `1` and `"1"` are one id. */
+export function idKey(id: JsonRpcId): string {
+  return String(id)
 }
 
 /**
@@ -55,12 +76,18 @@ export async function readBody(body: ReadableStream<Uint8Array> | null, declared
     }
     chunks.push(value)
   }
-  return Buffer.concat(chunks).toString('utf8')
+  const text = Buffer.concat(chunks).toString('utf8')
+  // A UTF-8 byte order mark is no part of the JSON text (RFC 8259 §8.1 lets a parser ignore it).
+  return text.startsWith('\uFEFF') ? text.slice(1) : text
 }
 
 const tooLarge = () => new RequestRefused(413, JSONRPC_ERROR.parse, `Parse error: the body is larger than ${MAX_BODY_BYTES / 1024 / 1024} MiB`)
 
-/** parseBody parses the text as one message or a batch; throws RequestRefused (400) when it is neither. */
+/**
+ * parseBody parses the text as one message or a batch; throws RequestRefused (400) when it is
+ * neither, or when two requests of a batch share an id (JSON-RPC requires unique ids, and an
+ * answer must never be taken for another's).
+ */
 export function parseBody(text: string): ParsedBody {
   let json: unknown
   try {
@@ -78,16 +105,40 @@ export function parseBody(text: string): ParsedBody {
     const problem = messageProblem(item)
     if (problem) throw new RequestRefused(400, JSONRPC_ERROR.invalidRequest, `Invalid Request: ${batch ? `message ${i}: ` : ''}${problem}`)
   }
-  return { messages: items as JsonRpcMessage[], batch, text }
+  const messages = items as JsonRpcMessage[]
+  const ids = new Set<string>()
+  for (const m of messages) {
+    const id = requestIdOf(m)
+    if (id === undefined) continue
+    if (ids.has(idKey(id))) throw new RequestRefused(400, JSONRPC_ERROR.invalidRequest, `Invalid Request: duplicate request id ${JSON.stringify(id)} in the batch`)
+    ids.add(idKey(id))
+  }
+  return { messages, batch }
 }
 
-const isId = (v: unknown): v is JsonRpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+/**
+ * keyClash names two keys of `o` that differ only in case (`method` and `Method`): a parser that
+ * matches names case-insensitively (Go's encoding/json) could read the other one.
+ */
+function keyClash(o: Record<string, unknown>): string | undefined {
+  const seen = new Map<string, string>()
+  for (const k of Object.keys(o)) {
+    const other = seen.get(k.toLowerCase())
+    if (other !== undefined) return `the keys '${other}' and '${k}' differ only in case`
+    seen.set(k.toLowerCase(), k)
+  }
+  return undefined
+}
+
+export const isId = (v: unknown): v is JsonRpcId => typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
 
 /** messageProblem says what makes a value no JSON-RPC 2.0 message (undefined when it is one). */
 function messageProblem(m: unknown): string | undefined {
   if (!isObject(m)) return 'a message must be a JSON object'
   if (m.jsonrpc !== '2.0') return 'jsonrpc must be "2.0"'
+  const clash = keyClash(m) ?? (isObject(m.params) ? keyClash(m.params) : undefined)
+  if (clash) return clash
   if ('method' in m) {
     if (typeof m.method !== 'string' || m.method === '') return 'method must be a non-empty string'
     if ('id' in m && !isId(m.id)) return 'id must be a string or a number'
@@ -141,18 +192,12 @@ export function checkRoutingHeaders(messages: readonly JsonRpcMessage[], method:
     }
   }
   if (name !== undefined) {
-    const decoded = decodeHeaderName(name)
+    const decoded = decodeHeaderValue(name)
     const other = calls.find((m) => nameOf(m) !== decoded)
     if (other) {
       throw new RequestRefused(400, JSONRPC_ERROR.invalidRequest, `Invalid Request: the Mcp-Name header disagrees with the body's name or uri`)
     }
   }
-}
-
-/** decodeHeaderName undoes SEP-2243's encoding of non-ASCII names: `=?base64?…?=`. */
-export function decodeHeaderName(value: string): string {
-  const m = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(value)
-  return m ? Buffer.from(m[1], 'base64').toString('utf8') : value
 }
 
 /** An error response echoing `id` (null when the request's id is unknown or absent). */

@@ -21,6 +21,7 @@ import { McpCallerVerifier } from '../caller.ts'
 import { compileMapping, type CompiledMapping } from '../coaz.ts'
 import { McpPolicy } from '../policy.ts'
 import { createGatewayApp } from './app.ts'
+import { ToolCatalogue } from './catalogue.ts'
 import { GatewayConfigError, parseGatewayConfig, type GatewaySettings } from './config.ts'
 import { Upstream } from './upstream.ts'
 
@@ -41,6 +42,8 @@ export interface Gateway {
   settings: GatewaySettings
   decisions: DecisionClient
   policy: McpPolicy
+  /** The upstream's tools as the gateway lists them (catalogue.ts): listed once it listens. */
+  catalogue: ToolCatalogue
   close(): Promise<void>
 }
 
@@ -99,6 +102,17 @@ export async function buildGateway(settings: GatewaySettings, deps: GatewayDepen
     allowMethods: settings.allowMethods,
     explain: settings.explain,
     log: deps.logger,
+    // A tool's declared mapping must be known before its calls are decided (catalogue.ts).
+    requireCatalogue: true,
+  })
+  const upstream = new Upstream({ url: settings.upstream.url, headers: settings.upstream.headers, fetch: deps.fetch })
+  const catalogue = new ToolCatalogue({
+    policy,
+    url: settings.upstream.url,
+    headers: settings.upstream.headers,
+    server: settings.server,
+    logger: deps.logger,
+    fetch: deps.fetch,
   })
   const app = createGatewayApp({
     path: settings.path,
@@ -107,12 +121,34 @@ export async function buildGateway(settings: GatewaySettings, deps: GatewayDepen
     server: settings.server,
     authorizationServers: settings.authorizationServers,
     scopesSupported: scopesOf(settings),
+    challengeScopes: challengeScopesOf(settings),
     callers: new McpCallerVerifier({ verifier }),
     policy,
-    upstream: new Upstream({ url: settings.upstream.url, headers: settings.upstream.headers, fetch: deps.fetch }),
+    upstream,
+    catalogue,
     logger: deps.logger,
   })
-  return { app, settings, decisions, policy, close: () => decisions.close() }
+  return { app, settings, decisions, policy, catalogue, close: () => decisions.close() }
+}
+
+/**
+ * The scopes a 401 names (MCP: servers SHOULD say which scopes to ask for): for each action the
+ * default mapping asks (`call`, `get`, `read`), the least privileged scope of each issuer that
+ * grants it (the one granting the fewest actions). Asking for these, a client gets what ordinary
+ * calls need and nothing more (not `crm:export`); a call needing more is stepped up with a 403.
+ */
+function challengeScopesOf(settings: GatewaySettings): string[] {
+  const scopes = new Set<string>()
+  for (const issuer of settings.issuers) {
+    const map = issuer.scopes
+    if (map === null || typeof map !== 'object') continue
+    const granted = Object.entries(map as Record<string, unknown>).filter((e): e is [string, string[]] => Array.isArray(e[1]))
+    for (const action of ['call', 'get', 'read']) {
+      const least = granted.filter(([, actions]) => actions.includes(action)).sort((a, b) => a[1].length - b[1].length)[0]
+      if (least) scopes.add(least[0])
+    }
+  }
+  return [...scopes]
 }
 
 /** Every scope the issuers map, in configuration order (RFC 9728 `scopes_supported`). */
@@ -149,6 +185,8 @@ export async function listenGateway(gateway: Gateway, logger: Logger): Promise<R
     { event: 'mcp_gateway_listening', url, path: gateway.settings.path, upstream: new URL(gateway.settings.upstream.url).origin, store: gateway.settings.pemba.store },
     `MCP gateway listening on ${url}${gateway.settings.path}`,
   )
+  // Listed now rather than at the first call; a failure is logged and retried before calls.
+  void gateway.catalogue.refresh()
   const closeAll = () => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
   const closeIdle = () => (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
   return {
