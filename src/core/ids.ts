@@ -14,3 +14,26 @@ export function createIdGenerator(): IdGenerator {
   return (now?: number) => next(now)
 }
 
+
+/**
+ * pooledRandom is randomness for ULIDs drawn from the system's CSPRNG 4 KiB at a time: ulid's
+ * default asks crypto for one byte per character, 16 calls per id, which showed in profiles
+ * (the decision log's ids; an enforcement point's request id per question, ~0.1 ms of CPU each).
+ */
+export function pooledRandom(): () => number {
+  const pool = new Uint8Array(4096)
+  let next = pool.length
+  return () => {
+    if (next === pool.length) {
+      crypto.getRandomValues(pool)
+      next = 0
+    }
+    return pool[next++] / 256
+  }
+}
+
+/** createRequestIdGenerator makes ULIDs for request and decision ids, monotonic, from pooled randomness. */
+export function createRequestIdGenerator(): () => string {
+  const next = monotonicFactory(pooledRandom())
+  return () => next()
+}

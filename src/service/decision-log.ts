@@ -30,6 +30,7 @@
  * @module
  */
 import { monotonicFactory } from 'ulid'
+import { pooledRandom } from '../core/ids.ts'
 import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
 import type { DecisionLogSettings, GrantUse, StoredDecision } from './decision-store.ts'
 import type { StoreCatalog } from '../store/ports.ts'
@@ -340,21 +341,5 @@ export class DecisionLog implements DecisionSink {
     this.#sweepTimer = undefined
     await this.#sweeping
     await this.flush()
-  }
-}
-
-/**
- * pooledRandom is the ULIDs' randomness, drawn from the system's CSPRNG 4 KiB at a time: ulid's
- * default asks crypto for one byte per character, 16 calls per id, which showed in profiles.
- */
-function pooledRandom(): () => number {
-  const pool = new Uint8Array(4096)
-  let next = pool.length
-  return () => {
-    if (next === pool.length) {
-      crypto.getRandomValues(pool)
-      next = 0
-    }
-    return pool[next++] / 256
   }
 }

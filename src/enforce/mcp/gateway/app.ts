@@ -125,7 +125,7 @@ export function createGatewayApp(o: GatewayAppOptions): Hono {
     let batch: boolean
     try {
       checkContentType(c.req.header('content-type'))
-      ;({ messages, batch } = parseBody(await readBody(c.req.raw.body, c.req.header('content-length'))))
+      ;({ messages, batch } = parseBody(await readBody(c.req.raw, c.req.header('content-length'))))
       checkRoutingHeaders(messages, c.req.header('mcp-method'), c.req.header('mcp-name'))
     } catch (e) {
       if (!(e instanceof RequestRefused)) throw e

@@ -60,8 +60,15 @@ export function idKey(id: JsonRpcId): string {
  * readBody reads at most MAX_BODY_BYTES of a request body as UTF-8; throws RequestRefused (413)
  * beyond that, without reading the rest.
  */
-export async function readBody(body: ReadableStream<Uint8Array> | null, declaredLength: string | undefined): Promise<string> {
+export async function readBody(request: Pick<Request, 'body' | 'text'>, declaredLength: string | undefined): Promise<string> {
   if (declaredLength !== undefined && Number(declaredLength) > MAX_BODY_BYTES) throw tooLarge()
+  if (declaredLength !== undefined && /^\d+$/.test(declaredLength)) {
+    // Node's HTTP parser delivers no more than the declared length, so text() is bounded too; it
+    // skips building a web stream (@hono/node-server's direct path: ~0.14 ms of CPU per request).
+    const text = await request.text()
+    return text.startsWith('\uFEFF') ? text.slice(1) : text
+  }
+  const body = request.body
   if (!body) return ''
   const reader = body.getReader()
   const chunks: Uint8Array[] = []

@@ -128,7 +128,11 @@ export async function buildGateway(settings: GatewaySettings, deps: GatewayDepen
     catalogue,
     logger: deps.logger,
   })
-  return { app, settings, decisions, policy, catalogue, close: () => decisions.close() }
+  const close = async () => {
+    upstream.close()
+    await decisions.close()
+  }
+  return { app, settings, decisions, policy, catalogue, close }
 }
 
 /**

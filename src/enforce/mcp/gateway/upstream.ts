@@ -19,6 +19,7 @@
  */
 import type { McpCaller } from '../types.ts'
 import { encodeHeaderValue } from '../../../core/header-value.ts'
+import { keepAliveFetch } from './upstream-http.ts'
 
 /** Request headers copied from the client to the upstream server. */
 export const FORWARDED_REQUEST_HEADERS = ['mcp-session-id', 'mcp-protocol-version', 'accept', 'last-event-id', 'mcp-method', 'mcp-name']
@@ -64,6 +65,7 @@ export interface UpstreamOptions {
   url: string
   /** Headers every upstream request carries (`upstream.headers`). */
   headers: Record<string, string>
+  /** The fetch for upstream requests; by default the Upstream's own keep-alive pool (upstream-http.ts), released by close(). */
   fetch?: typeof fetch
   /** How long the upstream may take to send an answer's headers (ms; 30 s). */
   timeoutMs?: number
@@ -74,12 +76,25 @@ export class Upstream {
   readonly #headers: Record<string, string>
   readonly #fetch: typeof fetch
   readonly #timeoutMs: number
+  readonly #close: () => void
 
   constructor(options: UpstreamOptions) {
     this.#url = options.url
     this.#headers = options.headers
-    this.#fetch = options.fetch ?? fetch
+    if (options.fetch) {
+      this.#fetch = options.fetch
+      this.#close = () => {}
+    } else {
+      const pool = keepAliveFetch(options.url)
+      this.#fetch = pool.fetch
+      this.#close = pool.close
+    }
     this.#timeoutMs = options.timeoutMs ?? 30_000
+  }
+
+  /** close releases the connection pool (open streams are cut). */
+  close(): void {
+    this.#close()
   }
 
   get url(): string {
@@ -152,9 +167,61 @@ export function relayedHeaders(upstream: Response): Headers {
   return headers
 }
 
-/** relay returns the upstream's answer unchanged. */
-export function relay(upstream: Response): Response {
-  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: relayedHeaders(upstream) })
+/**
+ * relay returns the upstream's answer unchanged. An answer the upstream has already finished
+ * (the usual SSE answer to a POST: one event, then the end) is handed on whole, so it leaves in
+ * one write with a Content-Length instead of headers, chunk and last chunk as three packets; a
+ * stream still open is relayed as it comes (nothing is waited for: see settledBody).
+ */
+export async function relay(upstream: Response): Promise<Response> {
+  const body = upstream.body ? await settledBody(upstream.body) : null
+  return new Response(body, { status: upstream.status, statusText: upstream.statusText, headers: relayedHeaders(upstream) })
+}
+
+const NOT_YET: unique symbol = Symbol('not yet')
+
+/**
+ * settledBody reads what `body` already holds without waiting for more: the whole body when it
+ * has ended, else a stream of what was read followed by the rest as it comes.
+ */
+export async function settledBody(body: ReadableStream<Uint8Array>): Promise<Uint8Array | ReadableStream<Uint8Array>> {
+  const reader = body.getReader()
+  const read: Uint8Array[] = []
+  let pending: ReturnType<typeof reader.read> | undefined
+  try {
+    for (;;) {
+      // A read of a chunk already queued settles first; one still to come loses to NOT_YET (and is kept).
+      pending = reader.read()
+      const next = await Promise.race([pending, Promise.resolve().then((): typeof NOT_YET => NOT_YET)])
+      if (next === NOT_YET) break
+      pending = undefined
+      if (next.done) return read.length === 1 ? read[0]! : Buffer.concat(read)
+      read.push(next.value)
+    }
+    // Its failure is met by pull; until then it must not count as unhandled.
+    pending.catch(() => undefined)
+  } catch (e) {
+    // The body failed while read: it fails for the client as it would have relayed as a stream.
+    return new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (const chunk of read) controller.enqueue(chunk)
+        controller.error(e)
+      },
+    })
+  }
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const chunk of read) controller.enqueue(chunk)
+    },
+    async pull(controller) {
+      const next = pending ?? reader.read()
+      pending = undefined
+      const { done, value } = await next
+      if (done) controller.close()
+      else controller.enqueue(value)
+    },
+    cancel: (reason) => reader.cancel(reason),
+  })
 }
 
 /** A JSON answer made by the gateway. */
