@@ -26,7 +26,7 @@ export type { PembaOptions, PermissionRule, ProblemBody, EnforcementLogEntry, En
 /** What `pemba()` gives a Hono app. */
 export interface HonoPemba {
   /** requirePermission returns the middleware that lets a request through only when Pemba allows the rule. */
-  requirePermission<E extends Env = any, P extends string = any>(rule: PermissionRule<Context<E, P>>): MiddlewareHandler<E, P>
+  requirePermission<E extends Env = any, P extends string = string>(rule: PermissionRule<Context<E, P>>): MiddlewareHandler<E, P>
   /** decisionOf: the decision that let this request through (undefined when it failed open). */
   decisionOf(c: Context): EnforcementDecision | undefined
   /** The client every question goes through. */
