@@ -32,14 +32,24 @@ const DOT_SEGMENT = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)/i
  * called in-process) the already parsed URL's path and query.
  */
 export function rawTarget(c: Context<AppEnv>): string {
-  const incoming = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
-  return stripAbsoluteForm(typeof incoming === 'string' ? incoming : c.req.url)
+  return stripAbsoluteForm(sentTarget(c))
 }
+
+function sentTarget(c: Context<AppEnv>): string {
+  const incoming = (c.env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url
+  return typeof incoming === 'string' ? incoming : c.req.url
+}
+
+/** A target without any of these can hold no dot segment and no backslash: the common case, one scan. */
+const MAYBE_REFUSED = /[.%\\]/
 
 /** rawPathGuard refuses a raw path with dot segments or a backslash (see the module comment). */
 export function rawPathGuard(): MiddlewareHandler<AppEnv> {
   return async function refuseDotSegments(c, next) {
-    const target = rawTarget(c)
+    // Every request passes here (the check route included): skip the parsing when nothing can match.
+    const sent = sentTarget(c)
+    if (!MAYBE_REFUSED.test(sent)) return next()
+    const target = stripAbsoluteForm(sent)
     const q = target.indexOf('?')
     const path = q === -1 ? target : target.slice(0, q)
     if (DOT_SEGMENT.test(path) || path.includes('\\')) {

@@ -37,3 +37,13 @@ export function createRequestIdGenerator(): () => string {
   const next = monotonicFactory(pooledRandom())
   return () => next()
 }
+
+/**
+ * encodeId makes a name, path or URI usable as (part of) a Pemba id, which cannot hold `:`, `#`
+ * or white space (OpenFGA's rule): those and `%` are percent-encoded (UTF-8), nothing else, so
+ * the encoding is reversible. `file:///r/q 3.pdf` → `file%3A///r/q%203.pdf`. The MCP mapping and
+ * the gateway's route templates both use it, so a tuple written for one reads the same for the other.
+ */
+export function encodeId(text: string): string {
+  return text.replace(/[%:#\s]/gu, (c) => encodeURIComponent(c))
+}

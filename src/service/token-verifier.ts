@@ -154,7 +154,7 @@ export function missingScopes(config: TokenIssuerConfig, claims: JWTPayload, rel
 }
 
 /** The scopes a token holds, from `scope` and `scp`. */
-function heldScopes(claims: JWTPayload): Set<string> {
+export function heldScopes(claims: JWTPayload): Set<string> {
   const held = new Set<string>()
   if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s) held.add(s)
   const scp = claims.scp

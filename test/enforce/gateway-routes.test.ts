@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { parseGatewayRoutes } from '../../src/service/gateway/route-file.ts'
 import { parseTarget } from '../../src/service/gateway/target.ts'
-import { encodeId } from '../../src/service/gateway/templates.ts'
+import { encodeId } from '../../src/core/ids.ts'
 import { writeRoutesFile } from './gateway-fixture.ts'
 
 const STORE = '01JABCDEFGHJKMNPQRSTVWXYZ0'

@@ -82,7 +82,7 @@ import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js'
 import { pino } from 'pino'
 import { JwksCache } from '../../service/jwks.ts'
-import { staticIssuers, TokenVerifier, type StaticIssuerConfig } from '../../service/token-verifier.ts'
+import { heldScopes, staticIssuers, TokenVerifier, type StaticIssuerConfig } from '../../service/token-verifier.ts'
 import type { DecisionClient } from '../decisions.ts'
 import { McpCallerVerifier } from './caller.ts'
 import type { CompiledMapping } from './coaz.ts'
@@ -173,7 +173,7 @@ export async function createMcpAuthorizer(options: McpAuthorizerOptions): Promis
       const authInfo: AuthInfo = {
         token: authorization!.trim().replace(/^bearer\s+/i, ''),
         clientId: typeof claims.client_id === 'string' ? claims.client_id : '',
-        scopes: scopesOf(claims),
+        scopes: [...heldScopes(claims)],
         extra: { subject: a.caller.subject, actors: a.caller.actors, issuer: a.caller.issuer },
       }
       if (typeof claims.exp === 'number') authInfo.expiresAt = claims.exp
@@ -413,12 +413,3 @@ class HandlerLayers<A extends unknown[]> {
   }
 }
 
-/** The scopes a token holds (`scope`, space-separated, or `scp`). */
-function scopesOf(claims: Record<string, unknown>): string[] {
-  const out = new Set<string>()
-  if (typeof claims.scope === 'string') for (const s of claims.scope.split(' ')) if (s) out.add(s)
-  const scp = claims.scp
-  if (typeof scp === 'string') for (const s of scp.split(' ')) if (s) out.add(s)
-  if (Array.isArray(scp)) for (const s of scp) if (typeof s === 'string') out.add(s)
-  return [...out]
-}

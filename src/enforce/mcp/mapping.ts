@@ -30,6 +30,7 @@
  *
  * @module
  */
+import { encodeId } from '../../core/ids.ts'
 import type { AuthzenEntity, AuthzenEvaluation } from '../../service/authzen/types.ts'
 import type { McpCaller } from './types.ts'
 
@@ -73,14 +74,6 @@ export interface AskedSubject {
   subject: AuthzenEntity
   /** Absent without actors. */
   onBehalfOf?: string[]
-}
-
-/**
- * encodeId makes a name or URI usable as (part of) a Pemba id: `%`, `:`, `#` and white space are
- * percent-encoded (UTF-8), nothing else. `file:///r/q 3.pdf` → `file%3A///r/q%203.pdf`.
- */
-export function encodeId(text: string): string {
-  return text.replace(/[%:#\s]/gu, (c) => encodeURIComponent(c))
 }
 
 /** askedSubject: the verified caller as the question's subject (see the module comment). */

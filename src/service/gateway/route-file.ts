@@ -22,7 +22,8 @@
 import { readFileSync } from 'node:fs'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { z } from 'zod'
-import { encodeId, GatewayRoutes, parseTemplate, RouteSet, shapeOf, templateParams, type Route } from './templates.ts'
+import { encodeId } from '../../core/ids.ts'
+import { GatewayRoutes, parseTemplate, RouteSet, shapeOf, templateParams, type Route } from './templates.ts'
 
 /** A routes file that cannot be used; the message names PEMBA_GATEWAY_ROUTES and the entry. */
 export class GatewayRoutesError extends Error {

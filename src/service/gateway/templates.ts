@@ -38,6 +38,7 @@
  *
  * @module
  */
+import { encodeId } from '../../core/ids.ts'
 
 /** A route as the routes file declares it (validated: see route-file.ts). */
 export interface RouteSpec {
@@ -123,12 +124,6 @@ export function compareSpecificity(a: readonly Segment[], b: readonly Segment[])
     if (d !== 0) return d
   }
   return 0
-}
-
-/** encodeId percent-encodes what a Pemba id cannot hold: `%`, `:`, `#` and white space. */
-export function encodeId(text: string): string {
-  // encodeURIComponent encodes each of them (`:` → `%3A`, `#` → `%23`, `%` → `%25`, ` ` → `%20`).
-  return text.replace(/[%:#\s]/gu, (c) => encodeURIComponent(c))
 }
 
 /** The methods with a default action (the method in lower case). */
