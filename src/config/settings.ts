@@ -55,6 +55,7 @@ const GROUP = {
   browsers: 'Browsers and hosts',
   authzen: 'AuthZEN',
   gateway: 'Gateway',
+  overload: 'Overload',
 } as const
 
 /** ConfigError: a setting that cannot work; its message names the setting (never a secret). */
@@ -174,6 +175,17 @@ export const settingsShape = {
   readyTimeoutMs: meta(integer('PEMBA_READY_TIMEOUT_MS').default(1000), {
     env: 'PEMBA_READY_TIMEOUT_MS', group: GROUP.database, value: ms,
     description: 'How long /readyz waits for the database before answering 503.',
+  }),
+  sqliteSynchronous: meta(oneOf('PEMBA_SQLITE_SYNCHRONOUS', ['full', 'normal']).default('full'), {
+    env: 'PEMBA_SQLITE_SYNCHRONOUS', group: GROUP.database, value: '<full|normal>',
+    description:
+      "SQLite's `synchronous` pragma: `full` syncs every commit to disk (an acknowledged write survives power " +
+      'loss); `normal` survives a crash of the process but may lose the last commits on power loss (docs/failure-behaviour.md).',
+  }),
+  deletedStoreRetention: meta(duration('PEMBA_DELETED_STORE_RETENTION', 'P7D').default('P7D'), {
+    env: 'PEMBA_DELETED_STORE_RETENTION', group: GROUP.database, value: '<ISO 8601>',
+    description:
+      'How long a deleted store\'s data (tuples, models, changes, decisions) is kept before it is purged; the store answers 404 from the moment it is deleted.',
   }),
   maxTuplesPerWrite: meta(integer('PEMBA_MAX_TUPLES_PER_WRITE').default(100), {
     env: 'PEMBA_MAX_TUPLES_PER_WRITE', group: GROUP.limits, value: n,
@@ -335,6 +347,25 @@ export const settingsShape = {
     env: 'PEMBA_AUTH_JWKS_COOLDOWN_MS', group: GROUP.auth, value: ms,
     description: 'The shortest time between two fetches of one JWKS URI (a token with an unknown `kid` refetches at most this often).',
   }),
+  jwksAllowPrivate: meta(onOff('PEMBA_JWKS_ALLOW_PRIVATE').default('off'), {
+    env: 'PEMBA_JWKS_ALLOW_PRIVATE', group: GROUP.auth, value: '[on|off]',
+    description:
+      "`on` lets a store's token issuer fetch its `jwks_uri` from loopback, link-local and private addresses; `off` refuses them " +
+      '(checked after DNS resolution and on every redirect), so a store admin cannot make Pemba call internal services.',
+  }),
+  jwksAllowedHosts: meta(z.string().default(''), {
+    env: 'PEMBA_JWKS_ALLOWED_HOSTS', group: GROUP.auth, value: '<hosts>',
+    description:
+      "Host names, IP addresses or CIDR blocks a token issuer's `jwks_uri` may reach even though they are private (`keys.internal,10.1.0.0/16`).",
+  }),
+  jwksMaxBytes: meta(integer('PEMBA_JWKS_MAX_BYTES', { min: 1024 }).default(262_144), {
+    env: 'PEMBA_JWKS_MAX_BYTES', group: GROUP.auth, value: n,
+    description: 'The largest JWKS document fetched from a `jwks_uri`; a larger one is refused.',
+  }),
+  jwksTimeoutMs: meta(integer('PEMBA_JWKS_TIMEOUT_MS', { min: 1 }).default(5000), {
+    env: 'PEMBA_JWKS_TIMEOUT_MS', group: GROUP.auth, value: ms,
+    description: 'How long one JWKS fetch (connection, redirects and body) may take.',
+  }),
   authAdminClients: meta(z.string().default(''), {
     env: 'PEMBA_AUTH_ADMIN_CLIENTS', group: GROUP.auth, value: '<names>',
     description: 'Clients made system admins at every start (`provisioner,ops`).',
@@ -428,6 +459,31 @@ export const settingsShape = {
     env: 'PEMBA_GATEWAY_ROUTES', group: GROUP.gateway, value: '<path>',
     description:
       'The YAML file of route templates the gateway decision endpoint (`/stores/{store}/gateway/authorize`, for nginx `auth_request` and Envoy `ext_authz`) matches requests against (docs/gateway.md); read and checked at startup. Empty = the endpoint answers 404 `gateway_not_configured`.',
+  }),
+  expensiveMaxConcurrent: meta(integer('PEMBA_EXPENSIVE_MAX_CONCURRENT', { min: 1 }).default(8), {
+    env: 'PEMBA_EXPENSIVE_MAX_CONCURRENT', group: GROUP.overload, value: n,
+    description:
+      'Expensive queries (ListObjects, ListUsers, Expand, streamed lists, AuthZEN searches, access reviews, reach) running at once in this process; more wait in the queue.',
+  }),
+  expensiveMaxConcurrentPerClient: meta(integer('PEMBA_EXPENSIVE_MAX_CONCURRENT_PER_CLIENT', { min: 1 }).default(4), {
+    env: 'PEMBA_EXPENSIVE_MAX_CONCURRENT_PER_CLIENT', group: GROUP.overload, value: n,
+    description: 'Expensive queries one API client may have running at once; more wait in the queue.',
+  }),
+  expensiveQueueMax: meta(integer('PEMBA_EXPENSIVE_QUEUE_MAX').default(64), {
+    env: 'PEMBA_EXPENSIVE_QUEUE_MAX', group: GROUP.overload, value: n,
+    description: 'Expensive queries that may wait for a slot; one more is refused at once with 429 `rate_limited` and `Retry-After`.',
+  }),
+  expensiveQueueWaitMs: meta(integer('PEMBA_EXPENSIVE_QUEUE_WAIT_MS').default(2000), {
+    env: 'PEMBA_EXPENSIVE_QUEUE_WAIT_MS', group: GROUP.overload, value: ms,
+    description: 'How long an expensive query may wait for a slot before it is refused with 429 `rate_limited`.',
+  }),
+  rateLimitPerClient: meta(integer('PEMBA_RATE_LIMIT_PER_CLIENT').default(0), {
+    env: 'PEMBA_RATE_LIMIT_PER_CLIENT', group: GROUP.overload, value: '<n/s>',
+    description: 'Requests per second each API client may make (a token bucket); beyond it 429 `rate_limited`. 0 = no limit.',
+  }),
+  rateLimitBurst: meta(integer('PEMBA_RATE_LIMIT_BURST').default(0), {
+    env: 'PEMBA_RATE_LIMIT_BURST', group: GROUP.overload, value: n,
+    description: "Requests a client may make at once above its rate (the bucket's size); 0 = one second's worth.",
   }),
 }
 

@@ -80,6 +80,8 @@ export const ERROR_CODES = {
   out_of_range: 4009,
   unavailable: 4010,
   data_loss: 4011,
+  // Pemba's: admission control refused the request (HTTP 429 with Retry-After; not the input's fault)
+  rate_limited: 4012,
   // NotFoundErrorCode
   undefined_endpoint: 5000,
   store_id_not_found: 5002,
@@ -105,12 +107,40 @@ export function httpStatusForCode(code: ErrorCode): number {
 export class PembaError extends Error {
   readonly code: string
   readonly status: number
+  /** When set, the answer carries `Retry-After: <seconds>` (a 429 or 503 the caller may retry). */
+  readonly retryAfterSeconds?: number
 
-  constructor(code: ErrorCode, message: string, status?: number) {
-    super(message)
+  constructor(code: ErrorCode, message: string, status?: number, options?: { retryAfterSeconds?: number; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'PembaError'
     this.code = code
     this.status = status ?? httpStatusForCode(code)
+    if (options?.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds
+  }
+}
+
+/**
+ * DatastoreUnavailable: the database cannot be reached or lost the connection mid-operation
+ * (PostgreSQL down, restarting, failing over, a backend terminated; SQLite's file locked past
+ * the busy timeout or its disk failing). The caller's request was fine and may be retried:
+ * 503 `unavailable` with `Retry-After`. `cause` is the driver's error, for the log only (the
+ * message sent is always this generic one, never the driver's text).
+ */
+export class DatastoreUnavailable extends PembaError {
+  constructor(cause: unknown, retryAfterSeconds = 1) {
+    super('unavailable', 'the database is unavailable; try again later', 503, { retryAfterSeconds, cause })
+    this.name = 'DatastoreUnavailable'
+  }
+}
+
+/**
+ * Overloaded: admission control refused the request (too many expensive queries running and
+ * queued, or the client's rate limit): 429 `rate_limited` with `Retry-After`.
+ */
+export class Overloaded extends PembaError {
+  constructor(message: string, retryAfterSeconds = 1) {
+    super('rate_limited', message, 429, { retryAfterSeconds })
+    this.name = 'Overloaded'
   }
 }
 
