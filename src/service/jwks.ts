@@ -12,8 +12,9 @@
  *
  * @module
  */
-import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, createRemoteJWKSet, customFetch, errors as joseErrors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose'
 import { LRUCache } from 'lru-cache'
+import type { JwksFetchGuard } from './jwks-guard.ts'
 
 export type KeySource = { jwks: JSONWebKeySet } | { jwksUri: string }
 
@@ -42,6 +43,12 @@ export interface JwksOptions {
   cacheMaxAgeMs: number
   /** How long one fetch may take (ms). */
   timeoutMs: number
+  /**
+   * The SSRF guard (jwks-guard.ts) for key sets named by store admins (token issuers): every
+   * fetch goes through it, and its timeout replaces `timeoutMs`. Without it (the operator's own
+   * key sets), jose fetches directly.
+   */
+  guard?: JwksFetchGuard
 }
 
 export const JWKS_DEFAULTS: JwksOptions = { cooldownMs: 30_000, cacheMaxAgeMs: 10 * 60_000, timeoutMs: 5_000 }
@@ -51,6 +58,11 @@ export class JwksCache {
   readonly #options: JwksOptions
   readonly #remote: LRUCache<string, JWTVerifyGetKey>
   readonly #local = new WeakMap<JSONWebKeySet, JWTVerifyGetKey>()
+
+  /** The SSRF guard of this cache's fetches, when it has one (token issuers' key sets). */
+  get guard(): JwksFetchGuard | undefined {
+    return this.#options.guard
+  }
 
   constructor(options: Partial<JwksOptions> = {}, maxRemoteSets = 1000) {
     this.#options = { ...JWKS_DEFAULTS, ...options }
@@ -69,11 +81,13 @@ export class JwksCache {
     }
     let r = this.#remote.get(source.jwksUri)
     if (!r) {
+      const guard = this.#options.guard
       r = failFastAfterFailedFetch(
         createRemoteJWKSet(new URL(source.jwksUri), {
           cooldownDuration: this.#options.cooldownMs,
           cacheMaxAge: this.#options.cacheMaxAgeMs,
-          timeoutDuration: this.#options.timeoutMs,
+          timeoutDuration: guard ? guard.timeoutMs : this.#options.timeoutMs,
+          ...(guard ? { [customFetch]: guard.fetch } : {}),
         }),
         this.#options.cooldownMs,
       )

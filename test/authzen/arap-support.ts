@@ -53,7 +53,8 @@ export interface Arap {
 /** startArap serves Pemba (with `config`), creates a store with DSL and TUPLES. `auth`: the admin's headers. */
 export async function startArap(config: Partial<PembaConfig> = {}, auth: Record<string, string> = {}): Promise<Arap> {
   const clock = { now: T0 }
-  const served = await servePemba(config, { clock: () => new Date(clock.now) })
+  // The tests' token issuers fetch keys from loopback (the SSRF guard refuses it by default).
+  const served = await servePemba({ jwksAllowPrivate: 'on', ...config }, { clock: () => new Date(clock.now) })
   const client = {
     pemba: served.pemba,
     request: (method: string, path: string, body?: unknown, h: Record<string, string> = {}) =>

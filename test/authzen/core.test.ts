@@ -76,7 +76,7 @@ describe('access evaluation', () => {
     const body = JSON.stringify(ev('maria', 'viewer', 0))
     const plain = await fetchJson(t.url + evaluation(), 'POST', body, { 'content-type': 'text/plain' })
     expect(plain.status).toBe(415)
-    expect(plain.body).toMatchObject({ code: 'validation_error' })
+    expect(plain.body).toMatchObject({ code: 'unsupported_media_type' })
     expect(plain.body.message).toContain('text/plain')
     const none = await fetch(t.url + evaluation(), { method: 'POST', body: new Blob([body]) })
     expect(none.status).toBe(415)

@@ -113,7 +113,8 @@ export function writeRoutesFile(yaml = ROUTES_YAML): string {
 export async function startWorld(overrides: Partial<PembaConfig> = {}, adminKey?: string): Promise<GatewayWorld> {
   const key = await signingKey('gw-1', 'ES256')
   const idp = await startIdentityProvider([key])
-  const pemba = await servePemba({ gatewayRoutes: writeRoutesFile(), ...overrides }, {}, adminKey ? [adminKey] : [])
+  // jwksAllowPrivate: the identity provider's key set is on loopback, which the SSRF guard refuses by default.
+  const pemba = await servePemba({ gatewayRoutes: writeRoutesFile(), jwksAllowPrivate: 'on', ...overrides }, {}, adminKey ? [adminKey] : [])
   const api = async (method: string, path: string, body?: unknown) => {
     const headers: Record<string, string> = { 'content-type': 'application/json' }
     if (adminKey) headers.authorization = `Bearer ${adminKey}`

@@ -136,7 +136,7 @@ describe('pemba model write and get, against a server', () => {
 
   beforeAll(async () => {
     served = await servePemba()
-    const res = await fetch(`${served.url}/stores`, { method: 'POST', body: JSON.stringify({ name: 'models-as-code' }) })
+    const res = await fetch(`${served.url}/stores`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'models-as-code' }) })
     store = ((await res.json()) as { id: string }).id
   })
   afterAll(() => served.close())

@@ -497,7 +497,8 @@ describe('keys from a jwks_uri', () => {
   beforeEach(async () => {
     served = { status: 200, body: { keys: [key.jwk] } }
     fetches = 0
-    await start()
+    // The key set is served on loopback, which the SSRF guard refuses unless allowed.
+    await start({ jwksAllowPrivate: 'on' })
   })
 
   it('fetches the key set once, and not again for made-up kids within the cooldown', async () => {
@@ -517,7 +518,7 @@ describe('keys from a jwks_uri', () => {
 
   it('fetches again when a token names a kid the cached set lacks (key rotation)', async () => {
     await client.close()
-    await start({ authJwksCooldownMs: 0 })
+    await start({ authJwksCooldownMs: 0, jwksAllowPrivate: 'on' })
     const { check } = await tokenStore(['namespace:staging#deployer@service_account:p'], { jwks: undefined, jwks_uri: uri })
     expect((await check(await mint({ sub: 'p' }), 'namespace:staging#deployer')).allowed).toBe(true)
     const rotated = await signingKey('k2')

@@ -12,7 +12,7 @@ import { z } from 'zod'
 import { PembaError, validationError } from '../../core/errors.ts'
 import { MODEL_HEADER, ULID_ID } from '../contracts.ts'
 import type { AppEnv } from '../env.ts'
-import { parseJsonBody } from '../validation.ts'
+import { parseJsonBody, requireDeclaredJson } from '../validation.ts'
 import { action, context, entity } from './entities.ts'
 
 /** `POST …/access/v1/evaluation`: `{subject, action, resource, context?}`. */
@@ -52,24 +52,6 @@ export const evaluationsRequest = z.object({
 
 export type EvaluationsRequest = z.output<typeof evaluationsRequest>
 
-/**
- * requireJson refuses a body that is not declared JSON: 415 for another or a missing
- * Content-Type (`application/json`, with parameters such as `charset`, or any `+json` type).
- */
-export function requireJson(contentType: string | undefined): void {
-  if (contentType === 'application/json') return
-  if (contentType !== undefined) {
-    const semi = contentType.indexOf(';')
-    const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase()
-    if (type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))) return
-  }
-  throw new PembaError(
-    'validation_error',
-    `unsupported Content-Type ${contentType === undefined ? '(none)' : `'${contentType}'`}: AuthZEN requests are application/json`,
-    415,
-  )
-}
-
 /** requireObject refuses a JSON body that is not an object (an array, a string, null…): 400. */
 export function requireObject(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -92,6 +74,6 @@ export function pinnedModel(c: Context<AppEnv>): string | undefined {
 
 /** readAuthzenBody: the transport rules of every AuthZEN POST (JSON declared, a JSON object). */
 export async function readAuthzenBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
-  requireJson(c.req.header('content-type'))
+  requireDeclaredJson(c.req.header('content-type'))
   return requireObject(await parseJsonBody(c.req.raw))
 }

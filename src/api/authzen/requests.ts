@@ -21,7 +21,7 @@ import { z } from 'zod'
 import { ArapError } from '../../service/authzen/arap-error.ts'
 import { POLL_AFTER_SECONDS, type TaskView } from '../../service/authzen/arap-requests.ts'
 import { ULID_ID } from '../contracts.ts'
-import { errorContext, problemDetails } from '../errors.ts'
+import { errorContext, problemDetails, setRetryAfter } from '../errors.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId, parseInput } from '../validation.ts'
@@ -73,6 +73,7 @@ const cancelRequest = z.object({ reason: text.optional(), comment: text.optional
 function problem(c: Context<AppEnv>, deps: AppDeps, err: unknown): Response {
   const p = problemDetails(err, errorContext(deps, c.get('requestId') ?? ''))
   c.header('Content-Type', 'application/problem+json')
+  setRetryAfter((name, value) => c.header(name, value), p)
   return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
 }
 
@@ -120,9 +121,11 @@ export function registerAuthzenRequestRoutes(app: Hono<AppEnv>, deps: AppDeps): 
     try {
       const storeId = checkStoreId(c.req.param('store'))
       const taskId = checkTaskId(c.req.param('task'))
-      // No body at all is an empty cancel; a body must be declared JSON (415 otherwise), as on every AuthZEN POST.
+      // No body at all (and no declared type) is an empty cancel; a body, or a declared type, must
+      // be JSON (415 otherwise), as on every AuthZEN POST.
       const length = c.req.header('content-length')
-      const bodiless = (length === undefined || length === '0') && c.req.header('transfer-encoding') === undefined
+      const bodiless =
+        (length === undefined || length === '0') && c.req.header('transfer-encoding') === undefined && c.req.header('content-type') === undefined
       const raw = bodiless ? {} : await readAuthzenBody(c)
       const body = parseInput(cancelRequest, raw, 'CancelAccessRequest')
       return taskJson(c, await ars.cancel(storeId, taskId, body, caller(c, storeId)), 200)

@@ -8,7 +8,7 @@ import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { listQuery, writeModelRequest } from '../contracts.ts'
 import { modelJson } from '../serialize.ts'
-import { checkModelId, checkStoreId, decodeToken, encodeToken, parseInput, parseJsonBody, queryParams } from '../validation.ts'
+import { checkModelId, checkStoreId, decodeToken, encodeToken, mediaTypeEssence, parseInput, parseJsonBody, queryParams } from '../validation.ts'
 
 const DSL_HINT =
   "to send the model in OpenFGA's DSL, use Content-Type: text/plain (with curl: -H 'Content-Type: text/plain' --data-binary @model.fga)"
@@ -20,12 +20,15 @@ export function registerModelRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
    * Accepts OpenFGA's JSON, or the DSL itself with `Content-Type: text/plain` (Pemba's
    * addition, so `curl --data-binary @model.fga` works without a transformer on the client).
    * A body that is not JSON gets a hint: it is most often the DSL sent with curl's default
-   * `application/x-www-form-urlencoded` (and `-d @model.fga` drops the line breaks too).
+   * `application/x-www-form-urlencoded` (and `-d @model.fga` drops the line breaks too), which
+   * is refused with 415 as on every JSON endpoint. A `text/plain` body is a "simple" request a
+   * web page may send to another origin without a preflight; the cross-origin write refusal
+   * (cors.ts) is what keeps such a page from writing a model.
    */
   route(app, 'POST /stores/:store/authorization-models', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const contentType = c.req.header('content-type') ?? ''
-    const raw = contentType.startsWith('text/plain') ? models.parseDSL(await c.req.text()) : await parseJsonBody(c.req.raw, DSL_HINT)
+    const raw = mediaTypeEssence(contentType) === 'text/plain' ? models.parseDSL(await c.req.text()) : await parseJsonBody(c.req.raw, DSL_HINT)
     const input = parseInput(writeModelRequest, raw, 'WriteAuthorizationModelRequest')
     const id = await models.write(storeId, input)
     return c.json({ authorization_model_id: id }, 201)
