@@ -20,7 +20,7 @@
  * @module
  */
 import { PembaError, validationError } from '../core/errors.ts'
-import type { Tuple } from '../core/tuple.ts'
+import { formatObject, formatSubject, type Tuple } from '../core/tuple.ts'
 import { modelFromDSL } from '../model/dsl.ts'
 import type { CheckService } from '../service/checks.ts'
 import type { ListService } from '../service/lists.ts'
@@ -203,6 +203,28 @@ export class AccessControl {
     const writes = [{ user: SYSTEM_OBJECT, relation: 'system', object: storeObject(storeId) }]
     if (creator) writes.push({ user: creator, relation: 'admin', object: storeObject(storeId) })
     await this.#o.writes.write(SYSTEM_STORE_ID, { writes, onDuplicate: 'ignore', onMissing: 'ignore' })
+  }
+
+  /**
+   * onStoreDeleted removes every grant on a deleted store (its roles, its type-limited writers,
+   * its link to the system), so nothing is left to read them back. Idempotent: the purge of the
+   * store's data calls it again, in case the deletion's own call failed half-way.
+   */
+  async onStoreDeleted(storeId: string): Promise<void> {
+    const doomed: { user: string; relation: string; object: string }[] = []
+    const key = (t: Tuple) => ({
+      user: formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation }),
+      relation: t.relation,
+      object: formatObject(t.objectType, t.objectId),
+    })
+    for await (const t of this.#tuples({ objectType: 'store', objectId: storeId })) doomed.push(key(t))
+    // Type-limited writers' objects are `store_type:<store id>/<type>`: no filter selects a prefix.
+    for await (const t of this.#tuples({ objectType: 'store_type' })) {
+      if (t.objectId.startsWith(`${storeId}/`)) doomed.push(key(t))
+    }
+    for (let i = 0; i < doomed.length; i += 100) {
+      await this.#o.writes.write(SYSTEM_STORE_ID, { deletes: doomed.slice(i, i + 100), onDuplicate: 'ignore', onMissing: 'ignore' })
+    }
   }
 
   /**

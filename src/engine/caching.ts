@@ -51,6 +51,13 @@ interface Entry<T> {
   until: number
 }
 
+/** dropPrefixed deletes the keys of `lru` that begin with `prefix` (a scan: for rare events, a deletion). */
+export function dropPrefixed(lru: { keys(): Iterable<string>; delete(key: string): unknown }, prefix: string): void {
+  const doomed: string[] = []
+  for (const key of lru.keys()) if (key.startsWith(prefix)) doomed.push(key)
+  for (const key of doomed) lru.delete(key)
+}
+
 /** CheckCache is the shared store of settled subproblem answers, with hit/miss counters. */
 export class CheckCache {
   readonly #lru: LRUCache<string, Entry<CheckResult>>
@@ -103,9 +110,29 @@ export class CheckCache {
     return this.#lru.size
   }
 
+  /** The most answers held (PEMBA_CHECK_CACHE_SIZE). */
+  get capacity(): number {
+    return this.#lru.max
+  }
+
+  /** The closures' size in the unit of their bound (one per closure and per level it holds). */
+  get closureSize(): number {
+    return this.#closures.calculatedSize
+  }
+
+  get closureCapacity(): number {
+    return this.#closures.maxSize
+  }
+
   clear(): void {
     this.#lru.clear()
     this.#closures.clear()
+  }
+
+  /** dropStore forgets every answer of one store (deleted): its keys begin with cacheScope's `<store>/`. */
+  dropStore(storeId: string): void {
+    dropPrefixed(this.#lru, `${storeId}/`)
+    dropPrefixed(this.#closures, `${storeId}/`)
   }
 }
 

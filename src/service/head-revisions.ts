@@ -7,18 +7,34 @@
  * One instance per Pemba: the writes advance it (read-your-writes on this replica), the
  * queries bind their requests to what it knows.
  *
+ * It also knows which stores are deleted, from the same read of the store row: a deleted store
+ * is refused (store_id_not_found) by `get` and `requireLive`. A deletion made on this replica
+ * counts at once (`markDeleted`), one made on another replica within `maxAgeMs` (at once for a
+ * fresh read), so "is this store live" costs the hot path nothing it did not already pay.
+ *
  * @module
  */
+import { PembaError } from '../core/errors.ts'
 import type { Changelog } from '../store/ports.ts'
 
-/** Where a store's head revision is read when it is not known. */
-export type HeadRevisionSource = Pick<Changelog, 'headRevision'>
+/** Where a store's head revision (and deletion) is read when it is not known. */
+export type HeadRevisionSource = Pick<Changelog, 'storeHead'>
+
+/** The answer for a deleted store, on every store route. */
+export function storeNotFound(): PembaError {
+  return new PembaError('store_id_not_found', 'Store ID not found')
+}
+
+/** How many deleted stores are remembered; past it the oldest are read again when asked about. */
+const DELETED_REMEMBERED = 10_000
 
 export class HeadRevisions {
   readonly #source: HeadRevisionSource
   readonly #maxAgeMs: number
   readonly #now: () => number
   readonly #heads = new Map<string, { revision: number; at: number }>()
+  /** Stores known to be deleted (a deletion is final: a store id never comes back). */
+  readonly #deleted = new Set<string>()
 
   /** `now` is the injected clock, in ms. */
   constructor(source: HeadRevisionSource, maxAgeMs: number, now: () => number) {
@@ -33,13 +49,37 @@ export class HeadRevisions {
     return known && now - known.at <= this.#maxAgeMs ? known.revision : undefined
   }
 
+  /** get is the store's head revision; store_id_not_found when the store is known to be deleted. */
   async get(storeId: string, fresh: boolean, now = this.#now()): Promise<number> {
+    if (this.#deleted.has(storeId)) throw storeNotFound()
     const recent = fresh ? undefined : this.known(storeId, now)
     if (recent !== undefined) return recent
     const before = this.#heads.get(storeId)?.revision ?? 0
-    const revision = await this.#source.headRevision(storeId)
-    this.advance(storeId, revision, now)
-    return Math.max(revision, before)
+    const head = await this.#source.storeHead(storeId)
+    if (head.deleted) {
+      this.markDeleted(storeId)
+      throw storeNotFound()
+    }
+    this.advance(storeId, head.revision, now)
+    return Math.max(head.revision, before)
+  }
+
+  /**
+   * requireLive throws store_id_not_found for a store known to be deleted; it reads the store
+   * row only when what is known is older than `maxAgeMs` (then `get` finds it fresh). Returns
+   * undefined rather than a promise when it needs no read: the hot path pays no await.
+   */
+  requireLive(storeId: string, now = this.#now()): Promise<unknown> | undefined {
+    if (this.#deleted.has(storeId)) throw storeNotFound()
+    if (this.known(storeId, now) !== undefined) return undefined
+    return this.get(storeId, false, now)
+  }
+
+  /** markDeleted records a deletion (this replica's, or one a read found): the store is refused from now on. */
+  markDeleted(storeId: string): void {
+    this.#heads.delete(storeId)
+    if (this.#deleted.size >= DELETED_REMEMBERED) this.#deleted.delete(this.#deleted.values().next().value!)
+    this.#deleted.add(storeId)
   }
 
   /**

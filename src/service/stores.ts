@@ -8,6 +8,7 @@
 import { PembaError } from '../core/errors.ts'
 import type { IdGenerator } from '../core/ids.ts'
 import type { Page, StoreCatalog, StoreRecord } from '../store/ports.ts'
+import type { HeadRevisions } from './head-revisions.ts'
 
 /**
  * What the store service needs of API clients' permissions (src/auth/access-control.ts
@@ -16,6 +17,8 @@ import type { Page, StoreCatalog, StoreRecord } from '../store/ports.ts'
 export interface StoreGrants {
   /** Links a new store to the system and makes `creator` (when authenticated) its admin. */
   onStoreCreated(storeId: string, creator: string): Promise<void>
+  /** Removes every grant on a deleted store (idempotent). */
+  onStoreDeleted(storeId: string): Promise<void>
   /** ListStores as `client` sees it. */
   listStores(client: string, q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>>
 }
@@ -25,7 +28,9 @@ export interface StoreServiceOptions {
   grants: StoreGrants
   ids: IdGenerator
   clock: () => Date
-  /** Releases what the queries hold for a deleted store (the tuple index's copy). */
+  /** Which stores are deleted: told of a deletion here, asked on every store route. */
+  liveness: Pick<HeadRevisions, 'requireLive' | 'markDeleted'>
+  /** Releases what the services hold in memory for a deleted store (tuple index, caches, models). */
   forgetStore: (storeId: string) => void
 }
 
@@ -56,8 +61,25 @@ export class StoreService {
     return store
   }
 
+  /**
+   * requireLive throws store_id_not_found when the store is deleted (this replica's deletions at
+   * once, another's within the head revisions' staleness bound); undefined when nothing needs
+   * reading, so the hot path pays no await.
+   */
+  requireLive(id: string): Promise<unknown> | undefined {
+    return this.#o.liveness.requireLive(id)
+  }
+
+  /**
+   * delete: deleted means gone. From the moment this returns, every store route answers 404
+   * store_id_not_found (on other replicas within the staleness bound), every write is refused
+   * by the datastore, what this process holds of the store is released, and the store's grants
+   * are removed. Its data stays until the purge (PEMBA_DELETED_STORE_RETENTION).
+   */
   async delete(id: string): Promise<void> {
     await this.#o.datastore.deleteStore(id, this.#o.clock())
+    this.#o.liveness.markDeleted(id)
     this.#o.forgetStore(id)
+    await this.#o.grants.onStoreDeleted(id)
   }
 }

@@ -4,7 +4,9 @@
  * appears in the change feed as a TUPLE_OPERATION_DELETE, so a consumer mirroring the store
  * (`GET /changes`) sees `namespace:prod#deployer@service_account:ci` go away within one interval
  * of its expiry. It also marks access requests that nobody decided on in time as expired, and
- * removes AuthZEN search snapshots (paged searches' answers) whose page tokens have expired.
+ * removes AuthZEN search snapshots (paged searches' answers) whose page tokens have expired,
+ * and purges the stores deleted longer ago than the retention period (PEMBA_DELETED_STORE_RETENTION):
+ * every row they own, then the store row, and what grants on them may be left.
  *
  * Each run works in bounded batches (one transaction each), so a backlog never holds a lock
  * for long; several replicas may sweep the same database at once (the datastore makes that
@@ -12,7 +14,7 @@
  *
  * @module
  */
-import type { TupleWriter } from '../store/ports.ts'
+import type { StoreCatalog, TupleWriter } from '../store/ports.ts'
 import type { AccessRequestStore } from './access-request-store.ts'
 import type { SearchSnapshotStore } from './search-snapshot-store.ts'
 
@@ -20,8 +22,13 @@ export interface SweeperOptions {
   /** Where expired tuples are deleted and overdue access requests marked expired. */
   datastore: Pick<TupleWriter, 'sweepExpired'> &
     Pick<AccessRequestStore, 'expireAccessRequests'> &
-    Pick<SearchSnapshotStore, 'deleteExpiredSearchSnapshots'>
+    Pick<SearchSnapshotStore, 'deleteExpiredSearchSnapshots'> &
+    Pick<StoreCatalog, 'purgeDeletedStores'>
   clock: () => Date
+  /** How long a deleted store's data is kept (ms): stores deleted longer ago are purged. */
+  deletedStoreRetentionMs: number
+  /** Called for each store purged: removes what grants on it are left (idempotent). */
+  onStorePurged?: (storeId: string) => Promise<void>
   /** Time between the starts of two runs; 0 or less: no timer (runOnce still works). */
   intervalMs: number
   /** Tuples (or access requests) per transaction. Default 1000. */
@@ -39,6 +46,10 @@ export interface SweepResult {
   accessRequests: number
   /** Expired AuthZEN search snapshots deleted. */
   searchSnapshots: number
+  /** Rows of deleted stores purged (their store rows included). */
+  purgedRows: number
+  /** The stores purged to the last row. */
+  purgedStores: string[]
 }
 
 export class Sweeper {
@@ -104,7 +115,7 @@ export class Sweeper {
   async #sweep(): Promise<SweepResult> {
     const now = this.#o.clock()
     const ds = this.#o.datastore
-    const result: SweepResult = { tuples: 0, accessRequests: 0, searchSnapshots: 0 }
+    const result: SweepResult = { tuples: 0, accessRequests: 0, searchSnapshots: 0, purgedRows: 0, purgedStores: [] }
     for (;;) {
       const n = await ds.sweepExpired(now, this.#batch)
       result.tuples += n
@@ -119,6 +130,14 @@ export class Sweeper {
       const n = await ds.deleteExpiredSearchSnapshots(now, this.#snapshotBatch)
       result.searchSnapshots += n
       if (n < this.#snapshotBatch || this.#stopped) break
+    }
+    const deletedBefore = new Date(now.getTime() - this.#o.deletedStoreRetentionMs)
+    for (;;) {
+      const { rows, stores } = await ds.purgeDeletedStores(deletedBefore, this.#batch)
+      result.purgedRows += rows
+      result.purgedStores.push(...stores)
+      for (const id of stores) await this.#o.onStorePurged?.(id)
+      if (rows < this.#batch || this.#stopped) break
     }
     return result
   }

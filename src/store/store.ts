@@ -39,6 +39,7 @@ export type {
   ReadFilter,
   Revision,
   StoreCatalog,
+  StoreHead,
   StoredTuple,
   StoreRecord,
   TupleBulkLoader,

@@ -187,8 +187,10 @@ describe('the sweeper', () => {
           limits.push(limit)
           return ds.deleteExpiredSearchSnapshots(now, limit)
         },
+        purgeDeletedStores: (before, limit) => ds.purgeDeletedStores(before, limit),
       },
       clock: a.clock.now,
+      deletedStoreRetentionMs: 0,
       intervalMs: 0,
       logError: (err) => {
         throw err

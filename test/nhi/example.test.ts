@@ -178,7 +178,7 @@ function suite(config: () => Partial<PembaConfig>) {
 
     // The sweeper deletes it and records the delete in the change feed.
     now = T0 + 71 * MINUTE
-    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 1, accessRequests: 0, searchSnapshots: 0 })
+    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 1, accessRequests: 0, searchSnapshots: 0, purgedRows: 0, purgedStores: [] })
     expect(await allowed(`namespace:production#deployer@${ci}`)).toBe(false)
     expect(await allowed(`namespace:staging#deployer@${ci}`)).toBe(true)
     const feed = await changes()

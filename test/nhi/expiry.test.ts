@@ -227,8 +227,8 @@ function suite(config: () => Partial<PembaConfig>) {
       expiring('namespace:dev#deployer@user:anne', '2026-11-29T11:00:00Z'),
     ])
     now = AT_EXPIRY + 1000
-    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 1, accessRequests: 0, searchSnapshots: 0 })
-    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 0, accessRequests: 0, searchSnapshots: 0 })
+    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 1, accessRequests: 0, searchSnapshots: 0, purgedRows: 0, purgedStores: [] })
+    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 0, accessRequests: 0, searchSnapshots: 0, purgedRows: 0, purgedStores: [] })
     const feed = await s.changes()
     expect(feed.slice(-1)).toEqual([
       {

@@ -277,7 +277,7 @@ function suite(config: () => Partial<PembaConfig>) {
       reason: '',
     })
     now = T0 + 25 * HOUR
-    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 0, accessRequests: 1, searchSnapshots: 0 })
+    expect(await client.pemba.sweeper.runOnce()).toEqual({ tuples: 0, accessRequests: 1, searchSnapshots: 0, purgedRows: 0, purgedStores: [] })
     expect((await api('GET', `/access-requests/${id}`)).body).toEqual(lazy)
     expect((await api('GET', '/access-requests?status=expired')).body.access_requests).toEqual([
       lazy,

@@ -37,6 +37,23 @@ export class ObjectCache {
   get size(): number {
     return this.#lru.size
   }
+
+  /** The tuples held (each object's list counts its tuples and one), the unit of the bound. */
+  get tuples(): number {
+    return this.#lru.calculatedSize
+  }
+
+  /** The most tuples held (PEMBA_TUPLE_CACHE_SIZE). */
+  get capacity(): number {
+    return this.#lru.maxSize
+  }
+
+  /** dropStore forgets one store's objects (deleted): keys begin with `<store>/`. */
+  dropStore(storeId: string): void {
+    const doomed: string[] = []
+    for (const key of this.#lru.keys()) if (key.startsWith(`${storeId}/`)) doomed.push(key)
+    for (const key of doomed) this.#lru.delete(key)
+  }
 }
 
 /**

@@ -5,9 +5,11 @@
  * @module
  */
 import type { AuthorizationModel } from '../../model/types.ts'
+import { PembaError } from '../../core/errors.ts'
 import { decodeCursor, isStringArray } from '../common.ts'
 import type { AssertionStore, ModelStore, Page, StoreCatalog, StoreRecord } from '../ports.ts'
-import type { SqlDriver } from './driver.ts'
+import { get, run, type SqlDriver, type Tx } from './driver.ts'
+import { purgeDeletedStores } from './purge.ts'
 
 interface StoreRow {
   id: string
@@ -39,6 +41,8 @@ const SQL = {
   listStores: 'SELECT * FROM stores WHERE deleted_at IS NULL AND id > ? ORDER BY id LIMIT ?',
   listStoresByName: 'SELECT * FROM stores WHERE deleted_at IS NULL AND name = ? AND id > ? ORDER BY id LIMIT ?',
   deleteStore: 'UPDATE stores SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL',
+  /** Taken (for update) before a model or assertions are written, as every write takes it. */
+  liveStore: 'SELECT 1 AS found FROM stores WHERE id = ? AND deleted_at IS NULL',
   insertModel:
     'INSERT INTO authorization_models (store_id, id, schema_version, model, created_at) VALUES (?, ?, ?, ?, ?)',
   readModel: 'SELECT model FROM authorization_models WHERE store_id = ? AND id = ?',
@@ -50,6 +54,16 @@ const SQL = {
     ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions`,
   readAssertions: 'SELECT assertions FROM assertions WHERE store_id = ? AND model_id = ?',
 } as const
+
+/**
+ * inLiveStore runs `sql` after taking the store row as every write does (PostgreSQL: for update),
+ * so a model or assertions written while the store is being deleted either commit before the
+ * deletion or are refused after it: store_id_not_found, nothing written.
+ */
+function* inLiveStore(d: SqlDriver, storeId: string, sql: string, params: readonly unknown[]): Tx<void> {
+  if (!(yield* get(SQL.liveStore + d.forUpdate, [storeId]))) throw new PembaError('store_id_not_found', 'Store ID not found')
+  yield* run(sql, params)
+}
 
 /** The catalog ports (StoreCatalog, ModelStore, AssertionStore) over `d`. */
 export function sqlCatalog(d: SqlDriver): StoreCatalog & ModelStore & AssertionStore {
@@ -77,9 +91,12 @@ export function sqlCatalog(d: SqlDriver): StoreCatalog & ModelStore & AssertionS
       await d.run(SQL.deleteStore, [now.getTime(), now.getTime(), id])
     },
 
+    purgeDeletedStores: (deletedBefore, limit) => purgeDeletedStores(d, deletedBefore, limit),
+
     async writeModel(storeId, model, now) {
       const { id, ...body } = model
-      await d.run(SQL.insertModel, [storeId, id, model.schema_version, JSON.stringify(body), now.getTime()])
+      const params = [storeId, id, model.schema_version, JSON.stringify(body), now.getTime()]
+      await d.transaction(() => inLiveStore(d, storeId, SQL.insertModel, params))
     },
 
     async readModel(storeId, id) {
@@ -101,7 +118,8 @@ export function sqlCatalog(d: SqlDriver): StoreCatalog & ModelStore & AssertionS
     },
 
     async writeAssertions(storeId, modelId, assertions) {
-      await d.run(SQL.writeAssertions, [storeId, modelId, JSON.stringify(assertions)])
+      const params = [storeId, modelId, JSON.stringify(assertions)]
+      await d.transaction(() => inLiveStore(d, storeId, SQL.writeAssertions, params))
     },
 
     async readAssertions(storeId, modelId) {

@@ -26,7 +26,8 @@ export const SQL = {
   deleteRow: `DELETE FROM tuples WHERE ${KEY_MATCH}`,
   insertTuple: `INSERT INTO tuples (store_id, ${KEY_COLUMNS}, condition_name, condition_context, revision,
     inserted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  bumpRevision: 'UPDATE stores SET revision = revision + 1 WHERE id = ? RETURNING revision',
+  /** A deleted store is no store: its writes find no row to bump (store_id_not_found). */
+  bumpRevision: 'UPDATE stores SET revision = revision + 1 WHERE id = ? AND deleted_at IS NULL RETURNING revision',
   unbumpRevision: 'UPDATE stores SET revision = revision - 1 WHERE id = ?',
   /**
    * Deletes a live tuple, returning its state as a StateRow: an expired one is already gone,
