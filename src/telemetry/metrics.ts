@@ -13,7 +13,10 @@
  *   `pemba_datastore_query_errors_total{operation}`, and for a pooled backend
  *   `pemba_datastore_pool_connections`, `…_pool_idle_connections`, `…_pool_waiting_requests`;
  * - the services' own counters, read at scrape time under their historical names: the check
- *   and tuple caches, the tuple index, the decision log.
+ *   and tuple caches, the tuple index, the decision log; every bounded cache and buffer against
+ *   its bound, `pemba_cache_size{cache}` and `pemba_cache_capacity{cache}` (docs/memory.md);
+ *   overload: `pemba_expensive_queries_in_flight`, `…_queued`, `…_refused_total` and
+ *   `pemba_rate_limited_total`.
  *
  * The HTTP layer sees only `RequestMetrics` (request-metrics.ts); the datastore only a
  * `QueryObserver`-shaped function (`observeDatastore`). The hot-path families are series.ts's,
@@ -23,7 +26,15 @@
  */
 import { collectDefaultMetrics, Registry } from 'prom-client'
 import type { QueryKind, QueryObservation, RequestMetrics } from './request-metrics.ts'
-import { CounterFamily, HistogramFamily, SampledFamily, type CounterSeries, type HistogramSeries } from './series.ts'
+import {
+  CounterFamily,
+  HistogramFamily,
+  LabelledSampledFamily,
+  SampledFamily,
+  type CounterSeries,
+  type Family,
+  type HistogramSeries,
+} from './series.ts'
 
 /** Latency buckets from 5 µs (a warm in-process check, a SQLite read) to 10 s (a deadline). */
 const LATENCY_BUCKETS: readonly number[] = [
@@ -53,6 +64,26 @@ export interface StatSources {
   decisionLog(): { recorded: number; dropped: number; failed: number; buffered: number }
   /** The connection pool, for a pooled backend (PostgreSQL); undefined otherwise (no series). */
   pool(): { total: number; idle: number; waiting: number } | undefined
+  /**
+   * Overload (src/service/admission.ts, rate-limit.ts): expensive queries running and queued,
+   * those refused (queue full or wait run out), and requests refused by the rate limit.
+   */
+  admission?(): { inFlight: number; queued: number; refused: number; rateLimited: number }
+  /** The database outage tracker (service/datastore-outage.ts); none when absent. */
+  datastoreOutage?(): { down: boolean; unavailableTotal: number; outages: number }
+  /** What each bounded in-memory cache or buffer holds and its bound (docs/memory.md); none when absent. */
+  memory?(): MemoryUse[]
+}
+
+/**
+ * One cache or buffer that grows with traffic: what it holds now and the most it may hold, in
+ * the unit its setting counts (entries, tuples, bytes). `cache` is a fixed name (`check`,
+ * `tuple_index`, …), never a store or a key.
+ */
+export interface MemoryUse {
+  cache: string
+  size: number
+  capacity: number
 }
 
 export interface PembaMetrics extends RequestMetrics {
@@ -220,11 +251,11 @@ function outcomeSeries(
 }
 
 /** The services' counters, under the names /metrics has always used for them. */
-function statFamilies(s: StatSources): SampledFamily[] {
+function statFamilies(s: StatSources): Family[] {
   const counter = (name: string, help: string, read: () => number | undefined) =>
     new SampledFamily(name, help, 'counter', read)
   const gauge = (name: string, help: string, read: () => number | undefined) => new SampledFamily(name, help, 'gauge', read)
-  const families = [
+  const families: Family[] = [
     counter('pemba_check_cache_hits_total', 'Subproblem answers served from the cross-request cache.', () => s.checkCache().hits),
     counter('pemba_check_cache_misses_total', 'Cross-request cache look-ups that found nothing.', () => s.checkCache().misses),
     gauge('pemba_check_cache_entries', 'Entries in the cross-request cache.', () => s.checkCache().entries),
@@ -243,6 +274,13 @@ function statFamilies(s: StatSources): SampledFamily[] {
       () => s.decisionLog().failed,
     ),
     gauge('pemba_decisions_buffered', 'Decisions waiting to be written.', () => s.decisionLog().buffered),
+    counter(
+      'pemba_datastore_unavailable_total',
+      'Database operations that failed because the database was unavailable (answered 503, or retried later in the background).',
+      () => s.datastoreOutage?.().unavailableTotal ?? 0,
+    ),
+    counter('pemba_datastore_outages_total', 'Database outages seen (each logged once, with its cause).', () => s.datastoreOutage?.().outages ?? 0),
+    gauge('pemba_datastore_up', '0 while the database is known to be unavailable, else 1.', () => (s.datastoreOutage?.().down ? 0 : 1)),
   ]
   // The tuple index and the pool are fixed at start: their families exist only when they do.
   if (s.tupleIndex()) {
@@ -262,6 +300,21 @@ function statFamilies(s: StatSources): SampledFamily[] {
       ),
     )
   }
+  const memory = s.memory
+  if (memory) {
+    families.push(
+      new LabelledSampledFamily(
+        'pemba_cache_size',
+        'What each bounded in-memory cache or buffer holds, in the unit its setting counts (entries, tuples or bytes; docs/memory.md).',
+        () => memory().map((m) => ({ labels: { cache: m.cache }, value: m.size })),
+      ),
+      new LabelledSampledFamily(
+        'pemba_cache_capacity',
+        'The most each bounded in-memory cache or buffer may hold (its setting), in the unit of pemba_cache_size.',
+        () => memory().map((m) => ({ labels: { cache: m.cache }, value: m.capacity })),
+      ),
+    )
+  }
   if (s.pool()) {
     families.push(
       gauge('pemba_datastore_pool_connections', 'Connections the database pool holds, idle or in use.', () => s.pool()?.total),
@@ -270,6 +323,23 @@ function statFamilies(s: StatSources): SampledFamily[] {
         'pemba_datastore_pool_waiting_requests',
         'Operations waiting for a connection from the database pool.',
         () => s.pool()?.waiting,
+      ),
+    )
+  }
+  const admission = s.admission
+  if (admission) {
+    families.push(
+      gauge('pemba_expensive_queries_in_flight', 'Expensive queries (lists, expand, searches, reviews) running now.', () => admission().inFlight),
+      gauge('pemba_expensive_queries_queued', 'Expensive queries waiting for a slot (PEMBA_EXPENSIVE_QUEUE_MAX).', () => admission().queued),
+      counter(
+        'pemba_expensive_queries_refused_total',
+        'Expensive queries refused with 429 rate_limited: the queue was full, or the wait for a slot ran out.',
+        () => admission().refused,
+      ),
+      counter(
+        'pemba_rate_limited_total',
+        'Requests refused with 429 rate_limited by the per-client rate limit (PEMBA_RATE_LIMIT_PER_CLIENT).',
+        () => admission().rateLimited,
       ),
     )
   }

@@ -34,7 +34,7 @@ interface CollectedMetric {
 }
 
 /** The part of prom-client's `Metric` the registry uses (`registerMetric`, `metrics()`, `getMetricsAsJSON()`). */
-abstract class Family {
+export abstract class Family {
   readonly aggregator = 'sum' as const
   constructor(
     readonly name: string,
@@ -159,5 +159,28 @@ export class SampledFamily extends Family {
   values(): SampleValue[] {
     const value = this.#read()
     return value === undefined ? [] : [{ labels: {}, value }]
+  }
+}
+
+/** One labelled value read at scrape time (see LabelledSampledFamily). */
+export interface LabelledValue {
+  labels: Labels
+  value: number
+}
+
+/**
+ * A gauge family read whole at scrape time, one value per label set: for figures kept by their
+ * owners (the caches' sizes), where the label values come from the owner's fixed list.
+ */
+export class LabelledSampledFamily extends Family {
+  readonly #read: () => LabelledValue[]
+
+  constructor(name: string, help: string, read: () => LabelledValue[]) {
+    super(name, help, 'gauge')
+    this.#read = read
+  }
+
+  values(): SampleValue[] {
+    return this.#read().map((v) => ({ labels: v.labels, value: v.value }))
   }
 }
