@@ -41,6 +41,13 @@ export interface ResolutionContext {
   stats: { dispatches: number; reads: number }
   /** An absolute time (ms) after which evaluation stops with a deadline error; 0 = none. */
   deadline: number
+  /** Aborted when the client has gone away: the work stops (RequestCancelledError, limits.ts). */
+  signal?: AbortSignal
+  /**
+   * Set for lists, searches and expansions (see pacing.ts): once `performance.now()` passes
+   * `until`, the work gives the event loop back, then runs `ms` more. Absent (checks): never.
+   */
+  slice?: { ms: number; until: number }
   /**
    * How this request may use the cross-request cache, or undefined when it must not (it has
    * contextual tuples or a condition context). `prefix` binds entries to store, model and

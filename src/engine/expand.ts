@@ -7,6 +7,18 @@
 import { formatSubject } from '../core/tuple.ts'
 import type { Rewrite } from '../model/typesystem.ts'
 import type { ResolutionContext } from './dispatch.ts'
+import { stopIfDue } from './limits.ts'
+import { sliceSpent, yieldTurn } from './pacing.ts'
+
+/**
+ * paced: between tuples (every 1024), give the event loop back when the slice is spent, and
+ * stop when the client has gone away or the deadline has passed (an object may have very many
+ * direct users, all listed in one answer).
+ */
+async function paced(ctx: ResolutionContext): Promise<void> {
+  if (sliceSpent(ctx)) await yieldTurn(ctx)
+  stopIfDue(ctx)
+}
 
 export type ExpandNode =
   | { name: string; leaf: ExpandLeaf }
@@ -35,7 +47,9 @@ export async function expand(
       case 'this': {
         const tuples = await ctx.reader.readObjectRelation(objectType, objectId, relation)
         const users = new Set<string>()
-        for (const t of tuples) {
+        for (let i = 0; i < tuples.length; i++) {
+          if ((i & 1023) === 1023) await paced(ctx)
+          const t = tuples[i]
           if (ts.admits(t)) users.add(formatSubject({ type: t.userType, id: t.userId, relation: t.userRelation }))
         }
         return { name, leaf: { users: { users: [...users] } } }
@@ -46,7 +60,9 @@ export async function expand(
         const tuples = await ctx.reader.readObjectRelation(objectType, objectId, rw.tupleset)
         const computed: { userset: string }[] = []
         const seen = new Set<string>()
-        for (const t of tuples) {
+        for (let i = 0; i < tuples.length; i++) {
+          if ((i & 1023) === 1023) await paced(ctx)
+          const t = tuples[i]
           if (!ts.admits(t) || t.userRelation || t.userId === '*') continue
           if (!ts.relation(t.userType, rw.computed)) continue
           const userset = `${t.userType}:${t.userId}#${rw.computed}`
@@ -64,5 +80,6 @@ export async function expand(
         return { name, difference: { base: await walk(rw.base), subtract: await walk(rw.subtract) } }
     }
   }
+  stopIfDue(ctx)
   return walk(rel.rewrite)
 }

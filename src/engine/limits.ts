@@ -7,7 +7,8 @@
  * @module
  */
 import { PembaError } from '../core/errors.ts'
-import type { CheckDispatcher, CheckRequest, CheckResult } from './dispatch.ts'
+import type { CheckDispatcher, CheckRequest, CheckResult, ResolutionContext } from './dispatch.ts'
+import { sliceSpent, stopReason, yieldTurn } from './pacing.ts'
 
 export class ResolutionTooComplexError extends PembaError {
   constructor() {
@@ -21,6 +22,16 @@ export class ResolutionTooComplexError extends PembaError {
 export class DeadlineExceededError extends PembaError {
   constructor() {
     super('deadline_exceeded', 'Request Deadline Exceeded')
+  }
+}
+
+/**
+ * RequestCancelledError: the client went away (its connection closed) while its query was
+ * waiting or running; the work stops. Nobody reads the answer (`cancelled`, 400).
+ */
+export class RequestCancelledError extends PembaError {
+  constructor() {
+    super('cancelled', 'the request was cancelled: the client closed its connection')
   }
 }
 
@@ -40,11 +51,36 @@ export class LimitingDispatcher implements CheckDispatcher {
 
   dispatchCheck(req: CheckRequest): Promise<CheckResult> {
     if (req.depth >= this.#limits.maxDepth) throw new ResolutionTooComplexError()
-    const stats = req.ctx.stats
-    if (++stats.dispatches > this.#limits.maxDispatches) throw new ResolutionTooComplexError()
-    if (req.ctx.deadline && (stats.dispatches & 63) === 0 && Date.now() > req.ctx.deadline) {
-      throw new DeadlineExceededError()
+    const ctx = req.ctx
+    if (++ctx.stats.dispatches > this.#limits.maxDispatches) throw new ResolutionTooComplexError()
+    // Every 64 subproblems: the deadline, the client, and (lists only) the event loop's turn,
+    // so that one candidate with a large check does not hold the loop either (pacing.ts).
+    if ((ctx.stats.dispatches & 63) === 0) {
+      stopIfDue(ctx)
+      if (sliceSpent(ctx)) {
+        return yieldTurn(ctx).then(() => {
+          stopIfDue(ctx)
+          return this.#next.dispatchCheck(req)
+        })
+      }
     }
     return this.#next.dispatchCheck(req)
   }
+}
+
+/**
+ * deadlinePassed is for lists, which answer what they found by their deadline: true once it
+ * has passed; it throws RequestCancelledError when the client has gone away.
+ */
+export function deadlinePassed(ctx: ResolutionContext): boolean {
+  const why = stopReason(ctx)
+  if (why === 'cancelled') throw new RequestCancelledError()
+  return why === 'deadline'
+}
+
+/** stopIfDue throws when the request must stop: its deadline passed, or its client went away. */
+export function stopIfDue(ctx: ResolutionContext): void {
+  const why = stopReason(ctx)
+  if (why === 'deadline') throw new DeadlineExceededError()
+  if (why === 'cancelled') throw new RequestCancelledError()
 }

@@ -12,7 +12,8 @@ import type { Subject } from '../core/tuple.ts'
 import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
 import { subjectReferenceKey } from '../model/typesystem.ts'
 import { reverseGraph } from './graph.ts'
-import { DeadlineExceededError } from './limits.ts'
+import { deadlinePassed, DeadlineExceededError, RequestCancelledError } from './limits.ts'
+import { sliceSpent, yieldTurn } from './pacing.ts'
 
 export interface ListObjectsRequest {
   objectType: string
@@ -64,8 +65,11 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
   // Level by level: all nodes of one kind that meet the same edge are read with one query,
   // e.g. the documents in any of 300 folders as `document:?#parent@{folder:a, folder:b, …}`.
   let level = 0
-  while (level < queue.length) {
-    if (ctx.deadline && Date.now() > ctx.deadline) {
+  // The walk and the confirmations give the event loop back whenever their slice is spent, and
+  // stop when the client has gone away (thrown) or the deadline has passed (a partial answer).
+  const mustStop = () => deadlinePassed(ctx)
+  walk: while (level < queue.length) {
+    if (mustStop()) {
       truncated = 'deadline'
       break
     }
@@ -81,6 +85,13 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
     level = end
     for (const [kind, nodes] of byKind) {
       for (const edge of graph.get(kind) ?? []) {
+        if (sliceSpent(ctx)) {
+          await yieldTurn(ctx)
+          if (mustStop()) {
+            truncated = 'deadline'
+            break walk
+          }
+        }
         if (edge.kind === 'computed') {
           for (const node of nodes) enqueue({ type: edge.type, id: node.id, relation: edge.relation })
           continue
@@ -112,7 +123,8 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
       truncated = 'max_results'
       break
     }
-    if (ctx.deadline && Date.now() > ctx.deadline) {
+    if (sliceSpent(ctx)) await yieldTurn(ctx)
+    if (mustStop()) {
       truncated = 'deadline'
       break
     }
@@ -139,6 +151,7 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
         truncated = 'deadline'
         break
       }
+      if (e instanceof RequestCancelledError) throw e
       firstError ??= e
     }
   }

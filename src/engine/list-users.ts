@@ -20,7 +20,8 @@
 import type { Subject, Tuple } from '../core/tuple.ts'
 import type { Rewrite, TypeSystem } from '../model/typesystem.ts'
 import type { CheckDispatcher, ResolutionContext } from './dispatch.ts'
-import { DeadlineExceededError } from './limits.ts'
+import { deadlinePassed, DeadlineExceededError, RequestCancelledError } from './limits.ts'
+import { sliceSpent, yieldTurn } from './pacing.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
 
 export interface ListUsersRequest {
@@ -65,8 +66,13 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
   const walkSubtrahends = !filter.relation && wildcardAdmitted(ts.types, filter.type)
 
   let truncated: ListUsersResult['truncated'] = ''
+  // The walk and the confirmations give the event loop back whenever their slice is spent, and
+  // stop when the client has gone away (thrown) or the deadline has passed (a partial answer).
+  const mustStop = () => deadlinePassed(ctx)
   for (let i = 0; i < queue.length; i++) {
-    if (ctx.deadline && (i & 63) === 0 && Date.now() > ctx.deadline) {
+    const spent = sliceSpent(ctx)
+    if (spent) await yieldTurn(ctx)
+    if ((spent || (i & 63) === 0) && mustStop()) {
       truncated = 'deadline'
       break
     }
@@ -134,7 +140,8 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
     }
     // Here, not only in the dispatcher's limits: a candidate answered from the caches dispatches
     // nothing, so a long run of them would never meet the dispatcher's periodic deadline test.
-    if (ctx.deadline && Date.now() > ctx.deadline) {
+    if (sliceSpent(ctx)) await yieldTurn(ctx)
+    if (mustStop()) {
       truncated = 'deadline'
       break
     }
@@ -154,6 +161,7 @@ export async function listUsers(dispatcher: CheckDispatcher, req: ListUsersReque
         truncated = 'deadline'
         break
       }
+      if (e instanceof RequestCancelledError) throw e
       firstError ??= e
     }
   }

@@ -19,12 +19,14 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { formatSubject, parseSubject, type TupleKey } from '../core/tuple.ts'
 import type { DecisionStore, GrantWithUsage, IdentityGrantStats } from './decision-store.ts'
 import type { Page, StoreCatalog } from '../store/ports.ts'
 import type { ListService } from './lists.ts'
 import type { ModelService } from './models.ts'
+import { refuseCredentialId } from './tuple-input.ts'
 
 export interface ReviewServiceOptions {
   datastore: Pick<DecisionStore, 'listGrants' | 'identityGrantStats'> & Pick<StoreCatalog, 'getStore'>
@@ -33,6 +35,11 @@ export interface ReviewServiceOptions {
   clock: () => Date
   /** Objects listed per relation by reach (the count covers all of them). Default 10. */
   reachSample?: number
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts): a review of such a user is
+   * refused (its answer would echo the user). Default: JWT and Authorization shapes.
+   */
+  credentials?: CredentialRule
 }
 
 /** Why a grant is, or is not, unused. */
@@ -102,6 +109,7 @@ export class ReviewService {
     unusedForMs: number,
     page: { pageSize: number; after?: string },
   ): Promise<AccessReview> {
+    refuseCredentialId(this.#o.credentials ?? CREDENTIAL_SHAPES, 'user', user)
     const subject = parseSubject(user)
     if (!subject) throw validationError(`invalid user '${user}': expected 'type:id', 'type:*' or 'type:id#relation'`)
     await this.#storeExists(storeId)
@@ -122,6 +130,8 @@ export class ReviewService {
     unusedForMs: number,
     page: { pageSize: number; after?: string },
   ): Promise<TypeReview> {
+    // The answer names the type it was asked for: a credential as the type would come back.
+    refuseCredentialId(this.#o.credentials ?? CREDENTIAL_SHAPES, 'user_type', userType)
     if (!/^[^:#@\s]{1,254}$/.test(userType)) throw validationError(`invalid user_type '${userType}'`)
     await this.#storeExists(storeId)
     const now = this.#o.clock().getTime()
@@ -143,9 +153,10 @@ export class ReviewService {
   /**
    * reach lists, for every type and relation of the latest model, what `user` reaches. Each
    * relation is one list-objects call (not recorded in the decision log: a review is not a
-   * decision an application acted on).
+   * decision an application acted on). `signal`: the client went away, the lists stop.
    */
-  async reach(storeId: string, user: string): Promise<Reach> {
+  async reach(storeId: string, user: string, signal?: AbortSignal): Promise<Reach> {
+    refuseCredentialId(this.#o.credentials ?? CREDENTIAL_SHAPES, 'user', user)
     const ts = await this.#o.models.resolve(storeId)
     const subject = parseSubject(user)
     if (!subject) throw validationError(`invalid user '${user}': expected 'type:id', 'type:*' or 'type:id#relation'`)
@@ -158,7 +169,7 @@ export class ReviewService {
     for (const [type, t] of ts.types) {
       for (const relation of t.relations.keys()) {
         try {
-          const r = await this.#o.lists.listObjects(storeId, { modelId: ts.id, type, relation, user })
+          const r = await this.#o.lists.listObjects(storeId, { modelId: ts.id, type, relation, user, signal })
           relations.push({
             type,
             relation,

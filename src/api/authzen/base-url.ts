@@ -35,7 +35,7 @@ export type { AuthzenSettings } from './settings.ts'
 const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
 
 /** The peer's address on @hono/node-server; undefined elsewhere (app.request in tests). */
-function peerAddress(c: Context<AppEnv>): string | undefined {
+export function peerAddress(c: Context<AppEnv>): string | undefined {
   const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined
   return env?.incoming?.socket?.remoteAddress
 }

@@ -69,6 +69,7 @@ export function registerAuthzenSearchRoutes(app: Hono<AppEnv>, deps: AppDeps): v
     const r = await deps.authzenSearch.search(storeId, query, { token: p?.token, limit: p?.limit }, {
       modelId: pinnedModel(c),
       meta: requestMeta(c),
+      signal: c.req.raw.signal,
     })
     observation.endQuery('ok', r, r.count)
     c.header(MODEL_HEADER, r.modelId)

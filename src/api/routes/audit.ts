@@ -150,7 +150,7 @@ export function registerAuditRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
   route(app, 'GET /stores/:store/reach', async (c) => {
     const storeId = checkStoreId(c.req.param('store'))
     const q = parseInput(reachQuery, queryParams(c.req.url), 'ReachRequest')
-    const r = await reviews.reach(storeId, q.user)
+    const r = await reviews.reach(storeId, q.user, c.req.raw.signal)
     // A relation's error quotes the request (the user): echoed through the configured redactor.
     const { redact } = errorContext(deps, c.get('requestId'))
     c.header(MODEL_HEADER, r.modelId)
