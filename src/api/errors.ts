@@ -29,10 +29,15 @@ export function errorContext(
   return { redact: deps.redact ?? redactSecrets, logError: deps.logError, requestId }
 }
 
-/** WireError is the contract's `{code, message}` with the HTTP status OpenFGA would send. */
+/**
+ * WireError is the contract's `{code, message}` with the HTTP status OpenFGA would send, and,
+ * for a refusal the caller may retry (503 `unavailable`, 429 `rate_limited`), the seconds to
+ * send as `Retry-After`.
+ */
 export interface WireError {
   status: number
   body: { code: string; message: string }
+  retryAfterSeconds?: number
 }
 
 /**
@@ -41,9 +46,19 @@ export interface WireError {
  */
 export function wireError(err: unknown, ctx: ErrorContext): WireError {
   const e = callerError(err)
-  if (e) return { status: e.status, body: { code: e.code, message: ctx.redact(e.message) } }
+  if (e) return { status: e.status, body: { code: e.code, message: ctx.redact(e.message) }, ...retryAfter(e) }
   ctx.logError(err, ctx.requestId)
   return { status: 500, body: { code: 'internal_error', message: 'Internal Server Error' } }
+}
+
+/** retryAfter: `{retryAfterSeconds}` when the error carries one, else nothing. */
+function retryAfter(e: PembaError): { retryAfterSeconds?: number } {
+  return e.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: e.retryAfterSeconds }
+}
+
+/** setRetryAfter: the `Retry-After` header of an answer that carries one (a 429 or 503). */
+export function setRetryAfter(header: (name: string, value: string) => void, answer: { retryAfterSeconds?: number }): void {
+  if (answer.retryAfterSeconds !== undefined) header('Retry-After', String(Math.max(1, Math.ceil(answer.retryAfterSeconds))))
 }
 
 /**
@@ -53,6 +68,8 @@ export function wireError(err: unknown, ctx: ErrorContext): WireError {
 export interface ProblemDetails {
   status: number
   body: { type: string; title: string; status: number; detail: string; code: string }
+  /** As WireError's: the `Retry-After` of a refusal the caller may retry. */
+  retryAfterSeconds?: number
 }
 
 /**
@@ -67,7 +84,7 @@ export function problemDetails(err: unknown, ctx: ErrorContext): ProblemDetails 
   if (err instanceof ArapError) return problem(err.status, arapErrorType(err.code), err.code, ctx.redact(err.message))
   const e = callerError(err)
   if (e) {
-    if (e.status !== 400) return problem(e.status, 'about:blank', e.code, ctx.redact(e.message))
+    if (e.status !== 400) return { ...problem(e.status, 'about:blank', e.code, ctx.redact(e.message)), ...retryAfter(e) }
     return problem(e.status, arapErrorType('invalid_request'), 'invalid_request', ctx.redact(e.message))
   }
   ctx.logError(err, ctx.requestId)
@@ -108,7 +125,26 @@ export function batchItemError(err: unknown, ctx: ErrorContext): BatchItemError 
 function callerError(err: unknown): PembaError | undefined {
   if (err instanceof PembaError) return err
   if (err instanceof TupleWriteRejected) return writeRejectedError(err.reason, err.tuple)
+  if (clientClosed(err)) return new PembaError('cancelled', 'the client closed the connection before its request was read', CLIENT_CLOSED)
   return undefined
+}
+
+/**
+ * The status recorded for a request whose client went away (nginx's 499): the answer reaches
+ * no one, and the access log shows it as the client's doing, not a 500 of Pemba's.
+ */
+const CLIENT_CLOSED = 499
+
+/**
+ * clientClosed: the error Node's HTTP server gives a request body whose connection closed
+ * before it was complete (`aborted`, ECONNRESET), as reading the body then throws it. It is
+ * the client's doing (or its network's), so never logged as an internal error: anyone could
+ * otherwise fill the log with stacks by sending half a body.
+ */
+function clientClosed(err: unknown): boolean {
+  if (!(err instanceof Error)) return false
+  const code = (err as { code?: unknown }).code
+  return (err.message === 'aborted' && code === 'ECONNRESET') || code === 'ERR_STREAM_PREMATURE_CLOSE'
 }
 
 /**

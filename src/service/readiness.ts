@@ -29,6 +29,11 @@ export interface ReadinessOptions {
   migrationsCacheMs?: number
   /** Monotonic ms, for the cache. */
   now?: () => number
+  /**
+   * The outage tracker's view (datastore-outage.ts): while the database is known to be down,
+   * `/readyz` says so without asking it, and `/healthz` answers NOT_SERVING.
+   */
+  outage?: () => { down: boolean; cause?: string }
 }
 
 export interface ReadinessReport {
@@ -50,11 +55,23 @@ export class ReadinessService {
     this.#now = options.now ?? (() => performance.now())
   }
 
+  /**
+   * serving: what `/healthz` says. The process answers, and the database is not known to be
+   * down: read from the outage tracker, never a database round trip per probe.
+   */
+  serving(): boolean {
+    return !(this.#o.outage?.().down ?? false)
+  }
+
   /** check asks every component; `ready` when all are `ok`. */
   async check(): Promise<ReadinessReport> {
     const checks: Record<string, string> = {}
     const deadline = this.#now() + this.#o.timeoutMs
-    try {
+    const outage = this.#o.outage?.()
+    if (outage?.down) {
+      // Known down: the tracker probes it in the background; asking again would only wait.
+      checks.database = `unavailable: ${outage.cause ?? 'the database does not answer'}`
+    } else try {
       await withDeadline(this.#o.datastore.ping(), this.#o.timeoutMs)
       checks.database = OK
     } catch (e) {

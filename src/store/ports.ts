@@ -125,8 +125,20 @@ export interface StoreCatalog {
   createStore(id: string, name: string, now: Date): Promise<StoreRecord>
   getStore(id: string): Promise<StoreRecord | undefined>
   listStores(q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>>
-  /** deleteStore soft-deletes; deleting a missing store is not an error. */
+  /**
+   * deleteStore soft-deletes: from then on every write to the store is refused (its writes check
+   * `deleted_at` under the store row's lock), and getStore no longer finds it. Deleting a missing
+   * or deleted store is not an error.
+   */
   deleteStore(id: string, now: Date): Promise<void>
+  /**
+   * purgeDeletedStores removes the data of stores deleted at or before `deletedBefore`: up to
+   * `limit` rows per call (every per-store table, then the store row itself once nothing of it
+   * is left), each statement deleting a bounded batch so none holds a lock for long. Safe on
+   * several replicas at once. Returns the rows removed (fewer than `limit`: none are left) and
+   * the ids of the stores whose row it removed.
+   */
+  purgeDeletedStores(deletedBefore: Date, limit: number): Promise<{ rows: number; stores: string[] }>
 }
 
 /** ModelStore keeps each store's authorization models (immutable, newest id last). */
@@ -208,10 +220,18 @@ export interface TupleBulkLoader {
   loadTuples(storeId: string, tuples: readonly Tuple[], now: Date): Promise<BulkLoadResult>
 }
 
+/** StoreHead: a store's head revision, and whether it was deleted (a store never written: 0, live). */
+export interface StoreHead {
+  revision: Revision
+  deleted: boolean
+}
+
 /** Changelog: each store's revision and the history of its tuple changes. */
 export interface Changelog {
   readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>>
   headRevision(storeId: string): Promise<Revision>
+  /** storeHead: headRevision and the deletion mark, in one read of the store row. */
+  storeHead(storeId: string): Promise<StoreHead>
 }
 
 /** AssertionStore keeps the assertions written for one model of a store (opaque JSON). */

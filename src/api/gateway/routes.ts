@@ -16,6 +16,7 @@
  * | no token, or an untrusted one | 401 `{code,message}` | `WWW-Authenticate: Bearer realm="pemba"` (`, error="invalid_token"` for a bad token) |
  * | refused path, no route, denied, missing scope | 403 `{code,message}` | `X-Pemba-Route` and `X-Pemba-Decision-Id` once decided; `WWW-Authenticate: … error="insufficient_scope", scope="…"` for a missing scope |
  * | the issuer's keys cannot be fetched | 503 `{code,message}` | |
+ * | the database is unavailable | 503 `unavailable` | `Retry-After` |
  * | PEMBA_GATEWAY_ROUTES unset | 404 `gateway_not_configured` | |
  * | the proxy's request is malformed (X-Original-* missing or disagreeing, a dot segment) | 400 | |
  *
@@ -42,7 +43,7 @@ import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId } from '../validation.ts'
 import { BEARER_CHALLENGE } from '../authzen/access.ts'
-import { errorContext, wireError } from '../errors.ts'
+import { errorContext, setRetryAfter, wireError } from '../errors.ts'
 import { rawTarget } from '../raw-path.ts'
 import { REFUSAL_HEADER } from './access.ts'
 
@@ -73,9 +74,12 @@ export function registerGatewayRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       // and code, but not the message, which names stores and types, go back to the end user.
       observation.failQuery(e)
       const wire = wireError(e, errorContext(deps, requestId))
-      if (wire.status >= 500) throw e
+      // A fault is the app's 500; the database unavailable (503) or admission control (429) is
+      // a refusal the proxy may retry, with Retry-After (nginx still turns a 503 into a 500).
+      if (wire.status >= 500 && wire.retryAfterSeconds === undefined) throw e
       deps.accessLog?.warn({ request_id: requestId, code: wire.body.code, err: wire.body.message }, 'gateway decision failed')
       c.header(REFUSAL_HEADER, wire.body.code)
+      setRetryAfter((name, value) => c.header(name, value), wire)
       return c.json({ code: wire.body.code, message: `the decision could not be made; see Pemba's log for request ${requestId}` }, wire.status as 400)
     }
     observation.endQuery(answer.outcome === 'allow' ? 'allowed' : 'denied')

@@ -10,9 +10,14 @@ import { route } from '../route-table.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 export function registerOperationRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
-  // Liveness: the process answers. Nothing else is asked, so a slow database never gets a
-  // live process restarted.
-  route(app, 'GET /healthz', (c) => c.json({ status: 'SERVING' }))
+  // Health, as OpenFGA's: SERVING, or NOT_SERVING (503) while the database is known to be down.
+  // Only the outage tracker's state is read, never the database, so the answer is immediate
+  // under any load and a slow database is not reported as down.
+  route(app, 'GET /healthz', (c) => {
+    if (deps.readiness.serving()) return c.json({ status: 'SERVING' })
+    c.header('Retry-After', '1')
+    return c.json({ status: 'NOT_SERVING' }, 503)
+  })
 
   // Readiness: 503 with the component that is not ready (and why, redacted).
   route(app, 'GET /readyz', async (c) => {

@@ -22,13 +22,14 @@
  * @module
  */
 import pg from 'pg'
+import type { DatastoreUnavailable } from '../../core/errors.ts'
 import { formatSubject, type TupleIdentity } from '../../core/tuple.ts'
 import { DECISION_COLUMNS } from '../audit.ts'
 import type { TupleRow } from '../common.ts'
 import { pendingMigrations, type MigrationsMode } from '../migrations.ts'
 import type { PoolStats, QueryObserver, TupleReader, WriteRequest } from '../ports.ts'
 import type { SqlBackend } from '../sql/backend.ts'
-import { SqlDatastore } from '../sql/datastore.ts'
+import { SqlDatastore, type SqlDatastoreOptions } from '../sql/datastore.ts'
 import {
   all,
   get,
@@ -38,9 +39,11 @@ import {
   type SqlDriver,
   type Statement,
   type StoredForWrite,
+  type TransactionOptions,
   type Tx,
   type ValueRow,
 } from '../sql/driver.ts'
+import { connectionLost, datastoreUnreachable } from '../sql/unavailable.ts'
 import type { PlannedChange } from '../write-plan.ts'
 import { copyIn, postgresBulkInsert } from './bulk.ts'
 import { PostgresTupleReader } from './reader.ts'
@@ -63,6 +66,8 @@ export interface PostgresOptions {
   observer?: QueryObserver
   /** Told when an idle pooled connection fails (the pool replaces it); default: nothing. */
   onConnectionError?: (err: Error) => void
+  /** Told each time an operation fails because the database is unavailable (the outage tracker). */
+  onUnavailable?: (err: DatastoreUnavailable) => void
   /** Told which migrations `auto` applied, as read under the migration lock. */
   onMigrationsApplied?: (tags: string[]) => void
 }
@@ -86,6 +91,11 @@ const TYPES = {
 }
 
 const NOTHING: ReadonlySet<TupleIdentity> = new Set()
+
+/** Where a transaction attempt got to: once COMMIT is sent, a lost connection leaves its outcome unknown. */
+interface AttemptPhase {
+  committing: boolean
+}
 
 class PostgresDriver implements SqlDriver {
   readonly dialect = postgresBackend.name
@@ -157,21 +167,28 @@ class PostgresDriver implements SqlDriver {
 
   /**
    * transaction runs the body on one pooled client between BEGIN and COMMIT, again on deadlock
-   * or serialization failure (nothing of a failed attempt is visible, so a retry is a fresh
-   * start), with jitter: 10, 20, 40, 80 ms ceilings, so racing replicas do not retry in lockstep.
+   * or serialization failure, or when the connection broke before COMMIT was sent (nothing of a
+   * failed attempt is visible, so a retry is a fresh start), with jitter: 10, 20, 40, 80 ms
+   * ceilings, so racing replicas do not retry in lockstep. A connection lost during COMMIT is
+   * ambiguous (the server may have committed): retried only for an idempotent body, else thrown
+   * (the API answers 503 and the client reads back). A connection that could not be opened is
+   * not retried here: the database is down, and the caller hears so at once.
    */
-  async transaction<T>(body: () => Tx<T>): Promise<T> {
+  async transaction<T>(body: () => Tx<T>, options?: TransactionOptions): Promise<T> {
     for (let attempt = 1; ; attempt++) {
+      const phase: AttemptPhase = { committing: false }
       try {
-        return await this.#attempt(body())
+        return await this.#attempt(body(), phase)
       } catch (e) {
-        if (attempt >= ATTEMPTS || !isRetryable(e)) throw e
+        const again =
+          isRetryable(e) || (connectionLost(e) && (!phase.committing || options?.idempotent === true))
+        if (attempt >= ATTEMPTS || !again) throw e
         await new Promise((r) => setTimeout(r, Math.random() * 10 * 2 ** (attempt - 1)))
       }
     }
   }
 
-  async #attempt<T>(body: Tx<T>): Promise<T> {
+  async #attempt<T>(body: Tx<T>, phase: AttemptPhase): Promise<T> {
     const client = await this.pool.connect()
     let broken: Error | undefined
     // A checked-out client has no listener of the pool's: a connection cut between two
@@ -183,14 +200,19 @@ class PostgresDriver implements SqlDriver {
       try {
         let step = body.next()
         while (!step.done) step = body.next(await this.#execute(client, step.value))
+        phase.committing = true
         await client.query('COMMIT')
         return step.value
       } catch (e) {
-        try {
-          await client.query('ROLLBACK')
-        } catch (rollbackError) {
-          // The connection is unusable (e.g. it was cut); do not return it to the pool.
-          broken = rollbackError as Error
+        // A connection that failed is never handed back to the pool (release(err) destroys it).
+        if (connectionLost(e) || datastoreUnreachable(e)) broken ??= e as Error
+        if (broken === undefined) {
+          try {
+            await client.query('ROLLBACK')
+          } catch (rollbackError) {
+            // The connection is unusable (e.g. it was cut); do not return it to the pool.
+            broken = rollbackError as Error
+          }
         }
         throw e
       }
@@ -202,7 +224,9 @@ class PostgresDriver implements SqlDriver {
 
   /** The store row's lock, which every transaction changing the store's tuples takes first. */
   *nextRevision(storeId: string): Tx<number | undefined> {
-    const row = yield* get<{ revision: number }>('SELECT revision FROM stores WHERE id = ? FOR UPDATE', [storeId])
+    // A deleted store is no store: READ COMMITTED re-checks `deleted_at` on the row version it
+    // locks, so a write queued behind the DELETE sees the deletion and is refused.
+    const row = yield* get<{ revision: number }>('SELECT revision FROM stores WHERE id = ? AND deleted_at IS NULL FOR UPDATE', [storeId])
     return row && row.revision + 1
   }
 
@@ -264,10 +288,15 @@ class PostgresDriver implements SqlDriver {
   async appendDecisions(decisions: ValueRow[], uses: ValueRow[]): Promise<void> {
     const decisionColumns = columns(decisions, DECISION_COLUMNS.length)
     const usageColumns = columns(uses, 8)
-    await this.transaction(function* () {
-      if (decisions.length > 0) yield* run(BATCH.insertDecisions, decisionColumns)
-      if (uses.length > 0) yield* run(BATCH.upsertUsage, usageColumns)
-    })
+    // Decisions are inserted or ignored by id and usage keeps the latest time: a batch whose
+    // COMMIT was cut may be written again without a duplicate.
+    await this.transaction(
+      function* () {
+        if (decisions.length > 0) yield* run(BATCH.insertDecisions, decisionColumns)
+        if (uses.length > 0) yield* run(BATCH.upsertUsage, usageColumns)
+      },
+      { idempotent: true },
+    )
   }
 
   noteWritten(tuples: number): void {
@@ -318,8 +347,8 @@ class PostgresDriver implements SqlDriver {
 export class PostgresDatastore extends SqlDatastore {
   readonly pool: pg.Pool
 
-  private constructor(driver: PostgresDriver, observer?: QueryObserver) {
-    super(driver, observer)
+  private constructor(driver: PostgresDriver, options: SqlDatastoreOptions) {
+    super(driver, options)
     this.pool = driver.pool
   }
 
@@ -341,7 +370,7 @@ export class PostgresDatastore extends SqlDatastore {
     // pool drops it and the next query opens a new one.
     const onConnectionError = options.onConnectionError ?? (() => {})
     pool.on('error', (err) => onConnectionError(err))
-    return new PostgresDatastore(new PostgresDriver(pool), options.observer)
+    return new PostgresDatastore(new PostgresDriver(pool), { observer: options.observer, onUnavailable: options.onUnavailable })
   }
 }
 
@@ -370,6 +399,7 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
       migrations: options.migrations,
       observer: options.observer,
       onConnectionError: options.onConnectionError,
+      onUnavailable: options.onUnavailable,
       onMigrationsApplied: options.onMigrationsApplied,
     }),
   migrate: async (target) => (await prepareSchema(target.url, 'auto')).pending,

@@ -10,6 +10,7 @@ import type { Subject, Tuple } from '../../core/tuple.ts'
 import { rowToTuple, type TupleRow } from '../common.ts'
 import type { TupleReader } from '../ports.ts'
 import { TUPLE_COLUMNS } from '../sql/tuples.ts'
+import { connectionLost } from '../sql/unavailable.ts'
 import { sql } from './statements.ts'
 
 /**
@@ -76,7 +77,14 @@ export class PostgresTupleReader implements TupleReader {
   }
 
   async #rows(name: ReadName, values: unknown[]): Promise<Tuple[]> {
-    return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
+    try {
+      return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
+    } catch (e) {
+      // A pooled connection whose backend was terminated (a failover, pg_terminate_backend)
+      // fails its next statement; the pool has dropped it, so one more try uses a live one.
+      if (!connectionLost(e)) throw e
+      return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
+    }
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {

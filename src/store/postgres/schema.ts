@@ -15,6 +15,7 @@ import {
   type MigrationStatus,
   type MigrationsMode,
 } from '../migrations.ts'
+import { datastoreUnreachable } from '../sql/unavailable.ts'
 
 /** The drizzle migrations folder of the PostgreSQL schema. */
 export const POSTGRES_MIGRATIONS = migrationsFolder('postgres')
@@ -26,25 +27,14 @@ export const CONNECT_TIMEOUT_MS = 10_000
 const MIGRATION_LOCK = 0x70656d62 // 'pemb'
 
 /**
- * Node's errors of a connection that may pass by itself: refused, reset, timed out, no route
- * yet, and a host name that does not resolve yet (ENOTFOUND, EAI_AGAIN: a service name in a
- * compose file or a cluster before its DNS entry exists). Not EACCES, EINVAL and the like.
- */
-const UNREACHABLE_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'])
-
-/**
  * unreachable: an error of connecting that may pass by itself: a refused, reset or timed-out
- * connection, a name not resolving yet, a server starting or shutting down (SQLSTATE 57P0x),
- * out of connections (53300) or a connection exception (class 08). A wrong password (28P01) or a
- * missing database (3D000) will not, nor will an error of a statement.
+ * connection, a name not resolving yet, a server starting or shutting down (SQLSTATE
+ * 57P01-57P03), out of connections (53300) or a connection exception (class 08); the same
+ * classification that makes a running server answer 503 (sql/unavailable.ts). A wrong password
+ * (28P01) or a missing database (3D000) will not pass, nor will an error of a statement.
  */
 export function unreachable(err: unknown): boolean {
-  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown }
-  if (typeof code === 'string') {
-    // 57P04 is a dropped database: waiting will not bring it back.
-    return UNREACHABLE_ERRNOS.has(code) || code.startsWith('08') || (code.startsWith('57P') && code !== '57P04') || code === '53300'
-  }
-  return typeof message === 'string' && /Connection terminated|connection timeout|timeout expired/i.test(message)
+  return datastoreUnreachable(err)
 }
 
 /** The URL without its password, for messages. */

@@ -73,7 +73,8 @@ export const BATCH = {
       'expired', $4::text, k.at, ''
     FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(store_id, id, at)`,
   insertDecisions: sql`INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')})
-    SELECT * FROM ${unnest(1, DECISION_COLUMNS.map((c) => DECISION_TYPES[c]))}`,
+    SELECT * FROM ${unnest(1, DECISION_COLUMNS.map((c) => DECISION_TYPES[c]))}
+    ON CONFLICT DO NOTHING`,
   /** Keys arrive sorted (mergeGrantUses), so replicas flushing at once lock rows in one order. */
   upsertUsage: sql`INSERT INTO grant_usage (store_id, ${KEY_COLUMNS}, last_used_at)
     SELECT * FROM ${unnest(1, [...TEXT6, 'text', 'bigint'])}

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { DatastoreUnavailable } from '../../core/errors.ts'
 import type { MigrationStatus, MigrationsMode } from '../migrations.ts'
 import type { QueryObserver } from '../ports.ts'
 import type { Datastore } from '../store.ts'
@@ -26,6 +27,16 @@ export interface OpenOptions {
    * drops it and the next operation opens a new one, so this only reports it.
    */
   onConnectionError?: (err: Error) => void
+  /**
+   * Told each time an operation fails because the database is unavailable (unavailable.ts);
+   * the operation itself rejects with the same DatastoreUnavailable.
+   */
+  onUnavailable?: (err: DatastoreUnavailable) => void
+  /**
+   * SQLite's `synchronous` pragma (PEMBA_SQLITE_SYNCHRONOUS): `full` (the default) syncs every
+   * commit, `normal` only at checkpoints; other backends ignore it. See docs/failure-behaviour.md.
+   */
+  sqliteSynchronous?: 'full' | 'normal'
   /** Told, under `auto`, which migrations this open applied (none: not called). */
   onMigrationsApplied?: (tags: string[]) => void
 }

@@ -8,8 +8,14 @@
  * `performance.now()` pair and one call per operation, measured as a bounded share of even
  * SQLite's microsecond reads. Without one, the methods are the ports' own, untouched.
  *
+ * Every method and every read also turns a driver's outage error (unavailable.ts: PostgreSQL
+ * down or a connection cut, SQLite's file locked or its disk failing) into DatastoreUnavailable,
+ * and tells `onUnavailable` (the outage tracker), so that no caller needs to know either
+ * driver's errors.
+ *
  * @module
  */
+import { DatastoreUnavailable } from '../../core/errors.ts'
 import type { Subject, Tuple } from '../../core/tuple.ts'
 import type { PoolStats, QueryObserver, TupleReader } from '../ports.ts'
 import type { Datastore } from '../store.ts'
@@ -22,6 +28,15 @@ import type { SqlDriver } from './driver.ts'
 import { sqlSigningKeys } from './signing-keys.ts'
 import { sqlTokenIssuers } from './token-issuers.ts'
 import { sqlTuples } from './tuples.ts'
+import { asDatastoreError } from './unavailable.ts'
+
+/** What a SqlDatastore reports besides its answers. */
+export interface SqlDatastoreOptions {
+  /** Told each operation's duration and outcome (the metrics); none: nothing is timed. */
+  observer?: QueryObserver
+  /** Told each time an operation fails because the database is unavailable (the outage tracker). */
+  onUnavailable?: (err: DatastoreUnavailable) => void
+}
 
 // The class's instances carry every port method as an own property (assigned in the
 // constructor), so the class declares them through this merged interface.
@@ -32,8 +47,10 @@ export class SqlDatastore implements Datastore {
   readonly dialect: string
   readonly preferredConcurrency: number
   readonly #driver: SqlDriver
+  readonly #classify: <T>(p: Promise<T>) => Promise<T>
 
-  constructor(driver: SqlDriver, observer?: QueryObserver) {
+  constructor(driver: SqlDriver, options: SqlDatastoreOptions = {}) {
+    const { observer, onUnavailable } = options
     this.dialect = driver.dialect
     this.preferredConcurrency = driver.preferredConcurrency
     this.#driver = driver
@@ -47,15 +64,21 @@ export class SqlDatastore implements Datastore {
       ...sqlDecisions(driver),
       ...sqlSearchSnapshots(driver),
     }
-    Object.assign(this, observer ? observed(ports, observer) : ports)
+    const outage = (err: unknown): never => {
+      const e = asDatastoreError(err)
+      if (e instanceof DatastoreUnavailable) onUnavailable?.(e)
+      throw e
+    }
+    this.#classify = (p) => p.catch(outage)
+    Object.assign(this, classified(observer ? observed(ports, observer) : ports, outage))
   }
 
   ping(): Promise<void> {
-    return this.#driver.ping()
+    return this.#classify(this.#driver.ping())
   }
 
   pendingMigrations(): Promise<string[]> {
-    return this.#driver.pendingMigrations()
+    return this.#classify(this.#driver.pendingMigrations())
   }
 
   poolStats(): PoolStats | undefined {
@@ -112,6 +135,64 @@ function observed<P extends object>(ports: P, observe: QueryObserver): P {
     }
   }
   return out as P
+}
+
+/**
+ * classified: the port methods, each passing a thrown or rejected error through `outage` (which
+ * rethrows it, as DatastoreUnavailable when it is one); `reader` hands out readers that do the
+ * same for each read.
+ */
+function classified<P extends object>(ports: P, outage: (err: unknown) => never): P {
+  const out: Record<string, unknown> = {}
+  for (const [name, method] of Object.entries(ports)) {
+    if (typeof method !== 'function') {
+      out[name] = method
+    } else if (name === 'reader') {
+      out[name] = (...args: unknown[]) => new ClassifiedTupleReader(method(...args) as TupleReader, outage)
+    } else {
+      out[name] = (...args: unknown[]) => {
+        let result: unknown
+        try {
+          result = method(...args)
+        } catch (err) {
+          outage(err)
+        }
+        return result instanceof Promise ? result.catch(outage) : result
+      }
+    }
+  }
+  return out as P
+}
+
+/** ClassifiedTupleReader: a reader whose failed reads pass through `outage` (see classified). */
+class ClassifiedTupleReader implements TupleReader {
+  readonly #inner: TupleReader
+  readonly #outage: (err: unknown) => never
+
+  constructor(inner: TupleReader, outage: (err: unknown) => never) {
+    this.#inner = inner
+    this.#outage = outage
+  }
+
+  readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
+    return this.#inner.readObject(objectType, objectId, limit).catch(this.#outage)
+  }
+
+  readObjectRelation(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.#inner.readObjectRelation(objectType, objectId, relation).catch(this.#outage)
+  }
+
+  readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    return this.#inner.readUsers(objectType, objectId, relation, users).catch(this.#outage)
+  }
+
+  readUsersets(objectType: string, objectId: string, relation: string): Promise<Tuple[]> {
+    return this.#inner.readUsersets(objectType, objectId, relation).catch(this.#outage)
+  }
+
+  readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
+    return this.#inner.readStartingWithUser(objectType, relation, users).catch(this.#outage)
+  }
 }
 
 /** ObservedTupleReader: a driver's reader whose every read reports its duration (the hot reads: no rest arguments). */

@@ -96,6 +96,16 @@ export interface BulkInserted {
   met: { row: BulkRow; stored: StoredState }[]
 }
 
+/** How a transaction may be retried. */
+export interface TransactionOptions {
+  /**
+   * Running the body again after it committed leaves the same state (a Write whose duplicates
+   * and missing deletes are ignored, the decision log's insert-or-ignore): a connection lost
+   * during COMMIT is then retried instead of reported.
+   */
+  idempotent?: boolean
+}
+
 /** A decision_log row's values in DECISION_COLUMNS order; a grant_usage upsert's 8 values. */
 export type ValueRow = (string | number | null)[]
 
@@ -134,9 +144,13 @@ export interface SqlDriver {
   /**
    * transaction runs `body` in one transaction that takes the write lock up front (SQLite:
    * IMMEDIATE) and retries on deadlock or serialization failure (PostgreSQL), and returns what
-   * it returns; a throw rolls everything back.
+   * it returns; a throw rolls everything back. A PostgreSQL connection lost before COMMIT was
+   * sent is retried too (nothing of the attempt is visible); one lost during COMMIT leaves the
+   * outcome unknown, so it is retried only when `options.idempotent` says that running the body
+   * again after it committed changes nothing, else the outage error is thrown and the caller
+   * must read back.
    */
-  transaction<T>(body: () => Tx<T>): Promise<T>
+  transaction<T>(body: () => Tx<T>, options?: TransactionOptions): Promise<T>
 
   /**
    * nextRevision takes the store for a change of its tuples and returns the revision the change

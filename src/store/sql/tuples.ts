@@ -19,6 +19,7 @@ import type {
   Page,
   ReadFilter,
   Revision,
+  StoreHead,
   StoredTuple,
   TupleChange,
   TupleStore,
@@ -33,7 +34,7 @@ export const KEY_COLUMNS = 'object_type, object_id, relation, user_relation, use
 
 export const TUPLE_COLUMNS = `${KEY_COLUMNS}, condition_name, condition_context, expires_at`
 
-const HEAD = 'SELECT revision FROM stores WHERE id = ?'
+const HEAD = 'SELECT revision, deleted_at FROM stores WHERE id = ?'
 /** The stores with the oldest expired tuples, over tuples_by_expiry (no locks taken). */
 const EXPIRED_STORES = `SELECT DISTINCT store_id FROM (SELECT store_id FROM tuples
   WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) e`
@@ -173,7 +174,11 @@ export function sqlTuples(d: SqlDriver): TupleStore & TupleWriter & Changelog {
   return {
     async write(storeId: string, req: WriteRequest, now: Date): Promise<Revision> {
       const ts = now.getTime()
-      const revision = await d.transaction(() => applyWrite(d, storeId, req, ts))
+      // Ignoring duplicates and missing deletes, the same Write applied twice leaves the same
+      // tuples: a connection lost during its COMMIT may be retried (driver.ts).
+      const idempotent =
+        (req.writes.length === 0 || req.onDuplicate === 'ignore') && (req.deletes.length === 0 || req.onMissing === 'ignore')
+      const revision = await d.transaction(() => applyWrite(d, storeId, req, ts), { idempotent })
       d.noteWritten(req.writes.length)
       return revision
     },
@@ -234,6 +239,11 @@ export function sqlTuples(d: SqlDriver): TupleStore & TupleWriter & Changelog {
 
     async headRevision(storeId: string): Promise<Revision> {
       return (await d.get<{ revision: number }>(HEAD, [storeId]))?.revision ?? 0
+    },
+
+    async storeHead(storeId: string): Promise<StoreHead> {
+      const row = await d.get<{ revision: number; deleted_at: number | null }>(HEAD, [storeId])
+      return { revision: row?.revision ?? 0, deleted: row !== undefined && row.deleted_at !== null }
     },
 
     reader(storeId: string, _revision: Revision, now: number) {

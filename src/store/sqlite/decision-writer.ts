@@ -30,6 +30,9 @@ const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_th
 const Database = require(workerData.driver)
 const db = new Database(workerData.filename)
 db.pragma('busy_timeout = 5000')
+// NORMAL whatever PEMBA_SQLITE_SYNCHRONOUS says: the decision log is already lossy by design (a
+// crash loses the decisions still buffered), so a power loss taking the last batches too adds
+// no new kind of loss; the tuples, models and stores are written by the main connection.
 db.pragma('synchronous = NORMAL')
 // The log's subject and object indexes take rows in random key order: a large page cache and
 // fewer checkpoints let a batch touch each index page once instead of reading and writing it
@@ -55,7 +58,7 @@ parentPort.on('message', (first) => {
       write.immediate(writes)
       for (const b of writes) parentPort.postMessage({ id: b.id })
     } catch (e) {
-      for (const b of writes) parentPort.postMessage({ id: b.id, error: String((e && e.message) || e) })
+      for (const b of writes) parentPort.postMessage({ id: b.id, error: String((e && e.message) || e), code: e && e.code })
     }
   }
   if (writes.length < batches.length) {
@@ -87,12 +90,13 @@ export class DecisionWriter {
         upsertSql: UPSERT_USAGE_SQL,
       },
     })
-    worker.on('message', (m: { id?: number; error?: string }) => {
+    worker.on('message', (m: { id?: number; error?: string; code?: string }) => {
       if (m.id === undefined) return
       const p = this.#pending.get(m.id)
       this.#pending.delete(m.id)
       if (this.#pending.size === 0) worker.unref()
-      if (m.error) p?.reject(new Error(`decision log write failed: ${m.error}`))
+      // The SQLite code (SQLITE_BUSY…) goes along: the store tells an outage from a fault by it.
+      if (m.error) p?.reject(Object.assign(new Error(`decision log write failed: ${m.error}`), m.code ? { code: m.code } : {}))
       else p?.resolve()
     })
     const fail = (err: Error) => {

@@ -1,0 +1,275 @@
+/**
+ * The pieces behind a database outage, in-process: which driver errors are an outage (both
+ * dialects' real errors where they can be had: a real SQLite file locked by another
+ * connection), the outage tracker's one line per outage and its probe, the 503 with
+ * `Retry-After` on the OpenFGA routes, the access-request routes (problem+json) and `/healthz`,
+ * and the decision log keeping its buffer through an outage. The real PostgreSQL outages are in
+ * postgres-restart.test.ts and postgres-terminate.test.ts.
+ */
+import Database from 'better-sqlite3'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { batchItemError, errorContext, problemDetails, setRetryAfter, wireError } from '../../src/api/errors.ts'
+import { DatastoreUnavailable } from '../../src/core/errors.ts'
+import { OutageTracker } from '../../src/service/datastore-outage.ts'
+import { DecisionLog } from '../../src/service/decision-log.ts'
+import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
+import { asDatastoreError, connectionLost, datastoreUnreachable } from '../../src/store/sql/unavailable.ts'
+import { silentLogger } from '../../src/telemetry/logger.ts'
+import { SMALL_MODEL } from '../helpers/auth.ts'
+import { createTestClient } from '../helpers/client.ts'
+
+const dir = mkdtempSync(join(tmpdir(), 'pemba-outage-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** An error as a driver raises it: a message and a code. */
+function driverError(message: string, code?: string): Error {
+  return Object.assign(new Error(message), code === undefined ? {} : { code })
+}
+
+describe('which driver errors are an outage', () => {
+  it('PostgreSQL: refused, reset, terminated, class 08, 57P01-03, out of connections, the pool timeout', () => {
+    const outages = [
+      driverError('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'),
+      driverError('read ECONNRESET', 'ECONNRESET'),
+      driverError('terminating connection due to administrator command', '57P01'),
+      driverError('terminating connection due to crash of another server process', '57P02'),
+      driverError('the database system is starting up', '57P03'),
+      driverError('sorry, too many clients already', '53300'),
+      driverError('connection failure', '08006'),
+      driverError('Connection terminated unexpectedly'),
+      driverError('timeout exceeded when trying to connect'),
+      Object.assign(new AggregateError([driverError('connect ECONNREFUSED ::1:5432', 'ECONNREFUSED')]), {}),
+    ]
+    for (const e of outages) expect(datastoreUnreachable(e), e.message).toBe(true)
+    const faults = [
+      driverError('syntax error at or near "SELEC"', '42601'),
+      driverError('duplicate key value violates unique constraint', '23505'),
+      driverError('password authentication failed for user "pemba"', '28P01'),
+      driverError('database "pemba" is being dropped', '57P04'),
+      driverError('canceling statement due to statement timeout', '57014'),
+      new TypeError('Cannot read properties of undefined'),
+    ]
+    for (const e of faults) expect(datastoreUnreachable(e), e.message).toBe(false)
+  })
+
+  it('PostgreSQL: only a connection broken under a statement is "lost" (a read may be asked again)', () => {
+    expect(connectionLost(driverError('terminating connection due to administrator command', '57P01'))).toBe(true)
+    expect(connectionLost(driverError('Connection terminated unexpectedly'))).toBe(true)
+    expect(connectionLost(driverError('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'))).toBe(false)
+    expect(connectionLost(driverError('timeout exceeded when trying to connect'))).toBe(false)
+  })
+
+  it('SQLite: busy, I/O errors, a full disk, a read-only or missing file; not a constraint', () => {
+    for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_IOERR_WRITE', 'SQLITE_FULL', 'SQLITE_CANTOPEN', 'SQLITE_READONLY_DBMOVED']) {
+      expect(datastoreUnreachable(driverError('x', code)), code).toBe(true)
+    }
+    for (const code of ['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_ERROR', 'SQLITE_CORRUPT', 'SQLITE_MISMATCH']) {
+      expect(datastoreUnreachable(driverError('Connection terminated', code)), code).toBe(false)
+    }
+  })
+
+  it('asDatastoreError wraps an outage once, with the driver error as its cause, and passes a fault on', () => {
+    const refused = driverError('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED')
+    const wrapped = asDatastoreError(refused)
+    expect(wrapped).toBeInstanceOf(DatastoreUnavailable)
+    expect((wrapped as DatastoreUnavailable).cause).toBe(refused)
+    expect((wrapped as DatastoreUnavailable).message).toBe('the database is unavailable; try again later')
+    expect(asDatastoreError(wrapped)).toBe(wrapped)
+    const fault = driverError('syntax error', '42601')
+    expect(asDatastoreError(fault)).toBe(fault)
+  })
+})
+
+/** A log that keeps its lines. */
+function recordingLog() {
+  const lines: { level: string; fields: Record<string, unknown>; message: string }[] = []
+  return {
+    lines,
+    warn: (fields: object, message: string) => lines.push({ level: 'warn', fields: fields as Record<string, unknown>, message }),
+    info: (fields: object, message: string) => lines.push({ level: 'info', fields: fields as Record<string, unknown>, message }),
+  }
+}
+
+describe('the error mapper', () => {
+  const ctx = errorContext({ logError: () => expect.unreachable('an outage is not logged as a fault') }, 'r1')
+
+  it('carries Retry-After for an outage: the contract error, problem+json and a batch item', () => {
+    const outage = new DatastoreUnavailable(driverError('connect ECONNREFUSED', 'ECONNREFUSED'))
+    expect(wireError(outage, ctx)).toEqual({
+      status: 503,
+      body: { code: 'unavailable', message: 'the database is unavailable; try again later' },
+      retryAfterSeconds: 1,
+    })
+    expect(problemDetails(outage, ctx)).toMatchObject({ status: 503, retryAfterSeconds: 1, body: { code: 'unavailable', type: 'about:blank' } })
+    expect(batchItemError(outage, ctx)).toEqual({ internal_error: 'unavailable', message: 'the database is unavailable; try again later' })
+    const headers: Record<string, string> = {}
+    setRetryAfter((name, value) => (headers[name] = value), { retryAfterSeconds: 0.2 })
+    setRetryAfter((name, value) => (headers.other = value), {})
+    expect(headers).toEqual({ 'Retry-After': '1' })
+  })
+
+  it('answers a request whose client went away as 499, never a logged fault', () => {
+    const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET' })
+    expect(wireError(aborted, ctx).status).toBe(499)
+    const logged: unknown[] = []
+    const fault = wireError(new Error('boom'), errorContext({ logError: (e) => logged.push(e) }, 'r2'))
+    expect(fault.status).toBe(500)
+    expect(logged).toHaveLength(1)
+  })
+})
+
+describe('the outage tracker', () => {
+  it('logs the first failure once (redacted), counts the rest, probes until the database answers, then logs the recovery once', async () => {
+    const log = recordingLog()
+    let now = 1000
+    let answers = false
+    let probes = 0
+    const tracker = new OutageTracker({
+      probe: async () => {
+        probes++
+        if (!answers) throw new DatastoreUnavailable(driverError('connect ECONNREFUSED', 'ECONNREFUSED'))
+      },
+      log,
+      redact: (t) => t.replaceAll('hunter2', '***'),
+      now: () => now,
+      probeIntervalMs: 20,
+    })
+    try {
+      expect(tracker.state).toEqual({ down: false, unavailableTotal: 0, outages: 0 })
+      const cause = driverError('password hunter2 refused: connect ECONNREFUSED', 'ECONNREFUSED')
+      for (let i = 0; i < 50; i++) tracker.failed(new DatastoreUnavailable(cause))
+      expect(tracker.state).toMatchObject({ down: true, unavailableTotal: 50, outages: 1 })
+      expect(tracker.state.cause).not.toContain('hunter2')
+      expect(log.lines).toHaveLength(1)
+      expect(log.lines[0]).toMatchObject({ level: 'warn', fields: { event: 'datastore_unavailable', code: 'ECONNREFUSED' } })
+      expect(log.lines[0].message).toMatch(/^database unavailable: password \*\*\* refused/)
+
+      await new Promise((r) => setTimeout(r, 100))
+      expect(probes).toBeGreaterThanOrEqual(2)
+      expect(tracker.state.down).toBe(true)
+
+      now = 3500
+      answers = true
+      for (let i = 0; i < 100 && tracker.state.down; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(tracker.state.down).toBe(false)
+      expect(log.lines).toHaveLength(2)
+      expect(log.lines[1]).toMatchObject({ level: 'info', fields: { event: 'datastore_available', outage_ms: 2500 } })
+      expect(log.lines[1].message).toBe('database available again after 2.5 s')
+      const probesWhenUp = probes
+      await new Promise((r) => setTimeout(r, 60))
+      expect(probes).toBe(probesWhenUp)
+
+      // The next outage is a new one.
+      tracker.failed(new DatastoreUnavailable(cause))
+      expect(tracker.state).toMatchObject({ down: true, outages: 2 })
+      expect(log.lines).toHaveLength(3)
+    } finally {
+      tracker.stop()
+    }
+  })
+})
+
+describe('an outage over HTTP (a SQLite file locked past the busy timeout)', () => {
+  it('answers 503 unavailable with Retry-After, /healthz and /readyz 503, and serves again once the lock is gone', async () => {
+    const file = join(dir, 'locked.db')
+    const c = await createTestClient({ accessLog: 'off', databaseUrl: `sqlite:${file}` }, { logger: silentLogger() })
+    const other = new Database(file)
+    try {
+      const store = (await c.request('POST', '/stores', { name: 'locked' })).body.id as string
+      expect((await c.request('POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
+      // Another process holds the write lock: Pemba waits out its busy timeout, then refuses.
+      other.pragma('busy_timeout = 0')
+      other.exec('BEGIN IMMEDIATE')
+      const write = { writes: { tuple_keys: [{ user: 'user:anne', relation: 'viewer', object: 'document:1' }] } }
+      const refused = await c.pemba.app.request(`/stores/${store}/write`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(write),
+      })
+      expect(refused.status).toBe(503)
+      expect(refused.headers.get('retry-after')).toBe('1')
+      expect(await refused.json()).toEqual({ code: 'unavailable', message: 'the database is unavailable; try again later' })
+
+      const health = await c.request('GET', '/healthz')
+      expect(health).toMatchObject({ status: 503, body: { status: 'NOT_SERVING' } })
+      const ready = await c.request('GET', '/readyz')
+      expect(ready.status).toBe(503)
+      expect(ready.body.checks.database).toMatch(/^unavailable: /)
+
+      other.exec('ROLLBACK')
+      // The tracker's probe (every second) notices; then everything answers again.
+      for (let i = 0; i < 100 && (await c.request('GET', '/healthz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 50))
+      expect(await c.request('GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'SERVING' } })
+      expect((await c.request('POST', `/stores/${store}/write`, write)).status).toBe(200)
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await c.close()
+    }
+  }, 60_000)
+})
+
+describe('the decision log through an outage', () => {
+  it('keeps the batch the database could not take (bounded), logs nothing, and writes it once the database is back', async () => {
+    const file = join(dir, 'decisions.db')
+    const reported: unknown[] = []
+    const ds = new SqliteDatastore({ filename: file, onUnavailable: (e) => reported.push(e) })
+    const logged: unknown[] = []
+    const T0 = Date.parse('2026-12-01T09:00:00Z')
+    const log = new DecisionLog({
+      datastore: ds,
+      clock: () => new Date(T0),
+      enabled: true,
+      batchSize: 100,
+      flushIntervalMs: 50,
+      bufferMax: 30,
+      retentionMs: 86_400_000,
+      sweepIntervalMs: 0,
+      logError: (e) => logged.push(e),
+    })
+    const other = new Database(file)
+    try {
+      await ds.createStore('01JDSTORE0000000000000000A', 's', new Date(T0))
+      await log.flush()
+      other.pragma('busy_timeout = 0')
+      other.exec('BEGIN IMMEDIATE')
+      const record = (n: number) =>
+        log.record({
+          kind: 'check',
+          storeId: '01JDSTORE0000000000000000A',
+          modelId: 'm',
+          client: '',
+          requestId: `r${n}`,
+          subject: 'user:alice',
+          relation: 'reader',
+          object: `doc:${n}`,
+          allowed: false,
+          latencyUs: 1,
+          consistency: '',
+          at: T0 + n,
+        })
+      for (let n = 0; n < 20; n++) record(n)
+      await log.flush()
+      // Not written, not lost: back in the buffer; the outage reported to the tracker, not logged.
+      expect(log.metrics()).toMatchObject({ recorded: 0, failed: 0, buffered: 20, dropped: 0 })
+      expect(reported.length).toBeGreaterThan(0)
+      expect(logged).toEqual([])
+      // More than the buffer holds arrives meanwhile: the excess is dropped and counted.
+      for (let n = 20; n < 40; n++) record(n)
+      expect(log.metrics()).toMatchObject({ buffered: 30, dropped: 10 })
+
+      other.exec('ROLLBACK')
+      for (let i = 0; i < 200 && log.metrics().recorded < 30; i++) await new Promise((r) => setTimeout(r, 50))
+      expect(log.metrics()).toMatchObject({ recorded: 30, failed: 0, buffered: 0, dropped: 10 })
+      expect(logged).toEqual([])
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await log.close()
+      await ds.close()
+    }
+  }, 60_000)
+})
