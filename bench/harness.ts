@@ -358,12 +358,14 @@ export async function startServer(
   args: string[],
   env: Record<string, string>,
   cwd = ROOT,
+  /** Node's own flags (`--trace-gc`), which tsx hands to the node process it starts. */
+  nodeArgs: string[] = [],
 ): Promise<Server> {
   const logDir = join(ROOT, 'bench-data/logs')
   mkdirSync(logDir, { recursive: true })
   const logFile = join(logDir, `${process.pid}-${++serverCount}-${basename(script, '.ts')}.log`)
   const out = openSync(logFile, 'w')
-  const child = spawn(join(cwd, 'node_modules/.bin/tsx'), [script, ...args], {
+  const child = spawn(join(cwd, 'node_modules/.bin/tsx'), [...nodeArgs, script, ...args], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', out, 'pipe'],
@@ -404,7 +406,7 @@ export async function startServer(
  * The process that serves: the deepest descendant of the tsx launcher whose command line names
  * the script (tsx runs it in a child node process, which may itself start helpers, e.g. esbuild).
  */
-function servingPid(pid: number, script: string): number {
+export function servingPid(pid: number, script: string): number {
   const childrenOf = (p: number): number[] => {
     try {
       return readdirSync(`/proc/${p}/task`).flatMap((t) =>

@@ -9,6 +9,8 @@
  *   npm run bench -- [--scale 1] [--seed 42] [--quick] [--skip-http] [--out bench/out]
  *                    [--cache-size 100000] [--lookups] [--max-minutes N]
  *                    [--import-only] [--import-rounds N] [--authzen-only] [--mcp-only]
+ *                    [--durability-only]
+ *                    [--soak] [--soak-minutes 10] [--soak-env NAME=value,…] [--soak-heap-snapshot]
  *
  * This is a benchmark, not a test: it never fails on a slow figure, only on a wrong setup.
  *
@@ -54,8 +56,10 @@ import {
   type Server,
 } from './harness.ts'
 import { authzenPart } from './authzen.ts'
+import { durabilityPart } from './durability.ts'
 import { importPart } from './import.ts'
 import { mcpPart } from './mcp.ts'
+import { soakPart } from './soak.ts'
 import { telemetryPart } from './telemetry.ts'
 
 const BATCH_SIZE = 50
@@ -87,6 +91,15 @@ const flags = parseFlags(process.argv.slice(2), {
   authzenOnly: false,
   /** Only the data set and the MCP gateway rows (bench/mcp.ts). */
   mcpOnly: false,
+  /** Only the SQLite durability rows (bench/durability.ts): writes under synchronous FULL and NORMAL. */
+  durabilityOnly: false,
+  /** Only the memory soak (bench/soak.ts): a server under mixed load, its RSS sampled. */
+  soak: false,
+  soakMinutes: 10,
+  /** Settings added to the soak server's environment: `NAME=value,NAME=value`. */
+  soakEnv: '',
+  /** Heap snapshots of the soak server early and at the end (bench/heap-summary.ts reads them). */
+  soakHeapSnapshot: false,
 })
 /** The import rows also run on PostgreSQL with the test suite's database. */
 const IMPORT_POSTGRES = flags.postgres || process.env.PEMBA_TEST_POSTGRES_URL || ''
@@ -97,7 +110,7 @@ const HTTP_BATCH_SECONDS = QUICK ? 2 : 5
 const HTTP_WRITE_SAMPLE = QUICK ? 5_000 : 20_000
 
 // every child is killed, whatever happens (see harness.ts)
-const maxMinutes = flags.maxMinutes || (flags.scale > 1 ? 60 : 20)
+const maxMinutes = flags.maxMinutes || (flags.soak ? flags.soakMinutes + 15 : flags.scale > 1 ? 60 : 20)
 guardChildren(maxMinutes)
 
 /** The environment of a Pemba server child on the bench's SQLite file. */
@@ -362,6 +375,32 @@ async function main(): Promise<void> {
     report.mcp = await mcpRows()
     return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
   }
+  // SQLite's synchronous FULL against NORMAL on writes, same disk, one run (bench/durability.ts).
+  const durabilityRows = () =>
+    durabilityPart({ dataRoot, seconds: QUICK ? 2 : 5, rounds: QUICK ? 2 : 3, concurrency: 16, row })
+  if (flags.durabilityOnly) {
+    report.durability = await durabilityRows()
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
+  if (flags.soak) {
+    mkdirSync(dataRoot, { recursive: true })
+    report.soak = await soakPart({
+      ds,
+      modelDsl,
+      dbPath: join(dataRoot, `soak-${process.pid}.db`),
+      minutes: flags.soakMinutes,
+      sampleSeconds: 10,
+      extraEnv: Object.fromEntries(
+        flags.soakEnv
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      ),
+      heapSnapshots: flags.soakHeapSnapshot,
+      row,
+    })
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
 
   // 2. a fresh database, the model and the bulk import
   mkdirSync(dataRoot, { recursive: true })
@@ -424,6 +463,8 @@ async function main(): Promise<void> {
   }
   // 2b. the import paths compared: old against bulk, SQLite and PostgreSQL (bench/import.ts)
   report.importPaths = await importRows()
+  // 2c. what synchronous = FULL costs on writes (bench/durability.ts)
+  report.durability = await durabilityRows()
 
   // 3. the tuple index: the store read into memory, timed, with the heap it takes
   global.gc?.()
@@ -884,6 +925,10 @@ function finish(run: RunSummary): void {
       ? 'only the import rows (--import-only)'
       : flags.mcpOnly
       ? 'only the MCP gateway rows (--mcp-only)'
+      : flags.durabilityOnly
+      ? 'only the SQLite durability rows (--durability-only)'
+      : flags.soak
+      ? `only the memory soak (--soak, ${flags.soakMinutes} min)`
       : flags.authzenOnly
       ? 'only the import and the AuthZEN rows (--authzen-only)'
       : flags.skipHttp
@@ -908,7 +953,7 @@ function finish(run: RunSummary): void {
     node: process.version,
     git,
     loadAverage1m: { start: loadStart, end: loadEnd },
-    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly, authzenOnly: flags.authzenOnly, mcpOnly: flags.mcpOnly },
+    params: { ...params, quick: QUICK, skipHttp: flags.skipHttp, cacheSize: flags.cacheSize, importOnly: flags.importOnly, authzenOnly: flags.authzenOnly, mcpOnly: flags.mcpOnly, durabilityOnly: flags.durabilityOnly, soak: flags.soak, soakMinutes: flags.soakMinutes },
     dataset: {
       dir: relative(ROOT, ds.dir),
       generated: ds.generated,

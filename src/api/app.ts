@@ -10,12 +10,14 @@
  */
 import { Hono } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import { errorContext, wireError } from './errors.ts'
+import { errorContext, setRetryAfter, wireError } from './errors.ts'
 import { isKnownPath, route } from './route-table.ts'
 import { bodySizeLimit } from './body-limit.ts'
 import { browserOrigins, parseCorsOrigins } from './cors.ts'
 import { hostCheck, parseAllowedHosts } from './host-check.ts'
 import { authMiddleware } from './auth.ts'
+import { liveStores } from './live-store.ts'
+import { rateLimit, registerAdmission } from './admission.ts'
 import { observeRequests } from './observe.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
@@ -73,6 +75,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     }))
   }
 
+  // Overload (admission.ts): after authentication, which names the client a request counts
+  // against; the rate limit on every route but the probes, admission on the expensive ones.
+  if (deps.rateLimiter) app.use('*', rateLimit(deps.rateLimiter, deps))
+  if (deps.admission) registerAdmission(app, deps.admission)
+
+  // Deleted means gone: a route naming a deleted store answers 404 store_id_not_found before
+  // its handler runs (live-store.ts); after authentication, which refuses strangers first.
+  app.use('*', liveStores(deps))
+
   registerOperationRoutes(app, deps)
   registerStoreRoutes(app, deps)
   registerModelRoutes(app, deps)
@@ -102,6 +113,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const wire = wireError(err, errorContext(deps, c.get('requestId') ?? ''))
     // Every 401 says how to authenticate (RFC 6750; AuthZEN requires it).
     if (wire.status === 401) c.header('WWW-Authenticate', BEARER_CHALLENGE)
+    // A 503 (the database unavailable) or 429 (admission control) says when to try again.
+    setRetryAfter((name, value) => c.header(name, value), wire)
     return c.json(wire.body, wire.status as ContentfulStatusCode)
   })
 

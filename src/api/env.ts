@@ -31,6 +31,8 @@ import type { Tracing } from '../telemetry/tracing.ts'
 import type { RequestObservation } from '../telemetry/request-observation.ts'
 import type { AuthzenSettings } from './authzen/settings.ts'
 import type { GatewayService } from '../service/gateway/gateway.ts'
+import type { Admission } from '../service/admission.ts'
+import type { RateLimiter } from '../service/rate-limit.ts'
 
 export interface AppDeps {
   models: ModelService
@@ -91,6 +93,10 @@ export interface AppDeps {
   authzenSearch: SearchService
   /** AuthZEN: PEMBA_PUBLIC_URL, PEMBA_TRUST_PROXY, PEMBA_AUTHZEN_DEFAULT_STORE and _DISCOVERY (src/api/authzen/base-url.ts). */
   authzenSettings: AuthzenSettings
+  /** Admission control of the expensive routes (src/service/admission.ts); absent: none. */
+  admission?: Admission
+  /** The per-client rate limit (src/service/rate-limit.ts); absent: none (PEMBA_RATE_LIMIT_PER_CLIENT=0). */
+  rateLimiter?: RateLimiter
   /** The gateway decision for nginx and Envoy (src/service/gateway/); absent: it answers 404 `gateway_not_configured`. */
   gateway?: GatewayService
 }

@@ -12,6 +12,9 @@
  * - test/api/auth-permissions.test.ts checks every entry's permission for every role, and
  *   test/property/http-fuzz.test.ts fuzzes every entry.
  *
+ * - admission control (api/admission.ts) holds the entries marked `expensive` to a bounded
+ *   number running at once.
+ *
  * Adding an endpoint: its contract (contracts.ts), one line here, and its handler in a route file.
  *
  * Requirements:
@@ -44,6 +47,13 @@ export interface RoutePermission {
   /** Hono path syntax; `:store` is the store the permission is checked on; a last `*` matches the rest. */
   readonly path: string
   readonly requires: Requirement
+  /**
+   * A query whose cost grows with the data it reaches (lists, expand, searches, reviews): it
+   * runs only with a slot of admission control (src/service/admission.ts, applied in
+   * api/admission.ts). `'stream'`: its answer is streamed, and it holds its slot until the
+   * stream ends or the client goes away.
+   */
+  readonly expensive?: true | 'stream'
 }
 
 export const ROUTES = [
@@ -58,10 +68,10 @@ export const ROUTES = [
   { method: 'ALL', path: '/stores/:store/gateway/authorize', requires: { store: 'checker' } },
   { method: 'ALL', path: '/stores/:store/gateway/authorize/*', requires: { store: 'checker' } },
   { method: 'POST', path: '/stores/:store/write', requires: { store: 'writer', orObjectTypeWriter: true } },
-  { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/list-users', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/expand', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/list-objects', requires: { store: 'checker' }, expensive: true },
+  { method: 'POST', path: '/stores/:store/streamed-list-objects', requires: { store: 'checker' }, expensive: 'stream' },
+  { method: 'POST', path: '/stores/:store/list-users', requires: { store: 'checker' }, expensive: true },
+  { method: 'POST', path: '/stores/:store/expand', requires: { store: 'checker' }, expensive: true },
   { method: 'POST', path: '/stores/:store/read', requires: { store: 'reader' } },
   { method: 'GET', path: '/stores/:store/changes', requires: { store: 'reader' } },
 
@@ -92,8 +102,8 @@ export const ROUTES = [
   { method: 'GET', path: '/stores/:store/decisions', requires: { store: 'reader' } },
   { method: 'GET', path: '/stores/:store/decision-log-settings', requires: { store: 'reader' } },
   { method: 'PUT', path: '/stores/:store/decision-log-settings', requires: { store: 'admin' } },
-  { method: 'GET', path: '/stores/:store/access-review', requires: { store: 'reader' } },
-  { method: 'GET', path: '/stores/:store/reach', requires: { store: 'reader' } },
+  { method: 'GET', path: '/stores/:store/access-review', requires: { store: 'reader' }, expensive: true },
+  { method: 'GET', path: '/stores/:store/reach', requires: { store: 'reader' }, expensive: true },
 
   { method: 'GET', path: '/stores/:store/token-issuers', requires: { store: 'reader' } },
   { method: 'GET', path: '/stores/:store/token-issuers/:name', requires: { store: 'reader' } },
@@ -101,9 +111,9 @@ export const ROUTES = [
   { method: 'DELETE', path: '/stores/:store/token-issuers/:name', requires: { store: 'admin' } },
 
   // AuthZEN 1.0 search (its evaluations are listed first, above), in OpenFGA's layout.
-  { method: 'POST', path: '/stores/:store/access/v1/search/subject', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/access/v1/search/resource', requires: { store: 'checker' } },
-  { method: 'POST', path: '/stores/:store/access/v1/search/action', requires: { store: 'checker' } },
+  { method: 'POST', path: '/stores/:store/access/v1/search/subject', requires: { store: 'checker' }, expensive: true },
+  { method: 'POST', path: '/stores/:store/access/v1/search/resource', requires: { store: 'checker' }, expensive: true },
+  { method: 'POST', path: '/stores/:store/access/v1/search/action', requires: { store: 'checker' }, expensive: true },
   // The Access Request and Approval profile: submitting asks for nothing to be granted yet (as
   // POST access-requests); a task is read or cancelled by the client that submitted it.
   { method: 'POST', path: '/stores/:store/access/v1/requests', requires: { store: 'checker' } },

@@ -7,12 +7,13 @@
  */
 import type { Context } from 'hono'
 import type { z } from 'zod'
-import { PembaError, type ErrorCode } from '../core/errors.ts'
+import { PembaError, UnsupportedMediaType, type ErrorCode } from '../core/errors.ts'
 import type { TupleKey } from '../core/tuple.ts'
 import type { RequestMeta } from '../service/decision-sink.ts'
 import type { AppEnv } from './env.ts'
 import { ULID_ID } from './contracts.ts'
 import { MAX_JSON_NESTING, jsonNestingExceeds } from '../core/nesting.ts'
+import { jsonSyntaxErrorOffset, lineColumn } from '../model/model-positions.ts'
 
 /** Some fields refine `validation_error` into a more specific code, as OpenFGA does. */
 function codeFor(path: (string | number | symbol)[], issue: z.core.$ZodIssue): ErrorCode {
@@ -48,24 +49,83 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, messa
 /**
  * parseJsonBody reads a request body: empty is `{}`, malformed JSON is a 400, and so is JSON
  * nested deeper than MAX_JSON_NESTING (see nesting.ts). `hint` is added to the malformed-JSON
- * message (what the caller probably meant, e.g. the DSL without `Content-Type: text/plain`).
+ * and wrong-type messages (what the caller probably meant, e.g. the DSL without
+ * `Content-Type: text/plain`).
+ *
+ * Every JSON body of the API is read here, so this is where its declared type is enforced, before
+ * anything is done with it: a body declared as anything but JSON is 415 `unsupported_media_type`,
+ * and so is a non-empty body with no declared type. That is what stops a web page on another
+ * origin from writing: a browser sends `text/plain`, `application/x-www-form-urlencoded` and
+ * `multipart/form-data` bodies without a CORS preflight, but never `application/json`.
  */
 export async function parseJsonBody(req: Request, hint?: string): Promise<unknown> {
+  const declared = req.headers.get('content-type')
+  if (declared !== null && !isJsonMediaType(declared)) throw notDeclaredJson(declared, hint)
   const text = await req.text()
   if (text.trim() === '') return {}
+  if (declared === null) throw notDeclaredJson(undefined, hint)
   if (jsonNestingExceeds(text, MAX_JSON_NESTING)) {
     throw new PembaError('validation_error', `invalid JSON body: nested deeper than ${MAX_JSON_NESTING} levels`)
   }
   let body: unknown
   try {
     body = JSON.parse(text)
-  } catch (e) {
-    throw new PembaError('validation_error', `invalid JSON body: ${(e as Error).message}${hint ? `; ${hint}` : ''}`)
+  } catch {
+    // The position only, never the parser's message: V8 quotes the text around the fault
+    // (`Unexpected token 's', "supersecre"... is not valid JSON`), and a key sent unquoted
+    // would leak its first characters.
+    throw new PembaError('validation_error', `invalid JSON body${jsonErrorPosition(text)}${hint ? `; ${hint}` : ''}`)
   }
   // JSON can only carry a NUL as the escape `\u0000`; the cheap test spares the walk for every
   // other body.
   if (text.includes('\\u0000') && holdsNul(body)) throw nulRefused('JSON body')
   return body
+}
+
+/**
+ * isJsonMediaType: is a Content-Type JSON? `application/json` and any `application/<x>+json`
+ * (RFC 6839), in any case, with any parameters (`; charset=utf-8`).
+ */
+export function isJsonMediaType(contentType: string): boolean {
+  const essence = mediaTypeEssence(contentType)
+  return essence === 'application/json' || JSON_SUFFIX_TYPE.test(essence)
+}
+
+/** mediaTypeEssence(`Text/Plain; charset=UTF-8`) is `text/plain`. */
+export function mediaTypeEssence(contentType: string): string {
+  const semicolon = contentType.indexOf(';')
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase()
+}
+
+const JSON_SUFFIX_TYPE = /^application\/[a-z0-9!#$&^_.-]+\+json$/
+/** A media type as RFC 9110 spells one: quoted in the refusal only when it is one (it is the caller's input). */
+const MEDIA_TYPE = /^[a-z0-9!#$&^_.+-]{1,64}\/[a-z0-9!#$&^_.+-]{1,64}$/
+
+/**
+ * requireDeclaredJson: the stricter rule of the AuthZEN API, whose requests must say they are
+ * JSON even when empty (a missing Content-Type is refused as well as another one).
+ */
+export function requireDeclaredJson(contentType: string | undefined): void {
+  if (contentType === undefined || !isJsonMediaType(contentType)) throw notDeclaredJson(contentType, undefined)
+}
+
+function notDeclaredJson(declared: string | undefined, hint: string | undefined): UnsupportedMediaType {
+  const essence = declared === undefined ? undefined : mediaTypeEssence(declared)
+  const what = essence === undefined ? 'a body without a Content-Type' : MEDIA_TYPE.test(essence) ? `Content-Type ${essence}` : 'this Content-Type'
+  return new UnsupportedMediaType(
+    `${what} is not accepted: send the body as JSON with Content-Type: application/json (with curl: -H 'Content-Type: application/json')${hint ? `; ${hint}` : ''}`,
+  )
+}
+
+/**
+ * jsonErrorPosition: ` at line L column C` of the first character at which `text` stops being
+ * JSON (computed here, not taken from the parser), or '' when no position can be given.
+ */
+function jsonErrorPosition(text: string): string {
+  const offset = jsonSyntaxErrorOffset(text)
+  if (offset === undefined) return ''
+  const { line, column } = lineColumn(text, offset)
+  return ` at line ${line} column ${column}`
 }
 
 /**

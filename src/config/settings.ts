@@ -27,6 +27,7 @@ import { parseAllowedHosts } from '../api/host-check.ts'
 import { splitHostPort } from '../telemetry/metrics-listener.ts'
 import { AuthzenSettingError, parsePublicUrl, parseTrustProxy } from '../api/authzen/settings.ts'
 import { GatewayRoutesError, loadGatewayRoutes } from '../service/gateway/route-file.ts'
+import { JwksSettingError, parseJwksAllowedHosts } from '../service/jwks-guard.ts'
 
 /** What `--help` and the documentation say about a setting. */
 export interface SettingMeta {
@@ -185,7 +186,8 @@ export const settingsShape = {
   deletedStoreRetention: meta(duration('PEMBA_DELETED_STORE_RETENTION', 'P7D').default('P7D'), {
     env: 'PEMBA_DELETED_STORE_RETENTION', group: GROUP.database, value: '<ISO 8601>',
     description:
-      'How long a deleted store\'s data (tuples, models, changes, decisions) is kept before it is purged; the store answers 404 from the moment it is deleted.',
+      'How long a deleted store\'s data (tuples, models, changes, decisions, …) is kept before the expiry sweep ' +
+      '(PEMBA_EXPIRY_SWEEP_INTERVAL_MS) purges it; every route of the store answers 404 from the moment it is deleted (docs/api.md#deleted-stores).',
   }),
   maxTuplesPerWrite: meta(integer('PEMBA_MAX_TUPLES_PER_WRITE').default(100), {
     env: 'PEMBA_MAX_TUPLES_PER_WRITE', group: GROUP.limits, value: n,
@@ -253,7 +255,7 @@ export const settingsShape = {
   }),
   checkCacheSize: meta(integer('PEMBA_CHECK_CACHE_SIZE').default(100_000), {
     env: 'PEMBA_CHECK_CACHE_SIZE', group: GROUP.caches, value: n,
-    description: 'Entries in the cross-request check cache; 0 turns it off.',
+    description: 'Answers held by the cross-request check cache (about 450 bytes each; docs/memory.md); 0 turns it off.',
   }),
   checkCacheStalenessMs: meta(integer('PEMBA_CHECK_CACHE_STALENESS_MS').default(1000), {
     env: 'PEMBA_CHECK_CACHE_STALENESS_MS', group: GROUP.caches, value: ms,
@@ -261,7 +263,9 @@ export const settingsShape = {
   }),
   tupleCacheSize: meta(integer('PEMBA_TUPLE_CACHE_SIZE').default(500_000), {
     env: 'PEMBA_TUPLE_CACHE_SIZE', group: GROUP.caches, value: n,
-    description: 'Tuples held by the cross-request tuple cache (for stores not in the tuple index); 0 turns it off.',
+    description:
+      'Tuples held by the cross-request tuple cache (for stores not in the tuple index; about 220 bytes each); 0 turns ' +
+      'it off.',
   }),
   tupleIndexMaxTuples: meta(integer('PEMBA_TUPLE_INDEX_MAX_TUPLES').default(2_000_000), {
     env: 'PEMBA_TUPLE_INDEX_MAX_TUPLES', group: GROUP.caches, value: n,
@@ -275,10 +279,16 @@ export const settingsShape = {
       '`on` reads every store into the tuple index (as far as the budget allows) before listening; `off` reads a ' +
       'store on its first request.',
   }),
+  modelCacheSize: meta(integer('PEMBA_MODEL_CACHE_SIZE', { min: 1 }).default(1000), {
+    env: 'PEMBA_MODEL_CACHE_SIZE', group: GROUP.caches, value: n,
+    description:
+      'Compiled authorization models kept in memory, and stores whose latest model id is remembered (a few KiB to ' +
+      'a few MiB per model, with its size); past it the least recently used is read and compiled again.',
+  }),
   expirySweepIntervalMs: meta(integer('PEMBA_EXPIRY_SWEEP_INTERVAL_MS').default(60_000), {
     env: 'PEMBA_EXPIRY_SWEEP_INTERVAL_MS', group: GROUP.access, value: ms,
     description:
-      'How often expired tuples are deleted and overdue access requests marked expired; 0 turns it off ' +
+      'How often expired tuples are deleted, overdue access requests marked expired and deleted stores purged; 0 turns it off ' +
       '(expired tuples stop granting at once either way).',
   }),
   jitMaxDuration: meta(duration('PEMBA_JIT_MAX_DURATION', 'PT8H').default('PT8H'), {
@@ -353,18 +363,19 @@ export const settingsShape = {
       "`on` lets a store's token issuer fetch its `jwks_uri` from loopback, link-local and private addresses; `off` refuses them " +
       '(checked after DNS resolution and on every redirect), so a store admin cannot make Pemba call internal services.',
   }),
-  jwksAllowedHosts: meta(z.string().default(''), {
+  jwksAllowedHosts: meta(parsedBy(parseJwksAllowedHosts, JwksSettingError).default(''), {
     env: 'PEMBA_JWKS_ALLOWED_HOSTS', group: GROUP.auth, value: '<hosts>',
     description:
-      "Host names, IP addresses or CIDR blocks a token issuer's `jwks_uri` may reach even though they are private (`keys.internal,10.1.0.0/16`).",
+      "Host names (matched exactly), IP addresses or CIDR blocks a token issuer's `jwks_uri` may reach even though they are private " +
+      '(`keys.internal,10.1.0.5,fd00::/8`); a name lets through whatever it resolves to.',
   }),
   jwksMaxBytes: meta(integer('PEMBA_JWKS_MAX_BYTES', { min: 1024 }).default(262_144), {
     env: 'PEMBA_JWKS_MAX_BYTES', group: GROUP.auth, value: n,
-    description: 'The largest JWKS document fetched from a `jwks_uri`; a larger one is refused.',
+    description: "The largest JWKS document fetched from a token issuer's `jwks_uri`; a larger one is refused (the issuer's keys are then unavailable).",
   }),
   jwksTimeoutMs: meta(integer('PEMBA_JWKS_TIMEOUT_MS', { min: 1 }).default(5000), {
     env: 'PEMBA_JWKS_TIMEOUT_MS', group: GROUP.auth, value: ms,
-    description: 'How long one JWKS fetch (connection, redirects and body) may take.',
+    description: "How long one fetch of a token issuer's `jwks_uri` (lookups, connections, redirects and body) may take.",
   }),
   authAdminClients: meta(z.string().default(''), {
     env: 'PEMBA_AUTH_ADMIN_CLIENTS', group: GROUP.auth, value: '<names>',
@@ -467,7 +478,7 @@ export const settingsShape = {
   }),
   expensiveMaxConcurrentPerClient: meta(integer('PEMBA_EXPENSIVE_MAX_CONCURRENT_PER_CLIENT', { min: 1 }).default(4), {
     env: 'PEMBA_EXPENSIVE_MAX_CONCURRENT_PER_CLIENT', group: GROUP.overload, value: n,
-    description: 'Expensive queries one API client may have running at once; more wait in the queue.',
+    description: 'Expensive queries one API client (its id; its peer address when authentication is off) may have running at once; more wait in the queue.',
   }),
   expensiveQueueMax: meta(integer('PEMBA_EXPENSIVE_QUEUE_MAX').default(64), {
     env: 'PEMBA_EXPENSIVE_QUEUE_MAX', group: GROUP.overload, value: n,
@@ -477,9 +488,15 @@ export const settingsShape = {
     env: 'PEMBA_EXPENSIVE_QUEUE_WAIT_MS', group: GROUP.overload, value: ms,
     description: 'How long an expensive query may wait for a slot before it is refused with 429 `rate_limited`.',
   }),
+  listSliceMs: meta(integer('PEMBA_LIST_SLICE_MS').default(5), {
+    env: 'PEMBA_LIST_SLICE_MS', group: GROUP.overload, value: ms,
+    description:
+      'How long a list, search or expand runs before it lets other requests (health probes, checks) run, then carries on; 0 = never (one list then holds the server until it is done).',
+  }),
   rateLimitPerClient: meta(integer('PEMBA_RATE_LIMIT_PER_CLIENT').default(0), {
     env: 'PEMBA_RATE_LIMIT_PER_CLIENT', group: GROUP.overload, value: '<n/s>',
-    description: 'Requests per second each API client may make (a token bucket); beyond it 429 `rate_limited`. 0 = no limit.',
+    description:
+      'Requests per second each API client (its id; its peer address when authentication is off) may make on every route but /healthz, /readyz and /metrics (a token bucket; the 10,000 most recently seen clients are tracked); beyond it 429 `rate_limited` with `Retry-After`. 0 = no limit.',
   }),
   rateLimitBurst: meta(integer('PEMBA_RATE_LIMIT_BURST').default(0), {
     env: 'PEMBA_RATE_LIMIT_BURST', group: GROUP.overload, value: n,
@@ -591,4 +608,6 @@ export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
   PEMBA_FUZZ_SEED: 'The seed of the property-based tests (`random` explores new cases).',
   PEMBA_DIFF_RUNS: 'Runs of the differential test (default 250).',
   PEMBA_REQUIRE_NGINX: 'With 1, the nginx test suites fail instead of skipping when nginx is missing (.ci/run sets it).',
+  PEMBA_CHROMIUM: 'The Chromium executable the browser tests drive (default /usr/bin/chromium).',
+  PEMBA_REQUIRE_CHROMIUM: 'With 1, the browser tests fail instead of skipping when Chromium is missing (.ci/run sets it).',
 }

@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   unsupported_schema_version: 2057,
   cancelled: 2058,
   invalid_start_time: 2059,
+  // Pemba's: a JSON endpoint was sent a body declared as another type (HTTP 415, given explicitly)
+  unsupported_media_type: 2060,
   // Throttling
   throttled_timeout_error: 3500,
   // InternalErrorCode
@@ -141,6 +143,18 @@ export class Overloaded extends PembaError {
   constructor(message: string, retryAfterSeconds = 1) {
     super('rate_limited', message, 429, { retryAfterSeconds })
     this.name = 'Overloaded'
+  }
+}
+
+/**
+ * UnsupportedMediaType: a body sent to a JSON endpoint was declared as another type (a browser's
+ * `text/plain` or form submission, curl's default form encoding) or not declared at all: 415
+ * `unsupported_media_type`, before anything is done with it (api/validation.ts).
+ */
+export class UnsupportedMediaType extends PembaError {
+  constructor(message: string) {
+    super('unsupported_media_type', message, 415)
+    this.name = 'UnsupportedMediaType'
   }
 }
 

@@ -11,10 +11,14 @@
  *   `preshared_key(s)`, `api_token`, `access_token`, `refresh_token`, `id_token`), as JSON
  *   (`"subject_token":"…"`) or as `name=value`;
  * - the password of a URL (`postgres://pemba:…@db`);
- * - the exact text of every configured secret (preshared keys), wherever it appears.
+ * - every configured secret (preshared keys), wherever it appears, in each form a request can
+ *   carry it in: raw, percent-encoded (wholly or partly), with `+` read as a space, decoded
+ *   (credentials.ts); and its first MIN_PREFIX characters or more when a quote cut it off
+ *   (`'psk-01234…'`, `"psk-012"...`).
  *
  * @module
  */
+import { SecretMatcher } from './credentials.ts'
 
 /** What every redacted secret is replaced with. */
 export const REDACTED = '[REDACTED]'
@@ -37,18 +41,27 @@ const SECRET_FIELD =
 const URL_PASSWORD = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]+:)[^\s@/]+@/gi
 
 /**
+ * The shortest start of a configured secret hidden when a truncation mark follows it. A message
+ * that clips what it quotes (`…` after 100 or 200 characters) can cut a secret anywhere; six
+ * characters of a 16-character key are already a third of it.
+ */
+export const MIN_PREFIX = 6
+/** What a clipped quote ends with: `…`, or `...` (V8's JSON messages: `"supersecre"...`). */
+const TRUNCATION_MARK = /^["']?(?:…|\.\.\.)/
+
+/**
  * createRedactor makes a Redactor that also hides each of `secrets` (e.g. the configured
- * preshared keys) verbatim. Empty or very short strings are ignored: hiding every `a` would
- * make logs unreadable and hides nothing worth hiding.
+ * preshared keys) in all its forms (see the module comment). Secrets shorter than
+ * MIN_SECRET_LENGTH are ignored: hiding every `a` would make logs unreadable and hides nothing
+ * worth hiding.
  */
 export function createRedactor(secrets: Iterable<string> = []): Redactor {
-  // Longest first, so a secret that contains another is hidden whole.
-  const known = [...new Set(secrets)].filter((s) => s.length >= 8).sort((a, b) => b.length - a.length)
+  const known = new SecretMatcher(secrets)
   const text = (s: string): string => {
-    let out = s
-    // includes() first: most texts (every access-log line) hold no secret, and split/join
-    // would copy them anyway.
-    for (const secret of known) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+    // includes() first inside: most texts (every access-log line) hold no secret, and
+    // split/join would copy them anyway.
+    let out = known.replace(s, REDACTED)
+    for (const secret of known.secrets) out = hideClippedPrefix(out, secret)
     out = out
       .replace(AUTH_SCHEME, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`)
       .replace(JWT_LIKE, REDACTED)
@@ -60,6 +73,28 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
     return out.includes('://') ? out.replace(URL_PASSWORD, (_m, prefix: string) => `${prefix}***@`) : out
   }
   return { text, error: (err) => text(describeError(err)) }
+}
+
+/**
+ * hideClippedPrefix replaces the first MIN_PREFIX or more characters of `secret` where a
+ * truncation mark follows them (the rest of the secret was cut off by whoever quoted it).
+ */
+function hideClippedPrefix(text: string, secret: string): string {
+  const start = secret.slice(0, MIN_PREFIX)
+  let from = text.indexOf(start)
+  if (from < 0) return text
+  let out = ''
+  let copied = 0
+  while (from >= 0) {
+    let end = from + MIN_PREFIX
+    while (end < text.length && end - from < secret.length && text[end] === secret[end - from]) end++
+    if (end - from < secret.length && TRUNCATION_MARK.test(text.slice(end, end + 4))) {
+      out += text.slice(copied, from) + REDACTED
+      copied = end
+    }
+    from = text.indexOf(start, end)
+  }
+  return copied === 0 ? text : out + text.slice(copied)
 }
 
 /** The redactor with no configured secrets: tokens, token-shaped strings and secret fields. */

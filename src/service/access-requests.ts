@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { ConflictError, PembaError, validationError, type ErrorCode } from '../core/errors.ts'
 import type { IdGenerator } from '../core/ids.ts'
 import { parseObject, parseSubject, type Subject } from '../core/tuple.ts'
@@ -39,6 +40,7 @@ import {
 import type { CheckService } from './checks.ts'
 import type { HeadRevisions } from './head-revisions.ts'
 import { formatDuration, parseDuration } from './duration.ts'
+import { refuseCredentialId } from './tuple-input.ts'
 import type { ModelService } from './models.ts'
 
 export interface AccessRequestServiceOptions {
@@ -54,6 +56,11 @@ export interface AccessRequestServiceOptions {
   maxDurationMs: number
   /** How long a request waits for a decision (PEMBA_JIT_REQUEST_TTL). */
   requestTtlMs: number
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts): a request's user, object,
+   * requester or approver of that shape is refused. Default: JWT and Authorization shapes.
+   */
+  credentials?: CredentialRule
 }
 
 export interface CreateAccessRequestInput {
@@ -141,6 +148,10 @@ export class AccessRequestService {
   /** #prepare validates a new request against the store's latest model: the record to store. */
   async #prepare(storeId: string, input: CreateAccessRequestInput): Promise<AccessRequestRecord> {
     // The latest model as of now, as for a write: not a replica's cached idea of it.
+    const credentials = this.#o.credentials ?? CREDENTIAL_SHAPES
+    refuseCredentialId(credentials, 'user', input.tupleKey.user)
+    refuseCredentialId(credentials, 'object', input.tupleKey.object)
+    if (input.requestedBy !== undefined) refuseCredentialId(credentials, 'requested_by', input.requestedBy)
     const ts = await this.#o.models.resolve(storeId, undefined, { fresh: true })
     const { object, user } = this.#validateTuple(ts, input.tupleKey)
     approverRelation(ts, object.type, input.tupleKey.relation)
@@ -282,6 +293,7 @@ export class AccessRequestService {
     if (!stored) throw notFound(id)
     const record = present(stored, now)
     if (record.status !== 'pending') throw notPending(id, record.status)
+    refuseCredentialId(this.#o.credentials ?? CREDENTIAL_SHAPES, 'approver', input.approver)
     const subject = parseSubject(input.approver)
     if (!subject || subject.relation || subject.id === '*') {
       throw validationError(

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError } from '../core/errors.ts'
 import { parseObject, tupleToKey, type Tuple, type TupleKey } from '../core/tuple.ts'
 import type { CheckDispatcher } from '../engine/dispatch.ts'
@@ -16,7 +17,7 @@ import { collapseDenied, denialReasons, traceOf, witnessPath, witnessTree, type 
 import { NO_DECISIONS, type DecisionKind, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { Consistency, EvaluationService, QueryOptions } from './evaluation.ts'
 import type { ModelService } from './models.ts'
-import { contextualTuples, delegationChain, validateBatch, validateCheckKey } from './tuple-input.ts'
+import { contextualTuples, delegationChain, refuseCredentialId, validateBatch, validateCheckKey } from './tuple-input.ts'
 
 export interface CheckServiceOptions {
   evaluation: EvaluationService
@@ -28,6 +29,11 @@ export interface CheckServiceOptions {
   maxDelegationChain: number
   /** Where decisions made for API requests (those given a RequestMeta) are recorded. */
   decisions?: DecisionSink
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts; the server's knows the configured
+   * preshared keys): such a user or object is refused. Default: JWT and Authorization shapes.
+   */
+  credentials?: CredentialRule
 }
 
 /**
@@ -105,6 +111,7 @@ export class CheckService {
   readonly #models: ModelService
   readonly #dispatcher: CheckDispatcher
   readonly #decisions: DecisionSink
+  readonly #credentials: CredentialRule
 
   constructor(options: CheckServiceOptions) {
     this.#o = options
@@ -112,6 +119,7 @@ export class CheckService {
     this.#models = options.models
     this.#dispatcher = options.evaluation.dispatcher
     this.#decisions = options.decisions ?? NO_DECISIONS
+    this.#credentials = options.credentials ?? CREDENTIAL_SHAPES
   }
 
   /** check answers one check; with `meta` (an API request) the decision is recorded. */
@@ -136,8 +144,12 @@ export class CheckService {
       const out: CheckOutput = { allowed: answered.allowed, modelId: ts.id, witnessTuples: answered.witness, dispatches: 0, cacheHit: true }
       return render ? withWitness(out, answered.witness) : out
     }
-    const { object, subject } = validateCheckKey(ts, input.tupleKey)
-    const chain = input.onBehalfOf ? delegationChain(ts, subject, input.onBehalfOf, this.#o.maxDelegationChain) : undefined
+    // A refused (credential-shaped) id never reaches the cross-request cache above: it is
+    // refused here, before anything is computed for it.
+    const { object, subject } = validateCheckKey(ts, input.tupleKey, this.#credentials)
+    const chain = input.onBehalfOf
+      ? delegationChain(ts, subject, input.onBehalfOf, this.#o.maxDelegationChain, this.#credentials)
+      : undefined
     const contextual = contextualTuples(ts, input.contextualTuples)
     const ctx = await this.#evaluation.bind(storeId, ts, {
       contextual,
@@ -272,6 +284,7 @@ export class CheckService {
     input: QueryOptions & { tupleKey: { relation: string; object: string } },
   ): Promise<{ root: ExpandNode; modelId: string }> {
     const ts = await this.#evaluation.model(storeId, input.modelId, input.consistency)
+    refuseCredentialId(this.#credentials, 'object', input.tupleKey.object)
     const object = parseObject(input.tupleKey.object)
     if (!object || object.id === '*') throw new PembaError('invalid_expand_input', `invalid object '${input.tupleKey.object}'`)
     if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
@@ -284,6 +297,8 @@ export class CheckService {
       context: input.context,
       deadlineMs: this.#o.checkDeadlineMs,
       consistency: input.consistency,
+      signal: input.signal,
+      paced: true,
     })
     const root = await expand(ctx, object.type, object.id, input.tupleKey.relation)
     return { root, modelId: ts.id }

@@ -12,6 +12,9 @@
  *   the batch is written from a worker thread (store/sqlite/decision-writer.ts).
  * - At most `bufferMax` decisions wait. Beyond that a decision is dropped and counted
  *   (`pemba_decisions_dropped_total` on /metrics): requests are never blocked by the log.
+ * - A batch the database cannot take because it is unavailable stays in the buffer (within
+ *   `bufferMax`) and is tried again a second or more later; other failures lose the batch
+ *   (`pemba_decisions_write_failed_total`) and are logged.
  * - `close()` stops taking decisions and flushes what waits; Pemba.close() calls it before it
  *   closes the database, and the server calls Pemba.close() after draining on SIGTERM.
  * - What a crash can lose: the decisions waiting in the buffer, normally at most `batchSize`
@@ -34,7 +37,7 @@ import { pooledRandom } from '../core/ids.ts'
 import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
 import type { DecisionLogSettings, GrantUse, StoredDecision } from './decision-store.ts'
 import type { StoreCatalog } from '../store/ports.ts'
-import { PembaError } from '../core/errors.ts'
+import { DatastoreUnavailable, PembaError } from '../core/errors.ts'
 import type { Decision, DecisionSink } from './decision-sink.ts'
 import type { DecisionQuery, DecisionStore, ResultPage } from './decision-store.ts'
 
@@ -59,6 +62,19 @@ export interface DecisionLogOptions {
   logError: (err: unknown) => void
   /** The sampling draw, in [0, 1); tests may fix it. */
   random?: () => number
+  /**
+   * Hides credentials in what is stored (the configured redactor, core/redact.ts): a belt to the
+   * services' braces, which refuse credential-shaped ids before a decision is made. Applied to the
+   * subject, the object and the delegation chain of each decision, when its batch is written.
+   */
+  redact?: (text: string) => string
+}
+
+/** redacted: the decision as stored, its subject, object and delegation chain redacted. */
+function redacted(d: Decision, id: string, redact: (text: string) => string): StoredDecision {
+  const row: StoredDecision = { ...d, id, subject: redact(d.subject), object: redact(d.object) }
+  if (d.onBehalfOf) row.onBehalfOf = d.onBehalfOf.map(redact)
+  return row
 }
 
 /** What a store gets without a settings row: every decision recorded. */
@@ -76,6 +92,8 @@ export const RETENTION_SWEEP_INTERVAL_MS = 60_000
 
 /** Rows per retention statement: each sweep step holds its locks briefly. */
 const SWEEP_CHUNK = 1000
+/** The shortest wait before a batch the database could not take is tried again (ms). */
+const RETRY_AFTER_OUTAGE_MS = 1000
 
 interface CachedSettings {
   enabled: boolean
@@ -176,9 +194,36 @@ export class DecisionLog implements DecisionSink {
       try {
         await this.#write(batch)
       } catch (err) {
+        if (err instanceof DatastoreUnavailable && !this.#closed) {
+          this.#keepForRetry(batch)
+          return
+        }
         this.#failed += batch.length
         this.#o.logError(err)
       }
+    }
+  }
+
+  /**
+   * #keepForRetry puts a batch the database could not take back at the head of the buffer (the
+   * newest beyond bufferMax dropped and counted, as when recording), and tries again after
+   * `flushIntervalMs` (at least a second): an outage delays decisions, it does not lose them.
+   * The outage itself is logged once, by the tracker, not per attempt.
+   */
+  #keepForRetry(batch: Decision[]): void {
+    const kept = [...batch, ...this.#buffer]
+    const over = kept.length - this.#o.bufferMax
+    if (over > 0) {
+      kept.length = this.#o.bufferMax
+      this.#dropped += over
+    }
+    this.#buffer = kept
+    if (!this.#flushTimer) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined
+        void this.flush()
+      }, Math.max(this.#o.flushIntervalMs, RETRY_AFTER_OUTAGE_MS))
+      this.#flushTimer.unref()
     }
   }
 
@@ -192,7 +237,7 @@ export class DecisionLog implements DecisionSink {
       const s = this.#settings.get(d.storeId) ?? DEFAULT_SETTINGS
       if (!s.enabled) continue
       if (s.sampleRate < 1 && !(this.#random() < s.sampleRate)) continue
-      rows.push({ ...d, id: this.#ids(d.at) })
+      rows.push(this.#o.redact ? redacted(d, this.#ids(d.at), this.#o.redact) : { ...d, id: this.#ids(d.at) })
       if (d.allowed && d.witnessTuples) {
         for (const t of d.witnessTuples) {
           // The same tuple object (from the engine's tuple cache) used again within the
@@ -257,6 +302,8 @@ export class DecisionLog implements DecisionSink {
         const s = (await this.#o.datastore.getDecisionLogSettings(storeId)) ?? DEFAULT_SETTINGS
         this.#cache(storeId, s, now)
       } catch (err) {
+        // During an outage the batch's own write fails next and is kept for later.
+        if (err instanceof DatastoreUnavailable) throw err
         // Keep what was known (or the default): a settings read failing must not lose decisions.
         this.#o.logError(err)
       }

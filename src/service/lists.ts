@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { delegatedCheck, type DeniedBy } from '../engine/delegation.ts'
 import { listObjects, type ListObjectsResult } from '../engine/list-objects.ts'
@@ -13,7 +14,7 @@ import type { ResolutionContext } from '../engine/dispatch.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import { NO_DECISIONS, type DecisionSink, type RequestMeta } from './decision-sink.ts'
 import type { EvaluationService, QueryOptions } from './evaluation.ts'
-import { contextualTuples, delegationChain, validateSubject } from './tuple-input.ts'
+import { contextualTuples, delegationChain, refuseCredentialId, validateSubject } from './tuple-input.ts'
 
 export interface ListServiceOptions {
   evaluation: EvaluationService
@@ -25,6 +26,11 @@ export interface ListServiceOptions {
   maxDelegationChain: number
   /** Where decisions made for API requests (those given a RequestMeta) are recorded. */
   decisions?: DecisionSink
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts; the server's knows the configured
+   * preshared keys): such a user or object is refused. Default: JWT and Authorization shapes.
+   */
+  credentials?: CredentialRule
 }
 
 /** `maxResults` replaces listMaxResults for one call (AuthZEN search has its own maximum). */
@@ -47,11 +53,13 @@ export class ListService {
   readonly #o: ListServiceOptions
   readonly #evaluation: EvaluationService
   readonly #decisions: DecisionSink
+  readonly #credentials: CredentialRule
 
   constructor(options: ListServiceOptions) {
     this.#o = options
     this.#evaluation = options.evaluation
     this.#decisions = options.decisions ?? NO_DECISIONS
+    this.#credentials = options.credentials ?? CREDENTIAL_SHAPES
   }
 
   /**
@@ -101,8 +109,10 @@ export class ListService {
     if (!ts.relation(input.type, input.relation)) {
       throw new PembaError('relation_not_found', `relation '${input.type}#${input.relation}' not found`)
     }
-    const subject = validateSubject(ts, input.user)
-    const chain = input.onBehalfOf ? delegationChain(ts, subject, input.onBehalfOf, this.#o.maxDelegationChain) : undefined
+    const subject = validateSubject(ts, input.user, this.#credentials)
+    const chain = input.onBehalfOf
+      ? delegationChain(ts, subject, input.onBehalfOf, this.#o.maxDelegationChain, this.#credentials)
+      : undefined
     const ctx = await this.#bind(storeId, ts, input)
     const dispatcher = this.#evaluation.dispatcher
     let confirm: ((id: string) => Promise<boolean>) | undefined
@@ -129,6 +139,7 @@ export class ListService {
   async listUsers(storeId: string, input: ListUsersInput): Promise<ListUsersResult & ListFacts & { modelId: string }> {
     const ts = await this.#evaluation.model(storeId, input.modelId, input.consistency)
     const { object } = input
+    refuseCredentialId(this.#credentials, 'object', `${object.type}:${object.id}`)
     if (!ts.hasType(object.type)) throw new PembaError('type_not_found', `type '${object.type}' not found`)
     if (!ts.relation(object.type, input.relation)) {
       throw new PembaError('relation_not_found', `relation '${object.type}#${input.relation}' not found`)
@@ -160,6 +171,8 @@ export class ListService {
       context: input.context,
       deadlineMs: this.#o.listDeadlineMs,
       consistency: input.consistency,
+      signal: input.signal,
+      paced: true,
     })
   }
 }

@@ -28,15 +28,39 @@ export interface ModelServiceOptions {
    * known at once.
    */
   latestModelMaxAgeMs: number
+  /**
+   * Compiled models kept in memory (PEMBA_MODEL_CACHE_SIZE; default 1000): both the models
+   * asked for by id and each store's latest. Past it the least recently used is compiled again
+   * when next asked for.
+   */
+  cacheSize?: number
 }
+
+/** The default of ModelServiceOptions.cacheSize. */
+export const MODEL_CACHE_SIZE = 1000
 
 export class ModelService {
   readonly #o: ModelServiceOptions
-  readonly #compiled = new LRUCache<string, TypeSystem>({ max: 1000 })
-  readonly #latest = new Map<string, { id: string; at: number; ts?: TypeSystem }>()
+  readonly #compiled: LRUCache<string, TypeSystem>
+  /**
+   * Each store's latest model id (and compiled model), bounded like #compiled: an entry holds
+   * its TypeSystem even when #compiled has let it go, so one store per entry is the bound.
+   */
+  readonly #latest: LRUCache<string, { id: string; at: number; ts?: TypeSystem }>
 
   constructor(options: ModelServiceOptions) {
     this.#o = options
+    const max = Math.max(1, options.cacheSize ?? MODEL_CACHE_SIZE)
+    this.#compiled = new LRUCache({ max })
+    this.#latest = new LRUCache({ max })
+  }
+
+  /** cacheSizes: the compiled models and latest model ids held, and their bound (for /metrics). */
+  cacheSizes(): { cache: string; size: number; capacity: number }[] {
+    return [
+      { cache: 'model', size: this.#compiled.size, capacity: this.#compiled.max },
+      { cache: 'latest_model', size: this.#latest.size, capacity: this.#latest.max },
+    ]
   }
 
   /** write validates and stores a model; returns its id. Nothing is stored if it is invalid. */
@@ -140,11 +164,16 @@ export class ModelService {
     if (!fresh && known && now - known.at <= this.#o.latestModelMaxAgeMs) return known.id
     const id = await this.#o.datastore.latestModelId(storeId)
     if (id === undefined) this.#latest.delete(storeId)
-    else {
-      if (this.#latest.size > 100_000) this.#latest.clear()
-      this.#latest.set(storeId, { id, at: now })
-    }
+    else this.#latest.set(storeId, { id, at: now })
     return id
+  }
+
+  /** forgetStore drops a deleted store's compiled models and latest model id. */
+  forgetStore(storeId: string): void {
+    this.#latest.delete(storeId)
+    const doomed: string[] = []
+    for (const key of this.#compiled.keys()) if (key.startsWith(`${storeId}/`)) doomed.push(key)
+    for (const key of doomed) this.#compiled.delete(key)
   }
 
   #compile(key: string, m: AuthorizationModel): TypeSystem {

@@ -115,6 +115,11 @@ export class TokenIssuerService {
     this.#o = options
   }
 
+  /** forgetStore drops a deleted store's compiled issuers. */
+  forgetStore(storeId: string): void {
+    this.#byStore.delete(storeId)
+  }
+
   /**
    * put validates an issuer against the store's latest model and stores it under `name`,
    * replacing any issuer of that name. Returns it and whether it is new.
@@ -124,6 +129,10 @@ export class TokenIssuerService {
     const ts = await this.#o.models.resolve(storeId, undefined, { fresh: true })
     validateAgainstModel(ts, config)
     if (config.jwks) await validateKeys(config.jwks)
+    // A jwks_uri whose host is an IP address in a refused range can never be fetched: say so now
+    // (names are checked at each fetch, since what they resolve to may change).
+    const refusal = config.jwks_uri === undefined ? undefined : this.#o.jwks.guard?.literalRefusal(config.jwks_uri)
+    if (refusal) throw new PembaError('validation_error', `invalid PutTokenIssuer.${refusal}`)
     const r = await this.#o.datastore.putTokenIssuer(
       {
         storeId,

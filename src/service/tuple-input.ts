@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { parseExpiresAt, parseObject, parseSubject, type Subject, type Tuple, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR } from '../engine/delegation.ts'
@@ -18,9 +19,11 @@ import type { TypeSystem } from '../model/typesystem.ts'
  * the whole write is refused. E.g. `namespace:prod#deployer@service_account:ci` with
  * `expires_at: "2026-11-29T10:00:00Z"` is written at 09:00Z and refused at 10:00Z.
  */
-export function parseWrite(ts: TypeSystem, k: TupleKey, now: number): Tuple {
+export function parseWrite(ts: TypeSystem, k: TupleKey, now: number, credentials: CredentialRule = CREDENTIAL_SHAPES): Tuple {
   const nul = nulField(k)
   if (nul) throw validationError(invalidTupleMessage(k, `'${nul}' holds a NUL character (U+0000), which a tuple cannot hold`))
+  refuseCredentialId(credentials, 'user', k.user)
+  refuseCredentialId(credentials, 'object', k.object)
   const v = validateTuple(ts, k)
   if (!v.ok) throw validationError(invalidTupleMessage(k, v.reason))
   if (k.expires_at) {
@@ -76,23 +79,42 @@ function invalidExpiryMessage(k: TupleKey): string {
 }
 
 /**
+ * refuseCredentialId refuses an identifier that looks like a credential (core/credentials.ts:
+ * a JWT or JWE, an Authorization value, a configured preshared key in any form): a check of
+ * `user:eyJhbGciOi…` would keep the token in the decision log for its whole retention, and a
+ * written one in the store for good. The message names the field, never the value. E.g. a
+ * check with `"user": "user:<a preshared key>"` → 400 `validation_error`.
+ */
+export function refuseCredentialId(credentials: CredentialRule, field: string, id: string): void {
+  if (credentials.looksLikeCredential(id)) {
+    throw validationError(
+      `'${field}' looks like a credential (a JWT, an Authorization header value or a configured key) and is refused`,
+    )
+  }
+}
+
+/**
  * validateCheckKey checks a Check's tuple key against the model. OpenFGA answers every
- * problem here with `validation_error`.
+ * problem here with `validation_error`; a credential-shaped user or object too.
  */
 export function validateCheckKey(
   ts: TypeSystem,
   key: { user: string; relation: string; object: string },
+  credentials: CredentialRule = CREDENTIAL_SHAPES,
 ): { object: { type: string; id: string }; subject: Subject } {
+  refuseCredentialId(credentials, 'object', key.object)
   const object = parseObject(key.object)
   if (!object || object.id === '*') throw validationError(`invalid 'object' field format: '${key.object}'`)
   if (!ts.hasType(object.type)) throw validationError(`type '${object.type}' not found`)
   if (!ts.relation(object.type, key.relation)) {
     throw validationError(`relation '${object.type}#${key.relation}' not found`)
   }
-  return { object, subject: validateSubject(ts, key.user) }
+  return { object, subject: validateSubject(ts, key.user, credentials) }
 }
 
-export function validateSubject(ts: TypeSystem, user: string): Subject {
+/** validateSubject checks a user (`user:anne`, `group:eng#member`) against the model. */
+export function validateSubject(ts: TypeSystem, user: string, credentials: CredentialRule = CREDENTIAL_SHAPES): Subject {
+  refuseCredentialId(credentials, 'user', user)
   const subject = parseSubject(user)
   if (!subject) throw validationError(`invalid 'user' field format: '${user}'`)
   if (!ts.hasType(subject.type)) throw validationError(`type '${subject.type}' not found`)
@@ -106,7 +128,13 @@ export function validateSubject(ts: TypeSystem, user: string): Subject {
  * delegationChain validates `on_behalf_of`: each identity a plain object (`user:alice`, not a
  * userset or wildcard) of a type that defines `acts_for`, no more than `max` of them.
  */
-export function delegationChain(ts: TypeSystem, actor: Subject, onBehalfOf: string[], max: number): Subject[] {
+export function delegationChain(
+  ts: TypeSystem,
+  actor: Subject,
+  onBehalfOf: string[],
+  max: number,
+  credentials: CredentialRule = CREDENTIAL_SHAPES,
+): Subject[] {
   if (onBehalfOf.length === 0) throw validationError('on_behalf_of must name at least one principal')
   if (onBehalfOf.length > max) {
     throw validationError(`on_behalf_of names ${onBehalfOf.length} principals, the maximum allowed is ${max}`)
@@ -115,6 +143,7 @@ export function delegationChain(ts: TypeSystem, actor: Subject, onBehalfOf: stri
     throw validationError('a delegated check needs a single identity as the user, not a userset or wildcard')
   }
   return onBehalfOf.map((p) => {
+    refuseCredentialId(credentials, 'on_behalf_of', p)
     const s = parseSubject(p)
     if (!s || s.relation || s.id === '*') {
       throw validationError(`invalid on_behalf_of identity '${p}': expected 'type:id'`)

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { describeTuple, parseObject, parseSubject, type Tuple, type TupleIdentity, type TupleKey } from '../core/tuple.ts'
 import { invalidTupleMessage } from '../model/tuple-validation.ts'
@@ -29,6 +30,11 @@ export interface WriteServiceOptions {
   heads: HeadRevisions
   clock: () => Date
   maxTuplesPerWrite: number
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts; the server's knows the configured
+   * preshared keys): a tuple written with such a user or object is refused (deleting one is not). Default: JWT and Authorization shapes.
+   */
+  credentials?: CredentialRule
 }
 
 /** Tuples per bulk-load transaction when importTuples is not told otherwise. */
@@ -114,7 +120,8 @@ export class WriteService {
       seen.add(id)
     }
     const now = this.#o.clock()
-    const parsedWrites: Tuple[] = writes.map((k) => parseWrite(ts, k, now.getTime()))
+    const credentials = this.#o.credentials ?? CREDENTIAL_SHAPES
+    const parsedWrites: Tuple[] = writes.map((k) => parseWrite(ts, k, now.getTime(), credentials))
     const parsedDeletes: TupleIdentity[] = deletes.map(parseDelete)
     const revision = await this.#o.datastore.write(
       storeId,
@@ -154,7 +161,7 @@ export class WriteService {
       const at: number[] = []
       for (let i = start; i < end; i++) {
         try {
-          tuples.push(parseWrite(ts, keys[i], now.getTime()))
+          tuples.push(parseWrite(ts, keys[i], now.getTime(), this.#o.credentials))
           at.push(i)
         } catch (e) {
           if (!(e instanceof PembaError)) throw e

@@ -76,7 +76,9 @@ describe('the access log', () => {
     const r = await send(
       'POST',
       `/stores/${store}/check`,
-      { key: ROOT_KEY, tuple_key: { user: `user:${BODY_MARKER}`, relation: 'viewer', object: `document:${ROOT_KEY}` } },
+      // (A configured key as an id is refused, test/faults/secret-leaks.test.ts: here it rides
+      // in a field of its own, and the check is answered.)
+      { key: ROOT_KEY, tuple_key: { user: `user:${BODY_MARKER}`, relation: 'viewer', object: 'document:1' } },
       { ...auth, 'x-api-key': ROOT_KEY, 'x-custom': HEADER_MARKER },
     )
     expect(r.status).toBe(200)
@@ -134,7 +136,7 @@ describe('PEMBA_ACCESS_LOG=off', () => {
   it('logs no request line, and still answers with a request id', async () => {
     const quiet = await servePemba({ accessLog: 'off' })
     try {
-      const res = await fetch(`${quiet.url}/stores`, { method: 'POST', body: JSON.stringify({ name: 'quiet' }) })
+      const res = await fetch(`${quiet.url}/stores`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'quiet' }) })
       expect(res.status).toBe(201)
       expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/)
       await fetch(`${quiet.url}/nope`)

@@ -91,6 +91,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       tupleKey: body.tuple_key,
       contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
       consistency: body.consistency,
+      signal: c.req.raw.signal,
     })
     observation.endQuery('ok', r)
     c.header(MODEL_HEADER, r.modelId)
@@ -112,6 +113,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
         contextualTuples: contextual(body.contextual_tuples?.tuple_keys),
         context: body.context ?? undefined,
         consistency: body.consistency,
+        signal: c.req.raw.signal,
       },
     }
   }
@@ -143,16 +145,25 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
     const encoder = new TextEncoder()
     // ReadableStream calls start() synchronously, so the controller exists before any emit.
     let controller!: ReadableStreamDefaultController<Uint8Array>
+    // A client that goes away cancels the stream (and aborts the request's signal, which stops
+    // the list): nothing may be written to it after that.
+    let cancelled = false
     const body = new ReadableStream<Uint8Array>({
       start(ctrl) {
         controller = ctrl
       },
+      cancel() {
+        cancelled = true
+      },
     })
+    const send = (line: unknown) => {
+      if (!cancelled) controller.enqueue(encoder.encode(JSON.stringify(line) + '\n'))
+    }
     let started = false
     let onFirst: () => void = () => {}
     const firstObject = new Promise<undefined>((resolve) => (onFirst = () => resolve(undefined)))
     const emit = (object: string) => {
-      controller.enqueue(encoder.encode(JSON.stringify({ result: { object } }) + '\n'))
+      send({ result: { object } })
       if (!started) {
         started = true
         onFirst()
@@ -170,13 +181,13 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       else observation.endQuery('error', undefined, undefined, o.e)
       if (o.ok && o.r.truncated) {
         // The SDK skips lines without `result`; this one tells other readers the list is partial.
-        controller.enqueue(encoder.encode(JSON.stringify({ truncated: o.r.truncated }) + '\n'))
+        send({ truncated: o.r.truncated })
       }
-      if (!o.ok) {
+      if (!o.ok && !cancelled) {
         const { message } = wireError(o.e, errorContext(deps, c.get('requestId'))).body
-        controller.enqueue(encoder.encode(JSON.stringify({ error: { code: 2, message, details: [] } }) + '\n'))
+        send({ error: { code: 2, message, details: [] } })
       }
-      controller.close()
+      if (!cancelled) controller.close()
     })
     const headers: Record<string, string> = {
       'content-type': 'application/x-ndjson',
@@ -199,6 +210,7 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       contextualTuples: contextual(body.contextual_tuples),
       context: body.context ?? undefined,
       consistency: body.consistency,
+      signal: c.req.raw.signal,
     })
     observation.endQuery('ok', r, r.users.length)
     c.header(MODEL_HEADER, r.modelId)

@@ -64,7 +64,8 @@ import type { Consistency, EvaluationService } from '../evaluation.ts'
 import type { HeadRevisions } from '../head-revisions.ts'
 import type { ListService } from '../lists.ts'
 import type { SearchSnapshot, SearchSnapshotStore } from '../search-snapshot-store.ts'
-import { contextualTuples, validateSubject } from '../tuple-input.ts'
+import { contextualTuples, refuseCredentialId, validateSubject } from '../tuple-input.ts'
+import type { CredentialRule } from '../../core/credentials.ts'
 import { conditionContext, objectOf, relationOf, userOf } from './mapping.ts'
 import {
   decodePageToken,
@@ -100,6 +101,8 @@ export interface SearchOptions {
   modelId?: string
   /** Who asked (an API request): the search is then recorded in the decision log. */
   meta?: RequestMeta
+  /** Aborted when the client has gone away: the search stops. */
+  signal?: AbortSignal
 }
 
 /** One page of a search: `results` of the searched kind, and the page's facts. */
@@ -143,6 +146,11 @@ export interface SearchServiceOptions {
    * the characters of their results plus 24 per result), so paging here reads no row; 0: none.
    */
   cacheBytes: number
+  /**
+   * What a credential-shaped identifier is (core/credentials.ts): an action search's subject or
+   * resource of that shape is refused (the other searches are lists, which refuse it themselves).
+   */
+  credentials?: CredentialRule
 }
 
 /**
@@ -205,6 +213,16 @@ export class SearchService {
     return { entries: recent.size, bytes: recent.calculatedSize }
   }
 
+  /** forgetStore drops a deleted store's snapshots held in memory (their rows go with the store's purge). */
+  forgetStore(storeId: string): void {
+    for (const lru of [this.#recent, this.#questions]) {
+      if (!lru) continue
+      const doomed: string[] = []
+      for (const key of lru.keys()) if (key.startsWith(`${storeId} `)) doomed.push(key)
+      for (const key of doomed) lru.delete(key)
+    }
+  }
+
   #remember(s: SearchSnapshot): void {
     const ttl = s.expiresAt.getTime() - this.#o.clock().getTime()
     if (!this.#recent || ttl <= 0) return
@@ -236,7 +254,7 @@ export class SearchService {
         return { ...this.#slice(q.kind, reused, 0, limit), dispatches: 0 }
       }
     }
-    const computed = await this.#compute(storeId, q, o.modelId, opts)
+    const computed = await this.#compute(storeId, q, o.modelId, opts, o.signal)
     const total = computed.results.length
     if (limit === 0 || total <= limit) {
       if (o.meta) this.#record(storeId, q, computed, o.meta, started)
@@ -320,14 +338,14 @@ export class SearchService {
   }
 
   /** #compute finds the whole answer, sorted, or fails: never a partial list. */
-  async #compute(storeId: string, q: SearchQuery, modelId: string | undefined, opts: EvaluationOptions): Promise<Computed> {
+  async #compute(storeId: string, q: SearchQuery, modelId: string | undefined, opts: EvaluationOptions, signal?: AbortSignal): Promise<Computed> {
     const context = conditionContext({
       subject: propertiesOf(q.subject),
       action: 'action' in q ? q.action : undefined,
       resource: propertiesOf(q.resource),
       context: q.context,
     })
-    const common = { modelId, context, contextualTuples: opts.contextualTuples, consistency: opts.consistency, maxResults: this.#o.maxResults + 1 }
+    const common = { modelId, context, contextualTuples: opts.contextualTuples, consistency: opts.consistency, maxResults: this.#o.maxResults + 1, signal }
     let computed: Computed
     if (q.kind === 'resource') {
       const user = userOf(q.subject)
@@ -347,7 +365,7 @@ export class SearchService {
       this.#complete(r.truncated, r.users.length)
       computed = { results: r.users.map((u) => `${u.type}:${u.id}`), modelId: r.modelId, dispatches: r.dispatches }
     } else {
-      computed = await this.#actions(storeId, q, modelId, opts, context)
+      computed = await this.#actions(storeId, q, modelId, opts, context, signal)
     }
     computed.results.sort()
     return computed
@@ -360,20 +378,24 @@ export class SearchService {
     modelId: string | undefined,
     opts: EvaluationOptions,
     context: Record<string, unknown> | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<Computed> {
     const user = userOf(q.subject)
-    objectOf(q.resource)
-    const { evaluation } = this.#o
+    const object = objectOf(q.resource)
+    const { evaluation, credentials } = this.#o
+    if (credentials) refuseCredentialId(credentials, 'resource', object)
     const ts = await evaluation.model(storeId, modelId, opts.consistency)
     const type = ts.types.get(q.resource.type)
     if (!type) throw new PembaError('type_not_found', `type '${q.resource.type}' not found`)
-    const subject: Subject = validateSubject(ts, user)
+    const subject: Subject = validateSubject(ts, user, credentials)
     const actions = [...type.relations.values()].filter((r) => r.directTypes.length === 0).map((r) => r.name)
     const ctx = await evaluation.bind(storeId, ts, {
       contextual: contextualTuples(ts, opts.contextualTuples),
       context,
       deadlineMs: this.#o.deadlineMs,
       consistency: opts.consistency,
+      signal,
+      paced: true,
     })
     let allowed: boolean[]
     try {

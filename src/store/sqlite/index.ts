@@ -14,6 +14,7 @@
  * @module
  */
 import Database from 'better-sqlite3'
+import type { DatastoreUnavailable } from '../../core/errors.ts'
 import { drizzle } from 'drizzle-orm/better-sqlite3'
 import { migrate } from 'drizzle-orm/better-sqlite3/migrator'
 import { existsSync, mkdirSync } from 'node:fs'
@@ -76,6 +77,16 @@ export interface SqliteOptions {
   decisionScanBudget?: number
   /** Told each operation's duration and outcome (the metrics). */
   observer?: QueryObserver
+  /**
+   * The `synchronous` pragma (PEMBA_SQLITE_SYNCHRONOUS). `full` (the default): in WAL mode every
+   * commit is synced to disk before it returns, so an acknowledged write survives a power loss or
+   * an OS crash. `normal`: the WAL is synced only at checkpoints; a commit survives the process
+   * being killed (the OS holds it) but the last ones may be lost, never corrupting the file, if
+   * the machine loses power. bench/README.md measures what `full` costs.
+   */
+  synchronous?: 'full' | 'normal'
+  /** Told each time an operation fails because the file is locked or the disk fails (the outage tracker). */
+  onUnavailable?: (err: DatastoreUnavailable) => void
 }
 
 /** SqliteDriver runs the SQL core's statements on one better-sqlite3 connection. */
@@ -113,7 +124,7 @@ class SqliteDriver implements SqlDriver {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
     this.db = new Database(options.filename)
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     this.db.pragma('busy_timeout = 5000')
     this.db.pragma('foreign_keys = ON')
     migrate(drizzle(this.db), { migrationsFolder: sqliteBackend.migrationsFolder })
@@ -356,7 +367,7 @@ export class SqliteDatastore extends SqlDatastore {
 
   constructor(options: SqliteOptions) {
     const driver = new SqliteDriver(options)
-    super(driver, options.observer)
+    super(driver, { observer: options.observer, onUnavailable: options.onUnavailable })
     this.db = driver.db
   }
 }
@@ -388,7 +399,12 @@ export const sqliteBackend: SqlBackend<SqliteTarget> = {
     if (options.migrations === 'check') checkSqliteMigrations(target.filename)
     // One process opens a SQLite file, so what was pending before is what this open applies.
     const pending = options.onMigrationsApplied ? sqliteMigrationStatus(target.filename).pending : []
-    const datastore = new SqliteDatastore({ filename: target.filename, observer: options.observer })
+    const datastore = new SqliteDatastore({
+      filename: target.filename,
+      observer: options.observer,
+      onUnavailable: options.onUnavailable,
+      synchronous: options.sqliteSynchronous,
+    })
     if (pending.length > 0) options.onMigrationsApplied!(pending)
     return datastore
   },
