@@ -8,10 +8,13 @@
  * - every address a host name resolves to is checked, and the connection goes to the address
  *   that was checked (node:http's `lookup` option), so a DNS answer that changes between the
  *   check and the connection (DNS rebinding) cannot win;
- * - redirects are followed here, at most MAX_REDIRECTS, and every hop is checked the same way
- *   (jose asks for none: it treats any answer but 200 as a failure);
- * - the answer is cut at `maxBytes` and the whole fetch (lookups, connections, redirects and
- *   body) at `timeoutMs`;
+ * - redirects are followed here, at most MAX_REDIRECTS, and every hop is checked the same way,
+ *   its scheme included (https, or plain http to a loopback host only, as at registration; jose
+ *   asks for no redirects: it treats any answer but 200 as a failure);
+ * - the answer is cut at `maxBytes`, and the whole fetch (lookups, connections, redirects and
+ *   body) ends at `timeoutMs` whatever the server does (a 101, a dropped connection);
+ * - at most MAX_CONCURRENT_LOOKUPS host name lookups run at once, so slow nameservers cannot
+ *   take over the threadpool that every JWT verification needs;
  * - refused: loopback, unspecified, private (RFC 1918), shared (CGNAT, 100.64/10), link-local,
  *   unique-local and site-local IPv6, multicast, reserved and the special-purpose blocks below;
  *   IPv4-mapped IPv6 addresses (`::ffff:127.0.0.1`) as the IPv4 address they carry. The URL
@@ -28,6 +31,7 @@ import { BlockList, isIP } from 'node:net'
 import { lookup } from 'node:dns/promises'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { isLoopbackHost } from '../core/net.ts'
 
 /** A bad PEMBA_JWKS_ALLOWED_HOSTS entry; the configuration turns it into an error naming the setting. */
 export class JwksSettingError extends Error {}
@@ -43,7 +47,25 @@ export class JwksFetchRefused extends Error {
 /** How many redirects one key set fetch follows. */
 export const MAX_REDIRECTS = 3
 
-/** The special-purpose blocks refused, each with the rule named in refusals. */
+/**
+ * How many host name lookups the guard runs at once. `dns.lookup` is getaddrinfo on libuv's
+ * threadpool (4 threads by default, shared with WebCrypto, so with every JWT verification), and
+ * it cannot be cancelled: a name whose nameserver never answers holds a thread for the resolver's
+ * whole timeout, whatever our deadline says. Bounding the guard's lookups keeps the threadpool
+ * free for the rest of the process however many slow names store admins register. (c-ares'
+ * `dns.Resolver` would use no thread, but it skips /etc/hosts and nsswitch, which operators'
+ * allowed host names and `localhost` rely on.)
+ */
+export const MAX_CONCURRENT_LOOKUPS = 2
+
+/**
+ * The special-purpose blocks refused, each with the rule named in refusals: every entry of IANA's
+ * IPv4 and IPv6 Special-Purpose Address Registries whose "Globally Reachable" is False (or N/A),
+ * plus the IPv6 prefixes that carry an IPv4 address on to it (NAT64, 6to4, Teredo, SIIT), which
+ * would otherwise reach an internal IPv4 address through a translator or relay. IPv4-mapped
+ * addresses (::ffff:0:0/96) are not listed: BlockList judges them as the IPv4 address they carry.
+ * https://www.iana.org/assignments/iana-ipv4-special-registry and iana-ipv6-special-registry
+ */
 const REFUSED_BLOCKS: readonly { rule: string; blocks: readonly [string, number, 'ipv4' | 'ipv6'][] }[] = [
   { rule: 'loopback', blocks: [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']] },
   { rule: 'unspecified', blocks: [['0.0.0.0', 8, 'ipv4'], ['::', 128, 'ipv6']] },
@@ -53,16 +75,32 @@ const REFUSED_BLOCKS: readonly { rule: string; blocks: readonly [string, number,
   { rule: 'unique-local', blocks: [['fc00::', 7, 'ipv6'], ['fec0::', 10, 'ipv6']] },
   { rule: 'multicast', blocks: [['224.0.0.0', 4, 'ipv4'], ['ff00::', 8, 'ipv6']] },
   {
+    rule: 'documentation',
+    blocks: [
+      ['192.0.2.0', 24, 'ipv4'], // TEST-NET-1
+      ['198.51.100.0', 24, 'ipv4'], // TEST-NET-2
+      ['203.0.113.0', 24, 'ipv4'], // TEST-NET-3
+      ['2001:db8::', 32, 'ipv6'],
+      ['3fff::', 20, 'ipv6'],
+    ],
+  },
+  { rule: 'benchmarking', blocks: [['198.18.0.0', 15, 'ipv4'], ['2001:2::', 48, 'ipv6']] },
+  {
     rule: 'reserved',
     blocks: [
       ['240.0.0.0', 4, 'ipv4'], // and the broadcast address
       ['192.0.0.0', 24, 'ipv4'], // IETF protocol assignments
-      ['198.18.0.0', 15, 'ipv4'], // benchmarking
+      ['192.88.99.0', 24, 'ipv4'], // 6to4 relay anycast (deprecated)
       ['::', 96, 'ipv6'], // IPv4-compatible (deprecated)
-      ['64:ff9b::', 96, 'ipv6'], // NAT64: would reach the IPv4 address it carries
+      ['::ffff:0:0:0', 96, 'ipv6'], // IPv4-translated (SIIT): would reach the IPv4 address it carries
+      ['64:ff9b::', 96, 'ipv6'], // NAT64: the same
       ['64:ff9b:1::', 48, 'ipv6'],
       ['2002::', 16, 'ipv6'], // 6to4: the same
+      ['2001::', 32, 'ipv6'], // Teredo: the same, through a relay
+      ['2001::', 23, 'ipv6'], // the rest of the IETF protocol assignments (ORCHID, AMT, …)
       ['100::', 64, 'ipv6'], // discard
+      ['100:0:0:1::', 64, 'ipv6'], // dummy prefix
+      ['5f00::', 16, 'ipv6'], // SRv6 segment identifiers
     ],
   },
 ]
@@ -149,6 +187,7 @@ export type KeySetFetch = (url: string, init: { headers?: Headers | Record<strin
 /** JwksFetchGuard applies a policy: at registration (IP literals) and on every fetch. */
 export class JwksFetchGuard {
   readonly #policy: JwksFetchPolicy
+  readonly #lookups = new Semaphore(MAX_CONCURRENT_LOOKUPS)
 
   constructor(policy: JwksFetchPolicy) {
     this.#policy = policy
@@ -180,8 +219,14 @@ export class JwksFetchGuard {
   readonly fetch: KeySetFetch = async (uri, init) => {
     const deadline = AbortSignal.timeout(this.#policy.timeoutMs)
     const signal = init.signal ? AbortSignal.any([init.signal, deadline]) : deadline
-    const headers = new Headers(init.headers)
-    let url = new URL(uri)
+    // The deadline settles the whole fetch whatever happens to the sockets underneath: a hop
+    // that never settles (an answer Node hands to no one) cannot outlive PEMBA_JWKS_TIMEOUT_MS.
+    return await abortable(this.#follow(new URL(uri), new Headers(init.headers), signal), signal)
+  }
+
+  /** The GETs of one fetch: the first URL and each redirect's target, every hop checked alike. */
+  async #follow(first: URL, headers: Headers, signal: AbortSignal): Promise<Response> {
+    let url = first
     for (let hop = 0; ; hop++) {
       const answer = await this.#fetchOnce(url, headers, signal)
       if ('location' in answer) {
@@ -191,6 +236,19 @@ export class JwksFetchGuard {
       }
       return answer.response
     }
+  }
+
+  /** lookup resolves a host name, at most MAX_CONCURRENT_LOOKUPS at once (waiting counts against the deadline). */
+  async #lookup(host: string, signal: AbortSignal): Promise<{ address: string; family: number }[]> {
+    await this.#lookups.acquire(signal)
+    if (signal.aborted) {
+      this.#lookups.release()
+      throw timeoutError(signal)
+    }
+    // The slot is given back when getaddrinfo returns, not when the deadline gives up on it: the
+    // thread stays busy until then.
+    const pending = lookup(host, { all: true, verbatim: true }).finally(() => this.#lookups.release())
+    return await abortable(pending, signal)
   }
 
   #refusal(host: string, address: string): string | undefined {
@@ -204,10 +262,10 @@ export class JwksFetchGuard {
 
   /** One GET of `url` at a checked address: a redirect's target, or the answer with its body read. */
   async #fetchOnce(url: URL, headers: Headers, signal: AbortSignal): Promise<{ location: string } | { response: Response }> {
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new JwksFetchRefused(`jwks_uri: ${url.protocol} URLs are not fetched`)
-    if (url.username || url.password) throw new JwksFetchRefused('jwks_uri: a URL with credentials is not fetched')
+    const refused = schemeRefusal(url)
+    if (refused) throw new JwksFetchRefused(refused)
     const host = unbracket(url.hostname)
-    const found = isIP(host) !== 0 ? [{ address: host, family: isIP(host) }] : await abortable(lookup(host, { all: true, verbatim: true }), signal)
+    const found = isIP(host) !== 0 ? [{ address: host, family: isIP(host) }] : await this.#lookup(host, signal)
     if (found.length === 0) throw new JwksFetchRefused(`jwks_uri: ${host} has no address`)
     for (const { address } of found) {
       const rule = this.#refusal(host, address)
@@ -218,6 +276,8 @@ export class JwksFetchGuard {
     }
     const { address, family } = found[0]
     return await new Promise((resolve, reject) => {
+      const fail = (e: unknown) => reject(signal.aborted ? timeoutError(signal) : e)
+      let answered = false
       const send = url.protocol === 'https:' ? httpsRequest : httpRequest
       const req = send(
         {
@@ -237,6 +297,7 @@ export class JwksFetchGuard {
           },
         },
         (res) => {
+          answered = true
           const status = res.statusCode ?? 0
           const location = res.headers.location
           if (status >= 300 && status < 400 && location !== undefined) {
@@ -253,13 +314,73 @@ export class JwksFetchGuard {
           )
         },
       )
-      req.on('error', (e) => reject(signal.aborted ? timeoutError(signal) : e))
+      req.on('error', fail)
+      // A 101 (or any upgrade) reaches neither the answer callback nor 'error': without these
+      // two, Node drops the socket and the promise would never settle.
+      req.on('upgrade', (_res, socket) => {
+        socket.destroy()
+        reject(new JwksFetchRefused('jwks_uri: the server switched protocols instead of answering'))
+      })
+      // Closed before an answer's head arrived (once answered, readCapped watches the body).
+      req.on('close', () => {
+        if (!answered) fail(new Error('jwks_uri: the connection closed without an answer'))
+      })
       req.end()
     })
   }
 }
 
 const ALLOW_HINT = 'set PEMBA_JWKS_ALLOWED_HOSTS (or PEMBA_JWKS_ALLOW_PRIVATE=on) to allow it'
+
+/**
+ * schemeRefusal: why a URL may not be fetched by its form, or undefined. The rule registration
+ * applies to `jwks_uri` (https, or plain http to a loopback host only, since keys fetched over
+ * plain HTTP could be swapped in transit; no credentials), applied to every hop, so a redirect
+ * (https to http, say) cannot fetch what registration refuses.
+ */
+export function schemeRefusal(url: URL): string | undefined {
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `jwks_uri: ${url.protocol} URLs are not fetched`
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) return `jwks_uri: plain http is fetched only from a loopback host, not ${url.host}; use https`
+  if (url.username || url.password) return 'jwks_uri: a URL with credentials is not fetched'
+  return undefined
+}
+
+/** A counting semaphore whose waiters leave the queue, rejected, when their signal aborts. */
+class Semaphore {
+  #free: number
+  readonly #waiting: (() => void)[] = []
+
+  constructor(size: number) {
+    this.#free = size
+  }
+
+  acquire(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(timeoutError(signal))
+    if (this.#free > 0) {
+      this.#free--
+      return Promise.resolve()
+    }
+    return new Promise((resolve, reject) => {
+      const grant = () => {
+        signal.removeEventListener('abort', leave)
+        resolve()
+      }
+      const leave = () => {
+        const i = this.#waiting.indexOf(grant)
+        if (i !== -1) this.#waiting.splice(i, 1)
+        reject(timeoutError(signal))
+      }
+      this.#waiting.push(grant)
+      signal.addEventListener('abort', leave, { once: true })
+    })
+  }
+
+  release(): void {
+    const next = this.#waiting.shift()
+    if (next) next()
+    else this.#free++
+  }
+}
 
 function unbracket(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host
