@@ -11,6 +11,7 @@
  * is refused (store_id_not_found) by `get` and `requireLive`. A deletion made on this replica
  * counts at once (`markDeleted`), one made on another replica within `maxAgeMs` (at once for a
  * fresh read), so "is this store live" costs the hot path nothing it did not already pay.
+ * Either way `onDeleted` is told, so every replica releases the store's memory.
  *
  * @module
  */
@@ -36,11 +37,24 @@ export class HeadRevisions {
   /** Stores known to be deleted (a deletion is final: a store id never comes back). */
   readonly #deleted = new Set<string>()
 
-  /** `now` is the injected clock, in ms. */
-  constructor(source: HeadRevisionSource, maxAgeMs: number, now: () => number) {
+  /** Told once of each deletion this replica learns of, to release what it holds for the store. */
+  readonly #onDeleted: (storeId: string) => void
+
+  /**
+   * `now` is the injected clock, in ms. `onDeleted` is told of every deletion recorded here,
+   * whether this replica made it or a read found it (another replica's): each replica then
+   * releases the store's tuple index and caches, not only the one that answered the DELETE.
+   */
+  constructor(source: HeadRevisionSource, maxAgeMs: number, now: () => number, onDeleted: (storeId: string) => void = () => {}) {
     this.#source = source
     this.#maxAgeMs = maxAgeMs
     this.#now = now
+    this.#onDeleted = onDeleted
+  }
+
+  /** isDeleted: the store is known here to be deleted (no read; see requireLive for one that reads). */
+  isDeleted(storeId: string): boolean {
+    return this.#deleted.has(storeId)
   }
 
   /** known is the head revision remembered for the store, if it is still fresh enough. */
@@ -75,11 +89,16 @@ export class HeadRevisions {
     return this.get(storeId, false, now)
   }
 
-  /** markDeleted records a deletion (this replica's, or one a read found): the store is refused from now on. */
+  /**
+   * markDeleted records a deletion (this replica's, or one a read found): the store is refused
+   * from now on, and `onDeleted` is told the first time.
+   */
   markDeleted(storeId: string): void {
     this.#heads.delete(storeId)
+    if (this.#deleted.has(storeId)) return
     if (this.#deleted.size >= DELETED_REMEMBERED) this.#deleted.delete(this.#deleted.values().next().value!)
     this.#deleted.add(storeId)
+    this.#onDeleted(storeId)
   }
 
   /**

@@ -28,10 +28,12 @@ export interface StoreServiceOptions {
   grants: StoreGrants
   ids: IdGenerator
   clock: () => Date
-  /** Which stores are deleted: told of a deletion here, asked on every store route. */
+  /**
+   * Which stores are deleted: told of a deletion here, asked on every store route. Told of a
+   * deletion, it releases what the services hold in memory for the store (tuple index, caches,
+   * models), as it does on every replica that learns of it.
+   */
   liveness: Pick<HeadRevisions, 'requireLive' | 'markDeleted'>
-  /** Releases what the services hold in memory for a deleted store (tuple index, caches, models). */
-  forgetStore: (storeId: string) => void
 }
 
 export class StoreService {
@@ -79,7 +81,6 @@ export class StoreService {
   async delete(id: string): Promise<void> {
     await this.#o.datastore.deleteStore(id, this.#o.clock())
     this.#o.liveness.markDeleted(id)
-    this.#o.forgetStore(id)
     await this.#o.grants.onStoreDeleted(id)
   }
 }

@@ -27,7 +27,11 @@ export interface SweeperOptions {
   clock: () => Date
   /** How long a deleted store's data is kept (ms): stores deleted longer ago are purged. */
   deletedStoreRetentionMs: number
-  /** Called for each store purged: removes what grants on it are left (idempotent). */
+  /**
+   * Called for each store being purged, once its rows are gone and before its store row goes:
+   * removes what grants on it are left (idempotent). If it fails the store stays due, so the
+   * next run calls it again.
+   */
   onStorePurged?: (storeId: string) => Promise<void>
   /** Time between the starts of two runs; 0 or less: no timer (runOnce still works). */
   intervalMs: number
@@ -133,10 +137,9 @@ export class Sweeper {
     }
     const deletedBefore = new Date(now.getTime() - this.#o.deletedStoreRetentionMs)
     for (;;) {
-      const { rows, stores } = await ds.purgeDeletedStores(deletedBefore, this.#batch)
+      const { rows, stores } = await ds.purgeDeletedStores(deletedBefore, this.#batch, this.#o.onStorePurged)
       result.purgedRows += rows
       result.purgedStores.push(...stores)
-      for (const id of stores) await this.#o.onStorePurged?.(id)
       if (rows < this.#batch || this.#stopped) break
     }
     return result

@@ -136,9 +136,15 @@ export interface StoreCatalog {
    * `limit` rows per call (every per-store table, then the store row itself once nothing of it
    * is left), each statement deleting a bounded batch so none holds a lock for long. Safe on
    * several replicas at once. Returns the rows removed (fewer than `limit`: none are left) and
-   * the ids of the stores whose row it removed.
+   * the ids of the stores whose row it removed. `beforeRemove` runs for each store once its
+   * rows are gone and before its store row goes: if it fails, the store is still due and the
+   * next call runs it again.
    */
-  purgeDeletedStores(deletedBefore: Date, limit: number): Promise<{ rows: number; stores: string[] }>
+  purgeDeletedStores(
+    deletedBefore: Date,
+    limit: number,
+    beforeRemove?: (storeId: string) => Promise<void>,
+  ): Promise<{ rows: number; stores: string[] }>
 }
 
 /** ModelStore keeps each store's authorization models (immutable, newest id last). */

@@ -9,9 +9,13 @@
  * - the store's grants are removed with it;
  * - after PEMBA_DELETED_STORE_RETENTION the sweeper purges every row of it (in batches, two
  *   sweepers at once), and nothing of the live stores;
+ * - the in-process forms (an embedded decision client) refuse it too, with every cache off, and
+ *   log no decision for it;
  * - PostgreSQL: a second replica refuses the store within the staleness bound for
- *   MINIMIZE_LATENCY, at once for HIGHER_CONSISTENCY, and writes racing the deletion through
- *   that replica never succeed once the deletion has answered.
+ *   MINIMIZE_LATENCY, at once for HIGHER_CONSISTENCY (over HTTP and embedded, with every cache
+ *   off too), and writes racing the deletion through that replica never succeed once the
+ *   deletion has answered; when it learns of the deletion it releases the store's tuple index,
+ *   cached answers and model, and never rebuilds them.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -22,6 +26,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import type { PembaConfig } from '../../src/config.ts'
 import { ROUTES } from '../../src/api/route-table.ts'
 import { refusesDeletedStores } from '../../src/api/live-store.ts'
+import { DecisionRejected } from '../../src/enforce/decisions.ts'
+import { embeddedDecisions } from '../../src/enforce/embedded.ts'
 import { Sweeper } from '../../src/service/sweeper.ts'
 import { STORE_TABLES } from '../../src/store/sql/purge.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
@@ -39,6 +45,20 @@ type doc
     define viewer: [user]
 `
 const OTHER_ID = '01ARZ3NDEKTSV4RRFFQ69G5FAV'
+/** Every cross-request cache and the tuple index off: nothing but the service layer knows the store. */
+const NO_CACHES: Partial<PembaConfig> = { checkCacheSize: 0, tupleCacheSize: 0, tupleIndexMaxTuples: 0 }
+/** The AuthZEN question `doc:1#viewer@user:anne`, as an embedded client asks it. */
+const ANNE_VIEWS_DOC_1 = { subject: { type: 'user', id: 'anne' }, action: { name: 'viewer' }, resource: { type: 'doc', id: '1' } }
+
+/** What an embedded evaluation ends in: its decision, or the code it was rejected with. */
+async function outcome(evaluate: () => Promise<{ decision: boolean }>): Promise<boolean | string> {
+  try {
+    return (await evaluate()).decision
+  } catch (e) {
+    if (e instanceof DecisionRejected) return e.code
+    throw e
+  }
+}
 const DAY = 24 * 3600_000
 
 /** A clock the test moves by hand. */
@@ -157,6 +177,24 @@ function cases(backend: Backend): void {
     expect(await backend.snapshot(storeId)).toEqual(before)
   })
 
+  it('the in-process forms refuse a deleted store and log nothing for it, with every cache off', async () => {
+    const t = await client(NO_CACHES)
+    const { storeId } = await setup(t, MODEL, ['doc:1#viewer@user:anne'])
+    expect((await t.request('PUT', `/stores/${storeId}/decision-log-settings`, { enabled: true, sample_rate: 1 })).status).toBe(200)
+    const embedded = embeddedDecisions(t.pemba, storeId)
+    expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe(true)
+    await t.pemba.decisions.flush()
+    expect((await backend.snapshot(storeId)).rows.decision_log).toBe(1)
+
+    expect((await t.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
+    const before = await backend.snapshot(storeId)
+    expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe('store_id_not_found')
+    expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1, { consistency: 'HIGHER_CONSISTENCY' }))).toBe('store_id_not_found')
+    await t.pemba.decisions.flush()
+    // No decision (nor anything else) written to the deleted store.
+    expect(await backend.snapshot(storeId)).toEqual(before)
+  })
+
   it('the datastore refuses every write to a deleted store: tuples, bulk loads, models, assertions, token issuers', async () => {
     const t = await client()
     const ds = t.pemba.datastore
@@ -235,6 +273,64 @@ function cases(backend: Backend): void {
     expect(await live.check('doc:1#viewer@user:anne')).toBe(true)
     expect(await t.pemba.sweeper.runOnce()).toMatchObject({ purgedRows: 0 })
   })
+
+  it('removes rows a writer that does not lock the store row left after the purge, and nothing else', async () => {
+    const clock = manualClock()
+    const t = await client({ deletedStoreRetention: 'P1D' }, clock.now)
+    const doomed = await setup(t, MODEL, ['doc:1#viewer@user:anne'])
+    const live = await setup(t, MODEL, ['doc:1#viewer@user:anne'])
+    expect((await t.request('PUT', `/stores/${live.storeId}/decision-log-settings`, { enabled: true, sample_rate: 1 })).status).toBe(200)
+    expect((await t.request('DELETE', `/stores/${doomed.storeId}`)).status).toBe(204)
+    clock.advance(DAY + 1000)
+    expect(await t.pemba.sweeper.runOnce()).toMatchObject({ purgedStores: [doomed.storeId] })
+    expect((await backend.snapshot(doomed.storeId)).store).toBeUndefined()
+    // A request in flight across the purge: the decision-log settings written beneath the API,
+    // which takes no lock on the store row. Also a row of an id that is no store (not a ULID).
+    const late = { enabled: true, sampleRate: 1, updatedAt: clock.now() }
+    await t.pemba.datastore.putDecisionLogSettings(doomed.storeId, late)
+    await t.pemba.datastore.putDecisionLogSettings('not-a-store', late)
+    const liveBefore = await backend.snapshot(live.storeId)
+    expect((await backend.snapshot(doomed.storeId)).rows.decision_log_settings).toBe(1)
+
+    expect(await t.pemba.sweeper.runOnce()).toMatchObject({ purgedRows: 1, purgedStores: [] })
+    expect((await backend.snapshot(doomed.storeId)).rows.decision_log_settings).toBe(0)
+    expect((await backend.snapshot('not-a-store')).rows.decision_log_settings).toBe(1)
+    expect(await backend.snapshot(live.storeId)).toEqual(liveBefore)
+    expect(await t.pemba.sweeper.runOnce()).toMatchObject({ purgedRows: 0 })
+  })
+
+  it('removes the grants on a purged store before its row, so a failed removal is retried by the next run', async () => {
+    const clock = manualClock()
+    const t = await client({ deletedStoreRetention: 'P1D' }, clock.now)
+    const { storeId } = await setup(t, MODEL, ['doc:1#viewer@user:anne'])
+    expect((await t.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
+    clock.advance(DAY + 1000)
+    const calls: string[] = []
+    let failing = true
+    const sweeper = new Sweeper({
+      datastore: t.pemba.datastore,
+      clock: clock.now,
+      deletedStoreRetentionMs: DAY,
+      intervalMs: 0,
+      onStorePurged: async (id) => {
+        calls.push(id)
+        // As if the system store could not be written: the grants are still there.
+        if (failing) throw new Error('grant removal failed')
+      },
+      logError: (e) => {
+        throw e
+      },
+    })
+    await expect(sweeper.runOnce()).rejects.toThrow('grant removal failed')
+    // The store's rows are gone, its row is not: it is still due.
+    const kept = await backend.snapshot(storeId)
+    expect(kept.store).toMatchObject({ deleted: true })
+    expect(Object.values(kept.rows).every((n) => n === 0)).toBe(true)
+    failing = false
+    expect(await sweeper.runOnce()).toMatchObject({ purgedRows: 1, purgedStores: [storeId] })
+    expect(calls).toEqual([storeId, storeId])
+    expect((await backend.snapshot(storeId)).store).toBeUndefined()
+  })
 }
 
 describe('deleted stores on SQLite', () => {
@@ -300,6 +396,66 @@ describePostgres('deleted stores on PostgreSQL', target, () => {
       const late = await checkOnB()
       expect([late.status, late.body.code]).toEqual([404, 'store_id_not_found'])
       expect((await b.request('GET', `/stores/${storeId}/changes`)).status).toBe(404)
+    })
+
+    it('another replica releases what it holds of the store (tuple index, cached answers, model) when it learns of the deletion', async () => {
+      const clockB = manualClock(Date.now())
+      const a = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS }, { sweeper: false })
+      open.push(a)
+      const b = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS }, { sweeper: false, clock: clockB.now })
+      open.push(b)
+      const { storeId } = await setup(a, MODEL, ['doc:1#viewer@user:anne'])
+      const checkOnB = () => b.request('POST', `/stores/${storeId}/check`, { tuple_key: tupleKey('doc:1#viewer@user:anne') })
+      expect((await checkOnB()).body.allowed).toBe(true)
+      expect(await b.pemba.evaluation.tupleIndexReady(storeId)).toBe(true)
+      expect(b.pemba.evaluation.tupleIndexStats()).toMatchObject({ stores: 1, tuples: 1 })
+      expect(b.pemba.evaluation.cacheStats().entries).toBeGreaterThan(0)
+      const modelId = (await a.request('GET', `/stores/${storeId}/authorization-models`)).body.authorization_models[0].id
+      expect(b.pemba.models.known(storeId, modelId)).toBeDefined()
+      const builds = b.pemba.evaluation.tupleIndexStats()!.builds
+
+      expect((await a.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
+      clockB.advance(STALENESS_MS + 1)
+      const res = await checkOnB()
+      expect([res.status, res.body.code]).toEqual([404, 'store_id_not_found'])
+      // B learnt of the deletion from its head read, and released the store as A did.
+      expect(b.pemba.evaluation.tupleIndexStats()).toMatchObject({ stores: 0, tuples: 0 })
+      expect(b.pemba.evaluation.cacheStats().entries).toBe(0)
+      expect(b.pemba.models.known(storeId, modelId)).toBeUndefined()
+      // Asked again, in every form, B never rebuilds the deleted store's index.
+      expect(await outcome(() => embeddedDecisions(b.pemba, storeId).evaluate(ANNE_VIEWS_DOC_1))).toBe('store_id_not_found')
+      expect((await checkOnB()).status).toBe(404)
+      expect(b.pemba.evaluation.tupleIndexStats()).toMatchObject({ stores: 0, tuples: 0, builds })
+    })
+
+    it("an embedded client on another replica with every cache off refuses the store at once for HIGHER_CONSISTENCY, and from then on whatever the consistency", async () => {
+      const clockB = manualClock(Date.now())
+      const a = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS }, { sweeper: false })
+      open.push(a)
+      const b = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS, ...NO_CACHES }, { sweeper: false, clock: clockB.now })
+      open.push(b)
+      const { storeId } = await setup(a, MODEL, ['doc:1#viewer@user:anne'])
+      const embedded = embeddedDecisions(b.pemba, storeId)
+      expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe(true)
+
+      expect((await a.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
+      expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1, { consistency: 'HIGHER_CONSISTENCY' }))).toBe('store_id_not_found')
+      // Known from then on, whatever the consistency.
+      expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe('store_id_not_found')
+    })
+
+    it('an embedded client on another replica with every cache off refuses the store once its clock passes the staleness bound', async () => {
+      const clockB = manualClock(Date.now())
+      const a = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS }, { sweeper: false })
+      open.push(a)
+      const b = await createTestClient({ databaseUrl: url(), checkCacheStalenessMs: STALENESS_MS, ...NO_CACHES }, { sweeper: false, clock: clockB.now })
+      open.push(b)
+      const { storeId } = await setup(a, MODEL, ['doc:1#viewer@user:anne'])
+      const embedded = embeddedDecisions(b.pemba, storeId)
+      expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe(true)
+      expect((await a.request('DELETE', `/stores/${storeId}`)).status).toBe(204)
+      clockB.advance(STALENESS_MS + 1)
+      expect(await outcome(() => embedded.evaluate(ANNE_VIEWS_DOC_1))).toBe('store_id_not_found')
     })
 
     it('a replica that has never seen the store refuses it at once', async () => {

@@ -91,7 +91,7 @@ export function sqlCatalog(d: SqlDriver): StoreCatalog & ModelStore & AssertionS
       await d.run(SQL.deleteStore, [now.getTime(), now.getTime(), id])
     },
 
-    purgeDeletedStores: (deletedBefore, limit) => purgeDeletedStores(d, deletedBefore, limit),
+    purgeDeletedStores: (deletedBefore, limit, beforeRemove) => purgeDeletedStores(d, deletedBefore, limit, beforeRemove),
 
     async writeModel(storeId, model, now) {
       const { id, ...body } = model
