@@ -7,10 +7,12 @@
  *
  * - Request id: the response echoes an incoming `X-Request-Id` exactly as sent (AuthZEN §2.7:
  *   the same id back) when it is 1–256 printable ASCII characters (space included, no control
- *   characters); a longer or other one is answered with a new UUID. The id the server logs,
- *   traces and records with decisions is the incoming one only when it is 1–128 characters from
- *   `[A-Za-z0-9._:-]` and not a secret the redactor hides, else a new UUID (the one echoed when
- *   the echo was replaced): an odd id goes back to its sender but never into the logs.
+ *   characters) and holds nothing the redactor hides; a longer, other or credential-like one
+ *   (a configured key, a JWT, `Bearer …`) is answered with a new UUID, since proxies and APM
+ *   agents log response headers. The id the server logs, traces and records with decisions is
+ *   the incoming one only when it is 1–128 characters from `[A-Za-z0-9._:-]` and not a secret
+ *   the redactor hides, else a new UUID (the one echoed when the echo was replaced): an odd id
+ *   goes back to its sender but never into the logs.
  * - Trace context: a W3C `traceparent` is honoured. With tracing on, the request's span is its
  *   child (`tracestate` kept); with tracing off, its trace id still goes into the access log.
  * - Access log (`event: "request"`): method, route pattern (never the raw path: ids stay out),
@@ -45,12 +47,12 @@ const STORES_PREFIX = '/stores/'
 const UNMATCHED = 'unmatched'
 
 /**
- * isSafeRequestId: an incoming id is kept when it is bounded, of the safe characters, and not
- * something the redactor hides (a configured key sent as `X-Request-Id` would otherwise be
- * echoed and stored with the request's decisions). The redactor runs only when the header is sent.
+ * holdsSecret: whether the redactor hides something in an incoming id (a configured key sent as
+ * `X-Request-Id` would otherwise be echoed, logged and stored with the request's decisions). The
+ * redactor runs only when the header is sent.
  */
-function isSafeRequestId(id: string, redact: ((text: string) => string) | undefined): boolean {
-  return SAFE_REQUEST_ID.test(id) && (redact === undefined || redact(id) === id)
+function holdsSecret(id: string, redact: ((text: string) => string) | undefined): boolean {
+  return redact !== undefined && redact(id) !== id
 }
 
 /** Reads request headers for the W3C propagator. */
@@ -64,9 +66,10 @@ export function observeRequests(options: ObserveOptions): MiddlewareHandler<AppE
   const { accessLog, metrics, tracing, redact } = options
   return async function observe(c, next) {
     const incoming = c.req.header('x-request-id')
-    const requestId = incoming !== undefined && isSafeRequestId(incoming, redact) ? incoming : crypto.randomUUID()
-    // The echo is the caller's own id whenever it is a sane header value, even one not logged.
-    const echoed = incoming === undefined || requestId === incoming || !ECHOED_REQUEST_ID.test(incoming) ? requestId : incoming
+    const secret = incoming !== undefined && holdsSecret(incoming, redact)
+    const requestId = incoming !== undefined && !secret && SAFE_REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID()
+    // The echo is the caller's own id whenever it is a sane header value holding no secret, even one not logged.
+    const echoed = incoming === undefined || secret || requestId === incoming || !ECHOED_REQUEST_ID.test(incoming) ? requestId : incoming
     const observation = new RequestObservation(options, requestId)
     c.set('requestId', requestId)
     c.set('client', '')

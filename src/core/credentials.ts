@@ -10,7 +10,13 @@
  * - percent-encoded, wholly or in part, with upper- or lower-case hex (`k3y%2B%2Fab%3D%3D…`), as
  *   a raw URL or a form body holds it;
  * - with `+` read as a space (`k3y /ab==…`), as a query string sent unencoded is decoded;
- * - percent-decoded, for a key that itself holds `%xx` sequences.
+ * - percent-decoded, for a key that itself holds `%xx` sequences;
+ * - for a base64 key, without its `=` padding and in the other base64 alphabet (`+/` ↔ `-_`):
+ *   the same bytes, as keys moved into URLs and ids are routinely respelled.
+ *
+ * The same rule redacts: {@link CredentialRule.redact} changes exactly the texts the rule
+ * refuses, so the decision log hides what slipped past a service and stores every id a service
+ * accepts as it was sent (the message redactor, redact.ts, is broader on purpose).
  *
  * @module
  */
@@ -18,17 +24,21 @@
 /** The shortest secret hidden by value: hiding every `a` would make logs unreadable and hides nothing. */
 export const MIN_SECRET_LENGTH = 8
 
+/** What every redacted credential is replaced with (re-exported by redact.ts). */
+export const REDACTED = '[REDACTED]'
+
 /**
  * A JWS (3 parts) or JWE (5 parts) in compact form: base64url JSON (`{"` is `eyJ`) then at least
  * one dot. Ten characters at least before the first dot: `{"alg":"` alone is 11 in base64url.
  */
-const JWT_SHAPED = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}\.[A-Za-z0-9_-]*/
+const JWT_SHAPED = /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{7,}(?:\.[A-Za-z0-9_-]*)+/g
 /**
- * An Authorization header value as an id's start or whole id: the scheme as clients write it,
- * white space (or its URL forms), then a credential of 8 characters or more. `plan:basic+gold`
- * is an id, `user:Bearer 3f9a…` a pasted header.
+ * An Authorization header value as an id's start or whole id: the scheme (`Bearer` in any case,
+ * `Basic` or `BASIC`), white space (or its URL forms), then a credential of 8 characters or more.
+ * `plan:basic+gold` is an id (lower-case `basic` is a word ids use), `user:BEARER+3f9a…` a pasted
+ * header. A credential already replaced by REDACTED is not one any more.
  */
-const AUTH_SCHEME_SHAPED = /(?:^|:)(?:Bearer|bearer|Basic)(?:\s|\+|%20)+[^\s"',;]{8,}/
+const AUTH_SCHEME_SHAPED = /(^|:)([Bb][Ee][Aa][Rr][Ee][Rr]|Basic|BASIC)((?:\s|\+|%20)+)(?!\[REDACTED\])[^\s"',;]{8,}/g
 
 /**
  * secretForms lists the literal forms of `secret` a request or a message may hold (see the
@@ -36,6 +46,11 @@ const AUTH_SCHEME_SHAPED = /(?:^|:)(?:Bearer|bearer|Basic)(?:\s|\+|%20)+[^\s"',;
  * percent-encodings are matched by {@link SecretMatcher} with a pattern instead.
  */
 export function secretForms(secret: string): string[] {
+  return [...new Set(base64Spellings(secret).flatMap(encodedForms))].filter((f) => f.length >= MIN_SECRET_LENGTH)
+}
+
+/** encodedForms: `secret` as a request can carry it (see the module comment), before the length filter. */
+function encodedForms(secret: string): string[] {
   const forms = new Set<string>([secret, encodeURIComponent(secret), formEncode(secret), secret.replace(/\+/g, ' ')])
   for (const encoded of [secret, secret.replace(/\+/g, ' ')]) {
     try {
@@ -44,7 +59,25 @@ export function secretForms(secret: string): string[] {
       // Not a valid encoding (a lone `%`): only its raw forms count.
     }
   }
-  return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH)
+  return [...forms]
+}
+
+/**
+ * base64Spellings: `secret`, and for a base64 key (one alphabet, at most two `=` at the end) the
+ * same bytes without the padding and in the other alphabet, with and without it:
+ * `Zk9+vQ/3xT+aa8Lm7Qp2Rw==` → `Zk9+vQ/3xT+aa8Lm7Qp2Rw`, `Zk9-vQ_3xT-aa8Lm7Qp2Rw`, ….
+ */
+export function base64Spellings(secret: string): string[] {
+  const m = /^([A-Za-z0-9+/_-]+)(={0,2})$/.exec(secret)
+  if (!m) return [secret]
+  const [, body, padding] = m as unknown as [string, string, string]
+  const standard = /[+/]/.test(body)
+  const url = /[-_]/.test(body)
+  if (standard && url) return [secret]
+  const bodies = [body]
+  if (standard) bodies.push(body.replace(/\+/g, '-').replace(/\//g, '_'))
+  if (url) bodies.push(body.replace(/-/g, '+').replace(/_/g, '/'))
+  return [...new Set([secret, ...bodies.flatMap((b) => (padding ? [b + padding, b] : [b]))])]
 }
 
 /** application/x-www-form-urlencoded, as URLSearchParams writes it (`+` for a space, `*` kept). */
@@ -76,12 +109,14 @@ function escapeRegExp(s: string): string {
 export class SecretMatcher {
   /** Every literal form of every secret, longest first (a secret that contains another is hidden whole). */
   readonly forms: readonly string[]
-  /** The raw secrets, longest first: their prefixes are what a truncating quote leaves. */
+  /** The raw secrets and their base64 spellings (base64Spellings), longest first. */
   readonly secrets: readonly string[]
   readonly #encoded: RegExp | undefined
 
   constructor(secrets: Iterable<string>) {
-    const raw = [...new Set(secrets)].filter((s) => s.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length)
+    const raw = [...new Set([...secrets].filter((s) => s.length >= MIN_SECRET_LENGTH).flatMap(base64Spellings))]
+      .filter((s) => s.length >= MIN_SECRET_LENGTH)
+      .sort((a, b) => b.length - a.length)
     this.secrets = raw
     this.forms = [...new Set(raw.flatMap(secretForms))].sort((a, b) => b.length - a.length)
     this.#encoded = raw.length > 0 ? new RegExp(raw.map(flexiblePattern).join('|'), 'g') : undefined
@@ -110,18 +145,44 @@ export class SecretMatcher {
 export interface CredentialRule {
   /** looksLikeCredential: whether `text` holds a JWT/JWE, an Authorization value, or a configured secret. */
   looksLikeCredential(text: string): boolean
+  /**
+   * redact: `text` with what looksLikeCredential found replaced by REDACTED; any text it does
+   * not refuse comes back unchanged (`doc:eyJ0ZW5hbnQiOiJhY21lIn0`, base64url JSON without a dot,
+   * stays findable in the decision log).
+   */
+  redact(text: string): string
 }
 
 /** credentialShaped: a JWT/JWE or an Authorization header value, configuration aside. */
 export function credentialShaped(text: string): boolean {
-  return (text.includes('eyJ') && JWT_SHAPED.test(text)) || AUTH_SCHEME_SHAPED.test(text)
+  if (text.includes('eyJ')) {
+    JWT_SHAPED.lastIndex = 0
+    if (JWT_SHAPED.test(text)) return true
+  }
+  AUTH_SCHEME_SHAPED.lastIndex = 0
+  return AUTH_SCHEME_SHAPED.test(text)
+}
+
+/** redactCredentialShapes replaces every JWT/JWE and the credential of every Authorization value in `text`. */
+export function redactCredentialShapes(text: string): string {
+  const out = text.includes('eyJ') ? text.replace(JWT_SHAPED, REDACTED) : text
+  return out.replace(AUTH_SCHEME_SHAPED, (_m, lead: string, scheme: string, gap: string) => `${lead}${scheme}${gap}${REDACTED}`)
 }
 
 /** createCredentialRule: the shapes, and each of `secrets` (the configured preshared keys) in any form. */
 export function createCredentialRule(secrets: Iterable<string> = []): CredentialRule {
   const matcher = new SecretMatcher(secrets)
-  return { looksLikeCredential: (text) => credentialShaped(text) || matcher.holds(text) }
+  const looksLikeCredential = (text: string): boolean => credentialShaped(text) || matcher.holds(text)
+  return {
+    looksLikeCredential,
+    redact(text) {
+      if (!looksLikeCredential(text)) return text
+      const out = redactCredentialShapes(matcher.replace(text, REDACTED))
+      // Whatever a replacement left that still looks like a credential: nothing of it is kept.
+      return looksLikeCredential(out) ? REDACTED : out
+    },
+  }
 }
 
 /** The rule with no configured secrets: JWT/JWE and Authorization shapes only. */
-export const CREDENTIAL_SHAPES: CredentialRule = { looksLikeCredential: credentialShaped }
+export const CREDENTIAL_SHAPES: CredentialRule = createCredentialRule()

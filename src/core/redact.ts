@@ -13,15 +13,16 @@
  * - the password of a URL (`postgres://pemba:…@db`);
  * - every configured secret (preshared keys), wherever it appears, in each form a request can
  *   carry it in: raw, percent-encoded (wholly or partly), with `+` read as a space, decoded
- *   (credentials.ts); and its first MIN_PREFIX characters or more when a quote cut it off
- *   (`'psk-01234…'`, `"psk-012"...`).
+ *   (credentials.ts); and the first MIN_PREFIX characters or more of any of those literal forms
+ *   when a quote cut it off (`'psk-01234…'`, `"psk-012"...`, `'Zk9%2BvQ%2F3…'`);
+ * - whatever the credential rule for identifiers refuses (credentials.ts: `user:BEARER+…` too).
  *
  * @module
  */
-import { SecretMatcher } from './credentials.ts'
+import { REDACTED, redactCredentialShapes, SecretMatcher } from './credentials.ts'
 
 /** What every redacted secret is replaced with. */
-export const REDACTED = '[REDACTED]'
+export { REDACTED }
 
 export interface Redactor {
   /** text returns `s` with every secret it can recognise replaced by REDACTED. */
@@ -61,8 +62,9 @@ export function createRedactor(secrets: Iterable<string> = []): Redactor {
     // includes() first inside: most texts (every access-log line) hold no secret, and
     // split/join would copy them anyway.
     let out = known.replace(s, REDACTED)
-    for (const secret of known.secrets) out = hideClippedPrefix(out, secret)
-    out = out
+    // Every literal form: a quote may clip the key as sent, encoded or with `+` read as a space.
+    for (const form of known.forms) out = hideClippedPrefix(out, form)
+    out = redactCredentialShapes(out)
       .replace(AUTH_SCHEME, (_m, scheme: string, space: string) => `${scheme}${space}${REDACTED}`)
       .replace(JWT_LIKE, REDACTED)
       .replace(SECRET_FIELD, (_m, prefix: string, value: string) => {

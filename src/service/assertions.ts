@@ -1,15 +1,19 @@
 /**
  * AssertionService keeps a model's assertions (OpenFGA's WriteAssertions / ReadAssertions):
  * each names a check and its expected answer, validated against the model it belongs to, and
- * is stored as OpenFGA's JSON (which ReadAssertions returns as written).
+ * is stored as OpenFGA's JSON (which ReadAssertions returns as written). An id that looks like a
+ * credential (core/credentials.ts) is refused in a tuple key and in a contextual tuple, as on
+ * every other entry point: assertions are kept without a retention limit and read by any reader.
  *
  * @module
  */
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError } from '../core/errors.ts'
 import { parseObject, parseSubject, type TupleKey } from '../core/tuple.ts'
 import { invalidTupleMessage, validateTuple } from '../model/tuple-validation.ts'
 import type { AssertionStore } from '../store/ports.ts'
 import type { ModelService } from './models.ts'
+import { refuseCredentialId } from './tuple-input.ts'
 
 /** The most a model's assertions may take, as stored JSON. */
 const MAX_ASSERTIONS_BYTES = 64_000
@@ -24,6 +28,8 @@ export interface Assertion {
 export interface AssertionServiceOptions {
   datastore: AssertionStore
   models: ModelService
+  /** What a credential-shaped id is (the server's rule knows the configured keys); the shapes alone when not given. */
+  credentials?: CredentialRule
 }
 
 export class AssertionService {
@@ -36,8 +42,11 @@ export class AssertionService {
   /** write replaces the model's assertions, once every one is valid for the model. */
   async write(storeId: string, modelId: string, assertions: Assertion[]): Promise<void> {
     const ts = await this.#o.models.resolve(storeId, modelId)
-    const stored = assertions.map((a) => {
+    const credentials = this.#o.credentials ?? CREDENTIAL_SHAPES
+    const stored = assertions.map((a, i) => {
       const { object: objectText, relation, user: userText } = a.tupleKey
+      refuseCredentialId(credentials, `assertions[${i}].tuple_key.user`, userText)
+      refuseCredentialId(credentials, `assertions[${i}].tuple_key.object`, objectText)
       const object = parseObject(objectText)
       const user = parseSubject(userText)
       if (!object || !user) {
@@ -49,7 +58,9 @@ export class AssertionService {
       if (!ts.hasType(user.type) || (user.relation && !ts.relation(user.type, user.relation))) {
         throw new PembaError('validation_error', `invalid user '${userText}' for this model`)
       }
-      const contextualTuples = a.contextualTuples.map((key) => {
+      const contextualTuples = a.contextualTuples.map((key, j) => {
+        refuseCredentialId(credentials, `assertions[${i}].contextual_tuples[${j}].user`, key.user)
+        refuseCredentialId(credentials, `assertions[${i}].contextual_tuples[${j}].object`, key.object)
         const v = validateTuple(ts, key)
         if (!v.ok) throw new PembaError('validation_error', invalidTupleMessage(key, v.reason))
         return storedTupleKey(key)

@@ -201,7 +201,7 @@ export class CheckService {
     input: { modelId?: string; consistency?: Consistency; checks: BatchCheckItem[] },
     meta?: RequestMeta,
   ): Promise<{ result: Record<string, BatchCheckItemResult>; modelId: string }> {
-    validateBatch(input.checks, this.#o.maxChecksPerBatch)
+    validateBatch(input.checks, this.#o.maxChecksPerBatch, this.#credentials)
     const ts = await this.#evaluation.model(storeId, input.modelId, input.consistency)
     // Identical checks (same key, context and contextual tuples) are computed once.
     const byShape = new Map<string, Promise<BatchCheckItemResult>>()

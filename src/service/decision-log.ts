@@ -33,8 +33,9 @@
  * @module
  */
 import { monotonicFactory } from 'ulid'
+import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { pooledRandom } from '../core/ids.ts'
-import { parseObject, parseSubject, type Tuple } from '../core/tuple.ts'
+import { parseObject, parseSubject, type Tuple, type TupleKey } from '../core/tuple.ts'
 import type { DecisionLogSettings, GrantUse, StoredDecision } from './decision-store.ts'
 import type { StoreCatalog } from '../store/ports.ts'
 import { DatastoreUnavailable, PembaError } from '../core/errors.ts'
@@ -63,18 +64,66 @@ export interface DecisionLogOptions {
   /** The sampling draw, in [0, 1); tests may fix it. */
   random?: () => number
   /**
-   * Hides credentials in what is stored (the configured redactor, core/redact.ts): a belt to the
-   * services' braces, which refuse credential-shaped ids before a decision is made. Applied to the
-   * subject, the object and the delegation chain of each decision, when its batch is written.
+   * What a credential looks like (core/credentials.ts; the server's rule knows the configured
+   * keys; the shapes alone when not given): a belt to the services' braces, which refuse
+   * credential-shaped ids before a decision is made. When a batch is written, the subject, the
+   * object, the delegation chain, the witness and every string in `detail` go through the rule's
+   * redaction, and no grant use is kept for a tuple whose ids look like a credential. The same
+   * rule as the refusal, not the message redactor: an id the services accept is stored as sent,
+   * so a look-up by it finds its decisions.
    */
-  redact?: (text: string) => string
+  credentials?: CredentialRule
 }
 
-/** redacted: the decision as stored, its subject, object and delegation chain redacted. */
-function redacted(d: Decision, id: string, redact: (text: string) => string): StoredDecision {
+/** redacted: the decision as stored, with what the rule refuses replaced (see DecisionLogOptions.credentials). */
+function redacted(d: Decision, id: string, rule: CredentialRule, verdicts: WitnessVerdicts): StoredDecision {
+  const redact = (text: string): string => rule.redact(text)
   const row: StoredDecision = { ...d, id, subject: redact(d.subject), object: redact(d.object) }
   if (d.onBehalfOf) row.onBehalfOf = d.onBehalfOf.map(redact)
+  if (d.detail) row.detail = redactStrings(d.detail, redact) as Record<string, unknown>
+  if (d.witnessTuples && witnessHoldsCredential(d.witnessTuples, rule, verdicts)) {
+    // Rendered as keys instead: the stored witness is built from these (store/audit.ts).
+    row.witnessTuples = undefined
+    row.witness = d.witnessTuples.map((t) => redactKey(tupleKey(t), redact))
+  } else if (d.witness) row.witness = d.witness.map((k) => redactKey(k, redact))
   return row
+}
+
+/** Whether a witness (an engine array, handed out again by cached answers) holds a credential-shaped id, per log. */
+type WitnessVerdicts = WeakMap<readonly Tuple[], boolean>
+
+function witnessHoldsCredential(tuples: readonly Tuple[], rule: CredentialRule, verdicts: WitnessVerdicts): boolean {
+  let verdict = verdicts.get(tuples)
+  if (verdict === undefined) {
+    verdict = tuples.some((t) => tupleLooksLikeCredential(t, rule))
+    verdicts.set(tuples, verdict)
+  }
+  return verdict
+}
+
+function tupleLooksLikeCredential(t: Tuple, rule: CredentialRule): boolean {
+  return rule.looksLikeCredential(`${t.objectType}:${t.objectId}`) || rule.looksLikeCredential(`${t.userType}:${t.userId}`)
+}
+
+function tupleKey(t: Tuple): TupleKey {
+  const user = t.userRelation ? `${t.userType}:${t.userId}#${t.userRelation}` : `${t.userType}:${t.userId}`
+  const k: TupleKey = { user, relation: t.relation, object: `${t.objectType}:${t.objectId}` }
+  if (t.conditionName) k.condition = { name: t.conditionName }
+  return k
+}
+
+function redactKey(k: TupleKey, redact: (text: string) => string): TupleKey {
+  return { ...k, user: redact(k.user), object: redact(k.object) }
+}
+
+/** redactStrings: `value` with every string in it (at any depth) redacted; other values as they are. */
+function redactStrings(value: unknown, redact: (text: string) => string, depth = 0): unknown {
+  if (typeof value === 'string') return redact(value)
+  if (value === null || typeof value !== 'object' || depth > 8) return value
+  if (Array.isArray(value)) return value.map((v) => redactStrings(v, redact, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[redact(k)] = redactStrings(v, redact, depth + 1)
+  return out
 }
 
 /** What a store gets without a settings row: every decision recorded. */
@@ -117,6 +166,8 @@ export class DecisionLog implements DecisionSink {
   readonly #o: DecisionLogOptions
   readonly #settingsMaxAgeMs: number
   readonly #random: () => number
+  readonly #credentials: CredentialRule
+  readonly #witnessVerdicts: WitnessVerdicts = new WeakMap()
   readonly #ids = monotonicFactory(pooledRandom())
   readonly #settings = new Map<string, CachedSettings>()
   /** The last use written per tuple (key → ms), to skip rewriting it within USAGE_RESOLUTION_MS. */
@@ -139,6 +190,7 @@ export class DecisionLog implements DecisionSink {
     this.#o = options
     this.#settingsMaxAgeMs = options.settingsMaxAgeMs ?? 5000
     this.#random = options.random ?? Math.random
+    this.#credentials = options.credentials ?? CREDENTIAL_SHAPES
   }
 
   get enabled(): boolean {
@@ -237,7 +289,7 @@ export class DecisionLog implements DecisionSink {
       const s = this.#settings.get(d.storeId) ?? DEFAULT_SETTINGS
       if (!s.enabled) continue
       if (s.sampleRate < 1 && !(this.#random() < s.sampleRate)) continue
-      rows.push(this.#o.redact ? redacted(d, this.#ids(d.at), this.#o.redact) : { ...d, id: this.#ids(d.at) })
+      rows.push(redacted(d, this.#ids(d.at), this.#credentials, this.#witnessVerdicts))
       if (d.allowed && d.witnessTuples) {
         for (const t of d.witnessTuples) {
           // The same tuple object (from the engine's tuple cache) used again within the
@@ -252,6 +304,9 @@ export class DecisionLog implements DecisionSink {
             continue
           }
           this.#usageSeen.set(t, d.at)
+          // A tuple stored with a credential in it (before the services refused such ids): its
+          // use would keep the credential in grant_usage, so none is kept.
+          if (tupleLooksLikeCredential(t, this.#credentials)) continue
           usedKeys.set(key, Math.max(usedKeys.get(key) ?? 0, d.at))
           uses.push({
             storeId: d.storeId,
@@ -272,6 +327,7 @@ export class DecisionLog implements DecisionSink {
           const object = parseObject(k.object)
           const user = parseSubject(k.user)
           if (!object || !user) continue
+          if (this.#credentials.looksLikeCredential(k.object) || this.#credentials.looksLikeCredential(k.user)) continue
           usedKeys.set(key, Math.max(usedKeys.get(key) ?? 0, d.at))
           uses.push({
             storeId: d.storeId,

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import type { CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { parseObject, type TupleKey } from '../core/tuple.ts'
 import { ACTS_FOR, type DeniedBy } from '../engine/delegation.ts'
@@ -114,6 +115,8 @@ export interface TokenCheckServiceOptions {
    * checks are recorded by CheckService as the same kind.
    */
   decisions?: DecisionSink
+  /** What a credential-shaped correlation id is (core/credentials.ts); the shapes alone when not given. */
+  credentials?: CredentialRule
 }
 
 /** A token resolved to the check it asks: or why it asks none. */
@@ -232,7 +235,7 @@ export class TokenCheckService {
     meta?: RequestMeta,
   ): Promise<{ result: Record<string, MixedBatchCheckItemResult>; modelId: string }> {
     // The batch's own limits first, as the ordinary batch check states them.
-    validateBatch(input.checks, this.#o.maxChecksPerBatch)
+    validateBatch(input.checks, this.#o.maxChecksPerBatch, this.#o.credentials)
     const fresh = input.consistency === 'HIGHER_CONSISTENCY'
     const ts = await this.#o.models.resolve(storeId, input.modelId, { fresh })
     // Items in the order they were answered: those answered without evaluation, then the rest.

@@ -160,15 +160,22 @@ export function delegationChain(
 
 /**
  * validateBatch applies a batch check's own limits, as OpenFGA states them: 1 to `max` items,
- * each correlation id once. Shared by the plain and the token-carrying batch check.
+ * each correlation id once. Shared by the plain and the token-carrying batch check. A correlation
+ * id that looks like a credential is refused too: the contract admits any 36 word characters,
+ * which a hex or base64url key fits, and the id is recorded with each item's decision.
  */
-export function validateBatch(checks: { correlationId: string }[], max: number): void {
+export function validateBatch(
+  checks: { correlationId: string }[],
+  max: number,
+  credentials: CredentialRule = CREDENTIAL_SHAPES,
+): void {
   if (checks.length === 0) throw validationError('batchCheck received 0 checks, the minimum is 1')
   if (checks.length > max) {
     throw validationError(`batchCheck received ${checks.length} checks, the maximum allowed is ${max}`)
   }
   const ids = new Set<string>()
-  for (const c of checks) {
+  for (const [i, c] of checks.entries()) {
+    refuseCredentialId(credentials, `checks[${i}].correlation_id`, c.correlationId)
     if (ids.has(c.correlationId)) throw validationError(`received duplicate correlation id: ${c.correlationId}`)
     ids.add(c.correlationId)
   }

@@ -76,7 +76,7 @@ describe('X-Request-Id', () => {
     expect(a.headers.get('x-request-id')).not.toBe(b.headers.get('x-request-id'))
   })
 
-  it('a configured key or a token sent as the id goes back to its sender only: never logged nor stored with decisions', async () => {
+  it('a configured key or a token sent as the id is neither echoed (proxies log response headers), logged nor stored with decisions', async () => {
     const key = keyOf('root')
     const keyed = await servePemba({ authMode: 'preshared', authPresharedKeys: `root=${key}` }, {}, [key])
     try {
@@ -84,7 +84,7 @@ describe('X-Request-Id', () => {
         const before = accessLines(keyed).length
         const res = await fetch(`${keyed.url}/healthz`, { headers: { 'x-request-id': id } })
         await res.text()
-        expect(res.headers.get('x-request-id')).toBe(id)
+        expect(res.headers.get('x-request-id')).toMatch(UUID)
         for (let i = 0; i < 100 && accessLines(keyed).length === before; i++) await new Promise((w) => setTimeout(w, 10))
         const logged = accessLines(keyed).slice(before)
         expect(logged.length).toBe(1)
