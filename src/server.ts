@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { createCredentialRule } from './core/credentials.ts'
 import { createRedactor } from './core/redact.ts'
 import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
@@ -12,6 +13,7 @@ import { createApp, type AppEnv } from './api/app.ts'
 import { parsePublicUrl, parseTrustProxy } from './api/authzen/settings.ts'
 import { databaseBackend, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
+import { DatastoreUnavailable } from './core/errors.ts'
 import { AssertionService } from './service/assertions.ts'
 import { CheckService } from './service/checks.ts'
 import { EvaluationService } from './service/evaluation.ts'
@@ -23,6 +25,7 @@ import { AccessRequestService } from './service/access-requests.ts'
 import { AccessControl } from './auth/access-control.ts'
 import { createAuthenticator } from './auth/authenticate.ts'
 import { JwksCache } from './service/jwks.ts'
+import { JwksFetchGuard, parseJwksAllowedHosts } from './service/jwks-guard.ts'
 import { parseAdminClients } from './auth/settings.ts'
 import { parseDuration } from './service/duration.ts'
 import { ModelService } from './service/models.ts'
@@ -40,12 +43,15 @@ import { loadGatewayRoutes } from './service/gateway/route-file.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
 import { NO_DECISIONS } from './service/decision-sink.ts'
 import { ReviewService } from './service/reviews.ts'
+import { Admission } from './service/admission.ts'
+import { RateLimiter } from './service/rate-limit.ts'
 import type { Datastore } from './store/store.ts'
 import { MigrationsPendingError } from './store/migrations.ts'
 import { TupleIndex } from './store/readers/tuple-index.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 import { createMetrics, type PembaMetrics } from './telemetry/metrics.ts'
 import { ReadinessService, reason } from './service/readiness.ts'
+import { OutageTracker } from './service/datastore-outage.ts'
 import type { QueryObserver } from './store/ports.ts'
 import { tracingFromEnv, type Tracing } from './telemetry/tracing.ts'
 
@@ -60,6 +66,8 @@ export interface Pemba {
   models: ModelService
   /** What the queries share: the engine, the caches, the tuple index (and their counters). */
   evaluation: EvaluationService
+  /** Admission control of expensive queries (src/service/admission.ts): its slots and queue. */
+  admission: Admission
   /** Check, batch check, expand. */
   checks: CheckService
   /** List objects, list users. */
@@ -118,6 +126,11 @@ export interface OpenDatastoreOptions {
   logger?: Logger
   /** Told each datastore operation's duration (the metrics). */
   observer?: QueryObserver
+  /**
+   * The outage tracker (service/datastore-outage.ts): told each operation that failed because
+   * the database is unavailable; while it says down, idle connections' failures are not logged.
+   */
+  outage?: Pick<OutageTracker, 'failed' | 'state'>
 }
 
 /**
@@ -159,12 +172,18 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
         poolSize: config.pgPoolSize,
         statementTimeoutMs: config.pgStatementTimeoutMs,
         migrations: config.migrations,
+        sqliteSynchronous: config.sqliteSynchronous,
         observer: options.observer,
-        onConnectionError: (err) =>
-          logger?.warn(
+        onUnavailable: options.outage && ((err) => options.outage!.failed(err)),
+        // One connection cut (a failover, pg_terminate_backend) is not an outage: the pool
+        // replaces it. During an outage the tracker has said all there is to say.
+        onConnectionError: (err) => {
+          if (options.outage?.state.down) return
+          logger?.info(
             { event: 'database_connection_lost', database: where, reason: reason(err) },
             `an idle connection to ${where} failed (${reason(err)}); the pool opens a new one when needed`,
-          ),
+          )
+        },
         onMigrationsApplied: (tags) =>
           logger?.info(
             { event: 'migrations_applied', database: where, migrations: tags },
@@ -196,7 +215,11 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
 
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
   // Everything Pemba logs or echoes back about a request goes through this (src/core/redact.ts).
-  const redactor = createRedactor(configuredSecrets(config))
+  const secrets = configuredSecrets(config)
+  const redactor = createRedactor(secrets)
+  // Identifiers shaped like a credential (a JWT, a configured key in any form) are refused
+  // where they enter: checks, lists, writes, access requests, AuthZEN (src/core/credentials.ts).
+  const credentials = createCredentialRule(secrets)
   const logger =
     overrides.logger ?? createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
   // Before anything is opened: a routes file that cannot be used, or a refused OTEL_* value,
@@ -206,7 +229,17 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
   const metrics = createMetrics()
-  const datastore = await openDatastore(config, { logger, observer: metrics.observeDatastore })
+  // The outage tracker probes the database it is told about below; until then nothing fails.
+  let probeDatastore: () => Promise<void> = async () => {}
+  const outage = new OutageTracker({ probe: () => probeDatastore(), log: logger, redact: redactor.text })
+  const datastore = await openDatastore(config, { logger, observer: metrics.observeDatastore, outage })
+  probeDatastore = () => datastore.ping()
+  // Background work meeting an outage: the tracker has logged it once, so nothing per tick.
+  const unlessOutage =
+    (log: (err: unknown) => void) =>
+    (err: unknown): void => {
+      if (!(err instanceof DatastoreUnavailable)) log(err)
+    }
   const models = new ModelService({
     datastore,
     ids,
@@ -215,6 +248,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxModelSizeBytes: config.maxModelSizeBytes,
     maxConditionCost: config.maxConditionCost,
     latestModelMaxAgeMs: config.checkCacheStalenessMs,
+    cacheSize: config.modelCacheSize,
   })
   const decisions = new DecisionLog({
     datastore,
@@ -226,12 +260,16 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     // loadConfig has checked it is a positive duration.
     retentionMs: parseDuration(config.decisionLogRetention)!,
     sweepIntervalMs: RETENTION_SWEEP_INTERVAL_MS,
-    logError: (err) => logger.error({ event: 'decision_log_failed', err }, 'decision log: cannot record decisions'),
+    logError: unlessOutage((err) => logger.error({ event: 'decision_log_failed', err }, 'decision log: cannot record decisions')),
+    // The refusal's own rule, not the message redactor: ids the services accept are stored as sent.
+    credentials,
   })
   // Off: the check path does not even time its decisions.
   const decisionSink = decisions.enabled ? decisions : NO_DECISIONS
   // One view of the stores' head revisions: writes advance it, queries bind to it.
-  const heads = new HeadRevisions(datastore, config.checkCacheStalenessMs, () => clock().getTime())
+  // A deletion it learns of (this replica's DELETE, or another's found by a head read) releases
+  // the store's memory here: forgetStore, below, runs only once the server is wired.
+  const heads = new HeadRevisions(datastore, config.checkCacheStalenessMs, () => clock().getTime(), (id) => forgetStore(id))
   const evaluation = new EvaluationService({
     datastore,
     models,
@@ -239,6 +277,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     clock,
     resolveNodeLimit: config.resolveNodeLimit,
     maxDispatchesPerRequest: config.maxDispatchesPerRequest,
+    sliceMs: config.listSliceMs,
     checkCacheSize: config.checkCacheSize,
     tupleCacheSize: config.tupleCacheSize,
     tupleIndex:
@@ -247,10 +286,12 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
             datastore,
             maxTuples: config.tupleIndexMaxTuples,
             onError: (storeId, err) =>
-              logger.error(
-                { event: 'tuple_index_failed', store: storeId, err },
-                'tuple index: cannot load the store (read from the database meanwhile)',
-              ),
+              unlessOutage((e) =>
+                logger.error(
+                  { event: 'tuple_index_failed', store: storeId, err: e },
+                  'tuple index: cannot load the store (read from the database meanwhile)',
+                ),
+              )(err),
           })
         : undefined,
   })
@@ -262,6 +303,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxChecksPerBatch: config.maxChecksPerBatch,
     checkDeadlineMs: config.checkDeadlineMs,
     maxDelegationChain: config.maxDelegationChain,
+    credentials,
   })
   const lists = new ListService({
     evaluation,
@@ -270,8 +312,9 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     listMaxResults: config.listMaxResults,
     listDeadlineMs: config.listDeadlineMs,
     maxDelegationChain: config.maxDelegationChain,
+    credentials,
   })
-  const writes = new WriteService({ datastore, models, heads, clock, maxTuplesPerWrite: config.maxTuplesPerWrite })
+  const writes = new WriteService({ datastore, models, heads, clock, maxTuplesPerWrite: config.maxTuplesPerWrite, credentials })
   const logError =
     overrides.logError ??
     ((err: unknown, requestId: string) => {
@@ -287,17 +330,26 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     // loadConfig has checked both are positive durations.
     maxDurationMs: parseDuration(config.jitMaxDuration)!,
     requestTtlMs: parseDuration(config.jitRequestTtl)!,
+    credentials,
   })
   // API clients' permissions live in the system store: created or brought up to date, and the
   // configured admins made system admins, before anything is served.
   const access = new AccessControl({ datastore, models, checks, lists, writes, clock, enforced: config.authMode !== 'none' })
-  const stores = new StoreService({ datastore, grants: access, ids, clock, forgetStore: (id) => evaluation.forgetStore(id) })
-  const assertions = new AssertionService({ datastore, models })
+  // Deleted means gone: refused on every store route (heads knows), released from every cache.
+  const forgetStore = (id: string) => {
+    evaluation.forgetStore(id)
+    models.forgetStore(id)
+    tokenIssuers.forgetStore(id)
+    authzenSearch.forgetStore(id)
+  }
+  const stores = new StoreService({ datastore, grants: access, ids, clock, liveness: heads })
+  const assertions = new AssertionService({ datastore, models, credentials })
   // With PEMBA_TUPLE_INDEX_PRELOAD=on, /readyz reports the preload's state.
   let preload = 'loading'
   const readiness = new ReadinessService({
     datastore,
     timeoutMs: config.readyTimeoutMs,
+    outage: () => outage.state,
     tupleIndexPreload: config.tupleIndexPreload === 'on' ? () => preload : undefined,
   })
   try {
@@ -312,10 +364,18 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   }
   const jwks = new JwksCache({ cooldownMs: config.authJwksCooldownMs })
   const authenticator = createAuthenticator(config, jwks)
+  // Token issuers' key sets are named by store admins, so they are fetched through the SSRF
+  // guard (jwks-guard.ts); the operator's own (PEMBA_AUTH_OIDC_JWKS_URI, above) are not.
+  const issuerJwksGuard = new JwksFetchGuard({
+    allowPrivate: config.jwksAllowPrivate === 'on',
+    allowed: parseJwksAllowedHosts(config.jwksAllowedHosts),
+    maxBytes: config.jwksMaxBytes,
+    timeoutMs: config.jwksTimeoutMs,
+  })
   const tokenIssuers = new TokenIssuerService({
     datastore,
     models,
-    jwks,
+    jwks: new JwksCache({ cooldownMs: config.authJwksCooldownMs, guard: issuerJwksGuard }),
     clock,
     stalenessMs: config.checkCacheStalenessMs,
   })
@@ -328,6 +388,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     maxDelegationChain: config.maxDelegationChain,
     maxChecksPerBatch: config.maxChecksPerBatch,
     decisions: decisionSink,
+    credentials,
   })
   // The server's signing keys: ARAP's binding tokens and approval states, discovery's signed_metadata.
   const signingKeys = new SigningKeys({ store: datastore, clock })
@@ -370,24 +431,69 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     snapshotsMax: config.authzenSearchSnapshotsMax,
     cacheBytes: config.authzenSearchCacheBytes,
     deadlineMs: config.listDeadlineMs,
+    credentials,
   })
   const sweeper = new Sweeper({
     datastore,
     clock,
+    // loadConfig has checked it is a duration.
+    deletedStoreRetentionMs: parseDuration(config.deletedStoreRetention)!,
+    onStorePurged: (id) => access.onStoreDeleted(id),
     intervalMs: config.expirySweepIntervalMs,
-    logError: (err) => logger.error({ event: 'expiry_sweep_failed', err }, 'expiry sweep failed'),
+    logError: unlessOutage((err) => logger.error({ event: 'expiry_sweep_failed', err }, 'expiry sweep failed')),
   })
   if (overrides.sweeper !== false) sweeper.start()
-  const reviews = new ReviewService({ datastore, lists, models, clock })
+  const reviews = new ReviewService({ datastore, lists, models, clock, credentials, reachDeadlineMs: config.listDeadlineMs })
   if (overrides.sweeper !== false) decisions.start()
+  // Overload (docs/failure-behaviour.md): a bound on the expensive queries running at once, with
+  // a queue; and, when configured, a token bucket per API client on every route.
+  const admission = new Admission({
+    maxConcurrent: config.expensiveMaxConcurrent,
+    maxConcurrentPerClient: config.expensiveMaxConcurrentPerClient,
+    queueMax: config.expensiveQueueMax,
+    queueWaitMs: config.expensiveQueueWaitMs,
+  })
+  const rateLimiter =
+    config.rateLimitPerClient > 0
+      ? new RateLimiter({ perSecond: config.rateLimitPerClient, burst: config.rateLimitBurst, now: () => performance.now() })
+      : undefined
+  // Failed authentication never reaches the per-client limit (no client is known): it is
+  // charged to its peer address, in buckets of its own, with the same limit.
+  const authFailureLimiter =
+    rateLimiter && config.authMode !== 'none'
+      ? new RateLimiter({ perSecond: config.rateLimitPerClient, burst: config.rateLimitBurst, now: () => performance.now() })
+      : undefined
   metrics.collectFrom({
+    admission: () => {
+      const a = admission.stats()
+      return {
+        inFlight: a.inFlight,
+        queued: a.queued,
+        refused: a.refused.queue_full + a.refused.queue_timeout,
+        rateLimited: rateLimiter?.stats().refused ?? 0,
+      }
+    },
     checkCache: () => evaluation.cacheStats(),
     tupleCache: () => evaluation.tupleCacheStats(),
     tupleIndex: () => evaluation.tupleIndexStats(),
     decisionLog: () => decisions.metrics(),
     pool: () => datastore.poolStats(),
+    // Every cache and buffer that grows with traffic, against its setting (docs/memory.md).
+    memory: () => [
+      ...evaluation.cacheSizes(),
+      ...(config.tupleIndexMaxTuples > 0
+        ? [{ cache: 'tuple_index', size: evaluation.tupleIndexStats()?.tuples ?? 0, capacity: config.tupleIndexMaxTuples }]
+        : []),
+      ...models.cacheSizes(),
+      { cache: 'decision_buffer', size: decisions.metrics().buffered, capacity: config.decisionLogBufferMax },
+      { cache: 'authzen_search_bytes', size: authzenSearch.cached().bytes, capacity: config.authzenSearchCacheBytes },
+    ],
+    datastoreOutage: () => outage.state,
   })
   const app = createApp({
+    admission,
+    rateLimiter,
+    authFailureLimiter,
     models,
     evaluation,
     checks,
@@ -433,6 +539,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     datastore,
     models,
     evaluation,
+    admission,
     checks,
     lists,
     writes,
@@ -452,6 +559,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     readiness,
     async close() {
       await sweeper.stop()
+      outage.stop()
       // Decisions still waiting are written before the database closes.
       await decisions.close()
       await datastore.close()

@@ -7,27 +7,50 @@
  * route's own error format.
  *
  * An expensive route's slot is taken before its handler reads the body and released when the
- * handler has answered; a streamed answer (`expensive: 'stream'`) keeps it until its stream
- * ends or the client goes away. A client that disconnects while queued leaves the queue.
+ * handler has answered; a streamed answer (`expensive: 'stream'`) keeps it until the query
+ * behind the stream has finished (`queryDone`), or its stream ends or the client goes away
+ * before that: a client that never reads does not keep a slot. A client that disconnects while
+ * queued leaves the queue.
  *
  * @module
  */
 import type { Context, Hono, MiddlewareHandler } from 'hono'
 import type { Admission, AdmissionSlot } from '../service/admission.ts'
 import type { RateLimiter } from '../service/rate-limit.ts'
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { AppDeps, AppEnv } from './env.ts'
 import { authzenFamily } from './authzen/access.ts'
+import { isGatewayPath, REFUSAL_HEADER } from './gateway/access.ts'
 import { peerAddress } from './authzen/base-url.ts'
-import { errorContext, problemDetails, setRetryAfter } from './errors.ts'
+import { errorContext, problemDetails, problemResponse } from './errors.ts'
 import { ROUTES } from './route-table.ts'
 
 /** The routes a rate limit never applies to: probes and scrapes must see an overloaded server. */
 const UNLIMITED = new Set(['/healthz', '/readyz', '/metrics'])
 
-/** clientKey: who a request counts against, the API client or (authentication off) its peer. */
+/**
+ * clientKey: who a request counts against, the API client or (authentication off) its peer:
+ * an IPv6 peer by its /64, since one host usually holds a whole /64 and would otherwise be as
+ * many clients as it has addresses (for the per-client bounds and the rate limit alike).
+ */
 export function clientKey(c: Context<AppEnv>): string {
-  return c.get('client') || peerAddress(c) || ''
+  return c.get('client') || peerKey(peerAddress(c) || '')
+}
+
+/**
+ * peerKey: an IPv4 address (also IPv4-mapped IPv6, `::ffff:192.0.2.1`) as it is; an IPv6
+ * address as its /64 prefix (`2001:db8:0:1::/64`).
+ */
+export function peerKey(address: string): string {
+  if (!address.includes(':')) return address
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (mapped) return mapped[1]
+  const bare = address.replace(/%.*$/, '')
+  const [head, tail] = bare.split('::', 2) as [string, string | undefined]
+  const left = head ? head.split(':') : []
+  const right = tail ? tail.split(':') : []
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  const prefix = groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16))
+  return `${prefix.join(':')}::/64`
 }
 
 /**
@@ -41,14 +64,36 @@ export function rateLimit(limiter: RateLimiter, deps: Pick<AppDeps, 'redact' | '
       try {
         limiter.take(clientKey(c))
       } catch (err) {
+        // A proxy tells a refusal from a denial by this header (docs/gateway.md).
+        if (isGatewayPath(path)) c.header(REFUSAL_HEADER, 'rate_limited')
         if (authzenFamily(path) !== 'arap') throw err
-        const p = problemDetails(err, errorContext(deps, c.get('requestId') ?? ''))
-        c.header('Content-Type', 'application/problem+json')
-        setRetryAfter((name, value) => c.header(name, value), p)
-        return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
+        return problemResponse(c, problemDetails(err, errorContext(deps, c.get('requestId') ?? '')))
       }
     }
     await next()
+  }
+}
+
+/**
+ * limitFailedAuth charges each request answered 401 to its peer (by peerKey), in a bucket of the
+ * rate limit's size, and refuses a peer whose bucket is empty before its credentials are
+ * verified: a flood of bad tokens costs a signature check (or a JWKS fetch) only while the
+ * peer is under the limit. Successful requests cost nothing here.
+ */
+export function limitFailedAuth(limiter: RateLimiter, deps: Pick<AppDeps, 'redact' | 'logError'>): MiddlewareHandler<AppEnv> {
+  return async function failedAuthLimit(c, next) {
+    const path = c.req.path
+    if (UNLIMITED.has(path)) return next()
+    const peer = peerKey(peerAddress(c) || '')
+    try {
+      limiter.ensure(peer, `too many failed authentication attempts from this address (PEMBA_RATE_LIMIT_PER_CLIENT); try again later`)
+    } catch (err) {
+      if (isGatewayPath(path)) c.header(REFUSAL_HEADER, 'rate_limited')
+      if (authzenFamily(path) !== 'arap') throw err
+      return problemResponse(c, problemDetails(err, errorContext(deps, c.get('requestId') ?? '')))
+    }
+    await next()
+    if (c.res.status === 401) limiter.spend(peer)
   }
 }
 
@@ -74,6 +119,10 @@ function admitted(admission: Admission, streamed: boolean): MiddlewareHandler<Ap
       if (streamed && c.error === undefined && c.res.body) {
         c.res = new Response(releasedAtEnd(c.res.body, slot), c.res)
         held = true
+        // The slot bounds work, not a slow reader: it is free once the query behind the stream
+        // has finished, whether or not the client reads the rest (whichever comes first).
+        const done = c.get('queryDone')
+        if (done) void done.then(slot.release, slot.release)
       }
     } finally {
       if (!held) slot.release()

@@ -17,7 +17,7 @@ import { browserOrigins, parseCorsOrigins } from './cors.ts'
 import { hostCheck, parseAllowedHosts } from './host-check.ts'
 import { authMiddleware } from './auth.ts'
 import { liveStores } from './live-store.ts'
-import { rateLimit, registerAdmission } from './admission.ts'
+import { limitFailedAuth, rateLimit, registerAdmission } from './admission.ts'
 import { observeRequests } from './observe.ts'
 import { registerAccessRequestRoutes } from './routes/access-requests.ts'
 import { registerAuditRoutes } from './routes/audit.ts'
@@ -67,6 +67,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   // After CORS (preflights carry no credentials) and the body limit (a type-limited writer's
   // Write body is read here), before any handler.
   if (deps.authenticator.mode !== 'none') {
+    // A peer whose authentication keeps failing is refused before its credentials are verified.
+    if (deps.authFailureLimiter) app.use('*', limitFailedAuth(deps.authFailureLimiter, deps))
     app.use('*', authMiddleware({
       app,
       authenticator: deps.authenticator,

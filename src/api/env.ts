@@ -97,6 +97,11 @@ export interface AppDeps {
   admission?: Admission
   /** The per-client rate limit (src/service/rate-limit.ts); absent: none (PEMBA_RATE_LIMIT_PER_CLIENT=0). */
   rateLimiter?: RateLimiter
+  /**
+   * The same limit on failed authentication, per peer address (src/api/admission.ts): present
+   * with the rate limit when authentication is on.
+   */
+  authFailureLimiter?: RateLimiter
   /** The gateway decision for nginx and Envoy (src/service/gateway/); absent: it answers 404 `gateway_not_configured`. */
   gateway?: GatewayService
 }
@@ -104,6 +109,10 @@ export interface AppDeps {
 /**
  * Per-request values: `requestId` (also sent as X-Request-Id), `client`, the authenticated
  * API client's identity (`client:provisioner`), '' when authentication is off, and
- * `observation`, the request's timing, trace context and query facts (observe.ts).
+ * `observation`, the request's timing, trace context and query facts (observe.ts), and
+ * `queryDone`, set by a streamed answer's handler: settles when the query behind the stream has
+ * finished its work (admission releases the query's slot then, src/api/admission.ts).
  */
-export type AppEnv = { Variables: { requestId: string; client: string; observation: RequestObservation } }
+export type AppEnv = {
+  Variables: { requestId: string; client: string; observation: RequestObservation; queryDone?: Promise<unknown> }
+}

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { Context } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { ConflictError, PembaError, TupleWriteRejected, ERROR_CODES, type ErrorCode, type WriteRejection } from '../core/errors.ts'
 import { redactSecrets } from '../core/redact.ts'
 import { ArapError, arapErrorType } from '../service/authzen/arap-error.ts'
@@ -89,6 +91,16 @@ export function problemDetails(err: unknown, ctx: ErrorContext): ProblemDetails 
   }
   ctx.logError(err, ctx.requestId)
   return problem(500, 'about:blank', 'internal_error', 'Internal Server Error')
+}
+
+/**
+ * problemResponse: the one way a problem+json refusal is sent (routes and middleware alike), so
+ * every one carries its `Retry-After` when the refusal has one (a 503 or 429).
+ */
+export function problemResponse(c: Context, p: ProblemDetails): Response {
+  c.header('Content-Type', 'application/problem+json')
+  setRetryAfter((name, value) => c.header(name, value), p)
+  return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
 }
 
 function problem(status: number, type: string, code: string, detail: string): ProblemDetails {

@@ -16,12 +16,11 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from 'hono'
-import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { PembaError } from '../core/errors.ts'
 import type { StoreService } from '../service/stores.ts'
 import { authzenFamily } from './authzen/access.ts'
 import type { AppDeps, AppEnv } from './env.ts'
-import { errorContext, problemDetails } from './errors.ts'
+import { errorContext, problemDetails, problemResponse } from './errors.ts'
 import { isGatewayRoute, REFUSAL_HEADER } from './gateway/access.ts'
 import { compileRoutes, findRoute, ROUTES } from './route-table.ts'
 import { ULID_ID } from './contracts.ts'
@@ -39,9 +38,7 @@ export function liveStores(deps: Pick<AppDeps, 'redact' | 'logError'> & { stores
   const storeRoutes = compileRoutes(ROUTES.filter(refusesDeletedStores))
   const refuse = (c: Context<AppEnv>, path: string, err: unknown): Response => {
     if (authzenFamily(path) === 'arap') {
-      const p = problemDetails(err, errorContext(deps, c.get('requestId') ?? ''))
-      c.header('Content-Type', 'application/problem+json')
-      return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
+      return problemResponse(c, problemDetails(err, errorContext(deps, c.get('requestId') ?? '')))
     }
     if (isGatewayRoute(path) && err instanceof PembaError && err.code === 'store_id_not_found') c.header(REFUSAL_HEADER, err.code)
     throw err

@@ -44,10 +44,10 @@ export interface ResolutionContext {
   /** Aborted when the client has gone away: the work stops (RequestCancelledError, limits.ts). */
   signal?: AbortSignal
   /**
-   * Set for lists, searches and expansions (see pacing.ts): once `performance.now()` passes
-   * `until`, the work gives the event loop back, then runs `ms` more. Absent (checks): never.
+   * How long this request may hold the event loop before it gives it back (see pacing.ts):
+   * short for lists, searches and expansions, longer for checks. Absent: never pauses.
    */
-  slice?: { ms: number; until: number }
+  slice?: Slice
   /**
    * How this request may use the cross-request cache, or undefined when it must not (it has
    * contextual tuples or a condition context). `prefix` binds entries to store, model and
@@ -70,6 +70,15 @@ export interface ResolutionContext {
    * requests never use the cross-request cache, so the trace shows the whole evaluation.
    */
   explain?: boolean
+}
+
+/**
+ * One request's slice of the event loop (see pacing.ts): the process's shared pacer and how
+ * long the loop may be held before this request gives it back.
+ */
+export interface Slice {
+  pacer: { spent(slice: Slice): boolean; claim(): boolean; wait(again: boolean): Promise<void> }
+  ms: number
 }
 
 /** CheckRequest asks: is `subject` in `objectType:objectId#relation`? */

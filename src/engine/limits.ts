@@ -53,9 +53,12 @@ export class LimitingDispatcher implements CheckDispatcher {
     if (req.depth >= this.#limits.maxDepth) throw new ResolutionTooComplexError()
     const ctx = req.ctx
     if (++ctx.stats.dispatches > this.#limits.maxDispatches) throw new ResolutionTooComplexError()
-    // Every 64 subproblems: the deadline, the client, and (lists only) the event loop's turn,
-    // so that one candidate with a large check does not hold the loop either (pacing.ts).
-    if ((ctx.stats.dispatches & 63) === 0) {
+    // Every 64 subproblems: the deadline, the client, and the event loop's turn, so that a wide
+    // fan-out (a check over 20k parents, one heavy candidate of a list) holds the loop no longer
+    // than its slice and stops at its deadline (pacing.ts; reducers.ts passes the stop up).
+    // The root too: a check that starts after other work has held the loop past its slice
+    // (the items of a batch start together) gives it back before its first read.
+    if ((ctx.stats.dispatches & 63) === 0 || ctx.stats.dispatches === 1) {
       stopIfDue(ctx)
       if (sliceSpent(ctx)) {
         return yieldTurn(ctx).then(() => {
@@ -76,6 +79,15 @@ export function deadlinePassed(ctx: ResolutionContext): boolean {
   const why = stopReason(ctx)
   if (why === 'cancelled') throw new RequestCancelledError()
   return why === 'deadline'
+}
+
+/**
+ * stopsRequest: is this error the whole request's end (its deadline, its client gone) rather
+ * than one branch's? The set operators pass such errors straight up instead of trying the
+ * other branches, so a fan-out stops where it runs (reducers.ts).
+ */
+export function stopsRequest(e: unknown): boolean {
+  return e instanceof DeadlineExceededError || e instanceof RequestCancelledError
 }
 
 /** stopIfDue throws when the request must stop: its deadline passed, or its client went away. */

@@ -11,7 +11,8 @@
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import type { Rewrite, UsersetClosure } from '../model/typesystem.ts'
-import { ResolutionTooComplexError } from './limits.ts'
+import { ResolutionTooComplexError, stopIfDue } from './limits.ts'
+import { sliceSpent, yieldTurn } from './pacing.ts'
 import { reachableUsersets, witnessChain } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
 import {
@@ -21,6 +22,7 @@ import {
   type CheckDispatcher,
   type CheckRequest,
   type CheckResult,
+  type ResolutionContext,
 } from './dispatch.ts'
 import {
   SKIPPED,
@@ -146,6 +148,7 @@ export class LocalChecker implements CheckDispatcher {
     let noDirectTuple = false
     if (exact.length > 0) {
       branches.push(async () => {
+        if (sliceSpent(ctx)) await pause(ctx)
         ctx.stats.reads++
         const im = ctx.reader.immediate
         const tuples = im
@@ -160,6 +163,7 @@ export class LocalChecker implements CheckDispatcher {
 
     if (hasUsersetTypes) {
       branches.push(async () => {
+        if (sliceSpent(ctx)) await pause(ctx)
         ctx.stats.reads++
         const im = ctx.reader.immediate
         const tuples = im
@@ -270,6 +274,10 @@ export class LocalChecker implements CheckDispatcher {
   private async tupleToUserset(req: CheckRequest, tupleset: string, computed: string): Promise<CheckResult> {
     const { ctx } = req
     const ts = ctx.typesystem
+    // A fan-out starts only within the deadline (one clock read), and after a pause when the
+    // loop has been held for the slice: its read and its subproblems can be many.
+    if (sliceSpent(ctx)) await pause(ctx)
+    else stopIfDue(ctx)
     ctx.stats.reads++
     const im = ctx.reader.immediate
     const tuples = im
@@ -425,4 +433,15 @@ function isSubject(t: Tuple, s: Subject): boolean {
 /** isSelf: the subject is the userset being asked about (`document:1#viewer` of document:1#viewer). */
 function isSelf(s: Subject, req: { objectType: string; objectId: string; relation: string }): boolean {
   return s.relation === req.relation && s.type === req.objectType && s.id === req.objectId
+}
+
+/**
+ * pause gives the event loop back before a read, once this request or others have held it for
+ * the slice (pacing.ts): a read can be large (a document in 20k folders, read whole), and the
+ * items of a batch reach their reads one after another in the same turn. Then it stops the
+ * request if its deadline passed or its client left meanwhile.
+ */
+async function pause(ctx: ResolutionContext): Promise<void> {
+  await yieldTurn(ctx)
+  stopIfDue(ctx)
 }

@@ -2,12 +2,14 @@
  * The set operators over lazily evaluated branches. Each branch is a thunk so that a union can
  * stop at the first `true` and an intersection at the first `false` without starting the rest.
  * Errors (a condition missing a parameter, the depth limit) only surface when no other branch
- * decides the answer: `a or b` is true if b is true even when a errs.
+ * decides the answer: `a or b` is true if b is true even when a errs. The request's deadline and
+ * its client leaving are not a branch's errors: they end the whole evaluation at once.
  *
  * @module
  */
 import type { Tuple } from '../core/tuple.ts'
 import { DENIED, NO_CYCLE, allowedBy, type CheckResult } from './dispatch.ts'
+import { stopsRequest } from './limits.ts'
 
 export type Branch = () => Promise<CheckResult>
 
@@ -17,6 +19,8 @@ async function settle(b: Branch): Promise<Settled> {
   try {
     return { ok: true, r: await b() }
   } catch (e) {
+    // The deadline or a departed client ends the request, not just this branch.
+    if (stopsRequest(e)) throw e
     return { ok: false, e }
   }
 }
@@ -83,6 +87,7 @@ export async function unionOver<T>(items: readonly T[], evaluate: (item: T) => P
     try {
       r = await evaluate(item)
     } catch (e) {
+      if (stopsRequest(e)) throw e
       if (!failed) {
         failed = true
         error = e

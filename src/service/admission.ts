@@ -6,7 +6,8 @@
  *
  * - At most `maxConcurrent` run in the process, and at most `maxConcurrentPerClient` for one
  *   API client (its id when authentication is on, its peer address when it is off).
- * - One more waits in a FIFO queue of at most `queueMax` entries, for at most `queueWaitMs`.
+ * - One more waits in a FIFO queue of at most `queueMax` entries, for at most `queueWaitMs`;
+ *   one client may hold at most half of the queue's entries (rounded up).
  *   A released slot goes to the oldest waiter whose client is under its own bound, so one
  *   client's backlog does not hold back another client queued behind it.
  * - A full queue refuses at once, a wait that runs out refuses then: `Overloaded`, 429
@@ -76,6 +77,8 @@ export class Admission {
   /** Running queries per client; a client with none has no entry (the map stays bounded). */
   readonly #perClient = new Map<string, number>()
   readonly #queue: Waiter[] = []
+  /** Queued queries per client (entries deleted at 0): no client may hold more than half the queue. */
+  readonly #queuedPerClient = new Map<string, number>()
   readonly #refused: Record<RefusalReason, number> = { queue_full: 0, queue_timeout: 0 }
 
   constructor(options: AdmissionOptions) {
@@ -90,7 +93,10 @@ export class Admission {
   acquire(client: string, signal?: AbortSignal): Promise<AdmissionSlot> {
     if (signal?.aborted) return Promise.reject(new RequestCancelledError())
     if (this.#hasRoom(client)) return Promise.resolve(this.#take(client))
-    if (this.#queue.length >= this.#o.queueMax) {
+    // One client may fill at most half the queue (rounded up), so that it cannot refuse every
+    // other client's queries at once by keeping the queue full.
+    const share = Math.ceil(this.#o.queueMax / 2)
+    if (this.#queue.length >= this.#o.queueMax || (this.#queuedPerClient.get(client) ?? 0) >= share) {
       this.#refused.queue_full++
       return Promise.reject(
         new Overloaded(
@@ -120,6 +126,7 @@ export class Admission {
         signal.addEventListener('abort', waiter.onAbort, { once: true })
       }
       this.#queue.push(waiter)
+      this.#queuedPerClient.set(client, (this.#queuedPerClient.get(client) ?? 0) + 1)
     })
   }
 
@@ -157,6 +164,7 @@ export class Admission {
         continue
       }
       this.#queue.splice(i, 1)
+      this.#dequeued(w.client)
       this.#o.timers.clearTimeout(w.timer)
       if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
       w.grant(this.#take(w.client))
@@ -165,7 +173,16 @@ export class Admission {
 
   #leave(w: Waiter): void {
     const i = this.#queue.indexOf(w)
-    if (i >= 0) this.#queue.splice(i, 1)
+    if (i >= 0) {
+      this.#queue.splice(i, 1)
+      this.#dequeued(w.client)
+    }
     if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort)
+  }
+
+  #dequeued(client: string): void {
+    const n = (this.#queuedPerClient.get(client) ?? 1) - 1
+    if (n <= 0) this.#queuedPerClient.delete(client)
+    else this.#queuedPerClient.set(client, n)
   }
 }

@@ -8,8 +8,15 @@
  *   the redacted cause. Later failures of the same outage log nothing; they are counted
  *   (`pemba_datastore_unavailable_total`).
  * - During an outage the tracker asks the database itself, with `probe` (a trivial statement),
- *   at most every `probeIntervalMs`, from an unref'd timer: the first answer ends the outage with
- *   one `info` line `database available again` and its duration. Requests never wait for it.
+ *   at most every `probeIntervalMs`, from an unref'd timer. The outage ends, with one `info` line
+ *   `database available again` and its duration, only when a probe answers *and* no operation
+ *   reported a failure since the previous probe was scheduled: a trivial read can succeed while
+ *   what failed still fails, and a request queued during the outage can fail just after it; either
+ *   would otherwise end an outage and start a new one a moment later (a flapping `/healthz`).
+ *   Requests never wait for the probe.
+ * - A probe that does not settle within `probeTimeoutMs` counts as failed (a connection into a
+ *   frozen server or a dropped network can hang for many minutes); the next one is scheduled.
+ * - The probe's own failure is not counted as an operation that failed.
  *
  * @module
  */
@@ -32,6 +39,8 @@ export interface OutageTrackerOptions {
   now?: () => number
   /** Time between probes during an outage (ms). Default 1000. */
   probeIntervalMs?: number
+  /** How long a probe may take before it counts as failed (ms). Default 2000. */
+  probeTimeoutMs?: number
 }
 
 /** What `/healthz`, `/readyz` and the metrics read. */
@@ -55,18 +64,26 @@ export class OutageTracker {
   #unavailableTotal = 0
   #outages = 0
   #timer: NodeJS.Timeout | undefined
-  #probing = false
+  readonly #probeTimeout: number
+  /** The failures reported while a probe runs: one of them may be the probe's own. */
+  #duringProbe: unknown[] | undefined
+  /** An operation failed since the last probe was scheduled: the next success does not end the outage. */
+  #failedSinceSchedule = false
   #stopped = false
 
   constructor(options: OutageTrackerOptions) {
     this.#o = options
     this.#now = options.now ?? (() => performance.now())
     this.#interval = options.probeIntervalMs ?? 1000
+    this.#probeTimeout = options.probeTimeoutMs ?? 2000
   }
 
   /** failed: an operation failed because the database is unavailable (`err` is why). */
   failed(err: unknown): void {
+    // Counted once the probe has settled, when it is known whether this was the probe's own.
+    if (this.#duringProbe) return void this.#duringProbe.push(err)
     this.#unavailableTotal++
+    this.#failedSinceSchedule = true
     if (this.#downSince !== undefined || this.#stopped) return
     this.#downSince = this.#now()
     this.#outages++
@@ -99,6 +116,7 @@ export class OutageTracker {
 
   #schedule(): void {
     if (this.#timer || this.#stopped) return
+    this.#failedSinceSchedule = false
     this.#timer = setTimeout(() => {
       this.#timer = undefined
       void this.#probeOnce()
@@ -108,17 +126,34 @@ export class OutageTracker {
   }
 
   async #probeOnce(): Promise<void> {
-    if (this.#probing || this.#downSince === undefined) return
-    this.#probing = true
+    if (this.#duringProbe || this.#downSince === undefined) return
+    const during: unknown[] = []
+    this.#duringProbe = during
+    let deadline: NodeJS.Timeout | undefined
+    let answered = false
+    let probeError: unknown
     try {
-      await this.#o.probe()
-      this.#recovered()
-    } catch {
-      // Still down (the failure was counted as it was reported); ask again later.
-      this.#schedule()
+      await Promise.race([
+        this.#o.probe(),
+        new Promise<never>((_, reject) => {
+          deadline = setTimeout(() => reject(new Error('probe timed out')), this.#probeTimeout)
+          deadline.unref()
+        }),
+      ])
+      answered = true
+    } catch (err) {
+      probeError = err
     } finally {
-      this.#probing = false
+      clearTimeout(deadline)
+      this.#duringProbe = undefined
     }
+    // Operations' failures meanwhile count (and keep the outage open); the probe's own does not.
+    const others = during.filter((e) => e !== probeError)
+    this.#unavailableTotal += others.length
+    if (others.length > 0) this.#failedSinceSchedule = true
+    if (answered && !this.#failedSinceSchedule) this.#recovered()
+    // Still down, or something failed while the probe answered: ask again later.
+    else this.#schedule()
   }
 
   #recovered(): void {

@@ -11,6 +11,7 @@ import type { Tuple, TupleKey } from '../core/tuple.ts'
 import { buildCheckDispatcher } from '../engine/build.ts'
 import { CheckCache, cacheKey, cacheScope } from '../engine/caching.ts'
 import type { CheckDispatcher, CheckResult, ResolutionContext } from '../engine/dispatch.ts'
+import { CHECK_SLICE_MS, LIST_SLICE_MS, Pacer } from '../engine/pacing.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
 import { ObjectCache } from '../store/readers/object-cache.ts'
 import { buildRequestReader } from '../store/readers/request-reader.ts'
@@ -20,7 +21,7 @@ import type { TupleIndex, TupleIndexStats } from '../store/readers/tuple-index.t
 export type { TupleIndexStats }
 import type { TupleStore } from '../store/ports.ts'
 import type { Datastore } from '../store/store.ts'
-import type { HeadRevisions } from './head-revisions.ts'
+import { type HeadRevisions, storeNotFound } from './head-revisions.ts'
 import type { ModelService } from './models.ts'
 
 export type Consistency = 'UNSPECIFIED' | 'MINIMIZE_LATENCY' | 'HIGHER_CONSISTENCY'
@@ -31,6 +32,8 @@ export interface QueryOptions {
   contextualTuples?: TupleKey[]
   context?: Record<string, unknown>
   consistency?: Consistency
+  /** Aborted when the client has gone away: the query stops (HTTP requests pass theirs). */
+  signal?: AbortSignal
 }
 
 export interface EvaluationServiceOptions {
@@ -47,6 +50,13 @@ export interface EvaluationServiceOptions {
   tupleCacheSize: number
   /** The in-memory tuple index (src/store/readers/tuple-index.ts); without it every read goes to the datastore. */
   tupleIndex?: TupleIndex
+  /**
+   * How long (ms) a paced query (a list, a search, an expansion) runs before it gives the event
+   * loop back (src/engine/pacing.ts); default LIST_SLICE_MS; 0 = never (the bench compares).
+   */
+  sliceMs?: number
+  /** The same for a check (its fan-out); default CHECK_SLICE_MS; 0 = never. */
+  checkSliceMs?: number
 }
 
 /** A request to bind (see bind). */
@@ -60,6 +70,13 @@ export interface Binding {
   consistency: Consistency | undefined
   /** An explained check: evaluated one branch at a time, without the cross-request cache. */
   explain?: boolean
+  /** Aborted when the client has gone away (see QueryOptions). */
+  signal?: AbortSignal
+  /**
+   * A list, search or expansion: it gives the event loop back after a short slice
+   * (src/engine/pacing.ts); a check does after a longer one.
+   */
+  paced?: boolean
 }
 
 /** A cache's counters, for /metrics (all zero when it is off). */
@@ -78,6 +95,8 @@ export class EvaluationService {
   readonly #objects: ObjectCache | undefined
   readonly #index: TupleIndex | undefined
   readonly #heads: HeadRevisions
+  /** Shared by every query of this process: the slices bound the loop's hold, whoever holds it. */
+  readonly #pacer = new Pacer()
 
   constructor(options: EvaluationServiceOptions) {
     this.#o = options
@@ -135,8 +154,19 @@ export class EvaluationService {
     const cacheable = !!this.#cache && b.contextual.length === 0 && !hasContext && !b.explain
     const now = this.#o.clock().getTime()
     // The revision keys the cross-request caches and says how fresh the tuple index must be;
-    // the datastore's own readers always read the newest data.
-    const revision = this.#cache || this.#objects || this.#index ? await this.#heads.get(storeId, higher) : 0
+    // the datastore's own readers always read the newest data. Either way a deleted store is
+    // refused here (store_id_not_found), for every caller: HTTP, embedded, the library, MCP.
+    // HIGHER_CONSISTENCY reads the store row even without caches, so a store deleted on another
+    // replica is refused at once; without caches, requireLive reads it once per staleness
+    // window and costs no await while what it knows is fresh.
+    let revision = 0
+    if (this.#cache || this.#objects || this.#index || higher) revision = await this.#heads.get(storeId, higher)
+    else {
+      const reading = this.#heads.requireLive(storeId, now)
+      if (reading) await reading
+    }
+    // A deletion learnt while the head was read: never rebuild the index of a deleted store.
+    if (this.#index && this.#heads.isDeleted(storeId)) throw storeNotFound()
     const indexed = this.#index && (await this.#index.reader(storeId, revision, now))
     const ctx: ResolutionContext = {
       sharedCache: cacheable ? { prefix: cacheScope(storeId, ts.id, revision), read: !higher, cache: this.#cache! } : undefined,
@@ -158,6 +188,9 @@ export class EvaluationService {
       deadline: b.deadlineMs ? Date.now() + b.deadlineMs : 0,
       explain: !!b.explain,
     }
+    if (b.signal) ctx.signal = b.signal
+    const sliceMs = b.paced ? (this.#o.sliceMs ?? LIST_SLICE_MS) : (this.#o.checkSliceMs ?? CHECK_SLICE_MS)
+    if (sliceMs > 0) ctx.slice = this.#pacer.slice(sliceMs)
     ctx.reader = buildRequestReader({
       storeId,
       revision,
@@ -184,6 +217,21 @@ export class EvaluationService {
     return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
   }
 
+  /**
+   * cacheSizes: what the cross-request caches hold and their bounds, each in the unit its
+   * setting counts (answers; closure levels; tuples), for /metrics (docs/memory.md).
+   */
+  cacheSizes(): { cache: string; size: number; capacity: number }[] {
+    const out: { cache: string; size: number; capacity: number }[] = []
+    const c = this.#cache
+    if (c) {
+      out.push({ cache: 'check', size: c.size, capacity: c.capacity })
+      out.push({ cache: 'check_closures', size: c.closureSize, capacity: c.closureCapacity })
+    }
+    if (this.#objects) out.push({ cache: 'tuple', size: this.#objects.tuples, capacity: this.#objects.capacity })
+    return out
+  }
+
   /** tupleIndexStats reports the in-memory tuple index's counters, or undefined when it is off. */
   tupleIndexStats(): TupleIndexStats | undefined {
     return this.#index?.stats()
@@ -194,8 +242,10 @@ export class EvaluationService {
     return this.#index ? this.#index.ready(storeId) : false
   }
 
-  /** forgetStore releases what is held for a deleted store. */
+  /** forgetStore releases what is held for a deleted store: its tuple index, cached answers and objects. */
   forgetStore(storeId: string): void {
     this.#index?.drop(storeId)
+    this.#cache?.dropStore(storeId)
+    this.#objects?.dropStore(storeId)
   }
 }

@@ -48,6 +48,31 @@ export class RateLimiter {
 
   /** take spends one of `client`'s tokens, or throws Overloaded when it has none. */
   take(client: string): void {
+    const b = this.#bucket(client)
+    if (b.tokens >= 1) {
+      b.tokens -= 1
+      return
+    }
+    this.#refuse(b, `this client's request rate is over its limit (PEMBA_RATE_LIMIT_PER_CLIENT); try again later`)
+  }
+
+  /**
+   * ensure throws Overloaded when `client` has no token left, without spending one; `spend`
+   * then spends one if there is any. Failed authentication is charged so (after the fact) to
+   * its peer address (src/api/admission.ts).
+   */
+  ensure(client: string, message: string): void {
+    const b = this.#bucket(client)
+    if (b.tokens < 1) this.#refuse(b, message)
+  }
+
+  /** spend takes one of `client`'s tokens if it has one; never throws. */
+  spend(client: string): void {
+    const b = this.#bucket(client)
+    if (b.tokens >= 1) b.tokens -= 1
+  }
+
+  #bucket(client: string): Bucket {
     const now = this.#now()
     let b = this.#buckets.get(client)
     if (!b) {
@@ -57,13 +82,13 @@ export class RateLimiter {
       b.tokens = Math.min(this.#size, b.tokens + Math.max(0, now - b.at) * this.#perMs)
       b.at = now
     }
-    if (b.tokens >= 1) {
-      b.tokens -= 1
-      return
-    }
+    return b
+  }
+
+  #refuse(b: Bucket, message: string): never {
     this.#refused++
     const waitSeconds = Math.max(1, Math.ceil((1 - b.tokens) / this.#perMs / 1000))
-    throw new Overloaded(`this client's request rate is over its limit (PEMBA_RATE_LIMIT_PER_CLIENT); try again later`, waitSeconds)
+    throw new Overloaded(message, waitSeconds)
   }
 
   /** Requests refused since start, and buckets held. */

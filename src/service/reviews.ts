@@ -22,6 +22,7 @@
 import { CREDENTIAL_SHAPES, type CredentialRule } from '../core/credentials.ts'
 import { PembaError, validationError } from '../core/errors.ts'
 import { formatSubject, parseSubject, type TupleKey } from '../core/tuple.ts'
+import { RequestCancelledError } from '../engine/limits.ts'
 import type { DecisionStore, GrantWithUsage, IdentityGrantStats } from './decision-store.ts'
 import type { Page, StoreCatalog } from '../store/ports.ts'
 import type { ListService } from './lists.ts'
@@ -35,6 +36,11 @@ export interface ReviewServiceOptions {
   clock: () => Date
   /** Objects listed per relation by reach (the count covers all of them). Default 10. */
   reachSample?: number
+  /**
+   * One deadline (ms) for a whole reach (PEMBA_LIST_DEADLINE_MS): once it has passed, the
+   * relations not yet listed answer `truncated: 'deadline'` without running. Default 30 s.
+   */
+  reachDeadlineMs?: number
   /**
    * What a credential-shaped identifier is (core/credentials.ts): a review of such a user is
    * refused (its answer would echo the user). Default: JWT and Authorization shapes.
@@ -166,8 +172,14 @@ export class ReviewService {
     }
     const sample = this.#o.reachSample ?? 10
     const relations: ReachEntry[] = []
+    // One deadline for the whole reach, not one per relation (a model may have many).
+    const until = this.#o.clock().getTime() + (this.#o.reachDeadlineMs ?? 30_000)
     for (const [type, t] of ts.types) {
       for (const relation of t.relations.keys()) {
+        if (this.#o.clock().getTime() > until) {
+          relations.push({ type, relation, count: 0, objects: [], truncated: 'deadline' })
+          continue
+        }
         try {
           const r = await this.#o.lists.listObjects(storeId, { modelId: ts.id, type, relation, user, signal })
           relations.push({
@@ -178,7 +190,8 @@ export class ReviewService {
             truncated: r.truncated,
           })
         } catch (e) {
-          if (!(e instanceof PembaError)) throw e
+          // A client gone away ends the whole reach: nobody reads the rest.
+          if (!(e instanceof PembaError) || e instanceof RequestCancelledError) throw e
           relations.push({ type, relation, count: 0, objects: [], truncated: '', error: e.message })
         }
       }

@@ -1,5 +1,5 @@
 /**
- * The pieces behind a database outage, in-process: which driver errors are an outage (both
+ * The pieces behind a database outage, in-process: which driver errors are an outage or a strain (both
  * dialects' real errors where they can be had: a real SQLite file locked by another
  * connection), the outage tracker's one line per outage and its probe, the 503 with
  * `Retry-After` on the OpenFGA routes, the access-request routes (problem+json) and `/healthz`,
@@ -7,16 +7,18 @@
  * postgres-restart.test.ts and postgres-terminate.test.ts.
  */
 import Database from 'better-sqlite3'
+import { Hono } from 'hono'
+import pino from 'pino'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { batchItemError, errorContext, problemDetails, setRetryAfter, wireError } from '../../src/api/errors.ts'
-import { DatastoreUnavailable } from '../../src/core/errors.ts'
+import { batchItemError, errorContext, problemDetails, problemResponse, setRetryAfter, wireError } from '../../src/api/errors.ts'
+import { DatastoreUnavailable, PembaError } from '../../src/core/errors.ts'
 import { OutageTracker } from '../../src/service/datastore-outage.ts'
 import { DecisionLog } from '../../src/service/decision-log.ts'
 import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
-import { asDatastoreError, connectionLost, datastoreUnreachable } from '../../src/store/sql/unavailable.ts'
+import { asDatastoreError, connectionLost, datastoreStrained, datastoreUnreachable } from '../../src/store/sql/unavailable.ts'
 import { silentLogger } from '../../src/telemetry/logger.ts'
 import { SMALL_MODEL } from '../helpers/auth.ts'
 import { createTestClient } from '../helpers/client.ts'
@@ -49,10 +51,32 @@ describe('which driver errors are an outage', () => {
       driverError('duplicate key value violates unique constraint', '23505'),
       driverError('password authentication failed for user "pemba"', '28P01'),
       driverError('database "pemba" is being dropped', '57P04'),
-      driverError('canceling statement due to statement timeout', '57014'),
       new TypeError('Cannot read properties of undefined'),
+      // A SQLSTATE decides: a statement error whose text happens to read like a lost connection is not one.
+      driverError('invalid input syntax: "x not queryable"', '22P02'),
+      driverError('duplicate key value: Connection terminated', '23505'),
     ]
-    for (const e of faults) expect(datastoreUnreachable(e), e.message).toBe(false)
+    for (const e of faults) {
+      expect(datastoreUnreachable(e), e.message).toBe(false)
+      expect(asDatastoreError(e), e.message).toBe(e)
+    }
+    // A statement timeout is no outage either, but a strain (below).
+    expect(datastoreUnreachable(driverError('canceling statement due to statement timeout', '57014'))).toBe(false)
+    expect(connectionLost(driverError('invalid input syntax: "x not queryable"', '22P02'))).toBe(false)
+  })
+
+  it('PostgreSQL: a statement or lock timeout, a read-only standby, no disk or memory are a strain: 503, no outage', () => {
+    for (const code of ['57014', '55P03', '25006', '53100', '53200']) {
+      const e = driverError('x', code)
+      expect(datastoreStrained(e), code).toBe(true)
+      expect(datastoreUnreachable(e), code).toBe(false)
+      const wrapped = asDatastoreError(e)
+      expect(wrapped, code).toBeInstanceOf(DatastoreUnavailable)
+      expect((wrapped as DatastoreUnavailable).retryAfterSeconds).toBe(1)
+      // Wrapped, it is still no outage (the store reports only outages to the tracker).
+      expect(datastoreUnreachable(wrapped), code).toBe(false)
+    }
+    for (const code of ['57P01', '08006', '53300', '23505', '42601']) expect(datastoreStrained(driverError('x', code)), code).toBe(false)
   })
 
   it('PostgreSQL: only a connection broken under a statement is "lost" (a read may be asked again)', () => {
@@ -62,9 +86,13 @@ describe('which driver errors are an outage', () => {
     expect(connectionLost(driverError('timeout exceeded when trying to connect'))).toBe(false)
   })
 
-  it('SQLite: busy, I/O errors, a full disk, a read-only or missing file; not a constraint', () => {
-    for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_IOERR_WRITE', 'SQLITE_FULL', 'SQLITE_CANTOPEN', 'SQLITE_READONLY_DBMOVED']) {
+  it('SQLite: I/O errors, a full disk, a read-only or missing file; the lock held elsewhere is a strain; not a constraint', () => {
+    for (const code of ['SQLITE_IOERR_WRITE', 'SQLITE_FULL', 'SQLITE_CANTOPEN', 'SQLITE_READONLY_DBMOVED']) {
       expect(datastoreUnreachable(driverError('x', code)), code).toBe(true)
+    }
+    for (const code of ['SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT']) {
+      expect(datastoreUnreachable(driverError('x', code)), code).toBe(false)
+      expect(datastoreStrained(driverError('x', code)), code).toBe(true)
     }
     for (const code of ['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_ERROR', 'SQLITE_CORRUPT', 'SQLITE_MISMATCH']) {
       expect(datastoreUnreachable(driverError('Connection terminated', code)), code).toBe(false)
@@ -109,6 +137,21 @@ describe('the error mapper', () => {
     setRetryAfter((name, value) => (headers[name] = value), { retryAfterSeconds: 0.2 })
     setRetryAfter((name, value) => (headers.other = value), {})
     expect(headers).toEqual({ 'Retry-After': '1' })
+  })
+
+  it('sends every problem+json refusal through one helper that sets Retry-After when the refusal has one', async () => {
+    const app = new Hono()
+    app.get('/outage', (c) => problemResponse(c, problemDetails(new DatastoreUnavailable(driverError('x', '57014')), ctx)))
+    app.get('/gone', (c) => problemResponse(c, problemDetails(new PembaError('store_id_not_found', 'store not found'), ctx)))
+    const outage = await app.request('/outage')
+    expect(outage.status).toBe(503)
+    expect(outage.headers.get('content-type')).toBe('application/problem+json')
+    expect(outage.headers.get('retry-after')).toBe('1')
+    expect(await outage.json()).toMatchObject({ status: 503, code: 'unavailable', type: 'about:blank' })
+    const gone = await app.request('/gone')
+    expect(gone.status).toBe(404)
+    expect(gone.headers.get('content-type')).toBe('application/problem+json')
+    expect(gone.headers.get('retry-after')).toBeNull()
   })
 
   it('answers a request whose client went away as 499, never a logged fault', () => {
@@ -170,12 +213,90 @@ describe('the outage tracker', () => {
       tracker.stop()
     }
   })
+
+  it('does not end an outage while operations keep failing, even though its probe answers', async () => {
+    const log = recordingLog()
+    let probes = 0
+    const tracker = new OutageTracker({
+      probe: async () => {
+        probes++
+        await new Promise((r) => setTimeout(r, 5))
+      },
+      log,
+      probeIntervalMs: 20,
+    })
+    const cause = new DatastoreUnavailable(driverError('disk I/O error', 'SQLITE_IOERR_WRITE'))
+    try {
+      tracker.failed(cause)
+      // Failures keep arriving, between probes and while they run, for more than two probe intervals.
+      const started = Date.now()
+      let reported = 1
+      while (Date.now() - started < 150) {
+        tracker.failed(cause)
+        reported++
+        await new Promise((r) => setTimeout(r, 3))
+      }
+      expect(probes).toBeGreaterThanOrEqual(2)
+      expect(tracker.state).toMatchObject({ down: true, outages: 1 })
+      expect(log.lines).toHaveLength(1)
+      // The failures stop: the next probe after a clean interval ends the outage, once.
+      for (let i = 0; i < 100 && tracker.state.down; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(tracker.state).toMatchObject({ down: false, outages: 1, unavailableTotal: reported })
+      expect(log.lines.map((l) => l.fields.event)).toEqual(['datastore_unavailable', 'datastore_available'])
+    } finally {
+      tracker.stop()
+    }
+  })
+
+  it("does not count its probe's own failure as an operation that failed", async () => {
+    let probes = 0
+    const tracker: OutageTracker = new OutageTracker({
+      // As the server's probe (the datastore's ping) does: it reports its failure, then rejects.
+      probe: async () => {
+        probes++
+        const e = new DatastoreUnavailable(driverError('connect ECONNREFUSED', 'ECONNREFUSED'))
+        tracker.failed(e)
+        throw e
+      },
+      log: recordingLog(),
+      probeIntervalMs: 10,
+    })
+    try {
+      tracker.failed(new DatastoreUnavailable(driverError('connect ECONNREFUSED', 'ECONNREFUSED')))
+      for (let i = 0; i < 100 && probes < 3; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(probes).toBeGreaterThanOrEqual(3)
+      expect(tracker.state).toMatchObject({ down: true, unavailableTotal: 1 })
+    } finally {
+      tracker.stop()
+    }
+  })
+
+  it('gives up on a probe that hangs (a frozen server, a dropped network) and probes again', async () => {
+    let probes = 0
+    const tracker = new OutageTracker({
+      // The first probe never settles; the next ones answer.
+      probe: () => (++probes === 1 ? new Promise<void>(() => {}) : Promise.resolve()),
+      log: recordingLog(),
+      probeIntervalMs: 10,
+      probeTimeoutMs: 30,
+    })
+    try {
+      tracker.failed(new DatastoreUnavailable(driverError('connect ETIMEDOUT', 'ETIMEDOUT')))
+      for (let i = 0; i < 100 && tracker.state.down; i++) await new Promise((r) => setTimeout(r, 10))
+      expect(tracker.state.down).toBe(false)
+      expect(probes).toBeGreaterThanOrEqual(2)
+    } finally {
+      tracker.stop()
+    }
+  })
 })
 
-describe('an outage over HTTP (a SQLite file locked past the busy timeout)', () => {
-  it('answers 503 unavailable with Retry-After, /healthz and /readyz 503, and serves again once the lock is gone', async () => {
+describe('a strain over HTTP (a SQLite file locked past the busy timeout)', () => {
+  it('answers 503 unavailable with Retry-After while the lock is held, for more than two probe intervals, but /healthz stays SERVING and no outage is logged', async () => {
     const file = join(dir, 'locked.db')
-    const c = await createTestClient({ accessLog: 'off', databaseUrl: `sqlite:${file}` }, { logger: silentLogger() })
+    const lines: string[] = []
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) })
+    const c = await createTestClient({ accessLog: 'off', databaseUrl: `sqlite:${file}` }, { logger })
     const other = new Database(file)
     try {
       const store = (await c.request('POST', '/stores', { name: 'locked' })).body.id as string
@@ -184,25 +305,34 @@ describe('an outage over HTTP (a SQLite file locked past the busy timeout)', () 
       other.pragma('busy_timeout = 0')
       other.exec('BEGIN IMMEDIATE')
       const write = { writes: { tuple_keys: [{ user: 'user:anne', relation: 'viewer', object: 'document:1' }] } }
-      const refused = await c.pemba.app.request(`/stores/${store}/write`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(write),
-      })
-      expect(refused.status).toBe(503)
-      expect(refused.headers.get('retry-after')).toBe('1')
-      expect(await refused.json()).toEqual({ code: 'unavailable', message: 'the database is unavailable; try again later' })
-
-      const health = await c.request('GET', '/healthz')
-      expect(health).toMatchObject({ status: 503, body: { status: 'NOT_SERVING' } })
-      const ready = await c.request('GET', '/readyz')
-      expect(ready.status).toBe(503)
-      expect(ready.body.checks.database).toMatch(/^unavailable: /)
+      // Each write waits out the 5 s busy timeout (better-sqlite3 waits synchronously), then fails;
+      // after each, /healthz is watched for more than two of the tracker's probe intervals (1 s
+      // each): a tracker that heard of them would say NOT_SERVING, end the "outage" on its next
+      // probe (a read works under the lock), and start another with the next write.
+      const health = new Map<number, number>()
+      for (let i = 0; i < 2; i++) {
+        const refused = await c.pemba.app.request(`/stores/${store}/write`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(write),
+        })
+        expect(refused.status).toBe(503)
+        expect(refused.headers.get('retry-after')).toBe('1')
+        expect(await refused.json()).toEqual({ code: 'unavailable', message: 'the database is unavailable; try again later' })
+        for (const watched = Date.now(); Date.now() - watched < 2_200; ) {
+          // Contention is no outage: the replica keeps serving checks and reads.
+          const status = (await c.request('GET', '/healthz')).status
+          health.set(status, (health.get(status) ?? 0) + 1)
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+      expect([...health.keys()]).toEqual([200])
+      expect(health.get(200)).toBeGreaterThan(20)
+      expect((await c.request('GET', '/readyz')).status).toBe(200)
+      expect(lines.filter((l) => l.includes('"event":"datastore_unavailable"'))).toEqual([])
+      expect(lines.filter((l) => l.includes('"event":"internal_error"') || l.includes('"stack"'))).toEqual([])
 
       other.exec('ROLLBACK')
-      // The tracker's probe (every second) notices; then everything answers again.
-      for (let i = 0; i < 100 && (await c.request('GET', '/healthz')).status !== 200; i++) await new Promise((r) => setTimeout(r, 50))
-      expect(await c.request('GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'SERVING' } })
       expect((await c.request('POST', `/stores/${store}/write`, write)).status).toBe(200)
     } finally {
       if (other.inTransaction) other.exec('ROLLBACK')
@@ -253,9 +383,9 @@ describe('the decision log through an outage', () => {
         })
       for (let n = 0; n < 20; n++) record(n)
       await log.flush()
-      // Not written, not lost: back in the buffer; the outage reported to the tracker, not logged.
+      // Not written, not lost: back in the buffer; not logged, and (contention, no outage) not reported to the tracker.
       expect(log.metrics()).toMatchObject({ recorded: 0, failed: 0, buffered: 20, dropped: 0 })
-      expect(reported.length).toBeGreaterThan(0)
+      expect(reported).toEqual([])
       expect(logged).toEqual([])
       // More than the buffer holds arrives meanwhile: the excess is dropped and counted.
       for (let n = 20; n < 40; n++) record(n)

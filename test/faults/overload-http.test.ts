@@ -1,13 +1,15 @@
 /**
  * Admission control and the rate limit through the real app: an expensive query beyond the
  * bounds answers 429 `rate_limited` with `Retry-After` in the contract's error format (and
- * changes nothing), a streamed list holds its slot until its stream is read to the end or
- * cancelled, checks never wait for a slot, and the metrics count what happened.
+ * changes nothing), a streamed list holds its slot while its query works (not while a client
+ * that never reads leaves its answer unread), checks never wait for a slot, and the metrics
+ * count what happened.
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
 import { servePemba } from '../helpers/http-server.ts'
 import { setup } from '../helpers/fixtures.ts'
+import { peerKey } from '../../src/api/admission.ts'
 
 const MODEL = `model
   schema 1.1
@@ -58,7 +60,8 @@ async function metric(c: TestClient, name: string): Promise<number> {
 describe('admission control over HTTP', () => {
   it('answers an expensive query beyond the bounds 429 rate_limited with Retry-After; checks keep flowing', async () => {
     const { c, storeId } = await withDocuments({ expensiveMaxConcurrent: 1, expensiveQueueMax: 0 })
-    const stream = await openStream(c, storeId)
+    // Another client's query holds the only slot.
+    const held = await c.pemba.admission.acquire('another client')
     expect(await metric(c, 'pemba_expensive_queries_in_flight')).toBe(1)
 
     for (const [method, path, body] of [
@@ -82,22 +85,37 @@ describe('admission control over HTTP', () => {
     expect(check.status).toBe(200)
     expect(check.body.allowed).toBe(true)
 
-    // Read to its end, the stream gives its slot back: the next list runs.
-    const lines = (await stream.text()).trim().split('\n')
-    expect(lines).toHaveLength(300)
+    // Once the slot is given back, the next list runs.
+    held.release()
     expect(await metric(c, 'pemba_expensive_queries_in_flight')).toBe(0)
     const list = await c.request('POST', `/stores/${storeId}/list-objects`, listBody)
     expect(list.status).toBe(200)
     expect(list.body.objects).toHaveLength(300)
   })
 
-  it('gives a slot back when the stream is cancelled, and the queue hands it to a waiter', async () => {
-    const { c, storeId } = await withDocuments({ expensiveMaxConcurrent: 1, expensiveQueueMax: 4, expensiveQueueWaitMs: 10_000 })
+  it('a streamed list whose body is never read gives its slot back once the list is done', async () => {
+    const { c, storeId } = await withDocuments({ expensiveMaxConcurrent: 1, expensiveQueueMax: 0 })
     const stream = await openStream(c, storeId)
+    // Nobody reads the body; the list's work ends anyway, and with it the slot.
+    let inFlight = await metric(c, 'pemba_expensive_queries_in_flight')
+    for (let i = 0; i < 100 && inFlight > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      inFlight = await metric(c, 'pemba_expensive_queries_in_flight')
+    }
+    expect(inFlight).toBe(0)
+    const list = await c.request('POST', `/stores/${storeId}/list-objects`, listBody)
+    expect(list.status).toBe(200)
+    // The unread answer is whole when it is read at last.
+    expect((await stream.text()).trim().split('\n')).toHaveLength(300)
+  })
+
+  it('a released slot goes to a queued waiter', async () => {
+    const { c, storeId } = await withDocuments({ expensiveMaxConcurrent: 1, expensiveQueueMax: 4, expensiveQueueWaitMs: 10_000 })
+    const held = await c.pemba.admission.acquire('another client')
     const waiting = c.request('POST', `/stores/${storeId}/list-objects`, listBody)
     await new Promise((r) => setTimeout(r, 50))
     expect(await metric(c, 'pemba_expensive_queries_queued')).toBe(1)
-    await stream.body!.cancel()
+    held.release()
     const res = await waiting
     expect(res.status).toBe(200)
     expect(res.body.objects).toHaveLength(300)
@@ -107,12 +125,12 @@ describe('admission control over HTTP', () => {
 
   it('refuses a query that waited PEMBA_EXPENSIVE_QUEUE_WAIT_MS for a slot', async () => {
     const { c, storeId } = await withDocuments({ expensiveMaxConcurrent: 1, expensiveQueueMax: 4, expensiveQueueWaitMs: 100 })
-    const stream = await openStream(c, storeId)
+    const held = await c.pemba.admission.acquire('another client')
     const res = await c.request('POST', `/stores/${storeId}/list-objects`, listBody)
     expect(res.status).toBe(429)
     expect(res.headers.get('retry-after')).toBe('1')
     expect(res.body).toEqual({ code: 'rate_limited', message: expect.stringContaining('waited 100 ms') })
-    await stream.body!.cancel()
+    held.release()
   })
 })
 
@@ -182,6 +200,48 @@ describe('rate limit over HTTP', () => {
       expect((await c.request('GET', '/healthz')).status).toBe(200)
       expect((await c.request('GET', '/readyz')).status).toBe(200)
     }
+    // The gateway decision says it is a refusal (not a denial) in its header.
+    const gateway = await c.request('GET', `/stores/${created.body.id}/gateway/authorize/x`)
+    expect(gateway.status).toBe(429)
+    expect(gateway.headers.get('x-pemba-refusal')).toBe('rate_limited')
+    expect(gateway.headers.get('retry-after')).not.toBeNull()
+    // On the access-request routes the refusal is problem+json, with Retry-After too.
+    const arap = await c.request('GET', `/stores/${created.body.id}/access/v1/requests`)
+    expect(arap.status).toBe(429)
+    expect(arap.headers.get('retry-after')).not.toBeNull()
+    expect(arap.headers.get('content-type')).toMatch(/^application\/problem\+json/)
     expect(await metric(c, 'pemba_rate_limited_total')).toBeGreaterThanOrEqual(1)
+  })
+
+  it('charges failed authentication to the peer, and refuses it before verifying once over the limit', async () => {
+    client = await createTestClient({
+      authMode: 'preshared',
+      authPresharedKeys: 'root=right-key-0123456789abcdef',
+      authAdminClients: 'root',
+      rateLimitPerClient: 1,
+      rateLimitBurst: 2,
+    })
+    const c = client
+    const wrong = { authorization: 'Bearer wrong-key-0123456789abcdef' }
+    expect((await c.request('GET', '/stores', undefined, wrong)).status).toBe(401)
+    expect((await c.request('GET', '/stores', undefined, wrong)).status).toBe(401)
+    const refused = await c.request('GET', '/stores', undefined, wrong)
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('retry-after')).toBe('1')
+    expect(refused.body).toEqual({ code: 'rate_limited', message: expect.stringContaining('failed authentication') })
+    // Probes are never limited.
+    expect((await c.request('GET', '/healthz')).status).toBe(200)
+  })
+})
+
+describe('who a request counts against', () => {
+  it('keys an IPv6 peer by its /64 and an IPv4-mapped peer by its IPv4 address', () => {
+    expect(peerKey('192.0.2.7')).toBe('192.0.2.7')
+    expect(peerKey('::ffff:192.0.2.7')).toBe('192.0.2.7')
+    // Two addresses of one /64 are one client; another /64 is another.
+    expect(peerKey('2001:db8:0:1::1')).toBe('2001:db8:0:1::/64')
+    expect(peerKey('2001:0db8:0000:0001:aaaa:bbbb:cccc:dddd')).toBe('2001:db8:0:1::/64')
+    expect(peerKey('2001:db8:0:2::1')).toBe('2001:db8:0:2::/64')
+    expect(peerKey('fe80::1%eth0')).toBe('fe80:0:0:0::/64')
   })
 })

@@ -87,6 +87,30 @@ describe('admission control', () => {
     expect(a.stats().inFlight).toBe(2)
   })
 
+  it('lets one client fill at most half the queue, so that others can still queue', async () => {
+    const timers = new FakeTimers()
+    const a = new Admission({ maxConcurrent: 1, maxConcurrentPerClient: 1, queueMax: 4, queueWaitMs: 1000, timers })
+    const running = track(a.acquire('hog'))
+    const hog = [1, 2, 3].map(() => track(a.acquire('hog')))
+    await settle()
+    expect(running.slot).toBeDefined()
+    // Two of the hog's queries wait; the third is refused: its share (2 of 4) is used.
+    expect(hog.map((h) => h.error instanceof Overloaded)).toEqual([false, false, true])
+    expect(a.stats().queued).toBe(2)
+    // Another client still finds a place in the queue, and the hog's share frees as it drains.
+    const other = track(a.acquire('other'))
+    await settle()
+    expect(other.error).toBeUndefined()
+    expect(a.stats().queued).toBe(3)
+    running.slot!.release()
+    await settle()
+    expect(hog[0].slot).toBeDefined()
+    const again = track(a.acquire('hog'))
+    await settle()
+    expect(again.error).toBeUndefined()
+    expect(a.stats().queued).toBe(3)
+  })
+
   it('grants in arrival order (FIFO) among clients with room', async () => {
     const timers = new FakeTimers()
     const a = new Admission({ maxConcurrent: 1, maxConcurrentPerClient: 1, queueMax: 10, queueWaitMs: 1000, timers })

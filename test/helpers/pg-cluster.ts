@@ -90,14 +90,16 @@ export class PgCluster {
   readonly role: string
   readonly password: string
   #running = false
+  #port: number
   readonly #asPostgres: boolean
   readonly #settings: Record<string, string>
 
   private constructor(
     readonly bin: string,
-    readonly port: number,
+    port: number,
     options: PgClusterOptions,
   ) {
+    this.#port = port
     this.dir = mkdtempSync(join(tmpdir(), 'pemba-pg-cluster-'))
     this.data = join(this.dir, 'data')
     this.logFile = join(this.dir, 'server.log')
@@ -118,7 +120,17 @@ export class PgCluster {
     const cluster = new PgCluster(bin, await freePort(), options)
     try {
       cluster.#run('initdb', ['-D', cluster.data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync'])
-      cluster.start()
+      // The port was free when asked, but initdb takes seconds: another cluster or server may
+      // have bound it meanwhile. Then the postmaster exits at once, and a fresh port is tried.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          cluster.start()
+          break
+        } catch (e) {
+          if (attempt >= 3 || !/could not bind|Address already in use/i.test(cluster.log())) throw e
+          cluster.#port = await freePort()
+        }
+      }
       const quoted = cluster.password.replaceAll("'", "''")
       cluster.sql(`CREATE ROLE "${cluster.role}" LOGIN PASSWORD '${quoted}'`)
       cluster.sql(`CREATE DATABASE "${cluster.role}" OWNER "${cluster.role}"`)
@@ -132,6 +144,11 @@ export class PgCluster {
   /** The URL Pemba connects with (TCP on loopback, the role's password). */
   get url(): string {
     return `postgres://${this.role}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${this.role}`
+  }
+
+  /** The port it listens on (loopback). */
+  get port(): number {
+    return this.#port
   }
 
   get running(): boolean {
@@ -186,24 +203,48 @@ export class PgCluster {
     return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : ''
   }
 
-  /** destroy stops the server at once if it runs and removes every file of the cluster. */
+  /**
+   * destroy stops the server at once if it runs and removes every file of the cluster. When the
+   * stop fails, its processes are killed first: removing the directory of a running postmaster
+   * would leave it orphaned, holding its port.
+   */
   destroy(): void {
-    try {
-      if (existsSync(join(this.data, 'postmaster.pid'))) {
-        // A frozen cluster (SIGSTOP) would not stop.
-        for (const pid of this.pids()) {
-          try {
-            process.kill(pid, 'SIGCONT')
-          } catch {
-            // Gone meanwhile.
-          }
-        }
-        this.stop('immediate')
+    if (existsSync(join(this.data, 'postmaster.pid'))) {
+      let pids: number[] = []
+      try {
+        pids = this.pids()
+      } catch {
+        // The pid file went away meanwhile: the server stopped.
       }
-    } catch {
-      // Already stopped.
-    } finally {
-      rmSync(this.dir, { recursive: true, force: true })
+      // A frozen cluster (SIGSTOP) would not stop.
+      for (const pid of pids) signal(pid, 'SIGCONT')
+      try {
+        this.stop('immediate')
+      } catch {
+        // Already stopped, or it would not stop: make sure none of its processes lives on.
+        for (const pid of pids) signal(pid, 'SIGKILL')
+        const until = Date.now() + 2000
+        while (pids.some(alive) && Date.now() < until) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50)
+        if (pids.some(alive)) return // Leave the directory to a running process rather than orphan it.
+      }
     }
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name)
+  } catch {
+    // Gone meanwhile.
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
   }
 }

@@ -21,7 +21,7 @@ import { z } from 'zod'
 import { ArapError } from '../../service/authzen/arap-error.ts'
 import { POLL_AFTER_SECONDS, type TaskView } from '../../service/authzen/arap-requests.ts'
 import { ULID_ID } from '../contracts.ts'
-import { errorContext, problemDetails, setRetryAfter } from '../errors.ts'
+import { errorContext, problemDetails, problemResponse } from '../errors.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 import { route } from '../route-table.ts'
 import { checkStoreId, parseInput } from '../validation.ts'
@@ -71,10 +71,7 @@ const cancelRequest = z.object({ reason: text.optional(), comment: text.optional
 
 /** The problem+json answer of anything a route threw. */
 function problem(c: Context<AppEnv>, deps: AppDeps, err: unknown): Response {
-  const p = problemDetails(err, errorContext(deps, c.get('requestId') ?? ''))
-  c.header('Content-Type', 'application/problem+json')
-  setRetryAfter((name, value) => c.header(name, value), p)
-  return c.body(JSON.stringify(p.body), p.status as ContentfulStatusCode)
+  return problemResponse(c, problemDetails(err, errorContext(deps, c.get('requestId') ?? '')))
 }
 
 /** A task id is a ULID; anything else names no task (404, as an unknown one; never echoed). */

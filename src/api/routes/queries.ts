@@ -173,6 +173,9 @@ export function registerQueryRoutes(app: Hono<AppEnv>, deps: AppDeps): void {
       (r) => ({ ok: true as const, r }),
       (e: unknown) => ({ ok: false as const, e }),
     )
+    // The query's slot is for its work: it is released when the list ends, not when a client
+    // that may never read has drained the body (what waits is at most PEMBA_LIST_MAX_RESULTS lines).
+    c.set('queryDone', run)
     const outcome = await Promise.race([run, firstObject])
     if (outcome && !outcome.ok) throw outcome.e
     void run.then((o) => {

@@ -8,10 +8,10 @@
  * `performance.now()` pair and one call per operation, measured as a bounded share of even
  * SQLite's microsecond reads. Without one, the methods are the ports' own, untouched.
  *
- * Every method and every read also turns a driver's outage error (unavailable.ts: PostgreSQL
- * down or a connection cut, SQLite's file locked or its disk failing) into DatastoreUnavailable,
- * and tells `onUnavailable` (the outage tracker), so that no caller needs to know either
- * driver's errors.
+ * Every method and every read also turns a driver's outage or strain error (unavailable.ts:
+ * PostgreSQL down or a connection cut, SQLite's disk failing; a statement timeout, SQLite's file
+ * locked) into DatastoreUnavailable, and tells `onUnavailable` (the outage tracker) of outages
+ * only, so that no caller needs to know either driver's errors.
  *
  * @module
  */
@@ -28,7 +28,7 @@ import type { SqlDriver } from './driver.ts'
 import { sqlSigningKeys } from './signing-keys.ts'
 import { sqlTokenIssuers } from './token-issuers.ts'
 import { sqlTuples } from './tuples.ts'
-import { asDatastoreError } from './unavailable.ts'
+import { asDatastoreError, datastoreUnreachable } from './unavailable.ts'
 
 /** What a SqlDatastore reports besides its answers. */
 export interface SqlDatastoreOptions {
@@ -66,7 +66,8 @@ export class SqlDatastore implements Datastore {
     }
     const outage = (err: unknown): never => {
       const e = asDatastoreError(err)
-      if (e instanceof DatastoreUnavailable) onUnavailable?.(e)
+      // A strain (a statement timeout, SQLite's lock held elsewhere) answers 503 too, but is no outage.
+      if (e instanceof DatastoreUnavailable && datastoreUnreachable(e)) onUnavailable?.(e)
       throw e
     }
     this.#classify = (p) => p.catch(outage)

@@ -1,18 +1,29 @@
 /**
- * Which driver errors mean "the database cannot be reached or lost the connection" rather than
- * "this statement is wrong": one classification for both dialects, so every port answers an
- * outage as `DatastoreUnavailable` (503 `unavailable` with `Retry-After`) and never as a fault
- * (500 with a stack in the log).
+ * Which driver errors mean "the database cannot serve this now" rather than "this statement is
+ * wrong": one classification for both dialects, so every port answers them as
+ * `DatastoreUnavailable` (503 `unavailable` with `Retry-After`) and never as a fault (500 with a
+ * stack in the log). They come in two kinds:
  *
- * - PostgreSQL (node-postgres): a refused, reset or timed-out connection, a host not resolving;
- *   SQLSTATE class 08 (connection exception), 57P01/57P02/57P03 (terminated by an administrator,
- *   a crash shutdown, the server starting), 53300 (out of connections); the pool's connect
- *   timeout and "Connection terminated unexpectedly" (node-postgres gives those no code).
- * - SQLite (better-sqlite3): SQLITE_BUSY after the busy timeout, SQLITE_IOERR*, SQLITE_FULL,
- *   SQLITE_CANTOPEN*, SQLITE_READONLY*, SQLITE_PROTOCOL: the file is locked, or the disk fails.
+ * - An outage (`datastoreUnreachable`), reported to the outage tracker, which flips `/healthz`:
+ *   - PostgreSQL (node-postgres): a refused, reset or timed-out connection, a host not
+ *     resolving; SQLSTATE class 08 (connection exception), 57P01/57P02/57P03 (terminated by an
+ *     administrator, a crash shutdown, the server starting), 53300 (out of connections); the
+ *     pool's connect timeout and "Connection terminated unexpectedly" (node-postgres gives those
+ *     no code; the message is read only when there is no code, so a statement error whose text
+ *     happens to say "not queryable" is not an outage).
+ *   - SQLite (better-sqlite3): SQLITE_IOERR*, SQLITE_FULL, SQLITE_CANTOPEN*, SQLITE_READONLY*,
+ *     SQLITE_PROTOCOL: the disk fails.
+ * - A strain (`datastoreStrained`): the database is up but cannot serve this statement now;
+ *   waiting helps, but one slow query must not make an orchestrator pull the replica, and the
+ *   tracker's probe (a trivial read) would succeed and end the "outage" while the strain goes on,
+ *   so `/healthz` is left alone:
+ *   - PostgreSQL: 57014 (statement timeout, PEMBA_PG_STATEMENT_TIMEOUT_MS), 55P03 (lock timeout),
+ *     25006 (a read-only transaction: writes reaching a standby after a failover), 53100 (disk
+ *     full), 53200 (out of memory).
+ *   - SQLite: SQLITE_BUSY* after the busy timeout (another process holds the write lock).
  *
- * A wrong password, a missing table, a constraint or a syntax error are not outages: waiting
- * will not fix them, and they stay faults.
+ * A wrong password, a missing table, a constraint or a syntax error are neither: waiting will
+ * not fix them, and they stay faults.
  *
  * @module
  */
@@ -37,7 +48,12 @@ const POSTGRES_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '53300'])
 const POSTGRES_CONNECTION_MESSAGE =
   /Connection terminated|timeout exceeded when trying to connect|not queryable|Client was closed|connection timeout/i
 
-const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)/
+const SQLITE_UNAVAILABLE = /^SQLITE_(IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)/
+
+/** SQLSTATEs of a database that is up but cannot serve the statement now (see the module comment). */
+const POSTGRES_STRAINED = new Set(['57014', '55P03', '25006', '53100', '53200'])
+
+const SQLITE_STRAINED = /^SQLITE_BUSY/
 
 /** The code and message of an error, or of the first error of an AggregateError (a name with several addresses). */
 function facts(err: unknown): { code?: string; message?: string } {
@@ -47,15 +63,30 @@ function facts(err: unknown): { code?: string; message?: string } {
   return { code, message: typeof e.message === 'string' ? e.message : undefined }
 }
 
-/** datastoreUnreachable: the error says the database cannot be reached or lost the connection. */
+/**
+ * datastoreUnreachable: the error says the database cannot be reached or lost the connection (an
+ * outage, reported to the tracker). A DatastoreUnavailable is one unless it wraps a strain.
+ */
 export function datastoreUnreachable(err: unknown): boolean {
-  if (err instanceof DatastoreUnavailable) return true
+  if (err instanceof DatastoreUnavailable) return err.cause === undefined || !datastoreStrained(err.cause)
   const { code, message } = facts(err)
   if (code !== undefined) {
     if (code.startsWith('SQLITE_')) return SQLITE_UNAVAILABLE.test(code)
-    if (UNREACHABLE_ERRNOS.has(code) || POSTGRES_UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code)) return true
+    return UNREACHABLE_ERRNOS.has(code) || POSTGRES_UNAVAILABLE.has(code) || /^08[0-9A-Z]{3}$/.test(code)
   }
-  return message !== undefined && err instanceof Error && !(code ?? '').startsWith('SQLITE_') && POSTGRES_CONNECTION_MESSAGE.test(message)
+  // Only node-postgres' own connection errors come without a code; a server error always has one.
+  return message !== undefined && err instanceof Error && POSTGRES_CONNECTION_MESSAGE.test(message)
+}
+
+/**
+ * datastoreStrained: the database is up but cannot serve this statement now (a statement or
+ * lock timeout, a read-only standby, no disk or memory, SQLite's write lock held elsewhere):
+ * 503 with `Retry-After`, not an outage.
+ */
+export function datastoreStrained(err: unknown): boolean {
+  const { code } = facts(err)
+  if (code === undefined) return false
+  return code.startsWith('SQLITE_') ? SQLITE_STRAINED.test(code) : POSTGRES_STRAINED.has(code)
 }
 
 /**
@@ -66,11 +97,11 @@ export function datastoreUnreachable(err: unknown): boolean {
 export function connectionLost(err: unknown): boolean {
   const { code, message } = facts(err)
   if (code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE') return true
-  return message !== undefined && /Connection terminated unexpectedly|not queryable/i.test(message)
+  return code === undefined && message !== undefined && /Connection terminated unexpectedly|not queryable/i.test(message)
 }
 
-/** asDatastoreError: `err` as DatastoreUnavailable when it is an outage, else `err` itself. */
+/** asDatastoreError: `err` as DatastoreUnavailable when it is an outage or a strain, else `err` itself. */
 export function asDatastoreError(err: unknown): unknown {
-  if (err instanceof DatastoreUnavailable || !datastoreUnreachable(err)) return err
+  if (err instanceof DatastoreUnavailable || !(datastoreUnreachable(err) || datastoreStrained(err))) return err
   return new DatastoreUnavailable(err)
 }

@@ -95,7 +95,7 @@ export class DecisionWriter {
       const p = this.#pending.get(m.id)
       this.#pending.delete(m.id)
       if (this.#pending.size === 0) worker.unref()
-      // The SQLite code (SQLITE_BUSY…) goes along: the store tells an outage from a fault by it.
+      // The SQLite code (SQLITE_BUSY…) goes along: the store tells an outage or a strain from a fault by it.
       if (m.error) p?.reject(Object.assign(new Error(`decision log write failed: ${m.error}`), m.code ? { code: m.code } : {}))
       else p?.resolve()
     })
