@@ -223,7 +223,7 @@ export const settingsShape = {
   }),
   listDeadlineMs: meta(integer('PEMBA_LIST_DEADLINE_MS').default(30_000), {
     env: 'PEMBA_LIST_DEADLINE_MS', group: GROUP.limits, value: ms,
-    description: 'ListObjects and ListUsers stop (and say so) after this long.',
+    description: 'ListObjects, ListUsers, the AuthZEN searches and reach stop (and say so) after this long.',
   }),
   maxConditionCost: meta(integer('PEMBA_MAX_CONDITION_COST').default(100), {
     env: 'PEMBA_MAX_CONDITION_COST', group: GROUP.limits, value: n,
@@ -360,8 +360,8 @@ export const settingsShape = {
   jwksAllowPrivate: meta(onOff('PEMBA_JWKS_ALLOW_PRIVATE').default('off'), {
     env: 'PEMBA_JWKS_ALLOW_PRIVATE', group: GROUP.auth, value: '[on|off]',
     description:
-      "`on` lets a store's token issuer fetch its `jwks_uri` from loopback, link-local and private addresses; `off` refuses them " +
-      '(checked after DNS resolution and on every redirect), so a store admin cannot make Pemba call internal services.',
+      "`on` lets a store's token issuer fetch its `jwks_uri` from any address (loopback, link-local, private and every other " +
+      'special-purpose block); `off` refuses them (checked after DNS resolution and on every redirect), so a store admin cannot make Pemba call internal services.',
   }),
   jwksAllowedHosts: meta(parsedBy(parseJwksAllowedHosts, JwksSettingError).default(''), {
     env: 'PEMBA_JWKS_ALLOWED_HOSTS', group: GROUP.auth, value: '<hosts>',
@@ -599,6 +599,8 @@ export const CONFIG_FILE_ENV = 'PEMBA_CONFIG'
  */
 export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
   PEMBA_API_TOKEN: 'The bearer token the commands that talk to a server send (`pemba check`, `tuple import`, …; after `--api-token` and `FGA_API_TOKEN`), and `npm run example:load`.',
+  PEMBA_API_KEY: 'The API key the examples in docs/middleware.md and docs/mcp.md pass to the middleware or the MCP gateway (read by your app, not by the server).',
+  PEMBA_STORE_ID: 'The store the examples in docs/middleware.md pass to the middleware (read by your app, not by the server).',
   PEMBA_URL: 'The server `npm run example:load` loads the example into (default http://127.0.0.1:8080).',
   PEMBA_TEST_POSTGRES_URL: 'The PostgreSQL database the PostgreSQL test suites use.',
   PEMBA_REQUIRE_POSTGRES: 'With 1, the PostgreSQL test suites fail instead of skipping when the database is missing.',
