@@ -291,8 +291,8 @@ describe('the outage tracker', () => {
   })
 })
 
-describe('a strain over HTTP (a SQLite file locked past the busy timeout)', () => {
-  it('answers 503 unavailable with Retry-After while the lock is held, for more than two probe intervals, but /healthz stays SERVING and no outage is logged', async () => {
+describe('a strain over HTTP (a SQLite file locked past the lock-wait budget)', () => {
+  it('waits for the lock on a timer: /healthz answers meanwhile; 503 unavailable with Retry-After after 5 s, /healthz stays SERVING and no outage is logged; 200 once the lock is released in time', async () => {
     const file = join(dir, 'locked.db')
     const lines: string[] = []
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) })
@@ -301,45 +301,120 @@ describe('a strain over HTTP (a SQLite file locked past the busy timeout)', () =
     try {
       const store = (await c.request('POST', '/stores', { name: 'locked' })).body.id as string
       expect((await c.request('POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
-      // Another process holds the write lock: Pemba waits out its busy timeout, then refuses.
+      // Another process holds the write lock: Pemba waits up to 5 s for it, then refuses.
       other.pragma('busy_timeout = 0')
       other.exec('BEGIN IMMEDIATE')
       const write = { writes: { tuple_keys: [{ user: 'user:anne', relation: 'viewer', object: 'document:1' }] } }
-      // Each write waits out the 5 s busy timeout (better-sqlite3 waits synchronously), then fails;
-      // after each, /healthz is watched for more than two of the tracker's probe intervals (1 s
-      // each): a tracker that heard of them would say NOT_SERVING, end the "outage" on its next
-      // probe (a read works under the lock), and start another with the next write.
+      const startWrite = () =>
+        Promise.resolve(
+          c.pemba.app.request(`/stores/${store}/write`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(write),
+          }),
+        )
+      /**
+       * Probes /healthz every 50 ms until `done`, and returns the longest time one pause plus one
+       * probe took. A wait for the lock that held the event loop (SQLite's own busy_timeout in
+       * better-sqlite3 is synchronous) would make one of them take the whole 5 s; 500 ms is a
+       * generous bound for an answer the issue requires within 100 ms, on a shared, loaded machine.
+       */
       const health = new Map<number, number>()
+      const probeUntil = async (done: () => boolean) => {
+        let slowest = 0
+        while (!done()) {
+          const started = performance.now()
+          await new Promise((r) => setTimeout(r, 50))
+          const status = (await c.request('GET', '/healthz')).status
+          slowest = Math.max(slowest, performance.now() - started)
+          health.set(status, (health.get(status) ?? 0) + 1)
+        }
+        return slowest
+      }
+      // Each write waits out the 5 s budget, then fails; during it and after it, /healthz is
+      // watched for more than two of the tracker's probe intervals (1 s each): a tracker that
+      // heard of the refusals would say NOT_SERVING, end the "outage" on its next probe (a read
+      // works under the lock), and start another with the next write.
       for (let i = 0; i < 2; i++) {
-        const refused = await c.pemba.app.request(`/stores/${store}/write`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(write),
-        })
+        const started = performance.now()
+        let answered = false
+        const pending = startWrite().finally(() => (answered = true))
+        expect(await probeUntil(() => answered)).toBeLessThan(500)
+        const refused = await pending
+        // Not refused before the budget is spent (the bound has slack for timer granularity).
+        expect(performance.now() - started).toBeGreaterThan(4_500)
         expect(refused.status).toBe(503)
         expect(refused.headers.get('retry-after')).toBe('1')
         expect(await refused.json()).toEqual({ code: 'unavailable', message: 'the database is unavailable; try again later' })
-        for (const watched = Date.now(); Date.now() - watched < 2_200; ) {
-          // Contention is no outage: the replica keeps serving checks and reads.
-          const status = (await c.request('GET', '/healthz')).status
-          health.set(status, (health.get(status) ?? 0) + 1)
-          await new Promise((r) => setTimeout(r, 100))
-        }
+        const watched = Date.now()
+        expect(await probeUntil(() => Date.now() - watched > 2_200)).toBeLessThan(500)
       }
       expect([...health.keys()]).toEqual([200])
-      expect(health.get(200)).toBeGreaterThan(20)
+      expect(health.get(200)).toBeGreaterThan(40)
       expect((await c.request('GET', '/readyz')).status).toBe(200)
       expect(lines.filter((l) => l.includes('"event":"datastore_unavailable"'))).toEqual([])
       expect(lines.filter((l) => l.includes('"event":"internal_error"') || l.includes('"stack"'))).toEqual([])
 
+      // The lock released within the budget: the waiting write goes through, once.
+      let answered = false
+      const pending = startWrite().finally(() => (answered = true))
+      await new Promise((r) => setTimeout(r, 500))
+      expect(answered).toBe(false)
       other.exec('ROLLBACK')
-      expect((await c.request('POST', `/stores/${store}/write`, write)).status).toBe(200)
+      expect(await probeUntil(() => answered)).toBeLessThan(500)
+      expect((await pending).status).toBe(200)
+      const read = await c.request('POST', `/stores/${store}/read`, { tuple_key: { object: 'document:1' } })
+      expect(read.body.tuples).toHaveLength(1)
     } finally {
       if (other.inTransaction) other.exec('ROLLBACK')
       other.close()
       await c.close()
     }
   }, 60_000)
+})
+
+describe('the SQLite driver waiting for a locked file', () => {
+  it('waits on a timer (the event loop keeps turning), refuses with SQLITE_BUSY as a strain once its budget is spent, having changed nothing, and goes through once the lock is released', async () => {
+    const file = join(dir, 'budget.db')
+    const reported: unknown[] = []
+    const ds = new SqliteDatastore({ filename: file, lockWaitMs: 400, onUnavailable: (e) => reported.push(e) })
+    const other = new Database(file)
+    const T0 = new Date('2026-12-01T09:00:00Z')
+    try {
+      other.pragma('busy_timeout = 0')
+      other.exec('BEGIN IMMEDIATE')
+      // createStore is one statement outside a transaction; the HTTP test above waits in a transaction (a Write).
+      let ticks = 0
+      const ticker = setInterval(() => ticks++, 10)
+      const started = performance.now()
+      const refused = await ds.createStore('01JDSTORE0000000000000000B', 'b', T0).then(
+        () => expect.unreachable('created under a lock held elsewhere'),
+        (e: unknown) => e,
+      )
+      const waited = performance.now() - started
+      clearInterval(ticker)
+      expect(refused).toBeInstanceOf(DatastoreUnavailable)
+      expect((refused as DatastoreUnavailable).cause).toMatchObject({ code: 'SQLITE_BUSY' })
+      expect(datastoreUnreachable(refused)).toBe(false)
+      expect(waited).toBeGreaterThanOrEqual(350)
+      // A wait inside SQLite would have held the loop: no tick at all. Generous: a quarter of them.
+      expect(ticks).toBeGreaterThan(waited / 10 / 4)
+      other.exec('ROLLBACK')
+      expect(await ds.getStore('01JDSTORE0000000000000000B')).toBeUndefined()
+
+      // Released within the budget: the waiting transaction commits, once.
+      other.exec('BEGIN IMMEDIATE')
+      const pending = ds.createStore('01JDSTORE0000000000000000B', 'b', T0)
+      await new Promise((r) => setTimeout(r, 100))
+      other.exec('ROLLBACK')
+      await pending
+      expect(await ds.getStore('01JDSTORE0000000000000000B')).toMatchObject({ name: 'b' })
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await ds.close()
+    }
+  })
 })
 
 describe('the decision log through an outage', () => {

@@ -20,7 +20,8 @@
  *   - PostgreSQL: 57014 (statement timeout, PEMBA_PG_STATEMENT_TIMEOUT_MS), 55P03 (lock timeout),
  *     25006 (a read-only transaction: writes reaching a standby after a failover), 53100 (disk
  *     full), 53200 (out of memory).
- *   - SQLite: SQLITE_BUSY* after the busy timeout (another process holds the write lock).
+ *   - SQLite: SQLITE_BUSY* once the lock-wait budget is spent (another process holds the write
+ *     lock; sqlite/busy.ts waits for it on a timer).
  *
  * A wrong password, a missing table, a constraint or a syntax error are neither: waiting will
  * not fix them, and they stay faults.

@@ -4,8 +4,9 @@
  * (a few hundred rows into a table with three indexes, plus grant-usage upserts) would stall
  * the event loop that serves checks for its whole duration. In the worker it runs beside it;
  * the main thread only hands over the rows. WAL lets the main thread keep reading meanwhile;
- * a main-thread write that meets a batch being written waits for it (busy_timeout), as any two
- * writers of one SQLite file do.
+ * a main-thread write that meets a batch being written waits for it on a timer (busy.ts), as
+ * for any other writer of the file. The worker itself may wait for the lock in place
+ * (busy_timeout): blocking this thread holds no request.
  *
  * Each batch is one transaction of prepared single-row statements (with better-sqlite3 that is
  * faster than one multi-row statement: binding a 1,600-argument call costs more than it saves).

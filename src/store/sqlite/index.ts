@@ -8,8 +8,9 @@
  * What differs from PostgreSQL: batches are prepared single-row statements run one by one (with
  * better-sqlite3 that beats one multi-row statement: binding a long argument list costs more
  * than it saves), except the bulk load's multi-row inserts (bulk.ts), an IMMEDIATE transaction
- * holds the database instead of row locks, the decision log is written from a worker thread
- * (decision-writer.ts), and the hot reader below.
+ * holds the database instead of row locks, a wait for the write lock another process holds is
+ * made on a timer rather than inside SQLite (busy.ts), the decision log is written from a worker
+ * thread (decision-writer.ts), and the hot reader below.
  *
  * @module
  */
@@ -40,6 +41,7 @@ import {
 import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
 import { tupleKey, type PlannedChange, type StoredState } from '../write-plan.ts'
 import { sqliteBulkInsert } from './bulk.ts'
+import { LOCK_WAIT_BUDGET_MS, retryWhileBusy, SERVING_BUSY_TIMEOUT_MS } from './busy.ts'
 import { DecisionWriter, INSERT_DECISION_SQL, UPSERT_USAGE_SQL } from './decision-writer.ts'
 import { KEY_MATCH, LIVE, SQL, type StateRow } from './statements.ts'
 
@@ -87,6 +89,11 @@ export interface SqliteOptions {
   synchronous?: 'full' | 'normal'
   /** Told each time an operation fails because the file is locked or the disk fails (the outage tracker). */
   onUnavailable?: (err: DatastoreUnavailable) => void
+  /**
+   * How long an operation waits in all, on a timer, for a file whose write lock another process
+   * holds before it fails with SQLITE_BUSY (503). Default 5,000 ms; a setting for tests.
+   */
+  lockWaitMs?: number
 }
 
 /** SqliteDriver runs the SQL core's statements on one better-sqlite3 connection. */
@@ -119,15 +126,22 @@ class SqliteDriver implements SqlDriver {
   readonly #objectStatements = new Map<number, Database.Statement>()
   /** The worker-thread writer of a file database; undefined for `:memory:`. */
   readonly #writer: DecisionWriter | undefined
+  /** How long an operation waits in all for the file's write lock (see SqliteOptions.lockWaitMs). */
+  readonly #lockWaitMs: number
 
   constructor(options: SqliteOptions) {
     if (options.filename !== ':memory:') mkdirSync(dirname(options.filename), { recursive: true })
     this.db = new Database(options.filename)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
-    this.db.pragma('busy_timeout = 5000')
+    // Migrations run at start, before anything is served: they may wait for the lock in place.
+    this.db.pragma(`busy_timeout = ${LOCK_WAIT_BUDGET_MS}`)
     this.db.pragma('foreign_keys = ON')
     migrate(drizzle(this.db), { migrationsFolder: sqliteBackend.migrationsFolder })
+    // Serving, a wait for the lock must not hold the event loop: SQLite waits a few ms in place,
+    // then the driver waits on a timer (busy.ts) up to the lock-wait budget.
+    this.db.pragma(`busy_timeout = ${SERVING_BUSY_TIMEOUT_MS}`)
+    this.#lockWaitMs = options.lockWaitMs ?? LOCK_WAIT_BUDGET_MS
     this.decisionScanBudget = options.decisionScanBudget ?? 100_000
     this.#transaction = this.db.transaction((body: () => Tx<unknown>) => this.#drive(body()))
     this.#reads = prepareReads(this.db)
@@ -170,21 +184,28 @@ class SqliteDriver implements SqlDriver {
     return step.value
   }
 
+  // A statement outside a transaction (some of them write: the sweeper's deletes) waits for a
+  // locked file on a timer like a transaction does; a WAL reader is normally never refused, so
+  // for reads this is only the rare case (a checkpoint resetting the WAL, recovery after a crash).
   async all<R>(sql: string, params: readonly unknown[]): Promise<R[]> {
-    return this.#prepare(sql).all(...params) as R[]
+    return retryWhileBusy(() => this.#prepare(sql).all(...params) as R[], this.#lockWaitMs)
   }
 
   async get<R>(sql: string, params: readonly unknown[]): Promise<R | undefined> {
-    return this.#prepare(sql).get(...params) as R | undefined
+    return retryWhileBusy(() => this.#prepare(sql).get(...params) as R | undefined, this.#lockWaitMs)
   }
 
   async run(sql: string, params: readonly unknown[]): Promise<number> {
-    return this.#prepare(sql).run(...params).changes
+    return retryWhileBusy(() => this.#prepare(sql).run(...params).changes, this.#lockWaitMs)
   }
 
-  /** IMMEDIATE takes the write lock before the first read, so two processes on one file take turns. */
+  /**
+   * IMMEDIATE takes the write lock before the first read, so two processes on one file take
+   * turns. While another holds it, the attempt is made again on a timer (busy.ts explains why
+   * that is safe), never by blocking the event loop.
+   */
   async transaction<T>(body: () => Tx<T>): Promise<T> {
-    return this.#transaction.immediate(body) as T
+    return retryWhileBusy(() => this.#transaction.immediate(body) as T, this.#lockWaitMs)
   }
 
   /** The revision bump itself: IMMEDIATE already holds the database, so no lock to take first. */
