@@ -99,7 +99,12 @@ describe('a server with the default limits', () => {
   })
 
   it('answers a chunked body over the default 1 MiB with 413, and keeps serving', async () => {
-    const store = await fetch(new URL('/stores', server.url), { method: 'POST', body: '{"name":"limits"}' })
+    const store = await fetch(new URL('/stores', server.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"name":"limits"}',
+    })
+    expect(store.status).toBe(201)
     const { id } = (await store.json()) as { id: string }
     const piece = ' '.repeat(64 * 1024)
     // 17 pieces of 64 KiB: over 1 MiB, and no Content-Length announces it.
