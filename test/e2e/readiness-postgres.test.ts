@@ -24,6 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SMALL_MODEL } from '../helpers/auth.ts'
 import { describePostgres } from '../helpers/postgres.ts'
 import { api, runPemba, type PembaProcess } from '../helpers/processes.ts'
+import { waitFor, logEvents as events } from '../helpers/wait.ts'
 
 const PASSWORD = 'pg-secret-7f3a9c'
 
@@ -114,25 +115,6 @@ async function freePort(): Promise<number> {
   const port = (server.address() as { port: number }).port
   await new Promise((resolve) => server.close(resolve))
   return port
-}
-
-/** waitFor polls `f` until it returns something truthy, or throws with `what` after `ms`. */
-async function waitFor<T>(what: string, f: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** The JSON log lines of `event`. */
-function events(stdout: string, event: string): Record<string, unknown>[] {
-  return stdout
-    .split('\n')
-    .filter((l) => l.includes(`"event":"${event}"`))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
 }
 
 describePostgres(

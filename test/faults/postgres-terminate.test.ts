@@ -24,17 +24,7 @@ import { SMALL_MODEL } from '../helpers/auth.ts'
 import { describePgCluster, PgCluster } from '../helpers/pg-cluster.ts'
 import { api, startServer, type PembaProcess } from '../helpers/processes.ts'
 import { startLoad } from '../helpers/write-load.ts'
-
-/** waitFor polls `f` until it returns something truthy, or throws with `what` after `ms`. */
-async function waitFor<T>(what: string, f: () => T | Promise<T>, ms = 30_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+import { waitFor } from '../helpers/wait.ts'
 
 const ROUNDS = 6
 

@@ -13,20 +13,10 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { SMALL_MODEL } from '../helpers/auth.ts'
 import { api, startServer, type PembaProcess } from '../helpers/processes.ts'
 import { startLoad, type LoadTally } from '../helpers/write-load.ts'
+import { waitFor } from '../helpers/wait.ts'
 
 const KILLS = 4
 const WRITERS = 8
-
-/** waitFor polls `f` until it returns something truthy, or throws with `what` after `ms`. */
-async function waitFor<T>(what: string, f: () => T | Promise<T>, ms = 60_000): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v) return v as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
 
 describe('faults: SQLite, kill -9 under concurrent writers', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pemba-sqlite-kill-'))
@@ -51,7 +41,7 @@ describe('faults: SQLite, kill -9 under concurrent writers', () => {
       // Each round writes its own tuples (the tag), so rounds never collide.
       const load = startLoad(p.url, store, WRITERS, 0, `r${round}w`)
       tallies.push(load.tally)
-      await waitFor(`round ${round + 1}: writes acknowledged`, () => load.tally.acknowledged.length >= 150)
+      await waitFor(`round ${round + 1}: writes acknowledged`, () => load.tally.acknowledged.length >= 150, 60_000)
       // Mid-flight: SIGKILL to the process group, writers still sending.
       p.kill()
       expect(await p.exited).toBeNull()
