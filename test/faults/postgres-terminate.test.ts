@@ -20,35 +20,25 @@
  */
 import pg from 'pg'
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { SMALL_MODEL } from '../helpers/auth.ts'
 import { describePgCluster, PgCluster } from '../helpers/pg-cluster.ts'
-import { api, startServer, type PembaProcess } from '../helpers/processes.ts'
-import { startLoad } from '../helpers/write-load.ts'
+import { api, type PembaProcess } from '../helpers/processes.ts'
+import { startFaultTarget, startLoad, type FaultTarget } from '../helpers/write-load.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const ROUNDS = 6
 
 describePgCluster('faults: PostgreSQL backends terminated under load', (bin) => {
+  let target: FaultTarget | undefined
   let cluster: PgCluster
   let pemba: (PembaProcess & { url: string }) | undefined
   let store: string
 
   beforeAll(async () => {
-    cluster = await PgCluster.create(bin)
-    pemba = await startServer({
-      PEMBA_DATABASE_URL: cluster.url,
-      PEMBA_ACCESS_LOG: 'off',
-      PEMBA_LOG_FORMAT: 'json',
-      PEMBA_PG_POOL_SIZE: '10',
-    })
-    store = (await api(pemba.url, 'POST', '/stores', { name: 'terminate' })).body.id
-    expect((await api(pemba.url, 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
+    target = await startFaultTarget(bin, 'terminate')
+    ;({ cluster, pemba, store } = target)
   }, 120_000)
 
-  afterAll(() => {
-    pemba?.kill()
-    cluster?.destroy()
-  })
+  afterAll(() => target?.close())
 
   it('survives every round, answers no 500, resumes writing and loses no acknowledged write', async () => {
     const p = pemba!

@@ -5,6 +5,47 @@
  * acknowledged write is in the database. Every answer's status is counted, with the
  * `Retry-After` of the refusals, and a network error (the process gone) counted as status 0.
  */
+import { expect } from 'vitest'
+import { SMALL_MODEL } from './auth.ts'
+import { PgCluster } from './pg-cluster.ts'
+import { api, startServer, type PembaProcess } from './processes.ts'
+
+/** A `pemba serve` on a private PostgreSQL cluster, with one store holding SMALL_MODEL. */
+export interface FaultTarget {
+  cluster: PgCluster
+  pemba: PembaProcess & { url: string }
+  store: string
+  /** Stops the server and destroys the cluster. */
+  close(): void
+}
+
+/**
+ * startFaultTarget creates a private cluster (so a test may stop or cut it without touching the
+ * shared one), starts `pemba serve` on it with JSON logs and no access log (plus `env`), and
+ * creates the store `name` with SMALL_MODEL.
+ */
+export async function startFaultTarget(bin: string, name: string, env: Record<string, string> = {}): Promise<FaultTarget> {
+  const cluster = await PgCluster.create(bin)
+  let pemba: (PembaProcess & { url: string }) | undefined
+  try {
+    pemba = await startServer({
+      PEMBA_DATABASE_URL: cluster.url,
+      PEMBA_ACCESS_LOG: 'off',
+      PEMBA_LOG_FORMAT: 'json',
+      PEMBA_PG_POOL_SIZE: '10',
+      ...env,
+    })
+    const store = (await api(pemba.url, 'POST', '/stores', { name })).body.id as string
+    expect((await api(pemba.url, 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
+    const started = pemba
+    return { cluster, pemba: started, store, close: () => (started.kill(), cluster.destroy()) }
+  } catch (e) {
+    pemba?.kill()
+    cluster.destroy()
+    throw e
+  }
+}
+
 export interface LoadTally {
   /** Answers per status (0: no answer: the connection failed). */
   statuses: Map<number, number>
