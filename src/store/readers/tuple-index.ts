@@ -35,6 +35,7 @@
  */
 import { parseSubject, type Subject, type Tuple } from '../../core/tuple.ts'
 import type { Datastore, ImmediateReads, Revision, TupleChange, TupleReader } from '../store.ts'
+import { ChangelogFollower } from './changelog-follower.ts'
 import type { ExpiryBound } from './expiry-tracking.ts'
 
 /** The part of the datastore an index reads. */
@@ -67,16 +68,10 @@ export interface TupleIndexStats {
   fallbacks: number
 }
 
-/** A changelog position after every change of revision r: seq is an int4 in PostgreSQL. */
-const END_OF_REVISION = 2_147_483_647
-
 const EMPTY: readonly Tuple[] = Object.freeze([])
 
 /** The lists above this length get a by-user map when a request asks for single users. */
 const USER_MAP_MIN = 16
-
-/** How a catch-up ended: applied, or the index no longer fits, or a rebuild is cheaper. */
-type CatchUp = 'applied' | 'over-budget' | 'too-far-behind'
 
 interface BuildingState {
   kind: 'building'
@@ -103,6 +98,7 @@ export class TupleIndex {
   #held = 0
   #builds = 0
   #fallbacks = 0
+  /** Catch-ups and changes of indexes dropped since (live ones are counted by their followers). */
   #catchUps = 0
   #changesApplied = 0
 
@@ -161,19 +157,30 @@ export class TupleIndex {
   /** drop forgets a store (deleted): its memory is released at once. */
   drop(storeId: string): void {
     const state = this.#stores.get(storeId)
-    if (state?.kind === 'ready') this.#held -= state.index.counted
+    if (state?.kind === 'ready') {
+      this.#held -= state.index.counted
+      this.#catchUps += state.index.follower.catchUps
+      this.#changesApplied += state.index.follower.changesApplied
+    }
     this.#stores.delete(storeId)
   }
 
   stats(): TupleIndexStats {
     let stores = 0
-    for (const s of this.#stores.values()) if (s.kind === 'ready') stores++
+    let catchUps = this.#catchUps
+    let changesApplied = this.#changesApplied
+    for (const s of this.#stores.values()) {
+      if (s.kind !== 'ready') continue
+      stores++
+      catchUps += s.index.follower.catchUps
+      changesApplied += s.index.follower.changesApplied
+    }
     return {
       stores,
       tuples: this.#held,
       builds: this.#builds,
-      catchUps: this.#catchUps,
-      changesApplied: this.#changesApplied,
+      catchUps,
+      changesApplied,
       fallbacks: this.#fallbacks,
     }
   }
@@ -193,7 +200,9 @@ export class TupleIndex {
   }
 
   async #load(storeId: string, state: BuildingState, firstPage: () => void): Promise<void> {
-    const index = new StoreTupleIndex()
+    const index = new StoreTupleIndex(
+      new ChangelogFollower({ datastore: this.#ds, storeId, pageSize: this.#pageSize, maxChanges: this.#maxTuples }),
+    )
     const current = () => this.#stores.get(storeId) === state
     let reserved = 0
     const release = () => {
@@ -221,12 +230,11 @@ export class TupleIndex {
         // Dropped (its store deleted) while building.
         if (!current()) return release()
       }
-      index.position = [r0, END_OF_REVISION]
-      index.revision = r0
+      index.follower.start(r0)
       release()
-      const caughtUp = await this.#applyChanges(storeId, index, r0, () => this.#held + index.size)
+      const caughtUp = await index.follower.readNow((changes) => index.applyAll(changes))
       if (!current()) return
-      if (caughtUp !== 'applied') return giveUp()
+      if (caughtUp !== 'applied' || this.#held + index.size > this.#maxTuples) return giveUp()
       index.live = true
       this.#held += index.size
       index.counted = index.size
@@ -239,56 +247,17 @@ export class TupleIndex {
   }
 
   /** #catchUp brings a live index to `revision` or newer; one catch-up per store at a time. */
-  #catchUp(storeId: string, index: StoreTupleIndex, revision: Revision): Promise<void> {
-    if (!index.catchingUp) {
-      index.catchingUp = this.#applyChanges(storeId, index, revision, () => this.#held - index.counted + index.size)
-        .then((caughtUp) => {
-          const state = this.#stores.get(storeId)
-          if (state?.kind !== 'ready' || state.index !== index) return
-          this.#held += index.size - index.counted
-          index.counted = index.size
-          if (caughtUp === 'too-far-behind') this.drop(storeId) // the next request reads it afresh
-          if (caughtUp === 'over-budget') {
-            this.drop(storeId)
-            this.#stores.set(storeId, { kind: 'unavailable', until: this.#now() + this.#retryMs })
-          }
-        })
-        .finally(() => {
-          index.catchingUp = undefined
-        })
+  async #catchUp(storeId: string, index: StoreTupleIndex, revision: Revision): Promise<void> {
+    const caughtUp = await index.follower.catchUp(revision, (changes) => index.applyAll(changes))
+    const state = this.#stores.get(storeId)
+    if (state?.kind !== 'ready' || state.index !== index) return
+    this.#held += index.size - index.counted
+    index.counted = index.size
+    if (caughtUp === 'too-far-behind') this.drop(storeId) // the next request reads it afresh
+    else if (this.#held > this.#maxTuples) {
+      this.drop(storeId)
+      this.#stores.set(storeId, { kind: 'unavailable', until: this.#now() + this.#retryMs })
     }
-    return index.catchingUp
-  }
-
-  /**
-   * #applyChanges reads the changelog after the index's position and applies it, page by page;
-   * afterwards the index reflects at least `revision` (committed before this was called). It
-   * returns false as soon as `held()` exceeds the budget.
-   */
-  async #applyChanges(storeId: string, index: StoreTupleIndex, revision: Revision, held: () => number): Promise<CatchUp> {
-    // Every page is read before any change is applied, and then all are applied at once: a
-    // request reading the index meanwhile never sees a write half applied (its delete of one
-    // tuple without its write of another), even when one revision spans pages.
-    const changes: TupleChange[] = []
-    let after = JSON.stringify(index.position)
-    for (;;) {
-      const page = await this.#ds.readChanges(storeId, { after, pageSize: this.#pageSize })
-      changes.push(...page.items)
-      // More changes than the budget holds tuples (a replica that was cut off for long): reading
-      // the store afresh is cheaper than holding them all to apply.
-      if (changes.length > this.#maxTuples) return 'too-far-behind'
-      if (page.items.length < this.#pageSize) break
-      const last = page.items[page.items.length - 1]
-      after = JSON.stringify([last.revision, last.seq])
-    }
-    for (const c of changes) index.apply(c)
-    if (changes.length > 0) {
-      this.#catchUps++
-      this.#changesApplied += changes.length
-    }
-    // Every change read is applied, so every revision up to the last one read is whole.
-    index.revision = Math.max(index.revision, revision, changes.length ? changes[changes.length - 1].revision : 0)
-    return held() <= this.#maxTuples ? 'applied' : 'over-budget'
   }
 }
 
@@ -351,22 +320,28 @@ class StoreTupleIndex {
   readonly objects = new Map<string, Map<string, ObjectTuples>>()
   /** object type → relation → `userType#userRelation` → user id → tuples. */
   readonly byUser = new Map<string, Map<string, Map<string, UsersOf>>>()
-  /** The changelog position applied last. */
-  position: [number, number] = [0, END_OF_REVISION]
-  /** Every change up to this revision is applied. */
-  revision = 0
+  /** Where the index stands in the store's changelog. */
+  readonly follower: ChangelogFollower
   size = 0
   /** The size the budget has been charged for (`size` moves first while catching up). */
   counted = 0
   /** Built: from now on lists handed out are never changed (copy on write). */
   live = false
-  catchingUp: Promise<void> | undefined
   /**
    * Types, relations and condition names, shared by every tuple that names them. Ids are shared
    * through the structures instead (an object's id from its entry, a user's id from its list),
    * so that nothing here outlives the tuples: a store with churning ids does not grow it.
    */
   readonly #strings = new Map<string, string>()
+
+  constructor(follower: ChangelogFollower) {
+    this.follower = follower
+  }
+
+  /** Every change up to this revision is applied. */
+  get revision(): Revision {
+    return this.follower.revision
+  }
 
   #intern(s: string): string {
     const known = this.#strings.get(s)
@@ -481,7 +456,11 @@ class StoreTupleIndex {
       if (c.expiresAt !== undefined) t.expiresAt = c.expiresAt
       this.add(t)
     }
-    this.position = [c.revision, c.seq]
+  }
+
+  /** applyAll applies a catch-up's changes in order. */
+  applyAll(changes: TupleChange[]): void {
+    for (const c of changes) this.apply(c)
   }
 }
 
