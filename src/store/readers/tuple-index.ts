@@ -20,22 +20,29 @@
  * it. A store whose first page is its whole content is ready for the request that asked; a
  * larger one is read by the datastore's own reader until its build completes.
  *
- * Memory. `maxTuples` bounds the tuples held across all stores (each costs roughly 250–400
- * bytes with both directions). A store that does not fit, or outgrows the budget later, is not
- * indexed (its requests read the datastore) until `retryMs` has passed.
+ * Memory. Tuples are held compactly (compact-segment.ts: ids interned to integers, both
+ * directions in typed arrays, about 40–50 bytes a tuple with its strings). `maxTuples` bounds the
+ * tuples held across all stores. A store that does not fit, or outgrows the budget later, is not
+ * indexed (its requests read the datastore) until `retryMs` has passed. Not counted by the
+ * budget (compact-store-index.ts): the changes since the last merge, held as `Tuple` lists
+ * (~100 bytes a tuple, up to about an eighth of the store before a merge starts); while a merge
+ * runs, the second segment it builds; and the bounded caches of lists read (~40 MiB at most per
+ * store). Ids that come and go leave nothing behind: an emptied key is dropped, or cleared by
+ * the next merge, which also drops the ids of the tuples gone.
  *
  * Expiry. Tuples are held with their `expiresAt` and filtered by each request's clock, as the
  * datastore's reader does; the sweeper's deletes reach the index through the changelog.
  *
- * Arrays handed to readers are never changed afterwards: once a store is live, a change copies
- * the affected lists (copy on write), so a request iterating a list across `await`s sees one
- * state of it.
+ * Arrays handed to readers are never changed afterwards: a change makes new lists for the keys
+ * it touches (copy on write), so a request iterating a list across `await`s sees one state of
+ * it.
  *
  * @module
  */
-import { parseSubject, type Subject, type Tuple } from '../../core/tuple.ts'
-import type { Datastore, ImmediateReads, Revision, TupleChange, TupleReader } from '../store.ts'
+import type { Subject, Tuple } from '../../core/tuple.ts'
+import type { Datastore, ImmediateReads, Revision, TupleReader } from '../store.ts'
 import { ChangelogFollower } from './changelog-follower.ts'
+import { DEFAULT_TUNING, StoreTupleIndex, type CompactIndexTuning, type StoreIndexCounts, type TupleList } from './compact-store-index.ts'
 import type { ExpiryBound } from './expiry-tracking.ts'
 
 /** The part of the datastore an index reads. */
@@ -53,6 +60,8 @@ export interface TupleIndexOptions {
   now?: () => number
   /** Told about builds that failed; the store is then read from the datastore. */
   onError?: (storeId: string, err: unknown) => void
+  /** When changes are merged into the compact form, and in what slices (tests make them small). */
+  tuning?: Partial<CompactIndexTuning>
 }
 
 export interface TupleIndexStats {
@@ -66,12 +75,11 @@ export interface TupleIndexStats {
   changesApplied: number
   /** Requests that read the datastore because their store was not (yet) indexed. */
   fallbacks: number
+  /** Background merges of changes into the compact form. */
+  merges: number
 }
 
 const EMPTY: readonly Tuple[] = Object.freeze([])
-
-/** The lists above this length get a by-user map when a request asks for single users. */
-const USER_MAP_MIN = 16
 
 interface BuildingState {
   kind: 'building'
@@ -93,6 +101,7 @@ export class TupleIndex {
   readonly #retryMs: number
   readonly #now: () => number
   readonly #onError: (storeId: string, err: unknown) => void
+  readonly #tuning: CompactIndexTuning
   readonly #stores = new Map<string, StoreState>()
   /** Tuples held or being read by builds, across stores. */
   #held = 0
@@ -101,6 +110,7 @@ export class TupleIndex {
   /** Catch-ups and changes of indexes dropped since (live ones are counted by their followers). */
   #catchUps = 0
   #changesApplied = 0
+  #merges = 0
 
   constructor(options: TupleIndexOptions) {
     this.#ds = options.datastore
@@ -109,6 +119,7 @@ export class TupleIndex {
     this.#retryMs = options.retryMs ?? 60_000
     this.#now = options.now ?? Date.now
     this.#onError = options.onError ?? (() => {})
+    this.#tuning = { ...DEFAULT_TUNING, ...options.tuning }
   }
 
   /**
@@ -154,10 +165,30 @@ export class TupleIndex {
     return state?.kind === 'ready'
   }
 
+  /** merged waits for the store's merge in flight, if any (tests and benchmarks). */
+  async merged(storeId: string): Promise<void> {
+    const state = this.#stores.get(storeId)
+    if (state?.kind === 'ready') await state.index.merging
+  }
+
+  /** merging: whether a merge of the store's changes is in flight (tests). */
+  merging(storeId: string): boolean {
+    const state = this.#stores.get(storeId)
+    return state?.kind === 'ready' && state.index.merging !== undefined
+  }
+
+  /** counts: what a ready store's index holds beside its segment (tests assert its bounds). */
+  counts(storeId: string): StoreIndexCounts | undefined {
+    const state = this.#stores.get(storeId)
+    return state?.kind === 'ready' ? state.index.counts() : undefined
+  }
+
   /** drop forgets a store (deleted): its memory is released at once. */
   drop(storeId: string): void {
     const state = this.#stores.get(storeId)
     if (state?.kind === 'ready') {
+      state.index.dead = true
+      this.#merges += state.index.merges
       this.#held -= state.index.counted
       this.#catchUps += state.index.follower.catchUps
       this.#changesApplied += state.index.follower.changesApplied
@@ -169,9 +200,11 @@ export class TupleIndex {
     let stores = 0
     let catchUps = this.#catchUps
     let changesApplied = this.#changesApplied
+    let merges = this.#merges
     for (const s of this.#stores.values()) {
       if (s.kind !== 'ready') continue
       stores++
+      merges += s.index.merges
       catchUps += s.index.follower.catchUps
       changesApplied += s.index.follower.changesApplied
     }
@@ -182,6 +215,7 @@ export class TupleIndex {
       catchUps,
       changesApplied,
       fallbacks: this.#fallbacks,
+      merges,
     }
   }
 
@@ -202,6 +236,7 @@ export class TupleIndex {
   async #load(storeId: string, state: BuildingState, firstPage: () => void): Promise<void> {
     const index = new StoreTupleIndex(
       new ChangelogFollower({ datastore: this.#ds, storeId, pageSize: this.#pageSize, maxChanges: this.#maxTuples }),
+      this.#tuning,
     )
     const current = () => this.#stores.get(storeId) === state
     let reserved = 0
@@ -230,12 +265,15 @@ export class TupleIndex {
         // Dropped (its store deleted) while building.
         if (!current()) return release()
       }
+      await index.finishBuild()
+      if (!current()) return release()
       index.follower.start(r0)
       release()
       const caughtUp = await index.follower.readNow((changes) => index.applyAll(changes))
       if (!current()) return
       if (caughtUp !== 'applied' || this.#held + index.size > this.#maxTuples) return giveUp()
       index.live = true
+      index.applyAll([]) // a merge, if the changes read after the pages were many
       this.#held += index.size
       index.counted = index.size
       this.#builds++
@@ -262,209 +300,6 @@ export class TupleIndex {
 }
 
 /**
- * The tuples of one object relation (`document:d1#viewer`). `tuples` is only appended to while
- * the index is being built; once live, a change makes a new RelationTuples.
- */
-class RelationTuples {
-  readonly tuples: Tuple[]
-  /** Whether any tuple here expires (then readers filter by their clock). */
-  expiring: boolean
-  #byUser: Map<string, Tuple> | undefined
-  #usersets: Tuple[] | undefined
-
-  constructor(tuples: Tuple[]) {
-    this.tuples = tuples
-    this.expiring = tuples.some((t) => t.expiresAt !== undefined)
-  }
-
-  /** The tuple for one user (`group:eng#member`, `user:*`), by a map once the list is long. */
-  find(u: Subject): Tuple | undefined {
-    const list = this.tuples
-    if (list.length < USER_MAP_MIN) {
-      for (const t of list) if (t.userId === u.id && t.userType === u.type && t.userRelation === u.relation) return t
-      return undefined
-    }
-    if (!this.#byUser) {
-      this.#byUser = new Map()
-      for (const t of list) this.#byUser.set(userKey(t.userType, t.userId, t.userRelation), t)
-    }
-    return this.#byUser.get(userKey(u.type, u.id, u.relation))
-  }
-
-  usersets(): Tuple[] {
-    return (this.#usersets ??= this.tuples.filter((t) => t.userRelation !== ''))
-  }
-}
-
-function userKey(type: string, id: string, relation: string): string {
-  return relation === '' ? `${type}:${id}` : `${type}:${id}#${relation}`
-}
-
-interface ObjectTuples {
-  /** The object's id, shared by its tuples. */
-  id: string
-  relations: Map<string, RelationTuples>
-  count: number
-}
-
-/** UsersOf: for one object type, relation, user type and user relation: user id → tuples. */
-type UsersOf = Map<string, Tuple[]>
-
-/**
- * StoreTupleIndex holds one store's tuples: by object (`document` → `d1` → relation → tuples)
- * and by user (`document` → `viewer` → `group#member` → `eng` → tuples), sharing the tuple
- * objects and interned strings between them. Nested maps rather than joined keys: a look-up
- * then hashes strings the engine already holds (ids from earlier tuples) instead of a new one.
- */
-class StoreTupleIndex {
-  readonly objects = new Map<string, Map<string, ObjectTuples>>()
-  /** object type → relation → `userType#userRelation` → user id → tuples. */
-  readonly byUser = new Map<string, Map<string, Map<string, UsersOf>>>()
-  /** Where the index stands in the store's changelog. */
-  readonly follower: ChangelogFollower
-  size = 0
-  /** The size the budget has been charged for (`size` moves first while catching up). */
-  counted = 0
-  /** Built: from now on lists handed out are never changed (copy on write). */
-  live = false
-  /**
-   * Types, relations and condition names, shared by every tuple that names them. Ids are shared
-   * through the structures instead (an object's id from its entry, a user's id from its list),
-   * so that nothing here outlives the tuples: a store with churning ids does not grow it.
-   */
-  readonly #strings = new Map<string, string>()
-
-  constructor(follower: ChangelogFollower) {
-    this.follower = follower
-  }
-
-  /** Every change up to this revision is applied. */
-  get revision(): Revision {
-    return this.follower.revision
-  }
-
-  #intern(s: string): string {
-    const known = this.#strings.get(s)
-    if (known !== undefined) return known
-    this.#strings.set(s, s)
-    return s
-  }
-
-  add(source: Tuple): void {
-    const objectType = this.#intern(source.objectType)
-    const relation = this.#intern(source.relation)
-    const userType = this.#intern(source.userType)
-    const userRelation = this.#intern(source.userRelation)
-    let ofType = this.objects.get(objectType)
-    if (!ofType) this.objects.set(objectType, (ofType = new Map()))
-    let object = ofType.get(source.objectId)
-    if (!object) {
-      object = { id: source.objectId, relations: new Map(), count: 0 }
-      ofType.set(object.id, object)
-    }
-    const users = this.#usersOf(objectType, relation, userType, userRelation, true)!
-    const list = users.get(source.userId)
-    const t: Tuple = {
-      objectType,
-      objectId: object.id,
-      relation,
-      userType,
-      userId: list ? list[0].userId : source.userId,
-      userRelation,
-      conditionName: this.#intern(source.conditionName),
-      conditionContext: source.conditionContext,
-    }
-    if (source.expiresAt !== undefined) t.expiresAt = source.expiresAt
-    const rel = object.relations.get(t.relation)
-    if (!rel) object.relations.set(t.relation, new RelationTuples([t]))
-    else if (this.live) object.relations.set(t.relation, new RelationTuples([...rel.tuples, t]))
-    else {
-      rel.tuples.push(t)
-      if (t.expiresAt !== undefined) rel.expiring = true
-    }
-    object.count++
-
-    if (!list) users.set(t.userId, [t])
-    else if (this.live) users.set(t.userId, [...list, t])
-    else list.push(t)
-    this.size++
-  }
-
-  /** usersOf finds (or with `create`, makes) the user id → tuples map of one kind of tuple. */
-  #usersOf(objectType: string, relation: string, userType: string, userRelation: string, create: boolean): UsersOf | undefined {
-    let relations = this.byUser.get(objectType)
-    if (!relations) {
-      if (!create) return undefined
-      this.byUser.set(objectType, (relations = new Map()))
-    }
-    let kinds = relations.get(relation)
-    if (!kinds) {
-      if (!create) return undefined
-      relations.set(relation, (kinds = new Map()))
-    }
-    const kind = this.#intern(`${userType}#${userRelation}`)
-    let users = kinds.get(kind)
-    if (!users && create) kinds.set(kind, (users = new Map()))
-    return users
-  }
-
-  /** object returns one object's tuples by relation. */
-  object(objectType: string, objectId: string): ObjectTuples | undefined {
-    return this.objects.get(objectType)?.get(objectId)
-  }
-
-  /** remove deletes the tuple with this key (any condition or expiry); false when absent. */
-  remove(k: Omit<Tuple, 'conditionName' | 'conditionContext' | 'expiresAt'>): boolean {
-    const object = this.object(k.objectType, k.objectId)
-    const rel = object?.relations.get(k.relation)
-    if (!object || !rel) return false
-    const same = (t: Tuple) => t.userId === k.userId && t.userType === k.userType && t.userRelation === k.userRelation
-    const i = rel.tuples.findIndex(same)
-    if (i === -1) return false
-    const kept = rel.tuples.filter((t) => !same(t))
-    if (kept.length) object.relations.set(k.relation, new RelationTuples(kept))
-    else object.relations.delete(k.relation)
-    object.count -= rel.tuples.length - kept.length
-    if (object.count === 0) this.objects.get(k.objectType)!.delete(k.objectId)
-
-    const users = this.#usersOf(k.objectType, k.relation, k.userType, k.userRelation, false)
-    const list = users?.get(k.userId)
-    if (users && list) {
-      const rest = list.filter((t) => t.objectId !== k.objectId)
-      if (rest.length) users.set(k.userId, rest)
-      else users.delete(k.userId)
-    }
-    this.size -= rel.tuples.length - kept.length
-    return true
-  }
-
-  /** apply makes one changelog entry true of the index: a write replaces, a delete removes. */
-  apply(c: TupleChange): void {
-    const user = parseSubject(c.user)
-    if (!user) throw new Error(`changelog entry with an invalid user: ${c.user}`)
-    const key = {
-      objectType: c.objectType,
-      objectId: c.objectId,
-      relation: c.relation,
-      userType: user.type,
-      userId: user.id,
-      userRelation: user.relation,
-    }
-    this.remove(key)
-    if (c.operation === 'write') {
-      const t: Tuple = { ...key, conditionName: c.conditionName, conditionContext: c.conditionContext }
-      if (c.expiresAt !== undefined) t.expiresAt = c.expiresAt
-      this.add(t)
-    }
-  }
-
-  /** applyAll applies a catch-up's changes in order. */
-  applyAll(changes: TupleChange[]): void {
-    for (const c of changes) this.apply(c)
-  }
-}
-
-/**
  * IndexedTupleReader answers one request from a store's index, at the request's instant. It can
  * note the earliest expiry among what it returns itself (`trackExpiry`), which costs nothing
  * for lists without expiring tuples; ExpiryTrackingReader (expiry-tracking.ts) does the same for
@@ -482,6 +317,11 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
 
   get immediate(): ImmediateReads {
     return this
+  }
+
+  /** The revision the index reflects now (it moves on as requests catch it up). */
+  get revision(): Revision {
+    return this.#index.revision
   }
 
   trackExpiry(bound: ExpiryBound): void {
@@ -502,14 +342,21 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
-    const object = this.#index.object(objectType, objectId)
-    if (!object) return []
+    const index = this.#index
+    const lists: TupleList[] = []
+    let count = 0
     let expiring = false
-    for (const rel of object.relations.values()) expiring ||= rel.expiring
+    for (const orel of index.names.orelsOfType.get(objectType) ?? []) {
+      const list = index.objectList(orel, objectId)
+      if (!list || list.tuples.length === 0) continue
+      lists.push(list)
+      count += list.tuples.length
+      expiring ||= list.expiring
+    }
     // Expired tuples (not swept yet) do not count towards the limit, as in the datastore.
-    if (object.count > limit && !expiring) return undefined
+    if (count > limit && !expiring) return undefined
     const out: Tuple[] = []
-    for (const rel of object.relations.values()) out.push(...this.#live(rel.tuples, rel.expiring))
+    for (const list of lists) out.push(...this.#live(list.tuples, list.expiring))
     return out.length > limit ? undefined : out
   }
 
@@ -518,8 +365,9 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
   }
 
   readObjectRelationNow(objectType: string, objectId: string, relation: string): Tuple[] {
-    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
-    return rel ? this.#live(rel.tuples, rel.expiring) : (EMPTY as Tuple[])
+    const orel = this.#index.names.orel(objectType, relation)
+    const list = orel === undefined ? undefined : this.#index.objectList(orel, objectId)
+    return list ? this.#live(list.tuples, list.expiring) : (EMPTY as Tuple[])
   }
 
   async readUsers(objectType: string, objectId: string, relation: string, users: Subject[]): Promise<Tuple[]> {
@@ -527,11 +375,11 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
   }
 
   readUsersNow(objectType: string, objectId: string, relation: string, users: Subject[]): Tuple[] {
-    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
-    if (!rel) return EMPTY as Tuple[]
+    const orel = this.#index.names.orel(objectType, relation)
+    if (orel === undefined) return EMPTY as Tuple[]
     const out: Tuple[] = []
     for (const u of users) {
-      const t = rel.find(u)
+      const t = this.#index.findUser(orel, objectId, u)
       if (t && this.#counts(t)) out.push(t)
     }
     return out
@@ -542,8 +390,9 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
   }
 
   readUsersetsNow(objectType: string, objectId: string, relation: string): Tuple[] {
-    const rel = this.#index.object(objectType, objectId)?.relations.get(relation)
-    return rel ? this.#live(rel.usersets(), rel.expiring) : (EMPTY as Tuple[])
+    const orel = this.#index.names.orel(objectType, relation)
+    const list = orel === undefined ? undefined : this.#index.usersetList(orel, objectId)
+    return list ? this.#live(list.tuples, list.expiring) : (EMPTY as Tuple[])
   }
 
   async readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
@@ -552,21 +401,23 @@ export class IndexedTupleReader implements TupleReader, ImmediateReads {
 
   readStartingWithUserNow(objectType: string, relation: string, users: Subject[]): Tuple[] {
     const out: Tuple[] = []
-    const kinds = this.#index.byUser.get(objectType)?.get(relation)
-    if (!kinds) return out
+    const index = this.#index
+    const orel = index.names.orel(objectType, relation)
+    if (orel === undefined) return out
     // The users of one call are mostly of one kind (`group:a#member`, `group:b#member`).
     let type: string | undefined
     let userRelation: string | undefined
-    let ofKind: UsersOf | undefined
+    let kind: number | undefined
     for (const u of users) {
       if (u.type !== type || u.relation !== userRelation) {
         type = u.type
         userRelation = u.relation
-        ofKind = kinds.get(`${u.type}#${u.relation}`)
+        kind = index.names.kind(u.type, u.relation)
       }
-      const list = ofKind?.get(u.id)
+      if (kind === undefined) continue
+      const list = index.userList(orel, kind, u.id)
       if (!list) continue
-      for (const t of list) if (this.#counts(t)) out.push(t)
+      for (const t of list.tuples) if (this.#counts(t)) out.push(t)
     }
     return out
   }
