@@ -32,10 +32,13 @@ export const authorizationModels = sqliteTable(
 )
 
 /**
- * tuples: the live relationship tuples. The primary key serves the object → users direction
- * (`document:1#viewer@?`, with usersets ranging over `user_relation > ''`); `tuples_by_user`
- * serves the users → objects direction that list-objects walks
- * (`document:?#viewer@group:eng#member`).
+ * tuples: the live relationship tuples. The primary key keeps them unique; the reads are
+ * answered from two covering indexes, without a look-up of the row (SQLite's tables are keyed
+ * by rowid, so an index that lacks a column the read selects costs one more B-tree descent per
+ * tuple): `tuples_by_object` serves the object → users direction (`document:1#viewer@?`, with
+ * usersets ranging over `user_relation > ''`), `tuples_by_user` the users → objects direction
+ * that list-objects walks (`document:?#viewer@group:eng#member`). Both end with what a read
+ * returns besides the key: condition, expiry (the live filter) and condition context.
  */
 export const tuples = sqliteTable(
   'tuples',
@@ -62,6 +65,18 @@ export const tuples = sqliteTable(
     primaryKey({
       columns: [t.storeId, t.objectType, t.objectId, t.relation, t.userRelation, t.userType, t.userId],
     }),
+    index('tuples_by_object').on(
+      t.storeId,
+      t.objectType,
+      t.objectId,
+      t.relation,
+      t.userRelation,
+      t.userType,
+      t.userId,
+      t.conditionName,
+      t.expiresAt,
+      t.conditionContext,
+    ),
     index('tuples_by_user').on(
       t.storeId,
       t.objectType,
@@ -70,6 +85,9 @@ export const tuples = sqliteTable(
       t.userRelation,
       t.userId,
       t.objectId,
+      t.conditionName,
+      t.expiresAt,
+      t.conditionContext,
     ),
     // Only expiring tuples, in expiry order: what the sweeper scans for `expires_at <= now`.
     index('tuples_by_expiry')

@@ -207,11 +207,11 @@ describe('the config file through the command', () => {
     ])
     // A flag before the subcommand (commander gives it to `migrate`) counts as well.
     const beforeStatus = await run(['migrate', '--database-url', urls[2], 'status', '--config', config])
-    expect(beforeStatus.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 5 pending`)
-    expect(fromFile.out.split('\n')[0]).toBe(`${urls[0]}: 0 applied, 5 pending`)
-    expect(fromEnv.out.split('\n')[0]).toBe(`${urls[1]}: 0 applied, 5 pending`)
-    expect(fromFlag.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 5 pending`)
-    expect(viaEnv.out.split('\n')[0]).toBe(`${urls[0]}: 0 applied, 5 pending`)
+    expect(beforeStatus.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 6 pending`)
+    expect(fromFile.out.split('\n')[0]).toBe(`${urls[0]}: 0 applied, 6 pending`)
+    expect(fromEnv.out.split('\n')[0]).toBe(`${urls[1]}: 0 applied, 6 pending`)
+    expect(fromFlag.out.split('\n')[0]).toBe(`${urls[2]}: 0 applied, 6 pending`)
+    expect(viaEnv.out.split('\n')[0]).toBe(`${urls[0]}: 0 applied, 6 pending`)
 
     writeFileSync(config, 'databse-url: x\n')
     const typo = await run(['migrate', 'status', '--config', config])
@@ -223,18 +223,18 @@ describe('migrate', () => {
   it('status lists pending then applied migrations; migrate says what it applied, then "nothing pending"', async () => {
     mkdirSync(join(dir, 'm'))
     const env = { PEMBA_DATABASE_URL: `sqlite:${join(dir, 'm', 'pemba.db')}` }
-    const tags = ['0000_init', '0001_expiry_and_access_requests', '0002_audit_and_token_issuers', '0003_decision_log_write_optimized', '0004_authzen']
+    const tags = ['0000_init', '0001_expiry_and_access_requests', '0002_audit_and_token_issuers', '0003_decision_log_write_optimized', '0004_authzen', '0005_covering_reads']
     const before = await run(['migrate', 'status'], env)
     expect(before).toEqual({
       code: 0,
       err: '',
-      out: [`${env.PEMBA_DATABASE_URL}: 0 applied, 5 pending`, ...tags.map((t) => `  pending  ${t}`), "run 'pemba migrate' to apply the pending ones", ''].join('\n'),
+      out: [`${env.PEMBA_DATABASE_URL}: 0 applied, 6 pending`, ...tags.map((t) => `  pending  ${t}`), "run 'pemba migrate' to apply the pending ones", ''].join('\n'),
     })
     expect(existsSync(join(dir, 'm', 'pemba.db'))).toBe(false) // status changes nothing
     expect(await run(['migrate'], env)).toEqual({ code: 0, err: '', out: `migrations applied to ${env.PEMBA_DATABASE_URL}: ${tags.join(', ')}\n` })
-    expect(await run(['migrate'], env)).toEqual({ code: 0, err: '', out: `nothing pending: ${env.PEMBA_DATABASE_URL} has all 5 migrations applied\n` })
+    expect(await run(['migrate'], env)).toEqual({ code: 0, err: '', out: `nothing pending: ${env.PEMBA_DATABASE_URL} has all 6 migrations applied\n` })
     const after = await run(['migrate', 'status'], env)
-    expect(after.out).toBe([`${env.PEMBA_DATABASE_URL}: 5 applied, 0 pending`, ...tags.map((t) => `  applied  ${t}`), ''].join('\n'))
+    expect(after.out).toBe([`${env.PEMBA_DATABASE_URL}: 6 applied, 0 pending`, ...tags.map((t) => `  applied  ${t}`), ''].join('\n'))
   })
 })
 

@@ -22,7 +22,7 @@ it('refuses to serve an unmigrated SQLite file under PEMBA_MIGRATIONS=check', { 
   const p = runPemba(['serve'], { PEMBA_DATABASE_URL: `sqlite:${file}`, PEMBA_MIGRATIONS: 'check', PEMBA_PORT: '0' })
   procs.push(p)
   expect(await p.exited).toBe(1)
-  expect(p.stdout()).toMatch(/refusing to start: sqlite:.*pemba\.db has 5 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen\)/)
+  expect(p.stdout()).toMatch(/refusing to start: sqlite:.*pemba\.db has 6 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen, 0005_covering_reads\)/)
   expect(p.stdout()).not.toMatch(/listening on/)
   expect(existsSync(file)).toBe(false)
 })

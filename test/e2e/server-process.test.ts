@@ -437,7 +437,7 @@ describe('pemba serve, as a process', () => {
     expect(existsSync(db)).toBe(true)
     expect(first.stdout()).toBe(
       `migrations applied to sqlite:${db}: 0000_init, 0001_expiry_and_access_requests, ` +
-        '0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen\n',
+        '0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen, 0005_covering_reads\n',
     )
 
     const sqlite = new Database(db, { readonly: true })
@@ -469,7 +469,7 @@ describe('pemba serve, as a process', () => {
       code: 0,
       signal: null,
     })
-    expect(second.stdout()).toBe(`nothing pending: sqlite:${db} has all 5 migrations applied\n`)
+    expect(second.stdout()).toBe(`nothing pending: sqlite:${db} has all 6 migrations applied\n`)
 
     // The migrated file serves.
     const s = await startServer(db)

@@ -10,8 +10,6 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.ts'
 import { CheckCache } from '../../src/engine/caching.ts'
 import { ALLOWED } from '../../src/engine/dispatch.ts'
-import { ObjectCache } from '../../src/store/readers/object-cache.ts'
-import type { Tuple } from '../../src/core/tuple.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
 
 const MODEL = {
@@ -34,10 +32,6 @@ function byCache(text: string, family: string): Map<string, number> {
   return out
 }
 
-function tuple(objectId: string, userId: string): Tuple {
-  return { objectType: 'document', objectId, relation: 'viewer', userType: 'user', userId, userRelation: '', conditionName: '', conditionContext: undefined }
-}
-
 describe('the cross-request caches never exceed their bounds', () => {
   it('the check cache holds at most its size in answers, and its closures at most their size', () => {
     const cache = new CheckCache(100)
@@ -58,16 +52,7 @@ describe('the cross-request caches never exceed their bounds', () => {
     expect(cache.closureSize).toBeGreaterThan(cache.closureCapacity / 2)
   })
 
-  it('the tuple cache holds at most its size in tuples, whatever the size of each object', () => {
-    const cache = new ObjectCache(500)
-    for (let i = 0; i < 2000; i++) {
-      // Objects of 0 to 99 tuples: an entry count would not bound these.
-      cache.set(`s/1/100/document:${i}`, Array.from({ length: i % 100 }, (_, k) => tuple(String(i), String(k))))
-      expect(cache.tuples).toBeLessThanOrEqual(500)
-    }
-    expect(cache.capacity).toBe(500)
-    expect(cache.tuples).toBeGreaterThan(250)
-  })
+  // The tuple cache's bound (the working set's, in tuples): test/store/working-set.test.ts.
 })
 
 describe('a server under traffic naming many stores, users and objects', () => {

@@ -25,7 +25,7 @@ describe('PEMBA_MIGRATIONS=check on SQLite', () => {
   it('refuses a file that does not exist yet, without creating it', () => {
     const file = join(dir, 'missing.db')
     expect(() => checkSqliteMigrations(file)).toThrow(MigrationsPendingError)
-    expect(() => checkSqliteMigrations(file)).toThrow(/5 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen\).*pemba migrate/)
+    expect(() => checkSqliteMigrations(file)).toThrow(/6 pending migration\(s\) \(0000_init, 0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen, 0005_covering_reads\).*pemba migrate/)
     expect(existsSync(file)).toBe(false)
   })
 
@@ -63,7 +63,7 @@ describe('upgrading an existing database', () => {
       "INSERT INTO tuples (store_id, object_type, object_id, relation, user_type, user_id, revision, inserted_at) VALUES ('01HZZZZZZZZZZZZZZZZZZZZZZZ', 'doc', '1', 'viewer', 'user', 'anne', 1, 0)",
     ).run()
     db.close()
-    expect(() => checkSqliteMigrations(file)).toThrow(/4 pending migration\(s\) \(0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen\)/)
+    expect(() => checkSqliteMigrations(file)).toThrow(/5 pending migration\(s\) \(0001_expiry_and_access_requests, 0002_audit_and_token_issuers, 0003_decision_log_write_optimized, 0004_authzen, 0005_covering_reads\)/)
 
     const ds = new SqliteDatastore({ filename: file })
     try {

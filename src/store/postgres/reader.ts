@@ -9,7 +9,7 @@ import type pg from 'pg'
 import type { Subject, Tuple } from '../../core/tuple.ts'
 import { rowToTuple, type TupleRow } from '../common.ts'
 import type { TupleReader } from '../ports.ts'
-import { TUPLE_COLUMNS } from '../sql/tuples.ts'
+import { objectsFromRows, readObjectsSql, TUPLE_COLUMNS, type ObjectsRow } from '../sql/tuples.ts'
 import { connectionLost } from '../sql/unavailable.ts'
 import { sql } from './statements.ts'
 
@@ -37,6 +37,11 @@ const READS = {
   startingWithUsers: sql`SELECT ${TUPLE_COLUMNS} FROM tuples
     WHERE store_id = $1 AND object_type = $2 AND relation = $3
       AND user_type = $4 AND user_relation = $5 AND user_id = ANY($6::text[]) AND ${live(7)}`,
+  /**
+   * Several objects of one type at once (the working set's batched loads, sql/tuples.ts): one
+   * statement, planned once, whatever the number of ids.
+   */
+  objects: readObjectsSql({ store: '$1', type: '$2', ids: 'SELECT unnest($3::text[])', cap: '$4', now: '$5' }),
 } as const
 
 type ReadName = keyof typeof READS
@@ -77,14 +82,23 @@ export class PostgresTupleReader implements TupleReader {
   }
 
   async #rows(name: ReadName, values: unknown[]): Promise<Tuple[]> {
+    return (await this.#query<TupleRow>(name, values)).map(rowToTuple)
+  }
+
+  async #query<R extends pg.QueryResultRow>(name: ReadName, values: unknown[]): Promise<R[]> {
     try {
-      return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
+      return (await this.#pool.query<R>(read(name, values))).rows
     } catch (e) {
       // A pooled connection whose backend was terminated (a failover, pg_terminate_backend)
       // fails its next statement; the pool has dropped it, so one more try uses a live one.
       if (!connectionLost(e)) throw e
-      return (await this.#pool.query<TupleRow>(read(name, values))).rows.map(rowToTuple)
+      return (await this.#pool.query<R>(read(name, values))).rows
     }
+  }
+
+  async readObjects(objectType: string, objectIds: readonly string[], limit: number): Promise<Map<string, Tuple[] | undefined>> {
+    const rows = await this.#query<ObjectsRow>('objects', [this.#store, objectType, objectIds, limit + 1, this.#now])
+    return objectsFromRows(objectType, objectIds, rows, limit)
   }
 
   async readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {

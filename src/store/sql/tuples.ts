@@ -11,7 +11,7 @@
  * @module
  */
 import { PembaError } from '../../core/errors.ts'
-import type { TupleIdentity } from '../../core/tuple.ts'
+import type { Tuple, TupleIdentity } from '../../core/tuple.ts'
 import { decodeCursor, isChangePosition, isStringArray, rowToTuple, type TupleRow } from '../common.ts'
 import type {
   ChangesQuery,
@@ -33,6 +33,82 @@ import { all, type SqlDriver, type StoredForWrite, type Tx } from './driver.ts'
 export const KEY_COLUMNS = 'object_type, object_id, relation, user_relation, user_type, user_id'
 
 export const TUPLE_COLUMNS = `${KEY_COLUMNS}, condition_name, condition_context, expires_at`
+
+/**
+ * The placeholders of readObjectsSql, in each dialect's spelling: `ids` is a row source of the
+ * object ids (SQLite `VALUES (@i0), (@i1)`, PostgreSQL `SELECT unnest($3::text[])`), `cap` the
+ * per-object limit plus one.
+ */
+export interface ReadObjectsParams {
+  store: string
+  type: string
+  ids: string
+  cap: string
+  now: string
+}
+
+/**
+ * readObjectsSql: the tuples of several objects of one type in one statement, each object's
+ * rows only when it has at most cap − 1 stored rows (expired ones not swept yet count: the count
+ * then reads the primary key's index alone; a group with a million members is counted up to
+ * cap, never read). One row per tuple, and one row with NULL tuple
+ * columns for an object that is empty or too large, told apart by `n` (its count, up to cap).
+ * The count is per id, not per row: `sized` is evaluated once per object asked for.
+ */
+export function readObjectsSql(p: ReadObjectsParams): string {
+  const live = (alias: string) => `(${alias}.expires_at IS NULL OR ${alias}.expires_at > ${p.now})`
+  // Only the rows read are filtered by the instant; the cap counts stored rows.
+  // An id asked twice is read once (DISTINCT): each object's rows come back once.
+  return `WITH given(id) AS (${p.ids}), ids(id) AS (SELECT DISTINCT id FROM given),
+  sized AS MATERIALIZED (SELECT ids.id AS id, (SELECT count(*) FROM (SELECT 1 FROM tuples c WHERE c.store_id = ${p.store}
+    AND c.object_type = ${p.type} AND c.object_id = ids.id LIMIT ${p.cap}) x) AS n FROM ids)
+  SELECT sized.id AS object_id, sized.n AS n, t.relation, t.user_relation, t.user_type, t.user_id,
+    t.condition_name, t.condition_context, t.expires_at
+  FROM sized LEFT JOIN tuples t ON sized.n < ${p.cap} AND t.store_id = ${p.store} AND t.object_type = ${p.type}
+    AND t.object_id = sized.id AND ${live('t')}`.replace(/\s+/g, ' ')
+}
+
+/** A row of readObjectsSql (`relation` is null on an object's count-only row). */
+export interface ObjectsRow {
+  object_id: string
+  n: number | string
+  relation: string | null
+  user_relation: string
+  user_type: string
+  user_id: string
+  condition_name: string
+  condition_context: string | null
+  expires_at: number | string | null
+}
+
+/**
+ * objectsFromRows groups readObjectsSql's rows by object: each id asked for maps to its tuples,
+ * or to undefined when it has more than `limit`.
+ */
+export function objectsFromRows(objectType: string, ids: readonly string[], rows: readonly ObjectsRow[], limit: number): Map<string, Tuple[] | undefined> {
+  const out = new Map<string, Tuple[] | undefined>()
+  for (const id of ids) out.set(id, [])
+  for (const r of rows) {
+    if (Number(r.n) > limit) {
+      out.set(r.object_id, undefined)
+      continue
+    }
+    if (r.relation === null) continue
+    const t: Tuple = {
+      objectType,
+      objectId: r.object_id,
+      relation: r.relation,
+      userRelation: r.user_relation,
+      userType: r.user_type,
+      userId: r.user_id,
+      conditionName: r.condition_name,
+      conditionContext: r.condition_context === null ? undefined : JSON.parse(r.condition_context),
+    }
+    if (r.expires_at !== null) t.expiresAt = Number(r.expires_at)
+    out.get(r.object_id)?.push(t)
+  }
+  return out
+}
 
 const HEAD = 'SELECT revision, deleted_at FROM stores WHERE id = ?'
 /** The stores with the oldest expired tuples, over tuples_by_expiry (no locks taken). */
@@ -156,6 +232,22 @@ function* sweepStore(d: SqlDriver, storeId: string, ts: number, limit: number): 
   return deleted.length
 }
 
+/** The key columns as the Read filter names them, in KEY_COLUMNS' order. */
+const KEY_FILTER_FIELDS = ['objectType', 'objectId', 'relation', 'userRelation', 'userType', 'userId'] as const
+
+/**
+ * fixedKeyPrefix: how many leading key columns the filter fixes by equality. The page cursor
+ * compares only the columns after them: `object_type = 'group' AND (object_type, object_id, …) >
+ * ('group', 'g9', …)` made SQLite rescan the type from its start for every page (the planner
+ * took the equality and filtered the row value), so reading 600k `group` tuples in pages cost
+ * time quadratic in their number; `(object_id, …) > ('g9', …)` seeks to the cursor.
+ */
+function fixedKeyPrefix(f: ReadFilter): number {
+  let k = 0
+  while (k < KEY_FILTER_FIELDS.length && f[KEY_FILTER_FIELDS[k]] !== undefined) k++
+  return k
+}
+
 /** The Read API's statement for one filter shape (which fields are set, whether paging on). */
 function readSql(f: ReadFilter, cursor: boolean): string {
   const where = ['store_id = ?', '(expires_at IS NULL OR expires_at > ?)']
@@ -165,7 +257,11 @@ function readSql(f: ReadFilter, cursor: boolean): string {
   if (f.userType !== undefined) where.push('user_type = ?')
   if (f.userId !== undefined) where.push('user_id = ?')
   if (f.userRelation !== undefined) where.push('user_relation = ?')
-  if (cursor) where.push(`(${KEY_COLUMNS}) > (?, ?, ?, ?, ?, ?)`)
+  if (cursor) {
+    const rest = KEY_COLUMNS.split(', ').slice(fixedKeyPrefix(f))
+    // Every key column fixed: the filter names one tuple, and the page after it is empty.
+    where.push(rest.length === 0 ? '1 = 0' : `(${rest.join(', ')}) > (${rest.map(() => '?').join(', ')})`)
+  }
   return `SELECT ${TUPLE_COLUMNS}, inserted_at FROM tuples WHERE ${where.join(' AND ')} ORDER BY ${KEY_COLUMNS} LIMIT ?`
 }
 
@@ -189,7 +285,7 @@ export function sqlTuples(d: SqlDriver): TupleStore & TupleWriter & Changelog {
       for (const v of [f.objectType, f.objectId, f.relation, f.userType, f.userId, f.userRelation]) {
         if (v !== undefined) params.push(v)
       }
-      if (after) params.push(...after)
+      if (after) params.push(...after.slice(fixedKeyPrefix(f)))
       params.push(q.pageSize + 1)
       const rows = await d.all<TupleRow>(readSql(f, after !== undefined), params)
       const page = rows.slice(0, q.pageSize)

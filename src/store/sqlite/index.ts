@@ -38,7 +38,7 @@ import {
   type Tx,
   type ValueRow,
 } from '../sql/driver.ts'
-import { KEY_COLUMNS, TUPLE_COLUMNS } from '../sql/tuples.ts'
+import { KEY_COLUMNS, objectsFromRows, readObjectsSql, TUPLE_COLUMNS, type ObjectsRow } from '../sql/tuples.ts'
 import { tupleKey, type PlannedChange, type StoredState } from '../write-plan.ts'
 import { sqliteBulkInsert } from './bulk.ts'
 import { LOCK_WAIT_BUDGET_MS, retryWhileBusy, SERVING_BUSY_TIMEOUT_MS } from './busy.ts'
@@ -596,6 +596,33 @@ class SqliteTupleReader implements TupleReader {
       }
     }
     return out
+  }
+
+  /**
+   * readObjects reads several objects of one type in one statement per IN_CHUNK ids (the
+   * statement for each count prepared once, sql/tuples.ts's text shared with PostgreSQL).
+   */
+  async readObjects(objectType: string, objectIds: readonly string[], limit: number): Promise<Map<string, Tuple[] | undefined>> {
+    const out = new Map<string, Tuple[] | undefined>()
+    for (let i = 0; i < objectIds.length; i += IN_CHUNK) {
+      const chunk = objectIds.slice(i, i + IN_CHUNK)
+      const params: Record<string, unknown> = { store: this.#store, type: objectType, cap: Math.floor(limit) + 1, now: this.#now }
+      chunk.forEach((id, k) => (params[`i${k}`] = id))
+      const rows = this.#objectsStatement(chunk.length).all(params) as ObjectsRow[]
+      for (const [id, tuples] of objectsFromRows(objectType, chunk, rows, limit)) out.set(id, tuples)
+    }
+    return out
+  }
+
+  #objectsStatement(n: number): Database.Statement {
+    const key = -n
+    let stmt = this.#inStatements.get(key)
+    if (!stmt) {
+      const ids = Array.from({ length: n }, (_, k) => `(@i${k})`).join(', ')
+      stmt = this.#db.prepare(readObjectsSql({ store: '@store', type: '@type', ids: `VALUES ${ids}`, cap: '@cap', now: '@now' }))
+      this.#inStatements.set(key, stmt)
+    }
+    return stmt
   }
 
   #startingWithUsers(n: number): Database.Statement {

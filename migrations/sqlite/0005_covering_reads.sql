@@ -1,0 +1,3 @@
+DROP INDEX `tuples_by_user`;--> statement-breakpoint
+CREATE INDEX `tuples_by_object` ON `tuples` (`store_id`,`object_type`,`object_id`,`relation`,`user_relation`,`user_type`,`user_id`,`condition_name`,`expires_at`,`condition_context`);--> statement-breakpoint
+CREATE INDEX `tuples_by_user` ON `tuples` (`store_id`,`object_type`,`relation`,`user_type`,`user_relation`,`user_id`,`object_id`,`condition_name`,`expires_at`,`condition_context`);
