@@ -8,7 +8,7 @@
  */
 import type { Subject, Tuple } from '../core/tuple.ts'
 import type { TypeSystem } from '../model/typesystem.ts'
-import type { Revision, TupleReader } from '../store/ports.ts'
+import type { MembershipClosureReader, Revision, TupleReader } from '../store/ports.ts'
 import type { TraceNode } from './trace.ts'
 
 /** PathNode is the chain of subproblem keys from the root to the current one (cycle detection). */
@@ -54,6 +54,12 @@ export interface ResolutionContext {
    * revision; `read` is false for HIGHER_CONSISTENCY.
    */
   sharedCache?: { prefix: string; read: boolean; cache: ClosureCache }
+  /**
+   * The store's membership closures at this revision (Zanzibar's Leopard index,
+   * store/readers/membership-closure.ts): the upward walk of userset-closure.ts and
+   * list-objects ask it first. Absent when it is off.
+   */
+  membership?: MembershipClosureReader
   /** Userset closures computed in this request (see userset-closure.ts). */
   closures: Map<string, Promise<Reachable | undefined>>
   /** The resolution depth limit, which the upward userset walk applies itself. */

@@ -60,6 +60,7 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
   }
   enqueue(subject)
   if (!subject.relation && subject.id !== '*') enqueue({ type: subject.type, id: '*', relation: '' })
+  const covered = seedFromClosures(ctx, subject, enqueue)
 
   let truncated: ListObjectsResult['truncated'] = ''
   // Level by level: all nodes of one kind that meet the same edge are read with one query,
@@ -99,7 +100,13 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
         // A tuple-to-userset edge reads the tupleset's tuples, whose user is the bare object:
         // folder:x#viewer leads to `document:?#parent@folder:x`.
         const relation = edge.kind === 'direct' ? edge.relation : edge.tupleset
-        const users = edge.kind === 'direct' ? nodes : nodes.map((n) => ({ type: n.type, id: n.id, relation: '' }))
+        let users = edge.kind === 'direct' ? nodes : nodes.map((n) => ({ type: n.type, id: n.id, relation: '' }))
+        // A membership edge from a node the closure covered: its usersets are enqueued already.
+        const done = edge.kind === 'direct' ? covered?.get(`${edge.type}#${edge.relation}`) : undefined
+        if (done) {
+          users = users.filter((n) => !done.has(n.relation ? `${n.type}:${n.id}#${n.relation}` : `${n.type}:${n.id}`))
+          if (users.length === 0) continue
+        }
         ctx.stats.reads++
         const tuples = await ctx.reader.readStartingWithUser(edge.type, relation, users)
         for (const t of tuples) {
@@ -157,4 +164,46 @@ export async function listObjects(dispatcher: CheckDispatcher, req: ListObjectsR
   }
   if (firstError !== undefined) throw firstError
   return { objects, truncated }
+}
+
+/**
+ * seedFromClosures enqueues, for each recursive membership family the subject enters directly
+ * (`group#member: [user, group#member]`), every userset of it containing the subject, from the
+ * store's membership closure (store/readers/membership-closure.ts) instead of walking up one
+ * level per round. Returns, for each relation of a family so answered, the nodes whose edges
+ * into it need no walk: the subject, its wildcard and the usersets enqueued (what they lead to
+ * through the family is among those usersets). Families the closure cannot answer are walked.
+ */
+function seedFromClosures(
+  ctx: ResolutionContext,
+  subject: Subject,
+  enqueue: (s: Subject) => void,
+): Map<string, Set<string>> | undefined {
+  const membership = ctx.membership
+  if (!membership) return undefined
+  const ts = ctx.typesystem
+  const graph = reverseGraph(ts)
+  const own = subject.relation ? `${subject.type}:${subject.id}#${subject.relation}` : `${subject.type}:${subject.id}`
+  const kinds = [subjectReferenceKey(subject)]
+  // A plain subject's closure includes what its type's wildcard is in (as the walk from both).
+  if (!subject.relation && subject.id !== '*') kinds.push(`${subject.type}:*`)
+  let covered: Map<string, Set<string>> | undefined
+  for (const kind of kinds) {
+    for (const edge of graph.get(kind) ?? []) {
+      if (edge.kind !== 'direct' || covered?.has(`${edge.type}#${edge.relation}`)) continue
+      const family = ts.usersetClosure(edge.type, edge.relation)
+      if (!family) continue
+      // No depth limit here: the candidates are confirmed by check, which applies it.
+      const reach = membership.reachable(family, subject, Number.POSITIVE_INFINITY, ctx)
+      if (!reach) continue
+      const nodes = new Set<string>([own, `${subject.type}:*`])
+      for (const [key, t] of reach.via) {
+        nodes.add(key)
+        enqueue({ type: t.objectType, id: t.objectId, relation: t.relation })
+      }
+      covered ??= new Map()
+      for (const r of family.relations) if (!covered.has(r)) covered.set(r, nodes)
+    }
+  }
+  return covered
 }

@@ -13,7 +13,7 @@ import type { Subject, Tuple } from '../core/tuple.ts'
 import type { Rewrite, UsersetClosure } from '../model/typesystem.ts'
 import { ResolutionTooComplexError, stopIfDue } from './limits.ts'
 import { sliceSpent, yieldTurn } from './pacing.ts'
-import { reachableUsersets, witnessChain } from './userset-closure.ts'
+import { precomputedReach, reachableUsersets, witnessChain } from './userset-closure.ts'
 import { tupleConditionHolds } from './tuple-conditions.ts'
 import {
   ALLOWED,
@@ -245,7 +245,9 @@ export class LocalChecker implements CheckDispatcher {
    */
   private async viaClosure(req: CheckRequest, kind: string, family: UsersetClosure, tuples: Tuple[]): Promise<CheckResult> {
     const { ctx } = req
-    const reach = await reachableUsersets(ctx, kind, family, req.subject, ctx.maxDepth, MAX_CLOSURE_NODES)
+    // The membership closure answers without a promise; the walk (or its memo) otherwise.
+    const known = precomputedReach(ctx, family, req.subject, ctx.maxDepth, MAX_CLOSURE_NODES)
+    const reach = known === undefined ? await reachableUsersets(ctx, kind, family, req.subject, ctx.maxDepth, MAX_CLOSURE_NODES) : known || undefined
     if (!reach) return this.downward(req, tuples)
     const branches: Branch[] = []
     const unresolved: Tuple[] = []

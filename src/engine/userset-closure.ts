@@ -34,9 +34,29 @@ export function witnessChain(reach: Reachable, userset: string): Tuple[] {
 
 
 /**
+ * precomputedReach answers from the store's membership closure (Zanzibar's Leopard index, kept
+ * beside the tuple index and maintained from the changelog), without a read and without a
+ * promise: what `reachableUsersets` would find, or undefined when the closure cannot answer
+ * exactly (being built, contextual tuples in the family, …) and the walk must run. A subject
+ * in more than `maxNodes` usersets gives `false`: walk down instead, as after the walk.
+ */
+export function precomputedReach(
+  ctx: ResolutionContext,
+  family: UsersetClosure,
+  subject: Subject,
+  maxLevel: number,
+  maxNodes: number,
+): Reachable | false | undefined {
+  const reach = ctx.membership?.reachable(family, subject, maxLevel, ctx)
+  if (!reach) return undefined
+  return reach.levels.size > maxNodes ? false : reach
+}
+
+/**
  * reachableUsersets returns every userset of the family that contains `subject`, or undefined
- * when there are more than `maxNodes` of them. Memoised per request and, when the request may
- * share, across requests at the same revision.
+ * when there are more than `maxNodes` of them, by walking up (after precomputedReach could not
+ * answer). Memoised per request and, when the request may share, across requests at the same
+ * revision.
  */
 export function reachableUsersets(
   ctx: ResolutionContext,
