@@ -69,12 +69,14 @@ export class HeadRevisions {
     const recent = fresh ? undefined : this.known(storeId, now)
     if (recent !== undefined) return recent
     const before = this.#heads.get(storeId)?.revision ?? 0
-    const head = await this.#source.storeHead(storeId)
+    // Not fresh: a read replica lagging within the bound may answer, and its head counts as
+    // read as long ago as it may lag, so what is kept here is never older than the bound.
+    const head = await this.#source.storeHead(storeId, fresh ? undefined : this.#maxAgeMs)
     if (head.deleted) {
       this.markDeleted(storeId)
       throw storeNotFound()
     }
-    this.advance(storeId, head.revision, now)
+    this.advance(storeId, head.revision, now - (head.lagMs ?? 0))
     return Math.max(head.revision, before)
   }
 

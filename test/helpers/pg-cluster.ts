@@ -141,6 +141,35 @@ export class PgCluster {
     return cluster
   }
 
+  /**
+   * standbyOf: a streaming standby of `primary` (test/helpers/pg-standby.ts): `pg_basebackup -R`
+   * over the primary's socket as the superuser (its initdb allows local replication) into a
+   * data directory of its own, started on a port of its own. A hot standby: it answers reads,
+   * follows the primary's WAL, and has its roles and databases (`url` logs in as on the primary).
+   */
+  static async standbyOf(primary: PgCluster, options: Pick<PgClusterOptions, 'settings'> = {}): Promise<PgCluster> {
+    const standby = new PgCluster(primary.bin, await freePort(), { ...options, role: primary.role, password: primary.password })
+    try {
+      standby.#run('pg_basebackup', [
+        '-D', standby.data, '-h', primary.dir, '-p', String(primary.port), '-U', 'postgres',
+        '-R', '-X', 'stream', '-c', 'fast', '--no-sync',
+      ])
+      for (let attempt = 1; ; attempt++) {
+        try {
+          standby.start()
+          break
+        } catch (e) {
+          if (attempt >= 3 || !/could not bind|Address already in use/i.test(standby.log())) throw e
+          standby.#port = await freePort()
+        }
+      }
+    } catch (e) {
+      standby.destroy()
+      throw e
+    }
+    return standby
+  }
+
   /** The URL Pemba connects with (TCP on loopback, the role's password). */
   get url(): string {
     return `postgres://${this.role}:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/${this.role}`

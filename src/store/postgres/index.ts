@@ -27,7 +27,7 @@ import { formatSubject, type TupleIdentity } from '../../core/tuple.ts'
 import { DECISION_COLUMNS } from '../audit.ts'
 import type { TupleRow } from '../common.ts'
 import { pendingMigrations, type MigrationsMode } from '../migrations.ts'
-import type { PoolStats, QueryObserver, TupleReader, WriteRequest } from '../ports.ts'
+import type { PoolStats, QueryObserver, ReadReplicaStats, TupleReader, WriteRequest } from '../ports.ts'
 import type { SqlBackend } from '../sql/backend.ts'
 import { SqlDatastore, type SqlDatastoreOptions } from '../sql/datastore.ts'
 import {
@@ -46,6 +46,7 @@ import {
 import { connectionLost, datastoreUnreachable } from '../sql/unavailable.ts'
 import type { PlannedChange } from '../write-plan.ts'
 import { copyIn, postgresBulkInsert } from './bulk.ts'
+import { ReadRouter, type ReplicaLog, type StandbyHandle } from './read-replicas.ts'
 import { PostgresTupleReader } from './reader.ts'
 import { CONNECT_TIMEOUT_MS, POSTGRES_MIGRATIONS, prepareSchema, redact, unreachable } from './schema.ts'
 import { BATCH, columns, keyArrays, numbered } from './statements.ts'
@@ -70,6 +71,19 @@ export interface PostgresOptions {
   onUnavailable?: (err: DatastoreUnavailable) => void
   /** Told which migrations `auto` applied, as read under the migration lock. */
   onMigrationsApplied?: (tags: string[]) => void
+  /**
+   * Streaming standbys of this database (PEMBA_DATABASE_READ_URL) for the reads that may lag
+   * (read-replicas.ts); each gets a pool of `poolSize` connections.
+   */
+  readUrls?: readonly string[]
+  /** How far (ms) a read sent to a standby may lag (PEMBA_CHECK_CACHE_STALENESS_MS). Default 1000. */
+  readStalenessMs?: number
+  /** Time between the standbys' lag probes (ms); default read-replicas.ts's. */
+  readProbeIntervalMs?: number
+  /** Where a standby going down, lagging or coming back is logged. */
+  replicaLog?: ReplicaLog
+  /** Hides secrets in what replicaLog is told (the configured redactor). */
+  redact?: (text: string) => string
 }
 
 /** Attempts of one transaction when PostgreSQL reports a deadlock or serialization failure. */
@@ -343,13 +357,60 @@ class PostgresDriver implements SqlDriver {
   }
 }
 
-/** PostgresDatastore: the SQL core over a PostgresDriver. */
+/**
+ * PostgresDatastore: the SQL core over a PostgresDriver. With standbys (`readUrls`), the reads
+ * that may lag are routed by a ReadRouter (read-replicas.ts) over one read-only SQL core per
+ * standby, and the writes tell it what they committed; everything else is the primary's.
+ */
 export class PostgresDatastore extends SqlDatastore {
   readonly pool: pg.Pool
+  #router: ReadRouter | undefined
+  /** The standbys' pools and the probes' own connections, ended with the primary's. */
+  readonly #pools: pg.Pool[]
 
-  private constructor(driver: PostgresDriver, options: SqlDatastoreOptions) {
+  private constructor(driver: PostgresDriver, options: SqlDatastoreOptions, pools: pg.Pool[] = []) {
     super(driver, options)
     this.pool = driver.pool
+    this.#pools = pools
+  }
+
+  /** #route sends the reads that may lag through the router, and tells it of every revision this process commits. */
+  #route(router: ReadRouter): void {
+    this.#router = router
+    const { write, loadTuples, approveAccessRequest } = this
+    this.reader = (storeId, revision, now, options) => router.reader(storeId, revision, now, options)
+    this.readChanges = (storeId, q) => router.readChanges(storeId, q)
+    this.storeHead = (storeId, maxStalenessMs) => router.storeHead(storeId, maxStalenessMs)
+    this.write = async (storeId, req, now) => {
+      const revision = await write(storeId, req, now)
+      router.committed(storeId, revision)
+      return revision
+    }
+    this.loadTuples = async (storeId, tuples, now) => {
+      const result = await loadTuples(storeId, tuples, now)
+      router.committed(storeId, result.revision)
+      return result
+    }
+    this.approveAccessRequest = async (storeId, id, tuple, event, now) => {
+      const decision = await approveAccessRequest(storeId, id, tuple, event, now)
+      if (decision.ok) router.committed(storeId, decision.revision)
+      return decision
+    }
+  }
+
+  readReplicaStats(): ReadReplicaStats | undefined {
+    return this.#router?.stats()
+  }
+
+  /** probeReplicas measures the standbys' lag now (tests; the router does it every interval). */
+  async probeReplicas(): Promise<void> {
+    await this.#router?.probe()
+  }
+
+  override async close(): Promise<void> {
+    await this.#router?.close()
+    await super.close()
+    await Promise.all(this.#pools.splice(0).map((p) => p.end()))
   }
 
   /** open connects, applies or checks the migrations, and returns the store. */
@@ -357,20 +418,118 @@ export class PostgresDatastore extends SqlDatastore {
     const mode = options.migrations ?? 'auto'
     const before = await prepareSchema(options.url, mode)
     if (mode === 'auto' && before.pending.length > 0) options.onMigrationsApplied?.(before.pending)
-    const pool = new pg.Pool({
-      connectionString: options.url,
-      max: options.poolSize ?? 10,
-      statement_timeout: options.statementTimeoutMs ?? 5000,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-      application_name: 'pemba',
-      types: TYPES,
-    })
+    const pool = openPool(options.url, options, options.poolSize ?? 10, 'pemba')
     // An idle connection that dies (server restart, failover) must not crash the process; the
     // pool drops it and the next query opens a new one.
     const onConnectionError = options.onConnectionError ?? (() => {})
     pool.on('error', (err) => onConnectionError(err))
-    return new PostgresDatastore(new PostgresDriver(pool), { observer: options.observer, onUnavailable: options.onUnavailable })
+    const sqlOptions = { observer: options.observer, onUnavailable: options.onUnavailable }
+    const readUrls = options.readUrls ?? []
+    if (readUrls.length === 0) return new PostgresDatastore(new PostgresDriver(pool), sqlOptions)
+    const pools: pg.Pool[] = []
+    const own = (p: pg.Pool) => (pools.push(p), p)
+    // The probes have a connection of their own on each side: a pool busy with reads would
+    // delay them, and the delay would read as lag.
+    const primaryProbe = own(openPool(options.url, options, 1, 'pemba-probe'))
+    primaryProbe.on('error', () => {})
+    // One driver per pool: it names the prepared statements of the pool's connections.
+    const store = new PostgresDatastore(new PostgresDriver(pool), sqlOptions, pools)
+    let router: ReadRouter | undefined
+    const names = new Set<string>()
+    const standbys = readUrls.map((url): StandbyHandle => {
+      const name = uniqueName(standbyName(url), names)
+      // Each new connection shows the server's start first: one that restarted since the last
+      // probe may serve an earlier state than the router believes it has replayed (read-replicas.ts).
+      const verify = (client: pg.PoolClient, done: (err?: Error) => void) => {
+        client.query<{ started: number }>(STANDBY_STARTED).then(
+          (r) => done(router?.restarted(name, r.rows[0].started) ? new Error(`read replica ${name} restarted since its last probe`) : undefined),
+          (err: Error) => done(err),
+        )
+      }
+      const reads = own(openPool(url, options, options.poolSize ?? 10, 'pemba-read', verify))
+      // A standby's connection cut while idle (it restarted) takes it out until a probe finds it.
+      reads.on('error', (err) => router?.connectionLost(name, err))
+      const probe = own(openPool(url, options, 1, 'pemba-probe'))
+      probe.on('error', () => {})
+      // A standby's outage is no outage of the database: the router retries on the primary.
+      return { name, target: new SqlDatastore(new PostgresDriver(reads), { observer: options.observer }), probe: () => standbyPosition(probe) }
+    })
+    router = new ReadRouter({
+      // The primary's reads as the SQL core answers them (before #route lays the router over them).
+      primary: { reader: store.reader, readChanges: store.readChanges, storeHead: store.storeHead },
+      primaryLsn: async () => (await primaryProbe.query<{ lsn: number }>(PRIMARY_LSN)).rows[0].lsn,
+      primaryIdentity: async () => (await primaryProbe.query<{ identity: string }>(`SELECT ${IDENTITY} AS identity`)).rows[0].identity,
+      standbys,
+      stalenessMs: options.readStalenessMs ?? 1000,
+      probeIntervalMs: options.readProbeIntervalMs,
+      log: options.replicaLog,
+      redact: options.redact,
+    })
+    try {
+      await router.start()
+    } catch (e) {
+      await router.close()
+      await store.close()
+      throw e
+    }
+    store.#route(router)
+    return store
+  }
+}
+
+/** The primary's WAL insert position, in bytes (a commit acknowledged before is at or below it). */
+const PRIMARY_LSN = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8 AS lsn"
+/**
+ * Which cluster, database and schema a connection serves: a physical standby has its primary's
+ * system identifier and the same OIDs, so `7642011472967116994/16384/2200` on both sides means
+ * the standby's tables are the primary's (another cluster, `/pemba_old` or another search_path
+ * differ).
+ */
+const IDENTITY = `((SELECT system_identifier FROM pg_control_system())::text || '/' ||
+  (SELECT oid FROM pg_database WHERE datname = current_database())::text || '/' ||
+  COALESCE((SELECT oid FROM pg_namespace WHERE nspname = current_schema())::text, 'no schema'))`
+/** When the server started (ms): the read pool's verify hook compares it with the last probe's. */
+const STANDBY_STARTED = 'SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000)::float8 AS started'
+/** Where a standby's replay stands (read-replicas.ts, StandbyPosition). */
+const STANDBY_POSITION = `SELECT pg_is_in_recovery() AS recovery,
+  COALESCE((pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8, -1) AS replay,
+  (extract(epoch FROM pg_postmaster_start_time()) * 1000)::float8 AS started,
+  ${IDENTITY} AS identity`
+
+async function standbyPosition(pool: pg.Pool) {
+  const row = (await pool.query<{ recovery: boolean; replay: number; started: number; identity: string }>(STANDBY_POSITION)).rows[0]
+  return { inRecovery: row.recovery, replayLsn: row.replay, startedAt: row.started, identity: row.identity }
+}
+
+/** uniqueName: `name`, or `name#2`, `#3`… when another standby has it (two URLs differing only in user or options). */
+function uniqueName(name: string, taken: Set<string>): string {
+  let unique = name
+  for (let n = 2; taken.has(unique); n++) unique = `${name}#${n}`
+  taken.add(unique)
+  return unique
+}
+
+/** openPool: a pool of `max` connections to `url` with the store's timeouts and int8 parsing. */
+function openPool(url: string, options: PostgresOptions, max: number, applicationName: string, verify?: pg.PoolConfig['verify']): pg.Pool {
+  return new pg.Pool({
+    verify,
+    connectionString: url,
+    max,
+    statement_timeout: options.statementTimeoutMs ?? 5000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    application_name: applicationName,
+    types: TYPES,
+  })
+}
+
+/** standbyName: `host:port/database` of a standby's URL, without its credentials (logs and metrics). */
+export function standbyName(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`
+  } catch {
+    return redact(url)
   }
 }
 
@@ -401,6 +560,10 @@ export const postgresBackend: SqlBackend<PostgresTarget> = {
       onConnectionError: options.onConnectionError,
       onUnavailable: options.onUnavailable,
       onMigrationsApplied: options.onMigrationsApplied,
+      readUrls: options.readUrls,
+      readStalenessMs: options.readStalenessMs,
+      replicaLog: options.replicaLog,
+      redact: options.redact,
     }),
   migrate: async (target) => (await prepareSchema(target.url, 'auto')).pending,
   migrationStatus: (target) => prepareSchema(target.url, 'status'),

@@ -39,6 +39,29 @@ export interface OpenOptions {
   sqliteSynchronous?: 'full' | 'normal'
   /** Told, under `auto`, which migrations this open applied (none: not called). */
   onMigrationsApplied?: (tags: string[]) => void
+  /**
+   * Streaming standbys for the reads that may lag (PEMBA_DATABASE_READ_URL, PostgreSQL only:
+   * the configuration refuses them for another backend).
+   */
+  readUrls?: readonly string[]
+  /** How far (ms) a read sent to a standby may lag the primary (PEMBA_CHECK_CACHE_STALENESS_MS). */
+  readStalenessMs?: number
+  /** Where a standby going down, lagging or coming back is logged. */
+  replicaLog?: { warn(fields: object, message: string): void; info(fields: object, message: string): void }
+  /** Hides secrets in what replicaLog is told. */
+  redact?: (text: string) => string
+}
+
+/**
+ * ReadReplicaRefused: at open a read replica (PEMBA_DATABASE_READ_URL) answered but cannot serve
+ * (a wrong password, no such database, not a standby): a misconfiguration, so the server stops
+ * with this message, which names the setting (password hidden).
+ */
+export class ReadReplicaRefused extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ReadReplicaRefused'
+  }
 }
 
 /**
