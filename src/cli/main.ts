@@ -11,6 +11,7 @@
  *
  * @module
  */
+import cluster from 'node:cluster'
 import { addSettingOptions } from '../config/options.ts'
 import { presharedKeysIn } from '../config/load.ts'
 import { createRedactor } from '../core/redact.ts'
@@ -33,7 +34,8 @@ const serveCli: Register = (program, ctx) => {
     ctx.exec(serve, async (config, redactor) => {
       // Loaded on use, so `--help`, `--version` and the one-shot commands start quickly.
       const { runServe } = await import('./serve.ts')
-      const logger = createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text })
+      // A cluster's workers (PEMBA_WORKERS) write to the primary's stdout at once.
+      const logger = createLogger({ level: config.logLevel, format: config.logFormat, redact: redactor.text, sharedStdout: cluster.isWorker })
       return runServe(config, { logger, redactor })
     }),
   )

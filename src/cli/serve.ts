@@ -3,60 +3,58 @@
  * requests on SIGTERM/SIGINT before closing the database. Startup, listening and shutdown are
  * structured log events (`event: "listening"`, …) on the instance's logger.
  *
+ * With PEMBA_WORKERS above 1 this process becomes the primary of a cluster (src/cli/cluster.ts)
+ * and each worker process it forks runs this same path as one Pemba instance, with three
+ * differences: its log lines carry `worker: <id>`, its sweeper starts only when the primary
+ * says so (one sweeper for the whole cluster), PEMBA_METRICS_ADDR is the primary's, and on
+ * SQLite its decision-log batches are written by the primary.
+ *
  * @module
  */
 import { serve } from '@hono/node-server'
+import cluster from 'node:cluster'
 import type { AddressInfo } from 'node:net'
-import type { PembaConfig } from '../config.ts'
-import { createPemba, DatabaseUnavailableError, type Pemba } from '../server.ts'
+import { databaseBackend, type PembaConfig } from '../config.ts'
+import { createPemba, type Pemba } from '../server.ts'
 import { startMetricsListener } from '../telemetry/metrics-listener.ts'
 import type { Server as HttpServer } from 'node:http'
-import { MigrationsPendingError } from '../store/migrations.ts'
-import { TracingConfigError } from '../telemetry/tracing.ts'
-import { isLoopbackHost } from '../core/net.ts'
 import type { Redactor } from '../core/redact.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { answerClientError, httpServerOptions } from './http-limits.ts'
-
-/** How long in-flight requests may take to finish after SIGTERM before the process closes anyway. */
-const DRAIN_TIMEOUT_MS = 10_000
+import { joinCluster, primaryDecisionWriter } from './cluster-worker.ts'
+import { DRAIN_TIMEOUT_MS, startFailure, warnIfOpen, workerCount } from './serve-startup.ts'
 
 /**
  * runServe starts the server; resolves with an exit code when it could not start, or with -1
  * once it listens (the process then lives until a signal).
  */
 export async function runServe(config: PembaConfig, startup: { logger: Logger; redactor: Redactor }): Promise<number> {
-  const { logger } = startup
-  if (config.authMode === 'none' && !isLoopbackHost(config.host)) {
-    logger.warn(
-      { event: 'auth_off_on_network', host: config.host },
-      `authentication is off (PEMBA_AUTH_MODE=none) and the server listens on ${config.host}, ` +
-        'a non-loopback address: anyone who can reach the port can read and write every store. ' +
-        'Set PEMBA_AUTH_MODE=preshared or oidc (see docs/authentication.md).',
-    )
+  const worker = cluster.isWorker ? cluster.worker : undefined
+  if (!worker && workerCount(config) > 1) {
+    // Loaded on use: a single process never loads the cluster's primary.
+    const { runCluster } = await import('./cluster.ts')
+    return runCluster(config, { logger: startup.logger, workers: workerCount(config) })
   }
+  // Every line a worker logs says which worker: `"worker":2`.
+  const logger = worker ? startup.logger.child({ worker: worker.id }) : startup.logger
+  // The primary has said it once for the whole cluster.
+  if (!worker) warnIfOpen(config, logger)
   let pemba: Pemba
   try {
     // The OpenTelemetry variables (OTEL_*) are read from the process's environment, here only.
-    pemba = await createPemba(config, { logger, otelEnv: process.env })
+    // A worker's sweeper waits for the primary's word (joinCluster): one sweeps for all.
+    // On SQLite a worker's decision batches are written by the primary (decision-forwarding.ts).
+    const decisionWriter = worker && databaseBackend(config.databaseUrl).backend.name === 'sqlite' ? primaryDecisionWriter() : undefined
+    pemba = await createPemba(config, { logger, otelEnv: process.env, ...(worker ? { sweeper: false, decisionWriter } : {}) })
   } catch (e) {
-    if (e instanceof MigrationsPendingError) {
-      logger.fatal({ event: 'migrations_pending' }, `refusing to start: ${e.message}`)
-      return 1
-    }
-    if (e instanceof DatabaseUnavailableError) {
-      logger.fatal({ event: 'database_unavailable' }, `refusing to start: ${e.message}`)
-      return 1
-    }
-    if (e instanceof TracingConfigError) {
-      logger.fatal({ event: 'tracing_config_invalid' }, `refusing to start: ${e.message}`)
-      return 2
-    }
-    throw e
+    const code = startFailure(e, logger)
+    if (code === undefined) throw e
+    return code
   }
   // PEMBA_METRICS_ADDR: /metrics on a listener of its own, without the API's authentication.
+  // In a cluster the primary listens there and sums every worker's series.
   let metricsServer: HttpServer | undefined
-  if (config.metricsAddr) {
+  if (config.metricsAddr && !worker) {
     try {
       metricsServer = await startMetricsListener(config.metricsAddr, pemba.metrics, logger)
     } catch (e) {
@@ -81,7 +79,9 @@ export async function runServe(config: PembaConfig, startup: { logger: Logger; r
     (info: AddressInfo) => {
       const host = info.family === 'IPv6' ? `[${info.address}]` : info.address
       const url = `http://${host}:${info.port}`
-      logger.info({ event: 'listening', url }, `listening on ${url}`)
+      // In a cluster the primary logs `listening` once, when every worker serves.
+      if (worker) logger.info({ event: 'worker_listening', url, pid: process.pid }, `worker ${worker.id} serving ${url}`)
+      else logger.info({ event: 'listening', url }, `listening on ${url}`)
     },
   )
   server.on('clientError', answerClientError(config))
@@ -113,5 +113,6 @@ export async function runServe(config: PembaConfig, startup: { logger: Logger; r
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  if (worker) joinCluster(pemba, logger)
   return -1
 }

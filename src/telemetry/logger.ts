@@ -22,6 +22,11 @@ export interface LoggerOptions {
   redact: (text: string) => string
   /** Where lines go; stdout when absent (tests pass a collector). */
   destination?: DestinationStream
+  /**
+   * stdout is shared with other processes writing to it at once (a cluster's worker,
+   * PEMBA_WORKERS): each write is then whole lines of at most PIPE_BUF bytes.
+   */
+  sharedStdout?: boolean
 }
 
 /**
@@ -78,7 +83,7 @@ export function createLogger(options: LoggerOptions): Logger {
   else if (options.format === 'pretty') {
     const target = pretty({ destination: 1, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' })
     redacting = { write: (line: string) => target.write(redact(line)) }
-  } else redacting = new StdoutLines(redact)
+  } else redacting = new StdoutLines(redact, options.sharedStdout ?? false)
   return pino(
     {
       level: options.level,
@@ -105,9 +110,10 @@ class StdoutLines implements DestinationStream {
   readonly #redact: (text: string) => string
   readonly #out: StdoutBatch
 
-  constructor(redact: (text: string) => string) {
+  constructor(redact: (text: string) => string, shared: boolean) {
     this.#redact = redact
     this.#out = (stdoutBatch ??= new StdoutBatch())
+    if (shared) this.#out.shared = true
   }
 
   write(line: string): void {
@@ -134,6 +140,12 @@ const LEVEL_LABEL_AT = '{"level":"'.length
  */
 class StdoutBatch {
   readonly #target = pino.destination({ dest: 1, sync: true })
+  /**
+   * A cluster's workers (PEMBA_WORKERS) share the primary's stdout: a write to a pipe longer
+   * than PIPE_BUF may be cut into by another worker's, so there each write is whole lines of
+   * at most PIPE_BUF bytes (a line longer than that alone).
+   */
+  shared = false
   #pending: string[] = []
   #redact: ((text: string) => string) | undefined
   #scheduled = false
@@ -142,7 +154,26 @@ class StdoutBatch {
     const lines = this.#pending
     if (lines.length === 0) return
     this.#pending = []
-    this.#target.write(this.#redact!(lines.length === 1 ? lines[0] : lines.join('')))
+    const text = this.#redact!(lines.length === 1 ? lines[0] : lines.join(''))
+    if (!this.shared || text.length <= PIPE_BUF / 4) this.#target.write(text)
+    else this.#writeLines(text)
+  }
+
+  /** #writeLines writes `text` (whole lines) in writes of whole lines, each at most PIPE_BUF bytes if it can. */
+  #writeLines(text: string): void {
+    let chunk = ''
+    let bytes = 0
+    for (const line of text.split(/(?<=\n)/)) {
+      const size = Buffer.byteLength(line)
+      if (bytes > 0 && bytes + size > PIPE_BUF) {
+        this.#target.write(chunk)
+        chunk = ''
+        bytes = 0
+      }
+      chunk += line
+      bytes += size
+    }
+    if (bytes > 0) this.#target.write(chunk)
   }
 
   constructor() {
@@ -167,6 +198,9 @@ class StdoutBatch {
     this.#target.write(text)
   }
 }
+
+/** Linux's PIPE_BUF: a write to a pipe of at most this many bytes is never interleaved with another's. */
+const PIPE_BUF = 4096
 
 let stdoutBatch: StdoutBatch | undefined
 

@@ -23,7 +23,12 @@ export const UPSERT_USAGE_SQL = `INSERT INTO grant_usage (store_id, object_type,
   ON CONFLICT (store_id, object_type, object_id, relation, user_relation, user_type, user_id)
   DO UPDATE SET last_used_at = MAX(last_used_at, excluded.last_used_at)`
 
-export const INSERT_DECISION_SQL = `INSERT INTO decision_log (${DECISION_COLUMNS.join(', ')}) VALUES (${DECISION_COLUMNS.map(() => '?').join(', ')})`
+/**
+ * Decisions are inserted or ignored by id, as on PostgreSQL: a batch handed over again (a cluster
+ * worker whose hand-over to the primary timed out after the primary had written it) is no
+ * duplicate and no error.
+ */
+export const INSERT_DECISION_SQL = `INSERT OR IGNORE INTO decision_log (${DECISION_COLUMNS.join(', ')}) VALUES (${DECISION_COLUMNS.map(() => '?').join(', ')})`
 
 /** The worker: plain JavaScript (it runs without the TypeScript loader), CommonJS in eval mode. */
 const WORKER_SOURCE = `
