@@ -9,7 +9,8 @@
  *   npm run bench -- [--scale 1] [--seed 42] [--quick] [--skip-http] [--out bench/out]
  *                    [--cache-size 100000] [--lookups] [--max-minutes N]
  *                    [--import-only] [--import-rounds N] [--authzen-only] [--mcp-only]
- *                    [--durability-only]
+ *                    [--durability-only] [--beyond-memory-only] [--workers-only] [--replicas-only]
+ *                    [--index-only] [--index-scales 1,10,30] [--index-baseline /path/to/checkout]
  *                    [--soak] [--soak-minutes 10] [--soak-env NAME=value,…] [--soak-heap-snapshot]
  *
  * This is a benchmark, not a test: it never fails on a slow figure, only on a wrong setup.
@@ -57,6 +58,11 @@ import {
 } from './harness.ts'
 import { authzenPart } from './authzen.ts'
 import { durabilityPart } from './durability.ts'
+import { closurePart } from './closure.ts'
+import { workersPart } from './workers.ts'
+import { replicasPart } from './replicas.ts'
+import { beyondMemoryPart } from './beyond-memory.ts'
+import { indexMemoryPart } from './index-memory.ts'
 import { importPart } from './import.ts'
 import { mcpPart } from './mcp.ts'
 import { soakPart } from './soak.ts'
@@ -93,6 +99,34 @@ const flags = parseFlags(process.argv.slice(2), {
   mcpOnly: false,
   /** Only the SQLite durability rows (bench/durability.ts): writes under synchronous FULL and NORMAL. */
   durabilityOnly: false,
+  /**
+   * Only the data set, its import and the all-cores rows (bench/workers.ts): HTTP check with
+   * PEMBA_WORKERS=1 and =auto, each against the bare Hono route with as many workers.
+   */
+  workersOnly: false,
+  /**
+   * Only the rows of a store 10× the tuple index's budget (bench/beyond-memory.ts): SQLite
+   * in-process and, with --postgres (or PEMBA_TEST_POSTGRES_URL), PostgreSQL over HTTP.
+   */
+  beyondMemoryOnly: false,
+  /**
+   * Only the read-replica rows (bench/replicas.ts): two replicas reading from a PostgreSQL standby
+   * (PEMBA_BENCH_POSTGRES_READ_URL or PEMBA_TEST_POSTGRES_READ_URL) against from the primary.
+   */
+  replicasOnly: false,
+  /**
+   * Only the tuple index's memory rows (bench/index-memory.ts): bytes per tuple and build rate at
+   * each of `indexScales`, and a server holding the largest in its index.
+   */
+  indexOnly: false,
+  /**
+   * Only the data set, its import and the membership closure rows (bench/closure.ts): cold
+   * in-process checks with PEMBA_MEMBERSHIP_CLOSURE on and off, alternated, per kind.
+   */
+  closureOnly: false,
+  indexScales: '1,10,30',
+  /** Another checkout whose tuple index is measured beside this one's (--index-only), or ''. */
+  indexBaseline: '',
   /** Only the memory soak (bench/soak.ts): a server under mixed load, its RSS sampled. */
   soak: false,
   soakMinutes: 10,
@@ -382,6 +416,34 @@ async function main(): Promise<void> {
     report.durability = await durabilityRows()
     return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
   }
+  if (flags.indexOnly) {
+    mkdirSync(dataRoot, { recursive: true })
+    report.indexMemory = await indexMemoryPart({
+      dataRoot,
+      seed: flags.seed,
+      scales: flags.indexScales.split(',').map(Number),
+      modelDsl,
+      baseline: flags.indexBaseline,
+      row,
+    })
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
+  if (flags.beyondMemoryOnly) {
+    mkdirSync(dataRoot, { recursive: true })
+    report.beyondMemory = await beyondMemoryPart({
+      dataRoot,
+      keys: ds.tuples.map(tupleKey),
+      checks: ds.checks,
+      expected,
+      modelDsl,
+      bodies: ds.checks.map((c) => json({ tuple_key: { user: c.subject, relation: c.permission, object: c.resource } })),
+      postgresUrl: IMPORT_POSTGRES,
+      httpSeconds: HTTP_SECONDS,
+      httpConnections: HTTP_CONNECTIONS,
+      row,
+    })
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId: '', modelId: '' })
+  }
   if (flags.soak) {
     mkdirSync(dataRoot, { recursive: true })
     report.soak = await soakPart({
@@ -456,15 +518,57 @@ async function main(): Promise<void> {
       env: (cacheSize) => serverEnv(dbPath, cacheSize),
       row,
     })
+  if (flags.replicasOnly) {
+    const standbyUrl = process.env.PEMBA_BENCH_POSTGRES_READ_URL || process.env.PEMBA_TEST_POSTGRES_READ_URL || ''
+    if (!IMPORT_POSTGRES || !standbyUrl) throw new Error('--replicas-only needs PEMBA_BENCH_POSTGRES_URL and PEMBA_BENCH_POSTGRES_READ_URL (or the PEMBA_TEST_ ones)')
+    await pemba.close()
+    report.replicas = await replicasPart({
+      primaryUrl: IMPORT_POSTGRES,
+      standbyUrl,
+      keys: ds.tuples.map(tupleKey),
+      modelDsl,
+      checks: ds.checks,
+      expected,
+      bodies: ds.checks.map((c) => json({ tuple_key: { user: c.subject, relation: c.permission, object: c.resource } })),
+      connections: HTTP_CONNECTIONS,
+      seconds: QUICK ? 3 : HTTP_SECONDS,
+      rounds: QUICK ? 3 : 5,
+      batchSize: BATCH_SIZE,
+      row,
+    })
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
+  }
   if (flags.authzenOnly) {
     await pemba.close()
     report.authzen = await authzenRows()
     return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
   }
+  // PEMBA_WORKERS=1 and =auto against the bare route at the same worker count (bench/workers.ts).
+  if (flags.workersOnly) {
+    await pemba.close()
+    report.workers = await workersPart({
+      dbPath,
+      storeId,
+      checks: ds.checks,
+      expected,
+      connections: HTTP_CONNECTIONS,
+      seconds: QUICK ? 3 : 5,
+      warmupSeconds: HTTP_WARMUP_SECONDS,
+      // Each worker fills its own check cache (and may finish its index in the background).
+      initialWarmupSeconds: QUICK ? 8 : 10,
+      rounds: QUICK ? 3 : 5,
+      batchSize: BATCH_SIZE,
+      env: serverEnv(dbPath, flags.cacheSize),
+      row,
+    })
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
+  }
   // 2b. the import paths compared: old against bulk, SQLite and PostgreSQL (bench/import.ts)
-  report.importPaths = await importRows()
-  // 2c. what synchronous = FULL costs on writes (bench/durability.ts)
-  report.durability = await durabilityRows()
+  if (!flags.closureOnly) {
+    report.importPaths = await importRows()
+    // 2c. what synchronous = FULL costs on writes (bench/durability.ts)
+    report.durability = await durabilityRows()
+  }
 
   // 3. the tuple index: the store read into memory, timed, with the heap it takes
   global.gc?.()
@@ -486,6 +590,24 @@ async function main(): Promise<void> {
     `${num(indexMs / 1000, 1)} s; heap +${num(indexHeapMiB)} MiB${global.gc ? '' : ' (without --expose-gc: approximate)'}`,
   )
   report.tupleIndex = { built: indexed, ms: indexMs, tuples: indexStats?.tuples, heapMiB: indexHeapMiB }
+  // The membership closures too (built in the background on first use otherwise).
+  await pemba.evaluation.membershipClosuresReady(storeId)
+  // Cold checks with the membership closure on and off, alternated (bench/closure.ts).
+  const closureRows = () =>
+    closurePart({
+      dbPath,
+      storeId,
+      checks: ds.checks,
+      kinds: Object.keys(ds.manifest.stats.checkKinds),
+      expected,
+      rounds: QUICK ? 3 : 5,
+      row,
+    })
+  if (flags.closureOnly) {
+    await pemba.close()
+    report.closure = await closureRows()
+    return finish({ started, loadStart, ds, datasetMs, expected, params, rows, report, storeId, modelId })
+  }
 
   // 4. in-process Check, cache off: passes 1 and 2 warm the JIT (and SQLite's page cache), pass 3
   // is measured. No answer is cached across passes: "cold" is about the caches, not the JIT.
@@ -540,6 +662,10 @@ async function main(): Promise<void> {
   await sqlitePemba.close()
   const sqliteOnlyCorrect = judge(ds.checks, sqliteOnly.answers, expected)
   checkRows('check in-process, cache and index off (SQLite reads)', sqliteOnly, sqliteOnlyCorrect, false)
+
+  // 4c. the same cold checks with the membership closure on (the default, as above) and off
+  log('in-process check, cache off, membership closure on and off ...')
+  report.closure = await closureRows()
 
   // 5. batch check in-process (cache off)
   log('in-process batch check ...')
@@ -927,10 +1053,20 @@ function finish(run: RunSummary): void {
       ? 'only the MCP gateway rows (--mcp-only)'
       : flags.durabilityOnly
       ? 'only the SQLite durability rows (--durability-only)'
+      : flags.beyondMemoryOnly
+      ? 'only the rows of a store 10× the index budget (--beyond-memory-only)'
+      : flags.closureOnly
+      ? 'only the import and the membership closure rows (--closure-only)'
+      : flags.indexOnly
+      ? `only the tuple index memory rows (--index-only, scales ${flags.indexScales})`
       : flags.soak
       ? `only the memory soak (--soak, ${flags.soakMinutes} min)`
       : flags.authzenOnly
       ? 'only the import and the AuthZEN rows (--authzen-only)'
+      : flags.workersOnly
+      ? 'only the import and the all-cores rows (--workers-only): autocannon shares the cores with the workers'
+      : flags.replicasOnly
+      ? 'only the read-replica rows (--replicas-only): autocannon, both replicas and both PostgreSQL servers share the cores'
       : flags.skipHttp
       ? 'HTTP: skipped (--skip-http)'
       : `HTTP: autocannon runs in the bench process and shares the ${machine.cpuCount} cores with the server child`,

@@ -12,6 +12,7 @@
 import { databaseBackend } from './config/settings.ts'
 
 export { ConfigError, DEFAULTS, databaseBackend, type PembaConfig, type SettingKey } from './config/settings.ts'
+export { readDatabaseUrls } from './config/read-urls.ts'
 export { loadConfig, type ConfigSource } from './config/load.ts'
 
 /**

@@ -11,7 +11,7 @@ import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
 import { parsePublicUrl, parseTrustProxy } from './api/authzen/settings.ts'
-import { databaseBackend, type PembaConfig } from './config.ts'
+import { databaseBackend, readDatabaseUrls, type PembaConfig } from './config.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { DatastoreUnavailable } from './core/errors.ts'
 import { AssertionService } from './service/assertions.ts'
@@ -42,12 +42,16 @@ import { GatewayService } from './service/gateway/gateway.ts'
 import { loadGatewayRoutes } from './service/gateway/route-file.ts'
 import { DecisionLog, RETENTION_SWEEP_INTERVAL_MS } from './service/decision-log.ts'
 import { NO_DECISIONS } from './service/decision-sink.ts'
+import type { DecisionStore } from './service/decision-store.ts'
+import { withDecisionWriter } from './service/decision-forwarding.ts'
 import { ReviewService } from './service/reviews.ts'
 import { Admission } from './service/admission.ts'
 import { RateLimiter } from './service/rate-limit.ts'
 import type { Datastore } from './store/store.ts'
 import { MigrationsPendingError } from './store/migrations.ts'
+import { ReadReplicaRefused } from './store/sql/backend.ts'
 import { TupleIndex } from './store/readers/tuple-index.ts'
+import { MembershipClosures } from './store/readers/membership-closure.ts'
 import { createLogger, type Logger } from './telemetry/logger.ts'
 import { createMetrics, type PembaMetrics } from './telemetry/metrics.ts'
 import { ReadinessService, reason } from './service/readiness.ts'
@@ -114,6 +118,12 @@ export interface PembaOverrides {
    */
   sweeper?: boolean
   /**
+   * Where the decision log's batches are written instead of this instance's datastore: a
+   * cluster worker on SQLite hands them to the primary, the file's one writer
+   * (service/decision-forwarding.ts).
+   */
+  decisionWriter?: Pick<DecisionStore, 'appendDecisions'>
+  /**
    * The environment the OpenTelemetry variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, …) are read
    * from; the CLI passes `process.env`. Absent: tracing is off.
    */
@@ -131,6 +141,8 @@ export interface OpenDatastoreOptions {
    * the database is unavailable; while it says down, idle connections' failures are not logged.
    */
   outage?: Pick<OutageTracker, 'failed' | 'state'>
+  /** Hides secrets in what is logged of a read replica's failures (the configured redactor). */
+  redact?: (text: string) => string
 }
 
 /**
@@ -189,8 +201,14 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
             { event: 'migrations_applied', database: where, migrations: tags },
             `applied ${tags.length} migration(s) to ${where}: ${tags.join(', ')}`,
           ),
+        // PostgreSQL standbys for the reads that may lag (docs/scale.md); a standby down is logged, not fatal.
+        readUrls: readDatabaseUrls(config.databaseReadUrl),
+        readStalenessMs: config.checkCacheStalenessMs,
+        replicaLog: logger,
+        redact: options.redact,
       })
     } catch (e) {
+      if (e instanceof ReadReplicaRefused) throw new DatabaseUnavailableError(e.message, { cause: e })
       // A backend that cannot be unreachable (SQLite, in this process) reports its own errors.
       if (e instanceof MigrationsPendingError || !backend.unreachable) throw e
       const why = reason(e)
@@ -232,7 +250,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   // The outage tracker probes the database it is told about below; until then nothing fails.
   let probeDatastore: () => Promise<void> = async () => {}
   const outage = new OutageTracker({ probe: () => probeDatastore(), log: logger, redact: redactor.text })
-  const datastore = await openDatastore(config, { logger, observer: metrics.observeDatastore, outage })
+  const datastore = await openDatastore(config, { logger, observer: metrics.observeDatastore, outage, redact: redactor.text })
   probeDatastore = () => datastore.ping()
   // Background work meeting an outage: the tracker has logged it once, so nothing per tick.
   const unlessOutage =
@@ -251,7 +269,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     cacheSize: config.modelCacheSize,
   })
   const decisions = new DecisionLog({
-    datastore,
+    datastore: overrides.decisionWriter ? withDecisionWriter(datastore, overrides.decisionWriter) : datastore,
     clock,
     enabled: config.decisionLog === 'on',
     batchSize: config.decisionLogBatch,
@@ -290,6 +308,20 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
                 logger.error(
                   { event: 'tuple_index_failed', store: storeId, err: e },
                   'tuple index: cannot load the store (read from the database meanwhile)',
+                ),
+              )(err),
+          })
+        : undefined,
+    membershipClosures:
+      config.membershipClosure === 'on'
+        ? new MembershipClosures({
+            datastore,
+            maxEntries: config.membershipClosureMaxEntries,
+            onError: (storeId, err) =>
+              unlessOutage((e) =>
+                logger.error(
+                  { event: 'membership_closure_failed', store: storeId, err: e },
+                  'membership closure: cannot build it (nested groups are walked meanwhile)',
                 ),
               )(err),
           })
@@ -476,8 +508,10 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     checkCache: () => evaluation.cacheStats(),
     tupleCache: () => evaluation.tupleCacheStats(),
     tupleIndex: () => evaluation.tupleIndexStats(),
+    membershipClosure: () => evaluation.membershipClosureStats(),
     decisionLog: () => decisions.metrics(),
     pool: () => datastore.poolStats(),
+    readReplicas: () => datastore.readReplicaStats?.(),
     // Every cache and buffer that grows with traffic, against its setting (docs/memory.md).
     memory: () => [
       ...evaluation.cacheSizes(),

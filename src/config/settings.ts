@@ -22,6 +22,7 @@ import { AuthSettingsError, checkAuthSettings } from '../auth/settings.ts'
 import { parseDuration } from '../service/duration.ts'
 import { chooseBackend, UnsupportedDatabaseUrl, type DatabaseChoice } from '../store/sql/backends.ts'
 import { InvalidDatabaseUrl } from '../store/sql/backend.ts'
+import { ReadDatabaseUrlError, readDatabaseUrls } from './read-urls.ts'
 import { BrowserSettingError, parseCorsOrigins } from '../api/cors.ts'
 import { parseAllowedHosts } from '../api/host-check.ts'
 import { splitHostPort } from '../telemetry/metrics-listener.ts'
@@ -85,6 +86,16 @@ function oneOf<const T extends readonly [string, ...string[]]>(env: string, valu
 
 const onOff = (env: string) => oneOf(env, ['on', 'off'])
 
+/** workerCount reads a process count: a whole number from 1 to 9999, or `auto` (one per available core). */
+function workerCount(env: string) {
+  return z.string().transform((value, ctx): number | 'auto' => {
+    if (value === 'auto') return 'auto'
+    if (/^[1-9][0-9]{0,3}$/.test(value)) return Number(value)
+    ctx.addIssue({ code: 'custom', message: `${env} must be 'auto' or a whole number from 1 to 9999, got '${value}'` })
+    return z.NEVER
+  })
+}
+
 /** duration reads a positive ISO 8601 duration (`PT8H`), kept as text. */
 function duration(env: string, example: string) {
   return z.string().refine((v) => (parseDuration(v) ?? 0) > 0, {
@@ -144,6 +155,11 @@ export const settingsShape = {
     env: 'PEMBA_PORT', group: GROUP.server, value: '<port>',
     description: 'The API port; 0 picks a free one (the listening line says which).',
   }),
+  workers: meta(workerCount('PEMBA_WORKERS').default(1), {
+    env: 'PEMBA_WORKERS', group: GROUP.server, value: '<n|auto>',
+    description:
+      'Worker processes serving the API port together, each with its own engine, caches and tuple index (memory × n); `auto` = one per available core. Above 1 a primary process starts, watches and restarts them, and serves PEMBA_METRICS_ADDR summed over them. Not with `sqlite::memory:`.',
+  }),
   databaseUrl: meta(parsedBy(databaseBackend, ConfigError, false).default('sqlite:./data/pemba.db'), {
     env: 'PEMBA_DATABASE_URL', group: GROUP.database, value: '<url>',
     description:
@@ -160,6 +176,16 @@ export const settingsShape = {
     description:
       '`auto` applies pending migrations at start; `check` refuses to start (exit 1, naming them) while any are ' +
       'pending (run `pemba migrate`).',
+  }),
+  databaseReadUrl: meta(parsedBy(readDatabaseUrls, ReadDatabaseUrlError).default(''), {
+    env: 'PEMBA_DATABASE_READ_URL', group: GROUP.database, value: '<url,…>',
+    description:
+      'PostgreSQL streaming standbys of PEMBA_DATABASE_URL (comma-separated `postgres://` URLs) for the reads that may ' +
+      'lag: MINIMIZE_LATENCY checks and lists, and the changelog reads that bring the tuple index to their revision. A ' +
+      'standby is used only once it has replayed the revision a request reads and while it lags by at most ' +
+      'PEMBA_CHECK_CACHE_STALENESS_MS; one that lags more or is down is skipped (its reads go to the primary). Writes and ' +
+      'HIGHER_CONSISTENCY read only what the primary has committed by the request. A standby must follow this very database ' +
+      'and schema (checked at start). Empty: every read goes to the primary (docs/scale.md).',
   }),
   pgPoolSize: meta(integer('PEMBA_PG_POOL_SIZE', { min: 1 }).default(10), {
     env: 'PEMBA_PG_POOL_SIZE', group: GROUP.database, value: n,
@@ -264,20 +290,37 @@ export const settingsShape = {
   tupleCacheSize: meta(integer('PEMBA_TUPLE_CACHE_SIZE').default(500_000), {
     env: 'PEMBA_TUPLE_CACHE_SIZE', group: GROUP.caches, value: n,
     description:
-      'Tuples held by the cross-request tuple cache (for stores not in the tuple index; about 220 bytes each); 0 turns ' +
-      'it off.',
+      'Tuples held by the working set, the cross-request tuple cache of stores not in the tuple index (too large for ' +
+      'it, or while it is built): recently read objects and users with their whole tuple lists, kept fresh from the ' +
+      'changelog, so a write does not empty it (about 220 bytes each, one more per 256 bytes of condition context); 0 ' +
+      'turns it off.',
   }),
   tupleIndexMaxTuples: meta(integer('PEMBA_TUPLE_INDEX_MAX_TUPLES').default(2_000_000), {
     env: 'PEMBA_TUPLE_INDEX_MAX_TUPLES', group: GROUP.caches, value: n,
     description:
-      'Tuples the in-memory tuple index holds across stores (about 330 bytes each); a store that does not fit is ' +
-      'read from the database. 0 turns it off.',
+      'Tuples the in-memory tuple index holds across stores (about 40–50 bytes each, ids included); a store that does not fit is read from the database. 0 turns it off. ' +
+      'Not counted, per store: up to ~40 MiB of recently read lists, changes not yet merged (up to an eighth of its tuples, ~100 bytes each) and, during a merge, a second copy of its arrays.',
   }),
   tupleIndexPreload: meta(onOff('PEMBA_TUPLE_INDEX_PRELOAD').default('off'), {
     env: 'PEMBA_TUPLE_INDEX_PRELOAD', group: GROUP.caches, value: '[on|off]',
     description:
       '`on` reads every store into the tuple index (as far as the budget allows) before listening; `off` reads a ' +
       'store on its first request.',
+  }),
+  membershipClosure: meta(onOff('PEMBA_MEMBERSHIP_CLOSURE').default('on'), {
+    env: 'PEMBA_MEMBERSHIP_CLOSURE', group: GROUP.caches, value: '[on|off]',
+    description:
+      '`on` keeps, per store, every subject\'s groups for relations that are pure recursive membership (e.g. ' +
+      '`member: [user, group#member]`), maintained from the changelog, so checks and lists do not walk nested ' +
+      'groups; `off` walks them on every request.',
+  }),
+  membershipClosureMaxEntries: meta(integer('PEMBA_MEMBERSHIP_CLOSURE_MAX_ENTRIES', { min: 1 }).default(250_000), {
+    env: 'PEMBA_MEMBERSHIP_CLOSURE_MAX_ENTRIES', group: GROUP.caches, value: n,
+    description:
+      'Membership closure entries (one per subject and group it is in, directly or through other groups; about ' +
+      '340 bytes each, so the default is about 85 MiB) held across stores, builds in progress included; a store ' +
+      'whose groups do not fit is walked, and tried again after a back-off (1 minute, doubling up to an hour) ' +
+      'only once a tenth as many changes as its group tuples have been written since.',
   }),
   modelCacheSize: meta(integer('PEMBA_MODEL_CACHE_SIZE', { min: 1 }).default(1000), {
     env: 'PEMBA_MODEL_CACHE_SIZE', group: GROUP.caches, value: n,
@@ -544,6 +587,21 @@ export const configSchema = fieldsSchema.superRefine((config, ctx) => {
     if (!(e instanceof AuthSettingsError)) throw e
     fail('authMode', e.message)
   }
+  // Each worker would open a database of its own, and see none of the others' writes.
+  if (config.workers !== 1 && isSqliteMemory(config)) {
+    fail(
+      'workers',
+      `${env('workers')}=${config.workers} cannot be used with ${env('databaseUrl')}=${config.databaseUrl}: each worker process ` +
+        `would have a database of its own; use a SQLite file or PostgreSQL, or ${env('workers')}=1`,
+    )
+  }
+  if (config.databaseReadUrl.trim() !== '' && databaseBackend(config.databaseUrl).backend.name !== 'postgres') {
+    fail(
+      'databaseReadUrl',
+      `${env('databaseReadUrl')} needs a PostgreSQL ${env('databaseUrl')} (its standbys replicate it); ` +
+        `${env('databaseUrl')} is ${databaseBackend(config.databaseUrl).backend.name}`,
+    )
+  }
   const missing = missingSqliteDirectory(config)
   if (missing !== undefined) {
     fail(
@@ -569,6 +627,12 @@ function missingSqliteDirectory(config: PembaConfig): string | undefined {
   const dir = dirname(filename)
   if (resolve(dir) === resolve(DEFAULT_DATA_DIR) || existsSync(dir)) return undefined
   return dir
+}
+
+/** isSqliteMemory: the database is `sqlite::memory:`, which lives inside one process. */
+function isSqliteMemory(config: PembaConfig): boolean {
+  const { backend, target } = databaseBackend(config.databaseUrl)
+  return backend.name === 'sqlite' && (target as { filename?: unknown }).filename === ':memory:'
 }
 
 /** settingMeta: a setting's environment variable, group and description. */
@@ -603,9 +667,11 @@ export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
   PEMBA_STORE_ID: 'The store the examples in docs/middleware.md pass to the middleware (read by your app, not by the server).',
   PEMBA_URL: 'The server `npm run example:load` loads the example into (default http://127.0.0.1:8080).',
   PEMBA_TEST_POSTGRES_URL: 'The PostgreSQL database the PostgreSQL test suites use.',
+  PEMBA_TEST_POSTGRES_READ_URL: 'A streaming standby of PEMBA_TEST_POSTGRES_URL for the read-replica suites (.ci/standby starts one).',
   PEMBA_REQUIRE_POSTGRES: 'With 1, the PostgreSQL test suites fail instead of skipping when the database is missing.',
   PEMBA_TEST_DATABASE_URL: 'The database the conformance suite runs against instead of an in-memory SQLite.',
   PEMBA_BENCH_POSTGRES_URL: 'The PostgreSQL database `npm run bench` measures.',
+  PEMBA_BENCH_POSTGRES_READ_URL: 'A streaming standby of it, for `npm run bench -- --replicas-only`.',
   PEMBA_FUZZ_RUNS: 'A multiplier of the HTTP fuzz test runs (default 2).',
   PEMBA_FUZZ_SEED: 'The seed of the property-based tests (`random` explores new cases).',
   PEMBA_DIFF_RUNS: 'Runs of the differential test (default 250).',

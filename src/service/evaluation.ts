@@ -12,10 +12,11 @@ import { buildCheckDispatcher } from '../engine/build.ts'
 import { CheckCache, cacheKey, cacheScope } from '../engine/caching.ts'
 import type { CheckDispatcher, CheckResult, ResolutionContext } from '../engine/dispatch.ts'
 import { CHECK_SLICE_MS, LIST_SLICE_MS, Pacer } from '../engine/pacing.ts'
-import type { TypeSystem } from '../model/typesystem.ts'
-import { ObjectCache } from '../store/readers/object-cache.ts'
+import type { TypeSystem, UsersetClosure } from '../model/typesystem.ts'
+import { WorkingSet } from '../store/readers/working-set.ts'
 import { buildRequestReader } from '../store/readers/request-reader.ts'
 import type { TupleIndex, TupleIndexStats } from '../store/readers/tuple-index.ts'
+import type { MembershipClosures, MembershipClosureStats } from '../store/readers/membership-closure.ts'
 
 /** The tuple index's counters, as /metrics reports them. */
 export type { TupleIndexStats }
@@ -38,7 +39,7 @@ export interface QueryOptions {
 
 export interface EvaluationServiceOptions {
   /** The datastore's readers (bound to a revision) and how many reads it serves at once well. */
-  datastore: Pick<TupleStore, 'reader'> & Pick<Datastore, 'preferredConcurrency'>
+  datastore: Pick<TupleStore, 'reader'> & Pick<Datastore, 'preferredConcurrency' | 'readChanges'>
   models: ModelService
   heads: HeadRevisions
   clock: () => Date
@@ -46,10 +47,18 @@ export interface EvaluationServiceOptions {
   maxDispatchesPerRequest: number
   /** Entries in the cross-request check cache; 0 turns it off. */
   checkCacheSize: number
-  /** Tuples held by the cross-request tuple cache (whole small objects); 0 turns it off. */
+  /**
+   * Tuples held by the working set (store/readers/working-set.ts: objects and users' lists of
+   * the stores not in the tuple index, kept fresh from the changelog); 0 turns it off.
+   */
   tupleCacheSize: number
   /** The in-memory tuple index (src/store/readers/tuple-index.ts); without it every read goes to the datastore. */
   tupleIndex?: TupleIndex
+  /**
+   * The membership closures (src/store/readers/membership-closure.ts): nested groups answered
+   * without walking them; without them the engine walks up from the subject.
+   */
+  membershipClosures?: MembershipClosures
   /**
    * How long (ms) a paced query (a list, a search, an expansion) runs before it gives the event
    * loop back (src/engine/pacing.ts); default LIST_SLICE_MS; 0 = never (the bench compares).
@@ -92,7 +101,7 @@ export class EvaluationService {
   readonly dispatcher: CheckDispatcher
   readonly #o: EvaluationServiceOptions
   readonly #cache: CheckCache | undefined
-  readonly #objects: ObjectCache | undefined
+  readonly #objects: WorkingSet | undefined
   readonly #index: TupleIndex | undefined
   readonly #heads: HeadRevisions
   /** Shared by every query of this process: the slices bound the loop's hold, whoever holds it. */
@@ -101,7 +110,16 @@ export class EvaluationService {
   constructor(options: EvaluationServiceOptions) {
     this.#o = options
     this.#cache = options.checkCacheSize > 0 ? new CheckCache(options.checkCacheSize) : undefined
-    this.#objects = options.tupleCacheSize > 0 ? new ObjectCache(options.tupleCacheSize) : undefined
+    this.#objects =
+      options.tupleCacheSize > 0
+        ? new WorkingSet({
+            datastore: options.datastore,
+            maxTuples: options.tupleCacheSize,
+            // Where reads are round trips and sibling branches run concurrently (PostgreSQL), a
+            // level's object loads are gathered into one statement.
+            batch: options.datastore.preferredConcurrency > 1,
+          })
+        : undefined
     this.#index = options.tupleIndex
     this.#heads = options.heads
     this.dispatcher = buildCheckDispatcher(
@@ -160,14 +178,30 @@ export class EvaluationService {
     // replica is refused at once; without caches, requireLive reads it once per staleness
     // window and costs no await while what it knows is fresh.
     let revision = 0
-    if (this.#cache || this.#objects || this.#index || higher) revision = await this.#heads.get(storeId, higher)
+    if (this.#cache || this.#objects || this.#index || this.#o.membershipClosures || higher) revision = await this.#heads.get(storeId, higher)
     else {
       const reading = this.#heads.requireLive(storeId, now)
       if (reading) await reading
     }
-    // A deletion learnt while the head was read: never rebuild the index of a deleted store.
-    if (this.#index && this.#heads.isDeleted(storeId)) throw storeNotFound()
+    // A deletion learnt while the head was read: never rebuild the index (nor the working set's
+    // state) of a deleted store.
+    if ((this.#index || this.#objects) && this.#heads.isDeleted(storeId)) throw storeNotFound()
     const indexed = this.#index && (await this.#index.reader(storeId, revision, now))
+    // Not for an explanation: it walks, to show each userset it looked into.
+    // The closure answers only at the revision the request's tuples are read at, asked at each
+    // look-up (the index and the working set move on with other requests; see MembershipView).
+    const objects = this.#objects
+    const tupleRevision = indexed ? () => indexed.revision : objects ? () => objects.revision(storeId) : undefined
+    const membership =
+      this.#o.membershipClosures && !b.explain
+        ? await this.#o.membershipClosures.view(storeId, revision, now, b.contextual, tupleRevision)
+        : undefined
+    // Not indexed: the working set, brought to the request's revision first (HIGHER_CONSISTENCY
+    // sees its write), over the datastore's reader for what it does not hold.
+    const workingSet =
+      !indexed && this.#objects
+        ? await this.#objects.reader(storeId, revision, now, this.#o.datastore.reader(storeId, revision, now, { replica: !higher }))
+        : undefined
     const ctx: ResolutionContext = {
       sharedCache: cacheable ? { prefix: cacheScope(storeId, ts.id, revision), read: !higher, cache: this.#cache! } : undefined,
       closures: new Map(),
@@ -189,6 +223,7 @@ export class EvaluationService {
       explain: !!b.explain,
     }
     if (b.signal) ctx.signal = b.signal
+    if (membership) ctx.membership = membership
     const sliceMs = b.paced ? (this.#o.sliceMs ?? LIST_SLICE_MS) : (this.#o.checkSliceMs ?? CHECK_SLICE_MS)
     if (sliceMs > 0) ctx.slice = this.#pacer.slice(sliceMs)
     ctx.reader = buildRequestReader({
@@ -197,10 +232,10 @@ export class EvaluationService {
       now,
       datastore: this.#o.datastore,
       indexed: indexed || undefined,
-      objectCache: this.#objects,
-      readCache: !higher,
+      workingSet,
       contextual: b.contextual,
       bound: ctx,
+      replica: !higher,
     })
     return ctx
   }
@@ -211,10 +246,15 @@ export class EvaluationService {
     return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
   }
 
-  /** tupleCacheStats reports the cross-request tuple cache's counters. */
+  /** tupleCacheStats reports the working set's counters (PEMBA_TUPLE_CACHE_SIZE; see working-set.ts). */
   tupleCacheStats(): CacheStats {
-    const c = this.#objects
-    return { enabled: !!c, hits: c?.hits ?? 0, misses: c?.misses ?? 0, entries: c?.size ?? 0 }
+    const s = this.#objects?.stats()
+    return { enabled: !!s, hits: s?.hits ?? 0, misses: s?.misses ?? 0, entries: s?.entries ?? 0 }
+  }
+
+  /** workingSetStats: the working set's own counters, or undefined when it is off. */
+  workingSetStats(): ReturnType<WorkingSet['stats']> | undefined {
+    return this.#objects?.stats()
   }
 
   /**
@@ -228,8 +268,36 @@ export class EvaluationService {
       out.push({ cache: 'check', size: c.size, capacity: c.capacity })
       out.push({ cache: 'check_closures', size: c.closureSize, capacity: c.closureCapacity })
     }
-    if (this.#objects) out.push({ cache: 'tuple', size: this.#objects.tuples, capacity: this.#objects.capacity })
+    const ws = this.#objects?.stats()
+    if (ws) out.push({ cache: 'tuple', size: ws.tuples, capacity: ws.capacity })
+    const m = this.#o.membershipClosures
+    if (m) out.push({ cache: 'membership_closure', size: m.stats().entries, capacity: m.maxEntries })
     return out
+  }
+
+  /** membershipClosureStats reports the membership closures' counters, or undefined when they are off. */
+  membershipClosureStats(): MembershipClosureStats | undefined {
+    return this.#o.membershipClosures?.stats()
+  }
+
+  /**
+   * membershipClosuresReady builds the membership closures of the store's latest model now
+   * (a warm-up or a benchmark; requests start them on first use) and says whether all are ready.
+   */
+  async membershipClosuresReady(storeId: string): Promise<boolean> {
+    const closures = this.#o.membershipClosures
+    if (!closures) return false
+    const ts = await this.#o.models.resolve(storeId, undefined, { fresh: true })
+    let ready = true
+    const families = new Set<UsersetClosure>()
+    for (const [type, t] of ts.types) {
+      for (const name of t.relations.keys()) {
+        const family = ts.usersetClosure(type, name)
+        if (family) families.add(family)
+      }
+    }
+    for (const family of families) ready = (await closures.ready(storeId, family)) && ready
+    return ready
   }
 
   /** tupleIndexStats reports the in-memory tuple index's counters, or undefined when it is off. */
@@ -244,6 +312,7 @@ export class EvaluationService {
 
   /** forgetStore releases what is held for a deleted store: its tuple index, cached answers and objects. */
   forgetStore(storeId: string): void {
+    this.#o.membershipClosures?.drop(storeId)
     this.#index?.drop(storeId)
     this.#cache?.dropStore(storeId)
     this.#objects?.dropStore(storeId)

@@ -12,6 +12,7 @@
  */
 import type { Subject, Tuple, TupleIdentity } from '../core/tuple.ts'
 import type { AuthorizationModel } from '../model/types.ts'
+import type { UsersetClosure } from '../model/typesystem.ts'
 
 /** Revision counts the committed writes of one store; a reader bound to r sees at least r. */
 export type Revision = number
@@ -45,6 +46,13 @@ export interface TupleReader {
    */
   readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]>
   /**
+   * readObjects: readObject for several objects of one type in one statement (the datastores'
+   * readers; others leave it out): each id maps to its tuples, or to undefined when it has more
+   * than `limit` stored rows (expired ones not swept yet count here, unlike readObject's limit;
+   * the working set reads at instant 0, where the two agree). The working set gathers the objects a walk's level asks for into one call.
+   */
+  readObjects?(objectType: string, objectIds: readonly string[], limit: number): Promise<Map<string, Tuple[] | undefined>>
+  /**
    * Set by a reader that holds the tuples in memory (the tuple index): the same reads, answered
    * without a promise. The engine uses them when present, one await fewer per read.
    */
@@ -57,6 +65,30 @@ export interface ImmediateReads {
   readUsersNow(objectType: string, objectId: string, relation: string, users: Subject[]): Tuple[]
   readUsersetsNow(objectType: string, objectId: string, relation: string): Tuple[]
   readStartingWithUserNow(objectType: string, relation: string, users: Subject[]): Tuple[]
+}
+
+/**
+ * MembershipReach: the usersets of one closure family that contain a subject, each with the
+ * length of its shortest path (0 = a direct tuple) and the tuple it was first reached through
+ * (`group:g2#member` → `group:g2#member@group:g1#member`), as the engine's upward walk finds them.
+ */
+export interface MembershipReach {
+  levels: Map<string, number>
+  via: Map<string, Tuple>
+  truncated: boolean
+}
+
+/**
+ * MembershipClosureReader: a request's view of the membership closures kept beside the tuple
+ * index (Zanzibar's Leopard index, store/readers/membership-closure.ts), bound to the request's
+ * revision, instant and contextual tuples. `reachable` answers what walking up from `subject`
+ * through the family's tuples would find within `maxLevel` levels, or undefined whenever it
+ * cannot answer exactly (being built, over budget, contextual tuples in the family, expired
+ * tuples not swept yet, a path as long as the depth limit): the engine then walks. It lowers
+ * `bound.validUntil` to the earliest expiry among the family's tuples it relied on.
+ */
+export interface MembershipClosureReader {
+  reachable(family: UsersetClosure, subject: Subject, maxLevel: number, bound: { validUntil: number }): MembershipReach | undefined
 }
 
 export interface StoreRecord {
@@ -118,6 +150,13 @@ export interface ChangesQuery {
   after?: string
   startTime?: Date
   pageSize: number
+  /**
+   * The page may come from a read replica that has applied this revision of the store (a
+   * follower catching up to a request's revision, src/store/readers/changelog-follower.ts);
+   * absent: the primary (a build's last read among them). Every revision before a page's last
+   * one is whole in it; its last may continue on the next page.
+   */
+  atLeast?: Revision
 }
 
 /** StoreCatalog keeps the stores themselves. */
@@ -169,7 +208,18 @@ export interface TupleStore {
    * reader reads the store's tuples as of `revision` (or newer) at the instant `now` (ms since
    * the epoch): tuples with `expiresAt <= now` are invisible to it.
    */
-  reader(storeId: string, revision: Revision, now: number): TupleReader
+  reader(storeId: string, revision: Revision, now: number, options?: ReaderOptions): TupleReader
+}
+
+/** How a reader may be served (TupleStore.reader). */
+export interface ReaderOptions {
+  /**
+   * The request accepts a read replica (MINIMIZE_LATENCY): the datastore may answer it from a
+   * standby that has applied `revision` of the store (revision 0: one that lags by no more than
+   * the staleness bound and has this process's writes to the store). Absent or false
+   * (HIGHER_CONSISTENCY, anything a write or a service reads): the primary.
+   */
+  replica?: boolean
 }
 
 /** TupleWriter changes tuples: a Write, and the sweep of expired tuples. */
@@ -230,14 +280,22 @@ export interface TupleBulkLoader {
 export interface StoreHead {
   revision: Revision
   deleted: boolean
+  /**
+   * Set when a read replica answered: how far (ms) it may lag the primary, so the caller counts
+   * the head as read that long ago. Absent: the primary answered.
+   */
+  lagMs?: number
 }
 
 /** Changelog: each store's revision and the history of its tuple changes. */
 export interface Changelog {
   readChanges(storeId: string, q: ChangesQuery): Promise<Page<TupleChange>>
   headRevision(storeId: string): Promise<Revision>
-  /** storeHead: headRevision and the deletion mark, in one read of the store row. */
-  storeHead(storeId: string): Promise<StoreHead>
+  /**
+   * storeHead: headRevision and the deletion mark, in one read of the store row. Given
+   * `maxStalenessMs`, a read replica lagging no more than that may answer (see StoreHead.lagMs).
+   */
+  storeHead(storeId: string, maxStalenessMs?: number): Promise<StoreHead>
 }
 
 /** AssertionStore keeps the assertions written for one model of a store (opaque JSON). */
@@ -273,4 +331,21 @@ export interface DatastoreHealth {
   pendingMigrations(): Promise<string[]>
   /** The connection pool's state, or undefined when the backend has no pool. */
   poolStats(): PoolStats | undefined
+  /** The read replicas' state (PEMBA_DATABASE_READ_URL), or undefined when there are none. */
+  readReplicaStats?(): ReadReplicaStats | undefined
+}
+
+/** The read replicas (PostgreSQL standbys) and where the reads went, for /metrics. */
+export interface ReadReplicaStats {
+  standbys: {
+    /** `host:port/database`, no credentials. */
+    name: string
+    up: boolean
+    /** How far (s) it may lag the primary, as last measured; undefined before it was measured. */
+    lagSeconds: number | undefined
+    /** Reads it answered. */
+    reads: number
+  }[]
+  /** Reads that could have gone to a standby and went to the primary (none eligible, or it failed). */
+  primaryReads: number
 }

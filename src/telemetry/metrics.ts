@@ -60,6 +60,8 @@ export interface StatSources {
   tupleCache(): CacheCounters
   /** The tuple index; undefined when it is off (no series then). */
   tupleIndex(): { stores: number; tuples: number; builds: number; changesApplied: number; fallbacks: number } | undefined
+  /** The membership closures (nested groups without walking them); undefined when off (no series then). */
+  membershipClosure?(): { closures: number; entries: number; builds: number; fallbacks: number; answered: number } | undefined
   /** The decision log's counters. */
   decisionLog(): { recorded: number; dropped: number; failed: number; buffered: number }
   /** The connection pool, for a pooled backend (PostgreSQL); undefined otherwise (no series). */
@@ -71,6 +73,10 @@ export interface StatSources {
   admission?(): { inFlight: number; queued: number; refused: number; rateLimited: number }
   /** The database outage tracker (service/datastore-outage.ts); none when absent. */
   datastoreOutage?(): { down: boolean; unavailableTotal: number; outages: number }
+  /** The PostgreSQL read replicas (PEMBA_DATABASE_READ_URL); undefined when there are none (no series). */
+  readReplicas?():
+    | { standbys: { name: string; up: boolean; lagSeconds: number | undefined; reads: number }[]; primaryReads: number }
+    | undefined
   /** What each bounded in-memory cache or buffer holds and its bound (docs/memory.md); none when absent. */
   memory?(): MemoryUse[]
 }
@@ -95,7 +101,15 @@ export interface PembaMetrics extends RequestMetrics {
   collectFrom(sources: StatSources): void
   /** The exposition and its content type, for a `/metrics` answer. */
   scrape(): Promise<{ contentType: string; body: string }>
+  /**
+   * The same series as values (prom-client's `getMetricsAsJSON()`, each with its aggregator),
+   * for a worker's answer to the primary, which sums them over the workers (src/cli/cluster.ts).
+   */
+  snapshot(): Promise<MetricsSnapshot>
 }
+
+/** Every series of one registry as values, as prom-client's `getMetricsAsJSON()` gives them. */
+export type MetricsSnapshot = Awaited<ReturnType<Registry['getMetricsAsJSON']>>
 
 export interface MetricsOptions {
   /** Process metrics (`process_*`, `nodejs_*`) in the exposition; default true. */
@@ -233,6 +247,9 @@ export function createMetrics(options: MetricsOptions = {}): PembaMetrics {
       const all = exposed.length === 1 ? registry : Registry.merge(exposed)
       return { contentType: registry.contentType, body: await all.metrics() }
     },
+    async snapshot() {
+      return (exposed.length === 1 ? registry : Registry.merge(exposed)).getMetricsAsJSON()
+    },
   }
 }
 
@@ -280,13 +297,15 @@ function statFamilies(s: StatSources): Family[] {
       () => s.datastoreOutage?.().unavailableTotal ?? 0,
     ),
     counter('pemba_datastore_outages_total', 'Database outages seen (each logged once, with its cause).', () => s.datastoreOutage?.().outages ?? 0),
-    gauge('pemba_datastore_up', '0 while the database is known to be unavailable, else 1.', () => (s.datastoreOutage?.().down ? 0 : 1)),
+    // Summed over workers, 1 + 1 would say nothing: any worker's 0 shows.
+    gauge('pemba_datastore_up', '0 while the database is known to be unavailable, else 1.', () => (s.datastoreOutage?.().down ? 0 : 1)).aggregatedBy('min'),
   ]
   // The tuple index and the pool are fixed at start: their families exist only when they do.
   if (s.tupleIndex()) {
     families.push(
-      gauge('pemba_tuple_index_stores', 'Stores answered from the in-memory tuple index.', () => s.tupleIndex()?.stores),
-      gauge('pemba_tuple_index_tuples', 'Tuples held by the tuple index.', () => s.tupleIndex()?.tuples),
+      // Every worker indexes the same stores: the most of them, not their sum (2 workers × 3 stores is 3).
+      gauge('pemba_tuple_index_stores', 'Stores answered from the in-memory tuple index.', () => s.tupleIndex()?.stores).aggregatedBy('max'),
+      gauge('pemba_tuple_index_tuples', 'Tuples held by the tuple index (summed over workers: it is memory).', () => s.tupleIndex()?.tuples),
       counter('pemba_tuple_index_builds_total', 'Stores read into the tuple index.', () => s.tupleIndex()?.builds),
       counter(
         'pemba_tuple_index_changes_applied_total',
@@ -300,17 +319,35 @@ function statFamilies(s: StatSources): Family[] {
       ),
     )
   }
+  const closure = s.membershipClosure
+  if (closure?.()) {
+    families.push(
+      gauge('pemba_membership_closure_closures', 'Membership closures (store and group relation) ready to answer.', () => closure()?.closures).aggregatedBy('max'),
+      gauge('pemba_membership_closure_entries', 'Entries held by the membership closures (a subject in a group, transitively).', () => closure()?.entries),
+      counter('pemba_membership_closure_builds_total', 'Membership closures built.', () => closure()?.builds),
+      counter(
+        'pemba_membership_closure_answers_total',
+        'Group memberships answered from a membership closure instead of walking the groups.',
+        () => closure()?.answered,
+      ),
+      counter(
+        'pemba_membership_closure_fallbacks_total',
+        'Group memberships walked because the closure could not answer exactly (building, over budget, contextual tuples, expired tuples, depth limit).',
+        () => closure()?.fallbacks,
+      ),
+    )
+  }
   const memory = s.memory
   if (memory) {
     families.push(
       new LabelledSampledFamily(
         'pemba_cache_size',
-        'What each bounded in-memory cache or buffer holds, in the unit its setting counts (entries, tuples or bytes; docs/memory.md).',
+        'What each bounded in-memory cache or buffer holds, in the unit its setting counts (entries, tuples or bytes; docs/memory.md); summed over workers.',
         () => memory().map((m) => ({ labels: { cache: m.cache }, value: m.size })),
       ),
       new LabelledSampledFamily(
         'pemba_cache_capacity',
-        'The most each bounded in-memory cache or buffer may hold (its setting), in the unit of pemba_cache_size.',
+        'The most each bounded in-memory cache or buffer may hold (its setting), in the unit of pemba_cache_size; summed over workers.',
         () => memory().map((m) => ({ labels: { cache: m.cache }, value: m.capacity })),
       ),
     )
@@ -323,6 +360,29 @@ function statFamilies(s: StatSources): Family[] {
         'pemba_datastore_pool_waiting_requests',
         'Operations waiting for a connection from the database pool.',
         () => s.pool()?.waiting,
+      ),
+    )
+  }
+  const replicas = s.readReplicas
+  if (replicas?.()) {
+    const standbys = () => replicas()?.standbys ?? []
+    families.push(
+      new LabelledSampledFamily('pemba_datastore_standby_up', '1 while a read replica (PostgreSQL standby) is reachable, else 0.', () =>
+        standbys().map((r) => ({ labels: { standby: r.name }, value: r.up ? 1 : 0 })),
+      ).aggregatedBy('min'),
+      new LabelledSampledFamily(
+        'pemba_datastore_standby_lag_seconds',
+        'How far a reachable read replica may lag the primary, as last measured; above PEMBA_CHECK_CACHE_STALENESS_MS it is skipped.',
+        () => standbys().flatMap((r) => (r.lagSeconds === undefined ? [] : [{ labels: { standby: r.name }, value: r.lagSeconds }])),
+      ).aggregatedBy('max'),
+      new LabelledSampledFamily(
+        'pemba_datastore_replica_reads_total',
+        'Reads that may lag (MINIMIZE_LATENCY tuple reads, changelog pages, head revisions), by where they went: a standby, or `primary` (none had the revision, or it failed).',
+        () => [
+          ...standbys().map((r) => ({ labels: { target: r.name }, value: r.reads })),
+          { labels: { target: 'primary' }, value: replicas()?.primaryReads ?? 0 },
+        ],
+        'counter',
       ),
     )
   }

@@ -30,12 +30,20 @@ interface CollectedMetric {
   help: string
   type: 'counter' | 'gauge' | 'histogram'
   values: SampleValue[]
-  aggregator: 'sum'
+  aggregator: Aggregator
 }
+
+/**
+ * How the primary of a multi-process server (PEMBA_WORKERS) combines one series across its
+ * workers (prom-client's aggregators): counters and most gauges add up, `min` for a gauge where
+ * one worker's 0 must show (pemba_datastore_up).
+ */
+export type Aggregator = 'sum' | 'min' | 'max' | 'first'
+
 
 /** The part of prom-client's `Metric` the registry uses (`registerMetric`, `metrics()`, `getMetricsAsJSON()`). */
 export abstract class Family {
-  readonly aggregator = 'sum' as const
+  aggregator: Aggregator = 'sum'
   constructor(
     readonly name: string,
     readonly help: string,
@@ -50,6 +58,12 @@ export abstract class Family {
 
   /** The registry's reset hook (`registry.resetMetrics()`); the families keep their counts. */
   reset(): void {}
+
+  /** aggregatedBy sets how the workers' values combine (default `sum`). */
+  aggregatedBy(aggregator: Aggregator): this {
+    this.aggregator = aggregator
+    return this
+  }
 
   register(registry: Registry): this {
     registry.registerMetric(this as unknown as Parameters<Registry['registerMetric']>[0])
@@ -175,8 +189,8 @@ export interface LabelledValue {
 export class LabelledSampledFamily extends Family {
   readonly #read: () => LabelledValue[]
 
-  constructor(name: string, help: string, read: () => LabelledValue[]) {
-    super(name, help, 'gauge')
+  constructor(name: string, help: string, read: () => LabelledValue[], type: 'gauge' | 'counter' = 'gauge') {
+    super(name, help, type)
     this.#read = read
   }
 

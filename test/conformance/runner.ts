@@ -821,11 +821,19 @@ export interface RunOptions extends FileKindOptions {
   client?: Requester
 }
 
-/** Creates the in-process test client (database from `PEMBA_TEST_DATABASE_URL` when set). */
+/**
+ * Creates the in-process test client (database from `PEMBA_TEST_DATABASE_URL` when set;
+ * `PEMBA_TEST_TUPLE_INDEX_MAX_TUPLES=0` turns the tuple index off, so that the stored tuples are
+ * read through the working set over the database).
+ */
 export async function createConformanceClient(): Promise<Requester & { close(): Promise<void> }> {
   const { createTestClient } = await import('../helpers/client.ts')
   const url = process.env.PEMBA_TEST_DATABASE_URL
-  return createTestClient(url ? { databaseUrl: url } : {})
+  const indexBudget = process.env.PEMBA_TEST_TUPLE_INDEX_MAX_TUPLES
+  return createTestClient({
+    ...(url ? { databaseUrl: url } : {}),
+    ...(indexBudget === undefined ? {} : { tupleIndexMaxTuples: Number(indexBudget) }),
+  })
 }
 
 /** Runs the selected files × kinds in sequence. */

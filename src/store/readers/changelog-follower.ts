@@ -84,8 +84,16 @@ export class ChangelogFollower {
     const { datastore, storeId, pageSize, maxChanges } = this.#o
     const changes: TupleChange[] = []
     let after = JSON.stringify(this.#position)
+    // Only a catch-up to a later revision may read a replica: one that has replayed `revision`
+    // answers the first page, and each later page one that has replayed the last change read
+    // (continued on a standby that replayed less, a page ending inside revision 9 would look like
+    // the end of the changelog, and 9 whole). A build's last read (readNow at the revision it
+    // started from) reads the primary: its pages were read up to the primary's head, and changes
+    // only as far as a lagging standby's would re-apply, over a newer page, a change undone since
+    // (rev 5 writes doc:1#viewer@anne, rev 9 deletes it: replaying 5 alone brings anne back).
+    let atLeast = revision > this.revision ? revision : undefined
     for (;;) {
-      const page = await datastore.readChanges(storeId, { after, pageSize })
+      const page = await datastore.readChanges(storeId, { after, pageSize, atLeast })
       changes.push(...page.items)
       // More changes than the structure is worth holding (a replica cut off for long): reading
       // the store afresh is cheaper than holding them all to apply.
@@ -93,6 +101,7 @@ export class ChangelogFollower {
       if (page.items.length < pageSize) break
       const last = page.items[page.items.length - 1]
       after = JSON.stringify([last.revision, last.seq])
+      if (atLeast !== undefined) atLeast = Math.max(atLeast, last.revision)
     }
     if (changes.length > 0) {
       apply(changes)

@@ -12,58 +12,60 @@
  * 3. Stored tuples, one of:
  *    - the tuple index's reader (tuple-index.ts), when the store is indexed at the request's
  *      revision: a map look-up per read, nothing to buffer or cache;
- *    - otherwise the datastore's reader, wrapped by CachedObjectReader (object-cache.ts: small
- *      objects shared across requests, keyed by store and revision) when the tuple cache is on,
- *      and by BufferedTupleReader (buffered.ts: a small object read whole, once per request)
- *      outside it, so that a request's repeated questions about one object cost one read.
+ *    - otherwise the working set's reader (working-set.ts: objects and users' lists shared
+ *      across requests, kept fresh from the changelog, so a write does not empty it) when it
+ *      is on; it reads what it does not hold (a huge object's relations) from the datastore;
+ *    - otherwise the datastore's reader, wrapped by BufferedTupleReader (buffered.ts: a small
+ *      object read whole, once per request), so that a request's repeated questions about one
+ *      object cost one read.
  *
  * @module
  */
 import type { Tuple } from '../../core/tuple.ts'
-import type { Revision, TupleReader } from '../ports.ts'
+import type { ReaderOptions, Revision, TupleReader } from '../ports.ts'
 import { BufferedTupleReader } from './buffered.ts'
 import { ContextualTupleReader } from './contextual.ts'
 import { ExpiryTrackingReader, type ExpiryBound } from './expiry-tracking.ts'
-import { CachedObjectReader, type ObjectCache } from './object-cache.ts'
 import type { IndexedTupleReader } from './tuple-index.ts'
+import type { WorkingSetReader } from './working-set.ts'
+
+const REPLICA: ReaderOptions = { replica: true }
 
 /** Objects with at most this many tuples are read whole by a request. */
 export const OBJECT_BUFFER_LIMIT = 64
 
 export interface RequestReaderOptions {
   storeId: string
-  /** The revision the request is bound to (keys the tuple cache). */
+  /** The revision the request is bound to. */
   revision: Revision
   /** The request's instant (ms): tuples expired by then do not count. */
   now: number
   /** The datastore's reader, bound to the store, revision and instant. */
-  datastore: { reader(storeId: string, revision: Revision, now: number): TupleReader }
+  datastore: { reader(storeId: string, revision: Revision, now: number, options?: ReaderOptions): TupleReader }
   /**
    * The tuple index's reader for this request (`TupleIndex.reader`, awaited by the caller:
    * it may wait for a catch-up), or undefined when the store is not indexed.
    */
   indexed: IndexedTupleReader | undefined
-  /** The cross-request tuple cache, when on. */
-  objectCache: ObjectCache | undefined
-  /** false for HIGHER_CONSISTENCY: the tuple cache is filled, never read. */
-  readCache: boolean
+  /**
+   * The working set's reader for this request (`WorkingSet.reader`, awaited by the caller: it
+   * catches up first), or undefined when the store is indexed or the working set is off.
+   */
+  workingSet: WorkingSetReader | undefined
   /** The request's contextual tuples, validated. */
   contextual: Tuple[]
   /** Where the earliest expiry read is recorded: the request's ResolutionContext. */
   bound: ExpiryBound
+  /** The request accepts a read replica that has its revision (MINIMIZE_LATENCY; see ReaderOptions). */
+  replica?: boolean
 }
 
 /** buildRequestReader returns the request's reader (see the module comment for the order). */
 export function buildRequestReader(o: RequestReaderOptions): TupleReader {
   let stored: TupleReader | undefined = o.indexed
-  if (!stored) {
-    stored = o.datastore.reader(o.storeId, o.revision, o.now)
-    if (o.objectCache) {
-      // Stored tuples only: contextual tuples are laid over them below, per request.
-      stored = new CachedObjectReader(stored, o.objectCache, { prefix: `${o.storeId}/${o.revision}/`, read: o.readCache, now: o.now })
-    }
-    stored = new BufferedTupleReader(stored, OBJECT_BUFFER_LIMIT)
-  }
+  // Stored tuples only: contextual tuples are laid over them below, per request.
+  if (!stored) stored = o.workingSet
+  if (!stored) stored = new BufferedTupleReader(o.datastore.reader(o.storeId, o.revision, o.now, o.replica ? REPLICA : undefined), OBJECT_BUFFER_LIMIT)
   if (o.contextual.length) stored = new ContextualTupleReader(stored, o.contextual, o.now)
   if (o.indexed && stored === o.indexed) {
     o.indexed.trackExpiry(o.bound)

@@ -41,7 +41,7 @@ export interface SqlDatastoreOptions {
 // The class's instances carry every port method as an own property (assigned in the
 // constructor), so the class declares them through this merged interface.
 export interface SqlDatastore
-  extends Omit<Datastore, 'dialect' | 'preferredConcurrency' | 'close' | 'ping' | 'pendingMigrations' | 'poolStats'> {}
+  extends Omit<Datastore, 'dialect' | 'preferredConcurrency' | 'close' | 'ping' | 'pendingMigrations' | 'poolStats' | 'readReplicaStats'> {}
 
 export class SqlDatastore implements Datastore {
   readonly dialect: string
@@ -169,10 +169,14 @@ function classified<P extends object>(ports: P, outage: (err: unknown) => never)
 class ClassifiedTupleReader implements TupleReader {
   readonly #inner: TupleReader
   readonly #outage: (err: unknown) => never
+  /** Only when the inner reader has it: a caller checks for it and reads object by object otherwise. */
+  readonly readObjects?: TupleReader['readObjects']
 
   constructor(inner: TupleReader, outage: (err: unknown) => never) {
     this.#inner = inner
     this.#outage = outage
+    const readObjects = inner.readObjects?.bind(inner)
+    if (readObjects) this.readObjects = (objectType, objectIds, limit) => readObjects(objectType, objectIds, limit).catch(outage)
   }
 
   readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
@@ -194,16 +198,23 @@ class ClassifiedTupleReader implements TupleReader {
   readStartingWithUser(objectType: string, relation: string, users: Subject[]): Promise<Tuple[]> {
     return this.#inner.readStartingWithUser(objectType, relation, users).catch(this.#outage)
   }
+
 }
 
 /** ObservedTupleReader: a driver's reader whose every read reports its duration (the hot reads: no rest arguments). */
 class ObservedTupleReader implements TupleReader {
   readonly #inner: TupleReader
   readonly #observe: QueryObserver
+  /** Only when the inner reader has it (see ClassifiedTupleReader). */
+  readonly readObjects?: TupleReader['readObjects']
 
   constructor(inner: TupleReader, observe: QueryObserver) {
     this.#inner = inner
     this.#observe = observe
+    const readObjects = inner.readObjects?.bind(inner)
+    if (readObjects) {
+      this.readObjects = (objectType, objectIds, limit) => settle(observe, 'readObjects', performance.now(), readObjects(objectType, objectIds, limit))
+    }
   }
 
   readObject(objectType: string, objectId: string, limit: number): Promise<Tuple[] | undefined> {
@@ -230,4 +241,5 @@ class ObservedTupleReader implements TupleReader {
     const start = performance.now()
     return settle(this.#observe, 'readStartingWithUser', start, this.#inner.readStartingWithUser(objectType, relation, users))
   }
+
 }
