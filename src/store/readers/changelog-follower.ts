@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { parseSubject, type Tuple } from '../../core/tuple.ts'
 import type { Datastore, Revision, TupleChange } from '../store.ts'
 
 /** A changelog position after every change of revision r: seq is an int4 in PostgreSQL. */
@@ -114,4 +115,25 @@ export class ChangelogFollower {
     this.revision = Math.max(this.revision, revision, changes.length ? changes[changes.length - 1].revision : 0)
     return 'applied'
   }
+}
+
+/**
+ * tupleOfChange: the tuple a changelog entry writes or deletes (`document:1#viewer@group:eng#member`
+ * with its condition and expiry); a changelog entry whose user does not parse is a broken store.
+ */
+export function tupleOfChange(c: TupleChange): Tuple {
+  const user = parseSubject(c.user)
+  if (!user) throw new Error(`changelog entry with an invalid user: ${c.user}`)
+  const t: Tuple = {
+    objectType: c.objectType,
+    objectId: c.objectId,
+    relation: c.relation,
+    userType: user.type,
+    userId: user.id,
+    userRelation: user.relation,
+    conditionName: c.conditionName,
+    conditionContext: c.conditionContext,
+  }
+  if (c.expiresAt !== undefined) t.expiresAt = c.expiresAt
+  return t
 }

@@ -26,7 +26,8 @@
  *
  * @module
  */
-import { parseSubject, type Tuple } from '../../core/tuple.ts'
+import type { Tuple } from '../../core/tuple.ts'
+import { tupleOfChange } from './changelog-follower.ts'
 import type { UsersetClosure } from '../../model/typesystem.ts'
 import type { MembershipReach, TupleChange } from '../store.ts'
 
@@ -171,19 +172,8 @@ export class FamilyClosure {
     const affected = new Set<string>()
     for (const c of changes) {
       if (!this.#admitted.has(`${c.objectType}#${c.relation}`)) continue
-      const user = parseSubject(c.user)
-      if (!user) continue
-      const t: Tuple = {
-        objectType: c.objectType,
-        objectId: c.objectId,
-        relation: c.relation,
-        userType: user.type,
-        userId: user.id,
-        userRelation: user.relation,
-        conditionName: c.conditionName,
-        conditionContext: c.conditionContext,
-      }
-      if (c.expiresAt !== undefined) t.expiresAt = c.expiresAt
+      const t = tupleOfChange(c)
+      const user = { type: t.userType, id: t.userId, relation: t.userRelation }
       const userKey = subjectKey(user.type, user.id, user.relation)
       // Who may see a path change: the user itself and whoever is in it (before this batch).
       if (!affected.has(userKey)) {

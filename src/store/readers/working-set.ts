@@ -44,9 +44,9 @@
  */
 import { LRUCache } from 'lru-cache'
 import { PembaError } from '../../core/errors.ts'
-import { parseSubject, type Subject, type Tuple } from '../../core/tuple.ts'
+import type { Subject, Tuple } from '../../core/tuple.ts'
 import type { Datastore, Revision, TupleChange, TupleReader, TupleStore } from '../store.ts'
-import { ChangelogFollower } from './changelog-follower.ts'
+import { ChangelogFollower, tupleOfChange } from './changelog-follower.ts'
 
 /** The part of the datastore the working set reads: loads, and the changelog. */
 export type WorkingSetSource = Pick<TupleStore, 'reader'> & Pick<Datastore, 'readChanges'>
@@ -320,19 +320,8 @@ export class WorkingSet {
     if (this.#stores.peek(storeId) !== st) return
     const keys = new Set<string>()
     for (const c of changes) {
-      const user = parseSubject(c.user)
-      if (!user) throw new Error(`changelog entry with an invalid user: ${c.user}`)
-      const t: Tuple = {
-        objectType: c.objectType,
-        objectId: c.objectId,
-        relation: c.relation,
-        userType: user.type,
-        userId: user.id,
-        userRelation: user.relation,
-        conditionName: c.conditionName,
-        conditionContext: c.conditionContext,
-      }
-      if (c.expiresAt !== undefined) t.expiresAt = c.expiresAt
+      const t = tupleOfChange(c)
+      const user = { type: t.userType, id: t.userId, relation: t.userRelation }
       const write = c.operation === 'write'
       const ok = objectKey(storeId, c.objectType, c.objectId)
       const uk = userKey(storeId, c.objectType, c.relation, user)
