@@ -34,33 +34,23 @@ import {
   startServer,
   stopServer,
   type Correctness,
-  type Expected,
+  type HttpBenchOptions,
   type HttpFigure,
   type Server,
 } from './harness.ts'
 
-export interface AuthzenBenchOptions {
-  dbPath: string
-  storeId: string
-  checks: CheckRequest[]
-  expected: Expected
+/** initialWarmupSeconds: the JIT warms both paths. row: figure, n, p50, p95, p99, rate, notes. */
+export interface AuthzenBenchOptions extends HttpBenchOptions {
   /** Connections of the single-request runs (the HTTP check rows use 64). */
   connections: number
   /** Connections of the batch runs (the HTTP batch-check row uses 8). */
   batchConnections: number
   batchSize: number
-  seconds: number
   batchSeconds: number
-  warmupSeconds: number
-  /** Load on each endpoint before the first round: the JIT warms both paths. */
-  initialWarmupSeconds: number
-  rounds: number
   /** `checkCacheSize` of the "cache on" server (the "cache off" one uses 0). */
   cacheSize: number
   /** The server's environment for a cache size (run.ts's pembaEnv). */
   env: (cacheSize: number) => Record<string, string>
-  /** Adds one table row: figure, n, p50, p95, p99, rate, notes. */
-  row: (...cells: (string | number)[]) => void
 }
 
 /** One endpoint of a pair: where it is, its bodies, and how many questions one request asks. */

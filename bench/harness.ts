@@ -493,6 +493,26 @@ export async function stopServer(server: Server): Promise<void> {
   rmSync(server.logFile, { force: true })
 }
 
+/**
+ * What the HTTP bench parts (workers, telemetry, AuthZEN) are given: the data set's store and
+ * checks with their expected answers, the load, and where a table row goes.
+ */
+export interface HttpBenchOptions {
+  dbPath: string
+  storeId: string
+  checks: CheckRequest[]
+  expected: Expected
+  connections: number
+  seconds: number
+  /** Load before each measured run. */
+  warmupSeconds: number
+  /** Load on each server before the first round, so that the JIT and caches are warm. */
+  initialWarmupSeconds: number
+  rounds: number
+  /** Adds one table row. */
+  row: (...cells: (string | number)[]) => void
+}
+
 export interface HttpFigure {
   connections: number
   seconds: number
@@ -505,6 +525,26 @@ export interface HttpFigure {
   non2xx: number
   errors: number
   timeouts: number
+}
+
+/**
+ * Two loads run at once on two servers (half the connections each) as one figure: counts and
+ * rates summed, each latency the worse of the two.
+ */
+export function bothFigure(connections: number, x: HttpFigure, y: HttpFigure): HttpFigure {
+  return {
+    connections,
+    seconds: Math.max(x.seconds, y.seconds),
+    requests: x.requests + y.requests,
+    reqPerSec: x.reqPerSec + y.reqPerSec,
+    p50Ms: Math.max(x.p50Ms, y.p50Ms),
+    p90Ms: Math.max(x.p90Ms, y.p90Ms),
+    p99Ms: Math.max(x.p99Ms, y.p99Ms),
+    maxMs: Math.max(x.maxMs, y.maxMs),
+    non2xx: x.non2xx + y.non2xx,
+    errors: x.errors + y.errors,
+    timeouts: x.timeouts + y.timeouts,
+  }
 }
 
 /**

@@ -26,6 +26,7 @@ import { loadConfig } from '../src/config.ts'
 import { createPemba } from '../src/server.ts'
 import type { CheckRequest } from './dataset.ts'
 import {
+  bothFigure,
   cacheEnv,
   cannon,
   correctText,
@@ -178,19 +179,7 @@ export async function replicasPart(o: ReplicasBenchOptions): Promise<Record<stri
       cannon(a.url, path, o.bodies, half, o.seconds, 0),
       cannon(b.url, path, o.bodies.slice().reverse(), half, o.seconds, 0),
     ])
-    return {
-      connections: o.connections,
-      seconds: Math.max(x.seconds, y.seconds),
-      requests: x.requests + y.requests,
-      reqPerSec: x.reqPerSec + y.reqPerSec,
-      p50Ms: Math.max(x.p50Ms, y.p50Ms),
-      p90Ms: Math.max(x.p90Ms, y.p90Ms),
-      p99Ms: Math.max(x.p99Ms, y.p99Ms),
-      maxMs: Math.max(x.maxMs, y.maxMs),
-      non2xx: x.non2xx + y.non2xx,
-      errors: x.errors + y.errors,
-      timeouts: x.timeouts + y.timeouts,
-    }
+    return bothFigure(o.connections, x, y)
   }
   const loadStart = os.loadavg()[0]
   try {

@@ -27,6 +27,7 @@ import { loadOrGenerate, parseFlags, tupleKey, type CheckRequest, type LookupReq
 import {
   ROOT,
   batches as batchesOf,
+  bothFigure,
   cacheEnv,
   cannon as runCannon,
   checkPass as measureChecks,
@@ -322,19 +323,7 @@ async function postgresPart(
       cannon(a.url, path, bodies, half, HTTP_SECONDS),
       cannon(b.url, path, bodies.slice().reverse(), half, HTTP_SECONDS),
     ])
-    return {
-      connections: HTTP_CONNECTIONS,
-      seconds: Math.max(x.seconds, y.seconds),
-      requests: x.requests + y.requests,
-      reqPerSec: x.reqPerSec + y.reqPerSec,
-      p50Ms: Math.max(x.p50Ms, y.p50Ms),
-      p90Ms: Math.max(x.p90Ms, y.p90Ms),
-      p99Ms: Math.max(x.p99Ms, y.p99Ms),
-      maxMs: Math.max(x.maxMs, y.maxMs),
-      non2xx: x.non2xx + y.non2xx,
-      errors: x.errors + y.errors,
-      timeouts: x.timeouts + y.timeouts,
-    }
+    return bothFigure(HTTP_CONNECTIONS, x, y)
   }
   const show = (label: string, f: HttpFigure) =>
     row(

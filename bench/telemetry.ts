@@ -27,7 +27,7 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/config.ts'
 import { createPemba } from '../src/server.ts'
-import { loadOrGenerate, parseFlags, tupleKey, type CheckRequest } from './dataset.ts'
+import { loadOrGenerate, parseFlags, tupleKey } from './dataset.ts'
 import {
   ROOT,
   cacheEnv,
@@ -48,25 +48,17 @@ import {
   startServer,
   stopServer,
   type Correctness,
-  type Expected,
+  type HttpBenchOptions,
   type HttpFigure,
   type Server,
 } from './harness.ts'
 
-export interface TelemetryBenchOptions {
-  dbPath: string
-  storeId: string
-  checks: CheckRequest[]
-  expected: Expected
-  connections: number
-  seconds: number
-  warmupSeconds: number
-  /** Load on each server before the first round: the JIT warms the logging and tracing paths over tens of thousands of requests. */
-  initialWarmupSeconds: number
-  rounds: number
+/**
+ * initialWarmupSeconds: the JIT warms the logging and tracing paths over tens of thousands of
+ * requests. row: figure, n, p50, p95, p99, rate, notes.
+ */
+export interface TelemetryBenchOptions extends HttpBenchOptions {
   cacheSize: number
-  /** Adds one table row: figure, n, p50, p95, p99, rate, notes. */
-  row: (...cells: (string | number)[]) => void
 }
 
 interface Variant {

@@ -23,7 +23,6 @@
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
-import type { CheckRequest } from './dataset.ts'
 import {
   cannon,
   correctText,
@@ -36,7 +35,7 @@ import {
   startServer,
   stopServer,
   type Correctness,
-  type Expected,
+  type HttpBenchOptions,
   type HttpFigure,
   type Server,
 } from './harness.ts'
@@ -46,22 +45,11 @@ const WARMUP_REQUESTS_PER_WORKER = 10_000
 /** At most this many warm-up loads of `initialWarmupSeconds` per server. */
 const MAX_WARMUP_ROUNDS = 4
 
-export interface WorkersBenchOptions {
-  dbPath: string
-  storeId: string
-  checks: CheckRequest[]
-  expected: Expected
-  connections: number
-  seconds: number
-  /** Load before each measured run. */
-  warmupSeconds: number
-  /** Load on each server before the first round: every worker's JIT and check cache warm. */
-  initialWarmupSeconds: number
-  rounds: number
+/** initialWarmupSeconds: every worker's JIT and check cache warm. */
+export interface WorkersBenchOptions extends HttpBenchOptions {
   batchSize: number
   /** Pemba's environment (run.ts's serverEnv with the cache on), PEMBA_WORKERS added here. */
   env: Record<string, string>
-  row: (...cells: (string | number)[]) => void
 }
 
 interface Variant {

@@ -70,6 +70,24 @@ export async function check(base: string, store: string, user: string, object: s
   return r.body.allowed as boolean
 }
 
+/**
+ * Writes `n` distinct tuples (user:u<i> viewer doc:d<i>), one write each, `width` clients at
+ * once on fresh connections, expects every write to succeed, then expects each one to be seen
+ * by a HIGHER_CONSISTENCY check (8 at once), whichever worker answers.
+ */
+export async function writeEachThenCheck(base: string, store: string, n: number, width: number): Promise<void> {
+  const writes = await inParallel(Array.from({ length: n }, (_, i) => i), width, (i) =>
+    send(base, 'POST', `/stores/${store}/write`, {
+      writes: { tuple_keys: [{ user: `user:u${i}`, relation: 'viewer', object: `doc:d${i}` }] },
+    }),
+  )
+  expect(writes.filter((w) => w.status !== 200).map((w) => JSON.stringify(w.body))).toEqual([])
+  const read = await inParallel(Array.from({ length: n }, (_, i) => i), 8, (i) =>
+    check(base, store, `user:u${i}`, `doc:d${i}`, 'HIGHER_CONSISTENCY'),
+  )
+  expect(read.filter((a) => !a)).toEqual([])
+}
+
 /** Runs `f` over `items`, `width` at a time. */
 export async function inParallel<T, R>(items: T[], width: number, f: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length)

@@ -8,7 +8,7 @@ import { afterEach, expect, it } from 'vitest'
 import { describePostgres, probePostgres, usePostgresSchema } from '../helpers/postgres.ts'
 import { startServer, type PembaProcess } from '../helpers/processes.ts'
 import { logEvents, waitFor } from '../helpers/wait.ts'
-import { check, inParallel, send, seed } from './cluster-helpers.ts'
+import { check, send, seed, writeEachThenCheck } from './cluster-helpers.ts'
 
 const target = await probePostgres()
 /** Two workers start and stop several times per test; on a loaded CI machine that takes a while. */
@@ -28,16 +28,7 @@ describePostgres('PEMBA_WORKERS=2 on PostgreSQL', target, () => {
     await waitFor('both workers to serve', () => logEvents(p.stdout(), 'worker_listening').length === 2)
     const store = await seed(p.url)
     const N = 120
-    const writes = await inParallel(Array.from({ length: N }, (_, i) => i), 12, (i) =>
-      send(p.url, 'POST', `/stores/${store}/write`, {
-        writes: { tuple_keys: [{ user: `user:u${i}`, relation: 'viewer', object: `doc:d${i}` }] },
-      }),
-    )
-    expect(writes.filter((w) => w.status !== 200).map((w) => JSON.stringify(w.body))).toEqual([])
-    const read = await inParallel(Array.from({ length: N }, (_, i) => i), 8, (i) =>
-      check(p.url, store, `user:u${i}`, `doc:d${i}`, 'HIGHER_CONSISTENCY'),
-    )
-    expect(read.filter((a) => !a)).toEqual([])
+    await writeEachThenCheck(p.url, store, N, 12)
     let checks = N
     for (let i = 0; i < 10; i++) {
       const w = await send(p.url, 'POST', `/stores/${store}/write`, {

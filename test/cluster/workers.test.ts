@@ -20,7 +20,7 @@ import { dirname, join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { startServer, type PembaProcess } from '../helpers/processes.ts'
 import { logEvents, waitFor } from '../helpers/wait.ts'
-import { check, decreased, inParallel, monotonicSamples, send, seed, seriesValue, workerPids } from './cluster-helpers.ts'
+import { check, decreased, inParallel, monotonicSamples, send, seed, seriesValue, workerPids, writeEachThenCheck } from './cluster-helpers.ts'
 
 /** Two workers start and stop several times per test; on a loaded CI machine that takes a while. */
 const SLOW_TEST_MS = 180_000
@@ -164,18 +164,9 @@ describe('PEMBA_WORKERS=2 on a SQLite file', () => {
     const store = await seed(p.url)
 
     // 200 distinct tuples, one write each, 16 clients at once, each on a fresh connection.
-    const N = 200
-    const writes = await inParallel(Array.from({ length: N }, (_, i) => i), 16, (i) =>
-      send(p.url, 'POST', `/stores/${store}/write`, {
-        writes: { tuple_keys: [{ user: `user:u${i}`, relation: 'viewer', object: `doc:d${i}` }] },
-      }),
-    )
-    expect(writes.filter((w) => w.status !== 200).map((w) => JSON.stringify(w.body))).toEqual([])
     // Every one is there, whichever worker answers.
-    const read = await inParallel(Array.from({ length: N }, (_, i) => i), 8, (i) =>
-      check(p.url, store, `user:u${i}`, `doc:d${i}`, 'HIGHER_CONSISTENCY'),
-    )
-    expect(read.filter((a) => !a)).toEqual([])
+    const N = 200
+    await writeEachThenCheck(p.url, store, N, 16)
     let checks = N
 
     // A write then a check at once on another connection: HIGHER_CONSISTENCY sees it at once,

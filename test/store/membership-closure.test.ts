@@ -22,6 +22,7 @@ import { TupleIndex } from '../../src/store/readers/tuple-index.ts'
 import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
 import type { TupleChange } from '../../src/store/store.ts'
 import { createTestClient, type TestClient } from '../helpers/client.ts'
+import { random } from '../helpers/reader-differential.ts'
 
 const GROUP_MEMBER = { type: 'group', relation: 'member' }
 /** `group#member: [user, user:*, group#member]`, as the model compiles it. */
@@ -562,18 +563,6 @@ type document
     define blocked: [user]
     define view: (viewer or view from parent) but not blocked
 `
-
-/** A deterministic generator (mulberry32), so a failure names its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 type Key = { user: string; relation: string; object: string }
 const STRICT = { onDuplicate: 'error', onMissing: 'error' } as const

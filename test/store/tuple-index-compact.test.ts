@@ -15,14 +15,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import type { Subject, Tuple } from '../../src/core/tuple.ts'
+import type { Tuple } from '../../src/core/tuple.ts'
 import { TupleIndex } from '../../src/store/readers/tuple-index.ts'
 import { SqliteDatastore } from '../../src/store/sqlite/index.ts'
 import type { Datastore, TupleIdentity, TupleReader } from '../../src/store/store.ts'
+import { NOW, T0, canon, everyRead as everyReadOf, identity, idKey, subjectOf, tupleOf, turn } from '../helpers/reader-differential.ts'
 
 const S = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
-const T0 = new Date('2026-01-01T00:00:00Z')
-const NOW = T0.getTime()
 const LATER = NOW + 1_800_000
 const RUNS = Number(process.env.PEMBA_INDEX_DIFF_RUNS ?? 40)
 
@@ -42,65 +41,17 @@ function open(): Datastore {
   return new SqliteDatastore({ filename: join(dir, `db-${files++}.sqlite`) })
 }
 
-function subjectOf(user: string): Subject {
-  const [u, relation = ''] = user.split('#')
-  const [type, id] = u.split(':')
-  return { type, id, relation }
-}
-
-function tupleOf(object: string, relation: string, user: string, extra: Partial<Tuple> = {}): Tuple {
-  const [objectType, objectId] = object.split(':')
-  const s = subjectOf(user)
-  return { objectType, objectId, relation, userType: s.type, userId: s.id, userRelation: s.relation, conditionName: '', conditionContext: undefined, ...extra }
-}
-
-const identity = (t: Tuple): TupleIdentity => ({
-  objectType: t.objectType,
-  objectId: t.objectId,
-  relation: t.relation,
-  userType: t.userType,
-  userId: t.userId,
-  userRelation: t.userRelation,
-})
-const idKey = (t: TupleIdentity) => `${t.objectType}:${t.objectId}#${t.relation}@${t.userType}:${t.userId}#${t.userRelation}`
-const full = (t: Tuple) => `${idKey(t)}|${t.conditionName}|${JSON.stringify(t.conditionContext ?? null)}|${t.expiresAt ?? ''}`
-const canon = (ts: Tuple[] | undefined) => (ts === undefined ? 'TOO MANY' : ts.map(full).sort())
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
-
 /** Every read the engine makes, for every object, relation and user of the universe. */
-async function everyRead(reader: TupleReader, yieldBetween: boolean): Promise<unknown[]> {
-  const out: unknown[] = []
-  const asked = ASKED.map(subjectOf)
-  const immediate = reader.immediate
-  for (const object of OBJECTS) {
-    const [type, id] = object.split(':')
-    out.push(canon(await reader.readObject(type, id, 2)), canon(await reader.readObject(type, id, 1000)))
-    for (const relation of RELATIONS) {
-      const all = canon(await reader.readObjectRelation(type, id, relation))
-      const usersets = canon(await reader.readUsersets(type, id, relation))
-      const users = canon(await reader.readUsers(type, id, relation, asked))
-      out.push(all, usersets, users)
-      for (const u of asked) out.push(canon(await reader.readUsers(type, id, relation, [u])))
-      if (immediate) {
-        // The immediate reads answer as their promised twins.
-        expect(canon(immediate.readObjectRelationNow(type, id, relation))).toEqual(all)
-        expect(canon(immediate.readUsersetsNow(type, id, relation))).toEqual(usersets)
-        expect(canon(immediate.readUsersNow(type, id, relation, asked))).toEqual(users)
-      }
-    }
-    if (yieldBetween) await turn()
-  }
-  for (const type of ['document', 'folder', 'group', 'team']) {
-    for (const relation of RELATIONS) {
-      const reached = canon(await reader.readStartingWithUser(type, relation, asked))
-      out.push(reached)
-      if (immediate) expect(canon(immediate.readStartingWithUserNow(type, relation, asked))).toEqual(reached)
-      for (const u of asked) out.push(canon(await reader.readStartingWithUser(type, relation, [u])))
-    }
-    if (yieldBetween) await turn()
-  }
-  return out
-}
+const everyRead = (reader: TupleReader, yieldBetween: boolean) =>
+  everyReadOf(reader, {
+    objects: OBJECTS,
+    relations: RELATIONS,
+    users: ASKED,
+    types: ['document', 'folder', 'group', 'team'],
+    smallLimit: 2,
+    yieldBetween,
+    checkImmediate: true,
+  })
 
 /** One generated change: a tuple of the universe with a condition and expiry, or a sweep. */
 interface Op {

@@ -4,10 +4,22 @@
  * another one (another replica, another process on the same SQLite file), and after a build
  * that writes raced. Run for SQLite here and for PostgreSQL in postgres.test.ts.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Subject, Tuple } from '../../src/core/tuple.ts'
-import type { Datastore, TupleIdentity, TupleReader } from '../../src/store/store.ts'
+import { describe, expect, it } from 'vitest'
+import type { Tuple } from '../../src/core/tuple.ts'
+import type { Datastore, TupleReader } from '../../src/store/store.ts'
 import { TupleIndex, type IndexSource } from '../../src/store/readers/tuple-index.ts'
+import {
+  NOW,
+  T0,
+  everyRead as everyReadOf,
+  identity,
+  random,
+  randomWrite as randomWriteTo,
+  subjectOf,
+  tupleOf,
+  useDatastorePair,
+  type ReadUniverse,
+} from '../helpers/reader-differential.ts'
 
 export interface TupleIndexSuiteOptions {
   name: string
@@ -16,37 +28,11 @@ export interface TupleIndexSuiteOptions {
 }
 
 const S = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
-const T0 = new Date('2026-01-01T00:00:00Z')
-const NOW = T0.getTime()
-
-/** A deterministic generator (mulberry32), so a failure names its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const OBJECTS = ['document:d1', 'document:d2', 'document:d3', 'folder:f1', 'folder:f2', 'group:g1', 'group:g2', 'group:g3']
 const RELATIONS = ['viewer', 'owner', 'parent', 'member', 'blocked']
 const USERS = ['user:anne', 'user:bob', 'user:carl', 'user:*', 'group:g1#member', 'group:g2#member', 'folder:f1', 'folder:f2']
-
-function tupleOf(object: string, relation: string, user: string, extra: Partial<Tuple> = {}): Tuple {
-  const [objectType, objectId] = object.split(':')
-  const [u, userRelation = ''] = user.split('#')
-  const [userType, userId] = u.split(':')
-  return { objectType, objectId, relation, userType, userId, userRelation, conditionName: '', conditionContext: undefined, ...extra }
-}
-
-function subjectOf(user: string): Subject {
-  const [u, relation = ''] = user.split('#')
-  const [type, id] = u.split(':')
-  return { type, id, relation }
-}
+const UNIVERSE: ReadUniverse = { objects: OBJECTS, relations: RELATIONS, users: USERS, types: ['document', 'folder', 'group'], smallLimit: 3 }
 
 /** A random tuple: some with a condition and context, some expiring (some already expired at NOW). */
 function randomTuple(rnd: () => number): Tuple {
@@ -61,80 +47,16 @@ function randomTuple(rnd: () => number): Tuple {
   return tupleOf(pick(OBJECTS), pick(RELATIONS), pick(USERS), extra)
 }
 
-const identity = (t: Tuple): TupleIdentity => ({
-  objectType: t.objectType,
-  objectId: t.objectId,
-  relation: t.relation,
-  userType: t.userType,
-  userId: t.userId,
-  userRelation: t.userRelation,
-})
-const idKey = (t: TupleIdentity) => `${t.objectType}:${t.objectId}#${t.relation}@${t.userType}:${t.userId}#${t.userRelation}`
-const full = (t: Tuple) => `${idKey(t)}|${t.conditionName}|${JSON.stringify(t.conditionContext ?? null)}|${t.expiresAt ?? ''}`
-const canon = (ts: Tuple[] | undefined) => (ts === undefined ? 'TOO MANY' : ts.map(full).sort())
-
 /** Every read the engine makes, for every object, relation and user of the universe, at `now`. */
-async function everyRead(reader: TupleReader): Promise<unknown[]> {
-  const out: unknown[] = []
-  for (const object of OBJECTS) {
-    const [type, id] = object.split(':')
-    out.push(canon(await reader.readObject(type, id, 3)), canon(await reader.readObject(type, id, 1000)))
-    for (const relation of RELATIONS) {
-      out.push(canon(await reader.readObjectRelation(type, id, relation)))
-      out.push(canon(await reader.readUsersets(type, id, relation)))
-      out.push(canon(await reader.readUsers(type, id, relation, USERS.map(subjectOf))))
-      for (const u of USERS) out.push(canon(await reader.readUsers(type, id, relation, [subjectOf(u)])))
-    }
-  }
-  for (const type of ['document', 'folder', 'group']) {
-    for (const relation of RELATIONS) {
-      out.push(canon(await reader.readStartingWithUser(type, relation, USERS.map(subjectOf))))
-      for (const u of USERS) out.push(canon(await reader.readStartingWithUser(type, relation, [subjectOf(u)])))
-    }
-  }
-  return out
-}
-
+const everyRead = (reader: TupleReader) => everyReadOf(reader, UNIVERSE)
 /** Random writes and deletes in one request, as a client would send them. */
-async function randomWrite(ds: Datastore, rnd: () => number, live: Map<string, Tuple>): Promise<number> {
-  const deletes: TupleIdentity[] = []
-  const writes: Tuple[] = []
-  const touched = new Set<string>()
-  // An expired tuple cannot be deleted (it is already gone for every reader).
-  const known = [...live.values()].filter((t) => t.expiresAt === undefined || t.expiresAt > NOW)
-  for (let i = 0; i < 1 + Math.floor(rnd() * 6); i++) {
-    if (known.length && rnd() < 0.4) {
-      const t = known[Math.floor(rnd() * known.length)]
-      if (touched.has(idKey(t))) continue
-      touched.add(idKey(t))
-      deletes.push(identity(t))
-      // Sometimes the same tuple again with another condition or expiry: a replacement.
-      if (rnd() < 0.3) writes.push({ ...randomTuple(rnd), ...identity(t) })
-    } else {
-      const t = randomTuple(rnd)
-      if (touched.has(idKey(t)) || live.has(idKey(t))) continue
-      touched.add(idKey(t))
-      writes.push(t)
-    }
-  }
-  const revision = await ds.write(S, { writes, deletes, onDuplicate: 'error', onMissing: 'error' }, T0)
-  for (const d of deletes) live.delete(idKey(d))
-  for (const w of writes) live.set(idKey(w), w)
-  return revision
-}
+const randomWrite = (ds: Datastore, rnd: () => number, live: Map<string, Tuple>) => randomWriteTo(ds, S, rnd, live, randomTuple)
 
 export function runTupleIndexSuite(opts: TupleIndexSuiteOptions): void {
   describe(`tuple index: ${opts.name}`, () => {
     let primary: Datastore
     let other: Datastore
-    beforeEach(async () => {
-      ;({ primary, other } = await opts.open())
-      await primary.createStore(S, 'indexed', T0)
-    })
-    afterEach(async () => {
-      await other.close()
-      await primary.close()
-    })
+    useDatastorePair(opts.open, S, 'indexed', (pair) => ({ primary, other } = pair))
 
     for (const seed of [1, 2, 3]) {
       it(`answers every read as the datastore does, before and after changes from either handle (seed ${seed})`, async () => {

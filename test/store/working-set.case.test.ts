@@ -8,8 +8,22 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { Subject, Tuple } from '../../src/core/tuple.ts'
-import type { Datastore, TupleIdentity, TupleReader } from '../../src/store/store.ts'
+import type { Datastore, TupleReader } from '../../src/store/store.ts'
 import { WorkingSet } from '../../src/store/readers/working-set.ts'
+import {
+  NOW,
+  T0,
+  canon,
+  everyRead as everyReadOf,
+  full,
+  identity,
+  random,
+  randomWrite as randomWriteTo,
+  subjectOf,
+  tupleOf,
+  useDatastorePair,
+  type ReadUniverse,
+} from '../helpers/reader-differential.ts'
 
 export interface WorkingSetSuiteOptions {
   name: string
@@ -18,36 +32,17 @@ export interface WorkingSetSuiteOptions {
 }
 
 const S = '01HWSWSWSWSWSWSWSWSWSWSWSW'
-const T0 = new Date('2026-01-01T00:00:00Z')
-const NOW = T0.getTime()
-
-/** A deterministic generator (mulberry32), so a failure names its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const OBJECTS = ['document:d1', 'document:d2', 'document:d3', 'folder:f1', 'group:g1', 'group:g2']
 const RELATIONS = ['viewer', 'owner', 'parent', 'member']
 const USERS = ['user:anne', 'user:bob', 'user:carl', 'user:*', 'group:g1#member', 'group:g2#member', 'folder:f1']
-
-export function tupleOf(object: string, relation: string, user: string, extra: Partial<Tuple> = {}): Tuple {
-  const [objectType, objectId] = object.split(':')
-  const [u, userRelation = ''] = user.split('#')
-  const [userType, userId] = u.split(':')
-  return { objectType, objectId, relation, userType, userId, userRelation, conditionName: '', conditionContext: undefined, ...extra }
-}
-
-export function subjectOf(user: string): Subject {
-  const [u, relation = ''] = user.split('#')
-  const [type, id] = u.split(':')
-  return { type, id, relation }
+const UNIVERSE: ReadUniverse = {
+  objects: OBJECTS,
+  relations: RELATIONS,
+  users: USERS,
+  usersOneByOne: USERS.slice(0, 3),
+  types: ['document', 'folder', 'group'],
+  smallLimit: 2,
 }
 
 /** A random tuple: some with a condition, some expiring (some already expired at NOW, some soon after). */
@@ -61,65 +56,10 @@ function randomTuple(rnd: () => number): Tuple {
   return tupleOf(pick(OBJECTS), pick(RELATIONS), pick(USERS), extra)
 }
 
-const identity = (t: Tuple): TupleIdentity => ({
-  objectType: t.objectType,
-  objectId: t.objectId,
-  relation: t.relation,
-  userType: t.userType,
-  userId: t.userId,
-  userRelation: t.userRelation,
-})
-const idKey = (t: TupleIdentity) => `${t.objectType}:${t.objectId}#${t.relation}@${t.userType}:${t.userId}#${t.userRelation}`
-const full = (t: Tuple) => `${idKey(t)}|${t.conditionName}|${JSON.stringify(t.conditionContext ?? null)}|${t.expiresAt ?? ''}`
-const canon = (ts: Tuple[] | undefined) => (ts === undefined ? 'TOO MANY' : ts.map(full).sort())
-
 /** Every read the engine makes, for every object, relation and user of the universe. */
-async function everyRead(reader: TupleReader): Promise<unknown[]> {
-  const out: unknown[] = []
-  for (const object of OBJECTS) {
-    const [type, id] = object.split(':')
-    out.push(canon(await reader.readObject(type, id, 2)), canon(await reader.readObject(type, id, 1000)))
-    for (const relation of RELATIONS) {
-      out.push(canon(await reader.readObjectRelation(type, id, relation)))
-      out.push(canon(await reader.readUsersets(type, id, relation)))
-      out.push(canon(await reader.readUsers(type, id, relation, USERS.map(subjectOf))))
-      for (const u of USERS.slice(0, 3)) out.push(canon(await reader.readUsers(type, id, relation, [subjectOf(u)])))
-    }
-  }
-  for (const type of ['document', 'folder', 'group']) {
-    for (const relation of RELATIONS) {
-      out.push(canon(await reader.readStartingWithUser(type, relation, USERS.map(subjectOf))))
-      for (const u of USERS) out.push(canon(await reader.readStartingWithUser(type, relation, [subjectOf(u)])))
-    }
-  }
-  return out
-}
-
+const everyRead = (reader: TupleReader) => everyReadOf(reader, UNIVERSE)
 /** Random writes and deletes in one request, as a client would send them. */
-async function randomWrite(ds: Datastore, rnd: () => number, live: Map<string, Tuple>): Promise<number> {
-  const deletes: TupleIdentity[] = []
-  const writes: Tuple[] = []
-  const touched = new Set<string>()
-  const known = [...live.values()].filter((t) => t.expiresAt === undefined || t.expiresAt > NOW)
-  for (let i = 0; i < 1 + Math.floor(rnd() * 6); i++) {
-    if (known.length && rnd() < 0.4) {
-      const t = known[Math.floor(rnd() * known.length)]
-      if (touched.has(idKey(t))) continue
-      touched.add(idKey(t))
-      deletes.push(identity(t))
-      if (rnd() < 0.3) writes.push({ ...randomTuple(rnd), ...identity(t) })
-    } else {
-      const t = randomTuple(rnd)
-      if (touched.has(idKey(t)) || live.has(idKey(t))) continue
-      touched.add(idKey(t))
-      writes.push(t)
-    }
-  }
-  const revision = await ds.write(S, { writes, deletes, onDuplicate: 'error', onMissing: 'error' }, T0)
-  for (const d of deletes) live.delete(idKey(d))
-  for (const w of writes) live.set(idKey(w), w)
-  return revision
-}
+const randomWrite = (ds: Datastore, rnd: () => number, live: Map<string, Tuple>) => randomWriteTo(ds, S, rnd, live, randomTuple)
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -169,14 +109,7 @@ export function runWorkingSetSuite(opts: WorkingSetSuiteOptions): void {
   describe(`working set: ${opts.name}`, () => {
     let primary: Datastore
     let other: Datastore
-    beforeEach(async () => {
-      ;({ primary, other } = await opts.open())
-      await primary.createStore(S, 'working set', T0)
-    })
-    afterEach(async () => {
-      await other.close()
-      await primary.close()
-    })
+    useDatastorePair(opts.open, S, 'working set', (pair) => ({ primary, other } = pair))
 
     /** The working set's reader at `revision`, over the primary's reader for what it does not hold. */
     const readerOf = (ws: WorkingSet, revision: number, now = NOW) => ws.reader(S, revision, now, primary.reader(S, revision, now))
