@@ -9,12 +9,15 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const DIST = join(ROOT, 'dist')
 const SRC = join(ROOT, 'src')
+/** The web console's sources (Vite builds them into dist/console/). */
+const CONSOLE = join(ROOT, 'console')
+const CONSOLE_SOURCE = /\.(ts|tsx|css|html|svg)$/
 const STAMP = join(DIST, '.build.json')
 const LOCK = join(ROOT, 'dist.lock')
 /** A lock older than this is left over from a build that died; it is taken over. */
@@ -32,6 +35,14 @@ function newestSource() {
     }
   }
   if (existsSync(SRC)) walk(SRC)
+  const walkConsole = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walkConsole(path)
+      else if (CONSOLE_SOURCE.test(entry.name)) newest = Math.max(newest, statSync(path).mtimeMs)
+    }
+  }
+  if (existsSync(CONSOLE)) walkConsole(CONSOLE)
   for (const f of INPUTS) if (existsSync(f)) newest = Math.max(newest, statSync(f).mtimeMs)
   return newest
 }
@@ -109,6 +120,11 @@ export function build({ force = false, optional = false } = {}) {
       process.stderr.write(`pemba: building dist/ failed (tsc exit ${r.status ?? r.signal})\n`)
       return r.status || 1
     }
+    const consoleStatus = buildConsole(join(tmp, 'console'), optional)
+    if (consoleStatus !== 0) {
+      rmSync(tmp, { recursive: true, force: true })
+      return consoleStatus
+    }
     writeFileSync(join(tmp, '.build.json'), JSON.stringify({ startedAt }) + '\n')
     const old = join(ROOT, `dist.old-${process.pid}`)
     if (existsSync(DIST)) renameSync(DIST, old)
@@ -116,6 +132,33 @@ export function build({ force = false, optional = false } = {}) {
     rmSync(old, { recursive: true, force: true })
     return 0
   })
+}
+
+/**
+ * buildConsole runs Vite on console/ into `outDir` (dist/console/ once renamed into place).
+ * Without Vite (`npm ci --omit=dev`) the server is built without its console, which it then
+ * reports as off (PEMBA_CONSOLE); `optional` says that is only a warning.
+ */
+function buildConsole(outDir, optional) {
+  if (!existsSync(CONSOLE)) return 0
+  let vite
+  try {
+    // vite/bin/vite.js is not among the package's exports: found beside its package.json.
+    vite = join(dirname(createRequire(import.meta.url).resolve('vite/package.json')), 'bin', 'vite.js')
+  } catch {
+    process.stderr.write('pemba: Vite is not installed (npm ci --omit=dev?): the console is not built\n')
+    return optional ? 0 : 1
+  }
+  const r = spawnSync(
+    process.execPath,
+    [vite, 'build', '--config', join(CONSOLE, 'vite.config.ts'), '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'],
+    { cwd: ROOT, stdio: ['ignore', 2, 2] },
+  )
+  if (r.status !== 0) {
+    process.stderr.write(`pemba: building the console failed (vite exit ${r.status ?? r.signal})\n`)
+    return r.status || 1
+  }
+  return 0
 }
 
 // `node bin/build.js` (npm run build): always compile. `--prepare` (npm's prepare script, run by

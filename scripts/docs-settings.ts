@@ -34,7 +34,7 @@ export function settingsTable(): string {
   ]
   for (const key of SETTING_KEYS) {
     const meta = settingMeta(key)
-    rows.push(`| \`${meta.env}\` | \`--${kebab(key)}\` | ${code(String(DEFAULTS[key]))} | ${cell(meta.description)} |`)
+    rows.push(`| \`${meta.env}\` | \`--${kebab(key)}\` | ${code(String(DEFAULTS[key] ?? ''))} | ${cell(meta.description)} |`)
   }
   rows.push(
     '',

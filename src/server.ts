@@ -11,7 +11,9 @@ import { parsePresharedKeys } from './auth/settings.ts'
 import type { Hono } from 'hono'
 import { createApp, type AppEnv } from './api/app.ts'
 import { parsePublicUrl, parseTrustProxy } from './api/authzen/settings.ts'
-import { databaseBackend, readDatabaseUrls, type PembaConfig } from './config.ts'
+import { ConfigError, databaseBackend, readDatabaseUrls, type PembaConfig } from './config.ts'
+import { consoleAssetsDir, loadConsoleAssets, type ConsoleAssets } from './api/console-assets.ts'
+import { isLoopbackHost } from './core/net.ts'
 import { createIdGenerator } from './core/ids.ts'
 import { DatastoreUnavailable } from './core/errors.ts'
 import { AssertionService } from './service/assertions.ts'
@@ -231,6 +233,22 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
   }
 }
 
+/**
+ * loadConsole reads the built web console when PEMBA_CONSOLE is on (by default when PEMBA_HOST
+ * is a loopback address). Asked for but not built stops the start, naming the setting; on by
+ * default but not built (a package built without its devDependencies) logs why it is off.
+ */
+function loadConsole(config: PembaConfig, logger: Logger): ConsoleAssets | undefined {
+  const explicit = config.console !== undefined
+  if ((config.console ?? (isLoopbackHost(config.host) ? 'on' : 'off')) === 'off') return undefined
+  const assets = loadConsoleAssets(consoleAssetsDir())
+  if (assets) return assets
+  const why = `the console is not built (${consoleAssetsDir()}index.html is missing): run \`npm run build\``
+  if (explicit) throw new ConfigError(`PEMBA_CONSOLE=on, but ${why}`)
+  logger.warn({ event: 'console_not_built', setting: 'PEMBA_CONSOLE' }, `console off: ${why}`)
+  return undefined
+}
+
 export async function createPemba(config: PembaConfig, overrides: PembaOverrides = {}): Promise<Pemba> {
   // Everything Pemba logs or echoes back about a request goes through this (src/core/redact.ts).
   const secrets = configuredSecrets(config)
@@ -243,6 +261,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   // Before anything is opened: a routes file that cannot be used, or a refused OTEL_* value,
   // stops the start with nothing to close (loadConfig has checked the routes file already).
   const gatewayRoutes = config.gatewayRoutes === '' ? undefined : loadGatewayRoutes(config.gatewayRoutes)
+  const consoleAssets = loadConsole(config, logger)
   const tracing = overrides.otelEnv ? startTracing(overrides.otelEnv, logger) : undefined
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()
@@ -538,6 +557,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
     accessRequests,
     bodyLimitBytes: config.bodyLimitBytes,
     browser: { corsOrigins: config.corsOrigins, allowedHosts: config.allowedHosts, listenHost: config.host },
+    console: consoleAssets,
     logError,
     redact: redactor.text,
     accessLog: config.accessLog === 'on' ? logger : undefined,

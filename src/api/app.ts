@@ -40,6 +40,7 @@ import { registerTupleRoutes } from './routes/tuples.ts'
 import { registerGatewayRoutes } from './gateway/routes.ts'
 import { isGatewayPath } from './gateway/access.ts'
 import { rawPathGuard } from './raw-path.ts'
+import { registerConsoleRoutes } from './console.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
 export type { AppDeps, AppEnv } from './env.ts'
@@ -102,6 +103,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerAuthzenRequestRoutes(app, deps)
   registerAuthzenJwksRoutes(app, deps)
   registerGatewayRoutes(app, deps)
+  registerConsoleRoutes(app, deps.console)
 
   app.notFound((c) => {
     const known = isKnownPath(new URL(c.req.url).pathname)

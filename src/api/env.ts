@@ -5,6 +5,7 @@
  * @module
  */
 import type { AccessRequestService } from '../service/access-requests.ts'
+import type { ConsoleAssets } from './console-assets.ts'
 import type { AssertionService } from '../service/assertions.ts'
 import type { CheckService } from '../service/checks.ts'
 import type { EvaluationService } from '../service/evaluation.ts'
@@ -73,6 +74,8 @@ export interface AppDeps {
    * localhost and IP literals when authentication is off.
    */
   browser?: { corsOrigins: string; allowedHosts: string; listenHost: string }
+  /** The built web console served at /console (console.ts); absent: off (PEMBA_CONSOLE), /console answers 404. */
+  console?: ConsoleAssets
   /** Where each request's and each query's outcome and latency are counted (src/telemetry/request-metrics.ts). */
   metrics?: RequestMetrics
   /** The access log: one line per request (observe.ts); absent when PEMBA_ACCESS_LOG=off. */

@@ -78,6 +78,10 @@ export const ROUTES = [
   { method: 'GET', path: '/healthz', requires: 'open' },
   { method: 'GET', path: '/readyz', requires: 'open' },
   { method: 'GET', path: '/metrics', requires: 'client' },
+  // The web console's pages and assets (console.ts): static files; its pages call the API with
+  // the token typed into them, so the files themselves need none.
+  { method: 'GET', path: '/console', requires: 'open' },
+  { method: 'GET', path: '/console/*', requires: 'open' },
 
   { method: 'POST', path: '/stores', requires: { system: 'store_creator' } },
   { method: 'GET', path: '/stores', requires: 'route' },

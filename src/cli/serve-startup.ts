@@ -12,6 +12,7 @@ import { DatabaseUnavailableError } from '../server.ts'
 import { MigrationsPendingError } from '../store/migrations.ts'
 import type { Logger } from '../telemetry/logger.ts'
 import { TracingConfigError } from '../telemetry/tracing.ts'
+import { ConfigError } from '../config.ts'
 
 /** How long in-flight requests may take to finish after SIGTERM before the process closes anyway. */
 export const DRAIN_TIMEOUT_MS = 10_000
@@ -69,6 +70,10 @@ export function startFailure(e: unknown, logger: Logger): number | undefined {
   if (e instanceof DatabaseUnavailableError) {
     logger.fatal({ event: 'database_unavailable' }, `refusing to start: ${e.message}`)
     return 1
+  }
+  if (e instanceof ConfigError) {
+    logger.fatal({ event: 'config_invalid' }, `refusing to start: ${e.message}`)
+    return 2
   }
   if (e instanceof TracingConfigError) {
     logger.fatal({ event: 'tracing_config_invalid' }, `refusing to start: ${e.message}`)

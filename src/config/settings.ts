@@ -26,6 +26,7 @@ import { ReadDatabaseUrlError, readDatabaseUrls } from './read-urls.ts'
 import { BrowserSettingError, parseCorsOrigins } from '../api/cors.ts'
 import { parseAllowedHosts } from '../api/host-check.ts'
 import { splitHostPort } from '../telemetry/metrics-listener.ts'
+import { duration, integer, oneOf, onOff, parsedBy, workerCount } from './setting-types.ts'
 import { AuthzenSettingError, parsePublicUrl, parseTrustProxy } from '../api/authzen/settings.ts'
 import { GatewayRoutesError, loadGatewayRoutes } from '../service/gateway/route-file.ts'
 import { JwksSettingError, parseJwksAllowedHosts } from '../service/jwks-guard.ts'
@@ -62,64 +63,6 @@ const GROUP = {
 
 /** ConfigError: a setting that cannot work; its message names the setting (never a secret). */
 export class ConfigError extends Error {}
-
-/** integer reads a non-negative integer (`Number()` semantics), within optional bounds. */
-function integer(env: string, bounds: { min?: number; max?: number } = {}) {
-  return z.string().transform((value, ctx): number => {
-    const n = Number(value)
-    let message: string | undefined
-    if (!Number.isInteger(n) || n < 0) message = `${env} must be a non-negative integer, got '${value}'`
-    else if (bounds.min !== undefined && n < bounds.min) message = `${env} must be at least ${bounds.min}`
-    else if (bounds.max !== undefined && n > bounds.max) message = `${env} must be at most ${bounds.max}`
-    if (message === undefined) return n
-    ctx.addIssue({ code: 'custom', message })
-    return z.NEVER
-  })
-}
-
-/** oneOf reads one of `values`: `PEMBA_X must be 'a', 'b' or 'c', got 'd'`. */
-function oneOf<const T extends readonly [string, ...string[]]>(env: string, values: T) {
-  const quoted = values.map((v) => `'${v}'`)
-  const list = quoted.length === 1 ? quoted[0] : `${quoted.slice(0, -1).join(', ')} or ${quoted[quoted.length - 1]}`
-  return z.enum(values, { error: (iss) => `${env} must be ${list}, got '${String(iss.input)}'` })
-}
-
-const onOff = (env: string) => oneOf(env, ['on', 'off'])
-
-/** workerCount reads a process count: a whole number from 1 to 9999, or `auto` (one per available core). */
-function workerCount(env: string) {
-  return z.string().transform((value, ctx): number | 'auto' => {
-    if (value === 'auto') return 'auto'
-    if (/^[1-9][0-9]{0,3}$/.test(value)) return Number(value)
-    ctx.addIssue({ code: 'custom', message: `${env} must be 'auto' or a whole number from 1 to 9999, got '${value}'` })
-    return z.NEVER
-  })
-}
-
-/** duration reads a positive ISO 8601 duration (`PT8H`), kept as text. */
-function duration(env: string, example: string) {
-  return z.string().refine((v) => (parseDuration(v) ?? 0) > 0, {
-    error: (iss) => `${env} must be a positive ISO 8601 duration such as ${example}, got '${String(iss.input)}'`,
-  })
-}
-
-/**
- * parsedBy reads a setting with the parser its consumer applies at start (the HTTP layer's
- * src/api/cors.ts and host-check.ts, the metrics listener's splitHostPort), so what is accepted
- * here is what runs, and a refusal (`refusal`, naming the setting) comes with the other
- * configuration errors. '' (off) is accepted unless `emptyIsOff` is false.
- */
-function parsedBy(parse: (value: string) => unknown, refusal: new (...args: never[]) => Error, emptyIsOff = true) {
-  return z.string().check((ctx) => {
-    if (ctx.value === '' && emptyIsOff) return
-    try {
-      parse(ctx.value)
-    } catch (e) {
-      if (!(e instanceof refusal)) throw e
-      ctx.issues.push({ code: 'custom', message: e.message, input: ctx.value })
-    }
-  })
-}
 
 /**
  * databaseBackend: the backend that serves `url` and its target, or a ConfigError naming
@@ -450,6 +393,11 @@ export const settingsShape = {
     description:
       'With authentication off, the host names a request may be addressed to besides IP addresses, localhost and PEMBA_HOST (a defence against DNS rebinding).',
   }),
+  console: meta(oneOf('PEMBA_CONSOLE', ['on', 'off']).optional(), {
+    env: 'PEMBA_CONSOLE', group: GROUP.browsers, value: '<on|off>',
+    description:
+      'The web console at /console (docs/console.md): static pages that call this API with a token typed in the browser. Default: on when PEMBA_HOST is a loopback address, off otherwise. `on` stops the server if the console was not built (`npm run build`).',
+  }),
   publicUrl: meta(parsedBy(parsePublicUrl, AuthzenSettingError).default(''), {
     env: 'PEMBA_PUBLIC_URL', group: GROUP.authzen, value: '<url>',
     description:
@@ -656,26 +604,4 @@ export function kebab(key: string): string {
  */
 export const CONFIG_FILE_ENV = 'PEMBA_CONFIG'
 
-/**
- * Environment variables starting with PEMBA_ that are not settings of the server, read by the
- * tests, benchmarks and examples. Any other unknown PEMBA_ variable stops the server (a typo
- * would otherwise fall back to a default, e.g. authentication off).
- */
-export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
-  PEMBA_API_TOKEN: 'The bearer token the commands that talk to a server send (`pemba check`, `tuple import`, …; after `--api-token` and `FGA_API_TOKEN`), and `npm run example:load`.',
-  PEMBA_API_KEY: 'The API key the examples in docs/middleware.md and docs/mcp.md pass to the middleware or the MCP gateway (read by your app, not by the server).',
-  PEMBA_STORE_ID: 'The store the examples in docs/middleware.md pass to the middleware (read by your app, not by the server).',
-  PEMBA_URL: 'The server `npm run example:load` loads the example into (default http://127.0.0.1:8080).',
-  PEMBA_TEST_POSTGRES_URL: 'The PostgreSQL database the PostgreSQL test suites use.',
-  PEMBA_TEST_POSTGRES_READ_URL: 'A streaming standby of PEMBA_TEST_POSTGRES_URL for the read-replica suites (.ci/standby starts one).',
-  PEMBA_REQUIRE_POSTGRES: 'With 1, the PostgreSQL test suites fail instead of skipping when the database is missing.',
-  PEMBA_TEST_DATABASE_URL: 'The database the conformance suite runs against instead of an in-memory SQLite.',
-  PEMBA_BENCH_POSTGRES_URL: 'The PostgreSQL database `npm run bench` measures.',
-  PEMBA_BENCH_POSTGRES_READ_URL: 'A streaming standby of it, for `npm run bench -- --replicas-only`.',
-  PEMBA_FUZZ_RUNS: 'A multiplier of the HTTP fuzz test runs (default 2).',
-  PEMBA_FUZZ_SEED: 'The seed of the property-based tests (`random` explores new cases).',
-  PEMBA_DIFF_RUNS: 'Runs of the differential test (default 250).',
-  PEMBA_REQUIRE_NGINX: 'With 1, the nginx test suites fail instead of skipping when nginx is missing (.ci/run sets it).',
-  PEMBA_CHROMIUM: 'The Chromium executable the browser tests drive (default /usr/bin/chromium).',
-  PEMBA_REQUIRE_CHROMIUM: 'With 1, the browser tests fail instead of skipping when Chromium is missing (.ci/run sets it).',
-}
+export { KNOWN_NON_SETTINGS } from './non-settings.ts'
