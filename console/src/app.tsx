@@ -3,9 +3,9 @@
  * dialog, and the page the URL names (router.ts). Pages are loaded when first visited, so the
  * first paint carries neither the model graph's library nor pages not opened.
  */
-import type { ComponentType } from 'preact'
+import type { ComponentChildren, ComponentType } from 'preact'
 import { lazy, Suspense } from 'preact/compat'
-import { useEffect, useRef, useState } from 'preact/hooks'
+import { useEffect, useErrorBoundary, useRef, useState } from 'preact/hooks'
 import { ApiError, currentToken, onTokenChange, onUnauthorized, setToken } from './api.ts'
 import { ErrorNote, Link, Loading } from './components.tsx'
 import { href, useRoute, type Route, type StorePage } from './router.ts'
@@ -32,12 +32,17 @@ export function App() {
   const [tokenOpen, setTokenOpen] = useState(false)
   const [refusal, setRefusal] = useState<ApiError | undefined>(undefined)
   const [tokenVersion, setTokenVersion] = useState(0)
-  useEffect(() => onUnauthorized((e) => (setRefusal(e), setTokenOpen(true))), [])
+  // A missing or refused token asks for one. `forbidden` (also a 401 in Pemba) means the token
+  // is good but lacks a permission: the page shows that in place, the dialog would mislead.
+  useEffect(() => onUnauthorized((e) => e.code !== 'forbidden' && (setRefusal(e), setTokenOpen(true))), [])
   useEffect(() => onTokenChange(() => setTokenVersion((v) => v + 1)), [])
+  const firstPage = useRef(true)
   useEffect(() => {
     document.title = `${titleOf(route)} · Pemba console`
-    // A new page: move focus to its heading's region, as a full page load would.
-    document.getElementById('main')?.focus({ preventScroll: true })
+    // A new page: move focus to its heading's region, as a full page load would. Not on the
+    // first page: a fresh load starts at the top, so Tab reaches the skip link first.
+    if (firstPage.current) firstPage.current = false
+    else document.getElementById('main')?.focus({ preventScroll: true })
   }, [route.page, 'store' in route ? route.store : ''])
 
   return (
@@ -51,7 +56,7 @@ export function App() {
         </Link>
         {'store' in route && (
           <>
-            <StoreName store={route.store} />
+            <StoreName key={tokenVersion} store={route.store} />
             <nav class="tabs" aria-label="Store pages">
               {(Object.keys(PAGES) as StorePage[]).map((p) => (
                 <Link key={p} href={href(p, route.store)} aria-current={route.page === p ? 'page' : undefined}>
@@ -67,9 +72,29 @@ export function App() {
       </header>
       <TokenDialog open={tokenOpen} refusal={refusal} onClose={() => (setTokenOpen(false), setRefusal(undefined))} />
       <main id="main" tabIndex={-1} key={`${tokenVersion}/${'store' in route ? `${route.store}/${route.page}` : route.page}`}>
-        <Suspense fallback={<Loading what="the page" />}>{pageOf(route)}</Suspense>
+        <PageBoundary>
+          <Suspense fallback={<Loading what="the page" />}>{pageOf(route)}</Suspense>
+        </PageBoundary>
       </main>
     </>
+  )
+}
+
+/**
+ * PageBoundary: a page that fails to load (its file gone after a new build, the server gone) or
+ * throws while rendering shows why in place, under the header, instead of a blank console.
+ */
+function PageBoundary({ children }: { children: ComponentChildren }) {
+  const [error] = useErrorBoundary()
+  if (!error) return <>{children}</>
+  return (
+    <section>
+      <h1>This page could not be shown</h1>
+      <ErrorNote error={error} context="The page failed" />
+      <p>
+        <a href={location.pathname + location.search}>Load it again</a> (a new version of the console may have been installed).
+      </p>
+    </section>
   )
 }
 

@@ -26,4 +26,5 @@ export const KNOWN_NON_SETTINGS: Readonly<Record<string, string>> = {
   PEMBA_REQUIRE_NGINX: 'With 1, the nginx test suites fail instead of skipping when nginx is missing (.ci/run sets it).',
   PEMBA_CHROMIUM: 'The Chromium executable the browser tests drive (default /usr/bin/chromium).',
   PEMBA_REQUIRE_CHROMIUM: 'With 1, the browser tests fail instead of skipping when Chromium is missing (.ci/run sets it).',
+  PEMBA_CONSOLE_LOAD_SCALE: 'The bench data set scale at which test/console/load-time.test.ts measures the console pages\' load time (unset: not run).',
 }

@@ -18,6 +18,9 @@ import type { Browser, Page } from 'playwright-core'
 import { generate, tupleKey, type Dataset } from '../../bench/dataset.ts'
 import { startServer, type PembaProcess } from '../helpers/processes.ts'
 
+// The init script runs in the browser; the Node type-check has no DOM library.
+declare const sessionStorage: { setItem(key: string, value: string): void }
+
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const SCREENSHOTS = join(ROOT, 'test', 'console', 'screenshots')
 export const BENCH_MODEL = readFileSync(join(ROOT, 'bench', 'model.fga'), 'utf8')
@@ -62,7 +65,8 @@ export async function startConsolePemba(options: ConsolePembaOptions = {}): Prom
   }
   let proc: PembaProcess & { url: string }
   try {
-    proc = await startServer(env)
+    // 90 s, not the helper's 30: on the 2-core CI machine the suites around it keep both cores busy.
+    proc = await startServer(env, 90_000)
   } catch (e) {
     rmSync(dir, { recursive: true, force: true })
     throw e
