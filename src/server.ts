@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { join } from 'node:path'
 import { createCredentialRule } from './core/credentials.ts'
 import { createRedactor } from './core/redact.ts'
 import { parsePresharedKeys } from './auth/settings.ts'
@@ -130,6 +131,8 @@ export interface PembaOverrides {
    * from; the CLI passes `process.env`. Absent: tracing is off.
    */
   otelEnv?: Record<string, string | undefined>
+  /** Where the built web console is read from; by default dist/console/ (console-assets.ts). */
+  consoleDir?: string
 }
 
 /** What openDatastore reports to, besides the configuration. */
@@ -238,12 +241,15 @@ export async function openDatastore(config: PembaConfig, options: OpenDatastoreO
  * is a loopback address). Asked for but not built stops the start, naming the setting; on by
  * default but not built (a package built without its devDependencies) logs why it is off.
  */
-function loadConsole(config: PembaConfig, logger: Logger): ConsoleAssets | undefined {
+function loadConsole(config: PembaConfig, logger: Logger, dir = consoleAssetsDir()): ConsoleAssets | undefined {
   const explicit = config.console !== undefined
   if ((config.console ?? (isLoopbackHost(config.host) ? 'on' : 'off')) === 'off') return undefined
-  const assets = loadConsoleAssets(consoleAssetsDir())
+  const assets = loadConsoleAssets(dir)
+  // Asked for explicitly: read (and gzip) it now, so a console that cannot be read stops the
+  // start rather than failing its first request; by default it is read at the first request.
+  if (assets && explicit) assets.gzippedBytes()
   if (assets) return assets
-  const why = `the console is not built (${consoleAssetsDir()}index.html is missing): run \`npm run build\``
+  const why = `the console is not built (${join(dir, 'index.html')} is missing): run \`npm run build\``
   if (explicit) throw new ConfigError(`PEMBA_CONSOLE=on, but ${why}`)
   logger.warn({ event: 'console_not_built', setting: 'PEMBA_CONSOLE' }, `console off: ${why}`)
   return undefined
@@ -261,7 +267,7 @@ export async function createPemba(config: PembaConfig, overrides: PembaOverrides
   // Before anything is opened: a routes file that cannot be used, or a refused OTEL_* value,
   // stops the start with nothing to close (loadConfig has checked the routes file already).
   const gatewayRoutes = config.gatewayRoutes === '' ? undefined : loadGatewayRoutes(config.gatewayRoutes)
-  const consoleAssets = loadConsole(config, logger)
+  const consoleAssets = loadConsole(config, logger, overrides.consoleDir)
   const tracing = overrides.otelEnv ? startTracing(overrides.otelEnv, logger) : undefined
   const clock = overrides.clock ?? (() => new Date())
   const ids = createIdGenerator()

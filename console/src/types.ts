@@ -16,6 +16,8 @@ export interface StoreSummary extends Store {
   model_count: number
   latest_model_id: string | null
   tuple_count: number
+  /** The count stopped at its cap (1,000,000): there are at least that many. */
+  tuple_count_capped: boolean
   last_change_at: string | null
 }
 

@@ -41,6 +41,7 @@ import { registerGatewayRoutes } from './gateway/routes.ts'
 import { isGatewayPath } from './gateway/access.ts'
 import { rawPathGuard } from './raw-path.ts'
 import { registerConsoleRoutes } from './console.ts'
+import { registerConsoleSupportRoutes } from './routes/console-support.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
 export type { AppDeps, AppEnv } from './env.ts'
@@ -103,7 +104,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   registerAuthzenRequestRoutes(app, deps)
   registerAuthzenJwksRoutes(app, deps)
   registerGatewayRoutes(app, deps)
-  registerConsoleRoutes(app, deps.console)
+  registerConsoleSupportRoutes(app, deps)
+  registerConsoleRoutes(app, deps.console, deps.redact)
 
   app.notFound((c) => {
     const known = isKnownPath(new URL(c.req.url).pathname)

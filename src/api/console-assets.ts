@@ -1,6 +1,8 @@
 /**
- * The built web console (console/ → dist/console/ by `npm run build`), read and gzipped once
- * when the server starts: the whole console is a few hundred kilobytes. Served by console.ts.
+ * The built web console (console/ → dist/console/ by `npm run build`), read and gzipped once,
+ * at the first request for one of its files: the whole console is a few hundred kilobytes.
+ * Served by console.ts. Only files of the types the console is built of are served; dotfiles
+ * and dot-directories (`.vite/`), source maps and anything else in the directory are not.
  *
  * @module
  */
@@ -42,7 +44,8 @@ export interface ConsoleFile {
 /**
  * The built console, by path under /console/ (`index.html`, `assets/index-3f9a1c.js`). The
  * files are read and gzipped at the first request for one, not at start: most instances (tests,
- * workers nobody browses) never serve a page.
+ * workers nobody browses) never serve a page. With PEMBA_CONSOLE=on, server.ts reads them at
+ * start (`gzippedBytes()`), so an unreadable build stops the start.
  */
 export interface ConsoleAssets {
   /** The file at `name`, or undefined. */
@@ -64,14 +67,16 @@ function readConsoleFiles(dir: string): { files: Map<string, ConsoleFile>; gzipp
   let gzippedBytes = 0
   const walk = (d: string) => {
     for (const entry of readdirSync(d, { withFileTypes: true })) {
+      if (entry.name.startsWith('.')) continue
       const path = join(d, entry.name)
       if (entry.isDirectory()) {
         walk(path)
         continue
       }
+      const contentType = CONTENT_TYPES[extname(entry.name)]
+      if (!entry.isFile() || contentType === undefined) continue
       const name = relative(dir, path).split(sep).join('/')
       const body = new Uint8Array(readFileSync(path))
-      const contentType = CONTENT_TYPES[extname(name)] ?? 'application/octet-stream'
       const compressed = body.length >= GZIP_MIN_BYTES && contentType !== 'image/png' ? new Uint8Array(gzipSync(body, { level: 9 })) : undefined
       gzippedBytes += compressed?.length ?? body.length
       files.set(name, {

@@ -521,3 +521,11 @@ export const grantRequest = z.strictObject({
 export const revokeGrantQuery = grantRequest
 /** `GET /system/grants?client=…&store=…`: the grants of a client, a store, or all. */
 export const listGrantsQuery = z.strictObject({ client: z.string().min(1).optional(), store: z.string().optional() })
+
+// --- the console's model tools (Pemba) ----------------------------------------------------------
+
+/** `POST /models/validate`: a draft model in the DSL, checked as a write would check it. */
+export const validateModelRequest = z.object({ dsl: z.string() })
+
+/** `POST /models/dsl`: a model as `GET …/authorization-models/{id}` answers it, to write as DSL. */
+export const modelToDslRequest = z.object({ authorization_model: writeModelRequest })

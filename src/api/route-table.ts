@@ -86,6 +86,11 @@ export const ROUTES = [
   { method: 'POST', path: '/stores', requires: { system: 'store_creator' } },
   { method: 'GET', path: '/stores', requires: 'route' },
   { method: 'GET', path: '/stores/:store', requires: { store: 'admin' } },
+  // The console's endpoints (routes/console-support.ts): a store's counts (up to a million tuple
+  // keys read), and model tools that store nothing but parse and compile a whole model.
+  { method: 'GET', path: '/stores/:store/summary', requires: { store: 'reader' }, expensive: true },
+  { method: 'POST', path: '/models/validate', requires: 'client', expensive: true },
+  { method: 'POST', path: '/models/dsl', requires: 'client', expensive: true },
   { method: 'DELETE', path: '/stores/:store', requires: { store: 'admin' } },
 
   { method: 'POST', path: '/stores/:store/authorization-models', requires: { store: 'model_writer' } },

@@ -84,16 +84,25 @@ export function modelFormatFromPath(path: string): ModelFormat {
  * makes one without a schema version), only its fga.mod combines it with the others.
  */
 export function modelFromDSLSource(text: string, file: string): ModelSource {
+  const source = parseDSLSource(text, file)
+  const moduleLine = text.search(/^[ \t]*module[ \t]+\S/m)
+  if (!source.model.schema_version && moduleLine >= 0) {
+    const message = 'this is a module file, not a model: give the fga.mod that lists it (--input-format modular)'
+    throw diagnosticsError([{ file, ...lineColumn(text, moduleLine + text.slice(moduleLine).search(/\S/)), message }])
+  }
+  return source
+}
+
+/**
+ * parseDSLSource parses DSL text as the API's DSL write does (the transformer alone, a module
+ * file included), a syntax error with its file, line and column.
+ */
+export function parseDSLSource(text: string, file: string): ModelSource {
   let model: AuthorizationModelInput
   try {
     model = transformer.transformDSLToJSONObject(text) as unknown as AuthorizationModelInput
   } catch (e) {
     throw diagnosticsError(transformerDiagnostics(e, () => file))
-  }
-  const moduleLine = text.search(/^[ \t]*module[ \t]+\S/m)
-  if (!model.schema_version && moduleLine >= 0) {
-    const message = 'this is a module file, not a model: give the fga.mod that lists it (--input-format modular)'
-    throw diagnosticsError([{ file, ...lineColumn(text, moduleLine + text.slice(moduleLine).search(/\S/)), message }])
   }
   return { model, file, format: 'fga', dsl: text }
 }
@@ -272,10 +281,19 @@ export function checkModelSource(source: ModelSource, limits: ModelLimits = {}):
     compileConditions(model.conditions)
   } catch (e) {
     if (!(e instanceof InvalidModelError)) throw e
-    const subject = e.subject
-    const position = subject ? (transformerPosition(source, subject) ?? locateSubject(source, subject)) : {}
-    throw diagnosticsError([{ file: source.file, ...position, message: e.message }], subject)
+    throw locateModelError(source, e)
   }
+}
+
+/**
+ * locateModelError: a refusal of the model read from `source` (by Pemba's validation or the
+ * compilation of its conditions), as a diagnostic at the type, relation or condition at fault
+ * in the source when it names one.
+ */
+export function locateModelError(source: ModelSource, e: InvalidModelError): InvalidModelError {
+  const subject = e.subject
+  const position = subject ? (transformerPosition(source, subject) ?? locateSubject(source, subject)) : {}
+  return diagnosticsError([{ file: source.file, ...position, message: e.message }], subject)
 }
 
 /**

@@ -13,6 +13,8 @@ import { modelFromDSL } from '../model/dsl.ts'
 import { MAX_DSL_NESTING, dslNestingExceeds } from '../core/nesting.ts'
 import type { AuthorizationModel, AuthorizationModelInput } from '../model/types.ts'
 import { validateAuthorizationModel } from '../model/validate.ts'
+import { InvalidModelError } from '../model/model-error.ts'
+import { locateModelError, modelToDSL, parseDSLSource, type ModelSource } from '../model/modular.ts'
 import type { ModelStore, Page } from '../store/ports.ts'
 
 export interface ModelServiceOptions {
@@ -65,6 +67,22 @@ export class ModelService {
 
   /** write validates and stores a model; returns its id. Nothing is stored if it is invalid. */
   async write(storeId: string, input: AuthorizationModelInput): Promise<string> {
+    const now = this.#o.clock()
+    const ts = this.#compileWritable(input, this.#o.ids(now.getTime()))
+    const model = ts.model
+    await this.#o.datastore.writeModel(storeId, model, now)
+    this.#compiled.set(`${storeId}/${model.id}`, ts)
+    this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime(), ts })
+    return model.id
+  }
+
+  /**
+   * compileWritable applies every check a model write applies (the limits on types and size,
+   * Pemba's model validation, then compiling it, which type-checks its conditions' CEL within
+   * the cost limit) and answers the compiled model under `id`. write, validateDSL and toDSL all
+   * run it, so the three agree on what is a valid model.
+   */
+  #compileWritable(input: AuthorizationModelInput, id: string): TypeSystem {
     if (input.type_definitions.length > this.#o.maxTypesPerModel) {
       throw new PembaError(
         'exceeded_entity_limit',
@@ -79,14 +97,8 @@ export class ModelService {
       )
     }
     validateAuthorizationModel(input)
-    const now = this.#o.clock()
-    const model: AuthorizationModel = { id: this.#o.ids(now.getTime()), ...input }
     // Compiling also type-checks the conditions' CEL; a model that does not compile is refused.
-    const ts = new TypeSystem(model, { maxConditionCost: this.#o.maxConditionCost })
-    await this.#o.datastore.writeModel(storeId, model, now)
-    this.#compiled.set(`${storeId}/${model.id}`, ts)
-    this.#latest.set(storeId, { id: model.id, at: this.#o.clock().getTime(), ts })
-    return model.id
+    return new TypeSystem({ id, ...input }, { maxConditionCost: this.#o.maxConditionCost })
   }
 
   /**
@@ -96,6 +108,54 @@ export class ModelService {
    * than MAX_DSL_NESTING (the parser's time grows faster than linearly with that depth).
    */
   parseDSL(text: string): AuthorizationModelInput {
+    this.#checkDSLSize(text)
+    if (dslNestingExceeds(text, MAX_DSL_NESTING)) throw new PembaError('invalid_authorization_model', nestingMessage())
+    return modelFromDSL(text)
+  }
+
+  /**
+   * validateDSL checks a draft model in the DSL exactly as a DSL write checks it, storing
+   * nothing: the text's size and nesting (parseDSL's checks), its syntax, the write endpoint's
+   * contract (`parseForWrite`: the API layer's reading of a write's body, which the model is
+   * then measured and validated as), then every check of write. It answers the model a write
+   * would store, or the problems found, each with its 1-based position in the text when known
+   * (syntax errors all of them; a semantic error the first, pointing at the type, relation or
+   * condition at fault, as `pemba model validate`). Text over the model size limit is refused
+   * (exceeded_entity_limit), as a write refuses it.
+   */
+  validateDSL(
+    text: string,
+    parseForWrite: (model: unknown) => AuthorizationModelInput,
+  ): { model: AuthorizationModelInput | undefined; errors: DraftModelError[] } {
+    this.#checkDSLSize(text)
+    if (dslNestingExceeds(text, MAX_DSL_NESTING)) return { model: undefined, errors: [{ message: nestingMessage() }] }
+    let source: ModelSource | undefined
+    try {
+      source = parseDSLSource(text, '')
+      const model = parseForWrite(source.model)
+      this.#compileWritable(model, '')
+      return { model, errors: [] }
+    } catch (e) {
+      const located = e instanceof InvalidModelError && e.diagnostics.length === 0 && source ? locateModelError(source, e) : e
+      if (located instanceof InvalidModelError && located.diagnostics.length > 0) {
+        return { model: undefined, errors: located.diagnostics.map(({ line, column, message }) => ({ line, column, message })) }
+      }
+      if (located instanceof PembaError) return { model: undefined, errors: [{ message: located.message }] }
+      throw e
+    }
+  }
+
+  /**
+   * toDSL writes a model (as read back from the API) in the DSL. It must be a model a write
+   * accepts (write's checks, limits included): invalid_authorization_model or
+   * exceeded_entity_limit otherwise, naming what is wrong.
+   */
+  toDSL(input: AuthorizationModelInput): string {
+    this.#compileWritable(input, '')
+    return modelToDSL(input)
+  }
+
+  #checkDSLSize(text: string): void {
     const size = Buffer.byteLength(text)
     if (size > this.#o.maxModelSizeBytes) {
       throw new PembaError(
@@ -103,10 +163,6 @@ export class ModelService {
         `model exceeds size limit: ${size} bytes vs ${this.#o.maxModelSizeBytes} bytes`,
       )
     }
-    if (dslNestingExceeds(text, MAX_DSL_NESTING)) {
-      throw new PembaError('invalid_authorization_model', `invalid DSL: parentheses nested deeper than ${MAX_DSL_NESTING} levels`)
-    }
-    return modelFromDSL(text)
   }
 
   async read(storeId: string, id: string): Promise<AuthorizationModel> {
@@ -181,6 +237,17 @@ export class ModelService {
     this.#compiled.set(key, ts)
     return ts
   }
+}
+
+/** One problem of a draft model (validateDSL): 1-based line and column when known. */
+export interface DraftModelError {
+  line?: number
+  column?: number
+  message: string
+}
+
+function nestingMessage(): string {
+  return `invalid DSL: parentheses nested deeper than ${MAX_DSL_NESTING} levels`
 }
 
 function modelNotFound(id: string): PembaError {

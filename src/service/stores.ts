@@ -7,8 +7,11 @@
  */
 import { PembaError } from '../core/errors.ts'
 import type { IdGenerator } from '../core/ids.ts'
-import type { Page, StoreCatalog, StoreRecord } from '../store/ports.ts'
+import type { Page, StoreCatalog, StoreRecord, StoreStats } from '../store/ports.ts'
 import type { HeadRevisions } from './head-revisions.ts'
+
+/** The most live tuples a store summary counts; past it the summary says `tuple_count_capped`. */
+export const SUMMARY_TUPLE_COUNT_CAP = 1_000_000
 
 /**
  * What the store service needs of API clients' permissions (src/auth/access-control.ts
@@ -61,6 +64,17 @@ export class StoreService {
     const store = await this.#o.datastore.getStore(id)
     if (!store) throw new PembaError('store_id_not_found', 'Store ID not found')
     return store
+  }
+
+  /**
+   * summary: the store with what it holds (models, live tuples, last change), for the console's
+   * stores page. The tuples are counted up to SUMMARY_TUPLE_COUNT_CAP (an index range of at most
+   * that many keys is read), so a large store costs no more than one of that size.
+   */
+  async summary(id: string): Promise<{ store: StoreRecord; stats: StoreStats }> {
+    const store = await this.get(id)
+    const stats = await this.#o.datastore.storeStats(id, this.#o.clock().getTime(), SUMMARY_TUPLE_COUNT_CAP)
+    return { store, stats }
   }
 
   /**

@@ -159,10 +159,32 @@ export interface ChangesQuery {
   atLeast?: Revision
 }
 
+/** StoreStats: what a store holds, counted for its summary (the console's stores page). */
+export interface StoreStats {
+  modelCount: number
+  /** The newest model's id; undefined when the store has none. */
+  latestModelId: string | undefined
+  /**
+   * The tuples stored and not expired at the instant asked for (expired ones not swept yet are
+   * left out), counted up to the cap asked for: at most that cap.
+   */
+  tupleCount: number
+  /** Whether the store holds more live tuples than the cap (then tupleCount is the cap). */
+  tupleCountCapped: boolean
+  /** When the newest changelog entry was written; undefined when the store has none. */
+  lastChangeAt: Date | undefined
+}
+
 /** StoreCatalog keeps the stores themselves. */
 export interface StoreCatalog {
   createStore(id: string, name: string, now: Date): Promise<StoreRecord>
   getStore(id: string): Promise<StoreRecord | undefined>
+  /**
+   * storeStats counts a store's models and its tuples live at `now` (ms), the tuples up to
+   * `tupleCountCap` (the work is bounded by it), and finds its latest model and last change, in
+   * one statement; a store that does not exist counts zero.
+   */
+  storeStats(id: string, now: number, tupleCountCap: number): Promise<StoreStats>
   listStores(q: { pageSize: number; after?: string; name?: string }): Promise<Page<StoreRecord>>
   /**
    * deleteStore soft-deletes: from then on every write to the store is refused (its writes check

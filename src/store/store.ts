@@ -46,6 +46,7 @@ export type {
   StoreHead,
   StoredTuple,
   StoreRecord,
+  StoreStats,
   TupleBulkLoader,
   TupleChange,
   TupleReader,

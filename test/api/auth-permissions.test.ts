@@ -13,6 +13,7 @@ import { isGatewayRoute } from '../../src/api/gateway/access.ts'
 import { compileRoutes, findRoute, route, ROUTES, type RoutePermission } from '../../src/api/route-table.ts'
 import { createPresharedClient, keyOf, SMALL_MODEL, type AuthedClient } from '../helpers/auth.ts'
 import { createTestClient } from '../helpers/client.ts'
+import { CONSOLE_INDEX, makeConsoleDir } from '../helpers/console-dir.ts'
 
 const ROLES = ['admin', 'model_writer', 'writer', 'reader', 'checker'] as const
 /** What each role gives; `nobody` has no grant at all. */
@@ -28,6 +29,8 @@ const SOME_ULID = '01HZZZZZZZZZZZZZZZZZZZZZZZ'
 
 let t: AuthedClient
 let store: string
+// A built console, so the open console routes answer their files rather than a 404.
+const consoleDir = makeConsoleDir()
 
 async function newStore(name: string): Promise<string> {
   const r = await t.as('root', 'POST', '/stores', { name })
@@ -41,12 +44,15 @@ async function grant(client: string, role: string, onStore?: string) {
 }
 
 beforeAll(async () => {
-  t = await createPresharedClient(['root', ...ROLES, 'nobody', 'creator'], { authAdminClients: 'root' })
+  t = await createPresharedClient(['root', ...ROLES, 'nobody', 'creator'], { authAdminClients: 'root' }, { consoleDir: consoleDir.dir })
   store = await newStore('matrix')
   expect((await t.as('root', 'POST', `/stores/${store}/authorization-models`, SMALL_MODEL)).status).toBe(201)
   for (const role of ROLES) await grant(`client:${role}`, role, store)
 })
-afterAll(() => t.close())
+afterAll(async () => {
+  await t.close()
+  consoleDir.remove()
+})
 
 function pathFor(r: RoutePermission, storeId: string): string {
   return r.path.replace(':store', storeId).replace(/:[a-z]+/g, SOME_ULID).replace(/\*$/, 'docs/1')
@@ -289,6 +295,41 @@ describe('writers limited to object types', () => {
     } finally {
       await c.close()
     }
+  })
+})
+
+describe('the routes any authenticated client may call, and the open ones', () => {
+  const HOST = { host: 'localhost' }
+  const notAuthz = (entry: RoutePermission) => !isAuthzenRoute(entry.path) && !isGatewayRoute(entry.path)
+
+  it('a `client` route refuses a request without a token, and lets a client with no grant at all through', async () => {
+    const routes = ROUTES.filter((r) => r.requires === 'client' && notAuthz(r))
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['POST /models/validate', 'POST /models/dsl']))
+    for (const entry of routes) {
+      const body = entry.method === 'POST' ? {} : undefined
+      const anonymous = await t.request(entry.method, pathFor(entry, store), body, HOST)
+      expect(anonymous.status, `${entry.method} ${entry.path}`).toBe(401)
+      expect(anonymous.body.code).toBe('bearer_token_missing')
+      const wrong = await t.request(entry.method, pathFor(entry, store), body, { ...HOST, authorization: 'Bearer not-a-configured-key-0000' })
+      expect(wrong.status, `${entry.method} ${entry.path}`).toBe(401)
+      const nobody = await t.as('nobody', entry.method, pathFor(entry, store), body, HOST)
+      expect([401, 403], `${entry.method} ${entry.path}: ${nobody.text}`).not.toContain(nobody.status)
+    }
+  })
+
+  it('an `open` route (health, the console files) answers without a token', async () => {
+    const routes = ROUTES.filter((r) => r.requires === 'open' && notAuthz(r))
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['GET /console', 'GET /console/*']))
+    for (const entry of routes) {
+      const r = await t.request(entry.method, pathFor(entry, store), undefined, HOST)
+      expect([401, 403], `${entry.method} ${entry.path}: ${r.text.slice(0, 200)}`).not.toContain(r.status)
+      expect(r.status, `${entry.method} ${entry.path}`).toBeLessThan(500)
+    }
+    // The console is there: its files and redirect, not a 404 that any route would answer.
+    const page = await t.request('GET', '/console/stores/x', undefined, HOST)
+    expect(page.status).toBe(200)
+    expect(page.text).toBe(CONSOLE_INDEX)
+    expect((await t.request('GET', '/console?tab=graph', undefined, HOST)).headers.get('location')).toBe('/console/?tab=graph')
   })
 })
 

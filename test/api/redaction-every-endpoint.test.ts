@@ -36,6 +36,8 @@ import { action as authzenAction, context as authzenContext, entity, searchedEnt
 import { ROUTES, type RouteKey } from '../../src/api/route-table.ts'
 import { createPemba, type Pemba } from '../../src/server.ts'
 import { createLogger } from '../../src/telemetry/logger.ts'
+import { makeConsoleDir } from '../helpers/console-dir.ts'
+import { fieldName, fieldsOf, plant } from '../helpers/zod-fields.ts'
 
 const ADMIN_KEY = 'admin-key-7f3a9c2e5b1d4f60'
 const SECRET_KEY = 'psk-0123456789abcdef-secret'
@@ -210,6 +212,19 @@ const ENDPOINTS: Record<RouteKey, Endpoint> = {
   // Listing by name finds the store an earlier probe of POST /stores named with the secret.
   'GET /stores': { query: { schema: contracts.listQuery, base: () => ({ page_size: '10' }) }, returns: ['name'] },
   'GET /stores/:store': { params: store },
+  'GET /stores/:store/summary': { params: store },
+  // A valid draft is answered as the model it describes, the caller's own text.
+  'POST /models/validate': { bodies: [{ schema: contracts.validateModelRequest, base: () => ({ dsl: MODEL }) }], returns: ['dsl'] },
+  // The DSL answered is the caller's own model, every name and expression in it.
+  'POST /models/dsl': {
+    bodies: [{ schema: contracts.modelToDslRequest, base: () => ({ authorization_model: JSON.parse(JSON.stringify(modelJson)) }) }],
+    get returns() {
+      return fieldsOf(contracts.modelToDslRequest).map(fieldName)
+    },
+  },
+  // The console's static files: no parameters, nothing of the request comes back.
+  'GET /console': {},
+  'GET /console/*': { tail: 'stores/x/tuples' },
   'DELETE /stores/:store': { params: store },
   'POST /stores/:store/authorization-models': {
     params: store,
@@ -347,90 +362,11 @@ const ENDPOINTS: Record<RouteKey, Endpoint> = {
   },
 }
 
-// --- the fields of a zod schema ----------------------------------------------------------------
-
-type Segment = string | number
-/** A record's value in a path: an entry the base body has (`context.ip`), else a new one. */
-const VALUE = '<value>'
-/** A field a value can be put in: its path (arrays at index 0, records' values), or a record's key. */
-interface Field {
-  path: Segment[]
-  recordKey: boolean
-}
-
-/**
- * fieldsOf walks a zod 4 schema to every leaf a caller can fill, through optionals, unions,
- * pipes and (one level of) recursion, and every record whose keys the caller chooses.
- */
-function fieldsOf(schema: z.ZodType): Field[] {
-  const out = new Map<string, Field>()
-  const walk = (s: z.ZodType, path: Segment[], lazyDepth: number) => {
-    const def = (s as unknown as { _zod: { def: Record<string, any> } })._zod.def
-    switch (def.type) {
-      case 'object':
-        for (const [k, v] of Object.entries(def.shape as Record<string, z.ZodType>)) walk(v, [...path, k], lazyDepth)
-        return
-      case 'array':
-        return walk(def.element, [...path, 0], lazyDepth)
-      case 'optional':
-      case 'nullable':
-      case 'default':
-      case 'prefault':
-      case 'catch':
-      case 'readonly':
-      case 'nonoptional':
-        return walk(def.innerType, path, lazyDepth)
-      case 'union':
-        for (const o of def.options as z.ZodType[]) walk(o, path, lazyDepth)
-        return
-      case 'pipe':
-        // A preprocess is a pipe from a transform into the schema; a transform after a schema
-        // is a pipe from the schema into the transform.
-        walk(def.in._zod.def.type === 'transform' ? def.out : def.in, path, lazyDepth)
-        return
-      case 'lazy':
-        if (lazyDepth < 2) walk(def.getter(), path, lazyDepth + 1)
-        return
-      case 'record':
-        out.set([...path, '<key>'].join('.'), { path, recordKey: true })
-        return walk(def.valueType, [...path, VALUE], lazyDepth)
-      case 'transform':
-        return
-      default:
-        out.set(path.join('.'), { path, recordKey: false })
-    }
-  }
-  walk(schema, [], 0)
-  return [...out.values()]
-}
-
-const fieldName = (f: Field) => (f.recordKey ? [...f.path, '<key>'] : f.path).join('.')
-
-/** plant puts `value` at a field of a copy of `base`, creating what is missing. */
-function plant(base: unknown, field: Field, value: string): unknown {
-  const root: any = structuredClone(base ?? {})
-  let node = root
-  const path = field.path
-  for (let i = 0; i < path.length; i++) {
-    const seg = path[i] === VALUE ? (Object.keys(node)[0] ?? 'k') : path[i]!
-    const last = i === path.length - 1 && !field.recordKey
-    if (last) {
-      node[seg] = value
-      return root
-    }
-    const nextIsIndex = typeof path[i + 1] === 'number'
-    if (node[seg] === undefined || node[seg] === null || typeof node[seg] !== 'object') node[seg] = nextIsIndex ? [] : {}
-    node = node[seg]
-  }
-  // A record's key: the secret names an entry, valued like an existing one.
-  const existing = Object.values(node)[0]
-  node[value] = existing === undefined ? 'x' : structuredClone(existing)
-  return root
-}
-
 // --- the run -----------------------------------------------------------------------------------
 
 let pemba: Pemba
+// A built console, so the /console probes reach the files and the redirect, not a 404.
+const consoleDir = makeConsoleDir()
 const lines: string[] = []
 let signing: { privateKey: CryptoKey; jwk: Record<string, unknown> }
 let modelJson: unknown
@@ -609,11 +545,12 @@ beforeAll(async () => {
     redact: (line) => line,
     destination: { write: (line: string) => void lines.push(line) },
   })
-  pemba = await createPemba(config, { logger, sweeper: false })
+  pemba = await createPemba(config, { logger, sweeper: false, consoleDir: consoleDir.dir })
 }, 30_000)
 
 afterAll(async () => {
   await pemba?.close()
+  consoleDir.remove()
 })
 
 /** The gateway's routes: `GET /docs/{docId}` asks `viewer` on `doc:{docId}`. */
@@ -639,6 +576,7 @@ describe('a secret in every field of every endpoint', () => {
     const faults: string[] = []
     let probes = 0
     const fieldsPlanted = new Map<string, number>()
+    const consoleAnswers: Record<string, number[]> = { 'GET /console': [], 'GET /console/*': [] }
     for (const [key, e] of Object.entries(ENDPOINTS) as [RouteKey, Endpoint][]) {
       if (dirty) {
         fixture = await buildFixture()
@@ -662,6 +600,7 @@ describe('a secret in every field of every endpoint', () => {
         })
         probes++
         fieldsPlanted.set(key, (fieldsPlanted.get(key) ?? 0) + 1)
+        consoleAnswers[key]?.push(r.status)
         const where = `${key} [${probe.field}] → ${r.status}`
         if (r.status >= 500) faults.push(`${where}: ${r.text.slice(0, 200)}`)
         if (probe.method !== 'GET' && r.status < 300) dirty = true
@@ -684,6 +623,9 @@ describe('a secret in every field of every endpoint', () => {
     // Every endpoint was probed, and the sweep is as large as the contracts say.
     expect([...fieldsPlanted.keys()].sort()).toEqual(Object.keys(ENDPOINTS).sort())
     expect(probes).toBeGreaterThan(1000)
+    // The console was served (its redirect echoes the query), not a 404 that would hide a leak.
+    expect(new Set(consoleAnswers['GET /console'])).toEqual(new Set([308]))
+    expect(new Set(consoleAnswers['GET /console/*'])).toEqual(new Set([200]))
     // The log was written: an access-log line for every request at least (PEMBA_ACCESS_LOG=on).
     expect(lines.filter((l) => l.includes('"event":"request"')).length).toBeGreaterThanOrEqual(probes)
     console.info(`redaction sweep: ${probes} requests over ${fieldsPlanted.size} endpoints`)

@@ -3,6 +3,7 @@
  * client whose requests carry a client's bearer token.
  */
 import type { PembaConfig } from '../../src/config.ts'
+import type { PembaOverrides } from '../../src/server.ts'
 import { createTestClient, type TestClient, type TestResponse } from './client.ts'
 
 /** keyOf gives each client name a distinct key of a valid length. */
@@ -16,12 +17,16 @@ export interface AuthedClient extends TestClient {
 export async function createPresharedClient(
   names: string[],
   overrides: Partial<PembaConfig> = {},
+  wiring: PembaOverrides = {},
 ): Promise<AuthedClient> {
-  const t = await createTestClient({
-    authMode: 'preshared',
-    authPresharedKeys: names.map((n) => `${n}=${keyOf(n)}`).join(','),
-    ...overrides,
-  })
+  const t = await createTestClient(
+    {
+      authMode: 'preshared',
+      authPresharedKeys: names.map((n) => `${n}=${keyOf(n)}`).join(','),
+      ...overrides,
+    },
+    wiring,
+  )
   return {
     ...t,
     as: (name, method, path, body, headers = {}) =>

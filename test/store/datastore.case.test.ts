@@ -104,6 +104,37 @@ export function runDatastoreSuite(opts: DatastoreSuiteOptions): void {
       expect(rest.next).toBe('')
     })
 
+    it('counts a store: models, latest model, tuples live at an instant (up to a cap), last change', async () => {
+      const CAP = 1000
+      expect(await ds.storeStats(S, at(0), CAP)).toEqual({ modelCount: 0, latestModelId: undefined, tupleCount: 0, tupleCountCapped: false, lastChangeAt: undefined })
+      const m = (id: string) => ({ id, schema_version: '1.1', type_definitions: [{ type: 'user', relations: {} }] })
+      await ds.writeModel(S, m('01HA0000000000000000000002'), T0)
+      await ds.writeModel(S, m('01HA0000000000000000000001'), T0)
+      const other = '01HZZZZZZZZZZZZZZZZZZZZZZ1'
+      await ds.createStore(other, 'other', T0)
+      await ds.write(other, w([tuple('doc:9', 'viewer', 'user:zed')]), new Date(at(5 * HOUR)))
+      await ds.write(S, w([tuple('doc:1', 'viewer', 'user:anne'), expiring('doc:2', 'viewer', 'user:bob', HOUR)]), new Date(at(1000)))
+      await ds.write(S, w([tuple('doc:3', 'viewer', 'user:carl')]), new Date(at(2000)))
+      await ds.write(S, w([], [tuple('doc:3', 'viewer', 'user:carl')]), new Date(at(3000)))
+      const before = await ds.storeStats(S, at(HOUR - 1), CAP)
+      expect(before).toEqual({ modelCount: 2, latestModelId: '01HA0000000000000000000002', tupleCount: 2, tupleCountCapped: false, lastChangeAt: new Date(at(3000)) })
+      // Expired, not swept: stored, not counted (nor counted towards the cap).
+      expect(await ds.storeStats(S, at(HOUR), CAP)).toMatchObject({ tupleCount: 1, tupleCountCapped: false })
+      expect(await ds.storeStats(S, at(HOUR), 1)).toMatchObject({ tupleCount: 1, tupleCountCapped: false })
+      // The cap: at most that many counted, and whether there are more.
+      expect(await ds.storeStats(S, at(HOUR - 1), 2)).toMatchObject({ tupleCount: 2, tupleCountCapped: false })
+      expect(await ds.storeStats(S, at(HOUR - 1), 1)).toMatchObject({ tupleCount: 1, tupleCountCapped: true, modelCount: 2 })
+      expect(await ds.storeStats(S, at(HOUR - 1), 0)).toMatchObject({ tupleCount: 0, tupleCountCapped: true })
+      expect(await ds.storeStats(other, at(0), CAP)).toMatchObject({ modelCount: 0, tupleCount: 1, lastChangeAt: new Date(at(5 * HOUR)) })
+      expect(await ds.storeStats('01HZZZZZZZZZZZZZZZZZZZZZZ9', at(0), CAP)).toEqual({
+        modelCount: 0,
+        latestModelId: undefined,
+        tupleCount: 0,
+        tupleCountCapped: false,
+        lastChangeAt: undefined,
+      })
+    })
+
     it('writes atomically, deletes first, and counts revisions', async () => {
       expect(await ds.headRevision(S)).toBe(0)
       const r1 = await ds.write(

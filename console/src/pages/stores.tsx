@@ -246,7 +246,7 @@ function StoreRow({ store }: { store: Store }) {
             {s ? s.model_count.toLocaleString() : '…'}
           </td>
           <td class="num" aria-busy={summary.loading ? 'true' : undefined}>
-            {s ? s.tuple_count.toLocaleString() : '…'}
+            {s ? `${s.tuple_count.toLocaleString()}${s.tuple_count_capped ? '+' : ''}` : '…'}
           </td>
           <td>{s ? <Time iso={s.last_change_at} /> : '…'}</td>
         </>

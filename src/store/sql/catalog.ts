@@ -53,7 +53,26 @@ const SQL = {
   writeAssertions: `INSERT INTO assertions (store_id, model_id, assertions) VALUES (?, ?, ?)
     ON CONFLICT (store_id, model_id) DO UPDATE SET assertions = excluded.assertions`,
   readAssertions: 'SELECT assertions FROM assertions WHERE store_id = ? AND model_id = ?',
+  /**
+   * A store's counts. Its tuples live at an instant are counted up to a limit (the last
+   * parameter: the cap plus one, so that reaching it tells there are more): a LIMIT subquery, so
+   * the cost is bounded however large the store is (SQLite reads it from the covering index
+   * tuples_by_object, which holds expires_at; PostgreSQL reads at most that many rows).
+   */
+  storeStats: `SELECT
+    (SELECT COUNT(*) FROM authorization_models WHERE store_id = ?) AS model_count,
+    (SELECT id FROM authorization_models WHERE store_id = ? ORDER BY id DESC LIMIT 1) AS latest_model_id,
+    (SELECT MAX(created_at) FROM changelog WHERE store_id = ?) AS last_change_at,
+    (SELECT COUNT(*) FROM (SELECT 1 AS live FROM tuples
+      WHERE store_id = ? AND (expires_at IS NULL OR expires_at > ?) LIMIT ?) counted) AS live_tuples`,
 } as const
+
+interface StatsRow {
+  model_count: number | string
+  latest_model_id: string | null
+  last_change_at: number | string | null
+  live_tuples: number | string
+}
 
 /**
  * inLiveStore runs `sql` after taking the store row as every write does (PostgreSQL: for update),
@@ -76,6 +95,19 @@ export function sqlCatalog(d: SqlDriver): StoreCatalog & ModelStore & AssertionS
     async getStore(id) {
       const row = await d.get<StoreRow>(SQL.getStore, [id])
       return row && rowToStore(row)
+    },
+
+    async storeStats(id, now, tupleCountCap) {
+      const cap = Math.max(0, Math.floor(tupleCountCap))
+      const r = (await d.get<StatsRow>(SQL.storeStats, [id, id, id, id, now, cap + 1]))!
+      const live = Number(r.live_tuples)
+      return {
+        modelCount: Number(r.model_count),
+        latestModelId: r.latest_model_id ?? undefined,
+        tupleCount: Math.min(live, cap),
+        tupleCountCapped: live > cap,
+        lastChangeAt: r.last_change_at === null ? undefined : new Date(Number(r.last_change_at)),
+      }
     },
 
     async listStores(q) {
