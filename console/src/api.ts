@@ -1,7 +1,8 @@
 /**
  * The console's one way to the API: same origin, JSON in and out, the bearer token the user
- * typed (kept in memory, or in sessionStorage when they asked for it: never on the server, never
- * in localStorage). Every failure becomes an ApiError with the API's `code` and `message`, which
+ * typed (in memory, and also in this tab's sessionStorage unless they untick the token dialog's
+ * "Keep for this tab's session", which is ticked by default: never on the server, never in
+ * localStorage, never in a URL). Every failure becomes an ApiError with the API's `code` and `message`, which
  * the pages show in place (components.tsx, ErrorNote).
  */
 
@@ -45,6 +46,11 @@ export function setToken(value: string | null, keep = false): void {
     // Storage refused (private mode): the token stays in memory only.
   }
   for (const listener of tokenListeners) listener()
+}
+
+/** tokenKept: whether the current token is also in this tab's sessionStorage. */
+export function tokenKept(): boolean {
+  return token !== null && readStoredToken() === token
 }
 
 /** onTokenChange: called after every setToken; answers the unsubscribe. */

@@ -6,9 +6,9 @@
 import type { ComponentChildren, ComponentType } from 'preact'
 import { lazy, Suspense } from 'preact/compat'
 import { useEffect, useErrorBoundary, useRef, useState } from 'preact/hooks'
-import { ApiError, currentToken, onTokenChange, onUnauthorized, setToken } from './api.ts'
+import { ApiError, currentToken, onTokenChange, onUnauthorized, setToken, tokenKept } from './api.ts'
 import { ErrorNote, Link, Loading } from './components.tsx'
-import { href, useRoute, type Route, type StorePage } from './router.ts'
+import { href, useRoute, wasPopState, type Route, type StorePage } from './router.ts'
 import { StoreName } from './store-name.tsx'
 
 export interface StorePageProps {
@@ -41,8 +41,12 @@ export function App() {
     document.title = `${titleOf(route)} · Pemba console`
     // A new page: move focus to its heading's region, as a full page load would. Not on the
     // first page: a fresh load starts at the top, so Tab reaches the skip link first.
+    // A page opened in the app starts at its top (back/forward: the browser restores the scroll).
     if (firstPage.current) firstPage.current = false
-    else document.getElementById('main')?.focus({ preventScroll: true })
+    else {
+      if (!wasPopState()) window.scrollTo(0, 0)
+      document.getElementById('main')?.focus({ preventScroll: true })
+    }
   }, [route.page, 'store' in route ? route.store : ''])
 
   return (
@@ -122,8 +126,9 @@ function pageOf(route: Route) {
 
 /**
  * TokenDialog: the API token (a pre-shared key or an OIDC access token) sent as a bearer token.
- * Kept in memory, or in sessionStorage for this tab when asked; nothing goes to the server but
- * the Authorization header.
+ * Kept in memory, and in this tab's sessionStorage while "Keep for this tab's session" is ticked
+ * (the default, as docs/console.md says); nothing goes to the server but the Authorization header.
+ * Never in localStorage or a URL: the form is method="dialog" and never submits.
  */
 function TokenDialog(props: { open: boolean; refusal?: ApiError; onClose: () => void }) {
   const ref = useRef<HTMLDialogElement>(null)
@@ -132,6 +137,8 @@ function TokenDialog(props: { open: boolean; refusal?: ApiError; onClose: () => 
   useEffect(() => {
     const dialog = ref.current
     if (!dialog) return
+    // Reopened with a token: the box shows whether that token is kept (no token: the default).
+    if (props.open && !dialog.open) setKeep(currentToken() === null || tokenKept())
     if (props.open && !dialog.open) dialog.showModal()
     if (!props.open && dialog.open) dialog.close()
   }, [props.open])
@@ -144,7 +151,7 @@ function TokenDialog(props: { open: boolean; refusal?: ApiError; onClose: () => 
   }
   return (
     <dialog ref={ref} class="token-dialog" aria-labelledby="token-title" onCancel={(e) => (e.preventDefault(), props.onClose())}>
-      <form onSubmit={save}>
+      <form method="dialog" onSubmit={save}>
         <h2 id="token-title">API token</h2>
         {props.refusal && <ErrorNote error={props.refusal} context="The API refused the request" />}
         <p class="muted">

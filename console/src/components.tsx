@@ -5,7 +5,7 @@
  * `data-code`, busy regions aria-busy.
  */
 import type { AnchorHTMLAttributes, ComponentChildren } from 'preact'
-import { useCallback, useEffect, useRef, useState } from 'preact/hooks'
+import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks'
 import { ApiError } from './api.ts'
 import { linkClick } from './router.ts'
 
@@ -99,6 +99,8 @@ export function ConfirmDialog(props: {
   onCancel: () => void
 }) {
   const ref = useRef<HTMLDialogElement>(null)
+  // One id per dialog: two on a page must not share the heading that names them.
+  const titleId = useId()
   useEffect(() => {
     const dialog = ref.current
     if (!dialog) return
@@ -106,8 +108,8 @@ export function ConfirmDialog(props: {
     if (!props.open && dialog.open) dialog.close()
   }, [props.open])
   return (
-    <dialog ref={ref} class="confirm" aria-labelledby="confirm-title" onCancel={(e) => (e.preventDefault(), props.onCancel())}>
-      <h2 id="confirm-title">{props.title}</h2>
+    <dialog ref={ref} class="confirm" aria-labelledby={titleId} onCancel={(e) => (e.preventDefault(), props.onCancel())}>
+      <h2 id={titleId}>{props.title}</h2>
       <div class="confirm-body">{props.children}</div>
       <ErrorNote error={props.error} />
       <div class="actions">

@@ -24,13 +24,26 @@ export type Route =
 export function parseRoute(pathname: string, search: string): Route {
   const query = new URLSearchParams(search)
   const rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname
-  const parts = rest.split('/').filter((p) => p !== '').map(decodeURIComponent)
+  // A truncated or mangled deep link (`%E0%A4%A`) is a page that does not exist, not a crash.
+  const parts = rest
+    .split('/')
+    .filter((p) => p !== '')
+    .map(decodeSegment)
+  if (parts.some((p) => p === undefined)) return { page: 'not-found', path: rest, query }
   if (parts.length === 0) return { page: 'stores', query }
   if (parts[0] === 'stores' && parts.length >= 2 && parts.length <= 3) {
     const page = (parts[2] ?? 'model') as StorePage
-    if (STORE_PAGES.includes(page)) return { page, store: parts[1], query }
+    if (STORE_PAGES.includes(page)) return { page, store: parts[1] as string, query }
   }
   return { page: 'not-found', path: rest, query }
+}
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return undefined
+  }
 }
 
 /** href builds a console URL: href('tuples', store, { relation: 'viewer' }). */
@@ -43,13 +56,30 @@ export function href(page: 'stores' | StorePage, store?: string, query?: Record<
 }
 
 const listeners = new Set<() => void>()
-window.addEventListener('popstate', () => listeners.forEach((l) => l()))
+// The popstate listener is added on the first subscription, not at import: the module stays
+// importable (and unit-testable) without a window.
+let listening = false
+function listen(): void {
+  if (listening || typeof window === 'undefined') return
+  listening = true
+  window.addEventListener('popstate', () => {
+    lastPop = true
+    listeners.forEach((l) => l())
+  })
+}
+let lastPop = false
+
+/** wasPopState: whether the last navigation was the browser's back/forward (it restores scroll itself). */
+export function wasPopState(): boolean {
+  return lastPop
+}
 
 /** navigate goes to a console URL without reloading the page. */
 export function navigate(to: string, options: { replace?: boolean } = {}): void {
   if (to === location.pathname + location.search) return
   if (options.replace) history.replaceState(null, '', to)
   else history.pushState(null, '', to)
+  lastPop = false
   listeners.forEach((l) => l())
 }
 
@@ -72,6 +102,7 @@ export function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.pathname, location.search))
   useEffect(() => {
     const update = () => setRoute(parseRoute(location.pathname, location.search))
+    listen()
     listeners.add(update)
     return () => void listeners.delete(update)
   }, [])
@@ -85,8 +116,10 @@ export function useRoute(): Route {
 export function linkClick(e: MouseEvent): void {
   if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return
   const a = (e.currentTarget ?? e.target) as HTMLAnchorElement
+  // A link meant for another tab or a download is the browser's to follow.
+  if ((a.target && a.target !== '_self') || a.hasAttribute('download')) return
   const url = new URL(a.href, location.href)
   if (url.origin !== location.origin || !url.pathname.startsWith(BASE)) return
   e.preventDefault()
-  navigate(url.pathname + url.search)
+  navigate(url.pathname + url.search + url.hash)
 }

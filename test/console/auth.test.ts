@@ -16,11 +16,13 @@ import { startServer, type PembaProcess } from '../helpers/processes.ts'
 import { openConsole, PRESHARED_TOKEN, startConsolePemba, type ConsolePage, type ConsolePemba } from './harness.ts'
 
 // Functions passed to page.evaluate run in the browser; the Node type-check has no DOM library.
-declare const sessionStorage: any
+declare const sessionStorage: any, localStorage: any
 
 const chromium = findChromium()
 /** The browser's own log line for a refused fetch: expected where the test provokes a 401. */
 const REFUSED = /status of 401/
+/** Per-test budget on a loaded 2-core CI machine. */
+const TEST_MS = 120_000
 
 /** tokenDialog: the shell's token dialog. */
 const tokenDialog = (page: ConsolePage) => page.getByRole('dialog', { name: 'API token' })
@@ -43,6 +45,28 @@ async function refusedWith(page: ConsolePage, code: string): Promise<void> {
 
 const VISITOR_TOKEN = 'console-visitor-key-2b9e61d07c4a'
 const storedToken = (page: ConsolePage) => page.evaluate(() => sessionStorage.getItem('pemba.console.token'))
+
+/**
+ * tokenWatch records where `tokens` show up outside the Authorization header: any request's URL or
+ * body, the page's URL, localStorage. `check()` asserts none did.
+ */
+function tokenWatch(page: ConsolePage, tokens: string[]) {
+  const leaks: string[] = []
+  page.on('request', (r) => {
+    for (const t of tokens) {
+      if (r.url().includes(t)) leaks.push(`in the URL of ${r.method()} ${r.url()}`)
+      if ((r.postData() ?? '').includes(t)) leaks.push(`in the body of ${r.method()} ${r.url()}`)
+    }
+  })
+  return {
+    async check(): Promise<void> {
+      for (const t of tokens) if (page.url().includes(t)) leaks.push(`in the page URL ${page.url()}`)
+      const local = await page.evaluate(() => Object.keys(localStorage).map((k) => `${k}=${localStorage.getItem(k)}`))
+      expect(local, 'nothing in localStorage').toEqual([])
+      expect(leaks, 'the token only ever in the Authorization header').toEqual([])
+    },
+  }
+}
 
 describeChromium('console authentication (preshared)', chromium, () => {
   let pemba: ConsolePemba
@@ -67,8 +91,11 @@ describeChromium('console authentication (preshared)', chromium, () => {
     const page = await openConsole(browser, pemba, '/console/', { token: null })
     try {
       // No token: the API's 401 in the dialog, with its code.
+      const watch = tokenWatch(page, [PRESHARED_TOKEN, 'not-the-key-0123456789abcdef'])
       await refusedWith(page, 'bearer_token_missing')
       await expect(page.getByText(pemba.store).count()).resolves.toBe(0)
+      // "Keep for this tab's session" is ticked by default (docs/console.md).
+      await expect(tokenDialog(page).getByLabel("Keep for this tab's session").isChecked()).resolves.toBe(true)
 
       // A wrong token typed in: refused, the code shown, still no store.
       await useToken(page, 'not-the-key-0123456789abcdef', false)
@@ -84,19 +111,30 @@ describeChromium('console authentication (preshared)', chromium, () => {
       // The right token: the stores.
       await page.getByRole('button', { name: /token/i }).click()
       await useToken(page, PRESHARED_TOKEN, false)
-      await page.getByText(pemba.store).first().waitFor({ timeout: 15_000 })
-      await expect(tokenDialog(page).isVisible()).resolves.toBe(false)
-      await expect(page.getByRole('button', { name: 'Token set' }).isVisible()).resolves.toBe(true)
+      await page.getByText(pemba.store).first().waitFor({ timeout: 30_000 })
+      await tokenDialog(page).waitFor({ state: 'hidden', timeout: 30_000 })
+      await page.getByRole('button', { name: 'Token set' }).waitFor({ timeout: 30_000 })
       await expect(page.getByRole('main').getByRole('alert').count()).resolves.toBe(0)
+      // Reopened, the box shows that this token (typed with the box unticked) is not kept.
+      await page.getByRole('button', { name: 'Token set' }).click()
+      await expect.poll(() => tokenDialog(page).getByLabel("Keep for this tab's session").isChecked()).toBe(false)
+      await tokenDialog(page).getByRole('button', { name: 'Cancel' }).click()
+      await tokenDialog(page).waitFor({ state: 'hidden' })
+      // Navigating with the token in use: it never reaches a URL.
+      await page.getByRole('main').getByRole('link', { name: 'bench', exact: true }).first().click()
+      await page.getByRole('heading', { level: 1, name: /^Model/ }).waitFor({ timeout: 30_000 })
+      await page.getByRole('banner').getByText('bench').waitFor({ timeout: 30_000 })
+      await watch.check()
       page.assertClean(REFUSED)
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 
   it('keeps the token across a reload only when asked, and forgets it', async () => {
     const page = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples`, { token: null })
     try {
+      const watch = tokenWatch(page, [PRESHARED_TOKEN])
       await refusedWith(page, 'bearer_token_missing')
 
       // Not kept: in memory only; a reload asks again.
@@ -111,10 +149,11 @@ describeChromium('console authentication (preshared)', chromium, () => {
       await page.getByRole('button', { name: 'Token set' }).waitFor()
       await expect(storedToken(page)).resolves.toBe(PRESHARED_TOKEN)
       await page.reload()
-      await page.getByRole('heading', { level: 1, name: /^Tuples/ }).waitFor()
-      await page.waitForLoadState('networkidle')
-      await expect(page.getByRole('button', { name: 'Token set' }).isVisible()).resolves.toBe(true)
+      await page.getByRole('heading', { level: 1, name: /^Tuples/ }).waitFor({ timeout: 30_000 })
+      await page.getByRole('button', { name: 'Token set' }).waitFor({ timeout: 30_000 })
+      await page.getByRole('main').locator('tbody tr').first().waitFor({ timeout: 30_000 })
       await expect(tokenDialog(page).isVisible()).resolves.toBe(false)
+      await watch.check()
       // The header names the store from its summary, read with the kept token.
       await page.getByRole('banner').getByText('bench').waitFor({ timeout: 15_000 })
 
@@ -123,14 +162,14 @@ describeChromium('console authentication (preshared)', chromium, () => {
       await tokenDialog(page).getByRole('button', { name: 'Forget token' }).click()
       await refusedWith(page, 'bearer_token_missing')
       await expect(storedToken(page)).resolves.toBe(null)
-      await expect(page.getByRole('button', { name: 'Set token' }).count()).resolves.toBe(1)
+      await page.getByRole('button', { name: 'Set token' }).waitFor({ timeout: 30_000 })
       await page.reload()
       await refusedWith(page, 'bearer_token_missing')
       page.assertClean(REFUSED)
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 
   it('a good token that lacks a permission: the page shows `forbidden` in place and does not ask for another token', async () => {
     const page = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples`, { token: VISITOR_TOKEN })
@@ -146,7 +185,7 @@ describeChromium('console authentication (preshared)', chromium, () => {
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 
   it("serves the console's files without a token while the API refuses", async () => {
     const html = await fetch(new URL('/console/stores/x/tuples', pemba.url))
@@ -161,7 +200,7 @@ describeChromium('console authentication (preshared)', chromium, () => {
     const refused = await fetch(new URL('/stores', pemba.url))
     expect(refused.status).toBe(401)
     await expect(refused.json()).resolves.toMatchObject({ code: 'bearer_token_missing' })
-  })
+  }, TEST_MS)
 })
 
 describeChromium('console authentication (oidc)', chromium, () => {
@@ -215,11 +254,11 @@ describeChromium('console authentication (oidc)', chromium, () => {
       await expect(page.getByText(store).count()).resolves.toBe(0)
       await tokenDialog(page).getByLabel('Token', { exact: true }).fill(jwt)
       await tokenDialog(page).getByRole('button', { name: 'Use token' }).click()
-      await page.getByText(store).first().waitFor({ timeout: 15_000 })
-      await expect(tokenDialog(page).isVisible()).resolves.toBe(false)
+      await page.getByText(store).first().waitFor({ timeout: 30_000 })
+      await tokenDialog(page).waitFor({ state: 'hidden', timeout: 30_000 })
       page.assertClean(REFUSED)
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 })

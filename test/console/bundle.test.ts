@@ -18,8 +18,11 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const DIST = join(ROOT, 'dist', 'console')
 const BUDGET_BYTES = 300 * 1024
 
-/** Strings only the graph library's code holds (cytoscape's options and its plugin message; dagre's layout name registration). */
-const CYTOSCAPE_MARKERS = ['boxSelectionEnabled', 'cytoscape.use()']
+/** Strings only the graph libraries' code holds: cytoscape's options and its plugin message; dagre's ranker and graphlib. */
+const GRAPH_LIBRARIES: Record<string, string[]> = {
+  cytoscape: ['boxSelectionEnabled', 'cytoscape.use()'],
+  dagre: ['network-simplex', 'graphlib'],
+}
 
 function files(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -31,11 +34,21 @@ function files(dir: string): string[] {
 const gzipped = (path: string) => gzipSync(readFileSync(path), { level: 9 }).length
 const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`
 
-/** The assets index.html loads itself: `<script src>`, `<link rel=stylesheet|modulepreload href>`. */
+/** A tag's attribute value, wherever it sits in the tag. */
+const attr = (tag: string, name: string) => new RegExp(`\\s${name}="([^"]*)"`).exec(tag)?.[1]
+
+/** The assets index.html loads itself: `<script src>`, `<link rel=stylesheet|modulepreload href>` (attributes in any order). */
 function entryAssets(html: string): string[] {
   const out: string[] = []
-  for (const m of html.matchAll(/<script\b[^>]*\bsrc="([^"]+)"/g)) out.push(m[1])
-  for (const m of html.matchAll(/<link\b[^>]*\brel="(?:stylesheet|modulepreload)"[^>]*\bhref="([^"]+)"/g)) out.push(m[1])
+  for (const m of html.matchAll(/<script\b[^>]*>/g)) {
+    const src = attr(m[0], 'src')
+    if (src) out.push(src)
+  }
+  for (const m of html.matchAll(/<link\b[^>]*>/g)) {
+    const rel = attr(m[0], 'rel')
+    const href = attr(m[0], 'href')
+    if (href && (rel === 'stylesheet' || rel === 'modulepreload')) out.push(href)
+  }
   return out
 }
 
@@ -82,6 +95,10 @@ describe('console bundle', () => {
         for (const imp of staticImports(readFileSync(join(DIST, name), 'utf8'))) queue.push(dir + imp.slice(2))
       }
     }
+    // Every stylesheet link was read (none missed by the parsing above).
+    const stylesheetLinks = [...html.matchAll(/<link\b[^>]*>/g)].filter((m) => /\brel=["']?stylesheet/.test(m[0])).length
+    expect(stylesheetLinks, 'index.html links at least one stylesheet').toBeGreaterThan(0)
+    expect([...first].filter((n) => n.endsWith('.css')).length, 'every stylesheet index.html links is counted').toBe(stylesheetLinks)
     const firstBytes = [...first].reduce((a, n) => a + (sizes.get(n) ?? 0), 0)
     const lazy = [...sizes.keys()].filter((n) => !first.has(n) && /\.(js|css)$/.test(n)).sort()
 
@@ -98,12 +115,14 @@ describe('console bundle', () => {
 
     // The graph library is built in (the model page draws with it) and only in lazy chunks.
     const js = [...sizes.keys()].filter((n) => n.endsWith('.js'))
-    const withGraph = js.filter((n) => {
-      const text = readFileSync(join(DIST, n), 'utf8')
-      return CYTOSCAPE_MARKERS.some((m) => text.includes(m))
-    })
-    expect(withGraph.length, 'a chunk holds cytoscape (the model graph)').toBeGreaterThan(0)
-    for (const n of withGraph) expect(first.has(n), `${n} (cytoscape) is loaded by the first page`).toBe(false)
+    for (const [library, markers] of Object.entries(GRAPH_LIBRARIES)) {
+      const withGraph = js.filter((n) => {
+        const text = readFileSync(join(DIST, n), 'utf8')
+        return markers.some((m) => text.includes(m))
+      })
+      expect(withGraph.length, `a chunk holds ${library} (the model graph)`).toBeGreaterThan(0)
+      for (const n of withGraph) expect(first.has(n), `${n} (${library}) is loaded by the first page`).toBe(false)
+    }
     expect([...first].some((n) => n.endsWith('.js')), 'the first page has a script').toBe(true)
   })
 })

@@ -20,55 +20,97 @@ interface PageCase {
   path: (store: string, pemba: ConsolePemba) => Promise<string> | string
   /** The page's <h1>. */
   heading: RegExp
-  /** Waits for the page's content beyond its heading (the graph laid out, an answer). */
-  content?: (page: ConsolePage) => Promise<void>
+  /** Waits for the page's real content beyond its heading (rows, the graph laid out, an answer). */
+  content: (page: ConsolePage, pemba: ConsolePemba) => Promise<void>
+}
+
+/** The longest a page's content may take on a loaded 2-core CI machine. */
+const CONTENT_MS = 30_000
+/** Per-test budgets: a page case waits for its content, then three resizes. */
+const PAGE_TEST_MS = 150_000
+const TEST_MS = 120_000
+
+const main = (page: ConsolePage) => page.getByRole('main')
+/** What each page shows once loaded (the same markers load-time.test.ts waits for). */
+const CONTENT = {
+  // The bench store's row in the stores table.
+  stores: (page: ConsolePage, pemba: ConsolePemba) =>
+    main(page).getByRole('row').filter({ hasText: pemba.store }).first().waitFor({ timeout: CONTENT_MS }),
+  // The DSL of the store's model.
+  model: (page: ConsolePage, pemba: ConsolePemba) => page.getByLabel(`The DSL of version ${pemba.modelId}`).waitFor({ timeout: CONTENT_MS }),
+  // cytoscape's layout done, with the bench model's four types listed.
+  modelGraph: async (page: ConsolePage) => {
+    await page.getByRole('img', { name: /model as a graph/ }).and(page.locator('[data-ready="true"]')).waitFor({ timeout: CONTENT_MS })
+    const list = page.getByRole('list', { name: 'Types and relations' })
+    await expect
+      .poll(() => list.evaluate((ul: any) => [...ul.children].map((li: any) => li.getAttribute('data-node'))), { timeout: CONTENT_MS })
+      .toEqual(['user', 'group', 'folder', 'document'])
+  },
+  // At least one row of the first page of tuples / changes.
+  rows: (page: ConsolePage) => main(page).locator('tbody tr').first().waitFor({ timeout: CONTENT_MS }),
+  changes: (page: ConsolePage) => main(page).locator('tbody tr, ol li, ul li').first().waitFor({ timeout: CONTENT_MS }),
+  // The empty check form, ready to fill.
+  checkForm: (page: ConsolePage) => page.getByRole('form', { name: 'Check form' }).getByLabel('User', { exact: true }).waitFor({ timeout: CONTENT_MS }),
+  // An allowed answer: the witness list, and the answer heading saying allowed.
+  checkAllowed: async (page: ConsolePage) => {
+    await page.getByRole('list', { name: 'Witness tuples' }).waitFor({ timeout: CONTENT_MS })
+    await expect.poll(() => page.getByRole('heading', { name: /Answer/ }).first().textContent(), { timeout: CONTENT_MS }).toMatch(/\ballowed\b/)
+    await expect(page.getByRole('heading', { name: /Answer/ }).first().textContent()).resolves.not.toMatch(/denied|not allowed/i)
+  },
+  // The decision log read: its rows or its "no decision" note.
+  decisions: (page: ConsolePage) =>
+    main(page).locator('tbody tr').or(main(page).getByText('No decision matches.')).first().waitFor({ timeout: CONTENT_MS }),
+  // The review form, and the prompt for an identity.
+  reviewForm: (page: ConsolePage) => main(page).getByText(/to review\.$/).first().waitFor({ timeout: CONTENT_MS }),
+  // A user's grants.
+  reviewIdentity: (page: ConsolePage) => main(page).getByRole('table').first().waitFor({ timeout: CONTENT_MS }),
+  // The requests table (its caption says how many, or none).
+  requests: (page: ConsolePage) => main(page).getByRole('table').first().waitFor({ timeout: CONTENT_MS }),
+  notFound: (page: ConsolePage) => main(page).getByText('The console has no page at').waitFor({ timeout: CONTENT_MS }),
 }
 
 const PAGES: PageCase[] = [
-  { name: 'stores', path: () => '/console/', heading: /^Stores$/ },
-  { name: 'model', path: (s) => `/console/stores/${s}/model`, heading: /^Model/ },
-  {
-    name: 'model-graph',
-    path: (s) => `/console/stores/${s}/model?tab=graph`,
-    heading: /^Model/,
-    // cytoscape's own layout done, with the bench model's four types drawn.
-    content: async (page) => {
-      await page.locator('[data-ready="true"]').waitFor({ timeout: 30_000 })
-      const nodes = Number(await page.locator('[data-ready="true"]').getAttribute('data-node-count'))
-      expect(nodes).toBeGreaterThanOrEqual(4)
-    },
-  },
-  { name: 'tuples', path: (s) => `/console/stores/${s}/tuples`, heading: /^Tuples/ },
-  { name: 'changes', path: (s) => `/console/stores/${s}/changes`, heading: /^Changes/ },
-  { name: 'check', path: (s) => `/console/stores/${s}/check`, heading: /^Check/ },
+  { name: 'stores', path: () => '/console/', heading: /^Stores$/, content: CONTENT.stores },
+  { name: 'model', path: (s) => `/console/stores/${s}/model`, heading: /^Model/, content: CONTENT.model },
+  { name: 'model-graph', path: (s) => `/console/stores/${s}/model?tab=graph`, heading: /^Model/, content: CONTENT.modelGraph },
+  { name: 'tuples', path: (s) => `/console/stores/${s}/tuples`, heading: /^Tuples/, content: CONTENT.rows },
+  { name: 'changes', path: (s) => `/console/stores/${s}/changes`, heading: /^Changes/, content: CONTENT.changes },
+  { name: 'check', path: (s) => `/console/stores/${s}/check`, heading: /^Check/, content: CONTENT.checkForm },
   {
     name: 'check-allowed',
     path: async (s, pemba) => `/console/stores/${s}/check?${new URLSearchParams({ ...(await firstAllowedCheck(pemba)), run: '1' })}`,
     heading: /^Check/,
-    content: (page) => page.getByText('allowed', { exact: true }).first().waitFor({ timeout: 20_000 }),
+    content: CONTENT.checkAllowed,
   },
-  { name: 'decisions', path: (s) => `/console/stores/${s}/decisions`, heading: /^Decisions/ },
-  { name: 'review', path: (s) => `/console/stores/${s}/review`, heading: /Review/i },
+  { name: 'decisions', path: (s) => `/console/stores/${s}/decisions`, heading: /^Decisions/, content: CONTENT.decisions },
+  { name: 'review', path: (s) => `/console/stores/${s}/review`, heading: /Review/i, content: CONTENT.reviewForm },
   {
     name: 'review-identity',
     path: (s, pemba) => `/console/stores/${s}/review?${new URLSearchParams({ user: directViewer(pemba) })}`,
     heading: /Review/i,
-    content: (page) => page.getByRole('main').getByRole('table').first().waitFor({ timeout: 20_000 }),
+    content: CONTENT.reviewIdentity,
   },
-  { name: 'requests', path: (s) => `/console/stores/${s}/requests`, heading: /Requests/i },
-  { name: 'not-found', path: () => '/console/no/such/page', heading: /^Not found$/ },
+  { name: 'requests', path: (s) => `/console/stores/${s}/requests`, heading: /Requests/i, content: CONTENT.requests },
+  { name: 'not-found', path: () => '/console/no/such/page', heading: /^Not found$/, content: CONTENT.notFound },
+  // A truncated deep link (a malformed % escape): the not-found page, never a blank console.
+  { name: 'bad-escape', path: (s) => `/console/stores/${s}%E0%A4%A/model`, heading: /^Not found$/, content: CONTENT.notFound },
 ]
 
 /** The header's page tabs, in order. */
 const TABS = ['Model', 'Tuples', 'Changes', 'Check', 'Decisions', 'Review', 'Requests']
 
-/** waitSettled: the page's <h1> is there, no request is in flight and nothing says it is loading. */
-async function waitSettled(page: ConsolePage, heading: RegExp): Promise<void> {
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor({ timeout: 20_000 })
-  await page.waitForLoadState('networkidle')
+/**
+ * waitSettled: the page's <h1> is there, nothing shown says it is loading, and — when given —
+ * the page's content is shown. No networkidle: after an in-app navigation (a click, back,
+ * forward) the load state stays what the first load reached, so only the page's own markers
+ * tell that it has loaded.
+ */
+async function waitSettled(page: ConsolePage, heading: RegExp, content?: (page: ConsolePage) => Promise<void>): Promise<void> {
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor({ timeout: CONTENT_MS })
+  await content?.(page)
   // Shown ones only: a closed dialog may hold a loading note of its own.
   const settled = () => ![...document.querySelectorAll('[aria-busy="true"], .loading')].some((e: any) => e.getClientRects().length > 0)
-  await page.waitForFunction(settled, undefined, { timeout: 20_000 })
+  await page.waitForFunction(settled, undefined, { timeout: CONTENT_MS })
 }
 
 describeChromium('console pages', chromium, () => {
@@ -83,35 +125,35 @@ describeChromium('console pages', chromium, () => {
   })
 
   for (const c of PAGES) {
-    it(`${c.name}: loads with its heading, clean, and holds 1024 to 2560 px wide`, async () => {
+    it(`${c.name}: loads with its heading and content, clean, and holds 1024 to 2560 px wide`, async () => {
       const page = await openConsole(browser, pemba, await c.path(pemba.store, pemba))
       try {
-        await waitSettled(page, c.heading)
-        await c.content?.(page)
+        await waitSettled(page, c.heading, (p) => c.content(p, pemba))
         await expect(page.getByRole('heading', { level: 1 }).count()).resolves.toBe(1)
+        // No error shown in place: an API refusal, a network error, a form error.
+        await expect(main(page).getByRole('alert').count(), `${c.name}: no error in the page`).resolves.toBe(0)
         await expect(page.title()).resolves.toMatch(/Pemba console$/)
         // Every page has the way out to the stores and the token button.
-        await expect(page.getByRole('link', { name: 'Pemba' }).isVisible()).resolves.toBe(true)
-        await expect(page.getByRole('button', { name: /token/i }).isVisible()).resolves.toBe(true)
+        await page.getByRole('link', { name: 'Pemba' }).waitFor({ timeout: CONTENT_MS })
+        await page.getByRole('button', { name: /token/i }).waitFor({ timeout: CONTENT_MS })
         page.assertClean()
         await screenshot(page, `page-${c.name}`)
         for (const width of [1024, 1440, 2560]) {
           await page.setViewportSize({ width, height: 900 })
-          // A resize settles (a canvas follows the window on its resize event): up to 5 s.
-          await page
-            .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth, undefined, { timeout: 5_000 })
-            .catch(() => undefined)
-          const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-            scrollWidth: document.documentElement.scrollWidth,
-            innerWidth: window.innerWidth,
-          }))
-          expect(scrollWidth, `${c.name} at ${width} px: no horizontal scrollbar`).toBeLessThanOrEqual(innerWidth)
+          // A resize settles (a canvas follows the window on its resize event, late under load).
+          await expect
+            .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), {
+              message: `${c.name} at ${width} px: no horizontal scrollbar (scrollWidth - innerWidth)`,
+              timeout: 15_000,
+            })
+            .toBeLessThanOrEqual(0)
         }
+        await expect(main(page).getByRole('alert').count()).resolves.toBe(0)
         page.assertClean()
       } finally {
         await page.context().close()
       }
-    })
+    }, PAGE_TEST_MS)
   }
 
   it('opens a URL with state directly and restores that state (tuples filters, check form and answer, review identity)', async () => {
@@ -121,8 +163,8 @@ describeChromium('console pages', chromium, () => {
     const filter = new URLSearchParams({ type: 'document', relation: 'viewer', user: viewer })
     const tuples = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples?${filter}`)
     try {
-      await waitSettled(tuples, /^Tuples/)
-      await expect(tuples.getByLabel(/relation/i).first().inputValue()).resolves.toBe('viewer')
+      await waitSettled(tuples, /^Tuples/, CONTENT.rows)
+      await expect.poll(() => tuples.getByLabel(/relation/i).first().inputValue(), { timeout: CONTENT_MS }).toBe('viewer')
       // The rows shown are the filter's: every row's relation is `viewer`, every object a document.
       const relations = await columnTexts(tuples, /^relation$/i)
       expect(relations.length, 'the filtered tuples table has rows').toBeGreaterThan(0)
@@ -139,10 +181,10 @@ describeChromium('console pages', chromium, () => {
     const check = await openConsole(browser, pemba, `/console/stores/${pemba.store}/check?${q}`)
     try {
       await waitSettled(check, /^Check/)
-      await expect(check.getByLabel(/^user/i).first().inputValue()).resolves.toBe(allowed.user)
-      await expect(check.getByLabel(/^object/i).first().inputValue()).resolves.toBe(allowed.object)
+      await expect.poll(() => check.getByLabel(/^user/i).first().inputValue(), { timeout: CONTENT_MS }).toBe(allowed.user)
+      await expect.poll(() => check.getByLabel(/^object/i).first().inputValue(), { timeout: CONTENT_MS }).toBe(allowed.object)
       // Run from the URL alone: the answer is on the page.
-      await check.getByText('allowed', { exact: true }).first().waitFor({ timeout: 20_000 })
+      await CONTENT.checkAllowed(check)
       check.assertClean()
     } finally {
       await check.context().close()
@@ -151,21 +193,21 @@ describeChromium('console pages', chromium, () => {
     const user = allowed.user
     const review = await openConsole(browser, pemba, `/console/stores/${pemba.store}/review?${new URLSearchParams({ user })}`)
     try {
-      await waitSettled(review, /Review/i)
+      await waitSettled(review, /Review/i, CONTENT.reviewIdentity)
       const field = review.getByRole('textbox', { name: /identity|user|subject/i }).first()
-      await expect(field.inputValue()).resolves.toBe(user)
+      await expect.poll(() => field.inputValue(), { timeout: CONTENT_MS }).toBe(user)
       review.assertClean()
     } finally {
       await review.context().close()
     }
-  })
+  }, TEST_MS)
 
   it('typing into a filter puts it in the URL, and that URL opened in a new tab shows the same', async () => {
     // A filter the API takes: a type and a user, then the relation typed in.
     const filter = new URLSearchParams({ type: 'document', user: directViewer(pemba) })
     const page = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples?${filter}`)
     try {
-      await waitSettled(page, /^Tuples/)
+      await waitSettled(page, /^Tuples/, CONTENT.rows)
       const relation = page.getByLabel(/relation/i).first()
       await relation.fill('owner')
       await relation.press('Enter')
@@ -175,8 +217,8 @@ describeChromium('console pages', chromium, () => {
       const shared = page.url()
       const other = await openConsole(browser, pemba, new URL(shared).pathname + new URL(shared).search)
       try {
-        await waitSettled(other, /^Tuples/)
-        await expect(other.getByLabel(/relation/i).first().inputValue()).resolves.toBe('owner')
+        await waitSettled(other, /^Tuples/, CONTENT.rows)
+        await expect.poll(() => other.getByLabel(/relation/i).first().inputValue(), { timeout: CONTENT_MS }).toBe('owner')
         other.assertClean()
       } finally {
         await other.context().close()
@@ -184,45 +226,50 @@ describeChromium('console pages', chromium, () => {
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 
   it('back and forward move between pages and keep each page state', async () => {
     const filter = new URLSearchParams({ type: 'document', relation: 'viewer', user: directViewer(pemba) })
     const page = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples?${filter}`)
     try {
-      await waitSettled(page, /^Tuples/)
+      await waitSettled(page, /^Tuples/, CONTENT.rows)
       const nav = page.getByRole('navigation', { name: 'Store pages' })
-      await nav.getByRole('link', { name: 'Check' }).click()
-      await waitSettled(page, /^Check/)
+      // Scrolled down the table, a page opened in the app starts at its top. (Clicked from the
+      // page's script: playwright's click would scroll the tab into view itself.)
+      const scrolled = await page.evaluate(() => (window.scrollTo(0, document.documentElement.scrollHeight), window.scrollY))
+      expect(scrolled, 'the tuples page scrolls at 1440×900').toBeGreaterThan(0)
+      await page.evaluate(() => [...document.querySelectorAll('nav a')].find((a: any) => a.textContent === 'Check').click())
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
+      await expect.poll(() => page.evaluate(() => window.scrollY), { timeout: CONTENT_MS }).toBe(0)
       await nav.getByRole('link', { name: 'Review' }).click()
-      await waitSettled(page, /Review/i)
+      await waitSettled(page, /Review/i, CONTENT.reviewForm)
       expect(new URL(page.url()).pathname).toBe(`/console/stores/${pemba.store}/review`)
 
       await page.goBack()
-      await waitSettled(page, /^Check/)
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
       expect(new URL(page.url()).pathname).toBe(`/console/stores/${pemba.store}/check`)
       await page.goBack()
-      await waitSettled(page, /^Tuples/)
+      await waitSettled(page, /^Tuples/, CONTENT.rows)
       expect(new URL(page.url()).searchParams.get('relation')).toBe('viewer')
-      await expect(page.getByLabel(/relation/i).first().inputValue()).resolves.toBe('viewer')
+      await expect.poll(() => page.getByLabel(/relation/i).first().inputValue(), { timeout: CONTENT_MS }).toBe('viewer')
       await page.goForward()
-      await waitSettled(page, /^Check/)
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
       // The store pages' tab of the page shown is marked current.
-      await expect(nav.getByRole('link', { name: 'Check' }).getAttribute('aria-current')).resolves.toBe('page')
+      await expect.poll(() => nav.getByRole('link', { name: 'Check' }).getAttribute('aria-current'), { timeout: CONTENT_MS }).toBe('page')
       await page.getByRole('link', { name: 'Pemba' }).click()
-      await waitSettled(page, /^Stores$/)
+      await waitSettled(page, /^Stores$/, (p) => CONTENT.stores(p, pemba))
       await page.goBack()
-      await waitSettled(page, /^Check/)
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
       page.assertClean()
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 
   it('keyboard: Tab from the top reaches the skip link, every tab and the token button; Enter on a tab navigates', async () => {
     const page = await openConsole(browser, pemba, `/console/stores/${pemba.store}/tuples`)
     try {
-      await waitSettled(page, /^Tuples/)
+      await waitSettled(page, /^Tuples/, CONTENT.rows)
       const focused = () =>
         page.evaluate(() => {
           const el = document.activeElement as { tagName?: string; innerText?: string; id?: string } | null
@@ -230,9 +277,8 @@ describeChromium('console pages', chromium, () => {
         })
       const seen: string[] = []
       await page.keyboard.press('Tab')
-      const first = await focused()
-      expect(first, 'the first Tab stop is the skip link').toMatchObject({ tag: 'A', text: 'Skip to content' })
-      seen.push(first.text)
+      await expect.poll(focused, { message: 'the first Tab stop is the skip link', timeout: CONTENT_MS }).toMatchObject({ tag: 'A', text: 'Skip to content' })
+      seen.push('Skip to content')
       for (let i = 0; i < 12; i++) {
         await page.keyboard.press('Tab')
         const f = await focused()
@@ -242,37 +288,41 @@ describeChromium('console pages', chromium, () => {
       expect(seen).toEqual(['Skip to content', 'Pemba', ...TABS, expect.stringMatching(/token/i)])
       // Shift+Tab back to "Check", Enter: the check page.
       for (let i = 0; i < 4; i++) await page.keyboard.press('Shift+Tab')
-      await expect(focused()).resolves.toMatchObject({ text: 'Check' })
+      await expect.poll(focused, { timeout: CONTENT_MS }).toMatchObject({ text: 'Check' })
       await page.keyboard.press('Enter')
-      await waitSettled(page, /^Check/)
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
       expect(new URL(page.url()).pathname).toBe(`/console/stores/${pemba.store}/check`)
       // After an in-app navigation focus is on the content, so the next Tab is inside the page.
-      await expect(focused()).resolves.toMatchObject({ id: 'main' })
+      await expect.poll(focused, { timeout: CONTENT_MS }).toMatchObject({ id: 'main' })
 
       // The skip link moves focus past the header.
       await page.reload()
-      await waitSettled(page, /^Check/)
+      await waitSettled(page, /^Check/, CONTENT.checkForm)
       await page.keyboard.press('Tab')
-      await expect(focused()).resolves.toMatchObject({ text: 'Skip to content' })
+      await expect.poll(focused, { timeout: CONTENT_MS }).toMatchObject({ text: 'Skip to content' })
       await page.keyboard.press('Enter')
-      await expect(focused()).resolves.toMatchObject({ id: 'main' })
+      await expect.poll(focused, { timeout: CONTENT_MS }).toMatchObject({ id: 'main' })
       await page.keyboard.press('Tab')
-      const inPage = await page.evaluate(() => document.getElementById('main')?.contains(document.activeElement) ?? false)
-      expect(inPage, 'Tab after the skip link lands inside the page').toBe(true)
+      await expect
+        .poll(() => page.evaluate(() => document.getElementById('main')?.contains(document.activeElement) ?? false), {
+          message: 'Tab after the skip link lands inside the page',
+          timeout: CONTENT_MS,
+        })
+        .toBe(true)
 
       // The token dialog opens from the keyboard and Esc closes it.
       await page.getByRole('button', { name: /token/i }).focus()
       await page.keyboard.press('Enter')
       const dialog = page.getByRole('dialog', { name: 'API token' })
       await dialog.waitFor()
-      await expect(focused()).resolves.toMatchObject({ tag: 'INPUT' })
+      await expect.poll(focused, { timeout: CONTENT_MS }).toMatchObject({ tag: 'INPUT' })
       await page.keyboard.press('Escape')
       await dialog.waitFor({ state: 'hidden' })
       page.assertClean()
     } finally {
       await page.context().close()
     }
-  })
+  }, TEST_MS)
 })
 
 /** firstAllowedCheck: a deep-group check of the data set (a user through nested groups) that the server allows. */
