@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import { describeChromium, findChromium, launchChromium } from '../helpers/chromium.ts'
-import { BENCH_MODEL, openConsole, screenshot, startConsolePemba, type ConsolePage, type ConsolePemba } from './harness.ts'
+import { BENCH_MODEL, openConsole, screenshot, startConsolePemba, type ConsolePage, type ConsolePemba, startsConsolePemba } from './harness.ts'
 
 const chromium = findChromium()
 
@@ -26,13 +26,7 @@ async function entriesOf(page: ConsolePage): Promise<string[]> {
 describeChromium('console: changes page', chromium, () => {
   let pemba: ConsolePemba
   let browser: Browser
-  beforeAll(async () => {
-    ;[pemba, browser] = await Promise.all([startConsolePemba({ scale: 0.1 }), launchChromium(chromium)])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await pemba?.stop()
-  })
+  startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
 
   it("shows the test's writes and its delete as a timeline, with condition and expiry, filtered by type", async () => {
     const model = await pemba.api('POST', `/stores/${pemba.store}/authorization-models`, CONDITIONAL_MODEL)

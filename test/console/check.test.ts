@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import { describeChromium, findChromium, launchChromium } from '../helpers/chromium.ts'
-import { openConsole, screenshot, startConsolePemba, type ConsolePemba } from './harness.ts'
+import { openConsole, screenshot, startConsolePemba, type ConsolePemba, startsConsolePemba } from './harness.ts'
 
 const chromium = findChromium()
 
@@ -33,13 +33,7 @@ describeChromium('console: check and explain', chromium, () => {
     throw new Error(`no ${kind} check answered allowed=${allowed}`)
   }
 
-  beforeAll(async () => {
-    ;[pemba, browser] = await Promise.all([startConsolePemba({ scale: 0.1 }), launchChromium(chromium)])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await pemba?.stop()
-  })
+  startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
 
   it('an allowed deep-group check shows the witness path: the API\'s witness tuples, object first, with group#member hops', async () => {
     const { key } = await pick('deep-group', true)

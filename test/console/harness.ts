@@ -15,6 +15,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll } from 'vitest'
+import { launchChromium, type ChromiumAvailability } from '../helpers/chromium.ts'
 import { generate, tupleKey, type Dataset } from '../../bench/dataset.ts'
 import { startServer, type PembaProcess } from '../helpers/processes.ts'
 
@@ -178,4 +180,29 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(SCREENSHOTS, `${name}.png`)
   await page.screenshot({ path })
   return path
+}
+
+/**
+ * startsConsolePemba registers, in the suite it is called in, a Pemba with the bench data set
+ * and a browser started before its tests (handed to `ready`) and both stopped after them.
+ *
+ *   let pemba: ConsolePemba
+ *   let browser: Browser
+ *   startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
+ */
+export function startsConsolePemba(
+  chromium: ChromiumAvailability,
+  options: ConsolePembaOptions,
+  ready: (pemba: ConsolePemba, browser: Browser) => void,
+): void {
+  let pemba: ConsolePemba | undefined
+  let browser: Browser | undefined
+  beforeAll(async () => {
+    ;[pemba, browser] = await Promise.all([startConsolePemba(options), launchChromium(chromium)])
+    ready(pemba, browser)
+  })
+  afterAll(async () => {
+    await browser?.close()
+    await pemba?.stop()
+  })
 }

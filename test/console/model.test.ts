@@ -9,20 +9,14 @@ import type { Browser } from 'playwright-core'
 import { buildGraph } from '../../console/src/model/graph.ts'
 import { diffRows } from '../../console/src/model/diff.ts'
 import { describeChromium, findChromium, launchChromium } from '../helpers/chromium.ts'
-import { openConsole, screenshot, startConsolePemba, type ConsolePemba } from './harness.ts'
+import { openConsole, screenshot, startConsolePemba, type ConsolePemba, startsConsolePemba } from './harness.ts'
 
 const chromium = findChromium()
 
 describeChromium('console: the model page', chromium, () => {
   let pemba: ConsolePemba
   let browser: Browser
-  beforeAll(async () => {
-    ;[pemba, browser] = await Promise.all([startConsolePemba({ scale: 0.1 }), launchChromium(chromium)])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await pemba?.stop()
-  })
+  startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
 
   const modelPath = (query = '') => `/console/stores/${pemba.store}/model${query}`
   const dslOf = async (id: string) => {

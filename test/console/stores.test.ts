@@ -6,20 +6,14 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import { describeChromium, findChromium, launchChromium } from '../helpers/chromium.ts'
-import { openConsole, screenshot, startConsolePemba, type ConsolePemba } from './harness.ts'
+import { openConsole, screenshot, startConsolePemba, type ConsolePemba, startsConsolePemba } from './harness.ts'
 
 const chromium = findChromium()
 
 describeChromium('console: the stores page', chromium, () => {
   let pemba: ConsolePemba
   let browser: Browser
-  beforeAll(async () => {
-    ;[pemba, browser] = await Promise.all([startConsolePemba({ scale: 0.1 }), launchChromium(chromium)])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await pemba?.stop()
-  })
+  startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
 
   it('lists the bench store with its model count, tuple count and last change', async () => {
     const page = await openConsole(browser, pemba, '/console/')

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { Browser } from 'playwright-core'
 import { tupleKey } from '../../bench/dataset.ts'
 import { describeChromium, findChromium, launchChromium } from '../helpers/chromium.ts'
-import { openConsole, screenshot, startConsolePemba, type ConsolePage, type ConsolePemba } from './harness.ts'
+import { openConsole, screenshot, startConsolePemba, type ConsolePage, type ConsolePemba, startsConsolePemba } from './harness.ts'
 
 const chromium = findChromium()
 
@@ -46,13 +46,7 @@ function localInput(d: Date): string {
 describeChromium('console: tuples page', chromium, () => {
   let pemba: ConsolePemba
   let browser: Browser
-  beforeAll(async () => {
-    ;[pemba, browser] = await Promise.all([startConsolePemba({ scale: 0.1 }), launchChromium(chromium)])
-  })
-  afterAll(async () => {
-    await browser?.close()
-    await pemba?.stop()
-  })
+  startsConsolePemba(chromium, { scale: 0.1 }, (p, b) => ((pemba = p), (browser = b)))
 
   it('filters by type, relation and user: exactly the tuples the API reads', async () => {
     // The user with the most direct document viewer grants who also has other tuples on documents.

@@ -19,14 +19,11 @@ import { setQuery } from '../router.ts'
 import {
   REQUEST_STATUSES,
   decisionBody,
-  nextPage,
-  pageQuery,
   pageSizeFromQuery,
   pageStateFromQuery,
-  previousPage,
   statusFromQuery,
 } from '../tuples/logic.ts'
-import { NoticeRegion, PageNav, PageSizeSelect, useNotice } from '../tuples/parts.tsx'
+import { NO_PAGE, NoticeRegion, PagingBar, useNotice } from '../tuples/parts.tsx'
 import './requests.css'
 
 /** An access request as the API renders it (docs/nhi.md, Just-in-time access). */
@@ -49,7 +46,6 @@ interface ListAnswer {
 
 type Decision = 'approve' | 'deny'
 
-const NO_PAGE = { token: undefined, prev: undefined }
 const APPROVER_KEY = 'pemba.console.approver'
 
 function sessionApprover(): string {
@@ -214,20 +210,7 @@ export default function RequestsPage({ store, query }: StorePageProps) {
               </tbody>
             </table>
           </div>
-          <div class="paging-bar">
-            <PageSizeSelect value={size} onChange={(n) => setQuery({ size: String(n), ...NO_PAGE })} />
-            <PageNav
-              state={paging}
-              next={list.data.continuation_token}
-              label="Request pages"
-              onFirst={() => setQuery(NO_PAGE)}
-              onPrevious={() => {
-                const p = previousPage(paging)
-                if (p) setQuery(pageQuery(p))
-              }}
-              onNext={() => setQuery(pageQuery(nextPage(paging, list.data?.continuation_token ?? '')))}
-            />
-          </div>
+          <PagingBar paging={paging} size={size} next={list.data.continuation_token} label="Request pages" />
         </>
       )}
       <ConfirmDialog

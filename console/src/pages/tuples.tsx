@@ -21,19 +21,16 @@ import {
   expiresInput,
   filterFromQuery,
   filterHint,
-  nextPage,
   objectType,
-  pageQuery,
   pageSizeFromQuery,
   pageStateFromQuery,
-  previousPage,
   readTupleKey,
   writeBody,
   type AddForm,
   type ModelHints,
   type TupleFilter,
 } from '../tuples/logic.ts'
-import { ConditionText, HintError, HintLists, NoticeRegion, PageNav, PageSizeSelect, RelationHints, useModelHints, useNotice } from '../tuples/parts.tsx'
+import { ConditionText, HintError, HintLists, NO_PAGE, NoticeRegion, PagingBar, RelationHints, useModelHints, useNotice } from '../tuples/parts.tsx'
 import './tuples.css'
 
 interface ReadAnswer {
@@ -41,7 +38,6 @@ interface ReadAnswer {
   continuation_token: string
 }
 
-const NO_PAGE = { token: undefined, prev: undefined }
 
 export default function TuplesPage({ store, query }: StorePageProps) {
   const filter = filterFromQuery(query)
@@ -134,20 +130,7 @@ export default function TuplesPage({ store, query }: StorePageProps) {
               </tbody>
             </table>
           </div>
-          <div class="paging-bar">
-            <PageSizeSelect value={size} onChange={(n) => setQuery({ size: String(n), ...NO_PAGE })} />
-            <PageNav
-              state={paging}
-              next={list.data.continuation_token}
-              label="Tuple pages"
-              onFirst={() => setQuery(NO_PAGE)}
-              onPrevious={() => {
-                const p = previousPage(paging)
-                if (p) setQuery(pageQuery(p))
-              }}
-              onNext={() => setQuery(pageQuery(nextPage(paging, list.data?.continuation_token ?? '')))}
-            />
-          </div>
+          <PagingBar paging={paging} size={size} next={list.data.continuation_token} label="Tuple pages" />
         </>
       )}
       <ConfirmDialog

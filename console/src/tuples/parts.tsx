@@ -7,7 +7,8 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { get, storePath } from '../api.ts'
 import { ErrorNote, useAsync } from '../components.tsx'
 import type { AuthorizationModel, Condition } from '../types.ts'
-import { PAGE_SIZES, pageNumber, relationsOfType, type ModelHints, type PageState } from './logic.ts'
+import { setQuery } from '../router.ts'
+import { nextPage, PAGE_SIZES, pageNumber, pageQuery, previousPage, relationsOfType, type ModelHints, type PageState } from './logic.ts'
 import './shared.css'
 
 export type { ModelHints } from './logic.ts'
@@ -117,6 +118,32 @@ export function PageNav(props: {
         {props.nextLabel ?? 'Next page'}
       </button>
     </nav>
+  )
+}
+
+/** The query that drops the paging state: a new filter or page size starts at page 1. */
+export const NO_PAGE = { token: undefined, prev: undefined }
+
+/**
+ * PagingBar: the page size and the page navigation of a paged list, both kept in the URL
+ * (`size`, `token`, `prev`), as the tuples and requests pages show them under their table.
+ */
+export function PagingBar(props: { paging: PageState; size: number; next?: string; label: string }) {
+  return (
+    <div class="paging-bar">
+      <PageSizeSelect value={props.size} onChange={(n) => setQuery({ size: String(n), ...NO_PAGE })} />
+      <PageNav
+        state={props.paging}
+        next={props.next}
+        label={props.label}
+        onFirst={() => setQuery(NO_PAGE)}
+        onPrevious={() => {
+          const p = previousPage(props.paging)
+          if (p) setQuery(pageQuery(p))
+        }}
+        onNext={() => setQuery(pageQuery(nextPage(props.paging, props.next ?? '')))}
+      />
+    </div>
   )
 }
 
