@@ -42,7 +42,7 @@ export function addSettingOptions(cmd: Command, options: { shownGroups?: readonl
     const option = new Option(`--${kebab(key)} ${meta.value}`, meta.description).env(meta.env).helpGroup(`${meta.group}:`)
     if (meta.value === '[on|off]') option.preset('on')
     const fallback = DEFAULTS[key]
-    if (fallback !== '') option.default(fallback)
+    if (fallback !== '' && fallback !== undefined) option.default(fallback)
     if (shownGroups && !shownGroups.includes(meta.group)) option.hideHelp()
     cmd.addOption(option)
   }

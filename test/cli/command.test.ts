@@ -55,7 +55,8 @@ describe('help and version', () => {
     for (const key of SETTING_KEYS) {
       expect(text).toContain(`--${kebab(key)} `)
       const d = DEFAULTS[key]
-      expect(text).toContain(d === '' ? `env: ${settingMeta(key).env})` : `default: ${JSON.stringify(d)},`)
+      // '' (off) and undefined (derived from other settings, as PEMBA_CONSOLE's) show no default.
+      expect(text).toContain(d === '' || d === undefined ? `env: ${settingMeta(key).env})` : `default: ${JSON.stringify(d)},`)
       expect(text).toContain(`env: ${settingMeta(key).env}`)
     }
     expect(text).toContain('--config <file>')
